@@ -1,0 +1,461 @@
+//! The typed votewire configuration.
+//!
+//! A configuration is read from a TOML file (every field has a default, so an
+//! empty file is valid) and then overridden by environment variables. The
+//! complete list of variables is [`ENV_OVERRIDES`]; in addition every variable
+//! named `VOTEWIRE_KAFKA_PROPERTY_<NAME>` sets the librdkafka property
+//! `<name>` with `_` turned into `.` (for example
+//! `VOTEWIRE_KAFKA_PROPERTY_SASL_MECHANISMS=SCRAM-SHA-512`).
+//!
+//! Secrets are never stored in this struct's file form: SASL passwords and AWS
+//! credentials come from the environment (or the normal AWS credential chain).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Why a configuration could not be loaded. None of these is helped by a
+/// retry: the operator has to fix the file or the environment.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("parsing config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("environment variable {var}={value:?} is invalid: {reason}")]
+    Env {
+        var: String,
+        value: String,
+        reason: String,
+    },
+}
+
+/// The whole configuration of a votewire process.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct VotewireConfig {
+    /// Directory for local state: logs, the raw payload archive, the
+    /// embedded state store. Git-ignored; default `.votewire`.
+    pub state_dir: PathBuf,
+    pub kafka: KafkaConfig,
+    pub topics: TopicsConfig,
+    pub state_store: StateStoreConfig,
+    pub otlp: OtlpConfig,
+    pub api: ApiConfig,
+}
+
+/// How to reach the Kafka-protocol cluster.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Comma-separated `host:port` list (`bootstrap.servers`).
+    pub bootstrap_servers: String,
+    /// Prefix for `client.id`; each service appends its role.
+    pub client_id: String,
+    /// Any librdkafka property, passed through as given (for example
+    /// `"security.protocol" = "SASL_SSL"`). These win over votewire's
+    /// defaults, except the delivery guarantees (`enable.idempotence`,
+    /// `acks`, `enable.auto.commit`), which are not negotiable.
+    pub properties: BTreeMap<String, String>,
+    /// Timeout for admin and metadata calls, in milliseconds.
+    pub request_timeout_ms: u64,
+}
+
+/// Topic names and their declared shapes.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TopicsConfig {
+    /// Normalized `VoteCell` upserts; compacted, partitioned by contest.
+    pub votes: String,
+    /// One `SnapshotManifest` per accepted or rejected payload.
+    pub snapshots: String,
+    /// `ContestResult` upserts published by the aggregator; compacted.
+    pub results: String,
+    /// `FeedStatus` health transitions; compacted by feed.
+    pub feed_status: String,
+    /// `DeadLetter` records for rejected payloads.
+    pub dlq: String,
+    /// Partition count for the votes and results topics.
+    pub contest_partitions: i32,
+    /// Partition count for the other topics.
+    pub other_partitions: i32,
+    /// Replication factor used when creating topics (1 locally, 3 on MSK).
+    pub replication_factor: i32,
+}
+
+/// Where feed state, cursors and leases live.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct StateStoreConfig {
+    /// A DynamoDB-API endpoint URL; `None` means the real AWS endpoint for
+    /// `region`.
+    pub endpoint_url: Option<String>,
+    pub region: String,
+    /// Prefix for table names (`<prefix>feeds`, `<prefix>feed_events`).
+    pub table_prefix: String,
+    /// Timeout for one state-store call, in milliseconds.
+    pub operation_timeout_ms: u64,
+}
+
+/// OpenTelemetry export.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct OtlpConfig {
+    /// Collector endpoint, for example `http://127.0.0.1:4317` (gRPC) or
+    /// `http://127.0.0.1:4318` (HTTP). `None` disables export.
+    pub endpoint: Option<String>,
+    pub protocol: OtlpProtocol,
+    /// Export timeout in milliseconds; export never blocks the hot path.
+    pub timeout_ms: u64,
+}
+
+/// The OTLP transport.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum OtlpProtocol {
+    Grpc,
+    Http,
+}
+
+/// The operator API.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Listen address; `127.0.0.1:8080` locally.
+    pub listen: String,
+}
+
+impl Default for VotewireConfig {
+    fn default() -> Self {
+        Self {
+            state_dir: PathBuf::from(".votewire"),
+            kafka: KafkaConfig::default(),
+            topics: TopicsConfig::default(),
+            state_store: StateStoreConfig::default(),
+            otlp: OtlpConfig::default(),
+            api: ApiConfig::default(),
+        }
+    }
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        Self {
+            bootstrap_servers: "127.0.0.1:9092".into(),
+            client_id: "votewire".into(),
+            properties: BTreeMap::new(),
+            request_timeout_ms: 10_000,
+        }
+    }
+}
+
+impl Default for TopicsConfig {
+    fn default() -> Self {
+        Self {
+            votes: "votewire.votes.v1".into(),
+            snapshots: "votewire.snapshots.v1".into(),
+            results: "votewire.results.v1".into(),
+            feed_status: "votewire.feed-status.v1".into(),
+            dlq: "votewire.dlq.v1".into(),
+            contest_partitions: 12,
+            other_partitions: 3,
+            replication_factor: 1,
+        }
+    }
+}
+
+impl Default for StateStoreConfig {
+    fn default() -> Self {
+        Self {
+            endpoint_url: None,
+            region: "us-east-1".into(),
+            table_prefix: "votewire_".into(),
+            operation_timeout_ms: 5_000,
+        }
+    }
+}
+
+impl Default for OtlpConfig {
+    fn default() -> Self {
+        Self {
+            endpoint: None,
+            protocol: OtlpProtocol::Grpc,
+            timeout_ms: 3_000,
+        }
+    }
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+        }
+    }
+}
+
+/// One environment override: the variable and what it sets.
+pub struct EnvOverride {
+    pub var: &'static str,
+    pub describes: &'static str,
+    apply: fn(&mut VotewireConfig, &str) -> Result<(), String>,
+}
+
+/// Every `VOTEWIRE_…` variable a votewire process reads, in one list.
+pub const ENV_OVERRIDES: &[EnvOverride] = &[
+    EnvOverride {
+        var: "VOTEWIRE_STATE_DIR",
+        describes: "state_dir",
+        apply: |c, v| {
+            c.state_dir = PathBuf::from(v);
+            Ok(())
+        },
+    },
+    EnvOverride {
+        var: "VOTEWIRE_KAFKA_BOOTSTRAP_SERVERS",
+        describes: "kafka.bootstrap_servers",
+        apply: |c, v| {
+            c.kafka.bootstrap_servers = v.to_string();
+            Ok(())
+        },
+    },
+    EnvOverride {
+        var: "VOTEWIRE_KAFKA_CLIENT_ID",
+        describes: "kafka.client_id",
+        apply: |c, v| {
+            c.kafka.client_id = v.to_string();
+            Ok(())
+        },
+    },
+    EnvOverride {
+        var: "VOTEWIRE_TOPIC_VOTES",
+        describes: "topics.votes",
+        apply: |c, v| {
+            c.topics.votes = v.to_string();
+            Ok(())
+        },
+    },
+    EnvOverride {
+        var: "VOTEWIRE_TOPIC_SNAPSHOTS",
+        describes: "topics.snapshots",
+        apply: |c, v| {
+            c.topics.snapshots = v.to_string();
+            Ok(())
+        },
+    },
+    EnvOverride {
+        var: "VOTEWIRE_TOPIC_RESULTS",
+        describes: "topics.results",
+        apply: |c, v| {
+            c.topics.results = v.to_string();
+            Ok(())
+        },
+    },
+    EnvOverride {
+        var: "VOTEWIRE_TOPIC_FEED_STATUS",
+        describes: "topics.feed_status",
+        apply: |c, v| {
+            c.topics.feed_status = v.to_string();
+            Ok(())
+        },
+    },
+    EnvOverride {
+        var: "VOTEWIRE_TOPIC_DLQ",
+        describes: "topics.dlq",
+        apply: |c, v| {
+            c.topics.dlq = v.to_string();
+            Ok(())
+        },
+    },
+    EnvOverride {
+        var: "VOTEWIRE_DYNAMODB_ENDPOINT",
+        describes: "state_store.endpoint_url",
+        apply: |c, v| {
+            c.state_store.endpoint_url = (!v.is_empty()).then(|| v.to_string());
+            Ok(())
+        },
+    },
+    EnvOverride {
+        var: "VOTEWIRE_AWS_REGION",
+        describes: "state_store.region",
+        apply: |c, v| {
+            c.state_store.region = v.to_string();
+            Ok(())
+        },
+    },
+    EnvOverride {
+        var: "VOTEWIRE_TABLE_PREFIX",
+        describes: "state_store.table_prefix",
+        apply: |c, v| {
+            c.state_store.table_prefix = v.to_string();
+            Ok(())
+        },
+    },
+    EnvOverride {
+        var: "VOTEWIRE_OTLP_ENDPOINT",
+        describes: "otlp.endpoint",
+        apply: |c, v| {
+            c.otlp.endpoint = (!v.is_empty()).then(|| v.to_string());
+            Ok(())
+        },
+    },
+    EnvOverride {
+        var: "VOTEWIRE_OTLP_PROTOCOL",
+        describes: "otlp.protocol (grpc|http)",
+        apply: |c, v| {
+            c.otlp.protocol = match v {
+                "grpc" => OtlpProtocol::Grpc,
+                "http" => OtlpProtocol::Http,
+                _ => return Err("expected grpc or http".into()),
+            };
+            Ok(())
+        },
+    },
+    EnvOverride {
+        var: "VOTEWIRE_API_LISTEN",
+        describes: "api.listen",
+        apply: |c, v| {
+            c.api.listen = v.to_string();
+            Ok(())
+        },
+    },
+];
+
+/// Prefix of the pass-through librdkafka property variables.
+pub const KAFKA_PROPERTY_ENV_PREFIX: &str = "VOTEWIRE_KAFKA_PROPERTY_";
+
+impl VotewireConfig {
+    /// Parses a TOML document. `origin` names it in errors.
+    pub fn from_toml_str(text: &str, origin: &Path) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_path_buf(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Reads `path` if given (a missing file is an error), or the defaults,
+    /// then applies the process environment.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut config = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.to_path_buf(),
+                    source,
+                })?;
+                Self::from_toml_str(&text, p)?
+            }
+            None => Self::default(),
+        };
+        config.apply_env(std::env::vars())?;
+        Ok(config)
+    }
+
+    /// Applies `VOTEWIRE_…` overrides from an iterator of variables, so tests
+    /// need not touch the process environment.
+    pub fn apply_env(
+        &mut self,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(), ConfigError> {
+        for (name, value) in vars {
+            if let Some(property) = name.strip_prefix(KAFKA_PROPERTY_ENV_PREFIX) {
+                let key = property.to_ascii_lowercase().replace('_', ".");
+                self.kafka.properties.insert(key, value);
+                continue;
+            }
+            if let Some(o) = ENV_OVERRIDES.iter().find(|o| o.var == name) {
+                (o.apply)(self, &value).map_err(|reason| ConfigError::Env {
+                    var: name.clone(),
+                    value: value.clone(),
+                    reason,
+                })?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn an_empty_file_gives_the_documented_defaults() {
+        let c = VotewireConfig::from_toml_str("", Path::new("empty.toml")).unwrap();
+        assert_eq!(c.topics.votes, "votewire.votes.v1");
+        assert_eq!(c.topics.feed_status, "votewire.feed-status.v1");
+        assert_eq!(c.kafka.bootstrap_servers, "127.0.0.1:9092");
+        assert_eq!(c.state_store.endpoint_url, None);
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let mut c = VotewireConfig::from_toml_str(
+            "[kafka]\nbootstrap_servers = \"b-1.msk:9098\"\n[state_store]\nregion = \"us-west-2\"\n",
+            Path::new("prod.toml"),
+        )
+        .unwrap();
+        assert_eq!(c.kafka.bootstrap_servers, "b-1.msk:9098");
+        c.apply_env(vars(&[
+            ("VOTEWIRE_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092"),
+            ("VOTEWIRE_DYNAMODB_ENDPOINT", "http://127.0.0.1:8000"),
+            ("UNRELATED", "x"),
+        ]))
+        .unwrap();
+        assert_eq!(c.kafka.bootstrap_servers, "127.0.0.1:19092");
+        assert_eq!(
+            c.state_store.endpoint_url.as_deref(),
+            Some("http://127.0.0.1:8000")
+        );
+        assert_eq!(c.state_store.region, "us-west-2");
+    }
+
+    #[test]
+    fn kafka_properties_pass_through_from_file_and_environment() {
+        let mut c = VotewireConfig::from_toml_str(
+            "[kafka.properties]\n\"security.protocol\" = \"SASL_SSL\"\n",
+            Path::new("p.toml"),
+        )
+        .unwrap();
+        c.apply_env(vars(&[(
+            "VOTEWIRE_KAFKA_PROPERTY_SASL_MECHANISMS",
+            "SCRAM-SHA-512",
+        )]))
+        .unwrap();
+        assert_eq!(c.kafka.properties["security.protocol"], "SASL_SSL");
+        assert_eq!(c.kafka.properties["sasl.mechanisms"], "SCRAM-SHA-512");
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_values_are_rejected_with_their_origin() {
+        let err =
+            VotewireConfig::from_toml_str("[kafka]\nbootstrap = \"x\"\n", Path::new("t.toml"))
+                .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("t.toml") && text.contains("bootstrap"),
+            "{text}"
+        );
+        let mut c = VotewireConfig::default();
+        let err = c
+            .apply_env(vars(&[("VOTEWIRE_OTLP_PROTOCOL", "carrier-pigeon")]))
+            .unwrap_err();
+        assert!(err.to_string().contains("VOTEWIRE_OTLP_PROTOCOL"));
+    }
+
+    #[test]
+    fn the_repository_example_config_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/votewire.example.toml");
+        let text = std::fs::read_to_string(&path).expect("deploy/votewire.example.toml exists");
+        VotewireConfig::from_toml_str(&text, &path).unwrap();
+    }
+}

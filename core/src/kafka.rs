@@ -1,0 +1,277 @@
+//! Kafka client setup: one place decides how votewire talks to the broker.
+//!
+//! * [`producer_config`] builds an idempotent producer (`acks=all`,
+//!   `enable.idempotence=true`, lz4 compression, a short `linger.ms`).
+//! * [`consumer_config`] builds a consumer that never auto-commits and uses
+//!   cooperative-sticky assignment.
+//! * [`declared_topics`] is the topic set votewire needs, with partition counts
+//!   and cleanup policies; [`ensure_topics`] creates what is missing.
+//!
+//! Operator-supplied librdkafka properties (`[kafka.properties]`) are applied
+//! after votewire's tuning defaults and before the delivery guarantees, so an
+//! operator can add SASL/SSL or tune batching but cannot silently turn off
+//! idempotence or enable auto-commit.
+
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+
+use crate::config::{KafkaConfig, TopicsConfig};
+
+/// What went wrong talking to Kafka, with what we were doing.
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaSetupError {
+    #[error("building the Kafka {role} client: {source}")]
+    Build {
+        role: &'static str,
+        #[source]
+        source: KafkaError,
+    },
+    #[error(
+        "fetching metadata from {bootstrap}: {source} (is the broker up? try `deploy/local/stack up`)"
+    )]
+    Metadata {
+        bootstrap: String,
+        #[source]
+        source: KafkaError,
+    },
+    #[error("creating topic {topic}: {source}")]
+    CreateTopic {
+        topic: String,
+        #[source]
+        source: KafkaError,
+    },
+}
+
+impl KafkaSetupError {
+    /// Whether trying again later can help (the broker may be starting or
+    /// briefly unreachable); a build error is a configuration mistake.
+    pub fn is_retryable(&self) -> bool {
+        !matches!(self, KafkaSetupError::Build { .. })
+    }
+}
+
+/// The common part of every client's configuration.
+fn base_config(kafka: &KafkaConfig, role: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &kafka.bootstrap_servers)
+        .set("client.id", format!("{}-{role}", kafka.client_id))
+        .set("socket.timeout.ms", kafka.request_timeout_ms.to_string())
+        // tansu and MSK both answer metadata quickly; keep retries snappy.
+        .set("reconnect.backoff.ms", "50")
+        .set("reconnect.backoff.max.ms", "2000");
+    c
+}
+
+fn apply_operator_properties(c: &mut ClientConfig, kafka: &KafkaConfig) {
+    for (k, v) in &kafka.properties {
+        c.set(k, v);
+    }
+}
+
+/// An idempotent, `acks=all` producer configuration for `role` (such as
+/// `"ingest"`).
+pub fn producer_config(kafka: &KafkaConfig, role: &str) -> ClientConfig {
+    let mut c = base_config(kafka, role);
+    c.set("compression.type", "lz4")
+        .set("linger.ms", "5")
+        .set("batch.num.messages", "10000")
+        .set("message.timeout.ms", "30000")
+        .set("request.timeout.ms", kafka.request_timeout_ms.to_string());
+    apply_operator_properties(&mut c, kafka);
+    // The delivery guarantees are not negotiable.
+    c.set("enable.idempotence", "true").set("acks", "all");
+    c
+}
+
+/// A consumer configuration for `group_id` that never auto-commits offsets.
+pub fn consumer_config(kafka: &KafkaConfig, role: &str, group_id: &str) -> ClientConfig {
+    let mut c = base_config(kafka, role);
+    c.set("group.id", group_id)
+        .set("auto.offset.reset", "earliest")
+        .set("partition.assignment.strategy", "cooperative-sticky")
+        .set("session.timeout.ms", "10000")
+        .set("heartbeat.interval.ms", "1000");
+    apply_operator_properties(&mut c, kafka);
+    c.set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false");
+    c
+}
+
+/// One topic votewire needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicSpec {
+    pub name: String,
+    pub partitions: i32,
+    /// `compact` or `delete`.
+    pub cleanup_policy: &'static str,
+}
+
+/// The declared topic set: compacted votes, results and feed status;
+/// time-retained snapshots and dead letters.
+pub fn declared_topics(topics: &TopicsConfig) -> Vec<TopicSpec> {
+    let spec = |name: &str, partitions, cleanup_policy| TopicSpec {
+        name: name.to_string(),
+        partitions,
+        cleanup_policy,
+    };
+    vec![
+        spec(&topics.votes, topics.contest_partitions, "compact"),
+        spec(&topics.snapshots, topics.other_partitions, "delete"),
+        spec(&topics.results, topics.contest_partitions, "compact"),
+        spec(&topics.feed_status, topics.other_partitions, "compact"),
+        spec(&topics.dlq, topics.other_partitions, "delete"),
+    ]
+}
+
+/// What [`ensure_topics`] did for one topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TopicOutcome {
+    Created,
+    AlreadyExisted { partitions: usize },
+}
+
+/// Number of partitions of `topic`, or `None` when the broker doesn't know it.
+pub fn topic_partitions(
+    kafka: &KafkaConfig,
+    topic: &str,
+) -> Result<Option<usize>, KafkaSetupError> {
+    let consumer: BaseConsumer =
+        base_config(kafka, "metadata")
+            .create()
+            .map_err(|source| KafkaSetupError::Build {
+                role: "metadata",
+                source,
+            })?;
+    let md = consumer
+        .fetch_metadata(Some(topic), Duration::from_millis(kafka.request_timeout_ms))
+        .map_err(|source| KafkaSetupError::Metadata {
+            bootstrap: kafka.bootstrap_servers.clone(),
+            source,
+        })?;
+    Ok(md
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty())
+        .map(|t| t.partitions().len()))
+}
+
+/// Broker ids reachable through `kafka`, proving the cluster answers a real
+/// metadata request.
+pub fn broker_ids(kafka: &KafkaConfig) -> Result<Vec<i32>, KafkaSetupError> {
+    let consumer: BaseConsumer =
+        base_config(kafka, "metadata")
+            .create()
+            .map_err(|source| KafkaSetupError::Build {
+                role: "metadata",
+                source,
+            })?;
+    let md = consumer
+        .fetch_metadata(None, Duration::from_millis(kafka.request_timeout_ms))
+        .map_err(|source| KafkaSetupError::Metadata {
+            bootstrap: kafka.bootstrap_servers.clone(),
+            source,
+        })?;
+    Ok(md.brokers().iter().map(|b| b.id()).collect())
+}
+
+/// Creates every topic in `specs` that does not exist yet. Existing topics are
+/// left as they are (their partition count is reported, not changed).
+pub async fn ensure_topics(
+    kafka: &KafkaConfig,
+    specs: &[TopicSpec],
+    replication_factor: i32,
+) -> Result<Vec<(TopicSpec, TopicOutcome)>, KafkaSetupError> {
+    let mut admin_config = base_config(kafka, "admin");
+    apply_operator_properties(&mut admin_config, kafka);
+    let admin: AdminClient<DefaultClientContext> =
+        admin_config
+            .create()
+            .map_err(|source| KafkaSetupError::Build {
+                role: "admin",
+                source,
+            })?;
+    let mut out = Vec::with_capacity(specs.len());
+    for spec in specs {
+        if let Some(partitions) = topic_partitions(kafka, &spec.name)? {
+            out.push((spec.clone(), TopicOutcome::AlreadyExisted { partitions }));
+            continue;
+        }
+        let new = NewTopic::new(
+            &spec.name,
+            spec.partitions,
+            TopicReplication::Fixed(replication_factor),
+        )
+        .set("cleanup.policy", spec.cleanup_policy);
+        let opts = AdminOptions::new()
+            .operation_timeout(Some(Duration::from_millis(kafka.request_timeout_ms)))
+            .request_timeout(Some(Duration::from_millis(kafka.request_timeout_ms)));
+        let results = admin.create_topics([&new], &opts).await.map_err(|source| {
+            KafkaSetupError::CreateTopic {
+                topic: spec.name.clone(),
+                source,
+            }
+        })?;
+        for r in results {
+            match r {
+                Ok(_) => out.push((spec.clone(), TopicOutcome::Created)),
+                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {
+                    let partitions = topic_partitions(kafka, &spec.name)?.unwrap_or(0);
+                    out.push((spec.clone(), TopicOutcome::AlreadyExisted { partitions }));
+                }
+                Err((topic, code)) => {
+                    return Err(KafkaSetupError::CreateTopic {
+                        topic,
+                        source: KafkaError::AdminOp(code),
+                    });
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operator_properties_cannot_turn_off_idempotence_or_enable_auto_commit() {
+        let mut kafka = KafkaConfig::default();
+        kafka
+            .properties
+            .insert("enable.idempotence".into(), "false".into());
+        kafka.properties.insert("acks".into(), "1".into());
+        kafka
+            .properties
+            .insert("enable.auto.commit".into(), "true".into());
+        kafka
+            .properties
+            .insert("security.protocol".into(), "SASL_SSL".into());
+        let p = producer_config(&kafka, "ingest");
+        assert_eq!(p.get("enable.idempotence"), Some("true"));
+        assert_eq!(p.get("acks"), Some("all"));
+        assert_eq!(p.get("security.protocol"), Some("SASL_SSL"));
+        let c = consumer_config(&kafka, "aggregate", "g");
+        assert_eq!(c.get("enable.auto.commit"), Some("false"));
+        assert_eq!(
+            c.get("partition.assignment.strategy"),
+            Some("cooperative-sticky")
+        );
+    }
+
+    #[test]
+    fn votes_results_and_feed_status_are_compacted() {
+        let specs = declared_topics(&TopicsConfig::default());
+        let policy = |n: &str| specs.iter().find(|s| s.name == n).unwrap().cleanup_policy;
+        assert_eq!(policy("votewire.votes.v1"), "compact");
+        assert_eq!(policy("votewire.results.v1"), "compact");
+        assert_eq!(policy("votewire.feed-status.v1"), "compact");
+        assert_eq!(policy("votewire.snapshots.v1"), "delete");
+        assert_eq!(policy("votewire.dlq.v1"), "delete");
+    }
+}

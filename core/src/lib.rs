@@ -1,0 +1,32 @@
+//! Shared plumbing for every votewire service.
+//!
+//! votewire is a set of services (ingestors, the aggregator fleet, the operator
+//! API) that are all the same `votewire` binary run with different
+//! subcommands. This crate holds the pieces they share, and nothing that knows
+//! about vote data:
+//!
+//! * [`config`]: one typed configuration ([`VotewireConfig`]) read from TOML and
+//!   overridden by `VOTEWIRE_…` environment variables. Production settings
+//!   (MSK bootstrap servers, SASL/SSL, the AWS region) need configuration only;
+//!   any librdkafka property passes through untouched.
+//! * [`kafka`]: how producers, consumers and the admin client are built, and
+//!   the declared topic set ([`kafka::TopicSpec`]) that `votewire topics ensure`
+//!   creates.
+//! * [`state`]: the DynamoDB client for feed state, cursors and leases.
+//! * [`telemetry`]: tracing plus OpenTelemetry export over OTLP.
+//!
+//! # Delivery semantics
+//!
+//! Every producer built here is idempotent with `acks=all`: a record is either
+//! acknowledged by every in-sync replica or reported as failed to the caller,
+//! and librdkafka's retries never duplicate or reorder records within a
+//! partition. Consumers built here never auto-commit offsets; the caller
+//! commits only after its own output is acknowledged (at-least-once), which is
+//! safe because every votewire record is an idempotent keyed upsert.
+
+pub mod config;
+pub mod kafka;
+pub mod state;
+pub mod telemetry;
+
+pub use config::{ConfigError, VotewireConfig};

@@ -1,0 +1,127 @@
+//! Tracing and OpenTelemetry export.
+//!
+//! [`init`] installs a `tracing` subscriber that logs to stderr and, when an
+//! OTLP endpoint is configured, exports spans over OTLP/gRPC or
+//! OTLP/HTTP-protobuf through a batch processor. Export runs on its own
+//! thread with a bounded queue: when the collector is down, spans are dropped
+//! rather than blocking ingestion.
+
+use std::time::Duration;
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::{Protocol, WithExportConfig};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+use crate::config::{OtlpConfig, OtlpProtocol};
+
+/// Telemetry could not be set up. A retry does not help; fix the endpoint.
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    #[error("building the OTLP {protocol:?} span exporter for {endpoint}: {message}")]
+    Exporter {
+        protocol: OtlpProtocol,
+        endpoint: String,
+        message: String,
+    },
+}
+
+/// Flushes and shuts down exporters when dropped.
+pub struct TelemetryGuard {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl TelemetryGuard {
+    /// The tracer provider, when OTLP export is on.
+    pub fn provider(&self) -> Option<&SdkTracerProvider> {
+        self.provider.as_ref()
+    }
+
+    /// Exports everything buffered, waiting at most the exporter timeout.
+    pub fn flush(&self) {
+        if let Some(p) = &self.provider {
+            let _ = p.force_flush();
+        }
+    }
+}
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        if let Some(p) = self.provider.take() {
+            let _ = p.force_flush();
+            let _ = p.shutdown();
+        }
+    }
+}
+
+/// Builds a tracer provider exporting to `otlp`, or `None` when no endpoint is
+/// configured. For gRPC it must be called inside a Tokio runtime.
+pub fn tracer_provider(
+    service_name: &str,
+    otlp: &OtlpConfig,
+) -> Result<Option<SdkTracerProvider>, TelemetryError> {
+    let Some(endpoint) = &otlp.endpoint else {
+        return Ok(None);
+    };
+    let timeout = Duration::from_millis(otlp.timeout_ms);
+    let err = |e: opentelemetry_otlp::ExporterBuildError| TelemetryError::Exporter {
+        protocol: otlp.protocol,
+        endpoint: endpoint.clone(),
+        message: e.to_string(),
+    };
+    let exporter = match otlp.protocol {
+        OtlpProtocol::Grpc => opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .with_endpoint(endpoint)
+            .with_timeout(timeout)
+            .build()
+            .map_err(err)?,
+        OtlpProtocol::Http => {
+            let url = if endpoint.ends_with("/v1/traces") {
+                endpoint.clone()
+            } else {
+                format!("{}/v1/traces", endpoint.trim_end_matches('/'))
+            };
+            opentelemetry_otlp::SpanExporter::builder()
+                .with_http()
+                .with_protocol(Protocol::HttpBinary)
+                .with_endpoint(url)
+                .with_timeout(timeout)
+                .build()
+                .map_err(err)?
+        }
+    };
+    let resource = Resource::builder()
+        .with_service_name(service_name.to_string())
+        .build();
+    Ok(Some(
+        SdkTracerProvider::builder()
+            .with_batch_exporter(exporter)
+            .with_resource(resource)
+            .build(),
+    ))
+}
+
+/// Installs the global `tracing` subscriber for a votewire process: stderr
+/// logs filtered by `RUST_LOG` (default `info`), plus OTLP export when
+/// configured. Call once, early, inside the Tokio runtime.
+pub fn init(service_name: &str, otlp: &OtlpConfig) -> Result<TelemetryGuard, TelemetryError> {
+    let provider = tracer_provider(service_name, otlp)?;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let otel = provider
+        .as_ref()
+        .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer(service_name.to_string())));
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .with(otel)
+        .try_init();
+    if let Some(p) = &provider {
+        opentelemetry::global::set_tracer_provider(p.clone());
+    }
+    Ok(TelemetryGuard { provider })
+}
