@@ -1,0 +1,143 @@
+//! `votewire`: one binary, every service.
+//!
+//! Each service is a subcommand (`ingest`, `aggregate`, `api`, …), so the same
+//! image runs every Fargate task and every local process. Subcommands that are
+//! not built yet say so and exit with status 69 (EX_UNAVAILABLE); none
+//! pretends to work.
+
+mod smoke;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use votewire_core::VotewireConfig;
+
+#[derive(Parser)]
+#[command(
+    name = "votewire",
+    version,
+    about = "Election-night vote feeds into Kafka, rolled up into results."
+)]
+struct Cli {
+    /// Config file (TOML). Without it, the defaults plus VOTEWIRE_… variables.
+    #[arg(long, global = true, env = "VOTEWIRE_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run an ingestor: poll feeds and publish vote cells.
+    Ingest,
+    /// Run an aggregator instance: roll vote cells up into results.
+    Aggregate,
+    /// Run the operator REST API.
+    Api,
+    /// Manage and dry-run feeds.
+    Feeds,
+    /// Transform one payload file into vote cells (JSON lines).
+    Transform,
+    /// Decode and print a results topic.
+    Tail,
+    /// Replay an election night through the whole pipeline.
+    Demo,
+    /// Fetch a fixture over HTTP, publish it to Kafka and read it back.
+    Smoke(smoke::SmokeArgs),
+    /// Kafka topic administration.
+    Topics {
+        #[command(subcommand)]
+        action: TopicsAction,
+    },
+    /// Show the configuration.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum TopicsAction {
+    /// Create the declared topics that do not exist yet.
+    Ensure,
+}
+
+#[derive(Subcommand)]
+enum ConfigAction {
+    /// Print the effective configuration (no secrets are part of it).
+    Show,
+    /// List every VOTEWIRE_… environment variable and what it overrides.
+    Env,
+}
+
+fn not_yet(name: &str, issue: &str) -> ExitCode {
+    eprintln!("votewire {name}: not yet implemented (tracked in the {issue} issue)");
+    ExitCode::from(69)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config = VotewireConfig::load(cli.config.as_deref()).context("loading configuration")?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the Tokio runtime")?;
+    Ok(match cli.command {
+        Command::Ingest => not_yet("ingest", "ingestors"),
+        Command::Aggregate => not_yet("aggregate", "aggregator"),
+        Command::Api => not_yet("api", "operators and engineers"),
+        Command::Feeds => not_yet("feeds", "ingestors"),
+        Command::Transform => not_yet("transform", "schemas and transformers"),
+        Command::Tail => not_yet("tail", "operators and engineers"),
+        Command::Demo => not_yet("demo", "election night"),
+        Command::Smoke(args) => runtime.block_on(smoke::run(&config, args))?,
+        Command::Topics {
+            action: TopicsAction::Ensure,
+        } => runtime.block_on(topics_ensure(&config))?,
+        Command::Config { action } => {
+            match action {
+                ConfigAction::Show => println!("{config:#?}"),
+                ConfigAction::Env => {
+                    for o in votewire_core::config::ENV_OVERRIDES {
+                        println!("{:<36} {}", o.var, o.describes);
+                    }
+                    println!(
+                        "{:<36} any librdkafka property, _ read as .",
+                        format!("{}<NAME>", votewire_core::config::KAFKA_PROPERTY_ENV_PREFIX)
+                    );
+                }
+            }
+            ExitCode::SUCCESS
+        }
+    })
+}
+
+async fn topics_ensure(config: &VotewireConfig) -> anyhow::Result<ExitCode> {
+    use votewire_core::kafka::{TopicOutcome, declared_topics, ensure_topics};
+    let specs = declared_topics(&config.topics);
+    let outcomes = ensure_topics(&config.kafka, &specs, config.topics.replication_factor)
+        .await
+        .context("ensuring topics")?;
+    for (spec, outcome) in outcomes {
+        match outcome {
+            TopicOutcome::Created => println!(
+                "created  {:<28} partitions={} cleanup.policy={}",
+                spec.name, spec.partitions, spec.cleanup_policy
+            ),
+            TopicOutcome::AlreadyExisted { partitions } => println!(
+                "exists   {:<28} partitions={partitions} (declared {})",
+                spec.name, spec.partitions
+            ),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
