@@ -1,0 +1,127 @@
+//! A real HTTP server on 127.0.0.1 for tests, serving fixed routes.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::Response;
+
+/// One canned response.
+#[derive(Clone, Debug)]
+pub struct Canned {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: bytes::Bytes,
+}
+
+impl Canned {
+    pub fn ok(body: impl Into<bytes::Bytes>) -> Canned {
+        Canned {
+            status: 200,
+            headers: Vec::new(),
+            body: body.into(),
+        }
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Canned {
+        self.headers.push((name.to_string(), value.to_string()));
+        self
+    }
+}
+
+#[derive(Default)]
+struct Routes {
+    canned: HashMap<String, Canned>,
+    /// Every request seen: (path, request headers).
+    seen: Vec<(String, HeaderMap)>,
+}
+
+/// A running server; it stops when dropped.
+pub struct FixtureServer {
+    pub addr: SocketAddr,
+    routes: Arc<Mutex<Routes>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FixtureServer {
+    /// Starts an empty server on an ephemeral port.
+    pub async fn start() -> FixtureServer {
+        let routes = Arc::new(Mutex::new(Routes::default()));
+        let app = Router::new().fallback(serve).with_state(routes.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binding a test HTTP server on 127.0.0.1");
+        let addr = listener.local_addr().expect("local addr");
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        FixtureServer { addr, routes, task }
+    }
+
+    /// Serves `canned` at `path` (replacing what was there).
+    pub fn set(&self, path: &str, canned: Canned) {
+        self.routes
+            .lock()
+            .expect("routes lock")
+            .canned
+            .insert(path.to_string(), canned);
+    }
+
+    /// The URL of `path` on this server.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Requests seen so far, oldest first.
+    pub fn seen(&self) -> Vec<(String, HeaderMap)> {
+        self.routes.lock().expect("routes lock").seen.clone()
+    }
+}
+
+impl Drop for FixtureServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn serve(State(routes): State<Arc<Mutex<Routes>>>, req: Request) -> Response {
+    let path = req.uri().path().to_string();
+    let canned = {
+        let mut r = routes.lock().expect("routes lock");
+        r.seen.push((path.clone(), req.headers().clone()));
+        r.canned.get(&path).cloned()
+    };
+    let Some(c) = canned else {
+        let mut resp = Response::new(Body::from("not found"));
+        *resp.status_mut() = StatusCode::NOT_FOUND;
+        return resp;
+    };
+    let mut resp = Response::new(Body::from(c.body));
+    *resp.status_mut() =
+        StatusCode::from_u16(c.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    for (k, v) in c.headers {
+        if let (Ok(k), Ok(v)) = (HeaderName::try_from(k), HeaderValue::try_from(v)) {
+            resp.headers_mut().append(k, v);
+        }
+    }
+    resp
+}
+
+/// GETs `url` and parses JSON, with a 5 s timeout.
+pub async fn get_json(url: &str) -> Result<serde_json::Value, String> {
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let resp = client.get(url).send().await.map_err(|e| e.to_string())?;
+    let status = resp.status();
+    let text = resp.text().await.map_err(|e| e.to_string())?;
+    if !status.is_success() {
+        return Err(format!("{url}: HTTP {status}: {text}"));
+    }
+    serde_json::from_str(&text).map_err(|e| format!("{url}: {e}"))
+}

@@ -1,0 +1,158 @@
+//! `deploy/local/stack` is idempotent and reports truthfully.
+//!
+//! This test starts a *second* stack on its own ports, state directory and
+//! SFTP root, so it never disturbs the stack the other tests use. It reuses
+//! the main stack's Python venv to avoid a second pip install.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use votewire_tests::{Stack, unique, workspace_root};
+
+struct SecondStack {
+    env: Vec<(String, String)>,
+    state_dir: tempfile::TempDir,
+    sftp_root: PathBuf,
+}
+
+impl SecondStack {
+    fn new(main: &Stack) -> SecondStack {
+        let state_dir = tempfile::tempdir().unwrap();
+        let ports: Vec<u16> = (0..5).map(|_| free_port()).collect();
+        let sftp_root = PathBuf::from(format!("/srv/{}", unique("votewire-sftp-stacktest")));
+        let venv = Path::new(&main.var("VOTEWIRE_PYTHON"))
+            .parent()
+            .and_then(Path::parent)
+            .expect("venv of the main stack")
+            .to_path_buf();
+        let env = vec![
+            ("VOTEWIRE_STATE_DIR", state_dir.path().display().to_string()),
+            ("VOTEWIRE_KAFKA_PORT", ports[0].to_string()),
+            ("VOTEWIRE_DYNAMODB_PORT", ports[1].to_string()),
+            ("VOTEWIRE_SFTP_PORT", ports[2].to_string()),
+            ("VOTEWIRE_OTLP_GRPC_PORT", ports[3].to_string()),
+            ("VOTEWIRE_OTLP_HTTP_PORT", ports[4].to_string()),
+            ("VOTEWIRE_SFTP_ROOT", sftp_root.display().to_string()),
+            ("VOTEWIRE_VENV", venv.display().to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        SecondStack {
+            env,
+            state_dir,
+            sftp_root,
+        }
+    }
+
+    fn run(&self, verb: &str) -> Output {
+        Command::new(workspace_root().join("deploy/local/stack"))
+            .arg(verb)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .expect("run deploy/local/stack")
+    }
+
+    fn pid(&self, service: &str) -> Option<String> {
+        std::fs::read_to_string(
+            self.state_dir
+                .path()
+                .join("run")
+                .join(format!("{service}.pid")),
+        )
+        .ok()
+    }
+}
+
+impl Drop for SecondStack {
+    fn drop(&mut self) {
+        let _ = self.run("down");
+        let _ = std::fs::remove_dir_all(&self.sftp_root);
+        let _ = std::fs::remove_dir_all(format!("{}-keys", self.sftp_root.display()));
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+const SERVICES: [&str; 4] = ["kafka", "dynamodb", "sftp", "otlp"];
+
+#[test]
+fn up_twice_is_a_no_op_and_down_then_status_reports_everything_down() {
+    let main = Stack::load();
+    let second = SecondStack::new(&main);
+
+    let first = second.run("up");
+    assert!(first.status.success(), "first up failed:\n{}", text(&first));
+    let first_out = text(&first);
+    for s in SERVICES {
+        assert!(
+            first_out
+                .lines()
+                .any(|l| l.starts_with(s) && l.contains(" up ")),
+            "{s} not started:\n{first_out}"
+        );
+    }
+    let pids: Vec<_> = SERVICES.iter().map(|s| second.pid(s)).collect();
+    assert!(
+        pids.iter().all(Option::is_some),
+        "every service has a pid file"
+    );
+
+    let again = second.run("up");
+    assert!(
+        again.status.success(),
+        "second up failed:\n{}",
+        text(&again)
+    );
+    let again_out = text(&again);
+    for s in SERVICES {
+        assert!(
+            again_out
+                .lines()
+                .any(|l| l.starts_with(s) && l.contains("already up")),
+            "{s} was not left alone by the second up:\n{again_out}"
+        );
+    }
+    let pids_again: Vec<_> = SERVICES.iter().map(|s| second.pid(s)).collect();
+    assert_eq!(pids, pids_again, "the second up restarted something");
+
+    let status = second.run("status");
+    assert!(
+        status.status.success(),
+        "status while up:\n{}",
+        text(&status)
+    );
+
+    let down = second.run("down");
+    assert!(down.status.success(), "down failed:\n{}", text(&down));
+    let status = second.run("status");
+    assert!(
+        !status.status.success(),
+        "status must exit non-zero when the stack is down:\n{}",
+        text(&status)
+    );
+    let status_out = text(&status);
+    for s in SERVICES {
+        assert!(
+            status_out
+                .lines()
+                .any(|l| l.starts_with(s) && l.contains(" down ")),
+            "{s} not reported down:\n{status_out}"
+        );
+    }
+}
