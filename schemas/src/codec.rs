@@ -193,9 +193,10 @@ pub fn encode_vote_cell(cell: &VoteCell, schema_id: u32, out: &mut Vec<u8>) {
     frame_header(schema_id, out);
     let key = cell.cell_key().to_hex();
     put_str(out, &key);
-    put_str(out, &cell.election_id);
-    put_str(out, &cell.source_feed_id);
-    put_long(out, cell.mode.index().into());
+    let h = &cell.header;
+    put_str(out, &h.election_id);
+    put_str(out, &h.source_feed_id);
+    put_long(out, h.mode.index().into());
     let c = &cell.contest;
     put_str(out, &c.source_id);
     put_str(out, &c.name);
@@ -224,12 +225,12 @@ pub fn encode_vote_cell(cell: &VoteCell, schema_id: u32, out: &mut Vec<u8>) {
         o.extend_from_slice(&v.to_le_bytes())
     });
     put_opt(out, cell.winner, |o, b| o.push(u8::from(b)));
-    put_long(out, cell.source_seq);
-    put_opt(out, cell.source_version.as_deref(), put_str);
-    put_opt(out, cell.as_of, put_long);
-    put_opt(out, cell.as_of_raw.as_deref(), put_str);
-    put_long(out, cell.fetched_at);
-    let p = &cell.provenance;
+    put_long(out, h.source_seq);
+    put_opt(out, h.source_version.as_deref(), put_str);
+    put_opt(out, h.as_of, put_long);
+    put_opt(out, h.as_of_raw.as_deref(), put_str);
+    put_long(out, h.fetched_at);
+    let p = &h.provenance;
     put_str(out, &p.feed_id);
     put_str(out, &p.fetch_id);
     put_str(out, &p.source_uri);
@@ -276,32 +277,42 @@ pub fn decode_vote_cell(bytes: &[u8], expected_id: u32) -> Result<VoteCell, Code
         party: r.opt(Reader::text)?,
         incumbent: r.opt(Reader::boolean)?,
     });
-    let cell = VoteCell {
+    let vote_type = r.symbol(VoteType::ALL)?;
+    let vote_type_raw = r.text()?;
+    let votes = r.long()?;
+    let precincts_reporting = r.opt(Reader::int)?;
+    let precincts_total = r.opt(Reader::int)?;
+    let pct_expected_vote = r.opt(Reader::double)?;
+    let winner = r.opt(Reader::boolean)?;
+    let header = Arc::new(PayloadHeader {
         election_id,
         source_feed_id,
         mode,
-        contest,
-        unit,
-        choice,
-        vote_type: r.symbol(VoteType::ALL)?,
-        vote_type_raw: r.text()?,
-        votes: r.long()?,
-        precincts_reporting: r.opt(Reader::int)?,
-        precincts_total: r.opt(Reader::int)?,
-        pct_expected_vote: r.opt(Reader::double)?,
-        winner: r.opt(Reader::boolean)?,
         source_seq: r.long()?,
         source_version: r.opt(Reader::text)?,
         as_of: r.opt(Reader::long)?,
         as_of_raw: r.opt(Reader::text)?,
         fetched_at: r.long()?,
-        provenance: Arc::new(Provenance {
+        provenance: Provenance {
             feed_id: r.text()?,
             fetch_id: r.text()?,
             source_uri: r.text()?,
             payload_sha256: r.text()?,
             trace_id: r.opt(Reader::text)?,
-        }),
+        },
+    });
+    let cell = VoteCell {
+        header,
+        contest,
+        unit,
+        choice,
+        vote_type,
+        vote_type_raw,
+        votes,
+        precincts_reporting,
+        precincts_total,
+        pct_expected_vote,
+        winner,
         raw_ref: r.opt(Reader::text)?,
     };
     if r.pos != datum.len() {

@@ -166,16 +166,34 @@ pub struct Provenance {
     pub trace_id: Option<Text>,
 }
 
-/// One cumulative count cell: an upsert keyed by [`VoteCell::cell_key`].
-///
-/// The identity parts (`contest`, `unit`, `choice`, `provenance`) are shared
-/// `Arc`s, so a payload's cells cost one allocation per distinct contest,
-/// unit and choice rather than one per cell.
+/// What every cell of one payload shares: which feed and election, which
+/// accepted payload (`source_seq`), the publisher's version and time, and
+/// where the bytes came from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct VoteCell {
+pub struct PayloadHeader {
     pub election_id: Text,
     pub source_feed_id: Text,
     pub mode: FeedMode,
+    pub source_seq: i64,
+    pub source_version: Option<Text>,
+    /// Milliseconds since the Unix epoch, UTC.
+    pub as_of: Option<i64>,
+    pub as_of_raw: Option<Text>,
+    /// Milliseconds since the Unix epoch, UTC.
+    pub fetched_at: i64,
+    pub provenance: Provenance,
+}
+
+/// One cumulative count cell: an upsert keyed by [`VoteCell::cell_key`].
+///
+/// Everything a payload's cells share lives in one `Arc<PayloadHeader>`, and
+/// contests, units and choices are shared `Arc`s too, so a payload's cells
+/// cost one allocation per distinct contest, unit and choice rather than one
+/// per cell. The Avro record is flat; the codec writes the header's fields in
+/// their schema positions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VoteCell {
+    pub header: Arc<PayloadHeader>,
     pub contest: Arc<ContestRef>,
     pub unit: Arc<ReportingUnitRef>,
     pub choice: Arc<ChoiceRef>,
@@ -186,14 +204,6 @@ pub struct VoteCell {
     pub precincts_total: Option<i32>,
     pub pct_expected_vote: Option<f64>,
     pub winner: Option<bool>,
-    pub source_seq: i64,
-    pub source_version: Option<Text>,
-    /// Milliseconds since the Unix epoch, UTC.
-    pub as_of: Option<i64>,
-    pub as_of_raw: Option<Text>,
-    /// Milliseconds since the Unix epoch, UTC.
-    pub fetched_at: i64,
-    pub provenance: Arc<Provenance>,
     pub raw_ref: Option<Text>,
 }
 
@@ -214,7 +224,7 @@ impl VoteCell {
     /// frozen: changing it would orphan every key on the compacted topic.
     pub fn cell_key(&self) -> CellKey {
         cell_key(
-            &self.source_feed_id,
+            &self.header.source_feed_id,
             &self.contest.source_id,
             &self.unit.source_id,
             &self.choice.source_id,

@@ -9,7 +9,7 @@ use votewire_schemas::*;
 
 fn cell(full: bool) -> VoteCell {
     let t = |s: &str| Text::from(s);
-    VoteCell {
+    let header = Arc::new(PayloadHeader {
         election_id: t("2021-01-05-GA-runoff"),
         source_feed_id: t("clarity:GA:107556"),
         mode: if full {
@@ -17,6 +17,23 @@ fn cell(full: bool) -> VoteCell {
         } else {
             FeedMode::Live
         },
+        source_seq: 1_234_567_890_123,
+        source_version: full.then(|| t("274935")),
+        as_of: full.then_some(1_610_000_000_000),
+        as_of_raw: full.then(|| t("1/14/2021 7:43:35 AM EST")),
+        fetched_at: 1_610_600_000_000,
+        provenance: Provenance {
+            feed_id: t("clarity:GA:107556"),
+            fetch_id: t("0191f3a2-fetch"),
+            source_uri: t(
+                "https://results.enr.clarityelections.com//GA/107556/274935/json/ALL.json",
+            ),
+            payload_sha256: t("ebf642e525ac2802470b17b0f61117f8392f107f4b1c09818d955318c5d73eef"),
+            trace_id: full.then(|| t("4bf92f3577b34da6a3ce929d0e0e4736")),
+        },
+    });
+    VoteCell {
+        header,
         contest: Arc::new(ContestRef {
             source_id: t("10000"),
             name: t("US Senate (Perdue)/Senado de los EE.UU. (Perdue)"),
@@ -46,20 +63,6 @@ fn cell(full: bool) -> VoteCell {
         precincts_total: full.then_some(18),
         pct_expected_vote: full.then_some(99.5),
         winner: full.then_some(false),
-        source_seq: 1_234_567_890_123,
-        source_version: full.then(|| t("274935")),
-        as_of: full.then_some(1_610_000_000_000),
-        as_of_raw: full.then(|| t("1/14/2021 7:43:35 AM EST")),
-        fetched_at: 1_610_600_000_000,
-        provenance: Arc::new(Provenance {
-            feed_id: t("clarity:GA:107556"),
-            fetch_id: t("0191f3a2-fetch"),
-            source_uri: t(
-                "https://results.enr.clarityelections.com//GA/107556/274935/json/ALL.json",
-            ),
-            payload_sha256: t("ebf642e525ac2802470b17b0f61117f8392f107f4b1c09818d955318c5d73eef"),
-            trace_id: full.then(|| t("4bf92f3577b34da6a3ce929d0e0e4736")),
-        }),
         raw_ref: full.then(|| t("/Contests/0/V/0/1")),
     }
 }
@@ -67,6 +70,7 @@ fn cell(full: bool) -> VoteCell {
 /// An apache-avro Value built field by field from the schema's field list,
 /// independently of the hand encoder.
 fn avro_value(c: &VoteCell) -> Value {
+    let h = &c.header;
     let s = |v: &str| Value::String(v.to_string());
     let os = |v: &Option<Text>| match v {
         Some(v) => Value::Union(1, Box::new(s(v))),
@@ -91,9 +95,9 @@ fn avro_value(c: &VoteCell) -> Value {
     let en = |i: i32, sym: &str| Value::Enum(i as u32, sym.to_string());
     rec(vec![
         ("cell_key", s(&c.cell_key().to_hex())),
-        ("election_id", s(&c.election_id)),
-        ("source_feed_id", s(&c.source_feed_id)),
-        ("mode", en(c.mode.index(), c.mode.as_str())),
+        ("election_id", s(&h.election_id)),
+        ("source_feed_id", s(&h.source_feed_id)),
+        ("mode", en(h.mode.index(), h.mode.as_str())),
         (
             "contest",
             rec(vec![
@@ -141,25 +145,25 @@ fn avro_value(c: &VoteCell) -> Value {
             },
         ),
         ("winner", ob(c.winner)),
-        ("source_seq", Value::Long(c.source_seq)),
-        ("source_version", os(&c.source_version)),
+        ("source_seq", Value::Long(h.source_seq)),
+        ("source_version", os(&h.source_version)),
         (
             "as_of",
-            match c.as_of {
+            match h.as_of {
                 Some(v) => Value::Union(1, Box::new(Value::TimestampMillis(v))),
                 None => Value::Union(0, Box::new(Value::Null)),
             },
         ),
-        ("as_of_raw", os(&c.as_of_raw)),
-        ("fetched_at", Value::TimestampMillis(c.fetched_at)),
+        ("as_of_raw", os(&h.as_of_raw)),
+        ("fetched_at", Value::TimestampMillis(h.fetched_at)),
         (
             "provenance",
             rec(vec![
-                ("feed_id", s(&c.provenance.feed_id)),
-                ("fetch_id", s(&c.provenance.fetch_id)),
-                ("source_uri", s(&c.provenance.source_uri)),
-                ("payload_sha256", s(&c.provenance.payload_sha256)),
-                ("trace_id", os(&c.provenance.trace_id)),
+                ("feed_id", s(&h.provenance.feed_id)),
+                ("fetch_id", s(&h.provenance.fetch_id)),
+                ("source_uri", s(&h.provenance.source_uri)),
+                ("payload_sha256", s(&h.provenance.payload_sha256)),
+                ("trace_id", os(&h.provenance.trace_id)),
             ]),
         ),
         ("raw_ref", os(&c.raw_ref)),

@@ -2,5 +2,33 @@
 //! to normalized vote cells.
 //!
 //! No I/O, no clock, no network: a transformer sees only the bytes an
-//! ingestor fetched and the feed's configuration, which makes every family
+//! ingestor fetched, the facts the ingestor supplies ([`PayloadContext`]) and
+//! the feed's family configuration ([`FamilyInputs`]). That makes every family
 //! fuzzable and benchable in isolation.
+//!
+//! # Delivery semantics
+//!
+//! A transformer returns every cell of a payload or a typed
+//! [`TransformError`]; never a partial result. A rejected payload therefore
+//! leaves earlier cells untouched: the ingestor dead-letters it, and the last
+//! good values stand. Cells are cumulative counts (upserts), never deltas.
+//!
+//! Families are listed once, in [`registry::FAMILIES`].
+
+pub mod cells;
+pub mod error;
+pub mod json;
+pub mod limits;
+pub mod payload;
+pub mod registry;
+pub mod timefmt;
+
+#[cfg(test)]
+pub(crate) mod testkit;
+
+pub mod clarity_json;
+pub mod clarity_xml;
+
+pub use error::{ErrorClass, Location, TransformError};
+pub use payload::{FamilyInputs, PayloadContext, PayloadFacts, Transformed};
+pub use registry::{FAMILIES, Family, family, transform};

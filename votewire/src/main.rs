@@ -6,6 +6,7 @@
 //! pretends to work.
 
 mod smoke;
+mod transform;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -39,7 +40,7 @@ enum Command {
     /// Manage and dry-run feeds.
     Feeds,
     /// Transform one payload file into vote cells (JSON lines).
-    Transform,
+    Transform(transform::TransformArgs),
     /// Decode and print a results topic.
     Tail,
     /// Replay an election night through the whole pipeline.
@@ -96,7 +97,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Aggregate => not_yet("aggregate", "aggregator"),
         Command::Api => not_yet("api", "operators and engineers"),
         Command::Feeds => not_yet("feeds", "ingestors"),
-        Command::Transform => not_yet("transform", "schemas and transformers"),
+        Command::Transform(args) => transform::run(args)?,
         Command::Tail => not_yet("tail", "operators and engineers"),
         Command::Demo => not_yet("demo", "election night"),
         Command::Smoke(args) => runtime.block_on(smoke::run(&config, args))?,

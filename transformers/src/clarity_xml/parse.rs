@@ -1,0 +1,572 @@
+//! A streaming pass over `detail.xml` with quick-xml: no DOM, no DTDs, no
+//! entity expansion beyond the five predefined entities.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use quick_xml::Reader;
+use quick_xml::events::{BytesStart, Event};
+use votewire_schemas::*;
+
+use super::config::{ClarityXmlConfig, SiteLevel};
+use crate::cells::{CellBuilder, choice_kind, incumbent_in_name, party_in_name};
+use crate::error::{Location, Rejector, TransformError};
+use crate::limits::looks_like_html;
+use crate::payload::PayloadContext;
+use crate::timefmt::parse_us_datetime;
+use votewire_schemas::vote_type::normalize_vote_type;
+
+/// Reporting counts: (reported, total).
+type Precincts = (Option<i32>, Option<i32>);
+
+struct OpenContest {
+    contest: Arc<ContestRef>,
+    precincts: Precincts,
+    /// Per-county reporting from `<ParticipatingCounties>`.
+    participating: HashMap<String, Precincts>,
+    first_cell: usize,
+    has_yes_no: bool,
+}
+
+struct OpenVoteType {
+    vote_type: VoteType,
+    raw: Text,
+    choice: Arc<ChoiceRef>,
+}
+
+struct State<'c> {
+    ctx: &'c PayloadContext,
+    builder: Option<CellBuilder>,
+    timestamp: Option<String>,
+    region: Option<String>,
+    in_timestamp: bool,
+    in_region: bool,
+    site_level: SiteLevel,
+    site_unit: Option<Arc<ReportingUnitRef>>,
+    leaf_units: HashMap<String, Arc<ReportingUnitRef>>,
+    /// County reporting from the site-wide turnout section (state sites).
+    turnout_counties: HashMap<String, Precincts>,
+    in_turnout: bool,
+    contest: Option<OpenContest>,
+    in_participating: bool,
+    choice: Option<Arc<ChoiceRef>>,
+    vote_type: Option<OpenVoteType>,
+    cells: Vec<VoteCell>,
+}
+
+pub(super) fn parse(
+    xml: &[u8],
+    ctx: &PayloadContext,
+    config: &ClarityXmlConfig,
+    r: &Rejector,
+) -> Result<Vec<VoteCell>, TransformError> {
+    if looks_like_html(xml) {
+        return Err(r.not_this_format(Location::Byte(0), "an HTML page, not Clarity detail.xml"));
+    }
+    let site_level = config.site_level.unwrap_or_else(|| {
+        let finder = |needle: &[u8]| memchr::memmem::find(xml, needle).is_some();
+        if finder(b"<ElectionVoterTurnout") || finder(b"<County ") {
+            SiteLevel::State
+        } else {
+            SiteLevel::County
+        }
+    });
+    let mut st = State {
+        ctx,
+        builder: None,
+        timestamp: None,
+        region: None,
+        in_timestamp: false,
+        in_region: false,
+        site_level,
+        site_unit: None,
+        leaf_units: HashMap::new(),
+        turnout_counties: HashMap::new(),
+        in_turnout: false,
+        contest: None,
+        in_participating: false,
+        choice: None,
+        vote_type: None,
+        // Roughly one cell per 75 bytes in real files.
+        cells: Vec::with_capacity(xml.len() / 75),
+    };
+    let mut reader = Reader::from_reader(xml);
+    reader.config_mut().trim_text(true);
+    let mut seen_root = false;
+    let mut closed_root = false;
+    loop {
+        let pos = reader.buffer_position();
+        let event = reader.read_event().map_err(|e| {
+            let at = Location::Byte(reader.error_position());
+            match e {
+                quick_xml::Error::Syntax(s)
+                    if format!("{s}").contains("end of") || format!("{s}").contains("unclosed") =>
+                {
+                    r.truncated(at, format!("XML ends early: {s}"))
+                }
+                other => r.schema(at, format!("malformed XML: {other}")),
+            }
+        })?;
+        match event {
+            Event::Eof => break,
+            Event::DocType(_) => {
+                return Err(r.schema(
+                    Location::Byte(pos),
+                    "DTDs are refused (no entity declarations, no external entities)",
+                ));
+            }
+            Event::Start(e) => {
+                if !seen_root {
+                    check_root(&e, pos, r)?;
+                    seen_root = true;
+                    continue;
+                }
+                st.start(&e, pos, false, r)?;
+            }
+            Event::Empty(e) => {
+                if !seen_root {
+                    check_root(&e, pos, r)?;
+                    return Err(r.truncated(Location::Byte(pos), "empty <ElectionResult/>"));
+                }
+                st.start(&e, pos, true, r)?;
+            }
+            Event::End(e) => match e.local_name().as_ref() {
+                b"ElectionResult" => closed_root = true,
+                b"Timestamp" => st.in_timestamp = false,
+                b"Region" => st.in_region = false,
+                b"VoterTurnout" | b"ElectionVoterTurnout" => st.in_turnout = false,
+                b"ParticipatingCounties" => st.in_participating = false,
+                b"Contest" => st.end_contest(),
+                b"Choice" => st.choice = None,
+                b"VoteType" => st.vote_type = None,
+                _ => {}
+            },
+            Event::Text(t) => {
+                let text = t.decode().map_err(|e| {
+                    r.schema(Location::Byte(pos), format!("text is not UTF-8: {e}"))
+                })?;
+                st.text(&text);
+            }
+            Event::GeneralRef(g) => {
+                let name = g
+                    .decode()
+                    .map_err(|e| r.schema(Location::Byte(pos), format!("entity name: {e}")))?;
+                let resolved =
+                    quick_xml::escape::resolve_predefined_entity(&name).ok_or_else(|| {
+                        r.schema(
+                            Location::Byte(pos),
+                            format!("undeclared entity &{name}; (entities are not expanded)"),
+                        )
+                    })?;
+                st.text(resolved);
+            }
+            _ => {}
+        }
+    }
+    if !seen_root {
+        return Err(r.not_this_format(Location::Byte(0), "no <ElectionResult> element"));
+    }
+    if !closed_root {
+        return Err(r.truncated(
+            Location::Byte(xml.len() as u64),
+            "document ends before </ElectionResult>",
+        ));
+    }
+    Ok(st.cells)
+}
+
+fn check_root(e: &BytesStart, pos: u64, r: &Rejector) -> Result<(), TransformError> {
+    if e.local_name().as_ref() == b"ElectionResult" {
+        Ok(())
+    } else {
+        Err(r.not_this_format(
+            Location::Byte(pos),
+            format!(
+                "root element <{}>, expected <ElectionResult>",
+                String::from_utf8_lossy(e.local_name().as_ref())
+            ),
+        ))
+    }
+}
+
+/// The attributes of one element that this parser reads.
+#[derive(Default)]
+struct Attrs<'a> {
+    name: Option<Cow<'a, str>>,
+    key: Option<Cow<'a, str>>,
+    text: Option<Cow<'a, str>>,
+    votes: Option<Cow<'a, str>>,
+    party: Option<Cow<'a, str>>,
+    vote_for: Option<Cow<'a, str>>,
+    is_question: Option<Cow<'a, str>>,
+    precincts_reporting: Option<Cow<'a, str>>,
+    precincts_reported: Option<Cow<'a, str>>,
+    precincts_participating: Option<Cow<'a, str>>,
+}
+
+fn attrs<'a>(e: &'a BytesStart, pos: u64, r: &Rejector) -> Result<Attrs<'a>, TransformError> {
+    let mut a = Attrs::default();
+    for attr in e.attributes() {
+        let attr = attr
+            .map_err(|err| r.schema(Location::Byte(pos), format!("malformed attribute: {err}")))?;
+        let slot = match attr.key.as_ref() {
+            b"name" => &mut a.name,
+            b"key" => &mut a.key,
+            b"text" => &mut a.text,
+            b"votes" => &mut a.votes,
+            b"party" => &mut a.party,
+            b"voteFor" => &mut a.vote_for,
+            b"isQuestion" => &mut a.is_question,
+            b"precinctsReporting" => &mut a.precincts_reporting,
+            b"precinctsReported" => &mut a.precincts_reported,
+            b"precinctsParticipating" => &mut a.precincts_participating,
+            _ => continue,
+        };
+        let value = attr
+            .unescape_value()
+            .map_err(|err| r.schema(Location::Byte(pos), format!("attribute value: {err}")))?;
+        *slot = Some(value);
+    }
+    Ok(a)
+}
+
+fn int<T: std::str::FromStr>(v: &Option<Cow<str>>) -> Option<T> {
+    v.as_deref().and_then(|s| s.trim().parse().ok())
+}
+
+impl State<'_> {
+    fn text(&mut self, s: &str) {
+        if self.in_timestamp {
+            self.timestamp.get_or_insert_with(String::new).push_str(s);
+        } else if self.in_region {
+            self.region.get_or_insert_with(String::new).push_str(s);
+        }
+    }
+
+    fn builder(&mut self) -> &mut CellBuilder {
+        if self.builder.is_none() {
+            let ts = self.timestamp.as_deref().map(str::trim);
+            let as_of = ts.and_then(|raw| parse_us_datetime(raw, None).map(|ms| (ms, raw)));
+            self.builder = Some(CellBuilder::new(self.ctx, self.ctx.mode, as_of, None));
+        }
+        self.builder.as_mut().expect("just set")
+    }
+
+    fn site_unit(&mut self) -> Arc<ReportingUnitRef> {
+        if let Some(u) = &self.site_unit {
+            return u.clone();
+        }
+        let region = self.region.clone().unwrap_or_else(|| "site".into());
+        let region = region.trim();
+        let unit_type = match self.site_level {
+            SiteLevel::State => UnitType::State,
+            SiteLevel::County => UnitType::County,
+        };
+        let b = self.builder();
+        let u = Arc::new(ReportingUnitRef {
+            source_id: b.text(region),
+            name: b.text(region),
+            unit_type,
+            type_raw: None,
+            parent_source_id: None,
+            fips: None,
+        });
+        self.site_unit = Some(u.clone());
+        u
+    }
+
+    fn path(&self) -> String {
+        let mut p = String::from("/ElectionResult");
+        if let Some(c) = &self.contest {
+            p.push_str(&format!("/Contest[@key='{}']", c.contest.source_id));
+        }
+        if let Some(ch) = &self.choice {
+            p.push_str(&format!("/Choice[@key='{}']", ch.source_id));
+        }
+        if let Some(vt) = &self.vote_type {
+            p.push_str(&format!("/VoteType[@name='{}']", vt.raw));
+        }
+        p
+    }
+
+    fn votes(&self, a: &Attrs, element: &str, r: &Rejector) -> Result<i64, TransformError> {
+        let raw = a.votes.as_deref().ok_or_else(|| {
+            r.schema(
+                Location::Path(format!("{}/{element}", self.path())),
+                "missing votes attribute",
+            )
+        })?;
+        raw.trim().parse::<i64>().map_err(|_| {
+            r.schema(
+                Location::Path(format!("{}/{element}", self.path())),
+                format!("votes={raw:?} is not an integer"),
+            )
+        })
+    }
+
+    fn start(
+        &mut self,
+        e: &BytesStart,
+        pos: u64,
+        empty: bool,
+        r: &Rejector,
+    ) -> Result<(), TransformError> {
+        match e.local_name().as_ref() {
+            b"Timestamp" if !empty => self.in_timestamp = true,
+            b"Region" if !empty => self.in_region = true,
+            b"VoterTurnout" | b"ElectionVoterTurnout" if !empty => self.in_turnout = true,
+            b"ParticipatingCounties" if !empty => self.in_participating = true,
+            b"Contest" => {
+                let a = attrs(e, pos, r)?;
+                let key = a
+                    .key
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|k| !k.is_empty())
+                    .ok_or_else(|| {
+                        r.schema(Location::Byte(pos), "Contest without a key attribute")
+                    })?;
+                let text = a.text.as_deref().unwrap_or(key);
+                let kind = if a.is_question.as_deref().map(str::trim) == Some("true") {
+                    ContestKind::BallotMeasure
+                } else {
+                    ContestKind::Candidate
+                };
+                let primary_party = primary_party_suffix(text);
+                let (reported, total) = match self.site_level {
+                    SiteLevel::State => {
+                        (int(&a.precincts_reported), int(&a.precincts_participating))
+                    }
+                    SiteLevel::County => (
+                        int(&a.precincts_reported),
+                        int(&a.precincts_participating).or(int(&a.precincts_reporting)),
+                    ),
+                };
+                let b = self.builder();
+                let contest = Arc::new(ContestRef {
+                    source_id: b.text(key),
+                    name: b.text(text),
+                    kind,
+                    vote_for: int(&a.vote_for),
+                    primary_party: primary_party.map(|p| b.text(p)),
+                });
+                self.contest = Some(OpenContest {
+                    contest,
+                    precincts: (reported, total),
+                    participating: HashMap::new(),
+                    first_cell: self.cells.len(),
+                    has_yes_no: false,
+                });
+                if empty {
+                    self.end_contest();
+                }
+            }
+            b"County" if self.in_turnout || self.in_participating => {
+                let a = attrs(e, pos, r)?;
+                if let Some(name) = a.name.as_deref() {
+                    let p = (int(&a.precincts_reported), int(&a.precincts_participating));
+                    if self.in_participating {
+                        if let Some(c) = self.contest.as_mut() {
+                            c.participating.insert(name.trim().to_string(), p);
+                        }
+                    } else {
+                        self.turnout_counties.insert(name.trim().to_string(), p);
+                    }
+                }
+            }
+            b"Choice" => {
+                if self.contest.is_none() {
+                    return Err(r.schema(Location::Byte(pos), "Choice outside a Contest"));
+                }
+                let a = attrs(e, pos, r)?;
+                let key = a
+                    .key
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|k| !k.is_empty())
+                    .ok_or_else(|| {
+                        r.schema(
+                            Location::Path(format!("{}/Choice", self.path())),
+                            "Choice without a key attribute",
+                        )
+                    })?;
+                let text = a.text.as_deref().unwrap_or(key);
+                let party_attr = a.party.as_deref().map(str::trim).filter(|p| !p.is_empty());
+                let mut kind = choice_kind(text);
+                if kind == ChoiceKind::Candidate {
+                    kind = match party_attr {
+                        Some("Y") if text.trim().eq_ignore_ascii_case("yes") => ChoiceKind::Yes,
+                        Some("N") if text.trim().eq_ignore_ascii_case("no") => ChoiceKind::No,
+                        _ => kind,
+                    };
+                }
+                let party = match party_attr {
+                    Some("NP") | None => party_in_name(text),
+                    Some("Y") | Some("N") if kind != ChoiceKind::Candidate => None,
+                    Some(p) => Some(p),
+                };
+                let b = self.builder();
+                let choice = Arc::new(ChoiceRef {
+                    source_id: b.text(key),
+                    name: b.text(text),
+                    kind,
+                    party: party.map(|p| b.text(p)),
+                    incumbent: incumbent_in_name(text),
+                });
+                if let Some(c) = self.contest.as_mut() {
+                    c.has_yes_no |= matches!(kind, ChoiceKind::Yes | ChoiceKind::No);
+                }
+                self.choice = Some(choice);
+                if empty {
+                    self.choice = None;
+                }
+            }
+            b"VoteType" => {
+                if self.contest.is_none() {
+                    return Err(r.schema(Location::Byte(pos), "VoteType outside a Contest"));
+                }
+                let a = attrs(e, pos, r)?;
+                let name = a.name.as_deref().map(str::trim).unwrap_or("").to_string();
+                let votes = self.votes(&a, &format!("VoteType[@name='{name}']"), r)?;
+                let site = self.site_unit();
+                let b = self.builder();
+                let raw = b.text(&name);
+                let (choice, vote_type) = match &self.choice {
+                    Some(ch) => (ch.clone(), normalize_vote_type(&name)),
+                    // Contest-level Undervotes/Overvotes: a pseudo choice,
+                    // counted across every vote type.
+                    None => {
+                        let b = self.builder.as_mut().expect("built");
+                        let ch = Arc::new(ChoiceRef {
+                            source_id: b.text(&name),
+                            name: b.text(&name),
+                            kind: choice_kind(&name),
+                            party: None,
+                            incumbent: None,
+                        });
+                        (ch, VoteType::Total)
+                    }
+                };
+                let contest = self.contest.as_ref().expect("checked");
+                let b = self.builder.as_ref().expect("built");
+                let mut cell = b.cell(&contest.contest, &site, &choice, vote_type, &raw, votes);
+                cell.precincts_reporting = contest.precincts.0;
+                cell.precincts_total = contest.precincts.1;
+                self.cells.push(cell);
+                self.vote_type = Some(OpenVoteType {
+                    vote_type,
+                    raw,
+                    choice,
+                });
+                if empty {
+                    self.vote_type = None;
+                }
+            }
+            leaf @ (b"Precinct" | b"County") if self.vote_type.is_some() => {
+                let a = attrs(e, pos, r)?;
+                let element = if leaf == b"County" {
+                    "County"
+                } else {
+                    "Precinct"
+                };
+                let name = a
+                    .name
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|n| !n.is_empty())
+                    .ok_or_else(|| {
+                        r.schema(
+                            Location::Path(format!("{}/{element}", self.path())),
+                            "leaf without a name",
+                        )
+                    })?;
+                let votes = self.votes(&a, &format!("{element}[@name='{name}']"), r)?;
+                let unit = self.leaf_unit(name, leaf == b"County");
+                let contest = self.contest.as_ref().expect("vote type implies contest");
+                let precincts = if leaf == b"County" {
+                    contest
+                        .participating
+                        .get(name)
+                        .or_else(|| self.turnout_counties.get(name))
+                        .copied()
+                        .unwrap_or((None, None))
+                } else {
+                    (None, None)
+                };
+                let vt = self.vote_type.as_ref().expect("checked");
+                let b = self.builder.as_ref().expect("built");
+                let mut cell = b.cell(
+                    &contest.contest,
+                    &unit,
+                    &vt.choice,
+                    vt.vote_type,
+                    &vt.raw,
+                    votes,
+                );
+                cell.precincts_reporting = precincts.0;
+                cell.precincts_total = precincts.1;
+                self.cells.push(cell);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn leaf_unit(&mut self, name: &str, is_county: bool) -> Arc<ReportingUnitRef> {
+        if let Some(u) = self.leaf_units.get(name) {
+            return u.clone();
+        }
+        let site = self.site_unit();
+        let b = self.builder();
+        let u = Arc::new(ReportingUnitRef {
+            source_id: b.text(name),
+            name: b.text(name),
+            unit_type: if is_county {
+                UnitType::County
+            } else if is_virtual_precinct(name) {
+                UnitType::Virtual
+            } else {
+                UnitType::Precinct
+            },
+            type_raw: None,
+            parent_source_id: Some(site.source_id.clone()),
+            fips: None,
+        });
+        self.leaf_units.insert(name.to_string(), u.clone());
+        u
+    }
+
+    fn end_contest(&mut self) {
+        let Some(open) = self.contest.take() else {
+            return;
+        };
+        if open.has_yes_no && open.contest.kind == ContestKind::Candidate {
+            let measure = Arc::new(ContestRef {
+                kind: ContestKind::BallotMeasure,
+                ..(*open.contest).clone()
+            });
+            for cell in &mut self.cells[open.first_cell..] {
+                cell.contest = measure.clone();
+            }
+        }
+    }
+}
+
+/// Primaries put the party after the office: `Governor - REP`.
+fn primary_party_suffix(text: &str) -> Option<&str> {
+    let (_, suffix) = text.rsplit_once(" - ")?;
+    let suffix = suffix.trim();
+    (suffix.len() <= 4 && suffix.chars().all(|c| c.is_ascii_uppercase())).then_some(suffix)
+}
+
+/// Absentee, mail and provisional buckets reported as if they were precincts
+/// (KY's `AB`).
+fn is_virtual_precinct(name: &str) -> bool {
+    let n = name.trim().to_ascii_uppercase();
+    matches!(
+        n.as_str(),
+        "AB" | "ABS" | "ABSENTEE" | "PROV" | "PROVISIONAL" | "MAIL" | "VBM"
+    ) || n.starts_with("ABSENTEE ")
+        || n.contains("MAIL BALLOT")
+}

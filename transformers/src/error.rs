@@ -1,0 +1,99 @@
+//! The one error a transformer returns: which family rejected which feed's
+//! payload, where in the payload, and what kind of problem it is.
+
+use std::fmt;
+
+pub use votewire_schemas::ErrorClass;
+
+/// Where in a payload the problem is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// A byte offset into the payload (after decompression for zips).
+    Byte(u64),
+    /// A 1-based line (CSV rows, text formats), with a column when known.
+    Line { line: u64, column: Option<u64> },
+    /// An XPath-like path (`/ElectionResult/Contest[@key='10']`) or a JSON
+    /// pointer (`/races/3/reportingUnits/0`).
+    Path(String),
+    /// The payload as a whole (empty, wrong type, too large).
+    Whole,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Location::Byte(b) => write!(f, "byte {b}"),
+            Location::Line { line, column: None } => write!(f, "line {line}"),
+            Location::Line {
+                line,
+                column: Some(c),
+            } => write!(f, "line {line}, column {c}"),
+            Location::Path(p) => f.write_str(p),
+            Location::Whole => f.write_str("the whole payload"),
+        }
+    }
+}
+
+/// A rejected payload. Nothing was emitted for it: a transformer returns all
+/// of a payload's cells or none, so earlier cells are never disturbed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{family} payload of feed {feed_id} rejected ({class}) at {location}: {message}")]
+pub struct TransformError {
+    pub family: &'static str,
+    pub feed_id: String,
+    pub class: ErrorClass,
+    pub location: Location,
+    pub message: String,
+}
+
+impl TransformError {
+    /// Whether fetching again can help: a truncated body is usually a
+    /// transport accident; a wrong format or a schema violation is not.
+    pub fn is_retryable(&self) -> bool {
+        self.class == ErrorClass::Truncated
+    }
+}
+
+/// Builds errors for one family and feed.
+#[derive(Debug, Clone, Copy)]
+pub struct Rejector<'a> {
+    pub family: &'static str,
+    pub feed_id: &'a str,
+}
+
+impl Rejector<'_> {
+    pub fn reject(
+        &self,
+        class: ErrorClass,
+        location: Location,
+        message: impl Into<String>,
+    ) -> TransformError {
+        TransformError {
+            family: self.family,
+            feed_id: self.feed_id.to_string(),
+            class,
+            location,
+            message: message.into(),
+        }
+    }
+
+    pub fn not_this_format(
+        &self,
+        location: Location,
+        message: impl Into<String>,
+    ) -> TransformError {
+        self.reject(ErrorClass::NotThisFormat, location, message)
+    }
+
+    pub fn truncated(&self, location: Location, message: impl Into<String>) -> TransformError {
+        self.reject(ErrorClass::Truncated, location, message)
+    }
+
+    pub fn schema(&self, location: Location, message: impl Into<String>) -> TransformError {
+        self.reject(ErrorClass::SchemaViolation, location, message)
+    }
+
+    pub fn limit(&self, location: Location, message: impl Into<String>) -> TransformError {
+        self.reject(ErrorClass::LimitExceeded, location, message)
+    }
+}

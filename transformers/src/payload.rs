@@ -1,0 +1,74 @@
+//! What a transformer is given besides the bytes: who fetched them, for which
+//! feed and election, and the feed's family-specific configuration.
+
+use votewire_schemas::FeedMode;
+
+/// Facts about one fetched payload, supplied by the ingestor (or the CLI).
+/// A transformer reads no clock: `fetched_at` comes from here.
+#[derive(Debug, Clone)]
+pub struct PayloadContext {
+    pub election_id: String,
+    pub feed_id: String,
+    pub mode: FeedMode,
+    /// The per-feed sequence number the ingestor assigns to this payload.
+    pub source_seq: i64,
+    /// The publisher's version as the ingestor learned it (Clarity
+    /// `current_ver.txt`); a family may refine it from the payload.
+    pub source_version: Option<String>,
+    /// Milliseconds since the Unix epoch, UTC.
+    pub fetched_at: i64,
+    pub fetch_id: String,
+    pub source_uri: String,
+    pub payload_sha256: String,
+    pub trace_id: Option<String>,
+}
+
+impl PayloadContext {
+    /// A context for transforming a local file by hand (`votewire transform`).
+    pub fn for_file(
+        feed_id: &str,
+        path: &str,
+        payload_sha256: &str,
+        fetched_at: i64,
+    ) -> PayloadContext {
+        PayloadContext {
+            election_id: "local".into(),
+            feed_id: feed_id.into(),
+            mode: FeedMode::Replay,
+            source_seq: 0,
+            source_version: None,
+            fetched_at,
+            fetch_id: "local-file".into(),
+            source_uri: path.into(),
+            payload_sha256: payload_sha256.into(),
+            trace_id: None,
+        }
+    }
+}
+
+/// Family configuration from the feed entry: a mapping table (CSV, HTML) and
+/// a companion document (names for Clarity JSON and AP interactives). The
+/// ingestor reads the companion; the transformer only sees its bytes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FamilyInputs<'a> {
+    pub mapping: Option<&'a toml::Table>,
+    pub companion: Option<&'a [u8]>,
+}
+
+/// What a transformer learned besides the cells.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PayloadFacts {
+    /// AP's `nextrequest` cursor, for the ingestor's next incremental poll.
+    pub next_request: Option<String>,
+    /// The publisher marked the data as test data (AP `test:true`, NIST `IsTest`).
+    pub is_test: bool,
+    /// The publisher's own version, when the payload states one.
+    pub source_version: Option<String>,
+}
+
+/// A transformer's result: every cell of the payload, and the facts.
+#[derive(Debug, Clone)]
+pub struct Transformed {
+    pub cells: Vec<votewire_schemas::VoteCell>,
+    pub facts: PayloadFacts,
+}

@@ -1,0 +1,58 @@
+//! The one explicit list of transformer families.
+//!
+//! Adding a family means adding its folder and one line here.
+
+use crate::error::{Location, TransformError};
+use crate::payload::{FamilyInputs, PayloadContext, Transformed};
+
+/// A transformer family: its name (the `family` of a feed entry) and its
+/// entry point.
+pub struct Family {
+    pub name: &'static str,
+    /// What the family reads, for `votewire transform --help` and docs.
+    pub reads: &'static str,
+    pub transform: fn(&[u8], &PayloadContext, &FamilyInputs) -> Result<Transformed, TransformError>,
+}
+
+/// Every family votewire knows.
+pub const FAMILIES: &[Family] = &[
+    Family {
+        name: crate::clarity_xml::FAMILY,
+        reads: "Clarity ENR detail.xml or detailxml.zip",
+        transform: crate::clarity_xml::transform,
+    },
+    Family {
+        name: crate::clarity_json::FAMILY,
+        reads: "Clarity ENR summary.json, ALL.json and per-vote-type JSON (names via --companion)",
+        transform: crate::clarity_json::transform,
+    },
+];
+
+/// The family called `name`.
+pub fn family(name: &str) -> Option<&'static Family> {
+    FAMILIES.iter().find(|f| f.name == name)
+}
+
+/// Transforms `bytes` with the family called `name`.
+pub fn transform(
+    name: &str,
+    bytes: &[u8],
+    ctx: &PayloadContext,
+    inputs: &FamilyInputs,
+) -> Result<Transformed, TransformError> {
+    let f = family(name).ok_or_else(|| TransformError {
+        family: "registry",
+        feed_id: ctx.feed_id.clone(),
+        class: crate::error::ErrorClass::Other,
+        location: Location::Whole,
+        message: format!(
+            "unknown family {name:?}; known: {}",
+            FAMILIES
+                .iter()
+                .map(|f| f.name)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    })?;
+    (f.transform)(bytes, ctx, inputs)
+}
