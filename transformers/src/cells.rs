@@ -1,7 +1,6 @@
 //! Building cells cheaply: one shared [`PayloadHeader`], interned strings, and
 //! shared contest/unit/choice references.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use votewire_schemas::*;
@@ -11,7 +10,7 @@ use crate::payload::PayloadContext;
 /// Builds the cells of one payload.
 pub struct CellBuilder {
     header: Arc<PayloadHeader>,
-    strings: HashMap<Box<str>, Text>,
+    strings: rustc_hash::FxHashMap<Box<str>, Text>,
 }
 
 impl CellBuilder {
@@ -43,7 +42,7 @@ impl CellBuilder {
                     trace_id: ctx.trace_id.as_deref().map(t),
                 },
             }),
-            strings: HashMap::new(),
+            strings: rustc_hash::FxHashMap::default(),
         }
     }
 

@@ -1,8 +1,8 @@
 //! A streaming pass over `detail.xml` with quick-xml: no DOM, no DTDs, no
 //! entity expansion beyond the five predefined entities.
 
+use rustc_hash::FxHashMap;
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use quick_xml::Reader;
@@ -24,9 +24,17 @@ struct OpenContest {
     contest: Arc<ContestRef>,
     precincts: Precincts,
     /// Per-county reporting from `<ParticipatingCounties>`.
-    participating: HashMap<String, Precincts>,
+    participating: FxHashMap<Box<[u8]>, Precincts>,
     first_cell: usize,
     has_yes_no: bool,
+}
+
+/// One remembered leaf position.
+struct LeafSlot {
+    raw_name: Box<[u8]>,
+    unit: Arc<ReportingUnitRef>,
+    /// Site-wide turnout reporting for the unit.
+    turnout: Precincts,
 }
 
 struct OpenVoteType {
@@ -44,9 +52,14 @@ struct State<'c> {
     in_region: bool,
     site_level: SiteLevel,
     site_unit: Option<Arc<ReportingUnitRef>>,
-    leaf_units: HashMap<String, Arc<ReportingUnitRef>>,
+    leaf_units: FxHashMap<Box<[u8]>, (Arc<ReportingUnitRef>, Precincts)>,
+    /// Leaves in the order the previous VoteType listed them: every VoteType
+    /// of a file lists the same units in the same order, so the i-th leaf is
+    /// almost always the previous i-th leaf, found without hashing.
+    leaf_order: Vec<LeafSlot>,
+    leaf_index: usize,
     /// County reporting from the site-wide turnout section (state sites).
-    turnout_counties: HashMap<String, Precincts>,
+    turnout_counties: FxHashMap<Box<[u8]>, Precincts>,
     in_turnout: bool,
     contest: Option<OpenContest>,
     in_participating: bool,
@@ -81,8 +94,10 @@ pub(super) fn parse(
         in_region: false,
         site_level,
         site_unit: None,
-        leaf_units: HashMap::new(),
-        turnout_counties: HashMap::new(),
+        leaf_units: FxHashMap::default(),
+        leaf_order: Vec::new(),
+        leaf_index: 0,
+        turnout_counties: FxHashMap::default(),
         in_turnout: false,
         contest: None,
         in_participating: false,
@@ -190,27 +205,89 @@ fn check_root(e: &BytesStart, pos: u64, r: &Rejector) -> Result<(), TransformErr
     }
 }
 
-/// The attributes of one element that this parser reads.
+/// The attributes of one element that this parser reads, as raw bytes: most
+/// are compared or parsed as bytes, and only names that become new units or
+/// choices are decoded.
 #[derive(Default)]
 struct Attrs<'a> {
-    name: Option<Cow<'a, str>>,
-    key: Option<Cow<'a, str>>,
-    text: Option<Cow<'a, str>>,
-    votes: Option<Cow<'a, str>>,
-    party: Option<Cow<'a, str>>,
-    vote_for: Option<Cow<'a, str>>,
-    is_question: Option<Cow<'a, str>>,
-    precincts_reporting: Option<Cow<'a, str>>,
-    precincts_reported: Option<Cow<'a, str>>,
-    precincts_participating: Option<Cow<'a, str>>,
+    name: Option<Cow<'a, [u8]>>,
+    key: Option<Cow<'a, [u8]>>,
+    text: Option<Cow<'a, [u8]>>,
+    votes: Option<Cow<'a, [u8]>>,
+    party: Option<Cow<'a, [u8]>>,
+    vote_for: Option<Cow<'a, [u8]>>,
+    is_question: Option<Cow<'a, [u8]>>,
+    precincts_reporting: Option<Cow<'a, [u8]>>,
+    precincts_reported: Option<Cow<'a, [u8]>>,
+    precincts_participating: Option<Cow<'a, [u8]>>,
+}
+
+/// A scanner over `key="value"` pairs of a start tag: faster than
+/// quick-xml's checking iterator, and strict about what matters here (every
+/// attribute has `=` and a quoted value). Values stay raw bytes.
+struct AttrScan<'a> {
+    bytes: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Iterator for AttrScan<'a> {
+    /// `Err` carries what was malformed.
+    type Item = Result<(&'a [u8], &'a [u8]), &'static str>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let b = self.bytes;
+        let skip_ws = |i: &mut usize| {
+            while *i < b.len() && b[*i].is_ascii_whitespace() {
+                *i += 1;
+            }
+        };
+        skip_ws(&mut self.i);
+        if self.i >= b.len() || b[self.i] == b'/' {
+            return None;
+        }
+        let key_start = self.i;
+        while self.i < b.len() && b[self.i] != b'=' && !b[self.i].is_ascii_whitespace() {
+            self.i += 1;
+        }
+        let key = &b[key_start..self.i];
+        skip_ws(&mut self.i);
+        if b.get(self.i) != Some(&b'=') {
+            self.i = b.len();
+            return Some(Err("missing ="));
+        }
+        self.i += 1;
+        skip_ws(&mut self.i);
+        let quote = match b.get(self.i) {
+            Some(q @ (b'"' | b'\'')) => *q,
+            _ => {
+                self.i = b.len();
+                return Some(Err("unquoted value"));
+            }
+        };
+        let start = self.i + 1;
+        let Some(len) = memchr::memchr(quote, &b[start..]) else {
+            self.i = b.len();
+            return Some(Err("unterminated value"));
+        };
+        self.i = start + len + 1;
+        Some(Ok((key, &b[start..start + len])))
+    }
+}
+
+fn scan<'a>(e: &'a BytesStart) -> AttrScan<'a> {
+    AttrScan {
+        bytes: e.attributes_raw(),
+        i: 0,
+    }
 }
 
 fn attrs<'a>(e: &'a BytesStart, pos: u64, r: &Rejector) -> Result<Attrs<'a>, TransformError> {
     let mut a = Attrs::default();
-    for attr in e.attributes() {
-        let attr = attr
-            .map_err(|err| r.schema(Location::Byte(pos), format!("malformed attribute: {err}")))?;
-        let slot = match attr.key.as_ref() {
+    for pair in scan(e) {
+        let (key, value) = pair.map_err(|what| {
+            r.schema(Location::Byte(pos), format!("malformed attribute: {what}"))
+        })?;
+        let slot = match key {
             b"name" => &mut a.name,
             b"key" => &mut a.key,
             b"text" => &mut a.text,
@@ -223,16 +300,65 @@ fn attrs<'a>(e: &'a BytesStart, pos: u64, r: &Rejector) -> Result<Attrs<'a>, Tra
             b"precinctsParticipating" => &mut a.precincts_participating,
             _ => continue,
         };
-        let value = attr
-            .unescape_value()
-            .map_err(|err| r.schema(Location::Byte(pos), format!("attribute value: {err}")))?;
-        *slot = Some(value);
+        *slot = Some(Cow::Borrowed(value));
     }
     Ok(a)
 }
 
-fn int<T: std::str::FromStr>(v: &Option<Cow<str>>) -> Option<T> {
-    v.as_deref().and_then(|s| s.trim().parse().ok())
+/// A leaf's raw `name` and `votes`.
+type LeafAttrs<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
+
+/// The `name` and `votes` of a leaf element, the hot path.
+fn leaf_attrs<'a>(e: &'a BytesStart) -> Result<LeafAttrs<'a>, &'static str> {
+    let (mut name, mut votes) = (None, None);
+    for pair in scan(e) {
+        match pair? {
+            (b"name", v) => name = Some(v),
+            (b"votes", v) => votes = Some(v),
+            _ => {}
+        }
+    }
+    Ok((name, votes))
+}
+
+/// Decodes an attribute value: UTF-8, with the five predefined entities and
+/// character references resolved. Anything else is refused.
+fn text_of<'v>(v: &'v [u8], pos: u64, r: &Rejector) -> Result<Cow<'v, str>, TransformError> {
+    let s = std::str::from_utf8(v)
+        .map_err(|e| r.schema(Location::Byte(pos), format!("attribute is not UTF-8: {e}")))?;
+    if memchr::memchr(b'&', v).is_none() {
+        return Ok(Cow::Borrowed(s));
+    }
+    quick_xml::escape::unescape(s)
+        .map(|c| Cow::Owned(c.into_owned()))
+        .map_err(|e| r.schema(Location::Byte(pos), format!("attribute value: {e}")))
+}
+
+fn opt_text<'v>(
+    v: &'v Option<Cow<'_, [u8]>>,
+    pos: u64,
+    r: &Rejector,
+) -> Result<Option<Cow<'v, str>>, TransformError> {
+    v.as_deref().map(|b| text_of(b, pos, r)).transpose()
+}
+
+/// Trims ASCII whitespace from both ends of a byte string.
+fn trim_bytes(b: &[u8]) -> &[u8] {
+    let start = b
+        .iter()
+        .position(|c| !c.is_ascii_whitespace())
+        .unwrap_or(b.len());
+    let end = b
+        .iter()
+        .rposition(|c| !c.is_ascii_whitespace())
+        .map_or(start, |i| i + 1);
+    &b[start..end]
+}
+
+fn int<T: std::str::FromStr>(v: &Option<Cow<[u8]>>) -> Option<T> {
+    v.as_deref()
+        .and_then(|b| std::str::from_utf8(b).ok())
+        .and_then(|s| s.trim().parse().ok())
 }
 
 impl State<'_> {
@@ -290,17 +416,23 @@ impl State<'_> {
         p
     }
 
-    fn votes(&self, a: &Attrs, element: &str, r: &Rejector) -> Result<i64, TransformError> {
+    /// The `votes` attribute; `element` names the element in errors only.
+    fn votes(
+        &self,
+        a: &Attrs,
+        element: impl Fn() -> String,
+        r: &Rejector,
+    ) -> Result<i64, TransformError> {
         let raw = a.votes.as_deref().ok_or_else(|| {
             r.schema(
-                Location::Path(format!("{}/{element}", self.path())),
+                Location::Path(format!("{}/{}", self.path(), element())),
                 "missing votes attribute",
             )
         })?;
-        raw.trim().parse::<i64>().map_err(|_| {
+        parse_votes(raw).ok_or_else(|| {
             r.schema(
-                Location::Path(format!("{}/{element}", self.path())),
-                format!("votes={raw:?} is not an integer"),
+                Location::Path(format!("{}/{}", self.path(), element())),
+                format!("votes={:?} is not an integer", String::from_utf8_lossy(raw)),
             )
         })
     }
@@ -319,16 +451,17 @@ impl State<'_> {
             b"ParticipatingCounties" if !empty => self.in_participating = true,
             b"Contest" => {
                 let a = attrs(e, pos, r)?;
-                let key = a
-                    .key
+                let key = opt_text(&a.key, pos, r)?;
+                let key = key
                     .as_deref()
                     .map(str::trim)
                     .filter(|k| !k.is_empty())
                     .ok_or_else(|| {
                         r.schema(Location::Byte(pos), "Contest without a key attribute")
                     })?;
-                let text = a.text.as_deref().unwrap_or(key);
-                let kind = if a.is_question.as_deref().map(str::trim) == Some("true") {
+                let text = opt_text(&a.text, pos, r)?;
+                let text = text.as_deref().unwrap_or(key);
+                let kind = if a.is_question.as_deref().map(trim_bytes) == Some(b"true") {
                     ContestKind::BallotMeasure
                 } else {
                     ContestKind::Candidate
@@ -354,7 +487,7 @@ impl State<'_> {
                 self.contest = Some(OpenContest {
                     contest,
                     precincts: (reported, total),
-                    participating: HashMap::new(),
+                    participating: FxHashMap::default(),
                     first_cell: self.cells.len(),
                     has_yes_no: false,
                 });
@@ -365,13 +498,14 @@ impl State<'_> {
             b"County" if self.in_turnout || self.in_participating => {
                 let a = attrs(e, pos, r)?;
                 if let Some(name) = a.name.as_deref() {
+                    let name: Box<[u8]> = trim_bytes(name).into();
                     let p = (int(&a.precincts_reported), int(&a.precincts_participating));
                     if self.in_participating {
                         if let Some(c) = self.contest.as_mut() {
-                            c.participating.insert(name.trim().to_string(), p);
+                            c.participating.insert(name, p);
                         }
                     } else {
-                        self.turnout_counties.insert(name.trim().to_string(), p);
+                        self.turnout_counties.insert(name, p);
                     }
                 }
             }
@@ -380,8 +514,8 @@ impl State<'_> {
                     return Err(r.schema(Location::Byte(pos), "Choice outside a Contest"));
                 }
                 let a = attrs(e, pos, r)?;
-                let key = a
-                    .key
+                let key = opt_text(&a.key, pos, r)?;
+                let key = key
                     .as_deref()
                     .map(str::trim)
                     .filter(|k| !k.is_empty())
@@ -391,8 +525,13 @@ impl State<'_> {
                             "Choice without a key attribute",
                         )
                     })?;
-                let text = a.text.as_deref().unwrap_or(key);
-                let party_attr = a.party.as_deref().map(str::trim).filter(|p| !p.is_empty());
+                let text = opt_text(&a.text, pos, r)?;
+                let text = text.as_deref().unwrap_or(key);
+                let party_attr = opt_text(&a.party, pos, r)?;
+                let party_attr = party_attr
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|p| !p.is_empty());
                 let mut kind = choice_kind(text);
                 if kind == ChoiceKind::Candidate {
                     kind = match party_attr {
@@ -427,8 +566,10 @@ impl State<'_> {
                     return Err(r.schema(Location::Byte(pos), "VoteType outside a Contest"));
                 }
                 let a = attrs(e, pos, r)?;
-                let name = a.name.as_deref().map(str::trim).unwrap_or("").to_string();
-                let votes = self.votes(&a, &format!("VoteType[@name='{name}']"), r)?;
+                let name = opt_text(&a.name, pos, r)?
+                    .map(|n| n.trim().to_string())
+                    .unwrap_or_default();
+                let votes = self.votes(&a, || format!("VoteType[@name='{name}']"), r)?;
                 let site = self.site_unit();
                 let b = self.builder();
                 let raw = b.text(&name);
@@ -437,10 +578,9 @@ impl State<'_> {
                     // Contest-level Undervotes/Overvotes: a pseudo choice,
                     // counted across every vote type.
                     None => {
-                        let b = self.builder.as_mut().expect("built");
                         let ch = Arc::new(ChoiceRef {
-                            source_id: b.text(&name),
-                            name: b.text(&name),
+                            source_id: raw.clone(),
+                            name: raw.clone(),
                             kind: choice_kind(&name),
                             party: None,
                             incumbent: None,
@@ -459,21 +599,19 @@ impl State<'_> {
                     raw,
                     choice,
                 });
+                self.leaf_index = 0;
                 if empty {
                     self.vote_type = None;
                 }
             }
             leaf @ (b"Precinct" | b"County") if self.vote_type.is_some() => {
-                let a = attrs(e, pos, r)?;
-                let element = if leaf == b"County" {
-                    "County"
-                } else {
-                    "Precinct"
-                };
-                let name = a
-                    .name
-                    .as_deref()
-                    .map(str::trim)
+                let is_county = leaf == b"County";
+                let element = if is_county { "County" } else { "Precinct" };
+                let (name, votes) = leaf_attrs(e).map_err(|what| {
+                    r.schema(Location::Byte(pos), format!("malformed attribute: {what}"))
+                })?;
+                let name = name
+                    .map(trim_bytes)
                     .filter(|n| !n.is_empty())
                     .ok_or_else(|| {
                         r.schema(
@@ -481,19 +619,22 @@ impl State<'_> {
                             "leaf without a name",
                         )
                     })?;
-                let votes = self.votes(&a, &format!("{element}[@name='{name}']"), r)?;
-                let unit = self.leaf_unit(name, leaf == b"County");
+                let votes = votes.and_then(parse_votes).ok_or_else(|| {
+                    r.schema(
+                        Location::Path(format!(
+                            "{}/{element}[@name='{}']",
+                            self.path(),
+                            String::from_utf8_lossy(name)
+                        )),
+                        format!(
+                            "votes={:?} is missing or not an integer",
+                            votes.map(String::from_utf8_lossy).unwrap_or_default()
+                        ),
+                    )
+                })?;
+                let (unit, turnout) = self.leaf_unit(name, is_county, pos, r)?;
+                let precincts = self.contest_precincts(name, is_county, turnout);
                 let contest = self.contest.as_ref().expect("vote type implies contest");
-                let precincts = if leaf == b"County" {
-                    contest
-                        .participating
-                        .get(name)
-                        .or_else(|| self.turnout_counties.get(name))
-                        .copied()
-                        .unwrap_or((None, None))
-                } else {
-                    (None, None)
-                };
                 let vt = self.vote_type.as_ref().expect("checked");
                 let b = self.builder.as_ref().expect("built");
                 let mut cell = b.cell(
@@ -513,28 +654,79 @@ impl State<'_> {
         Ok(())
     }
 
-    fn leaf_unit(&mut self, name: &str, is_county: bool) -> Arc<ReportingUnitRef> {
-        if let Some(u) = self.leaf_units.get(name) {
-            return u.clone();
+    /// The unit for a leaf name (raw attribute bytes) and its site-wide
+    /// turnout reporting. Decoded and built on first sight only; the
+    /// positional cache answers almost every call without hashing.
+    fn leaf_unit(
+        &mut self,
+        raw_name: &[u8],
+        is_county: bool,
+        pos: u64,
+        r: &Rejector,
+    ) -> Result<(Arc<ReportingUnitRef>, Precincts), TransformError> {
+        let i = self.leaf_index;
+        self.leaf_index += 1;
+        if let Some(slot) = self.leaf_order.get(i)
+            && *slot.raw_name == *raw_name
+        {
+            return Ok((slot.unit.clone(), slot.turnout));
         }
-        let site = self.site_unit();
-        let b = self.builder();
-        let u = Arc::new(ReportingUnitRef {
-            source_id: b.text(name),
-            name: b.text(name),
-            unit_type: if is_county {
-                UnitType::County
-            } else if is_virtual_precinct(name) {
-                UnitType::Virtual
-            } else {
-                UnitType::Precinct
-            },
-            type_raw: None,
-            parent_source_id: Some(site.source_id.clone()),
-            fips: None,
-        });
-        self.leaf_units.insert(name.to_string(), u.clone());
-        u
+        let (unit, turnout) = match self.leaf_units.get(raw_name) {
+            Some(hit) => hit.clone(),
+            None => {
+                let name = text_of(raw_name, pos, r)?;
+                let name = name.trim();
+                let site = self.site_unit();
+                let b = self.builder();
+                let u = Arc::new(ReportingUnitRef {
+                    source_id: b.text(name),
+                    name: b.text(name),
+                    unit_type: if is_county {
+                        UnitType::County
+                    } else if is_virtual_precinct(name) {
+                        UnitType::Virtual
+                    } else {
+                        UnitType::Precinct
+                    },
+                    type_raw: None,
+                    parent_source_id: Some(site.source_id.clone()),
+                    fips: None,
+                });
+                let turnout = self
+                    .turnout_counties
+                    .get(raw_name)
+                    .copied()
+                    .unwrap_or((None, None));
+                self.leaf_units
+                    .insert(raw_name.into(), (u.clone(), turnout));
+                (u, turnout)
+            }
+        };
+        let slot = LeafSlot {
+            raw_name: raw_name.into(),
+            unit: unit.clone(),
+            turnout,
+        };
+        if i < self.leaf_order.len() {
+            self.leaf_order[i] = slot;
+        } else {
+            self.leaf_order.push(slot);
+        }
+        Ok((unit, turnout))
+    }
+
+    /// A county's reporting in the open contest (`<ParticipatingCounties>`),
+    /// else site-wide; precincts carry none.
+    fn contest_precincts(&self, raw_name: &[u8], is_county: bool, turnout: Precincts) -> Precincts {
+        if !is_county {
+            return (None, None);
+        }
+        match self.contest.as_ref() {
+            Some(c) if !c.participating.is_empty() => {
+                c.participating.get(raw_name).copied().unwrap_or(turnout)
+            }
+            _ => turnout,
+        }
     }
 
     fn end_contest(&mut self) {
@@ -569,4 +761,26 @@ fn is_virtual_precinct(name: &str) -> bool {
         "AB" | "ABS" | "ABSENTEE" | "PROV" | "PROVISIONAL" | "MAIL" | "VBM"
     ) || n.starts_with("ABSENTEE ")
         || n.contains("MAIL BALLOT")
+}
+
+/// A signed decimal count parsed straight from attribute bytes: an optional
+/// sign and digits, surrounding spaces allowed, nothing else, no overflow.
+fn parse_votes(raw: &[u8]) -> Option<i64> {
+    let s = trim_bytes(raw);
+    let (neg, digits) = match s.split_first()? {
+        (b'-', rest) => (true, rest),
+        (b'+', rest) => (false, rest),
+        _ => (false, s),
+    };
+    if digits.is_empty() || digits.len() > 18 {
+        return None;
+    }
+    let mut n: i64 = 0;
+    for d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        n = n * 10 + i64::from(d - b'0');
+    }
+    Some(if neg { -n } else { n })
 }
