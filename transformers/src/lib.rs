@@ -26,8 +26,11 @@ pub mod timefmt;
 #[cfg(test)]
 pub(crate) mod testkit;
 
+pub mod ap_interactive;
+pub mod ap_v2;
 pub mod clarity_json;
 pub mod clarity_xml;
+pub mod nist_cdf;
 
 pub use error::{ErrorClass, Location, TransformError};
 pub use payload::{FamilyInputs, PayloadContext, PayloadFacts, Transformed};

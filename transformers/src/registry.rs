@@ -26,6 +26,26 @@ pub const FAMILIES: &[Family] = &[
         reads: "Clarity ENR summary.json, ALL.json and per-vote-type JSON (names via --companion)",
         transform: crate::clarity_json::transform,
     },
+    Family {
+        name: crate::ap_v2::FAMILY,
+        reads: "AP Elections API v2 JSON (state, subunit, district levels; nextrequest)",
+        transform: crate::ap_v2::transform,
+    },
+    Family {
+        name: crate::ap_interactive::FAMILY,
+        reads: "AP public interactives JSON (GA 2021 capture; names via --companion)",
+        transform: crate::ap_interactive::transform,
+    },
+    Family {
+        name: crate::nist_cdf::FAMILY_XML,
+        reads: "NIST SP 1500-100 v2 ElectionReport, XML",
+        transform: crate::nist_cdf::transform_xml,
+    },
+    Family {
+        name: crate::nist_cdf::FAMILY_JSON,
+        reads: "NIST SP 1500-100 v2 ElectionReport, JSON",
+        transform: crate::nist_cdf::transform_json,
+    },
 ];
 
 /// The family called `name`.

@@ -80,6 +80,17 @@ pub fn run(args: TransformArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let family = args.family.expect("clap requires it");
+    if votewire_transformers::family(&family).is_none() {
+        eprintln!(
+            "error: unknown format {family:?}; known: {}",
+            FAMILIES
+                .iter()
+                .map(|f| f.name)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        return Ok(ExitCode::from(64));
+    }
     let path = args.path.expect("clap requires it");
     let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
     let mapping = args.mapping.as_ref().map(read_mapping).transpose()?;

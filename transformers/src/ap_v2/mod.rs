@@ -24,7 +24,11 @@ use crate::payload::{FamilyInputs, PayloadContext, Transformed};
 pub const FAMILY: &str = "ap-v2";
 
 /// Transforms one AP v2 results response.
-pub fn transform(bytes: &[u8], ctx: &PayloadContext, inputs: &FamilyInputs) -> Result<Transformed, TransformError> {
+pub fn transform(
+    bytes: &[u8],
+    ctx: &PayloadContext,
+    inputs: &FamilyInputs,
+) -> Result<Transformed, TransformError> {
     let r = Rejector {
         family: FAMILY,
         feed_id: &ctx.feed_id,

@@ -113,27 +113,35 @@ pub(super) fn parse(
     for (ri, race) in races.iter().enumerate() {
         let race_id = race.race_id.trim();
         if race_id.is_empty() {
-            return Err(r.schema(Location::Path(format!("/races/{ri}/raceID")), "empty raceID"));
+            return Err(r.schema(
+                Location::Path(format!("/races/{ri}/raceID")),
+                "empty raceID",
+            ));
         }
         let office = race.office_name.as_deref().unwrap_or(race_id);
         let name = match race.seat_name.as_deref().or(race.description.as_deref()) {
             Some(seat) if !seat.is_empty() => format!("{office} - {seat}"),
             _ => office.to_string(),
         };
-        let is_measure = race.race_type.as_deref() == Some("Ballot Issue") || race.office_id.as_deref() == Some("I");
+        let is_measure = race.race_type.as_deref() == Some("Ballot Issue")
+            || race.office_id.as_deref() == Some("I");
         let contest = Arc::new(ContestRef {
             source_id: b.text(race_id),
             name: b.text(&name),
-            kind: if is_measure { ContestKind::BallotMeasure } else { ContestKind::Candidate },
+            kind: if is_measure {
+                ContestKind::BallotMeasure
+            } else {
+                ContestKind::Candidate
+            },
             vote_for: race.num_winners,
             primary_party: race.party.as_deref().map(|p| b.text(p)),
         });
         for (ui, u) in race.reporting_units.iter().enumerate() {
-            let at = |field: &str| Location::Path(format!("/races/{ri}/reportingUnits/{ui}{field}"));
-            let postal = u
-                .state_postal
-                .as_deref()
-                .ok_or_else(|| r.schema(at("/statePostal"), "reporting unit without statePostal"))?;
+            let at =
+                |field: &str| Location::Path(format!("/races/{ri}/reportingUnits/{ui}{field}"));
+            let postal = u.state_postal.as_deref().ok_or_else(|| {
+                r.schema(at("/statePostal"), "reporting unit without statePostal")
+            })?;
             let state_id = format!("state:{postal}");
             let unit = match u.level.as_ref() {
                 "state" | "national" => ReportingUnitRef {
@@ -145,10 +153,12 @@ pub(super) fn parse(
                     fips: None,
                 },
                 level @ ("subunit" | "district" | "county" | "township") => {
-                    let id = u
-                        .reportingunit_id
-                        .as_deref()
-                        .ok_or_else(|| r.schema(at("/reportingunitID"), format!("{level} unit without an id")))?;
+                    let id = u.reportingunit_id.as_deref().ok_or_else(|| {
+                        r.schema(
+                            at("/reportingunitID"),
+                            format!("{level} unit without an id"),
+                        )
+                    })?;
                     let name = u.reportingunit_name.as_deref().unwrap_or(id);
                     let unit_type = if name.to_ascii_lowercase().contains("mail ballots") {
                         UnitType::Virtual
@@ -169,7 +179,10 @@ pub(super) fn parse(
                     }
                 }
                 other => {
-                    return Err(r.schema(at("/level"), format!("unknown reporting-unit level {other:?}")));
+                    return Err(r.schema(
+                        at("/level"),
+                        format!("unknown reporting-unit level {other:?}"),
+                    ));
                 }
             };
             let unit = Arc::new(unit);
@@ -178,7 +191,10 @@ pub(super) fn parse(
                 let Some(votes) = c.vote_count else { continue };
                 let id = c.candidate_id.trim();
                 if id.is_empty() {
-                    return Err(r.schema(at(&format!("/candidates/{ci}/candidateID")), "empty candidateID"));
+                    return Err(r.schema(
+                        at(&format!("/candidates/{ci}/candidateID")),
+                        "empty candidateID",
+                    ));
                 }
                 let display = [c.first.as_deref(), c.last.as_deref()]
                     .into_iter()
@@ -186,7 +202,11 @@ pub(super) fn parse(
                     .filter(|s| !s.is_empty())
                     .collect::<Vec<_>>()
                     .join(" ");
-                let display = if display.is_empty() { id.to_string() } else { display };
+                let display = if display.is_empty() {
+                    id.to_string()
+                } else {
+                    display
+                };
                 let choice = Arc::new(ChoiceRef {
                     source_id: b.text(id),
                     name: b.text(&display),
@@ -197,7 +217,11 @@ pub(super) fn parse(
                 let mut cell = b.cell(&contest, &unit, &choice, VoteType::Total, &total, votes);
                 cell.precincts_reporting = u.precincts_reporting;
                 cell.precincts_total = u.precincts_total;
-                cell.winner = c.winner.as_deref().map(|w| w == "X" || w == "R").filter(|w| *w);
+                cell.winner = c
+                    .winner
+                    .as_deref()
+                    .map(|w| w == "X" || w == "R")
+                    .filter(|w| *w);
                 cells.push(cell);
             }
         }

@@ -1,0 +1,191 @@
+//! ap-v2 against the real elex fixtures. Expected values come from a generic
+//! `serde_json::Value` walk of the same bytes.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+use votewire_schemas::*;
+
+use super::transform;
+use crate::error::ErrorClass;
+use crate::payload::FamilyInputs;
+use crate::testkit::{by_identity, ctx, fixture};
+
+const DIR: &str = "ap_elections_api/elex_v2_fixtures";
+
+fn independent(bytes: &[u8]) -> BTreeMap<(String, String, String, String), i64> {
+    let v: Value = serde_json::from_slice(bytes).unwrap();
+    let mut m = BTreeMap::new();
+    for race in v["races"].as_array().unwrap() {
+        let race_id = race["raceID"].as_str().unwrap().to_string();
+        // Initialization files list races with no reporting units yet.
+        for u in race["reportingUnits"].as_array().into_iter().flatten() {
+            let unit = if u["level"] == "state" {
+                format!("state:{}", u["statePostal"].as_str().unwrap())
+            } else {
+                u["reportingunitID"].as_str().unwrap().to_string()
+            };
+            for c in u["candidates"].as_array().unwrap() {
+                if let Some(votes) = c["voteCount"].as_i64() {
+                    let key = (
+                        race_id.clone(),
+                        c["candidateID"].as_str().unwrap().to_string(),
+                        unit.clone(),
+                        "total".to_string(),
+                    );
+                    assert!(m.insert(key, votes).is_none());
+                }
+            }
+        }
+    }
+    m
+}
+
+#[test]
+fn every_vote_bearing_ap_fixture_matches_an_independent_walk() {
+    for f in [
+        "00000000_fake.json",
+        "20121106_ak_prez.json",
+        "20121106_me_fl_senate.json",
+        "20151103_national.json",
+        "20151103_national_initialization.json",
+        "20160201_district_results.json",
+        "20160305_me_no_townships.json",
+        "20160426-ri_mail_ballots.json",
+        "20161100_national_pre_results.json",
+    ] {
+        let bytes = fixture(&format!("{DIR}/{f}"));
+        let out = transform(&bytes, &ctx("ap:v2"), &FamilyInputs::default())
+            .unwrap_or_else(|e| panic!("{f}: {e}"));
+        assert_eq!(by_identity(&out.cells), independent(&bytes), "{f}");
+        assert!(
+            out.cells
+                .iter()
+                .all(|c| c.vote_type == VoteType::Total && &*c.vote_type_raw == "total")
+        );
+    }
+}
+
+#[test]
+fn ballot_issues_state_units_and_the_next_request_cursor() {
+    let bytes = fixture(&format!("{DIR}/20151103_national.json"));
+    let out = transform(&bytes, &ctx("ap:v2:2015-11-03"), &FamilyInputs::default()).unwrap();
+    let yes = out
+        .cells
+        .iter()
+        .find(|c| {
+            &*c.contest.source_id == "7582"
+                && &*c.unit.source_id == "state:CO"
+                && &*c.choice.name == "Yes"
+        })
+        .unwrap();
+    assert_eq!(yes.votes, 805_617);
+    assert_eq!(yes.winner, Some(true));
+    assert_eq!(yes.contest.kind, ContestKind::BallotMeasure);
+    assert_eq!(yes.choice.kind, ChoiceKind::Yes);
+    assert_eq!(
+        (yes.precincts_reporting, yes.precincts_total),
+        (Some(1973), Some(1973))
+    );
+    assert_eq!(yes.unit.unit_type, UnitType::State);
+    // 2015-11-10T18:55:18.832Z
+    assert_eq!(yes.header.as_of, Some(1_447_181_718_832));
+    let adams = out
+        .cells
+        .iter()
+        .find(|c| &*c.unit.source_id == "6001")
+        .unwrap();
+    assert_eq!(
+        (adams.unit.unit_type, adams.unit.parent_source_id.as_deref()),
+        (UnitType::County, Some("state:CO"))
+    );
+    assert_eq!(
+        adams.unit.fips.as_deref(),
+        Some("8001"),
+        "fipsCode as AP wrote it"
+    );
+    let next = out
+        .facts
+        .next_request
+        .expect("nextrequest is handed to the ingestor");
+    assert!(
+        next.starts_with("http://api.ap.org/v2/elections/2015-11-03?"),
+        "{next}"
+    );
+    assert!(!out.facts.is_test);
+}
+
+#[test]
+fn test_data_is_flagged_and_mail_ballot_buckets_are_virtual_units() {
+    let bytes = fixture(&format!("{DIR}/20160426-ri_mail_ballots.json"));
+    let out = transform(&bytes, &ctx("ap:v2:2016-04-26"), &FamilyInputs::default()).unwrap();
+    assert!(out.facts.is_test);
+    assert!(out.cells.iter().all(|c| c.header.mode == FeedMode::Test));
+    let mail: Vec<_> = out
+        .cells
+        .iter()
+        .filter(|c| c.unit.name.contains("Mail Ballots"))
+        .collect();
+    assert!(!mail.is_empty());
+    assert!(mail.iter().all(|c| c.unit.unit_type == UnitType::Virtual));
+    assert!(
+        out.cells
+            .iter()
+            .any(|c| c.unit.unit_type == UnitType::Municipality),
+        "CT and RI subunits are towns"
+    );
+}
+
+#[test]
+fn delegate_districts_keep_their_district_type() {
+    let bytes = fixture(&format!("{DIR}/20160201_district_results.json"));
+    let out = transform(&bytes, &ctx("ap:v2"), &FamilyInputs::default()).unwrap();
+    let types: std::collections::BTreeSet<_> = out
+        .cells
+        .iter()
+        .filter(|c| c.unit.unit_type == UnitType::District)
+        .map(|c| c.unit.type_raw.as_deref().unwrap().to_string())
+        .collect();
+    assert_eq!(types, ["AtLarge", "CD", "PLEO"].map(String::from).into());
+    assert!(
+        out.cells.iter().all(|c| c.contest.primary_party.is_some()),
+        "caucuses are party contests"
+    );
+}
+
+#[test]
+fn non_vote_products_and_bad_payloads_are_rejected() {
+    for f in [
+        "20160118_delsum.json",
+        "20160118_delsuper.json",
+        "20160818_senate_trends.json",
+        "00000000_elections.json",
+    ] {
+        let e = transform(
+            &fixture(&format!("{DIR}/{f}")),
+            &ctx("ap:v2"),
+            &FamilyInputs::default(),
+        )
+        .unwrap_err();
+        assert_eq!(e.class, ErrorClass::NotThisFormat, "{f}: {e}");
+    }
+    let bytes = fixture(&format!("{DIR}/20151103_national.json"));
+    let e = transform(
+        &bytes[..bytes.len() / 3],
+        &ctx("ap:v2"),
+        &FamilyInputs::default(),
+    )
+    .unwrap_err();
+    assert_eq!(e.class, ErrorClass::Truncated);
+    let html = b"<html><body>403 Forbidden: quota exceeded</body></html>";
+    assert_eq!(
+        transform(html, &ctx("ap:v2"), &FamilyInputs::default())
+            .unwrap_err()
+            .class,
+        ErrorClass::NotThisFormat
+    );
+    let wrong = br#"{"races":[{"raceID":"1","reportingUnits":[{"statePostal":"CO","level":"galaxy","candidates":[]}]}]}"#;
+    let e = transform(wrong, &ctx("ap:v2"), &FamilyInputs::default()).unwrap_err();
+    assert_eq!(e.class, ErrorClass::SchemaViolation);
+    assert_eq!(e.location.to_string(), "/races/0/reportingUnits/0/level");
+}

@@ -1,0 +1,55 @@
+//! `nist-cdf-xml` and `nist-cdf-json`: NIST SP 1500-100 v2 Election Results
+//! Reporting, in its XML and JSON encodings.
+//!
+//! Both encodings are read into one model ([`model`]) and turned into cells
+//! by one function, so the twins give identical cells. Contest =
+//! `Contest/@ObjectId`, choice = `ContestSelection/@ObjectId`, unit =
+//! `VoteCounts/GpUnitId` resolved through `GpUnit` (with its `Type`, or
+//! `OtherType` when the type is `other`), vote type = `VoteCounts/Type` (or
+//! `OtherType`). Ids are whitespace-collapsed as XSD `xs:ID` requires (the
+//! Cambridge XML writes `ObjectId="prec-1-1 "` and refers to `prec-1-1`);
+//! names keep their raw text. Unit types overlap (polling places are made of
+//! precincts), so every cell keeps its own unit type and nothing is summed
+//! here. `OtherCounts` (under/overvotes) and `BallotCounts` are not cells.
+
+mod json;
+pub mod model;
+#[cfg(test)]
+mod tests;
+mod xml;
+
+use crate::error::{Rejector, TransformError};
+use crate::payload::{FamilyInputs, PayloadContext, Transformed};
+
+pub const FAMILY_XML: &str = "nist-cdf-xml";
+pub const FAMILY_JSON: &str = "nist-cdf-json";
+
+/// Transforms an ERR v2 XML `ElectionReport`.
+pub fn transform_xml(
+    bytes: &[u8],
+    ctx: &PayloadContext,
+    _inputs: &FamilyInputs,
+) -> Result<Transformed, TransformError> {
+    let r = Rejector {
+        family: FAMILY_XML,
+        feed_id: &ctx.feed_id,
+    };
+    crate::limits::check_size(bytes, &r)?;
+    let report = xml::read(bytes, &r)?;
+    model::cells(&report, ctx, &r)
+}
+
+/// Transforms an ERR v2 JSON `ElectionReport`.
+pub fn transform_json(
+    bytes: &[u8],
+    ctx: &PayloadContext,
+    _inputs: &FamilyInputs,
+) -> Result<Transformed, TransformError> {
+    let r = Rejector {
+        family: FAMILY_JSON,
+        feed_id: &ctx.feed_id,
+    };
+    crate::limits::check_size(bytes, &r)?;
+    let report = json::read(bytes, &r)?;
+    model::cells(&report, ctx, &r)
+}

@@ -1,0 +1,208 @@
+//! Reading the XML encoding with roxmltree (DTDs refused, so no entities).
+
+use roxmltree::{Document, Node, ParsingOptions};
+
+use super::model::*;
+use crate::error::{Location, Rejector, TransformError};
+use crate::limits::{looks_like_html, utf8};
+
+const NS: &str = "http://itl.nist.gov/ns/voting/1500-100/v2";
+const XSI: &str = "http://www.w3.org/2001/XMLSchema-instance";
+
+pub(super) fn read(bytes: &[u8], r: &Rejector) -> Result<Report, TransformError> {
+    if looks_like_html(bytes) {
+        return Err(r.not_this_format(Location::Byte(0), "an HTML page, not NIST ERR XML"));
+    }
+    let text = utf8(bytes, r)?;
+    let opts = ParsingOptions {
+        allow_dtd: false,
+        nodes_limit: 50_000_000,
+    };
+    let doc = Document::parse_with_options(text, opts).map_err(|e| {
+        let pos = e.pos();
+        let at = Location::Line {
+            line: pos.row as u64,
+            column: Some(pos.col as u64),
+        };
+        match e {
+            roxmltree::Error::DtdDetected => r.schema(
+                at,
+                "DTDs are refused (no entity declarations, no external entities)",
+            ),
+            roxmltree::Error::UnexpectedEndOfStream | roxmltree::Error::UnclosedRootNode => {
+                r.truncated(at, format!("XML ends early: {e}"))
+            }
+            other if other.to_string().contains("end of stream") => {
+                r.truncated(at, format!("XML ends early: {other}"))
+            }
+            other => r.schema(at, format!("malformed XML: {other}")),
+        }
+    })?;
+    let root = doc.root_element();
+    if root.tag_name().name() != "ElectionReport" || root.tag_name().namespace() != Some(NS) {
+        return Err(r.not_this_format(
+            Location::Path(format!("/{}", root.tag_name().name())),
+            format!(
+                "root <{}> in namespace {:?}, expected ElectionReport in {NS} (NIST 1500-100 v2)",
+                root.tag_name().name(),
+                root.tag_name().namespace()
+            ),
+        ));
+    }
+    let mut report = Report {
+        generated_date: child_text(root, "GeneratedDate"),
+        status: child_text(root, "Status"),
+        is_test: child_text(root, "IsTest").as_deref() == Some("true"),
+        ..Report::default()
+    };
+    let seq = |n: &'static str| child_text(root, n).and_then(|s| s.parse::<i64>().ok());
+    if let (Some(s), Some(e)) = (seq("SequenceStart"), seq("SequenceEnd")) {
+        report.sequence = Some((s, e));
+    }
+    for g in children(root, "GpUnit") {
+        let id = object_id(g, r)?;
+        report.gp_units.insert(
+            id,
+            GpUnit {
+                name: child(g, "Name").map(intl_text),
+                unit_type: child_text(g, "Type").unwrap_or_default(),
+                other_type: child_text(g, "OtherType"),
+                composing: idrefs(g, "ComposingGpUnitIds"),
+                subunits_reported: child_text(g, "SubUnitsReported").and_then(|s| s.parse().ok()),
+                total_subunits: child_text(g, "TotalSubUnits").and_then(|s| s.parse().ok()),
+            },
+        );
+    }
+    for p in children(root, "Party") {
+        report.parties.insert(
+            object_id(p, r)?,
+            Party {
+                name: child(p, "Name").map(intl_text),
+                abbreviation: child_text(p, "Abbreviation"),
+            },
+        );
+    }
+    for (ei, election) in children(root, "Election").enumerate() {
+        for c in children(election, "Candidate") {
+            report.candidates.insert(
+                object_id(c, r)?,
+                Candidate {
+                    ballot_name: child(c, "BallotName").map(intl_text),
+                    party_id: child_text(c, "PartyId").map(|s| collapse_id(&s)),
+                },
+            );
+        }
+        for (ci, c) in children(election, "Contest").enumerate() {
+            let id = object_id(c, r)?;
+            let location = format!("/ElectionReport/Election[{}]/Contest[{}]", ei + 1, ci + 1);
+            let mut contest = Contest {
+                kind: xsi_type(c),
+                name: child_text(c, "Name").unwrap_or_else(|| id.clone()),
+                votes_allowed: child_text(c, "VotesAllowed").and_then(|s| s.parse().ok()),
+                primary_party_ids: idrefs(c, "PrimaryPartyIds"),
+                id,
+                location,
+                ..Contest::default()
+            };
+            for s in children(c, "ContestSelection") {
+                let mut sel = Selection {
+                    id: object_id(s, r)?,
+                    kind: xsi_type(s),
+                    candidate_ids: idrefs(s, "CandidateIds"),
+                    party_ids: idrefs(s, "PartyIds"),
+                    selection_text: child(s, "Selection").map(intl_text),
+                    is_write_in: child_text(s, "IsWriteIn").as_deref() == Some("true"),
+                    counts: Vec::new(),
+                };
+                for v in children(s, "VoteCounts") {
+                    let raw = child_text(v, "Count").unwrap_or_default();
+                    let count = raw
+                        .trim()
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|f| f.fract() == 0.0)
+                        .ok_or_else(|| {
+                            r.schema(
+                                Location::Path(format!(
+                                    "{}/ContestSelection[@ObjectId='{}']/VoteCounts/Count",
+                                    contest.location, sel.id
+                                )),
+                                format!("Count {raw:?} is not a whole number"),
+                            )
+                        })? as i64;
+                    sel.counts.push(Count {
+                        gp_unit_id: child_text(v, "GpUnitId")
+                            .map(|s| collapse_id(&s))
+                            .unwrap_or_default(),
+                        count_type: child_text(v, "Type").unwrap_or_else(|| "total".into()),
+                        other_type: child_text(v, "OtherType"),
+                        count,
+                    });
+                }
+                contest.selections.push(sel);
+            }
+            report.contests.push(contest);
+        }
+    }
+    Ok(report)
+}
+
+fn children<'a, 'i>(n: Node<'a, 'i>, name: &'static str) -> impl Iterator<Item = Node<'a, 'i>> {
+    n.children()
+        .filter(move |c| c.is_element() && c.tag_name().name() == name)
+}
+
+fn child<'a, 'i>(n: Node<'a, 'i>, name: &'static str) -> Option<Node<'a, 'i>> {
+    children(n, name).next()
+}
+
+fn child_text(n: Node, name: &'static str) -> Option<String> {
+    child(n, name).and_then(|c| c.text()).map(str::to_string)
+}
+
+/// `<Name><Text Language="en">…</Text></Name>` or plain text; English first.
+fn intl_text(n: Node) -> String {
+    let texts: Vec<Node> = children(n, "Text").collect();
+    let pick = texts
+        .iter()
+        .find(|t| t.attribute("Language") == Some("en"))
+        .or_else(|| texts.first());
+    match pick {
+        Some(t) => t.text().unwrap_or("").to_string(),
+        None => n.text().unwrap_or("").to_string(),
+    }
+}
+
+/// An IDREFS element: whitespace-separated ids.
+fn idrefs(n: Node, name: &'static str) -> Vec<String> {
+    children(n, name)
+        .flat_map(|c| {
+            c.text()
+                .unwrap_or("")
+                .split_whitespace()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+fn object_id(n: Node, r: &Rejector) -> Result<String, TransformError> {
+    n.attribute("ObjectId")
+        .map(collapse_id)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| {
+            let pos = n.document().text_pos_at(n.range().start);
+            r.schema(
+                Location::Line {
+                    line: pos.row as u64,
+                    column: Some(pos.col as u64),
+                },
+                format!("<{}> without an ObjectId", n.tag_name().name()),
+            )
+        })
+}
+
+fn xsi_type(n: Node) -> String {
+    let t = n.attribute((XSI, "type")).unwrap_or("");
+    t.rsplit(':').next().unwrap_or(t).to_string()
+}
