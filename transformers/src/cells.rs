@@ -130,6 +130,18 @@ pub fn party_in_name(name: &str) -> Option<&str> {
     last
 }
 
+/// Absentee, mail and provisional buckets reported as if they were
+/// precincts (KY's `AB`, `ABSENTEE`, WinEDS `Pct 1151 MB`).
+pub fn is_virtual_unit_name(name: &str) -> bool {
+    let n = name.trim().to_ascii_uppercase();
+    matches!(
+        n.as_str(),
+        "AB" | "ABS" | "ABSENTEE" | "PROV" | "PROVISIONAL" | "MAIL" | "VBM"
+    ) || n.starts_with("ABSENTEE ")
+        || n.ends_with(" MB")
+        || n.contains("MAIL BALLOT")
+}
+
 /// `(I)` in a name marks the incumbent.
 pub fn incumbent_in_name(name: &str) -> Option<bool> {
     name.contains("(I)").then_some(true)

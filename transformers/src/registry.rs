@@ -46,6 +46,11 @@ pub const FAMILIES: &[Family] = &[
         reads: "NIST SP 1500-100 v2 ElectionReport, JSON",
         transform: crate::nist_cdf::transform_json,
     },
+    Family {
+        name: crate::csv_table::FAMILY,
+        reads: "OpenElections-style precinct CSV, or any CSV through a column mapping",
+        transform: crate::csv_table::transform,
+    },
 ];
 
 /// The family called `name`.

@@ -55,3 +55,25 @@ pub fn by_identity(cells: &[VoteCell]) -> BTreeMap<(String, String, String, Stri
     }
     m
 }
+
+/// A deliberately simple, quote-aware CSV splitter (RFC 4180 quotes, no
+/// embedded newlines), independent of the csv crate the family uses.
+pub fn split_csv_line(line: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut field = String::new();
+    let mut quoted = false;
+    let mut chars = line.trim_end_matches(['\r', '\n']).chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                field.push('"');
+                chars.next();
+            }
+            ('"', _) => quoted = !quoted,
+            (',', false) => out.push(std::mem::take(&mut field)),
+            (c, _) => field.push(c),
+        }
+    }
+    out.push(field);
+    out
+}

@@ -10,7 +10,9 @@ use quick_xml::events::{BytesStart, Event};
 use votewire_schemas::*;
 
 use super::config::{ClarityXmlConfig, SiteLevel};
-use crate::cells::{CellBuilder, choice_kind, incumbent_in_name, party_in_name};
+use crate::cells::{
+    CellBuilder, choice_kind, incumbent_in_name, is_virtual_unit_name, party_in_name,
+};
 use crate::error::{Location, Rejector, TransformError};
 use crate::limits::looks_like_html;
 use crate::payload::PayloadContext;
@@ -683,7 +685,7 @@ impl State<'_> {
                     name: b.text(name),
                     unit_type: if is_county {
                         UnitType::County
-                    } else if is_virtual_precinct(name) {
+                    } else if is_virtual_unit_name(name) {
                         UnitType::Virtual
                     } else {
                         UnitType::Precinct
@@ -750,17 +752,6 @@ fn primary_party_suffix(text: &str) -> Option<&str> {
     let (_, suffix) = text.rsplit_once(" - ")?;
     let suffix = suffix.trim();
     (suffix.len() <= 4 && suffix.chars().all(|c| c.is_ascii_uppercase())).then_some(suffix)
-}
-
-/// Absentee, mail and provisional buckets reported as if they were precincts
-/// (KY's `AB`).
-fn is_virtual_precinct(name: &str) -> bool {
-    let n = name.trim().to_ascii_uppercase();
-    matches!(
-        n.as_str(),
-        "AB" | "ABS" | "ABSENTEE" | "PROV" | "PROVISIONAL" | "MAIL" | "VBM"
-    ) || n.starts_with("ABSENTEE ")
-        || n.contains("MAIL BALLOT")
 }
 
 /// A signed decimal count parsed straight from attribute bytes: an optional

@@ -1,0 +1,45 @@
+use serde::Deserialize;
+
+use crate::error::{Location, Rejector, TransformError};
+use crate::payload::FamilyInputs;
+
+/// The `[mapping]` of a CSV feed: which header holds what. Every field is
+/// optional; unset fields fall back to the OpenElections names and their
+/// common variants.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CsvMapping {
+    /// County column (default: `county`).
+    pub county: Option<String>,
+    /// Precinct column (default: `precinct`; absent means a county-level file).
+    pub precinct: Option<String>,
+    /// Contest column (default: `office`, `contest`).
+    pub contest: Option<String>,
+    /// District column, joined to the contest id (default: `district`).
+    pub district: Option<String>,
+    /// Party column (default: `party`).
+    pub party: Option<String>,
+    /// Choice column (default: `candidate`, `choice`).
+    pub choice: Option<String>,
+    /// Vote columns, by header; default: every header that is a vote-type label.
+    pub vote_columns: Option<Vec<String>>,
+    /// Field delimiter (default `,`; `;` for MN SOS, `\t` for TSV).
+    pub delimiter: Option<char>,
+    /// Character encoding (a WHATWG label such as `utf-8` or `iso-8859-1`).
+    /// Default: UTF-8 when the whole file is valid UTF-8, else windows-1252
+    /// (state drops such as CO's 2024 file are Latin-1). `utf-8` makes
+    /// invalid UTF-8 an error.
+    pub encoding: Option<String>,
+}
+
+impl CsvMapping {
+    pub(crate) fn from_inputs(inputs: &FamilyInputs, r: &Rejector) -> Result<Self, TransformError> {
+        match inputs.mapping {
+            None => Ok(Self::default()),
+            Some(t) => t
+                .clone()
+                .try_into()
+                .map_err(|e| r.schema(Location::Whole, format!("invalid csv mapping: {e}"))),
+        }
+    }
+}

@@ -1,0 +1,424 @@
+//! Reading rows as byte records: identities are looked up by raw bytes in
+//! FxHash maps, and text is decoded only when a new contest, unit or choice
+//! is first seen, so a row costs no allocation beyond its cells.
+
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
+use votewire_schemas::vote_type::normalize_vote_type;
+use votewire_schemas::*;
+
+use super::config::CsvMapping;
+use crate::cells::{CellBuilder, choice_kind, is_virtual_unit_name};
+use crate::error::{Location, Rejector, TransformError};
+use crate::limits::looks_like_html;
+use crate::payload::PayloadContext;
+
+/// A header, normalized for matching: trimmed, lower-case, whitespace runs
+/// (including Boulder's embedded newlines) collapsed.
+fn norm(h: &str) -> String {
+    h.trim_start_matches('\u{feff}')
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
+}
+
+struct Columns {
+    county: Option<usize>,
+    precinct: Option<usize>,
+    contest: usize,
+    district: Option<usize>,
+    party: Option<usize>,
+    choice: Option<usize>,
+    /// (column, normalized vote type, raw label)
+    votes: Vec<(usize, VoteType, Text)>,
+}
+
+fn find(headers: &[String], wanted: Option<&str>, defaults: &[&str]) -> Option<usize> {
+    match wanted {
+        Some(w) => {
+            let w = norm(w);
+            headers.iter().position(|h| *h == w)
+        }
+        None => defaults
+            .iter()
+            .find_map(|d| headers.iter().position(|h| h == d)),
+    }
+}
+
+fn columns(
+    raw: &csv::ByteRecord,
+    m: &CsvMapping,
+    b: &mut CellBuilder,
+    r: &Rejector,
+) -> Result<Columns, TransformError> {
+    let mut display = Vec::with_capacity(raw.len());
+    for (i, h) in raw.iter().enumerate() {
+        let s = std::str::from_utf8(h).map_err(|_| {
+            r.schema(
+                Location::Line {
+                    line: 1,
+                    column: Some(i as u64 + 1),
+                },
+                "header is not UTF-8",
+            )
+        })?;
+        display.push(s.trim_start_matches('\u{feff}').trim().to_string());
+    }
+    let headers: Vec<String> = display.iter().map(|h| norm(h)).collect();
+    let need = |what: &str, col: Option<usize>| {
+        col.ok_or_else(|| {
+            r.not_this_format(
+                Location::Line {
+                    line: 1,
+                    column: None,
+                },
+                format!(
+                    "no {what} column in the header {display:?}; map it in the feed's [mapping]"
+                ),
+            )
+        })
+    };
+    let contest = need(
+        "office/contest",
+        find(
+            &headers,
+            m.contest.as_deref(),
+            &["office", "contest", "contest title", "race"],
+        ),
+    )?;
+    let county = find(&headers, m.county.as_deref(), &["county", "county name"]);
+    let precinct = find(
+        &headers,
+        m.precinct.as_deref(),
+        &["precinct", "precinct name", "precinct code"],
+    );
+    let district = find(&headers, m.district.as_deref(), &["district"]);
+    let party = find(&headers, m.party.as_deref(), &["party", "party name"]);
+    let choice = find(
+        &headers,
+        m.choice.as_deref(),
+        &["candidate", "choice", "choice name", "candidate name"],
+    );
+    let identity = [Some(contest), county, precinct, district, party, choice];
+    let mut votes = Vec::new();
+    match &m.vote_columns {
+        Some(list) => {
+            for want in list {
+                let col = need(
+                    &format!("vote column {want:?}"),
+                    headers.iter().position(|h| *h == norm(want)),
+                )?;
+                votes.push((
+                    col,
+                    normalize_vote_type(&display[col]),
+                    b.text(&display[col]),
+                ));
+            }
+        }
+        None => {
+            for (i, h) in headers.iter().enumerate() {
+                let vt = normalize_vote_type(h);
+                if !identity.contains(&Some(i)) && vt != VoteType::Other {
+                    votes.push((i, vt, b.text(&display[i])));
+                }
+            }
+        }
+    }
+    if votes.is_empty() {
+        return Err(r.not_this_format(
+            Location::Line { line: 1, column: None },
+            format!("no vote columns in the header {display:?}; list them as vote_columns in the feed's [mapping]"),
+        ));
+    }
+    Ok(Columns {
+        county,
+        precinct,
+        contest,
+        district,
+        party,
+        choice,
+        votes,
+    })
+}
+
+fn trim(b: &[u8]) -> &[u8] {
+    let s = b
+        .iter()
+        .position(|c| !c.is_ascii_whitespace())
+        .unwrap_or(b.len());
+    let e = b
+        .iter()
+        .rposition(|c| !c.is_ascii_whitespace())
+        .map_or(s, |i| i + 1);
+    &b[s..e]
+}
+
+/// `1089`, `"1,089"`, `-3`: thousands separators allowed, nothing else.
+fn parse_count(b: &[u8]) -> Option<i64> {
+    let (neg, digits) = match b.split_first()? {
+        (b'-', rest) => (true, rest),
+        (b'+', rest) => (false, rest),
+        _ => (false, b),
+    };
+    let mut n: i64 = 0;
+    let mut any = false;
+    for &d in digits {
+        match d {
+            b'0'..=b'9' => {
+                n = n.checked_mul(10)?.checked_add(i64::from(d - b'0'))?;
+                any = true;
+            }
+            b',' => {}
+            _ => return None,
+        }
+    }
+    any.then_some(if neg { -n } else { n })
+}
+
+const PSEUDO_OFFICES: [&str; 4] = [
+    "registered voters",
+    "ballots cast",
+    "ballots cast blank",
+    "total ballots",
+];
+
+pub(super) fn parse(
+    bytes: &[u8],
+    ctx: &PayloadContext,
+    m: &CsvMapping,
+    r: &Rejector,
+) -> Result<Vec<VoteCell>, TransformError> {
+    if looks_like_html(bytes) {
+        return Err(r.not_this_format(Location::Byte(0), "an HTML page, not CSV"));
+    }
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let encoding = match m.encoding.as_deref() {
+        Some(label) => encoding_rs::Encoding::for_label(label.as_bytes()).ok_or_else(|| {
+            r.schema(
+                Location::Whole,
+                format!("unknown encoding {label:?} in the csv mapping"),
+            )
+        })?,
+        None if std::str::from_utf8(bytes).is_ok() => encoding_rs::UTF_8,
+        None => encoding_rs::WINDOWS_1252,
+    };
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .delimiter(m.delimiter.map_or(b',', |c| c as u8))
+        .from_reader(bytes);
+    let mut b = CellBuilder::new(ctx, ctx.mode, None, None);
+    let mut rec = csv::ByteRecord::new();
+    let csv_err = |e: csv::Error| {
+        let line = e.position().map_or(0, |p| p.line());
+        r.schema(
+            Location::Line { line, column: None },
+            format!("malformed CSV: {e}"),
+        )
+    };
+    if !reader.read_byte_record(&mut rec).map_err(csv_err)? {
+        return Err(r.truncated(Location::Whole, "no header row"));
+    }
+    let cols = columns(&rec, m, &mut b, r)?;
+    let unit_level_precinct = cols.precinct.is_some();
+
+    let mut contests: FxHashMap<Box<[u8]>, Arc<ContestRef>> = FxHashMap::default();
+    let mut units: FxHashMap<Box<[u8]>, Arc<ReportingUnitRef>> = FxHashMap::default();
+    let mut choices: FxHashMap<Box<[u8]>, Arc<ChoiceRef>> = FxHashMap::default();
+    let mut key = Vec::with_capacity(128);
+    // Rows per cell: one per vote column; estimate from the byte size.
+    let mut cells = Vec::with_capacity(bytes.len() / 60);
+    let mut measure_contests: FxHashMap<Text, (bool, bool)> = FxHashMap::default();
+    while reader.read_byte_record(&mut rec).map_err(csv_err)? {
+        let line = rec.position().map_or(0, |p| p.line());
+        let get = |c: Option<usize>| c.and_then(|c| rec.get(c)).map(trim).unwrap_or(b"");
+        let text = |b: &[u8], col: Option<usize>| -> Result<String, TransformError> {
+            if encoding != encoding_rs::UTF_8 {
+                return Ok(encoding.decode_without_bom_handling(b).0.into_owned());
+            }
+            std::str::from_utf8(b).map(str::to_string).map_err(|_| {
+                r.schema(
+                    Location::Line {
+                        line,
+                        column: col.map(|c| c as u64 + 1),
+                    },
+                    "field is not UTF-8 (set encoding in the csv mapping if the file is not UTF-8)",
+                )
+            })
+        };
+        let office = get(Some(cols.contest));
+        if office.is_empty() {
+            continue;
+        }
+        let district = get(cols.district);
+        let county = get(cols.county);
+        let precinct = get(cols.precinct);
+        let party = get(cols.party);
+        let candidate = get(cols.choice);
+
+        key.clear();
+        key.extend_from_slice(office);
+        if !district.is_empty() {
+            key.push(b'|');
+            key.extend_from_slice(district);
+        }
+        let contest = match contests.get(&key[..]) {
+            Some(c) => c.clone(),
+            None => {
+                let id = text(&key, Some(cols.contest))?;
+                let office_s = text(office, Some(cols.contest))?;
+                let name = if district.is_empty() {
+                    office_s.clone()
+                } else {
+                    format!("{office_s} {}", text(district, cols.district)?)
+                };
+                let kind = if PSEUDO_OFFICES.contains(&office_s.to_lowercase().as_str()) {
+                    ContestKind::Pseudo
+                } else {
+                    ContestKind::Candidate
+                };
+                let c = Arc::new(ContestRef {
+                    source_id: b.text(&id),
+                    name: b.text(&name),
+                    kind,
+                    vote_for: None,
+                    primary_party: None,
+                });
+                contests.insert(key.as_slice().into(), c.clone());
+                c
+            }
+        };
+
+        key.clear();
+        key.extend_from_slice(county);
+        if unit_level_precinct {
+            key.push(b'|');
+            key.extend_from_slice(precinct);
+        }
+        let unit = match units.get(&key[..]) {
+            Some(u) => u.clone(),
+            None => {
+                let id = text(&key, cols.county)?;
+                let county_s = text(county, cols.county)?;
+                let u = if unit_level_precinct {
+                    let p = text(precinct, cols.precinct)?;
+                    Arc::new(ReportingUnitRef {
+                        source_id: b.text(&id),
+                        name: b.text(&p),
+                        unit_type: if is_virtual_unit_name(&p) {
+                            UnitType::Virtual
+                        } else {
+                            UnitType::Precinct
+                        },
+                        type_raw: None,
+                        parent_source_id: (!county_s.is_empty()).then(|| b.text(&county_s)),
+                        fips: None,
+                    })
+                } else {
+                    Arc::new(ReportingUnitRef {
+                        source_id: b.text(&id),
+                        name: b.text(&county_s),
+                        unit_type: UnitType::County,
+                        type_raw: None,
+                        parent_source_id: None,
+                        fips: None,
+                    })
+                };
+                units.insert(key.as_slice().into(), u.clone());
+                u
+            }
+        };
+
+        key.clear();
+        key.extend_from_slice(candidate);
+        key.push(b'|');
+        key.extend_from_slice(party);
+        let choice = match choices.get(&key[..]) {
+            Some(c) => c.clone(),
+            None => {
+                let id = text(&key, cols.choice)?;
+                let cand = text(candidate, cols.choice)?;
+                let (name, kind) = if cand.is_empty() {
+                    // Registered Voters / Ballots Cast rows name no candidate.
+                    let office_s = contest.name.to_string();
+                    let kind = choice_kind(&office_s);
+                    (
+                        office_s,
+                        if kind == ChoiceKind::Candidate {
+                            ChoiceKind::Other
+                        } else {
+                            kind
+                        },
+                    )
+                } else {
+                    let k = choice_kind(&cand);
+                    (cand, k)
+                };
+                let party_s = text(party, cols.party)?;
+                let c = Arc::new(ChoiceRef {
+                    source_id: b.text(&id),
+                    name: b.text(&name),
+                    kind,
+                    party: (!party_s.is_empty()).then(|| b.text(&party_s)),
+                    incumbent: None,
+                });
+                choices.insert(key.as_slice().into(), c.clone());
+                c
+            }
+        };
+        if contest.kind == ContestKind::Candidate {
+            let e = measure_contests
+                .entry(contest.source_id.clone())
+                .or_insert((false, true));
+            match choice.kind {
+                ChoiceKind::Yes | ChoiceKind::No => e.0 = true,
+                ChoiceKind::Candidate => e.1 = false,
+                _ => {}
+            }
+        }
+        for (col, vt, raw) in &cols.votes {
+            let v = rec.get(*col).map(trim).unwrap_or(b"");
+            if v.is_empty() {
+                continue;
+            }
+            let votes = parse_count(v).ok_or_else(|| {
+                r.schema(
+                    Location::Line {
+                        line,
+                        column: Some(*col as u64 + 1),
+                    },
+                    format!("{raw} = {:?} is not a count", String::from_utf8_lossy(v)),
+                )
+            })?;
+            cells.push(b.cell(&contest, &unit, &choice, *vt, raw, votes));
+        }
+    }
+    // Contests whose only choices are Yes/No (plus pseudo rows) are measures.
+    let measures: FxHashMap<&Text, Arc<ContestRef>> = contests
+        .values()
+        .filter(|c| {
+            measure_contests
+                .get(&c.source_id)
+                .is_some_and(|(yes_no, no_cand)| *yes_no && *no_cand)
+        })
+        .map(|c| {
+            (
+                &c.source_id,
+                Arc::new(ContestRef {
+                    kind: ContestKind::BallotMeasure,
+                    ..(**c).clone()
+                }),
+            )
+        })
+        .collect();
+    if !measures.is_empty() {
+        for cell in &mut cells {
+            if let Some(m) = measures.get(&cell.contest.source_id) {
+                cell.contest = m.clone();
+            }
+        }
+    }
+    Ok(cells)
+}
