@@ -92,5 +92,39 @@ fn vote_cell_encode(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, clarity_xml, vote_cell_encode);
+fn co_csv(c: &mut Criterion) {
+    let zip = fixture("precinct_csv/CO_SOS_2024G_rlauxe/2024GeneralPrecinctLevelResults.zip");
+    let mut csv = Vec::new();
+    std::io::Read::read_to_end(
+        &mut zip::ZipArchive::new(std::io::Cursor::new(&zip[..]))
+            .unwrap()
+            .by_index(0)
+            .unwrap(),
+        &mut csv,
+    )
+    .unwrap();
+    let mut g = c.benchmark_group("csv");
+    g.throughput(Throughput::Bytes(csv.len() as u64));
+    g.sample_size(20);
+    g.measurement_time(Duration::from_secs(10));
+    g.bench_function(
+        "CO 2024 statewide precinct CSV (24.2 MB, 283,724 cells)",
+        |b| {
+            b.iter_with_large_drop(|| {
+                transform("csv", black_box(&csv), &ctx(), &FamilyInputs::default()).unwrap()
+            })
+        },
+    );
+    g.bench_function(
+        "CO 2024 statewide zip, inflate included (1.7 MB zip)",
+        |b| {
+            b.iter_with_large_drop(|| {
+                transform("csv", black_box(&zip), &ctx(), &FamilyInputs::default()).unwrap()
+            })
+        },
+    );
+    g.finish();
+}
+
+criterion_group!(benches, clarity_xml, co_csv, vote_cell_encode);
 criterion_main!(benches);

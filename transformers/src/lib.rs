@@ -31,6 +31,7 @@ pub mod ap_v2;
 pub mod clarity_json;
 pub mod clarity_xml;
 pub mod csv_table;
+pub mod html_table;
 pub mod nist_cdf;
 
 pub use error::{ErrorClass, Location, TransformError};

@@ -21,6 +21,9 @@ pub struct PayloadContext {
     pub source_uri: String,
     pub payload_sha256: String,
     pub trace_id: Option<String>,
+    /// The HTTP `Content-Type` the payload was served with, when fetched over
+    /// HTTP (HTML families read the charset from it).
+    pub content_type: Option<String>,
 }
 
 impl PayloadContext {
@@ -42,6 +45,7 @@ impl PayloadContext {
             source_uri: path.into(),
             payload_sha256: payload_sha256.into(),
             trace_id: None,
+            content_type: None,
         }
     }
 }

@@ -51,6 +51,11 @@ pub const FAMILIES: &[Family] = &[
         reads: "OpenElections-style precinct CSV, or any CSV through a column mapping",
         transform: crate::csv_table::transform,
     },
+    Family {
+        name: crate::html_table::FAMILY,
+        reads: "Secretary of State HTML result tables through a selector mapping (--mapping)",
+        transform: crate::html_table::transform,
+    },
 ];
 
 /// The family called `name`.

@@ -35,6 +35,7 @@ pub fn ctx(feed_id: &str) -> PayloadContext {
         source_uri: "file:///fixture".into(),
         payload_sha256: "00".into(),
         trace_id: None,
+        content_type: None,
     }
 }
 
