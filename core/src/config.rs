@@ -46,6 +46,28 @@ pub struct VotewireConfig {
     pub state_store: StateStoreConfig,
     pub otlp: OtlpConfig,
     pub api: ApiConfig,
+    pub schema_registry: SchemaRegistryConfig,
+}
+
+/// An optional Confluent-compatible schema registry.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SchemaRegistryConfig {
+    /// Registry base URL; unset means the committed ids in `schemas/ids.json`.
+    /// Basic-auth credentials come from `VOTEWIRE_SCHEMA_REGISTRY_USERNAME`
+    /// and `VOTEWIRE_SCHEMA_REGISTRY_PASSWORD`.
+    pub url: Option<String>,
+    /// Timeout of one registry call, in milliseconds.
+    pub timeout_ms: u64,
+}
+
+impl Default for SchemaRegistryConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            timeout_ms: 5_000,
+        }
+    }
 }
 
 /// How to reach the Kafka-protocol cluster.
@@ -138,6 +160,7 @@ impl Default for VotewireConfig {
             state_store: StateStoreConfig::default(),
             otlp: OtlpConfig::default(),
             api: ApiConfig::default(),
+            schema_registry: SchemaRegistryConfig::default(),
         }
     }
 }
@@ -311,6 +334,14 @@ pub const ENV_OVERRIDES: &[EnvOverride] = &[
                 "http" => OtlpProtocol::Http,
                 _ => return Err("expected grpc or http".into()),
             };
+            Ok(())
+        },
+    },
+    EnvOverride {
+        var: "VOTEWIRE_SCHEMA_REGISTRY_URL",
+        describes: "schema_registry.url",
+        apply: |c, v| {
+            c.schema_registry.url = (!v.is_empty()).then(|| v.to_string());
             Ok(())
         },
     },

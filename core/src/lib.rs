@@ -12,6 +12,8 @@
 //! * [`kafka`]: how producers, consumers and the admin client are built, and
 //!   the declared topic set ([`kafka::TopicSpec`]) that `votewire topics ensure`
 //!   creates.
+//! * [`schema_registry`]: a Confluent Schema Registry client; without a
+//!   registry the committed schema ids apply.
 //! * [`state`]: the DynamoDB client for feed state, cursors and leases.
 //! * [`telemetry`]: tracing plus OpenTelemetry export over OTLP.
 //!
@@ -26,6 +28,7 @@
 
 pub mod config;
 pub mod kafka;
+pub mod schema_registry;
 pub mod state;
 pub mod telemetry;
 
