@@ -50,7 +50,8 @@ fn vote_cell_encode(c: &mut Criterion) {
     let bytes = fixture(GA_2018);
     let cells = transform("clarity-xml", &bytes, &ctx(), &FamilyInputs::default())
         .unwrap()
-        .cells;
+        .cells
+        .to_vec();
     let s = &schemas().vote_cell;
     let mut g = c.benchmark_group("VoteCell encode");
     g.throughput(Throughput::Elements(cells.len() as u64));

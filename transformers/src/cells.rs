@@ -1,16 +1,128 @@
-//! Building cells cheaply: one shared [`PayloadHeader`], interned strings, and
-//! shared contest/unit/choice references.
+//! Building cells cheaply: a payload's cells are compact rows of indices into
+//! shared tables of contests, units, choices and vote-type labels, plus one
+//! shared [`PayloadHeader`]. A [`VoteCell`] is materialized only when asked
+//! for, so parsing a payload costs no reference counting per cell, and a diff
+//! can compare rows and build cells only for what changed.
 
 use std::sync::Arc;
 
+use rustc_hash::FxHashMap;
 use votewire_schemas::*;
 
 use crate::payload::PayloadContext;
 
-/// Builds the cells of one payload.
-pub struct CellBuilder {
+/// One cell of a payload: indices into its [`CellTable`] and the measures.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CellRow {
+    pub contest: u32,
+    pub unit: u32,
+    pub choice: u32,
+    /// Index of the (vote type, raw label) pair.
+    pub label: u32,
+    pub votes: i64,
+    pub precincts_reporting: Option<i32>,
+    pub precincts_total: Option<i32>,
+    pub pct_expected_vote: Option<f64>,
+    pub winner: Option<bool>,
+}
+
+/// Every cell of one payload, in compact form.
+#[derive(Debug, Clone)]
+pub struct CellTable {
     header: Arc<PayloadHeader>,
-    strings: rustc_hash::FxHashMap<Box<str>, Text>,
+    contests: Vec<Arc<ContestRef>>,
+    units: Vec<Arc<ReportingUnitRef>>,
+    choices: Vec<Arc<ChoiceRef>>,
+    labels: Vec<(VoteType, Text)>,
+    rows: Vec<CellRow>,
+}
+
+impl CellTable {
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// What every cell of the payload shares.
+    pub fn header(&self) -> &Arc<PayloadHeader> {
+        &self.header
+    }
+
+    pub fn rows(&self) -> &[CellRow] {
+        &self.rows
+    }
+
+    pub fn contest(&self, id: u32) -> &Arc<ContestRef> {
+        &self.contests[id as usize]
+    }
+
+    pub fn unit(&self, id: u32) -> &Arc<ReportingUnitRef> {
+        &self.units[id as usize]
+    }
+
+    pub fn choice(&self, id: u32) -> &Arc<ChoiceRef> {
+        &self.choices[id as usize]
+    }
+
+    /// The normalized vote type and raw label of a label index.
+    pub fn label(&self, id: u32) -> (VoteType, &Text) {
+        let (vt, raw) = &self.labels[id as usize];
+        (*vt, raw)
+    }
+
+    /// The stable key of row `i`, without materializing the cell.
+    pub fn cell_key(&self, i: usize) -> CellKey {
+        let r = &self.rows[i];
+        let (vt, raw) = self.label(r.label);
+        cell_key(
+            &self.header.source_feed_id,
+            &self.contest(r.contest).source_id,
+            &self.unit(r.unit).source_id,
+            &self.choice(r.choice).source_id,
+            vt,
+            raw,
+        )
+    }
+
+    /// Row `i` as a full [`VoteCell`].
+    pub fn cell(&self, i: usize) -> VoteCell {
+        let r = &self.rows[i];
+        let (vote_type, raw) = self.label(r.label);
+        VoteCell {
+            header: self.header.clone(),
+            contest: self.contest(r.contest).clone(),
+            unit: self.unit(r.unit).clone(),
+            choice: self.choice(r.choice).clone(),
+            vote_type,
+            vote_type_raw: raw.clone(),
+            votes: r.votes,
+            precincts_reporting: r.precincts_reporting,
+            precincts_total: r.precincts_total,
+            pct_expected_vote: r.pct_expected_vote,
+            winner: r.winner,
+            raw_ref: None,
+        }
+    }
+
+    /// Every cell, materialized one at a time.
+    pub fn iter(&self) -> impl Iterator<Item = VoteCell> + '_ {
+        (0..self.rows.len()).map(|i| self.cell(i))
+    }
+
+    /// Every cell, materialized.
+    pub fn to_vec(&self) -> Vec<VoteCell> {
+        self.iter().collect()
+    }
+}
+
+/// Builds the [`CellTable`] of one payload.
+pub struct CellBuilder {
+    table: CellTable,
+    strings: FxHashMap<Box<str>, Text>,
+    labels: FxHashMap<(VoteType, Box<str>), u32>,
 }
 
 impl CellBuilder {
@@ -25,24 +137,32 @@ impl CellBuilder {
     ) -> CellBuilder {
         let t = |s: &str| Text::from(s);
         CellBuilder {
-            header: Arc::new(PayloadHeader {
-                election_id: t(&ctx.election_id),
-                source_feed_id: t(&ctx.feed_id),
-                mode,
-                source_seq: ctx.source_seq,
-                source_version: source_version.or(ctx.source_version.as_deref()).map(t),
-                as_of: as_of.map(|(ms, _)| ms),
-                as_of_raw: as_of.map(|(_, raw)| t(raw)),
-                fetched_at: ctx.fetched_at,
-                provenance: Provenance {
-                    feed_id: t(&ctx.feed_id),
-                    fetch_id: t(&ctx.fetch_id),
-                    source_uri: t(&ctx.source_uri),
-                    payload_sha256: t(&ctx.payload_sha256),
-                    trace_id: ctx.trace_id.as_deref().map(t),
-                },
-            }),
-            strings: rustc_hash::FxHashMap::default(),
+            table: CellTable {
+                header: Arc::new(PayloadHeader {
+                    election_id: t(&ctx.election_id),
+                    source_feed_id: t(&ctx.feed_id),
+                    mode,
+                    source_seq: ctx.source_seq,
+                    source_version: source_version.or(ctx.source_version.as_deref()).map(t),
+                    as_of: as_of.map(|(ms, _)| ms),
+                    as_of_raw: as_of.map(|(_, raw)| t(raw)),
+                    fetched_at: ctx.fetched_at,
+                    provenance: Provenance {
+                        feed_id: t(&ctx.feed_id),
+                        fetch_id: t(&ctx.fetch_id),
+                        source_uri: t(&ctx.source_uri),
+                        payload_sha256: t(&ctx.payload_sha256),
+                        trace_id: ctx.trace_id.as_deref().map(t),
+                    },
+                }),
+                contests: Vec::new(),
+                units: Vec::new(),
+                choices: Vec::new(),
+                labels: Vec::new(),
+                rows: Vec::new(),
+            },
+            strings: FxHashMap::default(),
+            labels: FxHashMap::default(),
         }
     }
 
@@ -56,30 +176,99 @@ impl CellBuilder {
         t
     }
 
-    /// A cell with the optional measures unset.
-    pub fn cell(
-        &self,
-        contest: &Arc<ContestRef>,
-        unit: &Arc<ReportingUnitRef>,
-        choice: &Arc<ChoiceRef>,
-        vote_type: VoteType,
-        vote_type_raw: &Text,
+    /// Registers a contest; the caller de-duplicates.
+    pub fn contest(&mut self, c: ContestRef) -> u32 {
+        self.table.contests.push(Arc::new(c));
+        (self.table.contests.len() - 1) as u32
+    }
+
+    /// Registers a reporting unit; the caller de-duplicates.
+    pub fn unit(&mut self, u: ReportingUnitRef) -> u32 {
+        self.table.units.push(Arc::new(u));
+        (self.table.units.len() - 1) as u32
+    }
+
+    /// Registers a choice; the caller de-duplicates.
+    pub fn choice(&mut self, c: ChoiceRef) -> u32 {
+        self.table.choices.push(Arc::new(c));
+        (self.table.choices.len() - 1) as u32
+    }
+
+    /// The label index of (vote type, raw label), registered on first use.
+    pub fn label(&mut self, vote_type: VoteType, raw: &str) -> u32 {
+        if let Some(id) = self.labels.get(&(vote_type, raw.into())) {
+            return *id;
+        }
+        let text = self.text(raw);
+        self.table.labels.push((vote_type, text));
+        let id = (self.table.labels.len() - 1) as u32;
+        self.labels.insert((vote_type, raw.into()), id);
+        id
+    }
+
+    pub fn contest_ref(&self, id: u32) -> &Arc<ContestRef> {
+        self.table.contest(id)
+    }
+
+    pub fn unit_ref(&self, id: u32) -> &Arc<ReportingUnitRef> {
+        self.table.unit(id)
+    }
+
+    pub fn choice_ref(&self, id: u32) -> &Arc<ChoiceRef> {
+        self.table.choice(id)
+    }
+
+    /// Replaces a registered contest (for example once a contest turns out to
+    /// be a ballot measure); every row that refers to it follows.
+    pub fn replace_contest(&mut self, id: u32, c: ContestRef) {
+        self.table.contests[id as usize] = Arc::new(c);
+    }
+
+    /// Room for `n` more rows.
+    pub fn reserve(&mut self, n: usize) {
+        self.table.rows.reserve(n);
+    }
+
+    /// Appends a row with the optional measures unset, and returns it for
+    /// setting them.
+    pub fn push(
+        &mut self,
+        contest: u32,
+        unit: u32,
+        choice: u32,
+        label: u32,
         votes: i64,
-    ) -> VoteCell {
-        VoteCell {
-            header: self.header.clone(),
-            contest: contest.clone(),
-            unit: unit.clone(),
-            choice: choice.clone(),
-            vote_type,
-            vote_type_raw: vote_type_raw.clone(),
+    ) -> &mut CellRow {
+        self.table.rows.push(CellRow {
+            contest,
+            unit,
+            choice,
+            label,
             votes,
             precincts_reporting: None,
             precincts_total: None,
             pct_expected_vote: None,
             winner: None,
-            raw_ref: None,
-        }
+        });
+        self.table.rows.last_mut().expect("just pushed")
+    }
+
+    /// Rows so far (for measures learned after the rows, such as a
+    /// precincts-reported line below a race).
+    pub fn rows_mut(&mut self) -> &mut [CellRow] {
+        &mut self.table.rows
+    }
+
+    pub fn len(&self) -> usize {
+        self.table.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.table.rows.is_empty()
+    }
+
+    pub fn finish(self) -> CellTable {
+        self.table
     }
 }
 

@@ -70,9 +70,10 @@ pub struct PayloadFacts {
     pub source_version: Option<String>,
 }
 
-/// A transformer's result: every cell of the payload, and the facts.
+/// A transformer's result: every cell of the payload (in compact form; see
+/// [`crate::cells::CellTable`]), and the facts.
 #[derive(Debug, Clone)]
 pub struct Transformed {
-    pub cells: Vec<votewire_schemas::VoteCell>,
+    pub cells: crate::cells::CellTable,
     pub facts: PayloadFacts,
 }

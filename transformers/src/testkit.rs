@@ -78,3 +78,33 @@ pub fn split_csv_line(line: &str) -> Vec<String> {
     out.push(field);
     out
 }
+
+/// A transformer's output with its cells materialized, for assertions.
+#[derive(Debug)]
+pub struct Out {
+    pub cells: Vec<VoteCell>,
+    pub facts: crate::payload::PayloadFacts,
+}
+
+impl From<crate::payload::Transformed> for Out {
+    fn from(t: crate::payload::Transformed) -> Out {
+        Out {
+            cells: t.cells.to_vec(),
+            facts: t.facts,
+        }
+    }
+}
+
+/// Wraps a family's entry point so tests see materialized cells.
+pub fn materialized(
+    f: fn(
+        &[u8],
+        &PayloadContext,
+        &crate::payload::FamilyInputs,
+    ) -> Result<crate::payload::Transformed, crate::error::TransformError>,
+    bytes: &[u8],
+    ctx: &PayloadContext,
+    inputs: &crate::payload::FamilyInputs,
+) -> Result<Out, crate::error::TransformError> {
+    f(bytes, ctx, inputs).map(Out::from)
+}

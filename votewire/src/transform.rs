@@ -131,8 +131,8 @@ pub fn run(args: TransformArgs) -> anyhow::Result<ExitCode> {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(ExitCode::SUCCESS),
         Err(e) => return Err(e).context("writing cells to stdout"),
     }
-    let contests: std::collections::BTreeSet<&str> =
-        out.cells.iter().map(|c| &*c.contest.source_id).collect();
+    let contests: std::collections::BTreeSet<u32> =
+        out.cells.rows().iter().map(|r| r.contest).collect();
     eprintln!(
         "{} cells, {} contests from {} ({} bytes, {family}) in {:.1} ms{}",
         out.cells.len(),
@@ -149,8 +149,11 @@ pub fn run(args: TransformArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn write_cells(w: &mut impl Write, cells: &[votewire_schemas::VoteCell]) -> std::io::Result<()> {
-    for c in cells {
+fn write_cells(
+    w: &mut impl Write,
+    cells: &votewire_transformers::cells::CellTable,
+) -> std::io::Result<()> {
+    for c in cells.iter() {
         let line = CellLine {
             contest_source_id: &c.contest.source_id,
             contest_name: &c.contest.name,

@@ -1,6 +1,5 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use serde::Deserialize;
 use votewire_schemas::*;
@@ -81,22 +80,24 @@ pub(super) fn parse(
     let as_of = ts.and_then(|raw| parse_iso8601(raw, true).map(|ms| (ms, raw)));
     let mode = if snap.test { FeedMode::Test } else { ctx.mode };
     let mut b = CellBuilder::new(ctx, mode, as_of, ts);
-    let total = b.text("total");
+    let total = b.label(VoteType::Total, "total");
+    let mut unit_ids: std::collections::HashMap<String, u32> = std::collections::HashMap::new();
     let races: Vec<&Race> = match &snap.results {
         Races::List(l) => l.iter().collect(),
         Races::ByState(m) => m.values().flatten().collect(),
     };
-    let mut cells = Vec::new();
     for (ri, race) in races.iter().enumerate() {
         let race_id = race.race_id.trim();
         let race_names = names.race(race_id);
-        let contest = Arc::new(ContestRef {
+        let mut choices: std::collections::HashMap<&str, u32> = std::collections::HashMap::new();
+        let contest = ContestRef {
             source_id: b.text(race_id),
             name: b.text(race_names.map(|n| n.name.as_str()).unwrap_or(race_id)),
             kind: ContestKind::Candidate,
             vote_for: None,
             primary_party: None,
-        });
+        };
+        let contest = b.contest(contest);
         let state = race.summary.ruid.trim().to_string();
         let units = std::iter::once((None, &race.summary))
             .chain(race.results.iter().map(|(k, u)| (Some(k), u)));
@@ -112,48 +113,56 @@ pub(super) fn parse(
                 "district" => (UnitType::District, Some(state.as_str())),
                 other => return Err(r.schema(at(), format!("unknown level {other:?}"))),
             };
-            let unit = Arc::new(ReportingUnitRef {
-                source_id: b.text(ruid),
-                name: b.text(names.units.get(ruid).map(String::as_str).unwrap_or(ruid)),
-                unit_type,
-                type_raw: Some(b.text(&u.level)),
-                parent_source_id: parent.map(|p| b.text(p)),
-                fips: (unit_type == UnitType::County).then(|| b.text(ruid)),
-            });
+            let unit = match unit_ids.get(ruid) {
+                Some(id) => *id,
+                None => {
+                    let u = ReportingUnitRef {
+                        source_id: b.text(ruid),
+                        name: b.text(names.units.get(ruid).map(String::as_str).unwrap_or(ruid)),
+                        unit_type,
+                        type_raw: Some(b.text(&u.level)),
+                        parent_source_id: parent.map(|p| b.text(p)),
+                        fips: (unit_type == UnitType::County).then(|| b.text(ruid)),
+                    };
+                    let id = b.unit(u);
+                    unit_ids.insert(ruid.to_string(), id);
+                    id
+                }
+            };
             for c in &u.results {
                 let id = c.candidate_id.trim();
                 let named =
                     race_names.and_then(|n| n.candidates.iter().find(|c| c.candidate_id == id));
                 let name = named.map(|n| n.name.as_str()).unwrap_or(id);
-                let choice = Arc::new(ChoiceRef {
-                    source_id: b.text(id),
-                    name: b.text(name),
-                    kind: choice_kind(name),
-                    party: named.and_then(|n| n.party.as_deref()).map(|p| b.text(p)),
-                    incumbent: None,
-                });
-                let mut cell = b.cell(
-                    &contest,
-                    &unit,
-                    &choice,
-                    VoteType::Total,
-                    &total,
-                    c.vote_count,
-                );
-                cell.precincts_reporting = u.precincts_reporting;
-                cell.precincts_total = u.precincts_total;
-                cell.pct_expected_vote = u.eevp;
-                cell.winner = c
+                let choice = match choices.get(id) {
+                    Some(ch) => *ch,
+                    None => {
+                        let ch = ChoiceRef {
+                            source_id: b.text(id),
+                            name: b.text(name),
+                            kind: choice_kind(name),
+                            party: named.and_then(|n| n.party.as_deref()).map(|p| b.text(p)),
+                            incumbent: None,
+                        };
+                        let ch = b.choice(ch);
+                        choices.insert(id, ch);
+                        ch
+                    }
+                };
+                let row = b.push(contest, unit, choice, total, c.vote_count);
+                row.precincts_reporting = u.precincts_reporting;
+                row.precincts_total = u.precincts_total;
+                row.pct_expected_vote = u.eevp;
+                row.winner = c
                     .winner
                     .as_deref()
                     .map(|w| w == "X" || w == "R")
                     .filter(|w| *w);
-                cells.push(cell);
             }
         }
     }
     Ok(Transformed {
-        cells,
+        cells: b.finish(),
         facts: PayloadFacts {
             next_request: None,
             is_test: snap.test,

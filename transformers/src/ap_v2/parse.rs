@@ -1,5 +1,4 @@
 use std::borrow::Cow;
-use std::sync::Arc;
 
 use serde::Deserialize;
 use votewire_schemas::*;
@@ -108,9 +107,10 @@ pub(super) fn parse(
     let ts = resp.timestamp.as_deref();
     let as_of = ts.and_then(|raw| parse_iso8601(raw, true).map(|ms| (ms, raw)));
     let mut b = CellBuilder::new(ctx, mode, as_of, ts);
-    let total = b.text("total");
-    let mut cells = Vec::new();
+    let total = b.label(VoteType::Total, "total");
+    let mut units: std::collections::HashMap<String, u32> = std::collections::HashMap::new();
     for (ri, race) in races.iter().enumerate() {
+        let mut choices: std::collections::HashMap<&str, u32> = std::collections::HashMap::new();
         let race_id = race.race_id.trim();
         if race_id.is_empty() {
             return Err(r.schema(
@@ -125,7 +125,7 @@ pub(super) fn parse(
         };
         let is_measure = race.race_type.as_deref() == Some("Ballot Issue")
             || race.office_id.as_deref() == Some("I");
-        let contest = Arc::new(ContestRef {
+        let contest = ContestRef {
             source_id: b.text(race_id),
             name: b.text(&name),
             kind: if is_measure {
@@ -135,7 +135,8 @@ pub(super) fn parse(
             },
             vote_for: race.num_winners,
             primary_party: race.party.as_deref().map(|p| b.text(p)),
-        });
+        };
+        let contest = b.contest(contest);
         for (ui, u) in race.reporting_units.iter().enumerate() {
             let at =
                 |field: &str| Location::Path(format!("/races/{ri}/reportingUnits/{ui}{field}"));
@@ -185,7 +186,15 @@ pub(super) fn parse(
                     ));
                 }
             };
-            let unit = Arc::new(unit);
+            let unit = match units.get(&*unit.source_id) {
+                Some(id) => *id,
+                None => {
+                    let key = unit.source_id.to_string();
+                    let id = b.unit(unit);
+                    units.insert(key, id);
+                    id
+                }
+            };
             for (ci, c) in u.candidates.iter().enumerate() {
                 // Initialization files list candidates before any count exists.
                 let Some(votes) = c.vote_count else { continue };
@@ -207,27 +216,34 @@ pub(super) fn parse(
                 } else {
                     display
                 };
-                let choice = Arc::new(ChoiceRef {
-                    source_id: b.text(id),
-                    name: b.text(&display),
-                    kind: choice_kind(&display),
-                    party: c.party.as_deref().map(|p| b.text(p)),
-                    incumbent: c.incumbent,
-                });
-                let mut cell = b.cell(&contest, &unit, &choice, VoteType::Total, &total, votes);
-                cell.precincts_reporting = u.precincts_reporting;
-                cell.precincts_total = u.precincts_total;
-                cell.winner = c
+                let choice = match choices.get(id) {
+                    Some(ch) => *ch,
+                    None => {
+                        let ch = ChoiceRef {
+                            source_id: b.text(id),
+                            name: b.text(&display),
+                            kind: choice_kind(&display),
+                            party: c.party.as_deref().map(|p| b.text(p)),
+                            incumbent: c.incumbent,
+                        };
+                        let ch = b.choice(ch);
+                        choices.insert(id, ch);
+                        ch
+                    }
+                };
+                let row = b.push(contest, unit, choice, total, votes);
+                row.precincts_reporting = u.precincts_reporting;
+                row.precincts_total = u.precincts_total;
+                row.winner = c
                     .winner
                     .as_deref()
                     .map(|w| w == "X" || w == "R")
                     .filter(|w| *w);
-                cells.push(cell);
             }
         }
     }
     Ok(Transformed {
-        cells,
+        cells: b.finish(),
         facts: PayloadFacts {
             next_request: resp.nextrequest.map(|n| n.into_owned()),
             is_test,

@@ -6,10 +6,17 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 use votewire_schemas::*;
 
-use super::transform;
 use crate::error::ErrorClass;
 use crate::payload::FamilyInputs;
 use crate::testkit::{by_identity, ctx, fixture};
+
+fn transform(
+    bytes: &[u8],
+    ctx: &crate::payload::PayloadContext,
+    inputs: &crate::payload::FamilyInputs,
+) -> Result<crate::testkit::Out, crate::error::TransformError> {
+    crate::testkit::materialized(super::transform, bytes, ctx, inputs)
+}
 
 const DIR: &str = "ap_elections_api/elex_v2_fixtures";
 

@@ -2,14 +2,13 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use serde::Deserialize;
 use votewire_schemas::vote_type::normalize_vote_type;
 use votewire_schemas::*;
 
 use super::config::{ClarityJsonConfig, Companion, CompanionContest};
-use crate::cells::{CellBuilder, choice_kind, incumbent_in_name, party_in_name};
+use crate::cells::{CellBuilder, CellTable, choice_kind, incumbent_in_name, party_in_name};
 use crate::error::{Location, Rejector, TransformError};
 use crate::json::{check_json_start, json_error};
 use crate::payload::PayloadContext;
@@ -61,7 +60,7 @@ pub(super) fn parse(
     config: &ClarityJsonConfig,
     companion: Option<&Companion>,
     r: &Rejector,
-) -> Result<Vec<VoteCell>, TransformError> {
+) -> Result<CellTable, TransformError> {
     check_json_start(bytes, r)?;
     let starts_with_array = bytes
         .iter()
@@ -72,15 +71,16 @@ pub(super) fn parse(
     if starts_with_array {
         let list: Vec<SummaryContest> =
             serde_json::from_slice(bytes).map_err(|e| json_error(r, e))?;
-        summary_cells(&mut b, &sites, &list, r)
+        summary_cells(&mut b, &sites, &list, r)?;
     } else {
         let all: AllJson = serde_json::from_slice(bytes).map_err(|e| json_error(r, e))?;
         let raw = config
             .vote_type_raw
             .clone()
             .unwrap_or_else(|| vote_type_from_uri(&ctx.source_uri));
-        all_json_cells(&mut b, &sites, &all, companion, &raw, r)
+        all_json_cells(&mut b, &sites, &all, companion, &raw, r)?;
     }
+    Ok(b.finish())
 }
 
 /// `…/ALL.json` → `ALL`; `…/Election_Day_Votes.json` → `Election Day Votes`.
@@ -92,26 +92,31 @@ fn vote_type_from_uri(uri: &str) -> String {
 }
 
 struct Sites {
-    site: Arc<ReportingUnitRef>,
+    site: u32,
+    site_id: Text,
     area_type: UnitType,
 }
 
 impl Sites {
     fn new(b: &mut CellBuilder, config: &ClarityJsonConfig) -> Sites {
         let county_site = config.site_level.as_deref() == Some("county");
+        let site_id = b.text(SITE_AREA);
+        let name = b.text(config.site_name.as_deref().unwrap_or(SITE_AREA));
+        let site = b.unit(ReportingUnitRef {
+            source_id: site_id.clone(),
+            name,
+            unit_type: if county_site {
+                UnitType::County
+            } else {
+                UnitType::State
+            },
+            type_raw: None,
+            parent_source_id: None,
+            fips: None,
+        });
         Sites {
-            site: Arc::new(ReportingUnitRef {
-                source_id: b.text(SITE_AREA),
-                name: b.text(config.site_name.as_deref().unwrap_or(SITE_AREA)),
-                unit_type: if county_site {
-                    UnitType::County
-                } else {
-                    UnitType::State
-                },
-                type_raw: None,
-                parent_source_id: None,
-                fips: None,
-            }),
+            site,
+            site_id,
             area_type: if county_site {
                 UnitType::Precinct
             } else {
@@ -121,30 +126,33 @@ impl Sites {
     }
 }
 
+/// A choice at array position `index`; `(id, kind)`.
 fn make_choice(
     b: &mut CellBuilder,
     index: usize,
     name: &str,
     party: Option<&str>,
-) -> Arc<ChoiceRef> {
+) -> (u32, ChoiceKind) {
     let party = match party.map(str::trim) {
         Some("NP") | Some("") | None => party_in_name(name),
         Some(p) => Some(p),
     };
-    Arc::new(ChoiceRef {
+    let kind = choice_kind(name);
+    let c = ChoiceRef {
         source_id: b.text(&index.to_string()),
         name: b.text(name),
-        kind: choice_kind(name),
+        kind,
         party: party.map(|p| b.text(p)),
         incumbent: incumbent_in_name(name),
-    })
+    };
+    (b.choice(c), kind)
 }
 
-fn contest_kind(choices: &[Arc<ChoiceRef>]) -> ContestKind {
+fn contest_kind(choices: &[(u32, ChoiceKind)]) -> ContestKind {
     if !choices.is_empty()
         && choices
             .iter()
-            .all(|c| matches!(c.kind, ChoiceKind::Yes | ChoiceKind::No))
+            .all(|(_, k)| matches!(k, ChoiceKind::Yes | ChoiceKind::No))
     {
         ContestKind::BallotMeasure
     } else {
@@ -157,9 +165,8 @@ fn summary_cells(
     sites: &Sites,
     list: &[SummaryContest],
     r: &Rejector,
-) -> Result<Vec<VoteCell>, TransformError> {
-    let total = b.text("total");
-    let mut cells = Vec::new();
+) -> Result<(), TransformError> {
+    let total = b.label(VoteType::Total, "total");
     for (i, c) in list.iter().enumerate() {
         if c.choices.len() != c.votes.len() {
             return Err(r.schema(
@@ -172,35 +179,28 @@ fn summary_cells(
                 ),
             ));
         }
-        let choices: Vec<Arc<ChoiceRef>> = c
+        let choices: Vec<(u32, ChoiceKind)> = c
             .choices
             .iter()
             .enumerate()
             .map(|(j, name)| make_choice(b, j, name, c.parties.get(j).map(|p| &**p)))
             .collect();
-        let contest = Arc::new(ContestRef {
+        let contest = ContestRef {
             source_id: b.text(c.key.trim()),
             name: b.text(&c.name),
             kind: contest_kind(&choices),
             vote_for: c.vote_for,
             primary_party: None,
-        });
-        for (j, choice) in choices.iter().enumerate() {
-            let mut cell = b.cell(
-                &contest,
-                &sites.site,
-                choice,
-                VoteType::Total,
-                &total,
-                c.votes[j],
-            );
-            cell.precincts_reporting = c.precincts_reporting;
-            cell.precincts_total = c.precincts_total;
-            cell.winner = (c.winners.get(j) == Some(&1)).then_some(true);
-            cells.push(cell);
+        };
+        let contest = b.contest(contest);
+        for (j, (choice, _)) in choices.iter().enumerate() {
+            let row = b.push(contest, sites.site, *choice, total, c.votes[j]);
+            row.precincts_reporting = c.precincts_reporting;
+            row.precincts_total = c.precincts_total;
+            row.winner = (c.winners.get(j) == Some(&1)).then_some(true);
         }
     }
-    Ok(cells)
+    Ok(())
 }
 
 fn all_json_cells(
@@ -210,11 +210,9 @@ fn all_json_cells(
     companion: Option<&Companion>,
     raw: &str,
     r: &Rejector,
-) -> Result<Vec<VoteCell>, TransformError> {
-    let vote_type = normalize_vote_type(raw);
-    let raw = b.text(raw);
-    let mut contests: HashMap<String, (Arc<ContestRef>, Vec<Arc<ChoiceRef>>)> = HashMap::new();
-    let mut cells = Vec::new();
+) -> Result<(), TransformError> {
+    let label = b.label(normalize_vote_type(raw), raw);
+    let mut contests: HashMap<String, (u32, Vec<u32>)> = HashMap::new();
     for (k, area) in all.contests.iter().enumerate() {
         if area.contest_keys.len() != area.votes.len() {
             return Err(r.schema(
@@ -229,14 +227,15 @@ fn all_json_cells(
         }
         let name = area.area.trim();
         let unit = if name == SITE_AREA {
-            sites.site.clone()
+            sites.site
         } else {
-            Arc::new(ReportingUnitRef {
-                source_id: b.text(name),
-                name: b.text(name),
+            let id = b.text(name);
+            b.unit(ReportingUnitRef {
+                source_id: id.clone(),
+                name: id,
                 unit_type: sites.area_type,
                 type_raw: None,
-                parent_source_id: Some(sites.site.source_id.clone()),
+                parent_source_id: Some(sites.site_id.clone()),
                 fips: None,
             })
         };
@@ -248,29 +247,33 @@ fn all_json_cells(
                 && m.choices.len() != votes.len()
             {
                 return Err(r.schema(
-                        Location::Path(format!("/Contests/{k}/V/{i}")),
-                        format!(
-                            "contest {key} in area {name:?} has {} counts; the companion names {} choices",
-                            votes.len(),
-                            m.choices.len()
-                        ),
-                    ));
+                    Location::Path(format!("/Contests/{k}/V/{i}")),
+                    format!(
+                        "contest {key} in area {name:?} has {} counts; the companion names {} choices",
+                        votes.len(),
+                        m.choices.len()
+                    ),
+                ));
             }
             if !contests.contains_key(key) {
-                let choices: Vec<Arc<ChoiceRef>> = (0..votes.len())
+                let choices: Vec<(u32, ChoiceKind)> = (0..votes.len())
                     .map(|j| match meta.map(|m| &m.choices[j]) {
                         Some(ch) => make_choice(b, j, &ch.name, ch.party.as_deref()),
                         None => make_choice(b, j, &j.to_string(), None),
                     })
                     .collect();
-                let contest = Arc::new(ContestRef {
+                let contest = ContestRef {
                     source_id: b.text(key),
                     name: b.text(meta.map(|m| m.name.as_str()).unwrap_or(key)),
                     kind: contest_kind(&choices),
                     vote_for: meta.and_then(|m| m.vote_for),
                     primary_party: None,
-                });
-                contests.insert(key.to_string(), (contest, choices));
+                };
+                let contest = b.contest(contest);
+                contests.insert(
+                    key.to_string(),
+                    (contest, choices.into_iter().map(|(id, _)| id).collect()),
+                );
             }
             let (contest, choices) = &contests[key];
             if choices.len() != votes.len() {
@@ -284,9 +287,9 @@ fn all_json_cells(
                 ));
             }
             for (j, v) in votes.iter().enumerate() {
-                cells.push(b.cell(contest, &unit, &choices[j], vote_type, &raw, *v));
+                b.push(*contest, unit, choices[j], label, *v);
             }
         }
     }
-    Ok(cells)
+    Ok(())
 }

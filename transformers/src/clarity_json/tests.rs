@@ -9,10 +9,17 @@ use std::path::PathBuf;
 use serde_json::Value;
 use votewire_schemas::*;
 
-use super::transform;
 use crate::error::ErrorClass;
 use crate::payload::{FamilyInputs, PayloadContext};
 use crate::testkit::{by_identity, ctx, fixture};
+
+fn transform(
+    bytes: &[u8],
+    ctx: &crate::payload::PayloadContext,
+    inputs: &crate::payload::FamilyInputs,
+) -> Result<crate::testkit::Out, crate::error::TransformError> {
+    crate::testkit::materialized(super::transform, bytes, ctx, inputs)
+}
 
 const SERIES: &str = "clarity_enr/GA_107556_runoff_2021_ALLjson_series";
 

@@ -3,7 +3,6 @@
 
 use rustc_hash::FxHashMap;
 use std::borrow::Cow;
-use std::sync::Arc;
 
 use quick_xml::Reader;
 use quick_xml::events::{BytesStart, Event};
@@ -11,7 +10,7 @@ use votewire_schemas::*;
 
 use super::config::{ClarityXmlConfig, SiteLevel};
 use crate::cells::{
-    CellBuilder, choice_kind, incumbent_in_name, is_virtual_unit_name, party_in_name,
+    CellBuilder, CellTable, choice_kind, incumbent_in_name, is_virtual_unit_name, party_in_name,
 };
 use crate::error::{Location, Rejector, TransformError};
 use crate::limits::looks_like_html;
@@ -23,26 +22,26 @@ use votewire_schemas::vote_type::normalize_vote_type;
 type Precincts = (Option<i32>, Option<i32>);
 
 struct OpenContest {
-    contest: Arc<ContestRef>,
+    contest: u32,
+    key: Text,
     precincts: Precincts,
     /// Per-county reporting from `<ParticipatingCounties>`.
     participating: FxHashMap<Box<[u8]>, Precincts>,
-    first_cell: usize,
     has_yes_no: bool,
 }
 
 /// One remembered leaf position.
 struct LeafSlot {
     raw_name: Box<[u8]>,
-    unit: Arc<ReportingUnitRef>,
+    unit: u32,
     /// Site-wide turnout reporting for the unit.
     turnout: Precincts,
 }
 
 struct OpenVoteType {
-    vote_type: VoteType,
+    label: u32,
     raw: Text,
-    choice: Arc<ChoiceRef>,
+    choice: u32,
 }
 
 struct State<'c> {
@@ -53,8 +52,9 @@ struct State<'c> {
     in_timestamp: bool,
     in_region: bool,
     site_level: SiteLevel,
-    site_unit: Option<Arc<ReportingUnitRef>>,
-    leaf_units: FxHashMap<Box<[u8]>, (Arc<ReportingUnitRef>, Precincts)>,
+    /// The site's unit and its id (the parent of every leaf).
+    site_unit: Option<(u32, Text)>,
+    leaf_units: FxHashMap<Box<[u8]>, (u32, Precincts)>,
     /// Leaves in the order the previous VoteType listed them: every VoteType
     /// of a file lists the same units in the same order, so the i-th leaf is
     /// almost always the previous i-th leaf, found without hashing.
@@ -65,9 +65,11 @@ struct State<'c> {
     in_turnout: bool,
     contest: Option<OpenContest>,
     in_participating: bool,
-    choice: Option<Arc<ChoiceRef>>,
+    /// The open choice: its id and key.
+    choice: Option<(u32, Text)>,
     vote_type: Option<OpenVoteType>,
-    cells: Vec<VoteCell>,
+    /// Expected rows (one per 75 bytes in real files), reserved up front.
+    expected_rows: usize,
 }
 
 pub(super) fn parse(
@@ -75,7 +77,7 @@ pub(super) fn parse(
     ctx: &PayloadContext,
     config: &ClarityXmlConfig,
     r: &Rejector,
-) -> Result<Vec<VoteCell>, TransformError> {
+) -> Result<CellTable, TransformError> {
     if looks_like_html(xml) {
         return Err(r.not_this_format(Location::Byte(0), "an HTML page, not Clarity detail.xml"));
     }
@@ -105,8 +107,7 @@ pub(super) fn parse(
         in_participating: false,
         choice: None,
         vote_type: None,
-        // Roughly one cell per 75 bytes in real files.
-        cells: Vec::with_capacity(xml.len() / 75),
+        expected_rows: xml.len() / 75,
     };
     let mut reader = Reader::from_reader(xml);
     reader.config_mut().trim_text(true);
@@ -190,7 +191,8 @@ pub(super) fn parse(
             "document ends before </ElectionResult>",
         ));
     }
-    Ok(st.cells)
+    st.builder();
+    Ok(st.builder.take().expect("just built").finish())
 }
 
 fn check_root(e: &BytesStart, pos: u64, r: &Rejector) -> Result<(), TransformError> {
@@ -376,12 +378,14 @@ impl State<'_> {
         if self.builder.is_none() {
             let ts = self.timestamp.as_deref().map(str::trim);
             let as_of = ts.and_then(|raw| parse_us_datetime(raw, None).map(|ms| (ms, raw)));
-            self.builder = Some(CellBuilder::new(self.ctx, self.ctx.mode, as_of, None));
+            let mut b = CellBuilder::new(self.ctx, self.ctx.mode, as_of, None);
+            b.reserve(self.expected_rows);
+            self.builder = Some(b);
         }
         self.builder.as_mut().expect("just set")
     }
 
-    fn site_unit(&mut self) -> Arc<ReportingUnitRef> {
+    fn site_unit(&mut self) -> (u32, Text) {
         if let Some(u) = &self.site_unit {
             return u.clone();
         }
@@ -392,25 +396,26 @@ impl State<'_> {
             SiteLevel::County => UnitType::County,
         };
         let b = self.builder();
-        let u = Arc::new(ReportingUnitRef {
-            source_id: b.text(region),
-            name: b.text(region),
+        let id = b.text(region);
+        let u = b.unit(ReportingUnitRef {
+            source_id: id.clone(),
+            name: id.clone(),
             unit_type,
             type_raw: None,
             parent_source_id: None,
             fips: None,
         });
-        self.site_unit = Some(u.clone());
-        u
+        self.site_unit = Some((u, id.clone()));
+        (u, id)
     }
 
     fn path(&self) -> String {
         let mut p = String::from("/ElectionResult");
         if let Some(c) = &self.contest {
-            p.push_str(&format!("/Contest[@key='{}']", c.contest.source_id));
+            p.push_str(&format!("/Contest[@key='{}']", c.key));
         }
-        if let Some(ch) = &self.choice {
-            p.push_str(&format!("/Choice[@key='{}']", ch.source_id));
+        if let Some((_, key)) = &self.choice {
+            p.push_str(&format!("/Choice[@key='{key}']"));
         }
         if let Some(vt) = &self.vote_type {
             p.push_str(&format!("/VoteType[@name='{}']", vt.raw));
@@ -479,18 +484,20 @@ impl State<'_> {
                     ),
                 };
                 let b = self.builder();
-                let contest = Arc::new(ContestRef {
-                    source_id: b.text(key),
+                let key = b.text(key);
+                let contest = ContestRef {
+                    source_id: key.clone(),
                     name: b.text(text),
                     kind,
                     vote_for: int(&a.vote_for),
                     primary_party: primary_party.map(|p| b.text(p)),
-                });
+                };
+                let contest = b.contest(contest);
                 self.contest = Some(OpenContest {
                     contest,
+                    key,
                     precincts: (reported, total),
                     participating: FxHashMap::default(),
-                    first_cell: self.cells.len(),
                     has_yes_no: false,
                 });
                 if empty {
@@ -548,17 +555,19 @@ impl State<'_> {
                     Some(p) => Some(p),
                 };
                 let b = self.builder();
-                let choice = Arc::new(ChoiceRef {
-                    source_id: b.text(key),
+                let key = b.text(key);
+                let choice = ChoiceRef {
+                    source_id: key.clone(),
                     name: b.text(text),
                     kind,
                     party: party.map(|p| b.text(p)),
                     incumbent: incumbent_in_name(text),
-                });
+                };
+                let choice = b.choice(choice);
                 if let Some(c) = self.contest.as_mut() {
                     c.has_yes_no |= matches!(kind, ChoiceKind::Yes | ChoiceKind::No);
                 }
-                self.choice = Some(choice);
+                self.choice = Some((choice, key));
                 if empty {
                     self.choice = None;
                 }
@@ -572,15 +581,16 @@ impl State<'_> {
                     .map(|n| n.trim().to_string())
                     .unwrap_or_default();
                 let votes = self.votes(&a, || format!("VoteType[@name='{name}']"), r)?;
-                let site = self.site_unit();
+                let (site, _) = self.site_unit();
+                let open_choice = self.choice.as_ref().map(|(id, _)| *id);
                 let b = self.builder();
                 let raw = b.text(&name);
-                let (choice, vote_type) = match &self.choice {
-                    Some(ch) => (ch.clone(), normalize_vote_type(&name)),
+                let (choice, vote_type) = match open_choice {
+                    Some(ch) => (ch, normalize_vote_type(&name)),
                     // Contest-level Undervotes/Overvotes: a pseudo choice,
                     // counted across every vote type.
                     None => {
-                        let ch = Arc::new(ChoiceRef {
+                        let ch = b.choice(ChoiceRef {
                             source_id: raw.clone(),
                             name: raw.clone(),
                             kind: choice_kind(&name),
@@ -590,17 +600,14 @@ impl State<'_> {
                         (ch, VoteType::Total)
                     }
                 };
+                let label = b.label(vote_type, &name);
                 let contest = self.contest.as_ref().expect("checked");
-                let b = self.builder.as_ref().expect("built");
-                let mut cell = b.cell(&contest.contest, &site, &choice, vote_type, &raw, votes);
-                cell.precincts_reporting = contest.precincts.0;
-                cell.precincts_total = contest.precincts.1;
-                self.cells.push(cell);
-                self.vote_type = Some(OpenVoteType {
-                    vote_type,
-                    raw,
-                    choice,
-                });
+                let (contest_id, precincts) = (contest.contest, contest.precincts);
+                let b = self.builder.as_mut().expect("built");
+                let row = b.push(contest_id, site, choice, label, votes);
+                row.precincts_reporting = precincts.0;
+                row.precincts_total = precincts.1;
+                self.vote_type = Some(OpenVoteType { label, raw, choice });
                 self.leaf_index = 0;
                 if empty {
                     self.vote_type = None;
@@ -636,20 +643,17 @@ impl State<'_> {
                 })?;
                 let (unit, turnout) = self.leaf_unit(name, is_county, pos, r)?;
                 let precincts = self.contest_precincts(name, is_county, turnout);
-                let contest = self.contest.as_ref().expect("vote type implies contest");
+                let contest = self
+                    .contest
+                    .as_ref()
+                    .expect("vote type implies contest")
+                    .contest;
                 let vt = self.vote_type.as_ref().expect("checked");
-                let b = self.builder.as_ref().expect("built");
-                let mut cell = b.cell(
-                    &contest.contest,
-                    &unit,
-                    &vt.choice,
-                    vt.vote_type,
-                    &vt.raw,
-                    votes,
-                );
-                cell.precincts_reporting = precincts.0;
-                cell.precincts_total = precincts.1;
-                self.cells.push(cell);
+                let (choice, label) = (vt.choice, vt.label);
+                let b = self.builder.as_mut().expect("built");
+                let row = b.push(contest, unit, choice, label, votes);
+                row.precincts_reporting = precincts.0;
+                row.precincts_total = precincts.1;
             }
             _ => {}
         }
@@ -665,24 +669,25 @@ impl State<'_> {
         is_county: bool,
         pos: u64,
         r: &Rejector,
-    ) -> Result<(Arc<ReportingUnitRef>, Precincts), TransformError> {
+    ) -> Result<(u32, Precincts), TransformError> {
         let i = self.leaf_index;
         self.leaf_index += 1;
         if let Some(slot) = self.leaf_order.get(i)
             && *slot.raw_name == *raw_name
         {
-            return Ok((slot.unit.clone(), slot.turnout));
+            return Ok((slot.unit, slot.turnout));
         }
         let (unit, turnout) = match self.leaf_units.get(raw_name) {
-            Some(hit) => hit.clone(),
+            Some(hit) => *hit,
             None => {
                 let name = text_of(raw_name, pos, r)?;
                 let name = name.trim();
-                let site = self.site_unit();
+                let (_, site_id) = self.site_unit();
                 let b = self.builder();
-                let u = Arc::new(ReportingUnitRef {
-                    source_id: b.text(name),
-                    name: b.text(name),
+                let id = b.text(name);
+                let u = b.unit(ReportingUnitRef {
+                    source_id: id.clone(),
+                    name: id,
                     unit_type: if is_county {
                         UnitType::County
                     } else if is_virtual_unit_name(name) {
@@ -691,7 +696,7 @@ impl State<'_> {
                         UnitType::Precinct
                     },
                     type_raw: None,
-                    parent_source_id: Some(site.source_id.clone()),
+                    parent_source_id: Some(site_id),
                     fips: None,
                 });
                 let turnout = self
@@ -699,14 +704,13 @@ impl State<'_> {
                     .get(raw_name)
                     .copied()
                     .unwrap_or((None, None));
-                self.leaf_units
-                    .insert(raw_name.into(), (u.clone(), turnout));
+                self.leaf_units.insert(raw_name.into(), (u, turnout));
                 (u, turnout)
             }
         };
         let slot = LeafSlot {
             raw_name: raw_name.into(),
-            unit: unit.clone(),
+            unit,
             turnout,
         };
         if i < self.leaf_order.len() {
@@ -735,14 +739,16 @@ impl State<'_> {
         let Some(open) = self.contest.take() else {
             return;
         };
-        if open.has_yes_no && open.contest.kind == ContestKind::Candidate {
-            let measure = Arc::new(ContestRef {
+        let Some(b) = self.builder.as_mut() else {
+            return;
+        };
+        let contest = b.contest_ref(open.contest);
+        if open.has_yes_no && contest.kind == ContestKind::Candidate {
+            let measure = ContestRef {
                 kind: ContestKind::BallotMeasure,
-                ..(*open.contest).clone()
-            });
-            for cell in &mut self.cells[open.first_cell..] {
-                cell.contest = measure.clone();
-            }
+                ..(**contest).clone()
+            };
+            b.replace_contest(open.contest, measure);
         }
     }
 }

@@ -7,10 +7,17 @@ use std::io::Write;
 
 use votewire_schemas::*;
 
-use super::transform;
 use crate::error::ErrorClass;
 use crate::payload::FamilyInputs;
 use crate::testkit::{by_identity, ctx, fixture};
+
+fn transform(
+    bytes: &[u8],
+    ctx: &crate::payload::PayloadContext,
+    inputs: &crate::payload::FamilyInputs,
+) -> Result<crate::testkit::Out, crate::error::TransformError> {
+    crate::testkit::materialized(super::transform, bytes, ctx, inputs)
+}
 
 type Identity = (String, String, String, String);
 

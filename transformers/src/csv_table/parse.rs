@@ -2,14 +2,12 @@
 //! FxHash maps, and text is decoded only when a new contest, unit or choice
 //! is first seen, so a row costs no allocation beyond its cells.
 
-use std::sync::Arc;
-
 use rustc_hash::FxHashMap;
 use votewire_schemas::vote_type::normalize_vote_type;
 use votewire_schemas::*;
 
 use super::config::CsvMapping;
-use crate::cells::{CellBuilder, choice_kind, is_virtual_unit_name};
+use crate::cells::{CellBuilder, CellTable, choice_kind, is_virtual_unit_name};
 use crate::error::{Location, Rejector, TransformError};
 use crate::limits::looks_like_html;
 use crate::payload::PayloadContext;
@@ -31,8 +29,8 @@ struct Columns {
     district: Option<usize>,
     party: Option<usize>,
     choice: Option<usize>,
-    /// (column, normalized vote type, raw label)
-    votes: Vec<(usize, VoteType, Text)>,
+    /// (column, label id, raw label)
+    votes: Vec<(usize, u32, Text)>,
 }
 
 fn find(headers: &[String], wanted: Option<&str>, defaults: &[&str]) -> Option<usize> {
@@ -110,18 +108,16 @@ fn columns(
                     &format!("vote column {want:?}"),
                     headers.iter().position(|h| *h == norm(want)),
                 )?;
-                votes.push((
-                    col,
-                    normalize_vote_type(&display[col]),
-                    b.text(&display[col]),
-                ));
+                let label = b.label(normalize_vote_type(&display[col]), &display[col]);
+                votes.push((col, label, b.text(&display[col])));
             }
         }
         None => {
             for (i, h) in headers.iter().enumerate() {
                 let vt = normalize_vote_type(h);
                 if !identity.contains(&Some(i)) && vt != VoteType::Other {
-                    votes.push((i, vt, b.text(&display[i])));
+                    let label = b.label(vt, &display[i]);
+                    votes.push((i, label, b.text(&display[i])));
                 }
             }
         }
@@ -189,7 +185,7 @@ pub(super) fn parse(
     ctx: &PayloadContext,
     m: &CsvMapping,
     r: &Rejector,
-) -> Result<Vec<VoteCell>, TransformError> {
+) -> Result<CellTable, TransformError> {
     if looks_like_html(bytes) {
         return Err(r.not_this_format(Location::Byte(0), "an HTML page, not CSV"));
     }
@@ -224,13 +220,15 @@ pub(super) fn parse(
     let cols = columns(&rec, m, &mut b, r)?;
     let unit_level_precinct = cols.precinct.is_some();
 
-    let mut contests: FxHashMap<Box<[u8]>, Arc<ContestRef>> = FxHashMap::default();
-    let mut units: FxHashMap<Box<[u8]>, Arc<ReportingUnitRef>> = FxHashMap::default();
-    let mut choices: FxHashMap<Box<[u8]>, Arc<ChoiceRef>> = FxHashMap::default();
+    // contest -> (id, kind, display name); choice -> (id, kind).
+    let mut contests: FxHashMap<Box<[u8]>, (u32, ContestKind, Text)> = FxHashMap::default();
+    let mut units: FxHashMap<Box<[u8]>, u32> = FxHashMap::default();
+    let mut choices: FxHashMap<Box<[u8]>, (u32, ChoiceKind)> = FxHashMap::default();
     let mut key = Vec::with_capacity(128);
-    // Rows per cell: one per vote column; estimate from the byte size.
-    let mut cells = Vec::with_capacity(bytes.len() / 60);
-    let mut measure_contests: FxHashMap<Text, (bool, bool)> = FxHashMap::default();
+    // One row per vote column; estimate from the byte size.
+    b.reserve(bytes.len() / 85);
+    // contest id -> (has a Yes/No choice, has no candidate choice)
+    let mut measure_contests: FxHashMap<u32, (bool, bool)> = FxHashMap::default();
     while reader.read_byte_record(&mut rec).map_err(csv_err)? {
         let line = rec.position().map_or(0, |p| p.line());
         let get = |c: Option<usize>| c.and_then(|c| rec.get(c)).map(trim).unwrap_or(b"");
@@ -264,7 +262,7 @@ pub(super) fn parse(
             key.push(b'|');
             key.extend_from_slice(district);
         }
-        let contest = match contests.get(&key[..]) {
+        let (contest, contest_kind, contest_name) = match contests.get(&key[..]) {
             Some(c) => c.clone(),
             None => {
                 let id = text(&key, Some(cols.contest))?;
@@ -279,15 +277,17 @@ pub(super) fn parse(
                 } else {
                     ContestKind::Candidate
                 };
-                let c = Arc::new(ContestRef {
+                let name = b.text(&name);
+                let c = ContestRef {
                     source_id: b.text(&id),
-                    name: b.text(&name),
+                    name: name.clone(),
                     kind,
                     vote_for: None,
                     primary_party: None,
-                });
-                contests.insert(key.as_slice().into(), c.clone());
-                c
+                };
+                let entry = (b.contest(c), kind, name);
+                contests.insert(key.as_slice().into(), entry.clone());
+                entry
             }
         };
 
@@ -298,13 +298,13 @@ pub(super) fn parse(
             key.extend_from_slice(precinct);
         }
         let unit = match units.get(&key[..]) {
-            Some(u) => u.clone(),
+            Some(u) => *u,
             None => {
                 let id = text(&key, cols.county)?;
                 let county_s = text(county, cols.county)?;
                 let u = if unit_level_precinct {
                     let p = text(precinct, cols.precinct)?;
-                    Arc::new(ReportingUnitRef {
+                    ReportingUnitRef {
                         source_id: b.text(&id),
                         name: b.text(&p),
                         unit_type: if is_virtual_unit_name(&p) {
@@ -315,18 +315,19 @@ pub(super) fn parse(
                         type_raw: None,
                         parent_source_id: (!county_s.is_empty()).then(|| b.text(&county_s)),
                         fips: None,
-                    })
+                    }
                 } else {
-                    Arc::new(ReportingUnitRef {
+                    ReportingUnitRef {
                         source_id: b.text(&id),
                         name: b.text(&county_s),
                         unit_type: UnitType::County,
                         type_raw: None,
                         parent_source_id: None,
                         fips: None,
-                    })
+                    }
                 };
-                units.insert(key.as_slice().into(), u.clone());
+                let u = b.unit(u);
+                units.insert(key.as_slice().into(), u);
                 u
             }
         };
@@ -335,14 +336,14 @@ pub(super) fn parse(
         key.extend_from_slice(candidate);
         key.push(b'|');
         key.extend_from_slice(party);
-        let choice = match choices.get(&key[..]) {
-            Some(c) => c.clone(),
+        let (choice, choice_kind_) = match choices.get(&key[..]) {
+            Some(c) => *c,
             None => {
                 let id = text(&key, cols.choice)?;
                 let cand = text(candidate, cols.choice)?;
                 let (name, kind) = if cand.is_empty() {
                     // Registered Voters / Ballots Cast rows name no candidate.
-                    let office_s = contest.name.to_string();
+                    let office_s = contest_name.to_string();
                     let kind = choice_kind(&office_s);
                     (
                         office_s,
@@ -357,28 +358,27 @@ pub(super) fn parse(
                     (cand, k)
                 };
                 let party_s = text(party, cols.party)?;
-                let c = Arc::new(ChoiceRef {
+                let c = ChoiceRef {
                     source_id: b.text(&id),
                     name: b.text(&name),
                     kind,
                     party: (!party_s.is_empty()).then(|| b.text(&party_s)),
                     incumbent: None,
-                });
-                choices.insert(key.as_slice().into(), c.clone());
-                c
+                };
+                let entry = (b.choice(c), kind);
+                choices.insert(key.as_slice().into(), entry);
+                entry
             }
         };
-        if contest.kind == ContestKind::Candidate {
-            let e = measure_contests
-                .entry(contest.source_id.clone())
-                .or_insert((false, true));
-            match choice.kind {
+        if contest_kind == ContestKind::Candidate {
+            let e = measure_contests.entry(contest).or_insert((false, true));
+            match choice_kind_ {
                 ChoiceKind::Yes | ChoiceKind::No => e.0 = true,
                 ChoiceKind::Candidate => e.1 = false,
                 _ => {}
             }
         }
-        for (col, vt, raw) in &cols.votes {
+        for (col, label, raw) in &cols.votes {
             let v = rec.get(*col).map(trim).unwrap_or(b"");
             if v.is_empty() {
                 continue;
@@ -392,33 +392,18 @@ pub(super) fn parse(
                     format!("{raw} = {:?} is not a count", String::from_utf8_lossy(v)),
                 )
             })?;
-            cells.push(b.cell(&contest, &unit, &choice, *vt, raw, votes));
+            b.push(contest, unit, choice, *label, votes);
         }
     }
     // Contests whose only choices are Yes/No (plus pseudo rows) are measures.
-    let measures: FxHashMap<&Text, Arc<ContestRef>> = contests
-        .values()
-        .filter(|c| {
-            measure_contests
-                .get(&c.source_id)
-                .is_some_and(|(yes_no, no_cand)| *yes_no && *no_cand)
-        })
-        .map(|c| {
-            (
-                &c.source_id,
-                Arc::new(ContestRef {
-                    kind: ContestKind::BallotMeasure,
-                    ..(**c).clone()
-                }),
-            )
-        })
-        .collect();
-    if !measures.is_empty() {
-        for cell in &mut cells {
-            if let Some(m) = measures.get(&cell.contest.source_id) {
-                cell.contest = m.clone();
-            }
+    for (contest, (yes_no, no_candidate)) in measure_contests {
+        if yes_no && no_candidate {
+            let measure = ContestRef {
+                kind: ContestKind::BallotMeasure,
+                ..(**b.contest_ref(contest)).clone()
+            };
+            b.replace_contest(contest, measure);
         }
     }
-    Ok(cells)
+    Ok(b.finish())
 }

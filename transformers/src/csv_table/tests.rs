@@ -5,10 +5,17 @@ use std::collections::BTreeMap;
 
 use votewire_schemas::*;
 
-use super::transform;
 use crate::error::ErrorClass;
 use crate::payload::FamilyInputs;
 use crate::testkit::{ctx, fixture, split_csv_line};
+
+fn transform(
+    bytes: &[u8],
+    ctx: &crate::payload::PayloadContext,
+    inputs: &crate::payload::FamilyInputs,
+) -> Result<crate::testkit::Out, crate::error::TransformError> {
+    crate::testkit::materialized(super::transform, bytes, ctx, inputs)
+}
 
 const FILES: [&str; 7] = [
     "precinct_csv/openelections-data-ga/20181106__ga__general__fulton__precinct.csv",

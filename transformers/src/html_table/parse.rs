@@ -1,14 +1,13 @@
 //! Reading result tables out of an HTML page.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use scraper::{ElementRef, Html, Selector};
 use votewire_schemas::vote_type::normalize_vote_type;
 use votewire_schemas::*;
 
 use super::config::{HtmlLayout, HtmlMapping};
-use crate::cells::{CellBuilder, choice_kind};
+use crate::cells::{CellBuilder, CellTable, choice_kind};
 use crate::error::{Location, Rejector, TransformError};
 use crate::payload::PayloadContext;
 use crate::timefmt::parse_us_datetime;
@@ -163,7 +162,7 @@ pub(super) fn parse(
     ctx: &PayloadContext,
     m: &HtmlMapping,
     r: &Rejector,
-) -> Result<Vec<VoteCell>, TransformError> {
+) -> Result<CellTable, TransformError> {
     let doc = Html::parse_document(page);
     let as_of = match &m.as_of {
         Some(sel) => {
@@ -188,9 +187,10 @@ pub(super) fn parse(
         ));
     }
     match m.layout {
-        HtmlLayout::UnitRows => unit_rows(&doc, &tables, m, &mut b, r),
-        HtmlLayout::CandidateRows => candidate_rows(&tables, m, &mut b, r),
+        HtmlLayout::UnitRows => unit_rows(&doc, &tables, m, &mut b, r)?,
+        HtmlLayout::CandidateRows => candidate_rows(&tables, m, &mut b, r)?,
     }
+    Ok(b.finish())
 }
 
 fn bad_count(table: usize, row: usize, pos: usize, value: &str, r: &Rejector) -> TransformError {
@@ -211,7 +211,7 @@ fn unit_rows(
     m: &HtmlMapping,
     b: &mut CellBuilder,
     r: &Rejector,
-) -> Result<Vec<VoteCell>, TransformError> {
+) -> Result<(), TransformError> {
     let contest_name = match (&m.contest_name, &m.contest) {
         (Some(sel), _) => {
             let sel = selector(sel, "contest_name", r)?;
@@ -229,9 +229,10 @@ fn unit_rows(
             ));
         }
     };
-    let contest = Arc::new(ContestRef {
-        source_id: b.text(&contest_name),
-        name: b.text(&contest_name),
+    let name = b.text(&contest_name);
+    let contest = b.contest(ContestRef {
+        source_id: name.clone(),
+        name,
         kind: ContestKind::Candidate,
         vote_for: None,
         primary_party: None,
@@ -243,8 +244,8 @@ fn unit_rows(
         Some("municipality") => UnitType::Municipality,
         Some(_) => UnitType::Other,
     };
-    let row_raw = b.text(m.row_vote_type.as_deref().unwrap_or("total"));
-    let mut cells = Vec::new();
+    let row_raw = m.row_vote_type.as_deref().unwrap_or("total");
+    let row_label = b.label(normalize_vote_type(row_raw), row_raw);
     for (ti, table) in tables.iter().enumerate() {
         let rows = rows(*table);
         let headers: Vec<&Row> = rows.iter().take_while(|row| row.all_header()).collect();
@@ -282,16 +283,15 @@ fn unit_rows(
                 .map(|h| h.text(pos))
                 .filter(|p| !p.is_empty() && *p != placeholder);
             let incumbent = name.contains("(Incumbent)").then_some(true);
-            candidates.push((
-                pos,
-                Arc::new(ChoiceRef {
-                    source_id: b.text(&name),
-                    name: b.text(&name),
-                    kind: choice_kind(&name),
-                    party: party.map(|p| b.text(p)),
-                    incumbent,
-                }),
-            ));
+            let text = b.text(&name);
+            let choice = ChoiceRef {
+                source_id: text.clone(),
+                name: text,
+                kind: choice_kind(&name),
+                party: party.map(|p| b.text(p)),
+                incumbent,
+            };
+            candidates.push((pos, b.choice(choice)));
         }
         if candidates.is_empty() {
             return Err(r.not_this_format(
@@ -300,18 +300,18 @@ fn unit_rows(
             ));
         }
         let aggregate = m.aggregate_unit.as_deref();
-        let mut current: Option<Arc<ReportingUnitRef>> = None;
+        let mut current: Option<u32> = None;
         for (ri, row) in rows.iter().enumerate().skip(headers.len()) {
             let label = row.text(0);
             if label.is_empty() {
                 continue;
             }
-            let (unit, raw) = if let Some(sub) = m.subrows.get(label) {
-                let Some(u) = current.clone() else { continue };
-                (u, b.text(sub))
+            let (unit, row_label) = if let Some(sub) = m.subrows.get(label) {
+                let Some(u) = current else { continue };
+                (u, b.label(normalize_vote_type(sub), sub))
             } else {
                 let is_aggregate = Some(label) == aggregate;
-                let u = Arc::new(ReportingUnitRef {
+                let u = ReportingUnitRef {
                     source_id: b.text(label),
                     name: b.text(label),
                     unit_type: if is_aggregate {
@@ -326,9 +326,10 @@ fn unit_rows(
                         aggregate.map(|a| b.text(a))
                     },
                     fips: None,
-                });
-                current = Some(u.clone());
-                (u, row_raw.clone())
+                };
+                let u = b.unit(u);
+                current = Some(u);
+                (u, row_label)
             };
             let mut reporting = None;
             let mut total = None;
@@ -342,21 +343,19 @@ fn unit_rows(
                     .map_err(|_| bad_count(ti, ri, *pos, row.text(*pos), r))?;
                 *slot = v.map(|n| n as i32);
             }
-            let vt = normalize_vote_type(&raw);
             for (pos, choice) in &candidates {
                 let Some(votes) = count(row.text(*pos))
                     .map_err(|_| bad_count(ti, ri, *pos, row.text(*pos), r))?
                 else {
                     continue;
                 };
-                let mut cell = b.cell(&contest, &unit, choice, vt, &raw, votes);
-                cell.precincts_reporting = reporting;
-                cell.precincts_total = total;
-                cells.push(cell);
+                let row = b.push(contest, unit, *choice, row_label, votes);
+                row.precincts_reporting = reporting;
+                row.precincts_total = total;
             }
         }
     }
-    Ok(cells)
+    Ok(())
 }
 
 fn candidate_rows(
@@ -364,21 +363,21 @@ fn candidate_rows(
     m: &HtmlMapping,
     b: &mut CellBuilder,
     r: &Rejector,
-) -> Result<Vec<VoteCell>, TransformError> {
+) -> Result<(), TransformError> {
     let name_header = m
         .name_header
         .as_deref()
         .ok_or_else(|| r.schema(Location::Whole, "candidate-rows needs name_header"))?;
     let unit_id = m.unit_id.as_deref().unwrap_or("state");
-    let unit = Arc::new(ReportingUnitRef {
+    let unit = ReportingUnitRef {
         source_id: b.text(unit_id),
         name: b.text(m.unit_name.as_deref().unwrap_or(unit_id)),
         unit_type: UnitType::State,
         type_raw: None,
         parent_source_id: None,
         fips: None,
-    });
-    let mut cells: Vec<VoteCell> = Vec::new();
+    };
+    let unit = b.unit(unit);
     for (ti, table) in tables.iter().enumerate() {
         let rows = rows(*table);
         let Some(header) = rows
@@ -399,7 +398,7 @@ fn candidate_rows(
         let mut vote_cols = Vec::new();
         for (label, raw) in &m.vote_headers {
             if let Some(p) = pos_of(label) {
-                vote_cols.push((p, normalize_vote_type(raw), b.text(raw)));
+                vote_cols.push((p, b.label(normalize_vote_type(raw), raw)));
             }
         }
         if vote_cols.is_empty() {
@@ -408,7 +407,7 @@ fn candidate_rows(
                 "none of the mapped vote headers is in the table",
             ));
         }
-        let mut contest: Option<(Arc<ContestRef>, usize)> = None;
+        let mut contest: Option<(u32, usize)> = None;
         for (ri, row) in rows.iter().enumerate() {
             if row.all_header() {
                 continue;
@@ -428,9 +427,9 @@ fn candidate_rows(
                 });
                 let (rep, tot) = (found.next(), found.next());
                 if let Some((_, start)) = &contest {
-                    for cell in &mut cells[*start..] {
-                        cell.precincts_reporting = rep.map(|n| n as i32);
-                        cell.precincts_total = tot.map(|n| n as i32);
+                    for row in &mut b.rows_mut()[*start..] {
+                        row.precincts_reporting = rep.map(|n| n as i32);
+                        row.precincts_total = tot.map(|n| n as i32);
                     }
                 }
                 continue;
@@ -443,41 +442,41 @@ fn candidate_rows(
                     .get(&0)
                     .and_then(|c| c.href.clone())
                     .unwrap_or_else(|| first.to_string());
-                contest = Some((
-                    Arc::new(ContestRef {
-                        source_id: b.text(&id),
-                        name: b.text(first),
-                        kind: ContestKind::Candidate,
-                        vote_for: None,
-                        primary_party: None,
-                    }),
-                    cells.len(),
-                ));
+                let c = ContestRef {
+                    source_id: b.text(&id),
+                    name: b.text(first),
+                    kind: ContestKind::Candidate,
+                    vote_for: None,
+                    primary_party: None,
+                };
+                contest = Some((b.contest(c), b.len()));
                 continue;
             }
             let name = row.text(name_pos);
-            let Some((c, _)) = &contest else { continue };
+            let Some((c, _)) = contest else { continue };
             if name.is_empty() {
                 continue;
             }
             let party = party_pos.map(|p| row.text(p)).filter(|p| !p.is_empty());
             let incumbent = (name.contains("- Incumbent") || name.contains("(I)")).then_some(true);
-            let choice = Arc::new(ChoiceRef {
-                source_id: b.text(name),
-                name: b.text(name),
+            let text = b.text(name);
+            let choice = ChoiceRef {
+                source_id: text.clone(),
+                name: text,
                 kind: choice_kind(name),
                 party: party.map(|p| b.text(p)),
                 incumbent,
-            });
-            for (p, vt, raw) in &vote_cols {
+            };
+            let choice = b.choice(choice);
+            for (p, label) in &vote_cols {
                 let Some(votes) =
                     count(row.text(*p)).map_err(|_| bad_count(ti, ri, *p, row.text(*p), r))?
                 else {
                     continue;
                 };
-                cells.push(b.cell(c, &unit, &choice, *vt, raw, votes));
+                b.push(c, unit, choice, *label, votes);
             }
         }
     }
-    Ok(cells)
+    Ok(())
 }

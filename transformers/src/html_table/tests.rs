@@ -6,10 +6,17 @@ use std::path::PathBuf;
 
 use votewire_schemas::*;
 
-use super::transform;
 use crate::error::ErrorClass;
 use crate::payload::{FamilyInputs, PayloadContext};
 use crate::testkit::{ctx, fixture};
+
+fn transform(
+    bytes: &[u8],
+    ctx: &crate::payload::PayloadContext,
+    inputs: &crate::payload::FamilyInputs,
+) -> Result<crate::testkit::Out, crate::error::TransformError> {
+    crate::testkit::materialized(super::transform, bytes, ctx, inputs)
+}
 
 fn mapping(name: &str) -> toml::Table {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))

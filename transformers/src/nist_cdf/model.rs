@@ -2,7 +2,6 @@
 //! encodings, and the cells it yields.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use votewire_schemas::vote_type::normalize_vote_type;
 use votewire_schemas::*;
@@ -148,7 +147,7 @@ pub fn cells(
             }
         }
     }
-    let mut units: HashMap<&str, Arc<ReportingUnitRef>> = HashMap::new();
+    let mut units: HashMap<&str, u32> = HashMap::new();
     for (id, g) in &report.gp_units {
         let t = unit_type(&g.unit_type);
         let type_raw = if g.unit_type == "other" {
@@ -156,17 +155,15 @@ pub fn cells(
         } else {
             g.unit_type.as_str()
         };
-        units.insert(
-            id.as_str(),
-            Arc::new(ReportingUnitRef {
-                source_id: b.text(id),
-                name: b.text(g.name.as_deref().unwrap_or(id)),
-                unit_type: t,
-                type_raw: Some(b.text(type_raw)),
-                parent_source_id: parent.get(id.as_str()).map(|(p, _)| b.text(p)),
-                fips: None,
-            }),
-        );
+        let u = ReportingUnitRef {
+            source_id: b.text(id),
+            name: b.text(g.name.as_deref().unwrap_or(id)),
+            unit_type: t,
+            type_raw: Some(b.text(type_raw)),
+            parent_source_id: parent.get(id.as_str()).map(|(p, _)| b.text(p)),
+            fips: None,
+        };
+        units.insert(id.as_str(), b.unit(u));
     }
     let party_label = |id: &str| {
         report
@@ -175,7 +172,6 @@ pub fn cells(
             .and_then(|p| p.abbreviation.clone().or_else(|| p.name.clone()))
             .unwrap_or_else(|| id.to_string())
     };
-    let mut out = Vec::new();
     for contest in &report.contests {
         let kind = match contest.kind.as_str() {
             "CandidateContest" => ContestKind::Candidate,
@@ -185,13 +181,14 @@ pub fn cells(
             _ => ContestKind::Other,
         };
         let primary = contest.primary_party_ids.first().map(|p| party_label(p));
-        let c = Arc::new(ContestRef {
+        let c = ContestRef {
             source_id: b.text(&contest.id),
             name: b.text(&contest.name),
             kind,
             vote_for: contest.votes_allowed,
             primary_party: primary.as_deref().map(|p| b.text(p)),
-        });
+        };
+        let c = b.contest(c);
         for sel in &contest.selections {
             let (name, party) = if !sel.candidate_ids.is_empty() {
                 let names: Vec<String> = sel
@@ -228,13 +225,14 @@ pub fn cells(
             if sel.is_write_in {
                 ck = ChoiceKind::WriteIn;
             }
-            let choice = Arc::new(ChoiceRef {
+            let choice = ChoiceRef {
                 source_id: b.text(&sel.id),
                 name: b.text(&name),
                 kind: ck,
                 party: party.as_deref().map(|p| b.text(p)),
                 incumbent: None,
-            });
+            };
+            let choice = b.choice(choice);
             for count in &sel.counts {
                 let unit = units.get(count.gp_unit_id.as_str()).ok_or_else(|| {
                     r.schema(
@@ -250,19 +248,17 @@ pub fn cells(
                 } else {
                     count.count_type.as_str()
                 };
-                let vt = normalize_vote_type(raw);
-                let raw_t = b.text(raw);
-                let mut cell = b.cell(&c, unit, &choice, vt, &raw_t, count.count);
+                let label = b.label(normalize_vote_type(raw), raw);
+                let row = b.push(c, *unit, choice, label, count.count);
                 if let Some(g) = report.gp_units.get(count.gp_unit_id.as_str()) {
-                    cell.precincts_reporting = g.subunits_reported;
-                    cell.precincts_total = g.total_subunits;
+                    row.precincts_reporting = g.subunits_reported;
+                    row.precincts_total = g.total_subunits;
                 }
-                out.push(cell);
             }
         }
     }
     Ok(Transformed {
-        cells: out,
+        cells: b.finish(),
         facts: PayloadFacts {
             next_request: None,
             is_test: report.is_test,

@@ -6,10 +6,25 @@ use std::collections::BTreeMap;
 
 use votewire_schemas::*;
 
-use super::{transform_json, transform_xml};
 use crate::error::ErrorClass;
 use crate::payload::FamilyInputs;
 use crate::testkit::{by_identity, ctx, fixture};
+
+fn transform_xml(
+    bytes: &[u8],
+    ctx: &crate::payload::PayloadContext,
+    inputs: &FamilyInputs,
+) -> Result<crate::testkit::Out, crate::error::TransformError> {
+    crate::testkit::materialized(super::transform_xml, bytes, ctx, inputs)
+}
+
+fn transform_json(
+    bytes: &[u8],
+    ctx: &crate::payload::PayloadContext,
+    inputs: &FamilyInputs,
+) -> Result<crate::testkit::Out, crate::error::TransformError> {
+    crate::testkit::materialized(super::transform_json, bytes, ctx, inputs)
+}
 
 const CAMBRIDGE: &str =
     "nist_cdf_err_v2/real_world_cambridge_MA/err-2022-09-06-Massachusetts-Cambridge";
