@@ -457,6 +457,12 @@ impl State<'_> {
             b"VoterTurnout" | b"ElectionVoterTurnout" if !empty => self.in_turnout = true,
             b"ParticipatingCounties" if !empty => self.in_participating = true,
             b"Contest" => {
+                if self.contest.is_some() {
+                    return Err(r.schema(
+                        Location::Path(self.path()),
+                        "a Contest inside another Contest",
+                    ));
+                }
                 let a = attrs(e, pos, r)?;
                 let key = opt_text(&a.key, pos, r)?;
                 let key = key
@@ -522,6 +528,12 @@ impl State<'_> {
                 if self.contest.is_none() {
                     return Err(r.schema(Location::Byte(pos), "Choice outside a Contest"));
                 }
+                if self.choice.is_some() || self.vote_type.is_some() {
+                    return Err(r.schema(
+                        Location::Path(self.path()),
+                        "a Choice inside a Choice or VoteType",
+                    ));
+                }
                 let a = attrs(e, pos, r)?;
                 let key = opt_text(&a.key, pos, r)?;
                 let key = key
@@ -575,6 +587,12 @@ impl State<'_> {
             b"VoteType" => {
                 if self.contest.is_none() {
                     return Err(r.schema(Location::Byte(pos), "VoteType outside a Contest"));
+                }
+                if self.vote_type.is_some() {
+                    return Err(r.schema(
+                        Location::Path(self.path()),
+                        "a VoteType inside another VoteType",
+                    ));
                 }
                 let a = attrs(e, pos, r)?;
                 let name = opt_text(&a.name, pos, r)?
@@ -643,13 +661,13 @@ impl State<'_> {
                 })?;
                 let (unit, turnout) = self.leaf_unit(name, is_county, pos, r)?;
                 let precincts = self.contest_precincts(name, is_county, turnout);
-                let contest = self
-                    .contest
-                    .as_ref()
-                    .expect("vote type implies contest")
-                    .contest;
-                let vt = self.vote_type.as_ref().expect("checked");
-                let (choice, label) = (vt.choice, vt.label);
+                let (Some(contest), Some(vt)) = (self.contest.as_ref(), self.vote_type.as_ref())
+                else {
+                    return Err(
+                        r.schema(Location::Byte(pos), "a count outside a Contest's VoteType")
+                    );
+                };
+                let (contest, choice, label) = (contest.contest, vt.choice, vt.label);
                 let b = self.builder.as_mut().expect("built");
                 let row = b.push(contest, unit, choice, label, votes);
                 row.precincts_reporting = precincts.0;
@@ -736,6 +754,8 @@ impl State<'_> {
     }
 
     fn end_contest(&mut self) {
+        self.choice = None;
+        self.vote_type = None;
         let Some(open) = self.contest.take() else {
             return;
         };

@@ -405,3 +405,22 @@ fn a_zip_bomb_is_refused_before_it_is_inflated() {
     let (class, _) = class_of(&zip_of("summary.csv", 10));
     assert_eq!(class, ErrorClass::NotThisFormat);
 }
+
+#[test]
+fn a_contest_nested_inside_a_vote_type_is_an_error_not_a_panic() {
+    // Found by cargo fuzz: a self-closing Contest inside an open VoteType
+    // closed the contest while the VoteType stayed open.
+    let nested = br#"<ElectionResult><Region>GA</Region>
+<Contest key="1" text="A"><Choice key="1" text="X"><VoteType name="Election Day" votes="1">
+<Contest key="2" text="B"/><County name="Appling" votes="1"/></VoteType></Choice></Contest></ElectionResult>"#;
+    let e = transform(nested, &ctx("clarity:fuzz"), &FamilyInputs::default()).unwrap_err();
+    assert_eq!(e.class, ErrorClass::SchemaViolation, "{e}");
+}
+
+#[test]
+fn the_fuzzer_reproducer_is_rejected_without_panicking() {
+    let crash = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fuzz/regressions/clarity_xml-76c3f2a39c91074b668d8bac37279682bf94791e");
+    let bytes = std::fs::read(&crash).unwrap_or_else(|e| panic!("{}: {e}", crash.display()));
+    assert!(transform(&bytes, &ctx("clarity:fuzz"), &FamilyInputs::default()).is_err());
+}
