@@ -31,7 +31,15 @@ struct Civil {
 }
 
 fn epoch_ms(t: Civil) -> Option<i64> {
-    if !(1..=12).contains(&t.mo) || !(1..=31).contains(&t.d) || t.h > 23 || t.mi > 59 || t.s > 60 {
+    // Election results are dated; anything outside this range is garbage (and
+    // would overflow the arithmetic below).
+    if !(1900..=2200).contains(&t.y)
+        || !(1..=12).contains(&t.mo)
+        || !(1..=31).contains(&t.d)
+        || t.h > 23
+        || t.mi > 59
+        || t.s > 60
+    {
         return None;
     }
     let days = days_from_civil(t.y, t.mo, t.d);
@@ -178,6 +186,10 @@ mod tests {
         );
         assert_eq!(parse_us_datetime("11/10/2014  5:07:56 PM", None), None);
         assert_eq!(parse_us_datetime("13/40/2014 5:07:56 PM EST", None), None);
+        assert_eq!(
+            parse_us_datetime("1/1/999999999999999 5:07:56 PM EST", None),
+            None
+        );
     }
 
     #[test]
@@ -195,6 +207,10 @@ mod tests {
             Some(1_609_891_200_000)
         );
         assert_eq!(parse_iso8601("2021-01-05T19:00:00", false), None);
+        assert_eq!(
+            parse_iso8601("-9223372036854775807-01-05T19:00:00Z", false),
+            None
+        );
         assert_eq!(
             parse_iso8601("2021-01-05T19:00:00", true),
             Some(1_609_873_200_000)
