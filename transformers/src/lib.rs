@@ -31,8 +31,12 @@ pub mod ap_v2;
 pub mod clarity_json;
 pub mod clarity_xml;
 pub mod csv_table;
+pub mod dominion_cvr;
 pub mod html_table;
 pub mod nist_cdf;
+pub mod npr_json;
+pub mod politico_json;
+pub mod wineds_txt;
 
 pub use error::{ErrorClass, Location, TransformError};
 pub use payload::{FamilyInputs, PayloadContext, PayloadFacts, Transformed};

@@ -47,6 +47,11 @@ pub const FAMILIES: &[Family] = &[
         transform: crate::nist_cdf::transform_json,
     },
     Family {
+        name: crate::nist_cdf::FAMILY_V1_XML,
+        reads: "NIST 1500-100 v1-style ElectionReport XML (the Google Civics profile)",
+        transform: crate::nist_cdf::transform_v1_xml,
+    },
+    Family {
         name: crate::csv_table::FAMILY,
         reads: "OpenElections-style precinct CSV, or any CSV through a column mapping",
         transform: crate::csv_table::transform,
@@ -55,6 +60,26 @@ pub const FAMILIES: &[Family] = &[
         name: crate::html_table::FAMILY,
         reads: "Secretary of State HTML result tables through a selector mapping (--mapping)",
         transform: crate::html_table::transform,
+    },
+    Family {
+        name: crate::wineds_txt::FAMILY,
+        reads: "Dominion WinEDS 4.0 fixed-width text export",
+        transform: crate::wineds_txt::transform,
+    },
+    Family {
+        name: crate::npr_json::FAMILY,
+        reads: "NPR election results JSON (AP-derived, statewide)",
+        transform: crate::npr_json::transform,
+    },
+    Family {
+        name: crate::politico_json::FAMILY,
+        reads: "Politico county results JSON (AP-derived)",
+        transform: crate::politico_json::transform,
+    },
+    Family {
+        name: crate::dominion_cvr::FAMILY,
+        reads: "Dominion cast-vote-record export (CvrExport JSON or a zip with manifests), tallied",
+        transform: crate::dominion_cvr::transform,
     },
 ];
 

@@ -1,5 +1,6 @@
 //! `nist-cdf-xml` and `nist-cdf-json`: NIST SP 1500-100 v2 Election Results
-//! Reporting, in its XML and JSON encodings.
+//! Reporting, in its XML and JSON encodings; and `nist-cdf-v1-xml`, the
+//! v1-style shape that Google Civics feeds use.
 //!
 //! Both encodings are read into one model ([`model`]) and turned into cells
 //! by one function, so the twins give identical cells. Contest =
@@ -23,6 +24,7 @@ use crate::payload::{FamilyInputs, PayloadContext, Transformed};
 
 pub const FAMILY_XML: &str = "nist-cdf-xml";
 pub const FAMILY_JSON: &str = "nist-cdf-json";
+pub const FAMILY_V1_XML: &str = "nist-cdf-v1-xml";
 
 /// Transforms an ERR v2 XML `ElectionReport`.
 pub fn transform_xml(
@@ -35,7 +37,24 @@ pub fn transform_xml(
         feed_id: &ctx.feed_id,
     };
     crate::limits::check_size(bytes, &r)?;
-    let report = xml::read(bytes, &r)?;
+    let report = xml::read(bytes, &r, xml::Profile::V2)?;
+    model::cells(&report, ctx, &r)
+}
+
+/// Transforms a v1-style XML `ElectionReport` (the Google Civics profile:
+/// `*Collection` wrappers, `BallotSelection`, lowercase `objectId`, no
+/// namespace).
+pub fn transform_v1_xml(
+    bytes: &[u8],
+    ctx: &PayloadContext,
+    _inputs: &FamilyInputs,
+) -> Result<Transformed, TransformError> {
+    let r = Rejector {
+        family: FAMILY_V1_XML,
+        feed_id: &ctx.feed_id,
+    };
+    crate::limits::check_size(bytes, &r)?;
+    let report = xml::read(bytes, &r, xml::Profile::V1)?;
     model::cells(&report, ctx, &r)
 }
 

@@ -1,4 +1,9 @@
-//! Reading the XML encoding with roxmltree (DTDs refused, so no entities).
+//! Reading the XML encodings with roxmltree (DTDs refused, so no entities).
+//!
+//! Two profiles share this reader: ERR v2 (the `1500-100/v2` namespace,
+//! `ObjectId`, `ContestSelection`) and the v1-style shape that Google Civics
+//! feeds use (no namespace, `*Collection` wrappers, lowercase `objectId`,
+//! `BallotSelection`).
 
 use roxmltree::{Document, Node, ParsingOptions};
 
@@ -9,7 +14,14 @@ use crate::limits::{looks_like_html, utf8};
 const NS: &str = "http://itl.nist.gov/ns/voting/1500-100/v2";
 const XSI: &str = "http://www.w3.org/2001/XMLSchema-instance";
 
-pub(super) fn read(bytes: &[u8], r: &Rejector) -> Result<Report, TransformError> {
+/// Which XML profile a family reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Profile {
+    V2,
+    V1,
+}
+
+pub(super) fn read(bytes: &[u8], r: &Rejector, profile: Profile) -> Result<Report, TransformError> {
     if looks_like_html(bytes) {
         return Err(r.not_this_format(Location::Byte(0), "an HTML page, not NIST ERR XML"));
     }
@@ -39,13 +51,21 @@ pub(super) fn read(bytes: &[u8], r: &Rejector) -> Result<Report, TransformError>
         }
     })?;
     let root = doc.root_element();
-    if root.tag_name().name() != "ElectionReport" || root.tag_name().namespace() != Some(NS) {
+    let namespace_ok = match profile {
+        Profile::V2 => root.tag_name().namespace() == Some(NS),
+        Profile::V1 => root.tag_name().namespace() != Some(NS),
+    };
+    if root.tag_name().name() != "ElectionReport" || !namespace_ok {
         return Err(r.not_this_format(
             Location::Path(format!("/{}", root.tag_name().name())),
             format!(
-                "root <{}> in namespace {:?}, expected ElectionReport in {NS} (NIST 1500-100 v2)",
+                "root <{}> in namespace {:?}, expected ElectionReport {} ({profile:?} profile)",
                 root.tag_name().name(),
-                root.tag_name().namespace()
+                root.tag_name().namespace(),
+                match profile {
+                    Profile::V2 => format!("in {NS}"),
+                    Profile::V1 => "without the v2 namespace".to_string(),
+                }
             ),
         ));
     }
@@ -104,7 +124,7 @@ pub(super) fn read(bytes: &[u8], r: &Rejector) -> Result<Report, TransformError>
                 location,
                 ..Contest::default()
             };
-            for s in children(c, "ContestSelection") {
+            for s in children(c, "ContestSelection").chain(children(c, "BallotSelection")) {
                 let mut sel = Selection {
                     id: object_id(s, r)?,
                     kind: xsi_type(s),
@@ -147,9 +167,21 @@ pub(super) fn read(bytes: &[u8], r: &Rejector) -> Result<Report, TransformError>
     Ok(report)
 }
 
+/// Child elements called `name`, looking through a `<nameCollection>`
+/// wrapper (v1 profile) as well.
 fn children<'a, 'i>(n: Node<'a, 'i>, name: &'static str) -> impl Iterator<Item = Node<'a, 'i>> {
-    n.children()
-        .filter(move |c| c.is_element() && c.tag_name().name() == name)
+    n.children().filter(|c| c.is_element()).flat_map(move |c| {
+        let tag = c.tag_name().name();
+        let direct = (tag == name).then_some(c);
+        let wrapped = tag
+            .strip_suffix("Collection")
+            .filter(|inner| *inner == name)
+            .map(|_| {
+                c.children()
+                    .filter(move |g| g.is_element() && g.tag_name().name() == name)
+            });
+        direct.into_iter().chain(wrapped.into_iter().flatten())
+    })
 }
 
 fn child<'a, 'i>(n: Node<'a, 'i>, name: &'static str) -> Option<Node<'a, 'i>> {
@@ -157,7 +189,18 @@ fn child<'a, 'i>(n: Node<'a, 'i>, name: &'static str) -> Option<Node<'a, 'i>> {
 }
 
 fn child_text(n: Node, name: &'static str) -> Option<String> {
-    child(n, name).and_then(|c| c.text()).map(str::to_string)
+    child(n, name).and_then(|c| c.text()).map(display_text)
+}
+
+/// Element text for display: pretty-printing (text spanning lines) is
+/// trimmed and collapsed; single-line text is kept exactly, trailing spaces
+/// included (Cambridge's `Precinct 1-1 `).
+fn display_text(s: &str) -> String {
+    if s.contains('\n') {
+        s.split_whitespace().collect::<Vec<_>>().join(" ")
+    } else {
+        s.to_string()
+    }
 }
 
 /// `<Name><Text Language="en">…</Text></Name>` or plain text; English first.
@@ -165,11 +208,11 @@ fn intl_text(n: Node) -> String {
     let texts: Vec<Node> = children(n, "Text").collect();
     let pick = texts
         .iter()
-        .find(|t| t.attribute("Language") == Some("en"))
+        .find(|t| t.attribute("Language").or(t.attribute("language")) == Some("en"))
         .or_else(|| texts.first());
     match pick {
-        Some(t) => t.text().unwrap_or("").to_string(),
-        None => n.text().unwrap_or("").to_string(),
+        Some(t) => display_text(t.text().unwrap_or("")),
+        None => display_text(n.text().unwrap_or("")),
     }
 }
 
@@ -188,6 +231,7 @@ fn idrefs(n: Node, name: &'static str) -> Vec<String> {
 
 fn object_id(n: Node, r: &Rejector) -> Result<String, TransformError> {
     n.attribute("ObjectId")
+        .or(n.attribute("objectId"))
         .map(collapse_id)
         .filter(|s| !s.is_empty())
         .ok_or_else(|| {
