@@ -59,6 +59,27 @@ pub struct FamilyInputs<'a> {
     pub companion: Option<&'a [u8]>,
 }
 
+impl FamilyInputs<'_> {
+    /// The mapping as the family's own config type (`None` without one).
+    /// A mapping that does not fit the type is a schema violation naming the
+    /// family.
+    pub fn mapping_as<T: serde::de::DeserializeOwned>(
+        &self,
+        r: &crate::error::Rejector,
+    ) -> Result<Option<T>, crate::error::TransformError> {
+        self.mapping
+            .map(|t| {
+                t.clone().try_into().map_err(|e| {
+                    r.schema(
+                        crate::error::Location::Whole,
+                        format!("invalid {} mapping: {e}", r.family),
+                    )
+                })
+            })
+            .transpose()
+    }
+}
+
 /// What a transformer learned besides the cells.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PayloadFacts {

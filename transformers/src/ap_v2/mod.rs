@@ -34,6 +34,6 @@ pub fn transform(
         feed_id: &ctx.feed_id,
     };
     crate::limits::check_size(bytes, &r)?;
-    let config = ApV2Config::from_inputs(inputs, &r)?;
+    let config = inputs.mapping_as::<ApV2Config>(&r)?.unwrap_or_default();
     parse::parse(bytes, ctx, &config, &r)
 }

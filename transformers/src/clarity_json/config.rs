@@ -2,9 +2,8 @@ use std::collections::HashMap;
 
 use serde::Deserialize;
 
-use crate::error::{Location, Rejector, TransformError};
+use crate::error::{Rejector, TransformError};
 use crate::json::json_error;
-use crate::payload::FamilyInputs;
 
 /// Optional `[mapping]` for a Clarity JSON feed.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -18,20 +17,6 @@ pub struct ClarityJsonConfig {
     /// `state` (areas are counties, the default) or `county` (areas are
     /// precincts).
     pub site_level: Option<String>,
-}
-
-impl ClarityJsonConfig {
-    pub(crate) fn from_inputs(inputs: &FamilyInputs, r: &Rejector) -> Result<Self, TransformError> {
-        match inputs.mapping {
-            None => Ok(Self::default()),
-            Some(t) => t.clone().try_into().map_err(|e| {
-                r.schema(
-                    Location::Whole,
-                    format!("invalid clarity-json mapping: {e}"),
-                )
-            }),
-        }
-    }
 }
 
 /// Contest and choice names for a Clarity site, keyed by contest key.

@@ -37,7 +37,9 @@ pub fn transform(
         feed_id: &ctx.feed_id,
     };
     crate::limits::check_size(bytes, &r)?;
-    let config = ClarityJsonConfig::from_inputs(inputs, &r)?;
+    let config = inputs
+        .mapping_as::<ClarityJsonConfig>(&r)?
+        .unwrap_or_default();
     let companion = inputs
         .companion
         .map(|c| Companion::parse(c, &r))

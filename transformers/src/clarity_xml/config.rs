@@ -1,8 +1,5 @@
 use serde::Deserialize;
 
-use crate::error::{Location, Rejector, TransformError};
-use crate::payload::FamilyInputs;
-
 /// Optional `[mapping]` for a Clarity XML feed.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -18,15 +15,4 @@ pub struct ClarityXmlConfig {
 pub enum SiteLevel {
     State,
     County,
-}
-
-impl ClarityXmlConfig {
-    pub(crate) fn from_inputs(inputs: &FamilyInputs, r: &Rejector) -> Result<Self, TransformError> {
-        match inputs.mapping {
-            None => Ok(Self::default()),
-            Some(t) => t.clone().try_into().map_err(|e| {
-                r.schema(Location::Whole, format!("invalid clarity-xml mapping: {e}"))
-            }),
-        }
-    }
 }

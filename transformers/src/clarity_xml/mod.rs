@@ -36,7 +36,9 @@ pub fn transform(
         feed_id: &ctx.feed_id,
     };
     limits::check_size(bytes, &r)?;
-    let config = ClarityXmlConfig::from_inputs(inputs, &r)?;
+    let config = inputs
+        .mapping_as::<ClarityXmlConfig>(&r)?
+        .unwrap_or_default();
     let inflated;
     let xml = if limits::is_zip(bytes) {
         inflated = limits::unzip_entry(bytes, |n| n.to_ascii_lowercase().ends_with(".xml"), &r)?;

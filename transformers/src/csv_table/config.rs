@@ -1,8 +1,5 @@
 use serde::Deserialize;
 
-use crate::error::{Location, Rejector, TransformError};
-use crate::payload::FamilyInputs;
-
 /// The `[mapping]` of a CSV feed: which header holds what. Every field is
 /// optional; unset fields fall back to the OpenElections names and their
 /// common variants.
@@ -30,16 +27,4 @@ pub struct CsvMapping {
     /// (state drops such as CO's 2024 file are Latin-1). `utf-8` makes
     /// invalid UTF-8 an error.
     pub encoding: Option<String>,
-}
-
-impl CsvMapping {
-    pub(crate) fn from_inputs(inputs: &FamilyInputs, r: &Rejector) -> Result<Self, TransformError> {
-        match inputs.mapping {
-            None => Ok(Self::default()),
-            Some(t) => t
-                .clone()
-                .try_into()
-                .map_err(|e| r.schema(Location::Whole, format!("invalid csv mapping: {e}"))),
-        }
-    }
 }

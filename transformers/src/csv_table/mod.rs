@@ -35,7 +35,7 @@ pub fn transform(
         feed_id: &ctx.feed_id,
     };
     crate::limits::check_size(bytes, &r)?;
-    let mapping = CsvMapping::from_inputs(inputs, &r)?;
+    let mapping = inputs.mapping_as::<CsvMapping>(&r)?.unwrap_or_default();
     let inflated;
     let csv = if crate::limits::is_zip(bytes) {
         inflated = crate::limits::unzip_entry(

@@ -2,9 +2,6 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::error::{Location, Rejector, TransformError};
-use crate::payload::FamilyInputs;
-
 /// The `[mapping]` of an HTML feed.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -75,20 +72,4 @@ fn default_table() -> String {
 pub enum HtmlLayout {
     UnitRows,
     CandidateRows,
-}
-
-impl HtmlMapping {
-    pub(crate) fn from_inputs(
-        inputs: &FamilyInputs,
-        r: &Rejector,
-    ) -> Result<Option<Self>, TransformError> {
-        inputs
-            .mapping
-            .map(|t| {
-                t.clone().try_into().map_err(|e| {
-                    r.schema(Location::Whole, format!("invalid html-table mapping: {e}"))
-                })
-            })
-            .transpose()
-    }
 }

@@ -40,7 +40,7 @@ pub fn transform(
         feed_id: &ctx.feed_id,
     };
     crate::limits::check_size(bytes, &r)?;
-    let mapping = HtmlMapping::from_inputs(inputs, &r)?.ok_or_else(|| {
+    let mapping = inputs.mapping_as::<HtmlMapping>(&r)?.ok_or_else(|| {
         r.schema(
             Location::Whole,
             "html-table needs a [mapping] (see deploy/feeds/mappings/)",
