@@ -13,12 +13,14 @@
 //! cumulative values, which downstream consumers absorb because a cell is an
 //! upsert keyed by its identity, never a delta.
 //!
-//! This crate currently holds the capped HTTP fetch ([`http`]), SFTP access
+//! This crate currently holds the feed registry ([`feeds`]), the capped HTTP
+//! fetch ([`http`]), SFTP access
 //! with verified host keys ([`sftp`]) and the smoke
 //! pipeline ([`smoke`]) that the local stack runs to prove the spine works;
 //! the feed registry, scheduler, leases and sources arrive with the ingestor
 //! issue.
 
+pub mod feeds;
 pub mod http;
 pub mod sftp;
 pub mod smoke;

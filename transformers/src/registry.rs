@@ -12,6 +12,28 @@ pub struct Family {
     /// What the family reads, for `votewire transform --help` and docs.
     pub reads: &'static str,
     pub transform: fn(&[u8], &PayloadContext, &FamilyInputs) -> Result<Transformed, TransformError>,
+    /// Checks a feed's `[mapping]` for this family without any payload
+    /// (`votewire feeds validate`); the error says what is wrong.
+    pub check_mapping: fn(&toml::Table) -> Result<(), String>,
+    /// Whether the family cannot work without a mapping.
+    pub needs_mapping: bool,
+}
+
+/// A family whose mapping, if any, must deserialize as `T`.
+fn mapping_of<T: serde::de::DeserializeOwned>(t: &toml::Table) -> Result<(), String> {
+    t.clone()
+        .try_into::<T>()
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// A family that reads no mapping: any mapping is a mistake.
+fn no_mapping(t: &toml::Table) -> Result<(), String> {
+    if t.is_empty() {
+        Ok(())
+    } else {
+        Err("this family reads no mapping".into())
+    }
 }
 
 /// Every family votewire knows.
@@ -20,66 +42,92 @@ pub const FAMILIES: &[Family] = &[
         name: crate::clarity_xml::FAMILY,
         reads: "Clarity ENR detail.xml or detailxml.zip",
         transform: crate::clarity_xml::transform,
+        check_mapping: mapping_of::<crate::clarity_xml::ClarityXmlConfig>,
+        needs_mapping: false,
     },
     Family {
         name: crate::clarity_json::FAMILY,
         reads: "Clarity ENR summary.json, ALL.json and per-vote-type JSON (names via --companion)",
         transform: crate::clarity_json::transform,
+        check_mapping: mapping_of::<crate::clarity_json::ClarityJsonConfig>,
+        needs_mapping: false,
     },
     Family {
         name: crate::ap_v2::FAMILY,
         reads: "AP Elections API v2 JSON (state, subunit, district levels; nextrequest)",
         transform: crate::ap_v2::transform,
+        check_mapping: mapping_of::<crate::ap_v2::ApV2Config>,
+        needs_mapping: false,
     },
     Family {
         name: crate::ap_interactive::FAMILY,
         reads: "AP public interactives JSON (GA 2021 capture; names via --companion)",
         transform: crate::ap_interactive::transform,
+        check_mapping: no_mapping,
+        needs_mapping: false,
     },
     Family {
         name: crate::nist_cdf::FAMILY_XML,
         reads: "NIST SP 1500-100 v2 ElectionReport, XML",
         transform: crate::nist_cdf::transform_xml,
+        check_mapping: no_mapping,
+        needs_mapping: false,
     },
     Family {
         name: crate::nist_cdf::FAMILY_JSON,
         reads: "NIST SP 1500-100 v2 ElectionReport, JSON",
         transform: crate::nist_cdf::transform_json,
+        check_mapping: no_mapping,
+        needs_mapping: false,
     },
     Family {
         name: crate::nist_cdf::FAMILY_V1_XML,
         reads: "NIST 1500-100 v1-style ElectionReport XML (the Google Civics profile)",
         transform: crate::nist_cdf::transform_v1_xml,
+        check_mapping: no_mapping,
+        needs_mapping: false,
     },
     Family {
         name: crate::csv_table::FAMILY,
         reads: "OpenElections-style precinct CSV, or any CSV through a column mapping",
         transform: crate::csv_table::transform,
+        check_mapping: mapping_of::<crate::csv_table::CsvMapping>,
+        needs_mapping: false,
     },
     Family {
         name: crate::html_table::FAMILY,
         reads: "Secretary of State HTML result tables through a selector mapping (--mapping)",
         transform: crate::html_table::transform,
+        check_mapping: mapping_of::<crate::html_table::HtmlMapping>,
+        needs_mapping: true,
     },
     Family {
         name: crate::wineds_txt::FAMILY,
         reads: "Dominion WinEDS 4.0 fixed-width text export",
         transform: crate::wineds_txt::transform,
+        check_mapping: no_mapping,
+        needs_mapping: false,
     },
     Family {
         name: crate::npr_json::FAMILY,
         reads: "NPR election results JSON (AP-derived, statewide)",
         transform: crate::npr_json::transform,
+        check_mapping: no_mapping,
+        needs_mapping: false,
     },
     Family {
         name: crate::politico_json::FAMILY,
         reads: "Politico county results JSON (AP-derived)",
         transform: crate::politico_json::transform,
+        check_mapping: no_mapping,
+        needs_mapping: false,
     },
     Family {
         name: crate::dominion_cvr::FAMILY,
         reads: "Dominion cast-vote-record export (CvrExport JSON or a zip with manifests), tallied",
         transform: crate::dominion_cvr::transform,
+        check_mapping: no_mapping,
+        needs_mapping: false,
     },
 ];
 

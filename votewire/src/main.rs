@@ -38,7 +38,10 @@ enum Command {
     /// Run the operator REST API.
     Api,
     /// Manage and dry-run feeds.
-    Feeds,
+    Feeds {
+        #[command(subcommand)]
+        action: FeedsAction,
+    },
     /// Transform one payload file into vote cells (JSON lines).
     Transform(transform::TransformArgs),
     /// Decode and print a results topic.
@@ -57,6 +60,26 @@ enum Command {
         #[command(subcommand)]
         action: ConfigAction,
     },
+}
+
+#[derive(Subcommand)]
+enum FeedsAction {
+    /// Check every feed entry in a file or directory; list every problem
+    /// with its file, line and field; exit 1 if there is any.
+    Validate { path: PathBuf },
+    /// List feeds with their health.
+    List,
+    /// Show one feed's config, cursor and lease.
+    Show { id: String },
+    /// Fetch once, transform, print the diff against the last published
+    /// cells, produce nothing.
+    Test { id: String },
+    /// Pause a feed.
+    Pause { id: String },
+    /// Resume a feed.
+    Resume { id: String },
+    /// A feed's health history.
+    History { id: String },
 }
 
 #[derive(Subcommand)]
@@ -96,7 +119,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ingest => not_yet("ingest", "ingestors"),
         Command::Aggregate => not_yet("aggregate", "aggregator"),
         Command::Api => not_yet("api", "operators and engineers"),
-        Command::Feeds => not_yet("feeds", "ingestors"),
+        Command::Feeds {
+            action: FeedsAction::Validate { path },
+        } => feeds_validate(&path),
+        Command::Feeds { action } => {
+            let name = match action {
+                FeedsAction::Validate { .. } => unreachable!("handled above"),
+                FeedsAction::List => "feeds list",
+                FeedsAction::Show { .. } => "feeds show",
+                FeedsAction::Test { .. } => "feeds test",
+                FeedsAction::Pause { .. } => "feeds pause",
+                FeedsAction::Resume { .. } => "feeds resume",
+                FeedsAction::History { .. } => "feeds history",
+            };
+            not_yet(name, "ingestors")
+        }
         Command::Transform(args) => transform::run(args)?,
         Command::Tail => not_yet("tail", "operators and engineers"),
         Command::Demo => not_yet("demo", "election night"),
@@ -120,6 +157,31 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             ExitCode::SUCCESS
         }
     })
+}
+
+fn feeds_validate(path: &std::path::Path) -> ExitCode {
+    match votewire_ingestors::feeds::load_registry(path) {
+        Ok(feeds) => {
+            let files: std::collections::BTreeSet<_> = feeds.iter().map(|f| &f.file).collect();
+            let enabled = feeds.iter().filter(|f| f.entry.enabled).count();
+            println!(
+                "ok: {} feeds ({enabled} enabled) in {} file(s)",
+                feeds.len(),
+                files.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            eprintln!(
+                "{} problem(s); fix them and run `votewire feeds validate` again",
+                errors.len()
+            );
+            ExitCode::FAILURE
+        }
+    }
 }
 
 async fn topics_ensure(config: &VotewireConfig) -> anyhow::Result<ExitCode> {

@@ -11,15 +11,23 @@ fn votewire() -> Command {
 
 #[test]
 fn unbuilt_subcommands_say_so_and_exit_non_zero() {
-    for sub in ["ingest", "aggregate", "api", "feeds", "tail", "demo"] {
-        let out = votewire().arg(sub).output().unwrap();
+    for sub in [
+        &["ingest"][..],
+        &["aggregate"],
+        &["api"],
+        &["feeds", "test", "clarity:GA:107556"],
+        &["feeds", "list"],
+        &["tail"],
+        &["demo"],
+    ] {
+        let out = votewire().args(sub).output().unwrap();
         assert_eq!(
             out.status.code(),
             Some(69),
-            "votewire {sub} must not pretend to work"
+            "votewire {sub:?} must not pretend to work"
         );
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains("not yet implemented"), "{sub}: {err}");
+        assert!(err.contains("not yet implemented"), "{sub:?}: {err}");
     }
 }
 
@@ -176,4 +184,43 @@ fn transform_reads_mappings_and_companions_from_files() {
         "{}",
         &stdout[..300]
     );
+}
+
+#[test]
+fn feeds_validate_accepts_the_examples_and_lists_every_problem() {
+    let root = votewire_tests::workspace_root();
+    let ok = votewire()
+        .args(["feeds", "validate"])
+        .arg(root.join("deploy/feeds/examples"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).starts_with("ok: 5 feeds (4 enabled)"));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bad.toml"),
+        "[[feed]]\nid = \"x\"\nfamily = \"nope\"\nelection_id = \"e\"\n[feed.source]\nkind = \"html\"\nurl = \"gopher://x\"\n",
+    )
+    .unwrap();
+    let bad = votewire()
+        .args(["feeds", "validate"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("bad.toml:3: x family: unknown family"),
+        "{err}"
+    );
+    assert!(
+        err.contains("bad.toml:") && err.contains("x source.url"),
+        "{err}"
+    );
+    assert!(err.contains("problem(s)"), "{err}");
 }

@@ -1,0 +1,211 @@
+//! What an operator writes to add a feed: one `[[feed]]` entry in a TOML
+//! file (a file may hold many; a directory may hold many files). The doc
+//! comments on these fields are the operator documentation.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// One feed file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedFile {
+    #[serde(default)]
+    pub feed: Vec<Spanned<FeedEntry>>,
+}
+
+/// One feed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedEntry {
+    /// Unique across the registry, e.g. `clarity:GA:107556`. Letters,
+    /// digits and `:/._-`.
+    pub id: Spanned<String>,
+    /// A transformer family (`votewire transform --list`).
+    pub family: Spanned<String>,
+    /// votewire's election id, e.g. `2021-01-05-GA-runoff`.
+    pub election_id: String,
+    /// `live` (default), `test` (publisher test data) or `replay`.
+    #[serde(default)]
+    pub mode: FeedModeConfig,
+    /// Higher wins when several sources report the same unit (aggregator);
+    /// default 0.
+    #[serde(default)]
+    pub priority: Option<Spanned<i32>>,
+    /// Disabled feeds are validated but never polled.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Where the payload comes from.
+    pub source: Spanned<SourceConfig>,
+    #[serde(default)]
+    pub cadence: Option<Spanned<CadenceConfig>>,
+    #[serde(default)]
+    pub limits: Option<Spanned<LimitsConfig>>,
+    /// The family's mapping (CSV columns, HTML selectors), checked by the
+    /// family itself.
+    #[serde(default)]
+    pub mapping: Option<Spanned<toml::Table>>,
+    /// A companion file with names (Clarity JSON, AP interactives), read
+    /// by the ingestor and handed to the transformer.
+    #[serde(default)]
+    pub companion: Option<Spanned<PathBuf>>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl FeedEntry {
+    pub fn priority(&self) -> i32 {
+        self.priority.as_ref().map_or(0, |p| *p.get_ref())
+    }
+
+    pub fn cadence(&self) -> CadenceConfig {
+        self.cadence
+            .as_ref()
+            .map(|c| c.get_ref().clone())
+            .unwrap_or_default()
+    }
+
+    pub fn limits(&self) -> LimitsConfig {
+        self.limits
+            .as_ref()
+            .map(|l| l.get_ref().clone())
+            .unwrap_or_default()
+    }
+}
+
+/// Feed mode as written in config.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FeedModeConfig {
+    #[default]
+    Live,
+    Test,
+    Replay,
+}
+
+/// A credential, by reference only: never the secret itself.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "lowercase")]
+pub enum SecretRef {
+    /// The name of an environment variable holding the secret.
+    Env(String),
+    /// A file holding the secret.
+    File(PathBuf),
+}
+
+/// Where a feed's payloads come from.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum SourceConfig {
+    /// A plain HTTP(S) GET with conditional requests.
+    Http {
+        url: String,
+        /// Non-secret headers.
+        #[serde(default)]
+        headers: BTreeMap<String, String>,
+        /// Headers whose values are credentials, by reference.
+        #[serde(default)]
+        secret_headers: BTreeMap<String, SecretRef>,
+    },
+    /// A Clarity ENR site: polls `{base_url}/current_ver.txt`, then fetches
+    /// `{base_url}/{version}/{file}`.
+    Clarity { base_url: String, file: String },
+    /// The AP Elections API; follows `nextrequest`.
+    Ap {
+        url: String,
+        /// The API key, by reference; sent in the `x-api-key` header.
+        api_key: SecretRef,
+    },
+    /// Files dropped on an SFTP server.
+    Sftp {
+        host: String,
+        #[serde(default = "sftp_port")]
+        port: u16,
+        user: String,
+        /// The private key file (never the key itself).
+        key_file: PathBuf,
+        /// known_hosts holding the server's host key.
+        known_hosts: PathBuf,
+        /// Directory and glob, e.g. `/drop/ga/*.csv`.
+        glob: String,
+        /// A file must be this old, and its size stable across two
+        /// listings, before it is read (default `5s`).
+        #[serde(default = "min_age")]
+        min_age: String,
+        /// Move processed files here after the Kafka ack (default: leave).
+        #[serde(default)]
+        archive_dir: Option<String>,
+        /// Only read `x.csv` once `x.csv<done_marker>` exists (e.g. `.done`).
+        #[serde(default)]
+        done_marker: Option<String>,
+    },
+    /// An HTML page, read with the `html-table` mapping.
+    Html { url: String },
+}
+
+fn sftp_port() -> u16 {
+    22
+}
+
+fn min_age() -> String {
+    "5s".into()
+}
+
+/// How often a feed is polled.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CadenceConfig {
+    /// Time between the end of one fetch and the start of the next.
+    pub interval: String,
+    /// Random extra delay, up to this, so feeds don't poll in lockstep.
+    pub jitter: String,
+    /// A tighter cadence for a window such as poll close to +6 h.
+    pub window: Option<CadenceWindow>,
+    /// The feed is `stale` after this long without a change.
+    pub stale_after: String,
+}
+
+impl Default for CadenceConfig {
+    fn default() -> Self {
+        Self {
+            interval: "30s".into(),
+            jitter: "3s".into(),
+            window: None,
+            stale_after: "30m".into(),
+        }
+    }
+}
+
+/// A period with its own polling interval.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CadenceWindow {
+    /// RFC 3339 start, e.g. `2021-01-05T19:00:00-05:00`.
+    pub from: String,
+    /// RFC 3339 end, or a duration after `from` such as `+6h`.
+    pub until: String,
+    pub interval: String,
+}
+
+/// Limits on one fetch.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Total time for one fetch.
+    pub timeout: String,
+    /// Largest accepted payload, in bytes.
+    pub max_bytes: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            timeout: "20s".into(),
+            max_bytes: 64 * 1024 * 1024,
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! The feed registry: operators add feeds with config, not code.
+//!
+//! A feed is a `[[feed]]` entry in a TOML file; a registry is one file or a
+//! directory of files. [`load_registry`] reads and checks every entry and
+//! reports every problem with its file, line and field, which is what
+//! `votewire feeds validate` prints.
+//!
+//! Credentials are references only (`{ env = "VAR" }` or `{ file = "path" }`);
+//! a credential-looking header with a literal value is rejected.
+
+mod config;
+#[cfg(test)]
+mod tests;
+mod validate;
+
+pub use config::*;
+pub use validate::{FeedConfigError, ValidFeed, feed_files, load_registry, parse_duration};

@@ -1,0 +1,169 @@
+//! The registry accepts the shipped examples and reports every broken entry
+//! with its file, line and field.
+
+use std::path::Path;
+
+use super::*;
+
+fn write(dir: &Path, name: &str, text: &str) {
+    std::fs::write(dir.join(name), text).unwrap();
+}
+
+#[test]
+fn the_shipped_examples_validate() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/feeds/examples");
+    let feeds = load_registry(&dir).unwrap_or_else(|errs| {
+        panic!(
+            "{}",
+            errs.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    });
+    let ids: Vec<&str> = feeds
+        .iter()
+        .map(|f| f.entry.id.get_ref().as_str())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "clarity:GA:107556",
+            "ap-interactive:GA",
+            "csv:openelections-ga",
+            "html:txsos:rc-2014-cd1",
+            "ap:v2:2021-01-05"
+        ]
+    );
+    assert!(!feeds[4].entry.enabled);
+    assert!(
+        matches!(feeds[4].entry.source.get_ref(), SourceConfig::Ap { api_key: SecretRef::Env(v), .. } if v == "AP_API_KEY")
+    );
+    let text = std::fs::read_to_string(&feeds[2].file).unwrap();
+    let third_entry_line = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.trim() == "[[feed]]")
+        .nth(2)
+        .map(|(i, _)| i + 1)
+        .unwrap();
+    assert_eq!(
+        feeds[2].line, third_entry_line,
+        "feeds remember where they were defined"
+    );
+}
+
+const BROKEN: &str = r#"[[feed]]
+id = "a"
+family = "no-such-family"
+election_id = "e"
+[feed.source]
+kind = "http"
+url = "ftp://example.org/x"
+headers = { "Authorization" = "Bearer hunter2" }
+
+[[feed]]
+id = "b"
+family = "html-table"
+election_id = "e"
+[feed.source]
+kind = "html"
+url = "https://example.org/page.htm"
+[feed.cadence]
+interval = "fast"
+jitter = "1s"
+stale_after = "10m"
+"#;
+
+#[test]
+fn every_problem_is_reported_with_file_line_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "broken.toml", BROKEN);
+    write(
+        dir.path(),
+        "dup.toml",
+        "[[feed]]\nid = \"a\"\nfamily = \"csv\"\nelection_id = \"e\"\n[feed.source]\nkind = \"html\"\nurl = \"https://x\"\n",
+    );
+    let errs = load_registry(dir.path()).unwrap_err();
+    let lines: Vec<String> = errs.iter().map(ToString::to_string).collect();
+    let has = |needle: &str| {
+        assert!(
+            lines.iter().any(|l| l.contains(needle)),
+            "{needle} not in:\n{}",
+            lines.join("\n")
+        )
+    };
+    has("broken.toml:3: a family: unknown family \"no-such-family\"");
+    has("a source.url: \"ftp://example.org/x\" is not an http(s) URL");
+    has("a source.headers: Authorization carries a credential");
+    has("b mapping: family html-table needs a [feed.mapping]");
+    has("b cadence.interval: \"fast\" is not a duration");
+    has("dup.toml:2: a id: duplicate id; first defined at");
+    has("dup.toml:3: a family: an html source is read by the html-table family");
+    assert!(
+        !lines.iter().any(|l| l.contains("hunter2")),
+        "secrets never echo"
+    );
+}
+
+#[test]
+fn unknown_fields_and_bad_toml_name_their_line() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "typo.toml",
+        "[[feed]]\nid = \"a\"\nfamly = \"csv\"\n",
+    );
+    let errs = load_registry(dir.path()).unwrap_err();
+    assert_eq!(errs.len(), 1);
+    assert!(
+        errs[0].line >= 1 && errs[0].message.contains("famly"),
+        "{}",
+        errs[0]
+    );
+    write(dir.path(), "typo.toml", "[[feed]\nid = \"a\"\n");
+    let errs = load_registry(dir.path()).unwrap_err();
+    assert_eq!(
+        (errs[0].line, errs[0].field.as_str()),
+        (1, "toml"),
+        "{}",
+        errs[0]
+    );
+}
+
+#[test]
+fn a_mapping_the_family_cannot_read_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "m.toml",
+        "[[feed]]\nid = \"c\"\nfamily = \"csv\"\nelection_id = \"e\"\n[feed.source]\nkind = \"http\"\nurl = \"https://x/y.csv\"\n[feed.mapping]\ncolumnz = \"x\"\n",
+    );
+    let errs = load_registry(dir.path()).unwrap_err();
+    assert!(
+        errs[0].to_string().contains("c mapping:") && errs[0].to_string().contains("columnz"),
+        "{}",
+        errs[0]
+    );
+    write(
+        dir.path(),
+        "m.toml",
+        "[[feed]]\nid = \"c\"\nfamily = \"ap-v2\"\nelection_id = \"e\"\n[feed.source]\nkind = \"ap\"\nurl = \"https://x\"\napi_key = { env = \"lower case\" }\n",
+    );
+    let errs = load_registry(dir.path()).unwrap_err();
+    assert!(
+        errs[0].to_string().contains("source.api_key"),
+        "{}",
+        errs[0]
+    );
+}
+
+#[test]
+fn durations_parse_in_the_units_operators_write() {
+    use std::time::Duration;
+    assert_eq!(parse_duration("30s"), Some(Duration::from_secs(30)));
+    assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+    assert_eq!(parse_duration("6h"), Some(Duration::from_secs(21_600)));
+    assert_eq!(parse_duration("5 minutes"), None);
+    assert_eq!(parse_duration(""), None);
+}

@@ -1,0 +1,421 @@
+//! Loading a feed registry and checking every entry, collecting every
+//! problem with its file, line and field rather than stopping at the first.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::config::{FeedEntry, FeedFile, SecretRef, SourceConfig};
+
+/// One problem in a feed file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedConfigError {
+    pub file: PathBuf,
+    /// 1-based.
+    pub line: usize,
+    /// The feed and field, e.g. `clarity:GA:107556 family`.
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for FeedConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}: {}: {}",
+            self.file.display(),
+            self.line,
+            self.field,
+            self.message
+        )
+    }
+}
+
+/// A feed that passed validation, with where it was defined.
+#[derive(Debug, Clone)]
+pub struct ValidFeed {
+    pub entry: FeedEntry,
+    pub file: PathBuf,
+    pub line: usize,
+}
+
+/// `30s`, `500ms`, `5m`, `1h`, `2d`.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit())?;
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n.parse().ok()?;
+    let d = match unit {
+        "ms" => Duration::from_millis(n),
+        "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n * 60),
+        "h" => Duration::from_secs(n * 3600),
+        "d" => Duration::from_secs(n * 86_400),
+        _ => return None,
+    };
+    Some(d)
+}
+
+/// Headers that carry credentials and so must come from `secret_headers`.
+const SECRET_HEADER_WORDS: [&str; 6] = [
+    "authorization",
+    "api-key",
+    "apikey",
+    "token",
+    "cookie",
+    "secret",
+];
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())]
+        .bytes()
+        .filter(|b| *b == b'\n')
+        .count()
+        + 1
+}
+
+/// The `.toml` files of `path` (itself, if it is a file), sorted.
+pub fn feed_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
+    if path.is_file() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(path)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Loads and validates every feed under `path`. Returns the valid feeds, or
+/// every problem found.
+pub fn load_registry(path: &Path) -> Result<Vec<ValidFeed>, Vec<FeedConfigError>> {
+    let files = feed_files(path).map_err(|e| {
+        vec![FeedConfigError {
+            file: path.to_path_buf(),
+            line: 0,
+            field: "-".into(),
+            message: format!("cannot read: {e}"),
+        }]
+    })?;
+    let mut errors = Vec::new();
+    let mut feeds = Vec::new();
+    let mut seen: BTreeMap<String, (PathBuf, usize)> = BTreeMap::new();
+    for file in files {
+        let text = match std::fs::read_to_string(&file) {
+            Ok(t) => t,
+            Err(e) => {
+                errors.push(FeedConfigError {
+                    file: file.clone(),
+                    line: 0,
+                    field: "-".into(),
+                    message: format!("cannot read: {e}"),
+                });
+                continue;
+            }
+        };
+        let parsed: FeedFile = match toml::from_str(&text) {
+            Ok(p) => p,
+            Err(e) => {
+                let line = e.span().map_or(0, |s| line_of(&text, s.start));
+                errors.push(FeedConfigError {
+                    file: file.clone(),
+                    line,
+                    field: "toml".into(),
+                    message: e.message().to_string(),
+                });
+                continue;
+            }
+        };
+        for spanned in parsed.feed {
+            let line = line_of(&text, spanned.span().start);
+            let entry = spanned.into_inner();
+            let before = errors.len();
+            check_entry(&entry, &file, &text, &mut errors);
+            let id = entry.id.get_ref().clone();
+            if let Some((first_file, first_line)) = seen.get(&id) {
+                errors.push(FeedConfigError {
+                    file: file.clone(),
+                    line: line_of(&text, entry.id.span().start),
+                    field: format!("{id} id"),
+                    message: format!(
+                        "duplicate id; first defined at {}:{first_line}",
+                        first_file.display()
+                    ),
+                });
+            } else {
+                seen.insert(id, (file.clone(), line));
+            }
+            if errors.len() == before {
+                feeds.push(ValidFeed {
+                    entry,
+                    file: file.clone(),
+                    line,
+                });
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(feeds)
+    } else {
+        Err(errors)
+    }
+}
+
+fn check_entry(e: &FeedEntry, file: &Path, text: &str, errors: &mut Vec<FeedConfigError>) {
+    let id = e.id.get_ref();
+    let mut err = |span: std::ops::Range<usize>, field: &str, message: String| {
+        errors.push(FeedConfigError {
+            file: file.to_path_buf(),
+            line: line_of(text, span.start),
+            field: format!("{id} {field}"),
+            message,
+        });
+    };
+    if id.is_empty()
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ":/._-".contains(c))
+    {
+        err(
+            e.id.span(),
+            "id",
+            "must be non-empty letters, digits and :/._-".into(),
+        );
+    }
+    if e.election_id.trim().is_empty() {
+        err(e.id.span(), "election_id", "must not be empty".into());
+    }
+    let family = votewire_transformers::family(e.family.get_ref());
+    match family {
+        None => err(
+            e.family.span(),
+            "family",
+            format!(
+                "unknown family {:?}; known: {}",
+                e.family.get_ref(),
+                votewire_transformers::FAMILIES
+                    .iter()
+                    .map(|f| f.name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ),
+        Some(f) => match &e.mapping {
+            Some(m) => {
+                if let Err(why) = (f.check_mapping)(m.get_ref()) {
+                    err(m.span(), "mapping", why);
+                }
+            }
+            None if f.needs_mapping => err(
+                e.family.span(),
+                "mapping",
+                format!("family {} needs a [feed.mapping]", f.name),
+            ),
+            None => {}
+        },
+    }
+    if !(-1000..=1000).contains(&e.priority()) {
+        let span = e.priority.as_ref().map_or(e.id.span(), |p| p.span());
+        err(span, "priority", "must be between -1000 and 1000".into());
+    }
+    let cadence_span = e.cadence.as_ref().map_or(e.id.span(), |c| c.span());
+    let c = &e.cadence();
+    for (field, value) in [
+        ("cadence.interval", &c.interval),
+        ("cadence.jitter", &c.jitter),
+        ("cadence.stale_after", &c.stale_after),
+    ] {
+        if parse_duration(value).is_none() {
+            err(
+                cadence_span.clone(),
+                field,
+                format!("{value:?} is not a duration like 30s, 5m or 1h"),
+            );
+        }
+    }
+    if parse_duration(&c.interval).is_some_and(|d| d < Duration::from_secs(1)) {
+        err(
+            cadence_span.clone(),
+            "cadence.interval",
+            "must be at least 1s".into(),
+        );
+    }
+    if let Some(w) = &c.window {
+        if parse_duration(&w.interval).is_none() {
+            err(
+                cadence_span.clone(),
+                "cadence.window.interval",
+                format!("{:?} is not a duration", w.interval),
+            );
+        }
+        if votewire_transformers::timefmt::parse_iso8601(&w.from, false).is_none() {
+            err(
+                cadence_span.clone(),
+                "cadence.window.from",
+                format!("{:?} is not an RFC 3339 time with an offset", w.from),
+            );
+        }
+        let until_ok = match w.until.strip_prefix('+') {
+            Some(d) => parse_duration(d).is_some(),
+            None => votewire_transformers::timefmt::parse_iso8601(&w.until, false).is_some(),
+        };
+        if !until_ok {
+            err(
+                cadence_span.clone(),
+                "cadence.window.until",
+                format!("{:?} is neither an RFC 3339 time nor +duration", w.until),
+            );
+        }
+    }
+    let limits_span = e.limits.as_ref().map_or(e.id.span(), |l| l.span());
+    let l = &e.limits();
+    if parse_duration(&l.timeout).is_none() {
+        err(
+            limits_span.clone(),
+            "limits.timeout",
+            format!("{:?} is not a duration", l.timeout),
+        );
+    }
+    if l.max_bytes == 0 || l.max_bytes > 1 << 30 {
+        err(
+            limits_span.clone(),
+            "limits.max_bytes",
+            "must be between 1 byte and 1 GiB".into(),
+        );
+    }
+    let source_span = e.source.span();
+    let url_ok = |u: &str| u.starts_with("http://") || u.starts_with("https://");
+    match e.source.get_ref() {
+        SourceConfig::Http {
+            url,
+            headers,
+            secret_headers,
+        } => {
+            if !url_ok(url) {
+                err(
+                    source_span.clone(),
+                    "source.url",
+                    format!("{url:?} is not an http(s) URL"),
+                );
+            }
+            for name in headers.keys() {
+                let lower = name.to_ascii_lowercase();
+                if SECRET_HEADER_WORDS.iter().any(|w| lower.contains(w)) {
+                    err(
+                        source_span.clone(),
+                        "source.headers",
+                        format!(
+                            "{name} carries a credential: put it in secret_headers as {{ env = \"VAR\" }} or {{ file = \"path\" }}"
+                        ),
+                    );
+                }
+            }
+            for (name, r) in secret_headers {
+                check_secret(
+                    r,
+                    &format!("source.secret_headers.{name}"),
+                    source_span.clone(),
+                    &mut err,
+                );
+            }
+        }
+        SourceConfig::Clarity { base_url, file } => {
+            if !url_ok(base_url) {
+                err(
+                    source_span.clone(),
+                    "source.base_url",
+                    format!("{base_url:?} is not an http(s) URL"),
+                );
+            }
+            if file.is_empty() || file.starts_with('/') {
+                err(
+                    source_span.clone(),
+                    "source.file",
+                    "must be a path under the versioned folder, e.g. json/ALL.json".into(),
+                );
+            }
+        }
+        SourceConfig::Ap { url, api_key } => {
+            if !url_ok(url) {
+                err(
+                    source_span.clone(),
+                    "source.url",
+                    format!("{url:?} is not an http(s) URL"),
+                );
+            }
+            check_secret(api_key, "source.api_key", source_span.clone(), &mut err);
+        }
+        SourceConfig::Sftp {
+            glob,
+            min_age,
+            host,
+            ..
+        } => {
+            if host.is_empty() {
+                err(
+                    source_span.clone(),
+                    "source.host",
+                    "must not be empty".into(),
+                );
+            }
+            if !glob.starts_with('/') {
+                err(
+                    source_span.clone(),
+                    "source.glob",
+                    format!("{glob:?} must be an absolute remote path"),
+                );
+            }
+            if parse_duration(min_age).is_none() {
+                err(
+                    source_span.clone(),
+                    "source.min_age",
+                    format!("{min_age:?} is not a duration"),
+                );
+            }
+        }
+        SourceConfig::Html { url } => {
+            if !url_ok(url) {
+                err(
+                    source_span.clone(),
+                    "source.url",
+                    format!("{url:?} is not an http(s) URL"),
+                );
+            }
+            if e.family.get_ref() != "html-table" {
+                err(
+                    e.family.span(),
+                    "family",
+                    "an html source is read by the html-table family".into(),
+                );
+            }
+        }
+    }
+}
+
+fn check_secret(
+    r: &SecretRef,
+    field: &str,
+    span: std::ops::Range<usize>,
+    err: &mut impl FnMut(std::ops::Range<usize>, &str, String),
+) {
+    match r {
+        SecretRef::Env(var)
+            if var.is_empty()
+                || !var
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_') =>
+        {
+            err(
+                span,
+                field,
+                format!("{var:?} is not an environment variable name (A-Z, 0-9, _)"),
+            );
+        }
+        SecretRef::File(p) if p.as_os_str().is_empty() => {
+            err(span, field, "empty file path".into())
+        }
+        _ => {}
+    }
+}
