@@ -14,7 +14,8 @@
 //! upsert keyed by its identity, never a delta.
 //!
 //! This crate currently holds the feed registry ([`feeds`]), the capped HTTP
-//! fetch ([`http`]), SFTP access
+//! fetch ([`http`]), feed state with fenced leases in DynamoDB ([`state`]),
+//! SFTP access
 //! with verified host keys ([`sftp`]) and the smoke
 //! pipeline ([`smoke`]) that the local stack runs to prove the spine works;
 //! the feed registry, scheduler, leases and sources arrive with the ingestor
@@ -24,3 +25,4 @@ pub mod feeds;
 pub mod http;
 pub mod sftp;
 pub mod smoke;
+pub mod state;

@@ -1,0 +1,513 @@
+//! Feed state in DynamoDB: cursors, `source_seq`, health, leases, and the
+//! history of health transitions (the state keeper).
+//!
+//! Two tables, named `<prefix>feeds` and `<prefix>feed_events`:
+//!
+//! * `feeds` (pk `feed_id`): the cursor (ETag, Last-Modified, publisher
+//!   version, payload sha256, AP next link), `source_seq`, health, and the
+//!   lease (`lease_owner`, `lease_expires_ms`, `fencing`).
+//! * `feed_events` (pk `feed_id`, sk `<at_ms>#<fetch>`): every health
+//!   transition with its reason, expiring through the `expires_at` TTL.
+//!
+//! # Leases and fencing (the Kinesis Client Library pattern)
+//!
+//! An ingestor owns a feed while it holds an unexpired lease. Renewing keeps
+//! the fencing counter; taking over an expired (or never-held) lease
+//! increments it. Every cursor commit is conditional on the committer still
+//! being the owner **with the same fencing counter**, so an ingestor that was
+//! paused past its lease (a zombie) cannot commit after another took over:
+//! its write fails with [`StateError::Fenced`], and its payload is simply
+//! republished by the new owner (harmless: cells are upserts).
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
+    ScalarAttributeType, TimeToLiveSpecification,
+};
+use votewire_core::config::StateStoreConfig;
+use votewire_core::state::table_name;
+
+/// What a feed's next fetch starts from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FeedCursor {
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+    /// The publisher's version (Clarity `current_ver.txt`).
+    pub version: Option<String>,
+    /// sha256 of the last accepted payload.
+    pub sha256: Option<String>,
+    /// AP's `nextrequest`.
+    pub next_request: Option<String>,
+}
+
+/// A held lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub feed_id: String,
+    pub owner: String,
+    pub expires_ms: i64,
+    pub fencing: i64,
+}
+
+/// A feed's stored state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedState {
+    pub feed_id: String,
+    pub cursor: FeedCursor,
+    pub source_seq: i64,
+    pub health: String,
+    pub consecutive_failures: i64,
+    pub lease: Option<Lease>,
+}
+
+/// One stored health transition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthEvent {
+    pub at_ms: i64,
+    pub from: Option<String>,
+    pub to: String,
+    pub reason: String,
+    pub actor: String,
+}
+
+/// A state-store call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// The caller's lease was lost (expired and taken over, or renewed by
+    /// someone else): it must stop working on the feed. Not retryable.
+    #[error("feed {feed_id}: lease lost (owner {owner}, fencing {fencing}); not committing")]
+    Fenced {
+        feed_id: String,
+        owner: String,
+        fencing: i64,
+    },
+    /// A commit would move `source_seq` backwards: a bug or a replayed
+    /// commit. Not retryable.
+    #[error("feed {feed_id}: source_seq {attempted} is below the committed {committed}")]
+    SeqRegressed {
+        feed_id: String,
+        attempted: i64,
+        committed: i64,
+    },
+    /// The store could not be reached or refused the call.
+    #[error("state store {op} on {table}: {message}")]
+    Store {
+        op: &'static str,
+        table: String,
+        message: String,
+    },
+}
+
+impl StateError {
+    /// Store errors are worth retrying (the endpoint may be back); a fenced
+    /// write never is.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StateError::Store { .. })
+    }
+}
+
+fn store_err<E: std::error::Error + Send + Sync + 'static>(
+    op: &'static str,
+    table: &str,
+) -> impl FnOnce(SdkError<E>) -> StateError {
+    let table = table.to_string();
+    move |e| StateError::Store {
+        op,
+        table,
+        message: format!("{}", aws_sdk_dynamodb::error::DisplayErrorContext(&e)),
+    }
+}
+
+fn is_condition_failure<E>(e: &SdkError<E>) -> bool
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+{
+    e.as_service_error()
+        .and_then(|s| s.code())
+        .is_some_and(|c| c == "ConditionalCheckFailedException")
+}
+
+fn s(v: &str) -> AttributeValue {
+    AttributeValue::S(v.to_string())
+}
+
+fn n(v: i64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn get_s(item: &HashMap<String, AttributeValue>, k: &str) -> Option<String> {
+    item.get(k).and_then(|v| v.as_s().ok()).cloned()
+}
+
+fn get_n(item: &HashMap<String, AttributeValue>, k: &str) -> Option<i64> {
+    item.get(k)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Feed state on DynamoDB.
+#[derive(Clone)]
+pub struct DynamoFeedState {
+    client: Client,
+    feeds: String,
+    events: String,
+    /// How long health events are kept.
+    pub event_ttl_secs: i64,
+}
+
+impl DynamoFeedState {
+    pub fn new(client: Client, cfg: &StateStoreConfig) -> Self {
+        Self {
+            client,
+            feeds: table_name(cfg, "feeds"),
+            events: table_name(cfg, "feed_events"),
+            event_ttl_secs: 30 * 86_400,
+        }
+    }
+
+    /// Creates both tables (and the events TTL) when missing.
+    pub async fn ensure_tables(&self) -> Result<(), StateError> {
+        let existing = self
+            .client
+            .list_tables()
+            .send()
+            .await
+            .map_err(store_err("list_tables", "*"))?
+            .table_names
+            .unwrap_or_default();
+        let key = |name: &str, t: KeyType| {
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(t)
+                .build()
+                .expect("static")
+        };
+        let attr = |name: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .expect("static")
+        };
+        if !existing.contains(&self.feeds) {
+            self.client
+                .create_table()
+                .table_name(&self.feeds)
+                .attribute_definitions(attr("feed_id"))
+                .key_schema(key("feed_id", KeyType::Hash))
+                .billing_mode(BillingMode::PayPerRequest)
+                .send()
+                .await
+                .map_err(store_err("create_table", &self.feeds))?;
+        }
+        if !existing.contains(&self.events) {
+            self.client
+                .create_table()
+                .table_name(&self.events)
+                .attribute_definitions(attr("feed_id"))
+                .attribute_definitions(attr("sk"))
+                .key_schema(key("feed_id", KeyType::Hash))
+                .key_schema(key("sk", KeyType::Range))
+                .billing_mode(BillingMode::PayPerRequest)
+                .send()
+                .await
+                .map_err(store_err("create_table", &self.events))?;
+            self.client
+                .update_time_to_live()
+                .table_name(&self.events)
+                .time_to_live_specification(
+                    TimeToLiveSpecification::builder()
+                        .attribute_name("expires_at")
+                        .enabled(true)
+                        .build()
+                        .expect("static"),
+                )
+                .send()
+                .await
+                .map_err(store_err("update_time_to_live", &self.events))?;
+        }
+        Ok(())
+    }
+
+    /// The stored state of `feed_id`, if any (strongly consistent).
+    pub async fn load(&self, feed_id: &str) -> Result<Option<FeedState>, StateError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.feeds)
+            .key("feed_id", s(feed_id))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(store_err("get_item", &self.feeds))?;
+        Ok(out.item.map(|i| FeedState {
+            feed_id: feed_id.to_string(),
+            cursor: FeedCursor {
+                etag: get_s(&i, "etag"),
+                last_modified: get_s(&i, "last_modified"),
+                version: get_s(&i, "version"),
+                sha256: get_s(&i, "sha256"),
+                next_request: get_s(&i, "next_request"),
+            },
+            source_seq: get_n(&i, "source_seq").unwrap_or(0),
+            health: get_s(&i, "health").unwrap_or_else(|| "healthy".into()),
+            consecutive_failures: get_n(&i, "consecutive_failures").unwrap_or(0),
+            lease: match (
+                get_s(&i, "lease_owner"),
+                get_n(&i, "lease_expires_ms"),
+                get_n(&i, "fencing"),
+            ) {
+                (Some(owner), Some(expires_ms), Some(fencing)) => Some(Lease {
+                    feed_id: feed_id.to_string(),
+                    owner,
+                    expires_ms,
+                    fencing,
+                }),
+                _ => None,
+            },
+        }))
+    }
+
+    /// Renews `owner`'s lease, or takes the feed when its lease is free or
+    /// expired (incrementing the fencing counter). `None` when another owner
+    /// holds an unexpired lease.
+    pub async fn acquire_lease(
+        &self,
+        feed_id: &str,
+        owner: &str,
+        now_ms: i64,
+        ttl_ms: i64,
+    ) -> Result<Option<Lease>, StateError> {
+        let expires = now_ms + ttl_ms;
+        // Renewal: same owner, keep the fencing counter.
+        let renew = self
+            .client
+            .update_item()
+            .table_name(&self.feeds)
+            .key("feed_id", s(feed_id))
+            .update_expression("SET lease_expires_ms = :exp")
+            .condition_expression("lease_owner = :me AND lease_expires_ms >= :now")
+            .expression_attribute_values(":exp", n(expires))
+            .expression_attribute_values(":me", s(owner))
+            .expression_attribute_values(":now", n(now_ms))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+            .send()
+            .await;
+        match renew {
+            Ok(out) => {
+                let item = out.attributes.unwrap_or_default();
+                return Ok(Some(Lease {
+                    feed_id: feed_id.to_string(),
+                    owner: owner.to_string(),
+                    expires_ms: expires,
+                    fencing: get_n(&item, "fencing").unwrap_or(0),
+                }));
+            }
+            Err(e) if is_condition_failure(&e) => {}
+            Err(e) => return Err(store_err("update_item", &self.feeds)(e)),
+        }
+        // Takeover: the lease is free or expired; bump the fencing counter.
+        let take = self
+            .client
+            .update_item()
+            .table_name(&self.feeds)
+            .key("feed_id", s(feed_id))
+            .update_expression("SET lease_owner = :me, lease_expires_ms = :exp ADD fencing :one")
+            .condition_expression("attribute_not_exists(lease_owner) OR lease_expires_ms < :now")
+            .expression_attribute_values(":exp", n(expires))
+            .expression_attribute_values(":me", s(owner))
+            .expression_attribute_values(":now", n(now_ms))
+            .expression_attribute_values(":one", n(1))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+            .send()
+            .await;
+        match take {
+            Ok(out) => {
+                let item = out.attributes.unwrap_or_default();
+                Ok(Some(Lease {
+                    feed_id: feed_id.to_string(),
+                    owner: owner.to_string(),
+                    expires_ms: expires,
+                    fencing: get_n(&item, "fencing").unwrap_or(1),
+                }))
+            }
+            Err(e) if is_condition_failure(&e) => Ok(None),
+            Err(e) => Err(store_err("update_item", &self.feeds)(e)),
+        }
+    }
+
+    /// Commits the cursor and `source_seq` after every cell of a payload was
+    /// acknowledged. Fenced: refused unless `lease` is still the current one.
+    pub async fn commit_cursor(
+        &self,
+        lease: &Lease,
+        cursor: &FeedCursor,
+        source_seq: i64,
+    ) -> Result<(), StateError> {
+        let mut set = vec!["source_seq = :seq", "consecutive_failures = :zero"];
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.feeds)
+            .key("feed_id", s(&lease.feed_id))
+            .condition_expression("lease_owner = :me AND fencing = :fence AND (attribute_not_exists(source_seq) OR source_seq <= :seq)")
+            .expression_attribute_values(":me", s(&lease.owner))
+            .expression_attribute_values(":fence", n(lease.fencing))
+            .expression_attribute_values(":seq", n(source_seq))
+            .expression_attribute_values(":zero", n(0));
+        let mut remove = Vec::new();
+        for (field, value) in [
+            ("etag", &cursor.etag),
+            ("last_modified", &cursor.last_modified),
+            ("version", &cursor.version),
+            ("sha256", &cursor.sha256),
+            ("next_request", &cursor.next_request),
+        ] {
+            match value {
+                Some(v) => {
+                    set.push(match field {
+                        "etag" => "etag = :etag",
+                        "last_modified" => "last_modified = :last_modified",
+                        "version" => "version = :version",
+                        "sha256" => "sha256 = :sha256",
+                        _ => "next_request = :next_request",
+                    });
+                    req = req.expression_attribute_values(format!(":{field}"), s(v));
+                }
+                None => remove.push(field),
+            }
+        }
+        let mut expr = format!("SET {}", set.join(", "));
+        if !remove.is_empty() {
+            expr.push_str(&format!(" REMOVE {}", remove.join(", ")));
+        }
+        match req.update_expression(expr).send().await {
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failure(&e) => {
+                // Tell a lost lease from a backwards sequence number.
+                let current = self.load(&lease.feed_id).await?;
+                match current {
+                    Some(st)
+                        if st.lease.as_ref() == Some(lease)
+                            || st.lease.as_ref().is_some_and(|l| {
+                                l.owner == lease.owner && l.fencing == lease.fencing
+                            }) =>
+                    {
+                        Err(StateError::SeqRegressed {
+                            feed_id: lease.feed_id.clone(),
+                            attempted: source_seq,
+                            committed: st.source_seq,
+                        })
+                    }
+                    _ => Err(StateError::Fenced {
+                        feed_id: lease.feed_id.clone(),
+                        owner: lease.owner.clone(),
+                        fencing: lease.fencing,
+                    }),
+                }
+            }
+            Err(e) => Err(store_err("update_item", &self.feeds)(e)),
+        }
+    }
+
+    /// Records a health transition (fenced like a commit) and appends it to
+    /// the feed's history.
+    pub async fn record_health(
+        &self,
+        lease: &Lease,
+        event: &HealthEvent,
+        consecutive_failures: i64,
+    ) -> Result<(), StateError> {
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.feeds)
+            .key("feed_id", s(&lease.feed_id))
+            .update_expression("SET health = :h, consecutive_failures = :f")
+            .condition_expression("lease_owner = :me AND fencing = :fence")
+            .expression_attribute_values(":h", s(&event.to))
+            .expression_attribute_values(":f", n(consecutive_failures))
+            .expression_attribute_values(":me", s(&lease.owner))
+            .expression_attribute_values(":fence", n(lease.fencing))
+            .send()
+            .await;
+        match res {
+            Ok(_) => {}
+            Err(e) if is_condition_failure(&e) => {
+                return Err(StateError::Fenced {
+                    feed_id: lease.feed_id.clone(),
+                    owner: lease.owner.clone(),
+                    fencing: lease.fencing,
+                });
+            }
+            Err(e) => return Err(store_err("update_item", &self.feeds)(e)),
+        }
+        self.append_event(&lease.feed_id, event).await
+    }
+
+    /// Appends one event to a feed's history (also used for operator
+    /// actions, which hold no lease).
+    pub async fn append_event(&self, feed_id: &str, event: &HealthEvent) -> Result<(), StateError> {
+        let mut req = self
+            .client
+            .put_item()
+            .table_name(&self.events)
+            .item("feed_id", s(feed_id))
+            .item(
+                "sk",
+                s(&format!("{:013}#{}", event.at_ms, uuid::Uuid::now_v7())),
+            )
+            .item("at_ms", n(event.at_ms))
+            .item("to", s(&event.to))
+            .item("reason", s(&event.reason))
+            .item("actor", s(&event.actor))
+            .item("expires_at", n(event.at_ms / 1000 + self.event_ttl_secs));
+        if let Some(from) = &event.from {
+            req = req.item("from", s(from));
+        }
+        req.send()
+            .await
+            .map_err(store_err("put_item", &self.events))?;
+        Ok(())
+    }
+
+    /// A page of a feed's history, newest first; pass the returned token to
+    /// get the next page.
+    pub async fn history(
+        &self,
+        feed_id: &str,
+        limit: i32,
+        after: Option<String>,
+    ) -> Result<(Vec<HealthEvent>, Option<String>), StateError> {
+        let mut q = self
+            .client
+            .query()
+            .table_name(&self.events)
+            .key_condition_expression("feed_id = :f")
+            .expression_attribute_values(":f", s(feed_id))
+            .scan_index_forward(false)
+            .limit(limit);
+        if let Some(sk) = after {
+            q = q
+                .exclusive_start_key("feed_id", s(feed_id))
+                .exclusive_start_key("sk", s(&sk));
+        }
+        let out = q.send().await.map_err(store_err("query", &self.events))?;
+        let events = out
+            .items()
+            .iter()
+            .map(|i| HealthEvent {
+                at_ms: get_n(i, "at_ms").unwrap_or(0),
+                from: get_s(i, "from"),
+                to: get_s(i, "to").unwrap_or_default(),
+                reason: get_s(i, "reason").unwrap_or_default(),
+                actor: get_s(i, "actor").unwrap_or_default(),
+            })
+            .collect();
+        let next = out.last_evaluated_key().and_then(|k| get_s(k, "sk"));
+        Ok((events, next))
+    }
+}
