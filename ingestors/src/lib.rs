@@ -13,7 +13,8 @@
 //! cumulative values, which downstream consumers absorb because a cell is an
 //! upsert keyed by its identity, never a delta.
 //!
-//! This crate currently holds the feed registry ([`feeds`]), the capped HTTP
+//! This crate currently holds the feed registry ([`feeds`]), the publish
+//! protocol ([`publish`]), the capped HTTP
 //! fetch ([`http`]), feed state with fenced leases in DynamoDB ([`state`]),
 //! SFTP access
 //! with verified host keys ([`sftp`]) and the smoke
@@ -23,6 +24,7 @@
 
 pub mod feeds;
 pub mod http;
+pub mod publish;
 pub mod sftp;
 pub mod smoke;
 pub mod state;

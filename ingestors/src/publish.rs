@@ -1,0 +1,366 @@
+//! Publishing one payload's cells with no loss and no gap.
+//!
+//! For an accepted payload, [`Publisher::publish_accepted`]:
+//!
+//! 1. diffs the payload's cells against what this process last published for
+//!    the feed ([`PublishedCells`]) and keeps only the changed ones (a full
+//!    snapshot is re-parsed every time, but Kafka only sees changes);
+//! 2. produces every changed cell and **waits for every delivery report**;
+//! 3. produces the `SnapshotManifest`;
+//! 4. only then records the new values as published.
+//!
+//! The caller commits the cursor to the state store (fenced) after this
+//! returns `Ok`. A delivery failure returns an error before the manifest, the
+//! in-memory record is unchanged, and the cursor must not advance; the next
+//! fetch republishes, which is harmless because cells are keyed upserts.
+//! After a restart the memory is empty, so everything is republished once, by
+//! design.
+//!
+//! A rejected payload produces a `DeadLetter` and a rejected manifest, and
+//! touches nothing else: earlier cells stand.
+//!
+//! Records are keyed by cell key, partitioned explicitly by
+//! `xxh3(election, contest) % partitions` so a whole contest lands in one
+//! partition, and carry `feed_id`, `fetch_id`, `source_version`,
+//! `payload_sha256`, `schema_id` and, when tracing, `traceparent` headers.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use futures::future::join_all;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use votewire_core::config::TopicsConfig;
+use votewire_schemas::codec::{self, CodecError};
+use votewire_schemas::{CellKey, DeadLetter, SchemaSet, SnapshotManifest, SnapshotStatus};
+use votewire_transformers::TransformError;
+use votewire_transformers::cells::{CellRow, CellTable};
+
+/// What a cell's published value is compared on: everything but identity.
+type CellValue = (i64, Option<i32>, Option<i32>, Option<u64>, Option<bool>);
+
+fn value_of(r: &CellRow) -> CellValue {
+    (
+        r.votes,
+        r.precincts_reporting,
+        r.precincts_total,
+        r.pct_expected_vote.map(f64::to_bits),
+        r.winner,
+    )
+}
+
+/// What this process last published, per cell key, for one feed.
+#[derive(Debug, Default)]
+pub struct PublishedCells {
+    values: HashMap<CellKey, CellValue>,
+}
+
+impl PublishedCells {
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// Indices of the rows of `table` whose value differs from what was
+    /// published (or that were never published), with their keys.
+    pub fn changed(&self, table: &CellTable) -> Vec<(usize, CellKey)> {
+        (0..table.len())
+            .filter_map(|i| {
+                let key = table.cell_key(i);
+                let v = value_of(&table.rows()[i]);
+                (self.values.get(&key) != Some(&v)).then_some((i, key))
+            })
+            .collect()
+    }
+}
+
+/// Facts about one fetch, for the manifest and the headers.
+#[derive(Debug, Clone)]
+pub struct FetchFacts {
+    pub feed_id: String,
+    pub election_id: String,
+    pub fetch_id: String,
+    pub family: String,
+    pub source_uri: String,
+    pub source_version: Option<String>,
+    pub payload_sha256: String,
+    pub payload_bytes: i64,
+    pub archive_ref: Option<String>,
+    pub fetched_at: i64,
+    pub traceparent: Option<String>,
+    pub mode: votewire_schemas::FeedMode,
+}
+
+/// What publishing an accepted payload did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    pub cells_total: usize,
+    pub cells_changed: usize,
+}
+
+/// Publishing failed; the cursor must not advance.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("encoding {what}: {source}")]
+    Encode {
+        what: &'static str,
+        #[source]
+        source: CodecError,
+    },
+    #[error(
+        "delivery to {topic} failed for {failed} of {total} records (first: {first}); the cursor must not advance"
+    )]
+    Delivery {
+        topic: String,
+        failed: usize,
+        total: usize,
+        first: String,
+    },
+}
+
+impl PublishError {
+    /// Delivery failures are worth retrying (the next fetch republishes);
+    /// an encoding failure is a bug.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, PublishError::Delivery { .. })
+    }
+}
+
+/// Produces a feed's records.
+pub struct Publisher {
+    pub producer: FutureProducer,
+    pub topics: TopicsConfig,
+    pub schemas: SchemaSet,
+    /// Partitions of the votes topic (the declared count).
+    pub vote_partitions: i32,
+    pub delivery_timeout: Duration,
+}
+
+/// The partition of a contest: `xxh3(election, contest) % partitions`.
+pub fn contest_partition(election_id: &str, contest_source_id: &str, partitions: i32) -> i32 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(election_id.as_bytes());
+    h.update(&[0x1f]);
+    h.update(contest_source_id.as_bytes());
+    (h.digest() % partitions.max(1) as u64) as i32
+}
+
+impl Publisher {
+    fn headers(&self, f: &FetchFacts, schema_id: u32) -> OwnedHeaders {
+        let schema_id = schema_id.to_string();
+        let mut h = OwnedHeaders::new()
+            .insert(Header {
+                key: "feed_id",
+                value: Some(f.feed_id.as_str()),
+            })
+            .insert(Header {
+                key: "fetch_id",
+                value: Some(f.fetch_id.as_str()),
+            })
+            .insert(Header {
+                key: "payload_sha256",
+                value: Some(f.payload_sha256.as_str()),
+            })
+            .insert(Header {
+                key: "schema_id",
+                value: Some(schema_id.as_str()),
+            });
+        if let Some(v) = &f.source_version {
+            h = h.insert(Header {
+                key: "source_version",
+                value: Some(v.as_str()),
+            });
+        }
+        if let Some(t) = &f.traceparent {
+            h = h.insert(Header {
+                key: "traceparent",
+                value: Some(t.as_str()),
+            });
+        }
+        h
+    }
+
+    /// Sends `records` and waits for every delivery report.
+    async fn send_all(
+        &self,
+        topic: &str,
+        records: Vec<(Option<i32>, String, Vec<u8>, OwnedHeaders)>,
+    ) -> Result<(), PublishError> {
+        let total = records.len();
+        let futures = records.iter().map(|(partition, key, value, headers)| {
+            let mut rec = FutureRecord::to(topic)
+                .key(key.as_str())
+                .payload(value.as_slice())
+                .headers(headers.clone());
+            if let Some(p) = partition {
+                rec = rec.partition(*p);
+            }
+            self.producer.send(rec, self.delivery_timeout)
+        });
+        let results = join_all(futures).await;
+        let failures: Vec<String> = results
+            .into_iter()
+            .filter_map(|r| r.err().map(|(e, _)| e.to_string()))
+            .collect();
+        if let Some(first) = failures.first() {
+            return Err(PublishError::Delivery {
+                topic: topic.to_string(),
+                failed: failures.len(),
+                total,
+                first: first.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    fn manifest(
+        &self,
+        f: &FetchFacts,
+        status: SnapshotStatus,
+        source_seq: Option<i64>,
+    ) -> SnapshotManifest {
+        SnapshotManifest {
+            feed_id: f.feed_id.clone(),
+            election_id: f.election_id.clone(),
+            mode: f.mode,
+            fetch_id: f.fetch_id.clone(),
+            status,
+            source_seq,
+            source_uri: f.source_uri.clone(),
+            source_version: f.source_version.clone(),
+            payload_sha256: f.payload_sha256.clone(),
+            payload_bytes: f.payload_bytes,
+            archive_ref: f.archive_ref.clone(),
+            family: f.family.clone(),
+            cells_total: 0,
+            cells_changed: 0,
+            error_class: None,
+            error_location: None,
+            error_message: None,
+            as_of: None,
+            as_of_raw: None,
+            fetched_at: f.fetched_at,
+            trace_id: None,
+        }
+    }
+
+    /// Steps 1 to 4 of the module doc for an accepted payload.
+    pub async fn publish_accepted(
+        &self,
+        table: &CellTable,
+        published: &mut PublishedCells,
+        facts: &FetchFacts,
+    ) -> Result<Published, PublishError> {
+        let changed = published.changed(table);
+        let vote_schema = &self.schemas.vote_cell;
+        let headers = self.headers(facts, vote_schema.id);
+        let records: Vec<_> = changed
+            .iter()
+            .map(|(i, key)| {
+                let cell = table.cell(*i);
+                let mut value = Vec::with_capacity(256);
+                codec::encode_vote_cell(&cell, vote_schema.id, &mut value);
+                let partition = contest_partition(
+                    &cell.header.election_id,
+                    &cell.contest.source_id,
+                    self.vote_partitions,
+                );
+                (Some(partition), key.to_hex(), value, headers.clone())
+            })
+            .collect();
+        self.send_all(&self.topics.votes, records).await?;
+
+        let header = table.header();
+        let mut manifest = self.manifest(facts, SnapshotStatus::Accepted, Some(header.source_seq));
+        manifest.cells_total = table.len() as i32;
+        manifest.cells_changed = changed.len() as i32;
+        manifest.as_of = header.as_of;
+        manifest.as_of_raw = header.as_of_raw.as_deref().map(str::to_string);
+        let bytes =
+            codec::encode(&self.schemas.snapshot_manifest, &manifest).map_err(|source| {
+                PublishError::Encode {
+                    what: "SnapshotManifest",
+                    source,
+                }
+            })?;
+        let m_headers = self.headers(facts, self.schemas.snapshot_manifest.id);
+        self.send_all(
+            &self.topics.snapshots,
+            vec![(None, facts.feed_id.clone(), bytes, m_headers)],
+        )
+        .await?;
+
+        for (i, key) in &changed {
+            published.values.insert(*key, value_of(&table.rows()[*i]));
+        }
+        Ok(Published {
+            cells_total: table.len(),
+            cells_changed: changed.len(),
+        })
+    }
+
+    /// A rejected payload: a `DeadLetter` and a rejected manifest; nothing
+    /// else changes.
+    pub async fn publish_rejected(
+        &self,
+        err: &TransformError,
+        facts: &FetchFacts,
+    ) -> Result<(), PublishError> {
+        let dead = DeadLetter {
+            feed_id: facts.feed_id.clone(),
+            election_id: facts.election_id.clone(),
+            fetch_id: facts.fetch_id.clone(),
+            family: facts.family.clone(),
+            source_uri: facts.source_uri.clone(),
+            payload_sha256: facts.payload_sha256.clone(),
+            payload_bytes: facts.payload_bytes,
+            archive_ref: facts.archive_ref.clone(),
+            error_class: err.class,
+            error_location: Some(err.location.to_string()),
+            error_message: err.message.clone(),
+            retryable: err.is_retryable(),
+            fetched_at: facts.fetched_at,
+            trace_id: None,
+        };
+        let bytes = codec::encode(&self.schemas.dead_letter, &dead).map_err(|source| {
+            PublishError::Encode {
+                what: "DeadLetter",
+                source,
+            }
+        })?;
+        self.send_all(
+            &self.topics.dlq,
+            vec![(
+                None,
+                facts.feed_id.clone(),
+                bytes,
+                self.headers(facts, self.schemas.dead_letter.id),
+            )],
+        )
+        .await?;
+        let mut manifest = self.manifest(facts, SnapshotStatus::Rejected, None);
+        manifest.error_class = Some(err.class.as_str().to_string());
+        manifest.error_location = Some(err.location.to_string());
+        manifest.error_message = Some(err.message.clone());
+        let bytes =
+            codec::encode(&self.schemas.snapshot_manifest, &manifest).map_err(|source| {
+                PublishError::Encode {
+                    what: "SnapshotManifest",
+                    source,
+                }
+            })?;
+        self.send_all(
+            &self.topics.snapshots,
+            vec![(
+                None,
+                facts.feed_id.clone(),
+                bytes,
+                self.headers(facts, self.schemas.snapshot_manifest.id),
+            )],
+        )
+        .await
+    }
+}
