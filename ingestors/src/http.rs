@@ -52,7 +52,14 @@ pub enum FetchError {
         source: reqwest::Error,
     },
     #[error("fetching {url}: HTTP status {status}")]
-    Status { url: String, status: u16 },
+    Status {
+        url: String,
+        status: u16,
+        /// A `Retry-After` the server sent (seconds or an HTTP date).
+        retry_after: Option<Duration>,
+        /// AP's "403 quota exceeded": wait, don't hammer.
+        quota_exceeded: bool,
+    },
     #[error("fetching {url}: body exceeds the {max_bytes}-byte limit")]
     TooLarge { url: String, max_bytes: u64 },
 }
@@ -64,7 +71,11 @@ impl FetchError {
         match self {
             FetchError::Client(_) | FetchError::TooLarge { .. } => false,
             FetchError::Transport { .. } => true,
-            FetchError::Status { status, .. } => *status >= 500 || *status == 429,
+            FetchError::Status {
+                status,
+                quota_exceeded,
+                ..
+            } => *status >= 500 || *status == 429 || *quota_exceeded,
         }
     }
 }
@@ -85,16 +96,75 @@ pub async fn fetch_capped(
     url: &str,
     limits: &FetchLimits,
 ) -> Result<FetchedBody, FetchError> {
+    fetch_capped_with(client, url, reqwest::header::HeaderMap::new(), limits).await
+}
+
+/// `Retry-After` as seconds or an HTTP date (relative to the server's `Date`
+/// when present, else to now).
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let v = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs.min(3600)));
+    }
+    let at = httpdate::parse_http_date(v).ok()?;
+    let now = headers
+        .get(reqwest::header::DATE)
+        .and_then(|d| d.to_str().ok())
+        .and_then(|d| httpdate::parse_http_date(d).ok())
+        .unwrap_or_else(std::time::SystemTime::now);
+    Some(
+        at.duration_since(now)
+            .unwrap_or_default()
+            .min(Duration::from_secs(3600)),
+    )
+}
+
+/// GETs `url` with extra request headers (conditional GETs); a 304 comes
+/// back as a body with status 304 and no bytes.
+pub async fn fetch_capped_with(
+    client: &reqwest::Client,
+    url: &str,
+    headers: reqwest::header::HeaderMap,
+    limits: &FetchLimits,
+) -> Result<FetchedBody, FetchError> {
     let transport = |source| FetchError::Transport {
         url: url.to_string(),
         source,
     };
-    let response = client.get(url).send().await.map_err(transport)?;
+    let response = client
+        .get(url)
+        .headers(headers)
+        .send()
+        .await
+        .map_err(transport)?;
     let status = response.status().as_u16();
+    if status == 304 {
+        return Ok(FetchedBody {
+            url: url.to_string(),
+            status,
+            bytes: bytes::Bytes::new(),
+            sha256: String::new(),
+            etag: None,
+            last_modified: None,
+            content_type: None,
+        });
+    }
     if !response.status().is_success() {
+        let retry_after = retry_after(response.headers());
+        let quota_exceeded = status == 403 && {
+            let body = response.text().await.unwrap_or_default();
+            let lower = body.chars().take(2048).collect::<String>().to_lowercase();
+            lower.contains("quota") || lower.contains("rate limit")
+        };
         return Err(FetchError::Status {
             url: url.to_string(),
             status,
+            retry_after,
+            quota_exceeded,
         });
     }
     let header = |name: &str| {

@@ -22,6 +22,7 @@
 //! the feed registry, scheduler, leases and sources arrive with the ingestor
 //! issue.
 
+pub mod conditional;
 pub mod feeds;
 pub mod http;
 pub mod publish;

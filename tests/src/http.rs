@@ -27,6 +27,14 @@ impl Canned {
         }
     }
 
+    pub fn status(status: u16, body: impl Into<bytes::Bytes>) -> Canned {
+        Canned {
+            status,
+            headers: Vec::new(),
+            body: body.into(),
+        }
+    }
+
     pub fn header(mut self, name: &str, value: &str) -> Canned {
         self.headers.push((name.to_string(), value.to_string()));
         self
@@ -100,6 +108,21 @@ async fn serve(State(routes): State<Arc<Mutex<Routes>>>, req: Request) -> Respon
         *resp.status_mut() = StatusCode::NOT_FOUND;
         return resp;
     };
+    // Conditional GET: a matching If-None-Match gets 304 and no body.
+    let etag = c
+        .headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("etag"))
+        .map(|(_, v)| v.clone());
+    let if_none_match = req
+        .headers()
+        .get("if-none-match")
+        .and_then(|v| v.to_str().ok());
+    if c.status == 200 && etag.is_some() && if_none_match == etag.as_deref() {
+        let mut resp = Response::new(Body::empty());
+        *resp.status_mut() = StatusCode::NOT_MODIFIED;
+        return resp;
+    }
     let mut resp = Response::new(Body::from(c.body));
     *resp.status_mut() =
         StatusCode::from_u16(c.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
