@@ -27,5 +27,6 @@ pub mod feeds;
 pub mod http;
 pub mod publish;
 pub mod sftp;
+pub mod sftp_drop;
 pub mod smoke;
 pub mod state;

@@ -184,6 +184,17 @@ impl SftpSession {
         })
     }
 
+    /// Renames (moves) a remote file.
+    pub fn rename(&self, from: &str, to: &str) -> Result<(), SftpError> {
+        self.sftp
+            .rename(Path::new(from), Path::new(to), None)
+            .map_err(|source| SftpError::Ssh {
+                step: "rename",
+                endpoint: self.endpoint.clone(),
+                source,
+            })
+    }
+
     /// Reads a whole file, refusing more than `max_bytes`.
     pub fn read(&self, path: &str, max_bytes: u64) -> Result<Vec<u8>, SftpError> {
         let file = self
