@@ -22,8 +22,11 @@
 //! the feed registry, scheduler, leases and sources arrive with the ingestor
 //! issue.
 
+pub mod archive;
+pub mod clarity_source;
 pub mod conditional;
 pub mod feeds;
+pub mod health;
 pub mod http;
 pub mod publish;
 pub mod sftp;
