@@ -23,6 +23,7 @@
 //! issue.
 
 pub mod archive;
+pub mod cadence;
 pub mod clarity_source;
 pub mod conditional;
 pub mod feeds;

@@ -16,6 +16,8 @@ pub struct Canned {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: bytes::Bytes,
+    /// How long the server takes before answering.
+    pub delay: std::time::Duration,
 }
 
 impl Canned {
@@ -24,6 +26,7 @@ impl Canned {
             status: 200,
             headers: Vec::new(),
             body: body.into(),
+            delay: std::time::Duration::ZERO,
         }
     }
 
@@ -32,11 +35,18 @@ impl Canned {
             status,
             headers: Vec::new(),
             body: body.into(),
+            delay: std::time::Duration::ZERO,
         }
     }
 
     pub fn header(mut self, name: &str, value: &str) -> Canned {
         self.headers.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    /// Answers only after `delay` (a slow source).
+    pub fn delayed(mut self, delay: std::time::Duration) -> Canned {
+        self.delay = delay;
         self
     }
 }
@@ -46,6 +56,9 @@ struct Routes {
     canned: HashMap<String, Canned>,
     /// Every request seen: (path, request headers).
     seen: Vec<(String, HeaderMap)>,
+    /// Requests being answered right now, per path, and the most ever.
+    in_flight: HashMap<String, usize>,
+    max_in_flight: HashMap<String, usize>,
 }
 
 /// A running server; it stops when dropped.
@@ -88,6 +101,17 @@ impl FixtureServer {
     pub fn seen(&self) -> Vec<(String, HeaderMap)> {
         self.routes.lock().expect("routes lock").seen.clone()
     }
+
+    /// The most requests for `path` ever answered at the same time.
+    pub fn max_in_flight(&self, path: &str) -> usize {
+        self.routes
+            .lock()
+            .expect("routes lock")
+            .max_in_flight
+            .get(path)
+            .copied()
+            .unwrap_or(0)
+    }
 }
 
 impl Drop for FixtureServer {
@@ -101,8 +125,21 @@ async fn serve(State(routes): State<Arc<Mutex<Routes>>>, req: Request) -> Respon
     let canned = {
         let mut r = routes.lock().expect("routes lock");
         r.seen.push((path.clone(), req.headers().clone()));
+        let now = {
+            let n = r.in_flight.entry(path.clone()).or_default();
+            *n += 1;
+            *n
+        };
+        let max = r.max_in_flight.entry(path.clone()).or_default();
+        *max = (*max).max(now);
         r.canned.get(&path).cloned()
     };
+    if let Some(c) = canned.as_ref().filter(|c| !c.delay.is_zero()) {
+        tokio::time::sleep(c.delay).await;
+    }
+    if let Some(n) = routes.lock().expect("routes lock").in_flight.get_mut(&path) {
+        *n -= 1;
+    }
     let Some(c) = canned else {
         let mut resp = Response::new(Body::from("not found"));
         *resp.status_mut() = StatusCode::NOT_FOUND;
