@@ -29,6 +29,7 @@ pub mod conditional;
 pub mod feeds;
 pub mod health;
 pub mod http;
+pub mod lease_plan;
 pub mod publish;
 pub mod sftp;
 pub mod sftp_drop;

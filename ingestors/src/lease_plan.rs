@@ -1,0 +1,267 @@
+//! Which feeds an ingestor should try to own: the KCL balancing rule,
+//! as a pure function over a snapshot of the `feeds` table.
+//!
+//! Every instance, every lease round:
+//! 1. counts the live instances (those with a fresh heartbeat, owners of
+//!    unexpired leases, and itself) and the target share,
+//!    `ceil(feeds / instances)`. Heartbeats matter at start-up: without
+//!    them the first instance up would take every feed and the others
+//!    would have to steal them back a few at a time;
+//! 2. if it owns fewer than the target, takes expired or unowned leases,
+//!    highest priority first, in an order hashed with its own name so that
+//!    instances racing for the same expired leases mostly pick different
+//!    ones (the conditional write in [`crate::state`] settles the rest);
+//! 3. if nothing is expired and it is still short, steals a few leases from
+//!    the most loaded instance, but only from one holding more than the
+//!    target, so stealing always converges.
+//!
+//! The plan is only a wish: each take is an `acquire_lease` conditional
+//! write, and losing a race just means trying again next round. No feed is
+//! ever owned by two instances, because ownership is the conditional write,
+//! not this plan.
+
+use std::collections::BTreeMap;
+
+/// One row of the `feeds` table, as far as leasing cares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseView {
+    pub feed_id: String,
+    pub owner: Option<String>,
+    pub expires_ms: i64,
+    pub priority: i32,
+}
+
+impl LeaseView {
+    fn live_owner(&self, now_ms: i64) -> Option<&str> {
+        self.owner.as_deref().filter(|_| self.expires_ms > now_ms)
+    }
+}
+
+/// What to try this round.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LeasePlan {
+    /// Expired or unowned leases to acquire.
+    pub take: Vec<String>,
+    /// Live leases of an over-target instance to acquire.
+    pub steal: Vec<String>,
+    /// Leases this instance holds, to renew.
+    pub renew: Vec<String>,
+    /// The target share this round.
+    pub target: usize,
+    /// Live instances counted, this one included.
+    pub instances: usize,
+}
+
+/// Plans one lease round for instance `me`, given the instances with a
+/// fresh heartbeat (`alive`, which may or may not include `me`).
+pub fn plan_leases(
+    me: &str,
+    alive: &[&str],
+    leases: &[LeaseView],
+    now_ms: i64,
+    max_steal: usize,
+) -> LeasePlan {
+    let mut load: BTreeMap<&str, Vec<&LeaseView>> = BTreeMap::new();
+    load.entry(me).or_default();
+    for a in alive {
+        load.entry(a).or_default();
+    }
+    for l in leases {
+        if let Some(owner) = l.live_owner(now_ms) {
+            load.entry(owner).or_default().push(l);
+        }
+    }
+    let instances = load.len();
+    let target = leases.len().div_ceil(instances);
+    let renew: Vec<String> = load[me].iter().map(|l| l.feed_id.clone()).collect();
+    let mut short = target.saturating_sub(renew.len());
+
+    let spread = |l: &LeaseView| {
+        let mut h = xxhash_rust::xxh3::Xxh3::new();
+        h.update(me.as_bytes());
+        h.update(&[0]);
+        h.update(l.feed_id.as_bytes());
+        (std::cmp::Reverse(l.priority), h.digest())
+    };
+    let mut free: Vec<&LeaseView> = leases
+        .iter()
+        .filter(|l| l.live_owner(now_ms).is_none())
+        .collect();
+    free.sort_by_key(|l| spread(l));
+    let take: Vec<String> = free.iter().take(short).map(|l| l.feed_id.clone()).collect();
+    short -= take.len();
+
+    let mut steal = Vec::new();
+    if short > 0 && max_steal > 0 {
+        // The most loaded other instance, ties broken by name.
+        let victim = load
+            .iter()
+            .filter(|(owner, _)| **owner != me)
+            .max_by(|a, b| a.1.len().cmp(&b.1.len()).then(b.0.cmp(a.0)));
+        if let Some((_, held)) = victim {
+            let surplus = held.len().saturating_sub(target);
+            let n = short.min(max_steal).min(surplus);
+            let mut candidates = held.clone();
+            // Steal the lowest-priority feeds first: they matter least if
+            // the handover costs a cadence.
+            candidates.sort_by_key(|l| {
+                let (p, h) = spread(l);
+                (std::cmp::Reverse(p), h)
+            });
+            steal = candidates
+                .iter()
+                .take(n)
+                .map(|l| l.feed_id.clone())
+                .collect();
+        }
+    }
+    LeasePlan {
+        take,
+        steal,
+        renew,
+        target,
+        instances,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TTL: i64 = 10_000;
+
+    fn feeds(n: usize) -> Vec<LeaseView> {
+        (0..n)
+            .map(|i| LeaseView {
+                feed_id: format!("feed-{i:03}"),
+                owner: None,
+                expires_ms: 0,
+                priority: (i % 3) as i32,
+            })
+            .collect()
+    }
+
+    /// Applies a plan the way conditional writes would: a take succeeds
+    /// only if the lease is still free, a steal only if the victim still
+    /// holds it live (a stale plan loses its race).
+    fn apply(me: &str, plan: &LeasePlan, table: &mut [LeaseView], now: i64) {
+        for l in table.iter_mut() {
+            let free = l.live_owner(now).is_none();
+            let mine = l.live_owner(now) == Some(me);
+            if (mine && plan.renew.contains(&l.feed_id))
+                || (free && plan.take.contains(&l.feed_id))
+                || (!free && !mine && plan.steal.contains(&l.feed_id))
+            {
+                l.owner = Some(me.to_string());
+                l.expires_ms = now + TTL;
+            }
+        }
+    }
+
+    fn owned(table: &[LeaseView], who: &str, now: i64) -> usize {
+        table
+            .iter()
+            .filter(|l| l.live_owner(now) == Some(who))
+            .count()
+    }
+
+    /// Two instances, both heartbeating, run `rounds` 2 s lease rounds.
+    fn start_two(table: &mut [LeaseView], rounds: usize) -> i64 {
+        let mut now = 0;
+        for _ in 0..rounds {
+            for me in ["a", "b"] {
+                let plan = plan_leases(me, &["a", "b"], table, now, 5);
+                apply(me, &plan, table, now);
+            }
+            now += 2_000;
+        }
+        now
+    }
+
+    #[test]
+    fn two_instances_split_200_feeds_evenly_from_the_first_round() {
+        let mut table = feeds(200);
+        let now = start_two(&mut table, 1);
+        let (a, b) = (owned(&table, "a", now), owned(&table, "b", now));
+        assert_eq!(a + b, 200, "every feed is owned");
+        assert_eq!((a, b), (100, 100));
+    }
+
+    #[test]
+    fn the_survivor_owns_everything_one_round_after_the_ttl() {
+        let mut table = feeds(200);
+        let mut now = start_two(&mut table, 3);
+        // `b` dies (stops renewing); `a` keeps its 2 s rounds.
+        let died = now;
+        while now <= died + TTL + 2_000 {
+            let plan = plan_leases("a", &["a"], &table, now, 5);
+            apply("a", &plan, &mut table, now);
+            now += 2_000;
+        }
+        assert_eq!(owned(&table, "a", now - 2_000), 200);
+    }
+
+    #[test]
+    fn a_joining_instance_steals_until_balanced_and_never_from_an_under_target_one() {
+        let mut table = feeds(200);
+        let mut now = start_two(&mut table, 3);
+        for _ in 0..40 {
+            for me in ["a", "b", "c"] {
+                let plan = plan_leases(me, &["a", "b", "c"], &table, now, 5);
+                for f in &plan.steal {
+                    let victim = table
+                        .iter()
+                        .find(|l| &l.feed_id == f)
+                        .and_then(|l| l.live_owner(now))
+                        .unwrap()
+                        .to_string();
+                    assert!(
+                        owned(&table, &victim, now) > plan.target,
+                        "stole from {victim}, which is not over target"
+                    );
+                }
+                apply(me, &plan, &mut table, now);
+            }
+            now += 2_000;
+        }
+        let counts: Vec<usize> = ["a", "b", "c"]
+            .iter()
+            .map(|w| owned(&table, w, now - 1))
+            .collect();
+        assert_eq!(counts.iter().sum::<usize>(), 200);
+        // The target is ceil(200 / 3) = 67: nobody above it, nobody far below.
+        assert!(counts.iter().all(|c| (66..=67).contains(c)), "{counts:?}");
+    }
+
+    #[test]
+    fn higher_priority_expired_feeds_are_taken_first() {
+        // Two live instances share 9 feeds: `a` wants ceil(9 / 2) = 5 of
+        // them, and those should be the highest-priority ones.
+        let table = feeds(9);
+        let plan = plan_leases("a", &["a", "b"], &table, 0, 0);
+        assert_eq!(plan.take.len(), 5);
+        let prio: Vec<i32> = plan
+            .take
+            .iter()
+            .map(|f| table.iter().find(|l| &l.feed_id == f).unwrap().priority)
+            .collect();
+        let mut sorted = prio.clone();
+        sorted.sort_by(|a, b| b.cmp(a));
+        assert_eq!(prio, sorted);
+    }
+
+    #[test]
+    fn instances_racing_for_expired_leases_mostly_pick_different_ones() {
+        // Equal priorities, so only the per-instance hash orders the picks.
+        let table: Vec<LeaseView> = feeds(200)
+            .into_iter()
+            .map(|l| LeaseView { priority: 0, ..l })
+            .collect();
+        let a = plan_leases("a", &["a", "b"], &table, 0, 0);
+        let b = plan_leases("b", &["a", "b"], &table, 0, 0);
+        assert_eq!((a.take.len(), b.take.len()), (100, 100));
+        let overlap = a.take.iter().filter(|f| b.take.contains(f)).count();
+        // Independent random halves overlap by ~50; a shared order by 100.
+        assert!(overlap < 75, "{overlap} of 100 picks collide");
+    }
+}
