@@ -11,16 +11,22 @@
 //!    highest priority first, in an order hashed with its own name so that
 //!    instances racing for the same expired leases mostly pick different
 //!    ones (the conditional write in [`crate::state`] settles the rest);
-//! 3. if nothing is expired and it is still short, steals a few leases from
-//!    the most loaded instance, but only from one holding more than the
-//!    target, so stealing always converges.
+//! 3. if nothing is expired and it is still short, asks the most loaded
+//!    instance to hand a few leases over, but only one holding more than
+//!    the target, so rebalancing always converges.
+//!
+//! Rebalancing is a handover, not KCL's steal: the thief marks the lease
+//! `handover_to`, the owner stops polling the feed and releases the lease
+//! in its next round, and then the lease is free to take. A stolen live
+//! lease would leave the old owner polling until its next renewal fails;
+//! the handover means no feed is ever polled by two owners at once.
 //!
 //! The plan is only a wish: each take is an `acquire_lease` conditional
-//! write, and losing a race just means trying again next round. No feed is
-//! ever owned by two instances, because ownership is the conditional write,
-//! not this plan.
+//! write, and losing a race just means trying again next round.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+
+use crate::state::{DynamoFeedState, Lease, LeaseRow, StateError};
 
 /// One row of the `feeds` table, as far as leasing cares.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +35,8 @@ pub struct LeaseView {
     pub owner: Option<String>,
     pub expires_ms: i64,
     pub priority: i32,
+    /// An instance asked for this lease.
+    pub handover_to: Option<String>,
 }
 
 impl LeaseView {
@@ -42,10 +50,13 @@ impl LeaseView {
 pub struct LeasePlan {
     /// Expired or unowned leases to acquire.
     pub take: Vec<String>,
-    /// Live leases of an over-target instance to acquire.
+    /// Live leases of an over-target instance to ask for.
     pub steal: Vec<String>,
     /// Leases this instance holds, to renew.
     pub renew: Vec<String>,
+    /// Leases this instance holds that a live instance asked for: stop the
+    /// feed, then release.
+    pub hand_over: Vec<String>,
     /// The target share this round.
     pub target: usize,
     /// Live instances counted, this one included.
@@ -73,8 +84,22 @@ pub fn plan_leases(
     }
     let instances = load.len();
     let target = leases.len().div_ceil(instances);
-    let renew: Vec<String> = load[me].iter().map(|l| l.feed_id.clone()).collect();
-    let mut short = target.saturating_sub(renew.len());
+    let asked = |l: &LeaseView| {
+        l.handover_to
+            .as_deref()
+            .is_some_and(|to| to != me && load.contains_key(to))
+    };
+    let (hand_over, renew): (Vec<&LeaseView>, Vec<&LeaseView>) =
+        load[me].iter().partition(|l| asked(l));
+    let hand_over: Vec<String> = hand_over.iter().map(|l| l.feed_id.clone()).collect();
+    let renew: Vec<String> = renew.iter().map(|l| l.feed_id.clone()).collect();
+    // Handovers already asked for by `me` count as on their way.
+    let pending = leases
+        .iter()
+        .filter(|l| l.live_owner(now_ms).is_some_and(|o| o != me))
+        .filter(|l| l.handover_to.as_deref() == Some(me))
+        .count();
+    let mut short = target.saturating_sub(renew.len() + pending);
 
     let spread = |l: &LeaseView| {
         let mut h = xxhash_rust::xxh3::Xxh3::new();
@@ -99,9 +124,13 @@ pub fn plan_leases(
             .filter(|(owner, _)| **owner != me)
             .max_by(|a, b| a.1.len().cmp(&b.1.len()).then(b.0.cmp(a.0)));
         if let Some((_, held)) = victim {
-            let surplus = held.len().saturating_sub(target);
+            let mut candidates: Vec<&LeaseView> = held
+                .iter()
+                .copied()
+                .filter(|l| l.handover_to.is_none())
+                .collect();
+            let surplus = candidates.len().saturating_sub(target);
             let n = short.min(max_steal).min(surplus);
-            let mut candidates = held.clone();
             // Steal the lowest-priority feeds first: they matter least if
             // the handover costs a cadence.
             candidates.sort_by_key(|l| {
@@ -119,9 +148,93 @@ pub fn plan_leases(
         take,
         steal,
         renew,
+        hand_over,
         target,
         instances,
     }
+}
+
+/// What one lease round left this instance with.
+#[derive(Debug, Default)]
+pub struct LeaseRound {
+    /// Leases held (renewed or newly taken) until their `expires_ms`.
+    pub held: Vec<Lease>,
+    /// Leases a live instance asked for: stop these feeds, then
+    /// [`DynamoFeedState::release_lease`] each one.
+    pub hand_over: Vec<Lease>,
+    pub target: usize,
+    pub instances: usize,
+}
+
+/// Runs one lease round against the state store: heartbeat, read the
+/// leases, plan, then renew, take and ask for handovers with conditional
+/// writes. `registry` is every configured feed with its priority; rows of
+/// feeds no longer configured are left to expire.
+pub async fn lease_round(
+    state: &DynamoFeedState,
+    me: &str,
+    registry: &[(String, i32)],
+    now_ms: i64,
+    ttl_ms: i64,
+    max_steal: usize,
+) -> Result<LeaseRound, StateError> {
+    state.heartbeat(me, now_ms, ttl_ms).await?;
+    let alive = state.live_instances(now_ms).await?;
+    let alive: Vec<&str> = alive.iter().map(String::as_str).collect();
+    let rows = state.lease_rows().await?;
+    let by_id: HashMap<&str, &LeaseRow> = rows.iter().map(|r| (r.feed_id.as_str(), r)).collect();
+    let views: Vec<LeaseView> = registry
+        .iter()
+        .map(|(id, priority)| match by_id.get(id.as_str()) {
+            Some(r) => LeaseView {
+                feed_id: id.clone(),
+                owner: r.owner.clone(),
+                expires_ms: r.expires_ms,
+                priority: *priority,
+                handover_to: r.handover_to.clone(),
+            },
+            None => LeaseView {
+                feed_id: id.clone(),
+                owner: None,
+                expires_ms: 0,
+                priority: *priority,
+                handover_to: None,
+            },
+        })
+        .collect();
+    let plan = plan_leases(me, &alive, &views, now_ms, max_steal);
+    let mut round = LeaseRound {
+        target: plan.target,
+        instances: plan.instances,
+        ..LeaseRound::default()
+    };
+    for id in &plan.renew {
+        // A renewal refused because the lease lapsed may still be taken.
+        if let Some(lease) = state.acquire_lease(id, me, now_ms, ttl_ms).await? {
+            round.held.push(lease);
+        }
+    }
+    for id in &plan.take {
+        if let Some(lease) = state.take_lease(id, me, now_ms, ttl_ms).await? {
+            round.held.push(lease);
+        }
+    }
+    for id in &plan.hand_over {
+        if let Some(r) = by_id.get(id.as_str()) {
+            round.hand_over.push(Lease {
+                feed_id: id.clone(),
+                owner: me.to_string(),
+                expires_ms: r.expires_ms,
+                fencing: r.fencing,
+            });
+        }
+    }
+    for id in &plan.steal {
+        if let Some(r) = by_id.get(id.as_str()) {
+            state.request_handover(r, me).await?;
+        }
+    }
+    Ok(round)
 }
 
 #[cfg(test)]
@@ -137,23 +250,29 @@ mod tests {
                 owner: None,
                 expires_ms: 0,
                 priority: (i % 3) as i32,
+                handover_to: None,
             })
             .collect()
     }
 
     /// Applies a plan the way conditional writes would: a take succeeds
-    /// only if the lease is still free, a steal only if the victim still
-    /// holds it live (a stale plan loses its race).
+    /// only if the lease is still free, a handover request only if the
+    /// victim still holds it live, a release only by the owner.
     fn apply(me: &str, plan: &LeasePlan, table: &mut [LeaseView], now: i64) {
         for l in table.iter_mut() {
             let free = l.live_owner(now).is_none();
             let mine = l.live_owner(now) == Some(me);
-            if (mine && plan.renew.contains(&l.feed_id))
+            if mine && plan.hand_over.contains(&l.feed_id) {
+                l.expires_ms = 0;
+                l.handover_to = None;
+            } else if (mine && plan.renew.contains(&l.feed_id))
                 || (free && plan.take.contains(&l.feed_id))
-                || (!free && !mine && plan.steal.contains(&l.feed_id))
             {
                 l.owner = Some(me.to_string());
                 l.expires_ms = now + TTL;
+                l.handover_to = None;
+            } else if !free && !mine && plan.steal.contains(&l.feed_id) {
+                l.handover_to = Some(me.to_string());
             }
         }
     }

@@ -52,6 +52,17 @@ pub struct Lease {
     pub fencing: i64,
 }
 
+/// A feed row's lease, as seen by a scan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseRow {
+    pub feed_id: String,
+    pub owner: Option<String>,
+    pub expires_ms: i64,
+    pub fencing: i64,
+    /// An instance asked the owner to hand this feed over.
+    pub handover_to: Option<String>,
+}
+
 /// A feed's stored state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FeedState {
@@ -154,6 +165,7 @@ pub struct DynamoFeedState {
     client: Client,
     feeds: String,
     events: String,
+    instances: String,
     /// How long health events are kept.
     pub event_ttl_secs: i64,
 }
@@ -164,6 +176,7 @@ impl DynamoFeedState {
             client,
             feeds: table_name(cfg, "feeds"),
             events: table_name(cfg, "feed_events"),
+            instances: table_name(cfg, "instances"),
             event_ttl_secs: 30 * 86_400,
         }
     }
@@ -202,6 +215,17 @@ impl DynamoFeedState {
                 .send()
                 .await
                 .map_err(store_err("create_table", &self.feeds))?;
+        }
+        if !existing.contains(&self.instances) {
+            self.client
+                .create_table()
+                .table_name(&self.instances)
+                .attribute_definitions(attr("instance_id"))
+                .key_schema(key("instance_id", KeyType::Hash))
+                .billing_mode(BillingMode::PayPerRequest)
+                .send()
+                .await
+                .map_err(store_err("create_table", &self.instances))?;
         }
         if !existing.contains(&self.events) {
             self.client
@@ -281,6 +305,21 @@ impl DynamoFeedState {
         now_ms: i64,
         ttl_ms: i64,
     ) -> Result<Option<Lease>, StateError> {
+        match self.renew_lease(feed_id, owner, now_ms, ttl_ms).await? {
+            Some(lease) => Ok(Some(lease)),
+            None => self.take_lease(feed_id, owner, now_ms, ttl_ms).await,
+        }
+    }
+
+    /// Extends `owner`'s unexpired lease, keeping its fencing counter.
+    /// `None` when `owner` does not hold it (any more).
+    pub async fn renew_lease(
+        &self,
+        feed_id: &str,
+        owner: &str,
+        now_ms: i64,
+        ttl_ms: i64,
+    ) -> Result<Option<Lease>, StateError> {
         let expires = now_ms + ttl_ms;
         // Renewal: same owner, keep the fencing counter.
         let renew = self
@@ -299,23 +338,37 @@ impl DynamoFeedState {
         match renew {
             Ok(out) => {
                 let item = out.attributes.unwrap_or_default();
-                return Ok(Some(Lease {
+                Ok(Some(Lease {
                     feed_id: feed_id.to_string(),
                     owner: owner.to_string(),
                     expires_ms: expires,
                     fencing: get_n(&item, "fencing").unwrap_or(0),
-                }));
+                }))
             }
-            Err(e) if is_condition_failure(&e) => {}
-            Err(e) => return Err(store_err("update_item", &self.feeds)(e)),
+            Err(e) if is_condition_failure(&e) => Ok(None),
+            Err(e) => Err(store_err("update_item", &self.feeds)(e)),
         }
+    }
+
+    /// Takes the feed when its lease is free or expired, incrementing the
+    /// fencing counter. `None` when someone holds an unexpired lease.
+    pub async fn take_lease(
+        &self,
+        feed_id: &str,
+        owner: &str,
+        now_ms: i64,
+        ttl_ms: i64,
+    ) -> Result<Option<Lease>, StateError> {
+        let expires = now_ms + ttl_ms;
         // Takeover: the lease is free or expired; bump the fencing counter.
         let take = self
             .client
             .update_item()
             .table_name(&self.feeds)
             .key("feed_id", s(feed_id))
-            .update_expression("SET lease_owner = :me, lease_expires_ms = :exp ADD fencing :one")
+            .update_expression(
+                "SET lease_owner = :me, lease_expires_ms = :exp ADD fencing :one REMOVE handover_to",
+            )
             .condition_expression("attribute_not_exists(lease_owner) OR lease_expires_ms < :now")
             .expression_attribute_values(":exp", n(expires))
             .expression_attribute_values(":me", s(owner))
@@ -336,6 +389,142 @@ impl DynamoFeedState {
             }
             Err(e) if is_condition_failure(&e) => Ok(None),
             Err(e) => Err(store_err("update_item", &self.feeds)(e)),
+        }
+    }
+
+    /// Asks `seen.owner` to hand the feed over to `requester` (the lease
+    /// plan's rebalancing), only if it still holds it with the fencing
+    /// counter we saw. The owner stops the feed and releases the lease in
+    /// its next round; nobody polls the feed twice.
+    pub async fn request_handover(
+        &self,
+        seen: &LeaseRow,
+        requester: &str,
+    ) -> Result<bool, StateError> {
+        let Some(owner) = seen.owner.as_deref() else {
+            return Ok(false);
+        };
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.feeds)
+            .key("feed_id", s(&seen.feed_id))
+            .update_expression("SET handover_to = :me")
+            .condition_expression("lease_owner = :owner AND fencing = :seen")
+            .expression_attribute_values(":me", s(requester))
+            .expression_attribute_values(":owner", s(owner))
+            .expression_attribute_values(":seen", n(seen.fencing))
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(store_err("update_item", &self.feeds)(e)),
+        }
+    }
+
+    /// Gives a lease up (graceful shutdown): it expires now, so any live
+    /// instance takes it in its next round. A no-op if it was lost already.
+    pub async fn release_lease(&self, lease: &Lease) -> Result<bool, StateError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.feeds)
+            .key("feed_id", s(&lease.feed_id))
+            .update_expression("SET lease_expires_ms = :zero REMOVE handover_to")
+            .condition_expression("lease_owner = :me AND fencing = :f")
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":me", s(&lease.owner))
+            .expression_attribute_values(":f", n(lease.fencing))
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(store_err("update_item", &self.feeds)(e)),
+        }
+    }
+
+    /// Every feed row's lease, for the lease plan (a paginated scan,
+    /// strongly consistent).
+    pub async fn lease_rows(&self) -> Result<Vec<LeaseRow>, StateError> {
+        let mut rows = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .scan()
+                .table_name(&self.feeds)
+                .consistent_read(true)
+                .projection_expression(
+                    "feed_id, lease_owner, lease_expires_ms, fencing, handover_to",
+                )
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(store_err("scan", &self.feeds))?;
+            for item in out.items() {
+                if let Some(feed_id) = get_s(item, "feed_id") {
+                    rows.push(LeaseRow {
+                        feed_id,
+                        owner: get_s(item, "lease_owner"),
+                        expires_ms: get_n(item, "lease_expires_ms").unwrap_or(0),
+                        fencing: get_n(item, "fencing").unwrap_or(0),
+                        handover_to: get_s(item, "handover_to"),
+                    });
+                }
+            }
+            start = out.last_evaluated_key().cloned();
+            if start.is_none() {
+                return Ok(rows);
+            }
+        }
+    }
+
+    /// Records that `instance` is alive until `now_ms + ttl_ms`.
+    pub async fn heartbeat(
+        &self,
+        instance: &str,
+        now_ms: i64,
+        ttl_ms: i64,
+    ) -> Result<(), StateError> {
+        self.client
+            .put_item()
+            .table_name(&self.instances)
+            .item("instance_id", s(instance))
+            .item("expires_ms", n(now_ms + ttl_ms))
+            .item("seen_ms", n(now_ms))
+            .send()
+            .await
+            .map_err(store_err("put_item", &self.instances))?;
+        Ok(())
+    }
+
+    /// Instances whose heartbeat has not expired at `now_ms`.
+    pub async fn live_instances(&self, now_ms: i64) -> Result<Vec<String>, StateError> {
+        let mut live = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .scan()
+                .table_name(&self.instances)
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(store_err("scan", &self.instances))?;
+            for item in out.items() {
+                let fresh = get_n(item, "expires_ms").is_some_and(|e| e > now_ms);
+                if let Some(id) = get_s(item, "instance_id").filter(|_| fresh) {
+                    live.push(id);
+                }
+            }
+            start = out.last_evaluated_key().cloned();
+            if start.is_none() {
+                live.sort();
+                return Ok(live);
+            }
         }
     }
 
