@@ -45,6 +45,33 @@ pub struct HealthMachine {
 }
 
 impl HealthMachine {
+    /// The `FeedStatus` record of transition `t` of feed `feed_id`, taken
+    /// at `at_ms` by `actor` (an ingestor instance or an operator).
+    pub fn status_record(
+        &self,
+        feed_id: &str,
+        t: &Transition,
+        at_ms: i64,
+        actor: &str,
+        fetch_id: Option<&str>,
+    ) -> votewire_schemas::FeedStatus {
+        votewire_schemas::FeedStatus {
+            feed_id: feed_id.to_string(),
+            from_state: Some(t.from),
+            to_state: t.to,
+            reason: t.reason.clone(),
+            at: at_ms,
+            consecutive_failures: i32::try_from(
+                self.consecutive_failures.max(self.consecutive_rejections),
+            )
+            .unwrap_or(i32::MAX),
+            last_change_at: self.last_change_ms,
+            fetch_id: fetch_id.map(str::to_string),
+            actor: Some(actor.to_string()),
+            trace_id: None,
+        }
+    }
+
     pub fn new(quarantine_after: u32, stale_after_ms: i64) -> HealthMachine {
         HealthMachine {
             state: FeedHealth::Healthy,

@@ -32,7 +32,9 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use votewire_core::config::TopicsConfig;
 use votewire_schemas::codec::{self, CodecError};
-use votewire_schemas::{CellKey, DeadLetter, SchemaSet, SnapshotManifest, SnapshotStatus};
+use votewire_schemas::{
+    CellKey, DeadLetter, FeedStatus, SchemaSet, SnapshotManifest, SnapshotStatus,
+};
 use votewire_transformers::TransformError;
 use votewire_transformers::cells::{CellRow, CellTable};
 
@@ -360,6 +362,32 @@ impl Publisher {
                 bytes,
                 self.headers(facts, self.schemas.snapshot_manifest.id),
             )],
+        )
+        .await
+    }
+
+    /// A health transition, on the compacted feed-status topic keyed by
+    /// feed: the latest record per feed is its current health.
+    pub async fn publish_status(&self, status: &FeedStatus) -> Result<(), PublishError> {
+        let bytes = codec::encode(&self.schemas.feed_status, status).map_err(|source| {
+            PublishError::Encode {
+                what: "FeedStatus",
+                source,
+            }
+        })?;
+        let schema_id = self.schemas.feed_status.id.to_string();
+        let headers = OwnedHeaders::new()
+            .insert(Header {
+                key: "feed_id",
+                value: Some(status.feed_id.as_str()),
+            })
+            .insert(Header {
+                key: "schema_id",
+                value: Some(schema_id.as_str()),
+            });
+        self.send_all(
+            &self.topics.feed_status,
+            vec![(None, status.feed_id.clone(), bytes, headers)],
         )
         .await
     }
