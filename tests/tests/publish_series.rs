@@ -290,3 +290,204 @@ async fn the_runoff_series_publishes_exactly_the_changed_cells_and_dead_letters_
         18
     );
 }
+
+/// Crash safety, in process: an ingestor produces every cell of a payload
+/// and its manifest, then dies before the cursor commit (its producer and
+/// its change memory are dropped). The restarted ingestor finds the old
+/// cursor, re-fetches the same payload, republishes every cell once (its
+/// memory is empty) and commits; the next payload publishes only changes.
+/// The topic ends with the right values, and the dead instance's late
+/// commit is refused by the fencing counter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_between_produce_and_commit_republishes_and_the_cursor_still_advances() {
+    use sha2::Digest;
+    let stack = Stack::load();
+    let kafka_cfg = stack.kafka();
+    let (store_cfg, client) = stack.dynamodb().await;
+    let state = DynamoFeedState::new(client, &store_cfg);
+    state.ensure_tables().await.unwrap();
+    let base = unique("crash");
+    let topics = TopicsConfig {
+        votes: format!("{base}.votes"),
+        snapshots: format!("{base}.snapshots"),
+        dlq: format!("{base}.dlq"),
+        ..TopicsConfig::default()
+    };
+    let specs = [
+        TopicSpec {
+            name: topics.votes.clone(),
+            partitions: PARTITIONS,
+            cleanup_policy: "compact",
+        },
+        TopicSpec {
+            name: topics.snapshots.clone(),
+            partitions: 1,
+            cleanup_policy: "delete",
+        },
+    ];
+    kafka::ensure_topics(&kafka_cfg, &specs, 1).await.unwrap();
+    let new_publisher = || Publisher {
+        producer: kafka::producer_config(&kafka_cfg, "ingest-test")
+            .create()
+            .unwrap(),
+        topics: topics.clone(),
+        schemas: schemas().clone(),
+        vote_partitions: PARTITIONS,
+        delivery_timeout: Duration::from_secs(30),
+    };
+    let companion =
+        std::fs::read(workspace_root().join("deploy/demo/clarity-GA-107556-companion.json"))
+            .unwrap();
+    let inputs = FamilyInputs {
+        companion: Some(&companion),
+        ..FamilyInputs::default()
+    };
+    let feed_id = unique("clarity:GA:107556");
+    let snaps = [
+        "000_20210105T224741Z_v273729/ALL.json",
+        "002_20210106T001230Z_v273739/ALL.json",
+        "003_20210106T001600Z_v273739/ALL.json",
+    ];
+    let payloads: Vec<Vec<u8>> = snaps
+        .iter()
+        .map(|p| std::fs::read(fixture(&format!("{SERIES}/{p}"))).unwrap())
+        .collect();
+    let sha = |b: &[u8]| hex::encode(sha2::Sha256::digest(b));
+
+    // Transform payload `i` as source_seq `seq`: its cells and fetch facts.
+    let prepare = |i: usize, seq: i64| {
+        let bytes = payloads[i].clone();
+        let ctx = PayloadContext {
+            election_id: "2021-01-05-GA-runoff".into(),
+            feed_id: feed_id.clone(),
+            mode: FeedMode::Replay,
+            source_seq: seq,
+            source_version: Some("273739".into()),
+            fetched_at: 1_610_000_000_000 + seq,
+            fetch_id: format!("fetch-{seq}"),
+            source_uri: format!("file:{}", snaps[i]),
+            payload_sha256: sha(&bytes),
+            trace_id: None,
+            content_type: None,
+        };
+        let facts = FetchFacts {
+            feed_id: feed_id.clone(),
+            election_id: ctx.election_id.clone(),
+            fetch_id: ctx.fetch_id.clone(),
+            family: "clarity-json".into(),
+            source_uri: ctx.source_uri.clone(),
+            source_version: ctx.source_version.clone(),
+            payload_sha256: ctx.payload_sha256.clone(),
+            payload_bytes: bytes.len() as i64,
+            archive_ref: None,
+            fetched_at: ctx.fetched_at,
+            traceparent: None,
+            mode: FeedMode::Replay,
+        };
+        let out = votewire_transformers::transform("clarity-json", &bytes, &ctx, &inputs).unwrap();
+        (out.cells, facts)
+    };
+    async fn publish(
+        publisher: &Publisher,
+        memory: &mut PublishedCells,
+        (cells, facts): (votewire_transformers::cells::CellTable, FetchFacts),
+    ) -> votewire_ingestors::publish::Published {
+        publisher
+            .publish_accepted(&cells, memory, &facts)
+            .await
+            .unwrap()
+    }
+    let cursor_of = |i: usize| FeedCursor {
+        sha256: Some(sha(&payloads[i])),
+        ..FeedCursor::default()
+    };
+
+    // Instance 1: payload 0 committed, payload 1 produced, then it dies.
+    let p1 = new_publisher();
+    let mut mem = PublishedCells::default();
+    let lease1 = state
+        .acquire_lease(&feed_id, "ingestor-1", 1_000, 10_000)
+        .await
+        .unwrap()
+        .unwrap();
+    let r0 = publish(&p1, &mut mem, prepare(0, 1)).await;
+    state
+        .commit_cursor(&lease1, &cursor_of(0), 1)
+        .await
+        .unwrap();
+    let r1 = publish(&p1, &mut mem, prepare(1, 2)).await;
+    drop((p1, mem)); // crash: no commit, the change memory is gone
+    assert!(r1.cells_changed > 0);
+
+    // Instance 2 takes the expired lease and finds the old cursor.
+    let lease2 = state
+        .acquire_lease(&feed_id, "ingestor-2", 20_000, 10_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(lease2.fencing > lease1.fencing);
+    let found = state.load(&feed_id).await.unwrap().unwrap();
+    assert_eq!(found.source_seq, 1);
+    assert_eq!(found.cursor.sha256, Some(sha(&payloads[0])));
+    assert_ne!(
+        found.cursor.sha256,
+        Some(sha(&payloads[1])),
+        "payload 1 is new to it"
+    );
+    let p2 = new_publisher();
+    let mut mem2 = PublishedCells::default();
+    let r1b = publish(&p2, &mut mem2, prepare(1, 2)).await;
+    assert_eq!(
+        r1b.cells_changed, r1b.cells_total,
+        "an empty memory republishes everything, once"
+    );
+    state
+        .commit_cursor(&lease2, &cursor_of(1), 2)
+        .await
+        .unwrap();
+    let r2 = publish(&p2, &mut mem2, prepare(2, 3)).await;
+    let expected_changed = {
+        let (a, b) = (walk(&payloads[1]), walk(&payloads[2]));
+        b.iter().filter(|(k, v)| a.get(*k) != Some(*v)).count()
+    };
+    assert_eq!(r2.cells_changed, expected_changed);
+    state
+        .commit_cursor(&lease2, &cursor_of(2), 3)
+        .await
+        .unwrap();
+    // The dead instance's commit, arriving late, is fenced off.
+    assert!(
+        state
+            .commit_cursor(&lease1, &cursor_of(1), 2)
+            .await
+            .is_err()
+    );
+    let found = state.load(&feed_id).await.unwrap().unwrap();
+    assert_eq!(
+        (found.source_seq, found.cursor.sha256.clone()),
+        (3, Some(sha(&payloads[2])))
+    );
+
+    // The topic: the records produced, and the latest value of every cell
+    // (by source_seq) is the last payload's, by an independent JSON walk.
+    let votes = drain(&kafka_cfg, &topics.votes, PARTITIONS);
+    assert_eq!(
+        votes.len(),
+        r0.cells_changed + r1.cells_changed + r1b.cells_changed + r2.cells_changed
+    );
+    let s = schemas();
+    let mut last: HashMap<Vec<u8>, (i64, i64)> = HashMap::new();
+    for (_, key, value, _) in &votes {
+        let cell = codec::decode_vote_cell(value, s.vote_cell.id).unwrap();
+        let e = last.entry(key.clone()).or_insert((i64::MIN, 0));
+        if cell.header.source_seq >= e.0 {
+            *e = (cell.header.source_seq, cell.votes);
+        }
+    }
+    let want = walk(&payloads[2]);
+    assert_eq!(last.len(), want.len());
+    assert_eq!(
+        last.values().map(|(_, v)| v).sum::<i64>(),
+        want.values().sum::<i64>()
+    );
+}
