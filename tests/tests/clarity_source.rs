@@ -23,7 +23,7 @@ async fn a_version_bump_fetches_once_and_the_same_version_fetches_nothing() {
 
     let mut cursor = ClarityCursor::default();
     let ClarityPoll::Changed { version, body } =
-        poll_clarity(&http, &base, "json/ALL.json", &cursor, &limits)
+        poll_clarity(&http, &base, "json/ALL.json", &cursor, &limits, false)
             .await
             .unwrap()
     else {
@@ -35,7 +35,7 @@ async fn a_version_bump_fetches_once_and_the_same_version_fetches_nothing() {
     cursor.sha256 = Some(body.sha256.clone());
 
     let before = server.seen().len();
-    match poll_clarity(&http, &base, "json/ALL.json", &cursor, &limits)
+    match poll_clarity(&http, &base, "json/ALL.json", &cursor, &limits, false)
         .await
         .unwrap()
     {
@@ -49,7 +49,7 @@ async fn a_version_bump_fetches_once_and_the_same_version_fetches_nothing() {
     // The version moves but the file is byte-identical: not a new payload.
     server.set("/GA/107556/current_ver.txt", Canned::ok("273730"));
     server.set("/GA/107556/273730/json/ALL.json", Canned::ok(v0.clone()));
-    match poll_clarity(&http, &base, "json/ALL.json", &cursor, &limits)
+    match poll_clarity(&http, &base, "json/ALL.json", &cursor, &limits, false)
         .await
         .unwrap()
     {
@@ -61,7 +61,7 @@ async fn a_version_bump_fetches_once_and_the_same_version_fetches_nothing() {
     server.set("/GA/107556/current_ver.txt", Canned::ok("273739"));
     server.set("/GA/107556/273739/json/ALL.json", Canned::ok(v1.clone()));
     let ClarityPoll::Changed { version, body } =
-        poll_clarity(&http, &base, "json/ALL.json", &cursor, &limits)
+        poll_clarity(&http, &base, "json/ALL.json", &cursor, &limits, false)
             .await
             .unwrap()
     else {
@@ -69,6 +69,27 @@ async fn a_version_bump_fetches_once_and_the_same_version_fetches_nothing() {
     };
     assert_eq!(version, "273739");
     assert_eq!(body.bytes.as_ref(), v1.as_slice());
+
+    // New bytes under the same version (FORMATS §8): only a revalidating
+    // poll sees them.
+    let cursor = ClarityCursor {
+        version: Some("273739".into()),
+        sha256: Some(body.sha256.clone()),
+    };
+    server.set("/GA/107556/273739/json/ALL.json", Canned::ok(v0.clone()));
+    assert!(matches!(
+        poll_clarity(&http, &base, "json/ALL.json", &cursor, &limits, false).await,
+        Ok(ClarityPoll::SameVersion(_))
+    ));
+    match poll_clarity(&http, &base, "json/ALL.json", &cursor, &limits, true).await {
+        Ok(ClarityPoll::Changed { body, .. }) => assert_eq!(body.bytes.as_ref(), v0.as_slice()),
+        other => panic!("a revalidating poll sees the new bytes, got {other:?}"),
+    }
+    server.set("/GA/107556/273739/json/ALL.json", Canned::ok(v1.clone()));
+    assert!(matches!(
+        poll_clarity(&http, &base, "json/ALL.json", &cursor, &limits, true).await,
+        Ok(ClarityPoll::Unchanged { .. })
+    ));
 }
 
 #[tokio::test]
@@ -86,6 +107,7 @@ async fn an_html_error_page_as_the_version_is_a_retryable_typed_error() {
         "json/ALL.json",
         &ClarityCursor::default(),
         &limits,
+        false,
     )
     .await
     .unwrap_err();
@@ -111,6 +133,7 @@ async fn an_html_error_page_as_the_version_is_a_retryable_typed_error() {
         "json/ALL.json",
         &ClarityCursor::default(),
         &limits,
+        false,
     )
     .await
     .unwrap_err();
@@ -133,6 +156,7 @@ async fn a_retry_after_on_the_versioned_file_is_a_wait() {
         "json/ALL.json",
         &ClarityCursor::default(),
         &limits,
+        false,
     )
     .await;
     assert!(matches!(got, Ok(ClarityPoll::Wait(_))), "{got:?}");
