@@ -24,6 +24,7 @@
 
 pub mod archive;
 pub mod cadence;
+pub mod clarity_feed;
 pub mod clarity_source;
 pub mod conditional;
 pub mod feeds;
