@@ -13,14 +13,27 @@
 //! cumulative values, which downstream consumers absorb because a cell is an
 //! upsert keyed by its identity, never a delta.
 //!
-//! This crate currently holds the feed registry ([`feeds`]), the publish
-//! protocol ([`publish`]), the capped HTTP
-//! fetch ([`http`]), feed state with fenced leases in DynamoDB ([`state`]),
-//! SFTP access
-//! with verified host keys ([`sftp`]) and the smoke
-//! pipeline ([`smoke`]) that the local stack runs to prove the spine works;
-//! the feed registry, scheduler, leases and sources arrive with the ingestor
-//! issue.
+//! # Parts
+//!
+//! * [`feeds`]: the feed registry (TOML) and `feeds validate`.
+//! * [`http`], [`conditional`]: capped fetches with timeouts, conditional
+//!   GET, sha256 "unchanged", Retry-After and AP quota waits, full-jitter
+//!   backoff and the per-host gate.
+//! * [`cadence`]: one fetch in flight per feed, scheduled from completion.
+//! * [`clarity_source`], [`clarity_feed`]: Clarity's version pointer and
+//!   the whole poll step of a Clarity feed; AP's `nextrequest` cursor.
+//! * [`sftp`], [`sftp_drop`]: SFTP with verified host keys, and the drop
+//!   directory watcher (stable, old enough, identity by sha256).
+//! * [`publish`]: the commit protocol's Kafka half (changed cells, manifests,
+//!   dead letters, feed status).
+//! * [`state`], [`lease_plan`]: feed state, fenced leases, heartbeats and
+//!   balanced lease rounds with handovers, in DynamoDB.
+//! * [`health`]: the feed health machine. [`archive`]: raw payloads by sha256.
+//! * [`smoke`]: the spine's smoke pipeline.
+//!
+//! Not yet here: the `votewire ingest` process that runs every configured
+//! feed, the HTTP/AP/HTML/SFTP poll steps, `feeds test`, hot reload, the S3
+//! archive and the embedded state store.
 
 pub mod archive;
 pub mod cadence;
