@@ -5,6 +5,7 @@
 //! not built yet say so and exit with status 69 (EX_UNAVAILABLE); none
 //! pretends to work.
 
+mod ingest;
 mod smoke;
 mod transform;
 
@@ -32,7 +33,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run an ingestor: poll feeds and publish vote cells.
-    Ingest,
+    Ingest(ingest::IngestArgs),
     /// Run an aggregator instance: roll vote cells up into results.
     Aggregate,
     /// Run the operator REST API.
@@ -116,7 +117,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = VotewireConfig::load(cli.config.as_deref()).context("loading configuration")?;
     let runtime = tokio::runtime::Runtime::new().context("starting the Tokio runtime")?;
     Ok(match cli.command {
-        Command::Ingest => not_yet("ingest", "ingestors"),
+        Command::Ingest(args) => runtime.block_on(ingest::run(&config, args))?,
         Command::Aggregate => not_yet("aggregate", "aggregator"),
         Command::Api => not_yet("api", "operators and engineers"),
         Command::Feeds {

@@ -12,8 +12,7 @@ fn votewire() -> Command {
 #[test]
 fn unbuilt_subcommands_say_so_and_exit_non_zero() {
     for sub in [
-        &["ingest"][..],
-        &["aggregate"],
+        &["aggregate"][..],
         &["api"],
         &["feeds", "test", "clarity:GA:107556"],
         &["feeds", "list"],
@@ -29,6 +28,162 @@ fn unbuilt_subcommands_say_so_and_exit_non_zero() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("not yet implemented"), "{sub:?}: {err}");
     }
+}
+
+#[test]
+fn ingest_refuses_a_registry_with_source_kinds_it_cannot_poll_yet() {
+    let example =
+        votewire_tests::workspace_root().join("deploy/feeds/examples/ga-2021-runoff.toml");
+    let out = votewire()
+        .args(["ingest", "--feeds"])
+        .arg(&example)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(69));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("only Clarity sources"), "{err}");
+}
+
+/// `votewire ingest` as a real process: it leases the feed, polls the
+/// Clarity site served by a real HTTP server, publishes each new version's
+/// cells to the real broker, and releases its lease when it stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_polls_a_clarity_site_and_publishes_each_new_version() {
+    use votewire_tests::http::{Canned, FixtureServer};
+    let stack = Stack::load();
+    stack.kafka();
+    let (store_cfg, dynamo) = stack.dynamodb().await;
+    let server = FixtureServer::start().await;
+    let series = "clarity_enr/GA_107556_runoff_2021_ALLjson_series";
+    let v0 = std::fs::read(fixture(&format!(
+        "{series}/000_20210105T224741Z_v273729/ALL.json"
+    )))
+    .unwrap();
+    let v1 = std::fs::read(fixture(&format!(
+        "{series}/002_20210106T001230Z_v273739/ALL.json"
+    )))
+    .unwrap();
+    server.set("/GA/107556/current_ver.txt", Canned::ok("273729"));
+    server.set("/GA/107556/273729/json/ALL.json", Canned::ok(v0));
+
+    let dir = tempfile::tempdir().unwrap();
+    let feed_id = votewire_tests::unique("clarity:GA:107556");
+    let companion =
+        votewire_tests::workspace_root().join("deploy/demo/clarity-GA-107556-companion.json");
+    std::fs::write(
+        dir.path().join("ga.toml"),
+        format!(
+            r#"
+[[feed]]
+id = "{feed_id}"
+family = "clarity-json"
+election_id = "2021-01-05-GA-runoff"
+companion = "{}"
+[feed.source]
+kind = "clarity"
+base_url = "{}"
+file = "json/ALL.json"
+[feed.cadence]
+interval = "1s"
+jitter = "0s"
+stale_after = "10m"
+"#,
+            companion.display(),
+            server.url("/GA/107556")
+        ),
+    )
+    .unwrap();
+    let base = votewire_tests::unique("ingest");
+    let votes = format!("{base}.votes");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_votewire"))
+        .args([
+            "ingest",
+            "--lease-ttl",
+            "3s",
+            "--run-for",
+            "8s",
+            "--instance",
+            "it-1",
+            "--feeds",
+        ])
+        .arg(dir.path())
+        .env(
+            "VOTEWIRE_KAFKA_BOOTSTRAP_SERVERS",
+            stack.var("VOTEWIRE_KAFKA_BOOTSTRAP_SERVERS"),
+        )
+        .env(
+            "VOTEWIRE_DYNAMODB_ENDPOINT",
+            stack.var("VOTEWIRE_DYNAMODB_ENDPOINT"),
+        )
+        .env("AWS_ACCESS_KEY_ID", stack.var("AWS_ACCESS_KEY_ID"))
+        .env("AWS_SECRET_ACCESS_KEY", stack.var("AWS_SECRET_ACCESS_KEY"))
+        .env("VOTEWIRE_TABLE_PREFIX", &store_cfg.table_prefix)
+        .env("VOTEWIRE_TOPIC_VOTES", &votes)
+        .env("VOTEWIRE_TOPIC_SNAPSHOTS", format!("{base}.snapshots"))
+        .env("VOTEWIRE_TOPIC_RESULTS", format!("{base}.results"))
+        .env("VOTEWIRE_TOPIC_FEED_STATUS", format!("{base}.status"))
+        .env("VOTEWIRE_TOPIC_DLQ", format!("{base}.dlq"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A new version after the first one was taken in.
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    server.set("/GA/107556/current_ver.txt", Canned::ok("273739"));
+    server.set("/GA/107556/273739/json/ALL.json", Canned::ok(v1));
+    let out = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        let status = child.wait().await.unwrap();
+        let mut stdout = String::new();
+        let mut stderr = String::new();
+        use tokio::io::AsyncReadExt;
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut stdout)
+            .await
+            .unwrap();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .await
+            .unwrap();
+        (status, stdout, stderr)
+    })
+    .await
+    .expect("ingest stops by itself after --run-for");
+    let (status, stdout, stderr) = out;
+    assert!(status.success(), "{stderr}");
+    let published: Vec<&str> = stdout.lines().filter(|l| l.starts_with("feed=")).collect();
+    assert_eq!(
+        published.len(),
+        2,
+        "two versions, two payloads:\n{stdout}\n{stderr}"
+    );
+    assert!(
+        published[0].contains("seq=1") && published[1].contains("seq=2"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("1 lease(s) released"), "{stderr}");
+    // Only Clarity polls reached the server; versioned files once per version
+    // plus the periodic revalidation.
+    let seen = server.seen();
+    assert!(
+        seen.iter()
+            .any(|(p, _)| p == "/GA/107556/273739/json/ALL.json")
+    );
+    assert!(seen.iter().all(|(p, _)| p.starts_with("/GA/107556/")));
+    // The lease was released: another instance could take it right away.
+    let state = votewire_ingestors::state::DynamoFeedState::new(dynamo, &store_cfg);
+    let row = state.load(&feed_id).await.unwrap().unwrap();
+    assert_eq!(row.source_seq, 2);
+    assert!(
+        row.lease.as_ref().is_none_or(|l| l.expires_ms <= 0),
+        "{:?}",
+        row.lease
+    );
 }
 
 #[test]

@@ -1,0 +1,313 @@
+//! `votewire ingest`: one ingestor instance. It heartbeats, runs lease
+//! rounds over the registry's enabled feeds, and runs one feed loop per
+//! leased feed (one fetch in flight, scheduled from completion). Feeds
+//! handed over or lost are stopped before their lease is released.
+//!
+//! So far only Clarity sources have a poll step; a registry with any other
+//! enabled source kind is refused at start-up (exit 69) rather than
+//! silently half-served.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use tokio::sync::{Mutex, watch};
+use votewire_core::config::VotewireConfig;
+use votewire_core::kafka::{declared_topics, ensure_topics, producer_config};
+use votewire_ingestors::cadence::{FeedCadence, StepOutcome, run_feed_loop};
+use votewire_ingestors::clarity_feed::ClarityFeed;
+use votewire_ingestors::conditional::Backoff;
+use votewire_ingestors::feeds::{
+    FeedModeConfig, SourceConfig, ValidFeed, load_registry, parse_duration,
+};
+use votewire_ingestors::health::HealthMachine;
+use votewire_ingestors::http::{FetchLimits, client};
+use votewire_ingestors::lease_plan::lease_round;
+use votewire_ingestors::publish::Publisher;
+use votewire_ingestors::state::{DynamoFeedState, Lease};
+use votewire_schemas::FeedMode;
+
+#[derive(clap::Args)]
+pub struct IngestArgs {
+    /// The feed registry: a TOML file or a directory of them.
+    #[arg(long)]
+    feeds: PathBuf,
+    /// This instance's name (default: host name and process id).
+    #[arg(long, env = "VOTEWIRE_INSTANCE")]
+    instance: Option<String>,
+    /// Lease time to live; rounds run every third of it.
+    #[arg(long, default_value = "10s")]
+    lease_ttl: String,
+    /// Stop after this long (for replays and tests), releasing leases.
+    #[arg(long)]
+    run_for: Option<String>,
+    /// Consecutive rejected payloads before a feed is quarantined.
+    #[arg(long, default_value_t = 5)]
+    quarantine_after: u32,
+}
+
+fn wall_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+struct Shared {
+    state: DynamoFeedState,
+    publisher: Publisher,
+    http: reqwest::Client,
+    instance: String,
+    quarantine_after: u32,
+}
+
+struct RunningFeed {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+pub async fn run(config: &VotewireConfig, args: IngestArgs) -> anyhow::Result<ExitCode> {
+    let registry = match load_registry(&args.feeds) {
+        Ok(r) => r,
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            eprintln!("{} problem(s) in the registry; not starting", errors.len());
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let enabled: Vec<ValidFeed> = registry.into_iter().filter(|f| f.entry.enabled).collect();
+    let unsupported: Vec<String> = enabled
+        .iter()
+        .filter(|f| !matches!(f.entry.source.get_ref(), SourceConfig::Clarity { .. }))
+        .map(|f| format!("{} ({}:{})", f.entry.id.get_ref(), f.file.display(), f.line))
+        .collect();
+    if !unsupported.is_empty() {
+        eprintln!(
+            "votewire ingest: only Clarity sources are implemented so far (tracked in the \
+             ingestors issue); disable or remove these feeds: {}",
+            unsupported.join(", ")
+        );
+        return Ok(ExitCode::from(69));
+    }
+    let ttl = parse_duration(&args.lease_ttl).context("--lease-ttl is not a duration")?;
+    let run_for = args
+        .run_for
+        .as_deref()
+        .map(|d| parse_duration(d).context("--run-for is not a duration"))
+        .transpose()?;
+    let instance = args
+        .instance
+        .clone()
+        .unwrap_or_else(|| format!("ingest-{}", std::process::id()));
+
+    let dynamo = votewire_core::state::dynamodb_client(&config.state_store).await;
+    let state = DynamoFeedState::new(dynamo, &config.state_store);
+    state
+        .ensure_tables()
+        .await
+        .context("creating state tables")?;
+    ensure_topics(
+        &config.kafka,
+        &declared_topics(&config.topics),
+        config.topics.replication_factor,
+    )
+    .await
+    .context("ensuring topics")?;
+    let producer = producer_config(&config.kafka, &instance)
+        .create()
+        .context("creating the Kafka producer")?;
+    let limits = FetchLimits::default();
+    let shared = Arc::new(Shared {
+        state,
+        publisher: Publisher {
+            producer,
+            topics: config.topics.clone(),
+            schemas: votewire_schemas::schemas().clone(),
+            vote_partitions: config.topics.contest_partitions,
+            delivery_timeout: Duration::from_secs(30),
+        },
+        http: client(&limits).context("building the HTTP client")?,
+        instance: instance.clone(),
+        quarantine_after: args.quarantine_after,
+    });
+    let feeds: HashMap<String, ValidFeed> = enabled
+        .into_iter()
+        .map(|f| (f.entry.id.get_ref().clone(), f))
+        .collect();
+    let prios: Vec<(String, i32)> = feeds
+        .values()
+        .map(|f| (f.entry.id.get_ref().clone(), f.entry.priority()))
+        .collect();
+    eprintln!(
+        "votewire ingest: instance {instance}, {} feed(s), lease TTL {ttl:?}",
+        feeds.len()
+    );
+
+    let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+    let started = tokio::time::Instant::now();
+    let mut running: HashMap<String, RunningFeed> = HashMap::new();
+    let mut held: Vec<Lease> = Vec::new();
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    loop {
+        match lease_round(&shared.state, &instance, &prios, wall_ms(), ttl_ms, 5).await {
+            Ok(round) => {
+                for lease in &round.hand_over {
+                    if let Some(r) = running.remove(&lease.feed_id) {
+                        let _ = r.stop.send(true);
+                        let _ = r.task.await;
+                    }
+                    if let Err(e) = shared.state.release_lease(lease).await {
+                        eprintln!("feed {}: releasing the lease: {e}", lease.feed_id);
+                    }
+                    eprintln!("feed {}: handed over", lease.feed_id);
+                }
+                let now_held: std::collections::HashSet<&str> =
+                    round.held.iter().map(|l| l.feed_id.as_str()).collect();
+                let lost: Vec<String> = running
+                    .keys()
+                    .filter(|f| !now_held.contains(f.as_str()))
+                    .cloned()
+                    .collect();
+                for f in lost {
+                    if let Some(r) = running.remove(&f) {
+                        let _ = r.stop.send(true);
+                        let _ = r.task.await;
+                        eprintln!("feed {f}: lease lost, stopped");
+                    }
+                }
+                for lease in &round.held {
+                    if running.contains_key(&lease.feed_id) {
+                        continue;
+                    }
+                    if let Some(feed) = feeds.get(&lease.feed_id) {
+                        eprintln!("feed {}: leased (fencing {})", lease.feed_id, lease.fencing);
+                        let r = spawn_feed(shared.clone(), feed, lease.clone());
+                        running.insert(lease.feed_id.clone(), r);
+                    }
+                }
+                held = round.held;
+            }
+            Err(e) => eprintln!("lease round failed (feeds keep running until their TTL): {e}"),
+        }
+        let done = run_for.is_some_and(|d| started.elapsed() >= d);
+        if done {
+            break;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(ttl / 3) => {}
+            _ = &mut ctrl_c => break,
+        }
+    }
+    for (_, r) in running.drain() {
+        let _ = r.stop.send(true);
+        let _ = r.task.await;
+    }
+    for lease in &held {
+        let _ = shared.state.release_lease(lease).await;
+    }
+    eprintln!("votewire ingest: stopped, {} lease(s) released", held.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn spawn_feed(shared: Arc<Shared>, feed: &ValidFeed, lease: Lease) -> RunningFeed {
+    let (stop, stop_rx) = watch::channel(false);
+    let entry = feed.entry.clone();
+    let task = tokio::spawn(async move {
+        let SourceConfig::Clarity { base_url, file } = entry.source.get_ref().clone() else {
+            return;
+        };
+        let feed_id = entry.id.get_ref().clone();
+        let companion = match entry.companion.as_ref().map(|p| std::fs::read(p.get_ref())) {
+            None => None,
+            Some(Ok(bytes)) => Some(bytes),
+            Some(Err(e)) => {
+                eprintln!("feed {feed_id}: reading its companion file: {e}; not started");
+                return;
+            }
+        };
+        let cadence_cfg = entry.cadence();
+        let Some(cadence) = FeedCadence::from_config(&cadence_cfg) else {
+            eprintln!("feed {feed_id}: invalid cadence; not started");
+            return;
+        };
+        let stale_ms = parse_duration(&cadence_cfg.stale_after).map_or(i64::MAX, |d| {
+            i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+        });
+        let mut clarity = match ClarityFeed::resume(
+            &shared.state,
+            &feed_id,
+            &entry.election_id,
+            entry.family.get_ref(),
+            &base_url,
+            &file,
+            companion,
+            &shared.instance,
+            HealthMachine::new(shared.quarantine_after, stale_ms),
+        )
+        .await
+        {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("feed {feed_id}: resuming: {e}");
+                return;
+            }
+        };
+        clarity.mode = match entry.mode {
+            FeedModeConfig::Live => FeedMode::Live,
+            FeedModeConfig::Test => FeedMode::Test,
+            FeedModeConfig::Replay => FeedMode::Replay,
+        };
+        let limits = entry.limits();
+        clarity.limits = FetchLimits {
+            total_timeout: parse_duration(&limits.timeout).unwrap_or(clarity.limits.total_timeout),
+            max_bytes: limits.max_bytes,
+            ..clarity.limits
+        };
+        let clarity = Arc::new(Mutex::new(clarity));
+        let lease = Arc::new(lease);
+        run_feed_loop(&cadence, &Backoff::default(), stop_rx, wall_ms, || {
+            let (clarity, shared, lease) = (clarity.clone(), shared.clone(), lease.clone());
+            async move {
+                let mut f = clarity.lock().await;
+                match f
+                    .step(
+                        &shared.http,
+                        &shared.publisher,
+                        &shared.state,
+                        &lease,
+                        wall_ms(),
+                    )
+                    .await
+                {
+                    Ok(report) => {
+                        if let Some(p) = &report.published {
+                            println!(
+                                "feed={} seq={} cells={} changed={}",
+                                f.feed_id, f.source_seq, p.cells_total, p.cells_changed
+                            );
+                        }
+                        if report.rejected {
+                            println!("feed={} rejected (dead-lettered)", f.feed_id);
+                        }
+                        report.outcome()
+                    }
+                    Err(e) if e.is_retryable() => {
+                        eprintln!("{e}");
+                        StepOutcome::Failed
+                    }
+                    Err(e) => {
+                        eprintln!("{e}; stopping this feed");
+                        StepOutcome::Stop
+                    }
+                }
+            }
+        })
+        .await;
+    });
+    RunningFeed { stop, task }
+}
