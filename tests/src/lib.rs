@@ -17,6 +17,7 @@ use std::time::Duration;
 use votewire_core::config::{KafkaConfig, OtlpConfig, OtlpProtocol, StateStoreConfig};
 
 pub mod http;
+pub mod pipeline;
 
 /// The workspace root (the directory holding the top-level `Cargo.toml`).
 pub fn workspace_root() -> PathBuf {

@@ -5,114 +5,28 @@
 //! generic JSON walk, not from the code under test.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::Duration;
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
-use rdkafka::producer::FutureProducer;
-use rdkafka::{Offset, TopicPartitionList};
 use sha2::Digest;
-use votewire_core::config::TopicsConfig;
-use votewire_core::kafka::{self, TopicSpec};
 use votewire_ingestors::clarity_feed::ClarityFeed;
 use votewire_ingestors::health::HealthMachine;
 use votewire_ingestors::http::{FetchLimits, client};
-use votewire_ingestors::publish::Publisher;
-use votewire_ingestors::state::DynamoFeedState;
 use votewire_schemas::{codec, schemas};
 use votewire_tests::http::{Canned, FixtureServer};
-use votewire_tests::{Stack, fixture, unique, workspace_root};
+use votewire_tests::pipeline::{TestPipeline, clarity_all_json_walk, drain};
+use votewire_tests::{fixture, unique, workspace_root};
 
 const SERIES: &str = "clarity_enr/GA_107556_runoff_2021_ALLjson_series";
 const PARTITIONS: i32 = 4;
 
-/// (contest, area, position) -> votes.
-fn walk(bytes: &[u8]) -> BTreeMap<(String, String, usize), i64> {
-    let v: serde_json::Value = serde_json::from_slice(bytes).unwrap();
-    let mut m = BTreeMap::new();
-    for area in v["Contests"].as_array().unwrap() {
-        for (i, c) in area["C"].as_array().unwrap().iter().enumerate() {
-            for (j, votes) in area["V"][i].as_array().unwrap().iter().enumerate() {
-                let key = (
-                    c.as_str().unwrap().to_string(),
-                    area["A"].as_str().unwrap().to_string(),
-                    j,
-                );
-                m.insert(key, votes.as_i64().unwrap());
-            }
-        }
-    }
-    m
-}
-
-fn drain(cfg: &votewire_core::config::KafkaConfig, topic: &str, partitions: i32) -> Vec<Vec<u8>> {
-    let consumer: BaseConsumer = kafka::consumer_config(cfg, "test", &unique("drain"))
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition_offset(topic, p, Offset::Beginning)
-            .unwrap();
-    }
-    consumer.assign(&tpl).unwrap();
-    let mut out = Vec::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let mut idle = 0;
-    while std::time::Instant::now() < deadline && idle < 6 {
-        match consumer.poll(Duration::from_millis(500)) {
-            None => idle += 1,
-            Some(Ok(m)) => {
-                idle = 0;
-                out.push(m.payload().unwrap_or_default().to_vec());
-            }
-            Some(Err(_)) => {}
-        }
-    }
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_served_runoff_series_publishes_only_changes_and_dead_letters_the_error_pages() {
-    let stack = Stack::load();
-    let kafka_cfg = stack.kafka();
-    let (store_cfg, dynamo) = stack.dynamodb().await;
-    let state = DynamoFeedState::new(dynamo, &store_cfg);
-    state.ensure_tables().await.unwrap();
-    let base = unique("clarityfeed");
-    let topics = TopicsConfig {
-        votes: format!("{base}.votes"),
-        snapshots: format!("{base}.snapshots"),
-        dlq: format!("{base}.dlq"),
-        feed_status: format!("{base}.status"),
-        ..TopicsConfig::default()
-    };
-    let spec = |name: &str, partitions| TopicSpec {
-        name: name.to_string(),
-        partitions,
-        cleanup_policy: "delete",
-    };
-    kafka::ensure_topics(
-        &kafka_cfg,
-        &[
-            spec(&topics.votes, PARTITIONS),
-            spec(&topics.snapshots, 1),
-            spec(&topics.dlq, 1),
-            spec(&topics.feed_status, 1),
-        ],
-        1,
-    )
-    .await
-    .unwrap();
-    let producer: FutureProducer = kafka::producer_config(&kafka_cfg, "ingest-test")
-        .create()
-        .unwrap();
-    let publisher = Publisher {
-        producer,
-        topics: topics.clone(),
-        schemas: schemas().clone(),
-        vote_partitions: PARTITIONS,
-        delivery_timeout: Duration::from_secs(30),
-    };
+    let pipeline = TestPipeline::start("clarityfeed", PARTITIONS).await;
+    let (kafka_cfg, topics, publisher, state) = (
+        &pipeline.kafka,
+        &pipeline.topics,
+        &pipeline.publisher,
+        &pipeline.state,
+    );
     let server = FixtureServer::start().await;
     let http = client(&FetchLimits::default()).unwrap();
     let companion =
@@ -125,7 +39,7 @@ async fn the_served_runoff_series_publishes_only_changes_and_dead_letters_the_er
         .unwrap()
         .unwrap();
     let mut feed = ClarityFeed::resume(
-        &state,
+        state,
         &feed_id,
         "2021-01-05-GA-runoff",
         "clarity-json",
@@ -165,7 +79,7 @@ async fn the_served_runoff_series_publishes_only_changes_and_dead_letters_the_er
             // past it, nothing dead-lettered.
             html_pages += usize::from(kind != "json");
             let err = feed
-                .step(&http, &publisher, &state, &lease, now)
+                .step(&http, publisher, state, &lease, now)
                 .await
                 .unwrap_err();
             assert!(err.is_retryable(), "{err}");
@@ -173,12 +87,12 @@ async fn the_served_runoff_series_publishes_only_changes_and_dead_letters_the_er
             continue;
         }
         let report = feed
-            .step(&http, &publisher, &state, &lease, now)
+            .step(&http, publisher, state, &lease, now)
             .await
             .unwrap();
         let sha = sha2::Sha256::digest(&bytes).to_vec();
         if kind == "json" {
-            let values = walk(&bytes);
+            let values = clarity_all_json_walk(&bytes);
             let changed = values
                 .iter()
                 .filter(|(k, v)| last_values.get(*k) != Some(*v))
@@ -201,7 +115,7 @@ async fn the_served_runoff_series_publishes_only_changes_and_dead_letters_the_er
         }
         // Polling again with nothing new publishes nothing.
         let again = feed
-            .step(&http, &publisher, &state, &lease, now + 5_000)
+            .step(&http, publisher, state, &lease, now + 5_000)
             .await
             .unwrap();
         assert!(
@@ -218,11 +132,11 @@ async fn the_served_runoff_series_publishes_only_changes_and_dead_letters_the_er
         stored.health, "unchanged",
         "the last poll found nothing new"
     );
-    let votes = drain(&kafka_cfg, &topics.votes, PARTITIONS);
+    let votes = drain(kafka_cfg, &topics.votes, PARTITIONS);
     assert_eq!(votes.len(), produced);
     let s = schemas();
     let mut last: HashMap<Vec<u8>, (i64, i64)> = HashMap::new();
-    for value in &votes {
+    for (_, _, value, _) in &votes {
         let cell = codec::decode_vote_cell(value, s.vote_cell.id).unwrap();
         let key = cell.cell_key().to_hex().into_bytes();
         let e = last.entry(key).or_insert((i64::MIN, 0));
@@ -235,8 +149,8 @@ async fn the_served_runoff_series_publishes_only_changes_and_dead_letters_the_er
         last.values().map(|(_, v)| v).sum::<i64>(),
         last_values.values().sum::<i64>()
     );
-    assert_eq!(drain(&kafka_cfg, &topics.dlq, 1).len(), 15);
+    assert_eq!(drain(kafka_cfg, &topics.dlq, 1).len(), 15);
     // healthy/unchanged -> failing -> healthy around each of the 18 bad
     // polls: at least two transitions each.
-    assert!(drain(&kafka_cfg, &topics.feed_status, 1).len() >= 36);
+    assert!(drain(kafka_cfg, &topics.feed_status, 1).len() >= 36);
 }

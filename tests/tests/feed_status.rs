@@ -2,52 +2,16 @@
 //! stored (fenced) in DynamoDB and published on the compacted feed-status
 //! topic of the real broker, and both read back the same, in order.
 
-use std::time::Duration;
-
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
-use rdkafka::producer::FutureProducer;
-use rdkafka::{Offset, TopicPartitionList};
-use votewire_core::config::TopicsConfig;
-use votewire_core::kafka::{self, TopicSpec};
 use votewire_ingestors::health::{HealthMachine, Observation};
-use votewire_ingestors::publish::Publisher;
-use votewire_ingestors::state::{DynamoFeedState, HealthEvent};
+use votewire_ingestors::state::HealthEvent;
 use votewire_schemas::{FeedHealth, FeedStatus, codec, schemas};
-use votewire_tests::{Stack, unique};
+use votewire_tests::pipeline::{TestPipeline, drain};
+use votewire_tests::unique;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transitions_are_stored_and_published_in_order_and_quarantine_holds() {
-    let stack = Stack::load();
-    let kafka_cfg = stack.kafka();
-    let (store_cfg, client) = stack.dynamodb().await;
-    let state = DynamoFeedState::new(client, &store_cfg);
-    state.ensure_tables().await.unwrap();
-    let topics = TopicsConfig {
-        feed_status: unique("status"),
-        ..TopicsConfig::default()
-    };
-    kafka::ensure_topics(
-        &kafka_cfg,
-        &[TopicSpec {
-            name: topics.feed_status.clone(),
-            partitions: 1,
-            cleanup_policy: "compact",
-        }],
-        1,
-    )
-    .await
-    .unwrap();
-    let producer: FutureProducer = kafka::producer_config(&kafka_cfg, "status-test")
-        .create()
-        .unwrap();
-    let publisher = Publisher {
-        producer,
-        topics: topics.clone(),
-        schemas: schemas().clone(),
-        vote_partitions: 1,
-        delivery_timeout: Duration::from_secs(30),
-    };
+    let pipeline = TestPipeline::start("status", 1).await;
+    let (publisher, state) = (&pipeline.publisher, &pipeline.state);
     let feed = unique("sos:XX");
     let lease = state
         .acquire_lease(&feed, "ingestor-a", 1_000, 600_000)
@@ -100,20 +64,10 @@ async fn transitions_are_stored_and_published_in_order_and_quarantine_holds() {
         (FeedHealth::Unchanged, FeedHealth::Stale),
     ];
 
-    let consumer: BaseConsumer = kafka::consumer_config(&kafka_cfg, "test", &unique("status"))
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(&topics.feed_status, 0, Offset::Beginning)
-        .unwrap();
-    consumer.assign(&tpl).unwrap();
     let mut published: Vec<FeedStatus> = Vec::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while published.len() < expected.len() && std::time::Instant::now() < deadline {
-        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(500)) {
-            assert_eq!(m.key(), Some(feed.as_bytes()), "keyed by feed");
-            published.push(codec::decode(&schemas().feed_status, m.payload().unwrap()).unwrap());
-        }
+    for (_, key, value, _) in drain(&pipeline.kafka, &pipeline.topics.feed_status, 1) {
+        assert_eq!(key, feed.as_bytes(), "keyed by feed");
+        published.push(codec::decode(&schemas().feed_status, &value).unwrap());
     }
     let got: Vec<(FeedHealth, FeedHealth)> = published
         .iter()

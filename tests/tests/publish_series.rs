@@ -6,134 +6,26 @@
 //! snapshots, not from the code under test.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::Duration;
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Message};
-use rdkafka::producer::FutureProducer;
-use rdkafka::{Offset, TopicPartitionList};
-use serde_json::Value;
-use votewire_core::config::TopicsConfig;
-use votewire_core::kafka::{self, TopicSpec};
 use votewire_ingestors::publish::{FetchFacts, PublishedCells, Publisher, contest_partition};
-use votewire_ingestors::state::{DynamoFeedState, FeedCursor};
+use votewire_ingestors::state::FeedCursor;
 use votewire_schemas::{FeedMode, SnapshotStatus, codec, schemas};
-use votewire_tests::{Stack, fixture, fixture_bytes, unique, workspace_root};
+use votewire_tests::pipeline::{TestPipeline, clarity_all_json_walk, drain};
+use votewire_tests::{fixture, fixture_bytes, unique, workspace_root};
 use votewire_transformers::{FamilyInputs, PayloadContext};
 
 const SERIES: &str = "clarity_enr/GA_107556_runoff_2021_ALLjson_series";
 const PARTITIONS: i32 = 4;
 
-/// (contest, area, position) -> votes, by a generic JSON walk.
-fn walk(bytes: &[u8]) -> BTreeMap<(String, String, usize), i64> {
-    let v: Value = serde_json::from_slice(bytes).unwrap();
-    let mut m = BTreeMap::new();
-    for area in v["Contests"].as_array().unwrap() {
-        for (i, c) in area["C"].as_array().unwrap().iter().enumerate() {
-            for (j, votes) in area["V"][i].as_array().unwrap().iter().enumerate() {
-                m.insert(
-                    (
-                        c.as_str().unwrap().to_string(),
-                        area["A"].as_str().unwrap().to_string(),
-                        j,
-                    ),
-                    votes.as_i64().unwrap(),
-                );
-            }
-        }
-    }
-    m
-}
-
-/// (partition, key, value, feed_id header) of one record.
-type Drained = (i32, Vec<u8>, Vec<u8>, Option<String>);
-
-fn drain(
-    kafka_cfg: &votewire_core::config::KafkaConfig,
-    topic: &str,
-    partitions: i32,
-) -> Vec<Drained> {
-    let consumer: BaseConsumer = kafka::consumer_config(kafka_cfg, "test", &unique("drain"))
-        .create()
-        .unwrap();
-    // Read until idle: tansu 0.6.0 reports high watermarks that lag the
-    // records a consumer can read (seen: 6,453 reported, 6,463 readable), so
-    // watermarks are not a completeness check here.
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition_offset(topic, p, Offset::Beginning)
-            .unwrap();
-    }
-    consumer.assign(&tpl).unwrap();
-    let mut out = Vec::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let mut idle = 0;
-    while std::time::Instant::now() < deadline && idle < 6 {
-        let polled = consumer.poll(Duration::from_millis(500));
-        if polled.is_none() {
-            idle += 1;
-        }
-        if let Some(Ok(m)) = polled {
-            idle = 0;
-            let feed = m.headers().and_then(|h| {
-                h.iter()
-                    .find(|h| h.key == "feed_id")
-                    .and_then(|h| h.value.map(|v| String::from_utf8_lossy(v).into_owned()))
-            });
-            out.push((
-                m.partition(),
-                m.key().unwrap_or_default().to_vec(),
-                m.payload().unwrap_or_default().to_vec(),
-                feed,
-            ));
-        }
-    }
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_runoff_series_publishes_exactly_the_changed_cells_and_dead_letters_the_html_pages() {
-    let stack = Stack::load();
-    let kafka_cfg = stack.kafka();
-    let (store_cfg, client) = stack.dynamodb().await;
-    let state = DynamoFeedState::new(client, &store_cfg);
-    state.ensure_tables().await.unwrap();
-
-    let base = unique("series");
-    let topics = TopicsConfig {
-        votes: format!("{base}.votes"),
-        snapshots: format!("{base}.snapshots"),
-        dlq: format!("{base}.dlq"),
-        ..TopicsConfig::default()
-    };
-    let specs = [
-        TopicSpec {
-            name: topics.votes.clone(),
-            partitions: PARTITIONS,
-            cleanup_policy: "compact",
-        },
-        TopicSpec {
-            name: topics.snapshots.clone(),
-            partitions: 1,
-            cleanup_policy: "delete",
-        },
-        TopicSpec {
-            name: topics.dlq.clone(),
-            partitions: 1,
-            cleanup_policy: "delete",
-        },
-    ];
-    kafka::ensure_topics(&kafka_cfg, &specs, 1).await.unwrap();
-    let producer: FutureProducer = kafka::producer_config(&kafka_cfg, "ingest-test")
-        .create()
-        .unwrap();
-    let publisher = Publisher {
-        producer,
-        topics: topics.clone(),
-        schemas: schemas().clone(),
-        vote_partitions: PARTITIONS,
-        delivery_timeout: Duration::from_secs(30),
-    };
+    let pipeline = TestPipeline::start("series", PARTITIONS).await;
+    let (kafka_cfg, topics, publisher, state) = (
+        &pipeline.kafka,
+        &pipeline.topics,
+        &pipeline.publisher,
+        &pipeline.state,
+    );
     let companion =
         std::fs::read(workspace_root().join("deploy/demo/clarity-GA-107556-companion.json"))
             .unwrap();
@@ -184,7 +76,7 @@ async fn the_runoff_series_publishes_exactly_the_changed_cells_and_dead_letters_
         };
         match votewire_transformers::transform("clarity-json", &bytes, &ctx, &inputs) {
             Ok(out) => {
-                let now = walk(&bytes);
+                let now = clarity_all_json_walk(&bytes);
                 let expected_changed = now
                     .iter()
                     .filter(|(k, v)| last_accepted.get(*k) != Some(*v))
@@ -224,7 +116,7 @@ async fn the_runoff_series_publishes_exactly_the_changed_cells_and_dead_letters_
 
     // The votes topic: exactly the changed cells, a contest per partition,
     // and the last record of every cell equals the final snapshot.
-    let votes = drain(&kafka_cfg, &topics.votes, PARTITIONS);
+    let votes = drain(kafka_cfg, &topics.votes, PARTITIONS);
     assert_eq!(votes.len(), produced);
     let s = schemas();
     let mut last: HashMap<Vec<u8>, (i64, i64)> = HashMap::new();
@@ -253,7 +145,7 @@ async fn the_runoff_series_publishes_exactly_the_changed_cells_and_dead_letters_
     assert_eq!(last.values().map(|(_, v)| v).sum::<i64>(), final_total);
 
     // The DLQ holds the 18 HTML pages; the manifests cover every fetch.
-    let dlq = drain(&kafka_cfg, &topics.dlq, 1);
+    let dlq = drain(kafka_cfg, &topics.dlq, 1);
     assert_eq!(dlq.len(), 18);
     for (_, _, value, _) in &dlq {
         let d: votewire_schemas::DeadLetter = codec::decode(&s.dead_letter, value).unwrap();
@@ -266,7 +158,7 @@ async fn the_runoff_series_publishes_exactly_the_changed_cells_and_dead_letters_
         );
         assert_eq!(d.payload_bytes, 2616, "the HTML error page");
     }
-    let manifests = drain(&kafka_cfg, &topics.snapshots, 1);
+    let manifests = drain(kafka_cfg, &topics.snapshots, 1);
     let statuses: Vec<SnapshotStatus> = manifests
         .iter()
         .map(|(_, _, v, _)| {
@@ -301,40 +193,9 @@ async fn the_runoff_series_publishes_exactly_the_changed_cells_and_dead_letters_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_between_produce_and_commit_republishes_and_the_cursor_still_advances() {
     use sha2::Digest;
-    let stack = Stack::load();
-    let kafka_cfg = stack.kafka();
-    let (store_cfg, client) = stack.dynamodb().await;
-    let state = DynamoFeedState::new(client, &store_cfg);
-    state.ensure_tables().await.unwrap();
-    let base = unique("crash");
-    let topics = TopicsConfig {
-        votes: format!("{base}.votes"),
-        snapshots: format!("{base}.snapshots"),
-        dlq: format!("{base}.dlq"),
-        ..TopicsConfig::default()
-    };
-    let specs = [
-        TopicSpec {
-            name: topics.votes.clone(),
-            partitions: PARTITIONS,
-            cleanup_policy: "compact",
-        },
-        TopicSpec {
-            name: topics.snapshots.clone(),
-            partitions: 1,
-            cleanup_policy: "delete",
-        },
-    ];
-    kafka::ensure_topics(&kafka_cfg, &specs, 1).await.unwrap();
-    let new_publisher = || Publisher {
-        producer: kafka::producer_config(&kafka_cfg, "ingest-test")
-            .create()
-            .unwrap(),
-        topics: topics.clone(),
-        schemas: schemas().clone(),
-        vote_partitions: PARTITIONS,
-        delivery_timeout: Duration::from_secs(30),
-    };
+    let pipeline = TestPipeline::start("crash", PARTITIONS).await;
+    let (kafka_cfg, topics, state) = (&pipeline.kafka, &pipeline.topics, &pipeline.state);
+    let new_publisher = || pipeline.new_publisher();
     let companion =
         std::fs::read(workspace_root().join("deploy/demo/clarity-GA-107556-companion.json"))
             .unwrap();
@@ -447,7 +308,10 @@ async fn a_crash_between_produce_and_commit_republishes_and_the_cursor_still_adv
         .unwrap();
     let r2 = publish(&p2, &mut mem2, prepare(2, 3)).await;
     let expected_changed = {
-        let (a, b) = (walk(&payloads[1]), walk(&payloads[2]));
+        let (a, b) = (
+            clarity_all_json_walk(&payloads[1]),
+            clarity_all_json_walk(&payloads[2]),
+        );
         b.iter().filter(|(k, v)| a.get(*k) != Some(*v)).count()
     };
     assert_eq!(r2.cells_changed, expected_changed);
@@ -470,7 +334,7 @@ async fn a_crash_between_produce_and_commit_republishes_and_the_cursor_still_adv
 
     // The topic: the records produced, and the latest value of every cell
     // (by source_seq) is the last payload's, by an independent JSON walk.
-    let votes = drain(&kafka_cfg, &topics.votes, PARTITIONS);
+    let votes = drain(kafka_cfg, &topics.votes, PARTITIONS);
     assert_eq!(
         votes.len(),
         r0.cells_changed + r1.cells_changed + r1b.cells_changed + r2.cells_changed
@@ -484,7 +348,7 @@ async fn a_crash_between_produce_and_commit_republishes_and_the_cursor_still_adv
             *e = (cell.header.source_seq, cell.votes);
         }
     }
-    let want = walk(&payloads[2]);
+    let want = clarity_all_json_walk(&payloads[2]);
     assert_eq!(last.len(), want.len());
     assert_eq!(
         last.values().map(|(_, v)| v).sum::<i64>(),
