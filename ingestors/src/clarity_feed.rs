@@ -56,6 +56,9 @@ impl FeedStepError {
     }
 }
 
+/// Where a step's outcomes go: state store, Kafka, under which lease.
+type Sinks<'a> = (&'a DynamoFeedState, &'a Publisher, &'a Lease);
+
 /// What one step did.
 #[derive(Debug, Default)]
 pub struct StepReport {
@@ -176,9 +179,7 @@ impl ClarityFeed {
         obs: Observation,
         now_ms: i64,
         fetch_id: Option<&str>,
-        state: &DynamoFeedState,
-        publisher: &Publisher,
-        lease: &Lease,
+        (state, publisher, lease): Sinks<'_>,
     ) -> Result<Option<Transition>, FeedStepError> {
         let Some(t) = self.health.observe(obs, now_ms) else {
             return Ok(None);
@@ -221,6 +222,7 @@ impl ClarityFeed {
             // An operator has to look first; nothing is fetched.
             return Ok(StepReport::default());
         }
+        let sinks: Sinks<'_> = (state, publisher, lease);
         self.polls += 1;
         let revalidate =
             self.revalidate_every > 0 && self.polls.is_multiple_of(self.revalidate_every);
@@ -237,15 +239,8 @@ impl ClarityFeed {
         let (version, body) = match polled {
             Err(source) => {
                 let why = source.to_string();
-                self.observe(
-                    Observation::FetchFailed(why),
-                    now_ms,
-                    None,
-                    state,
-                    publisher,
-                    lease,
-                )
-                .await?;
+                self.observe(Observation::FetchFailed(why), now_ms, None, sinks)
+                    .await?;
                 return Err(FeedStepError::Fetch {
                     feed_id: self.feed_id.clone(),
                     source,
@@ -256,23 +251,10 @@ impl ClarityFeed {
                 return Ok(report);
             }
             Ok(ClarityPoll::Wait(_)) => return Ok(report),
-            Ok(ClarityPoll::SameVersion(_)) => {
+            Ok(ClarityPoll::SameVersion(version) | ClarityPoll::Unchanged { version }) => {
                 self.last_rejected_sha = None;
-                report.transition = self
-                    .observe(
-                        Observation::Unchanged,
-                        now_ms,
-                        None,
-                        state,
-                        publisher,
-                        lease,
-                    )
-                    .await?;
-                return Ok(report);
-            }
-            Ok(ClarityPoll::Unchanged { version }) => {
-                self.last_rejected_sha = None;
-                // Remember the new version so a restart doesn't refetch.
+                // A new version with identical bytes: remember it so a
+                // restart doesn't refetch.
                 if self.cursor.version.as_deref() != Some(version.as_str()) {
                     let cursor = FeedCursor {
                         version: Some(version.clone()),
@@ -286,14 +268,7 @@ impl ClarityFeed {
                     self.cursor.version = Some(version);
                 }
                 report.transition = self
-                    .observe(
-                        Observation::Unchanged,
-                        now_ms,
-                        None,
-                        state,
-                        publisher,
-                        lease,
-                    )
+                    .observe(Observation::Unchanged, now_ms, None, sinks)
                     .await?;
                 return Ok(report);
             }
@@ -318,20 +293,7 @@ impl ClarityFeed {
             trace_id: None,
             content_type: body.content_type.clone(),
         };
-        let facts = FetchFacts {
-            feed_id: self.feed_id.clone(),
-            election_id: self.election_id.clone(),
-            fetch_id: fetch_id.clone(),
-            family: self.family.clone(),
-            source_uri: body.url.clone(),
-            source_version: Some(version.clone()),
-            payload_sha256: body.sha256.clone(),
-            payload_bytes: body.bytes.len() as i64,
-            archive_ref: None,
-            fetched_at: now_ms,
-            traceparent: None,
-            mode: self.mode,
-        };
+        let facts = FetchFacts::for_payload(&ctx, &self.family, body.bytes.len());
         let inputs = FamilyInputs {
             companion: self.companion.as_deref(),
             ..FamilyInputs::default()
@@ -359,14 +321,7 @@ impl ClarityFeed {
                 self.last_rejected_sha = None;
                 report.published = Some(published);
                 report.transition = self
-                    .observe(
-                        Observation::Accepted,
-                        now_ms,
-                        Some(&fetch_id),
-                        state,
-                        publisher,
-                        lease,
-                    )
+                    .observe(Observation::Accepted, now_ms, Some(&fetch_id), sinks)
                     .await?;
             }
             Err(err) => {
@@ -381,9 +336,7 @@ impl ClarityFeed {
                         Observation::Rejected(err.to_string()),
                         now_ms,
                         Some(&fetch_id),
-                        state,
-                        publisher,
-                        lease,
+                        sinks,
                     )
                     .await?;
             }

@@ -96,6 +96,32 @@ pub struct FetchFacts {
     pub mode: votewire_schemas::FeedMode,
 }
 
+impl FetchFacts {
+    /// The facts of a payload the transformer saw as `ctx`, fetched by a
+    /// feed of `family`, `payload_bytes` long (no archive reference or
+    /// trace context yet).
+    pub fn for_payload(
+        ctx: &votewire_transformers::PayloadContext,
+        family: &str,
+        payload_bytes: usize,
+    ) -> FetchFacts {
+        FetchFacts {
+            feed_id: ctx.feed_id.clone(),
+            election_id: ctx.election_id.clone(),
+            fetch_id: ctx.fetch_id.clone(),
+            family: family.to_string(),
+            source_uri: ctx.source_uri.clone(),
+            source_version: ctx.source_version.clone(),
+            payload_sha256: ctx.payload_sha256.clone(),
+            payload_bytes: i64::try_from(payload_bytes).unwrap_or(i64::MAX),
+            archive_ref: None,
+            fetched_at: ctx.fetched_at,
+            traceparent: None,
+            mode: ctx.mode,
+        }
+    }
+}
+
 /// What publishing an accepted payload did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Published {

@@ -311,6 +311,24 @@ impl DynamoFeedState {
         }
     }
 
+    /// Sends a conditional `UpdateItem` on the feeds table: the item's new
+    /// attributes when the condition held, `None` when it did not.
+    async fn update_if(
+        &self,
+        req: aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder,
+    ) -> Result<Option<HashMap<String, AttributeValue>>, StateError> {
+        match req
+            .table_name(&self.feeds)
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(Some(out.attributes.unwrap_or_default())),
+            Err(e) if is_condition_failure(&e) => Ok(None),
+            Err(e) => Err(store_err("update_item", &self.feeds)(e)),
+        }
+    }
+
     /// Extends `owner`'s unexpired lease, keeping its fencing counter.
     /// `None` when `owner` does not hold it (any more).
     pub async fn renew_lease(
@@ -322,32 +340,21 @@ impl DynamoFeedState {
     ) -> Result<Option<Lease>, StateError> {
         let expires = now_ms + ttl_ms;
         // Renewal: same owner, keep the fencing counter.
-        let renew = self
+        let req = self
             .client
             .update_item()
-            .table_name(&self.feeds)
             .key("feed_id", s(feed_id))
             .update_expression("SET lease_expires_ms = :exp")
             .condition_expression("lease_owner = :me AND lease_expires_ms >= :now")
             .expression_attribute_values(":exp", n(expires))
             .expression_attribute_values(":me", s(owner))
-            .expression_attribute_values(":now", n(now_ms))
-            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
-            .send()
-            .await;
-        match renew {
-            Ok(out) => {
-                let item = out.attributes.unwrap_or_default();
-                Ok(Some(Lease {
-                    feed_id: feed_id.to_string(),
-                    owner: owner.to_string(),
-                    expires_ms: expires,
-                    fencing: get_n(&item, "fencing").unwrap_or(0),
-                }))
-            }
-            Err(e) if is_condition_failure(&e) => Ok(None),
-            Err(e) => Err(store_err("update_item", &self.feeds)(e)),
-        }
+            .expression_attribute_values(":now", n(now_ms));
+        Ok(self.update_if(req).await?.map(|item| Lease {
+            feed_id: feed_id.to_string(),
+            owner: owner.to_string(),
+            expires_ms: expires,
+            fencing: get_n(&item, "fencing").unwrap_or(0),
+        }))
     }
 
     /// Takes the feed when its lease is free or expired, incrementing the
@@ -360,11 +367,9 @@ impl DynamoFeedState {
         ttl_ms: i64,
     ) -> Result<Option<Lease>, StateError> {
         let expires = now_ms + ttl_ms;
-        // Takeover: the lease is free or expired; bump the fencing counter.
-        let take = self
+        let req = self
             .client
             .update_item()
-            .table_name(&self.feeds)
             .key("feed_id", s(feed_id))
             .update_expression(
                 "SET lease_owner = :me, lease_expires_ms = :exp ADD fencing :one REMOVE handover_to",
@@ -373,23 +378,13 @@ impl DynamoFeedState {
             .expression_attribute_values(":exp", n(expires))
             .expression_attribute_values(":me", s(owner))
             .expression_attribute_values(":now", n(now_ms))
-            .expression_attribute_values(":one", n(1))
-            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
-            .send()
-            .await;
-        match take {
-            Ok(out) => {
-                let item = out.attributes.unwrap_or_default();
-                Ok(Some(Lease {
-                    feed_id: feed_id.to_string(),
-                    owner: owner.to_string(),
-                    expires_ms: expires,
-                    fencing: get_n(&item, "fencing").unwrap_or(1),
-                }))
-            }
-            Err(e) if is_condition_failure(&e) => Ok(None),
-            Err(e) => Err(store_err("update_item", &self.feeds)(e)),
-        }
+            .expression_attribute_values(":one", n(1));
+        Ok(self.update_if(req).await?.map(|item| Lease {
+            feed_id: feed_id.to_string(),
+            owner: owner.to_string(),
+            expires_ms: expires,
+            fencing: get_n(&item, "fencing").unwrap_or(1),
+        }))
     }
 
     /// Asks `seen.owner` to hand the feed over to `requester` (the lease
@@ -404,45 +399,31 @@ impl DynamoFeedState {
         let Some(owner) = seen.owner.as_deref() else {
             return Ok(false);
         };
-        let out = self
+        let req = self
             .client
             .update_item()
-            .table_name(&self.feeds)
             .key("feed_id", s(&seen.feed_id))
             .update_expression("SET handover_to = :me")
             .condition_expression("lease_owner = :owner AND fencing = :seen")
             .expression_attribute_values(":me", s(requester))
             .expression_attribute_values(":owner", s(owner))
-            .expression_attribute_values(":seen", n(seen.fencing))
-            .send()
-            .await;
-        match out {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(store_err("update_item", &self.feeds)(e)),
-        }
+            .expression_attribute_values(":seen", n(seen.fencing));
+        Ok(self.update_if(req).await?.is_some())
     }
 
     /// Gives a lease up (graceful shutdown): it expires now, so any live
     /// instance takes it in its next round. A no-op if it was lost already.
     pub async fn release_lease(&self, lease: &Lease) -> Result<bool, StateError> {
-        let out = self
+        let req = self
             .client
             .update_item()
-            .table_name(&self.feeds)
             .key("feed_id", s(&lease.feed_id))
             .update_expression("SET lease_expires_ms = :zero REMOVE handover_to")
             .condition_expression("lease_owner = :me AND fencing = :f")
             .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(":me", s(&lease.owner))
-            .expression_attribute_values(":f", n(lease.fencing))
-            .send()
-            .await;
-        match out {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(store_err("update_item", &self.feeds)(e)),
-        }
+            .expression_attribute_values(":f", n(lease.fencing));
+        Ok(self.update_if(req).await?.is_some())
     }
 
     /// Every feed row's lease, for the lease plan (a paginated scan,

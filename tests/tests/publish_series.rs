@@ -60,20 +60,7 @@ async fn the_runoff_series_publishes_exactly_the_changed_cells_and_dead_letters_
             trace_id: None,
             content_type: None,
         };
-        let facts = FetchFacts {
-            feed_id: feed_id.clone(),
-            election_id: ctx.election_id.clone(),
-            fetch_id: ctx.fetch_id.clone(),
-            family: "clarity-json".into(),
-            source_uri: ctx.source_uri.clone(),
-            source_version: ctx.source_version.clone(),
-            payload_sha256: sha.clone(),
-            payload_bytes: bytes.len() as i64,
-            archive_ref: None,
-            fetched_at: ctx.fetched_at,
-            traceparent: None,
-            mode: FeedMode::Replay,
-        };
+        let facts = FetchFacts::for_payload(&ctx, "clarity-json", bytes.len());
         match votewire_transformers::transform("clarity-json", &bytes, &ctx, &inputs) {
             Ok(out) => {
                 let now = clarity_all_json_walk(&bytes);
@@ -231,20 +218,7 @@ async fn a_crash_between_produce_and_commit_republishes_and_the_cursor_still_adv
             trace_id: None,
             content_type: None,
         };
-        let facts = FetchFacts {
-            feed_id: feed_id.clone(),
-            election_id: ctx.election_id.clone(),
-            fetch_id: ctx.fetch_id.clone(),
-            family: "clarity-json".into(),
-            source_uri: ctx.source_uri.clone(),
-            source_version: ctx.source_version.clone(),
-            payload_sha256: ctx.payload_sha256.clone(),
-            payload_bytes: bytes.len() as i64,
-            archive_ref: None,
-            fetched_at: ctx.fetched_at,
-            traceparent: None,
-            mode: FeedMode::Replay,
-        };
+        let facts = FetchFacts::for_payload(&ctx, "clarity-json", bytes.len());
         let out = votewire_transformers::transform("clarity-json", &bytes, &ctx, &inputs).unwrap();
         (out.cells, facts)
     };
