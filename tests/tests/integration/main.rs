@@ -1,0 +1,21 @@
+//! Every votewire integration test, compiled into one test binary so CI links
+//! (and stores) one executable instead of one per file. Each module is one
+//! area; nextest still runs every test in its own process.
+
+mod cadence;
+mod clarity_feed;
+mod clarity_source;
+mod compose;
+mod dynamodb;
+mod feed_state;
+mod feed_status;
+mod harness;
+mod http_source;
+mod leases;
+mod otlp;
+mod publish_series;
+mod schema_registry;
+mod sftp;
+mod sftp_drop;
+mod smoke_pipeline;
+mod stack_script;
