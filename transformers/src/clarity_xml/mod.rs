@@ -14,6 +14,7 @@
 
 mod config;
 mod parse;
+mod scan;
 #[cfg(test)]
 mod tests;
 

@@ -1,14 +1,14 @@
-//! A streaming pass over `detail.xml` with quick-xml: no DOM, no DTDs, no
-//! entity expansion beyond the five predefined entities.
+//! A streaming pass over `detail.xml` with the Clarity tokenizer in
+//! [`super::scan`]: no DOM, no DTDs, no entity expansion beyond the five
+//! predefined entities and character references.
 
 use rustc_hash::FxHashMap;
 use std::borrow::Cow;
 
-use quick_xml::Reader;
-use quick_xml::events::{BytesStart, Event};
 use votewire_schemas::*;
 
 use super::config::{ClarityXmlConfig, SiteLevel};
+use super::scan::{ScanError, Scanner, Token, unescape};
 use crate::cells::{
     CellBuilder, CellTable, choice_kind, incumbent_in_name, is_virtual_unit_name, party_in_name,
 };
@@ -21,21 +21,24 @@ use votewire_schemas::vote_type::normalize_vote_type;
 /// Reporting counts: (reported, total).
 type Precincts = (Option<i32>, Option<i32>);
 
-struct OpenContest {
+struct OpenContest<'x> {
     contest: u32,
     key: Text,
     precincts: Precincts,
     /// Per-county reporting from `<ParticipatingCounties>`.
-    participating: FxHashMap<Box<[u8]>, Precincts>,
+    participating: FxHashMap<&'x [u8], Precincts>,
     has_yes_no: bool,
 }
 
 /// One remembered leaf position.
-struct LeafSlot {
-    raw_name: Box<[u8]>,
+struct LeafSlot<'x> {
+    raw_name: &'x [u8],
     unit: u32,
     /// Site-wide turnout reporting for the unit.
     turnout: Precincts,
+    /// The leaf's reporting in a contest, remembered for the contest's next
+    /// choices and vote types: (contest, leaf is a County, reporting).
+    in_contest: Option<(u32, bool, Precincts)>,
 }
 
 struct OpenVoteType {
@@ -44,7 +47,9 @@ struct OpenVoteType {
     choice: u32,
 }
 
-struct State<'c> {
+/// `'c` is the payload context, `'x` the document: names are kept as slices
+/// of it, never copied.
+struct State<'c, 'x> {
     ctx: &'c PayloadContext,
     builder: Option<CellBuilder>,
     timestamp: Option<String>,
@@ -54,22 +59,25 @@ struct State<'c> {
     site_level: SiteLevel,
     /// The site's unit and its id (the parent of every leaf).
     site_unit: Option<(u32, Text)>,
-    leaf_units: FxHashMap<Box<[u8]>, (u32, Precincts)>,
+    leaf_units: FxHashMap<&'x [u8], (u32, Precincts)>,
     /// Leaves in the order the previous VoteType listed them: every VoteType
     /// of a file lists the same units in the same order, so the i-th leaf is
     /// almost always the previous i-th leaf, found without hashing.
-    leaf_order: Vec<LeafSlot>,
+    leaf_order: Vec<LeafSlot<'x>>,
     leaf_index: usize,
     /// County reporting from the site-wide turnout section (state sites).
-    turnout_counties: FxHashMap<Box<[u8]>, Precincts>,
+    turnout_counties: FxHashMap<&'x [u8], Precincts>,
     in_turnout: bool,
-    contest: Option<OpenContest>,
+    contest: Option<OpenContest<'x>>,
     in_participating: bool,
     /// The open choice: its id and key.
     choice: Option<(u32, Text)>,
     vote_type: Option<OpenVoteType>,
     /// Expected rows (one per 75 bytes in real files), reserved up front.
     expected_rows: usize,
+    /// Normalized vote types by trimmed raw label: a file repeats a handful
+    /// of labels thousands of times.
+    vote_types: FxHashMap<String, VoteType>,
 }
 
 pub(super) fn parse(
@@ -108,49 +116,37 @@ pub(super) fn parse(
         choice: None,
         vote_type: None,
         expected_rows: xml.len() / 75,
+        vote_types: FxHashMap::default(),
     };
-    let mut reader = Reader::from_reader(xml);
-    reader.config_mut().trim_text(true);
+    let mut scanner = Scanner::new(xml);
     let mut seen_root = false;
-    let mut closed_root = false;
     loop {
-        let pos = reader.buffer_position();
-        let event = reader.read_event().map_err(|e| {
-            let at = Location::Byte(reader.error_position());
-            match e {
-                quick_xml::Error::Syntax(s)
-                    if format!("{s}").contains("end of") || format!("{s}").contains("unclosed") =>
-                {
-                    r.truncated(at, format!("XML ends early: {s}"))
-                }
-                other => r.schema(at, format!("malformed XML: {other}")),
+        let pos = scanner.position();
+        let token = scanner.next_token().map_err(|e| match e {
+            ScanError::Truncated { at, what } => r.truncated(Location::Byte(at), what),
+            ScanError::Doctype { at } => r.schema(
+                Location::Byte(at),
+                "DTDs are refused (no entity declarations, no external entities)",
+            ),
+            ScanError::Malformed { at, what } => {
+                r.schema(Location::Byte(at), format!("malformed XML: {what}"))
             }
         })?;
-        match event {
-            Event::Eof => break,
-            Event::DocType(_) => {
-                return Err(r.schema(
-                    Location::Byte(pos),
-                    "DTDs are refused (no entity declarations, no external entities)",
-                ));
-            }
-            Event::Start(e) => {
+        match token {
+            Token::Eof => break,
+            Token::Start { name, empty } => {
+                let name = local_name(name);
                 if !seen_root {
-                    check_root(&e, pos, r)?;
+                    check_root(name, pos, r)?;
+                    if empty {
+                        return Err(r.truncated(Location::Byte(pos), "empty <ElectionResult/>"));
+                    }
                     seen_root = true;
                     continue;
                 }
-                st.start(&e, pos, false, r)?;
+                st.start(name, scanner.attributes(), pos, empty, r)?;
             }
-            Event::Empty(e) => {
-                if !seen_root {
-                    check_root(&e, pos, r)?;
-                    return Err(r.truncated(Location::Byte(pos), "empty <ElectionResult/>"));
-                }
-                st.start(&e, pos, true, r)?;
-            }
-            Event::End(e) => match e.local_name().as_ref() {
-                b"ElectionResult" => closed_root = true,
+            Token::End { name } => match local_name(name) {
                 b"Timestamp" => st.in_timestamp = false,
                 b"Region" => st.in_region = false,
                 b"VoterTurnout" | b"ElectionVoterTurnout" => st.in_turnout = false,
@@ -160,50 +156,49 @@ pub(super) fn parse(
                 b"VoteType" => st.vote_type = None,
                 _ => {}
             },
-            Event::Text(t) => {
-                let text = t.decode().map_err(|e| {
-                    r.schema(Location::Byte(pos), format!("text is not UTF-8: {e}"))
-                })?;
-                st.text(&text);
+            Token::Text(raw) => {
+                let wanted = st.in_timestamp || st.in_region;
+                // Text is used only in <Timestamp> and <Region>; elsewhere it
+                // is still checked for entities nobody declared.
+                if wanted || memchr::memchr(b'&', raw).is_some() {
+                    let text = text_of(raw, pos, r)?;
+                    if wanted {
+                        st.text(&text);
+                    }
+                }
             }
-            Event::GeneralRef(g) => {
-                let name = g
-                    .decode()
-                    .map_err(|e| r.schema(Location::Byte(pos), format!("entity name: {e}")))?;
-                let resolved =
-                    quick_xml::escape::resolve_predefined_entity(&name).ok_or_else(|| {
-                        r.schema(
-                            Location::Byte(pos),
-                            format!("undeclared entity &{name}; (entities are not expanded)"),
-                        )
+            Token::CData(raw) => {
+                if st.in_timestamp || st.in_region {
+                    let text = std::str::from_utf8(raw).map_err(|e| {
+                        r.schema(Location::Byte(pos), format!("CDATA is not UTF-8: {e}"))
                     })?;
-                st.text(resolved);
+                    st.text(text);
+                }
             }
-            _ => {}
         }
-    }
-    if !seen_root {
-        return Err(r.not_this_format(Location::Byte(0), "no <ElectionResult> element"));
-    }
-    if !closed_root {
-        return Err(r.truncated(
-            Location::Byte(xml.len() as u64),
-            "document ends before </ElectionResult>",
-        ));
     }
     st.builder();
     Ok(st.builder.take().expect("just built").finish())
 }
 
-fn check_root(e: &BytesStart, pos: u64, r: &Rejector) -> Result<(), TransformError> {
-    if e.local_name().as_ref() == b"ElectionResult" {
+/// An element name without its namespace prefix.
+fn local_name(name: &[u8]) -> &[u8] {
+    // Names are short: a plain loop beats a memchr call here.
+    match name.iter().position(|&c| c == b':') {
+        Some(i) => &name[i + 1..],
+        None => name,
+    }
+}
+
+fn check_root(name: &[u8], pos: u64, r: &Rejector) -> Result<(), TransformError> {
+    if name == b"ElectionResult" {
         Ok(())
     } else {
         Err(r.not_this_format(
             Location::Byte(pos),
             format!(
                 "root element <{}>, expected <ElectionResult>",
-                String::from_utf8_lossy(e.local_name().as_ref())
+                String::from_utf8_lossy(name)
             ),
         ))
     }
@@ -214,83 +209,24 @@ fn check_root(e: &BytesStart, pos: u64, r: &Rejector) -> Result<(), TransformErr
 /// choices are decoded.
 #[derive(Default)]
 struct Attrs<'a> {
-    name: Option<Cow<'a, [u8]>>,
-    key: Option<Cow<'a, [u8]>>,
-    text: Option<Cow<'a, [u8]>>,
-    votes: Option<Cow<'a, [u8]>>,
-    party: Option<Cow<'a, [u8]>>,
-    vote_for: Option<Cow<'a, [u8]>>,
-    is_question: Option<Cow<'a, [u8]>>,
-    precincts_reporting: Option<Cow<'a, [u8]>>,
-    precincts_reported: Option<Cow<'a, [u8]>>,
-    precincts_participating: Option<Cow<'a, [u8]>>,
+    name: Option<&'a [u8]>,
+    key: Option<&'a [u8]>,
+    text: Option<&'a [u8]>,
+    votes: Option<&'a [u8]>,
+    party: Option<&'a [u8]>,
+    vote_for: Option<&'a [u8]>,
+    is_question: Option<&'a [u8]>,
+    precincts_reporting: Option<&'a [u8]>,
+    precincts_reported: Option<&'a [u8]>,
+    precincts_participating: Option<&'a [u8]>,
 }
 
-/// A scanner over `key="value"` pairs of a start tag: faster than
-/// quick-xml's checking iterator, and strict about what matters here (every
-/// attribute has `=` and a quoted value). Values stay raw bytes.
-struct AttrScan<'a> {
-    bytes: &'a [u8],
-    i: usize,
-}
+/// One start tag's attributes as (name, raw value), from the scanner.
+type RawAttrs<'a> = [(&'a [u8], &'a [u8])];
 
-impl<'a> Iterator for AttrScan<'a> {
-    /// `Err` carries what was malformed.
-    type Item = Result<(&'a [u8], &'a [u8]), &'static str>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let b = self.bytes;
-        let skip_ws = |i: &mut usize| {
-            while *i < b.len() && b[*i].is_ascii_whitespace() {
-                *i += 1;
-            }
-        };
-        skip_ws(&mut self.i);
-        if self.i >= b.len() || b[self.i] == b'/' {
-            return None;
-        }
-        let key_start = self.i;
-        while self.i < b.len() && b[self.i] != b'=' && !b[self.i].is_ascii_whitespace() {
-            self.i += 1;
-        }
-        let key = &b[key_start..self.i];
-        skip_ws(&mut self.i);
-        if b.get(self.i) != Some(&b'=') {
-            self.i = b.len();
-            return Some(Err("missing ="));
-        }
-        self.i += 1;
-        skip_ws(&mut self.i);
-        let quote = match b.get(self.i) {
-            Some(q @ (b'"' | b'\'')) => *q,
-            _ => {
-                self.i = b.len();
-                return Some(Err("unquoted value"));
-            }
-        };
-        let start = self.i + 1;
-        let Some(len) = memchr::memchr(quote, &b[start..]) else {
-            self.i = b.len();
-            return Some(Err("unterminated value"));
-        };
-        self.i = start + len + 1;
-        Some(Ok((key, &b[start..start + len])))
-    }
-}
-
-fn scan<'a>(e: &'a BytesStart) -> AttrScan<'a> {
-    AttrScan {
-        bytes: e.attributes_raw(),
-        i: 0,
-    }
-}
-
-fn attrs<'a>(e: &'a BytesStart, pos: u64, r: &Rejector) -> Result<Attrs<'a>, TransformError> {
+fn attrs<'a>(raw: &RawAttrs<'a>) -> Attrs<'a> {
     let mut a = Attrs::default();
-    for pair in scan(e) {
-        let (key, value) = pair.map_err(|what| {
-            r.schema(Location::Byte(pos), format!("malformed attribute: {what}"))
-        })?;
+    for &(key, value) in raw {
         let slot = match key {
             b"name" => &mut a.name,
             b"key" => &mut a.key,
@@ -304,46 +240,57 @@ fn attrs<'a>(e: &'a BytesStart, pos: u64, r: &Rejector) -> Result<Attrs<'a>, Tra
             b"precinctsParticipating" => &mut a.precincts_participating,
             _ => continue,
         };
-        *slot = Some(Cow::Borrowed(value));
+        *slot = Some(value);
     }
-    Ok(a)
+    a
 }
 
 /// A leaf's raw `name` and `votes`.
 type LeafAttrs<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
 
 /// The `name` and `votes` of a leaf element, the hot path.
-fn leaf_attrs<'a>(e: &'a BytesStart) -> Result<LeafAttrs<'a>, &'static str> {
+fn leaf_attrs<'a>(raw: &RawAttrs<'a>) -> LeafAttrs<'a> {
+    if let [(k1, name), (k2, votes)] = raw
+        && is(k1, b"name")
+        && is(k2, b"votes")
+    {
+        return (Some(name), Some(votes));
+    }
     let (mut name, mut votes) = (None, None);
-    for pair in scan(e) {
-        match pair? {
-            (b"name", v) => name = Some(v),
-            (b"votes", v) => votes = Some(v),
+    for &(key, value) in raw {
+        match key {
+            b"name" => name = Some(value),
+            b"votes" => votes = Some(value),
             _ => {}
         }
     }
-    Ok((name, votes))
+    (name, votes)
+}
+
+/// `key == lit`, compared as a fixed-size array (no memcmp call).
+fn is<const N: usize>(key: &[u8], lit: &[u8; N]) -> bool {
+    <&[u8; N]>::try_from(key).is_ok_and(|k| k == lit)
 }
 
 /// Decodes an attribute value: UTF-8, with the five predefined entities and
 /// character references resolved. Anything else is refused.
 fn text_of<'v>(v: &'v [u8], pos: u64, r: &Rejector) -> Result<Cow<'v, str>, TransformError> {
     let s = std::str::from_utf8(v)
-        .map_err(|e| r.schema(Location::Byte(pos), format!("attribute is not UTF-8: {e}")))?;
+        .map_err(|e| r.schema(Location::Byte(pos), format!("not UTF-8: {e}")))?;
     if memchr::memchr(b'&', v).is_none() {
         return Ok(Cow::Borrowed(s));
     }
-    quick_xml::escape::unescape(s)
+    unescape(s)
         .map(|c| Cow::Owned(c.into_owned()))
-        .map_err(|e| r.schema(Location::Byte(pos), format!("attribute value: {e}")))
+        .map_err(|e| r.schema(Location::Byte(pos), e))
 }
 
 fn opt_text<'v>(
-    v: &'v Option<Cow<'_, [u8]>>,
+    v: &Option<&'v [u8]>,
     pos: u64,
     r: &Rejector,
 ) -> Result<Option<Cow<'v, str>>, TransformError> {
-    v.as_deref().map(|b| text_of(b, pos, r)).transpose()
+    v.map(|b| text_of(b, pos, r)).transpose()
 }
 
 /// Trims ASCII whitespace from both ends of a byte string.
@@ -359,13 +306,13 @@ fn trim_bytes(b: &[u8]) -> &[u8] {
     &b[start..end]
 }
 
-fn int<T: std::str::FromStr>(v: &Option<Cow<[u8]>>) -> Option<T> {
-    v.as_deref()
-        .and_then(|b| std::str::from_utf8(b).ok())
-        .and_then(|s| s.trim().parse().ok())
+/// An optional count attribute (`voteFor`, `precinctsReported`, …): absent
+/// or not an integer that fits is `None`.
+fn int(v: &Option<&[u8]>) -> Option<i32> {
+    v.and_then(parse_votes).and_then(|n| i32::try_from(n).ok())
 }
 
-impl State<'_> {
+impl<'x> State<'_, 'x> {
     fn text(&mut self, s: &str) {
         if self.in_timestamp {
             self.timestamp.get_or_insert_with(String::new).push_str(s);
@@ -430,7 +377,7 @@ impl State<'_> {
         element: impl Fn() -> String,
         r: &Rejector,
     ) -> Result<i64, TransformError> {
-        let raw = a.votes.as_deref().ok_or_else(|| {
+        let raw = a.votes.ok_or_else(|| {
             r.schema(
                 Location::Path(format!("{}/{}", self.path(), element())),
                 "missing votes attribute",
@@ -446,12 +393,57 @@ impl State<'_> {
 
     fn start(
         &mut self,
-        e: &BytesStart,
+        name: &[u8],
+        e: &RawAttrs<'x>,
         pos: u64,
         empty: bool,
         r: &Rejector,
     ) -> Result<(), TransformError> {
-        match e.local_name().as_ref() {
+        match name {
+            // The hot path first: 95% of the elements are leaves.
+            leaf if (is(leaf, b"County") || is(leaf, b"Precinct"))
+                && self.vote_type.is_some()
+                && !self.in_turnout
+                && !self.in_participating =>
+            {
+                let is_county = is(leaf, b"County");
+                let element = if is_county { "County" } else { "Precinct" };
+                let (name, votes) = leaf_attrs(e);
+                let name = name
+                    .map(trim_bytes)
+                    .filter(|n| !n.is_empty())
+                    .ok_or_else(|| {
+                        r.schema(
+                            Location::Path(format!("{}/{element}", self.path())),
+                            "leaf without a name",
+                        )
+                    })?;
+                let votes = votes.and_then(parse_votes).ok_or_else(|| {
+                    r.schema(
+                        Location::Path(format!(
+                            "{}/{element}[@name='{}']",
+                            self.path(),
+                            String::from_utf8_lossy(name)
+                        )),
+                        format!(
+                            "votes={:?} is missing or not an integer",
+                            votes.map(String::from_utf8_lossy).unwrap_or_default()
+                        ),
+                    )
+                })?;
+                let (unit, precincts) = self.leaf_unit(name, is_county, pos, r)?;
+                let (Some(contest), Some(vt)) = (self.contest.as_ref(), self.vote_type.as_ref())
+                else {
+                    return Err(
+                        r.schema(Location::Byte(pos), "a count outside a Contest's VoteType")
+                    );
+                };
+                let (contest, choice, label) = (contest.contest, vt.choice, vt.label);
+                let b = self.builder.as_mut().expect("built");
+                let row = b.push(contest, unit, choice, label, votes);
+                row.precincts_reporting = precincts.0;
+                row.precincts_total = precincts.1;
+            }
             b"Timestamp" if !empty => self.in_timestamp = true,
             b"Region" if !empty => self.in_region = true,
             b"VoterTurnout" | b"ElectionVoterTurnout" if !empty => self.in_turnout = true,
@@ -463,7 +455,7 @@ impl State<'_> {
                         "a Contest inside another Contest",
                     ));
                 }
-                let a = attrs(e, pos, r)?;
+                let a = attrs(e);
                 let key = opt_text(&a.key, pos, r)?;
                 let key = key
                     .as_deref()
@@ -474,7 +466,7 @@ impl State<'_> {
                     })?;
                 let text = opt_text(&a.text, pos, r)?;
                 let text = text.as_deref().unwrap_or(key);
-                let kind = if a.is_question.as_deref().map(trim_bytes) == Some(b"true") {
+                let kind = if a.is_question.map(trim_bytes) == Some(b"true") {
                     ContestKind::BallotMeasure
                 } else {
                     ContestKind::Candidate
@@ -511,12 +503,15 @@ impl State<'_> {
                 }
             }
             b"County" if self.in_turnout || self.in_participating => {
-                let a = attrs(e, pos, r)?;
-                if let Some(name) = a.name.as_deref() {
-                    let name: Box<[u8]> = trim_bytes(name).into();
+                let a = attrs(e);
+                if let Some(name) = a.name {
+                    let name = trim_bytes(name);
                     let p = (int(&a.precincts_reported), int(&a.precincts_participating));
                     if self.in_participating {
                         if let Some(c) = self.contest.as_mut() {
+                            if c.participating.is_empty() {
+                                c.participating.reserve(self.turnout_counties.len());
+                            }
                             c.participating.insert(name, p);
                         }
                     } else {
@@ -534,7 +529,7 @@ impl State<'_> {
                         "a Choice inside a Choice or VoteType",
                     ));
                 }
-                let a = attrs(e, pos, r)?;
+                let a = attrs(e);
                 let key = opt_text(&a.key, pos, r)?;
                 let key = key
                     .as_deref()
@@ -594,17 +589,25 @@ impl State<'_> {
                         "a VoteType inside another VoteType",
                     ));
                 }
-                let a = attrs(e, pos, r)?;
+                let a = attrs(e);
                 let name = opt_text(&a.name, pos, r)?
                     .map(|n| n.trim().to_string())
                     .unwrap_or_default();
                 let votes = self.votes(&a, || format!("VoteType[@name='{name}']"), r)?;
                 let (site, _) = self.site_unit();
                 let open_choice = self.choice.as_ref().map(|(id, _)| *id);
+                let normalized = match self.vote_types.get(&name) {
+                    Some(vt) => *vt,
+                    None => {
+                        let vt = normalize_vote_type(&name);
+                        self.vote_types.insert(name.clone(), vt);
+                        vt
+                    }
+                };
                 let b = self.builder();
                 let raw = b.text(&name);
                 let (choice, vote_type) = match open_choice {
-                    Some(ch) => (ch, normalize_vote_type(&name)),
+                    Some(ch) => (ch, normalized),
                     // Contest-level Undervotes/Overvotes: a pseudo choice,
                     // counted across every vote type.
                     None => {
@@ -631,48 +634,6 @@ impl State<'_> {
                     self.vote_type = None;
                 }
             }
-            leaf @ (b"Precinct" | b"County") if self.vote_type.is_some() => {
-                let is_county = leaf == b"County";
-                let element = if is_county { "County" } else { "Precinct" };
-                let (name, votes) = leaf_attrs(e).map_err(|what| {
-                    r.schema(Location::Byte(pos), format!("malformed attribute: {what}"))
-                })?;
-                let name = name
-                    .map(trim_bytes)
-                    .filter(|n| !n.is_empty())
-                    .ok_or_else(|| {
-                        r.schema(
-                            Location::Path(format!("{}/{element}", self.path())),
-                            "leaf without a name",
-                        )
-                    })?;
-                let votes = votes.and_then(parse_votes).ok_or_else(|| {
-                    r.schema(
-                        Location::Path(format!(
-                            "{}/{element}[@name='{}']",
-                            self.path(),
-                            String::from_utf8_lossy(name)
-                        )),
-                        format!(
-                            "votes={:?} is missing or not an integer",
-                            votes.map(String::from_utf8_lossy).unwrap_or_default()
-                        ),
-                    )
-                })?;
-                let (unit, turnout) = self.leaf_unit(name, is_county, pos, r)?;
-                let precincts = self.contest_precincts(name, is_county, turnout);
-                let (Some(contest), Some(vt)) = (self.contest.as_ref(), self.vote_type.as_ref())
-                else {
-                    return Err(
-                        r.schema(Location::Byte(pos), "a count outside a Contest's VoteType")
-                    );
-                };
-                let (contest, choice, label) = (contest.contest, vt.choice, vt.label);
-                let b = self.builder.as_mut().expect("built");
-                let row = b.push(contest, unit, choice, label, votes);
-                row.precincts_reporting = precincts.0;
-                row.precincts_total = precincts.1;
-            }
             _ => {}
         }
         Ok(())
@@ -681,19 +642,32 @@ impl State<'_> {
     /// The unit for a leaf name (raw attribute bytes) and its site-wide
     /// turnout reporting. Decoded and built on first sight only; the
     /// positional cache answers almost every call without hashing.
+    /// The unit for a leaf name (raw attribute bytes) and its reporting in
+    /// the open contest. Decoded and built on first sight only; the
+    /// positional cache answers almost every call without hashing.
     fn leaf_unit(
         &mut self,
-        raw_name: &[u8],
+        raw_name: &'x [u8],
         is_county: bool,
         pos: u64,
         r: &Rejector,
     ) -> Result<(u32, Precincts), TransformError> {
         let i = self.leaf_index;
         self.leaf_index += 1;
+        let contest = self.contest.as_ref().map_or(u32::MAX, |c| c.contest);
         if let Some(slot) = self.leaf_order.get(i)
             && *slot.raw_name == *raw_name
         {
-            return Ok((slot.unit, slot.turnout));
+            if let Some((c, county, p)) = slot.in_contest
+                && c == contest
+                && county == is_county
+            {
+                return Ok((slot.unit, p));
+            }
+            let (unit, turnout) = (slot.unit, slot.turnout);
+            let p = self.contest_precincts(raw_name, is_county, turnout);
+            self.leaf_order[i].in_contest = Some((contest, is_county, p));
+            return Ok((unit, p));
         }
         let (unit, turnout) = match self.leaf_units.get(raw_name) {
             Some(hit) => *hit,
@@ -722,21 +696,23 @@ impl State<'_> {
                     .get(raw_name)
                     .copied()
                     .unwrap_or((None, None));
-                self.leaf_units.insert(raw_name.into(), (u, turnout));
+                self.leaf_units.insert(raw_name, (u, turnout));
                 (u, turnout)
             }
         };
+        let p = self.contest_precincts(raw_name, is_county, turnout);
         let slot = LeafSlot {
-            raw_name: raw_name.into(),
+            raw_name,
             unit,
             turnout,
+            in_contest: Some((contest, is_county, p)),
         };
         if i < self.leaf_order.len() {
             self.leaf_order[i] = slot;
         } else {
             self.leaf_order.push(slot);
         }
-        Ok((unit, turnout))
+        Ok((unit, p))
     }
 
     /// A county's reporting in the open contest (`<ParticipatingCounties>`),
@@ -783,6 +759,19 @@ fn primary_party_suffix(text: &str) -> Option<&str> {
 /// A signed decimal count parsed straight from attribute bytes: an optional
 /// sign and digits, surrounding spaces allowed, nothing else, no overflow.
 fn parse_votes(raw: &[u8]) -> Option<i64> {
+    // Almost always plain digits: read them in one pass.
+    if (1..=18).contains(&raw.len()) {
+        let mut n: i64 = 0;
+        let mut plain = true;
+        for &d in raw {
+            let digit = d.wrapping_sub(b'0');
+            plain &= digit <= 9;
+            n = n.wrapping_mul(10).wrapping_add(i64::from(digit));
+        }
+        if plain {
+            return Some(n);
+        }
+    }
     let s = trim_bytes(raw);
     let (neg, digits) = match s.split_first()? {
         (b'-', rest) => (true, rest),
