@@ -74,6 +74,8 @@ pub enum StepOutcome {
     /// The source asked for a wait (Retry-After, AP quota): wait at least
     /// that, and never less than the cadence.
     Wait(Duration),
+    /// More work is ready now (queued SFTP files): step again at once.
+    Again,
     /// The step failed and a retry may help: back off with full jitter.
     Failed,
     /// Stop this feed's loop (removed from the registry, lease lost).
@@ -126,6 +128,10 @@ where
             StepOutcome::Wait(d) => {
                 failures = 0;
                 d.max(cadence.next_delay(now_ms()))
+            }
+            StepOutcome::Again => {
+                failures = 0;
+                Duration::ZERO
             }
             StepOutcome::Failed => {
                 failures = failures.saturating_add(1);

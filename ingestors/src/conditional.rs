@@ -44,7 +44,18 @@ pub async fn poll(
     v: &HttpValidators,
     limits: &FetchLimits,
 ) -> Result<PollOutcome, FetchError> {
-    let mut headers = reqwest::header::HeaderMap::new();
+    poll_with(client, url, v, &reqwest::header::HeaderMap::new(), limits).await
+}
+
+/// [`poll`] with extra request headers (an API key, a user agent).
+pub async fn poll_with(
+    client: &reqwest::Client,
+    url: &str,
+    v: &HttpValidators,
+    extra: &reqwest::header::HeaderMap,
+    limits: &FetchLimits,
+) -> Result<PollOutcome, FetchError> {
+    let mut headers = extra.clone();
     if let Some(e) = v.etag.as_deref().and_then(|e| e.parse().ok()) {
         headers.insert(reqwest::header::IF_NONE_MATCH, e);
     }

@@ -20,8 +20,11 @@
 //!   GET, sha256 "unchanged", Retry-After and AP quota waits, full-jitter
 //!   backoff and the per-host gate.
 //! * [`cadence`]: one fetch in flight per feed, scheduled from completion.
-//! * [`clarity_source`], [`clarity_feed`]: Clarity's version pointer and
-//!   the whole poll step of a Clarity feed; AP's `nextrequest` cursor.
+//! * [`clarity_source`]: Clarity's version pointer; AP's `nextrequest`
+//!   cursor.
+//! * [`live_feed`]: the whole poll step of one feed, for every source kind
+//!   (Clarity, HTTP, HTML, AP, SFTP): fetch, transform, publish, fenced
+//!   cursor commit, health.
 //! * [`sftp`], [`sftp_drop`]: SFTP with verified host keys, and the drop
 //!   directory watcher (stable, old enough, identity by sha256).
 //! * [`publish`]: the commit protocol's Kafka half (changed cells, manifests,
@@ -31,19 +34,17 @@
 //! * [`health`]: the feed health machine. [`archive`]: raw payloads by sha256.
 //! * [`smoke`]: the spine's smoke pipeline.
 //!
-//! Not yet here: the `votewire ingest` process that runs every configured
-//! feed, the HTTP/AP/HTML/SFTP poll steps, `feeds test`, hot reload, the S3
-//! archive and the embedded state store.
+//! Not yet here: the S3 archive and the embedded state store.
 
 pub mod archive;
 pub mod cadence;
-pub mod clarity_feed;
 pub mod clarity_source;
 pub mod conditional;
 pub mod feeds;
 pub mod health;
 pub mod http;
 pub mod lease_plan;
+pub mod live_feed;
 pub mod publish;
 pub mod sftp;
 pub mod sftp_drop;

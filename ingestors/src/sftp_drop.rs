@@ -169,6 +169,12 @@ impl DropWatcher {
         Ok(ready)
     }
 
+    /// Records a file as handled without moving it (a rejected payload:
+    /// the same bytes are not read again, a changed re-upload is).
+    pub fn remember(&mut self, identity: FileIdentity) {
+        self.processed.insert(identity.path.clone(), identity);
+    }
+
     /// Records a file as processed, after every cell from it was
     /// acknowledged; moves it to the archive directory when configured.
     pub fn mark_processed(

@@ -41,6 +41,8 @@ pub struct FeedCursor {
     pub sha256: Option<String>,
     /// AP's `nextrequest`.
     pub next_request: Option<String>,
+    /// SFTP: the processed files, one `sha256 size mtime path` per line.
+    pub sftp_seen: Option<String>,
 }
 
 /// A held lease.
@@ -275,6 +277,7 @@ impl DynamoFeedState {
                 version: get_s(&i, "version"),
                 sha256: get_s(&i, "sha256"),
                 next_request: get_s(&i, "next_request"),
+                sftp_seen: get_s(&i, "sftp_seen"),
             },
             source_seq: get_n(&i, "source_seq").unwrap_or(0),
             health: get_s(&i, "health").unwrap_or_else(|| "healthy".into()),
@@ -535,6 +538,7 @@ impl DynamoFeedState {
             ("version", &cursor.version),
             ("sha256", &cursor.sha256),
             ("next_request", &cursor.next_request),
+            ("sftp_seen", &cursor.sftp_seen),
         ] {
             match value {
                 Some(v) => {
@@ -543,7 +547,8 @@ impl DynamoFeedState {
                         "last_modified" => "last_modified = :last_modified",
                         "version" => "version = :version",
                         "sha256" => "sha256 = :sha256",
-                        _ => "next_request = :next_request",
+                        "next_request" => "next_request = :next_request",
+                        _ => "sftp_seen = :sftp_seen",
                     });
                     req = req.expression_attribute_values(format!(":{field}"), s(v));
                 }

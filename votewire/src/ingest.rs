@@ -3,9 +3,10 @@
 //! leased feed (one fetch in flight, scheduled from completion). Feeds
 //! handed over or lost are stopped before their lease is released.
 //!
-//! So far only Clarity sources have a poll step; a registry with any other
-//! enabled source kind is refused at start-up (exit 69) rather than
-//! silently half-served.
+//! Every source kind (Clarity, HTTP, HTML, AP, SFTP) runs the same step
+//! ([`votewire_ingestors::live_feed::LiveFeed`]). A feed whose entry cannot
+//! be resolved (a missing secret or companion file) is reported and not
+//! started; the others run.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -17,18 +18,16 @@ use anyhow::Context;
 use tokio::sync::{Mutex, watch};
 use votewire_core::config::VotewireConfig;
 use votewire_core::kafka::{declared_topics, ensure_topics, producer_config};
+use votewire_ingestors::archive::RawArchive;
 use votewire_ingestors::cadence::{FeedCadence, StepOutcome, run_feed_loop};
-use votewire_ingestors::clarity_feed::ClarityFeed;
-use votewire_ingestors::conditional::Backoff;
-use votewire_ingestors::feeds::{
-    FeedModeConfig, SourceConfig, ValidFeed, load_registry, parse_duration,
-};
+use votewire_ingestors::conditional::{Backoff, HostGate};
+use votewire_ingestors::feeds::{ValidFeed, load_registry, parse_duration};
 use votewire_ingestors::health::HealthMachine;
 use votewire_ingestors::http::{FetchLimits, client};
 use votewire_ingestors::lease_plan::lease_round;
+use votewire_ingestors::live_feed::{FeedSpec, FeedTools, LiveFeed};
 use votewire_ingestors::publish::Publisher;
 use votewire_ingestors::state::{DynamoFeedState, Lease};
-use votewire_schemas::FeedMode;
 
 #[derive(clap::Args)]
 pub struct IngestArgs {
@@ -47,6 +46,12 @@ pub struct IngestArgs {
     /// Consecutive rejected payloads before a feed is quarantined.
     #[arg(long, default_value_t = 5)]
     quarantine_after: u32,
+    /// Concurrent fetches per host (every feed on a host shares them).
+    #[arg(long, default_value_t = 8)]
+    per_host: usize,
+    /// Print one line per accepted or rejected payload on stdout.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    print_payloads: bool,
 }
 
 fn wall_ms() -> i64 {
@@ -58,9 +63,10 @@ fn wall_ms() -> i64 {
 struct Shared {
     state: DynamoFeedState,
     publisher: Publisher,
-    http: reqwest::Client,
+    tools: FeedTools,
     instance: String,
     quarantine_after: u32,
+    print_payloads: bool,
 }
 
 struct RunningFeed {
@@ -80,19 +86,6 @@ pub async fn run(config: &VotewireConfig, args: IngestArgs) -> anyhow::Result<Ex
         }
     };
     let enabled: Vec<ValidFeed> = registry.into_iter().filter(|f| f.entry.enabled).collect();
-    let unsupported: Vec<String> = enabled
-        .iter()
-        .filter(|f| !matches!(f.entry.source.get_ref(), SourceConfig::Clarity { .. }))
-        .map(|f| format!("{} ({}:{})", f.entry.id.get_ref(), f.file.display(), f.line))
-        .collect();
-    if !unsupported.is_empty() {
-        eprintln!(
-            "votewire ingest: only Clarity sources are implemented so far (tracked in the \
-             ingestors issue); disable or remove these feeds: {}",
-            unsupported.join(", ")
-        );
-        return Ok(ExitCode::from(69));
-    }
     let ttl = parse_duration(&args.lease_ttl).context("--lease-ttl is not a duration")?;
     let run_for = args
         .run_for
@@ -130,9 +123,15 @@ pub async fn run(config: &VotewireConfig, args: IngestArgs) -> anyhow::Result<Ex
             vote_partitions: config.topics.contest_partitions,
             delivery_timeout: Duration::from_secs(30),
         },
-        http: client(&limits).context("building the HTTP client")?,
+        tools: FeedTools {
+            http: client(&limits).context("building the HTTP client")?,
+            gate: HostGate::new(args.per_host),
+            backoff: Backoff::default(),
+            archive: Some(RawArchive::new(config.state_dir.join("archive"))),
+        },
         instance: instance.clone(),
         quarantine_after: args.quarantine_after,
+        print_payloads: args.print_payloads,
     });
     let feeds: HashMap<String, ValidFeed> = enabled
         .into_iter()
@@ -218,15 +217,11 @@ fn spawn_feed(shared: Arc<Shared>, feed: &ValidFeed, lease: Lease) -> RunningFee
     let (stop, stop_rx) = watch::channel(false);
     let entry = feed.entry.clone();
     let task = tokio::spawn(async move {
-        let SourceConfig::Clarity { base_url, file } = entry.source.get_ref().clone() else {
-            return;
-        };
         let feed_id = entry.id.get_ref().clone();
-        let companion = match entry.companion.as_ref().map(|p| std::fs::read(p.get_ref())) {
-            None => None,
-            Some(Ok(bytes)) => Some(bytes),
-            Some(Err(e)) => {
-                eprintln!("feed {feed_id}: reading its companion file: {e}; not started");
+        let spec = match FeedSpec::from_entry(&entry) {
+            Ok(spec) => spec,
+            Err(e) => {
+                eprintln!("{e}; not started");
                 return;
             }
         };
@@ -238,14 +233,9 @@ fn spawn_feed(shared: Arc<Shared>, feed: &ValidFeed, lease: Lease) -> RunningFee
         let stale_ms = parse_duration(&cadence_cfg.stale_after).map_or(i64::MAX, |d| {
             i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
         });
-        let mut clarity = match ClarityFeed::resume(
+        let live = match LiveFeed::resume(
             &shared.state,
-            &feed_id,
-            &entry.election_id,
-            entry.family.get_ref(),
-            &base_url,
-            &file,
-            companion,
+            spec,
             &shared.instance,
             HealthMachine::new(shared.quarantine_after, stale_ms),
         )
@@ -257,26 +247,15 @@ fn spawn_feed(shared: Arc<Shared>, feed: &ValidFeed, lease: Lease) -> RunningFee
                 return;
             }
         };
-        clarity.mode = match entry.mode {
-            FeedModeConfig::Live => FeedMode::Live,
-            FeedModeConfig::Test => FeedMode::Test,
-            FeedModeConfig::Replay => FeedMode::Replay,
-        };
-        let limits = entry.limits();
-        clarity.limits = FetchLimits {
-            total_timeout: parse_duration(&limits.timeout).unwrap_or(clarity.limits.total_timeout),
-            max_bytes: limits.max_bytes,
-            ..clarity.limits
-        };
-        let clarity = Arc::new(Mutex::new(clarity));
+        let live = Arc::new(Mutex::new(live));
         let lease = Arc::new(lease);
         run_feed_loop(&cadence, &Backoff::default(), stop_rx, wall_ms, || {
-            let (clarity, shared, lease) = (clarity.clone(), shared.clone(), lease.clone());
+            let (live, shared, lease) = (live.clone(), shared.clone(), lease.clone());
             async move {
-                let mut f = clarity.lock().await;
+                let mut f = live.lock().await;
                 match f
                     .step(
-                        &shared.http,
+                        &shared.tools,
                         &shared.publisher,
                         &shared.state,
                         &lease,
@@ -285,14 +264,19 @@ fn spawn_feed(shared: Arc<Shared>, feed: &ValidFeed, lease: Lease) -> RunningFee
                     .await
                 {
                     Ok(report) => {
-                        if let Some(p) = &report.published {
-                            println!(
-                                "feed={} seq={} cells={} changed={}",
-                                f.feed_id, f.source_seq, p.cells_total, p.cells_changed
-                            );
-                        }
-                        if report.rejected {
-                            println!("feed={} rejected (dead-lettered)", f.feed_id);
+                        if shared.print_payloads {
+                            if let Some(p) = &report.published {
+                                println!(
+                                    "feed={} seq={} cells={} changed={}",
+                                    f.feed_id(),
+                                    f.source_seq,
+                                    p.cells_total,
+                                    p.cells_changed
+                                );
+                            }
+                            if report.rejected {
+                                println!("feed={} rejected (dead-lettered)", f.feed_id());
+                            }
                         }
                         report.outcome()
                     }

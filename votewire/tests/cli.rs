@@ -30,20 +30,6 @@ fn unbuilt_subcommands_say_so_and_exit_non_zero() {
     }
 }
 
-#[test]
-fn ingest_refuses_a_registry_with_source_kinds_it_cannot_poll_yet() {
-    let example =
-        votewire_tests::workspace_root().join("deploy/feeds/examples/ga-2021-runoff.toml");
-    let out = votewire()
-        .args(["ingest", "--feeds"])
-        .arg(&example)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(69));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("only Clarity sources"), "{err}");
-}
-
 /// `votewire ingest` as a real process: it leases the feed, polls the
 /// Clarity site served by a real HTTP server, publishes each new version's
 /// cells to the real broker, and releases its lease when it stops.

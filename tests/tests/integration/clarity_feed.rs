@@ -1,16 +1,17 @@
 //! A Clarity feed end to end: the GA 2021 runoff series served in order
 //! by a real HTTP server (`current_ver.txt` plus versioned files), polled by
-//! `ClarityFeed` steps that publish to the real broker and commit to the
+//! `LiveFeed` steps that publish to the real broker and commit to the
 //! real DynamoDB API. Expected figures come from the fixture index and a
 //! generic JSON walk, not from the code under test.
 
 use std::collections::{BTreeMap, HashMap};
 
 use sha2::Digest;
-use votewire_ingestors::clarity_feed::ClarityFeed;
+use votewire_ingestors::conditional::{Backoff, HostGate};
 use votewire_ingestors::health::HealthMachine;
 use votewire_ingestors::http::{FetchLimits, client};
-use votewire_schemas::{codec, schemas};
+use votewire_ingestors::live_feed::{FeedSpec, FeedTools, LiveFeed, SourceSpec};
+use votewire_schemas::{FeedMode, codec, schemas};
 use votewire_tests::http::{Canned, FixtureServer};
 use votewire_tests::pipeline::{TestPipeline, clarity_all_json_walk, drain};
 use votewire_tests::{fixture, unique, workspace_root};
@@ -28,7 +29,12 @@ async fn the_served_runoff_series_publishes_only_changes_and_dead_letters_the_er
         &pipeline.state,
     );
     let server = FixtureServer::start().await;
-    let http = client(&FetchLimits::default()).unwrap();
+    let tools = FeedTools {
+        http: client(&FetchLimits::default()).unwrap(),
+        gate: HostGate::new(4),
+        backoff: Backoff::default(),
+        archive: None,
+    };
     let companion =
         std::fs::read(workspace_root().join("deploy/demo/clarity-GA-107556-companion.json"))
             .unwrap();
@@ -38,22 +44,25 @@ async fn the_served_runoff_series_publishes_only_changes_and_dead_letters_the_er
         .await
         .unwrap()
         .unwrap();
-    let mut feed = ClarityFeed::resume(
-        state,
-        &feed_id,
-        "2021-01-05-GA-runoff",
-        "clarity-json",
-        &server.url("/GA/107556"),
-        "json/ALL.json",
-        Some(companion),
-        "ingestor-a",
-        HealthMachine::new(5, 3_600_000),
-    )
-    .await
-    .unwrap();
-    // Content moves under an unchanged version in this series: revalidate
-    // every poll.
-    feed.revalidate_every = 1;
+    let spec = FeedSpec {
+        feed_id: feed_id.clone(),
+        election_id: "2021-01-05-GA-runoff".into(),
+        family: "clarity-json".into(),
+        mode: FeedMode::Live,
+        // Content moves under an unchanged version in this series:
+        // revalidate every poll.
+        source: SourceSpec::Clarity {
+            base_url: server.url("/GA/107556"),
+            file: "json/ALL.json".into(),
+            revalidate_every: 1,
+        },
+        mapping: None,
+        companion: Some(companion),
+        limits: FetchLimits::default(),
+    };
+    let mut feed = LiveFeed::resume(state, spec, "ingestor-a", HealthMachine::new(5, 3_600_000))
+        .await
+        .unwrap();
 
     let index = std::fs::read_to_string(fixture(&format!("{SERIES}/index.csv"))).unwrap();
     let mut last_values: BTreeMap<(String, String, usize), i64> = BTreeMap::new();
@@ -79,7 +88,7 @@ async fn the_served_runoff_series_publishes_only_changes_and_dead_letters_the_er
             // past it, nothing dead-lettered.
             html_pages += usize::from(kind != "json");
             let err = feed
-                .step(&http, publisher, state, &lease, now)
+                .step(&tools, publisher, state, &lease, now)
                 .await
                 .unwrap_err();
             assert!(err.is_retryable(), "{err}");
@@ -87,7 +96,7 @@ async fn the_served_runoff_series_publishes_only_changes_and_dead_letters_the_er
             continue;
         }
         let report = feed
-            .step(&http, publisher, state, &lease, now)
+            .step(&tools, publisher, state, &lease, now)
             .await
             .unwrap();
         let sha = sha2::Sha256::digest(&bytes).to_vec();
@@ -115,7 +124,7 @@ async fn the_served_runoff_series_publishes_only_changes_and_dead_letters_the_er
         }
         // Polling again with nothing new publishes nothing.
         let again = feed
-            .step(&http, publisher, state, &lease, now + 5_000)
+            .step(&tools, publisher, state, &lease, now + 5_000)
             .await
             .unwrap();
         assert!(

@@ -12,6 +12,7 @@ mod feed_status;
 mod harness;
 mod http_source;
 mod leases;
+mod live_feed;
 mod otlp;
 mod publish_series;
 mod schema_registry;

@@ -1,0 +1,1068 @@
+//! One feed, one poll step at a time, whatever its source: fetch, transform,
+//! publish, fenced cursor commit, health. This is the step a feed loop
+//! ([`crate::cadence::run_feed_loop`]) runs.
+//!
+//! Sources differ only in how they fetch and what their cursor holds:
+//! - **Clarity**: `current_ver.txt`, then the versioned file when the
+//!   version moved (and every `revalidate_every`-th poll regardless);
+//! - **HTTP** and **HTML**: a conditional GET; a 304 or a byte-identical
+//!   body is "unchanged";
+//! - **AP**: a conditional GET of the `nextrequest` link the last accepted
+//!   payload named (never one that makes no progress), with the API key in
+//!   a header;
+//! - **SFTP**: the drop directory's ready files, one per step, oldest first;
+//!   the processed set is part of the cursor.
+//!
+//! HTTP-like sources go through a shared [`HostGate`]: a per-host
+//! concurrency limit, and one backoff for every feed on a host that failed
+//! or asked for a wait.
+//!
+//! The order within a step is the commit protocol: every changed cell is
+//! acknowledged and the manifest written before the cursor moves, so a
+//! crash anywhere republishes and never skips. A rejected payload leaves the
+//! cursor's content position, the change memory and the published cells as
+//! they were; an identical rejected payload is not dead-lettered twice.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use votewire_schemas::{FeedHealth, FeedMode};
+use votewire_transformers::{FamilyInputs, PayloadContext};
+
+use crate::archive::{ArchiveError, RawArchive};
+use crate::cadence::StepOutcome;
+use crate::clarity_source::{ApCursor, ClarityCursor, ClarityError, ClarityPoll, poll_clarity};
+use crate::conditional::{Backoff, HostGate, HttpValidators, PollOutcome, poll_with};
+use crate::feeds::{FeedEntry, FeedModeConfig, SecretRef, SourceConfig, parse_duration};
+use crate::health::{HealthMachine, Observation, Transition};
+use crate::http::{FetchError, FetchLimits};
+use crate::publish::{FetchFacts, PublishError, Published, PublishedCells, Publisher};
+use crate::sftp::{SftpEndpoint, SftpError, SftpSession};
+use crate::sftp_drop::{DropConfig, DropWatcher, FileIdentity, ReadyFile};
+use crate::state::{DynamoFeedState, FeedCursor, HealthEvent, Lease, StateError};
+
+/// Why a feed's registry entry cannot be turned into a running feed. Not
+/// retryable: the entry or the files it names must change.
+#[derive(Debug, thiserror::Error)]
+#[error("feed {feed_id}: {what}")]
+pub struct FeedSpecError {
+    pub feed_id: String,
+    pub what: String,
+}
+
+/// Why a source could not be polled.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error(transparent)]
+    Clarity(#[from] ClarityError),
+    #[error(transparent)]
+    Http(#[from] FetchError),
+    #[error(transparent)]
+    Sftp(#[from] SftpError),
+    #[error("the SFTP task failed: {0}")]
+    Task(String),
+}
+
+impl SourceError {
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            SourceError::Clarity(e) => e.is_retryable(),
+            SourceError::Http(e) => e.is_retryable(),
+            SourceError::Sftp(e) => e.is_retryable(),
+            SourceError::Task(_) => true,
+        }
+    }
+}
+
+/// A step that could not finish. The cursor did not move.
+#[derive(Debug, thiserror::Error)]
+pub enum FeedStepError {
+    #[error("feed {feed_id}: polling the source: {source}")]
+    Fetch {
+        feed_id: String,
+        #[source]
+        source: SourceError,
+    },
+    #[error("feed {feed_id}: publishing: {source}")]
+    Publish {
+        feed_id: String,
+        #[source]
+        source: PublishError,
+    },
+    #[error("feed {feed_id}: state store: {source}")]
+    State {
+        feed_id: String,
+        #[source]
+        source: StateError,
+    },
+    #[error("feed {feed_id}: {source}")]
+    Archive {
+        feed_id: String,
+        #[source]
+        source: ArchiveError,
+    },
+}
+
+impl FeedStepError {
+    /// Whether the next poll may succeed (transport trouble, a busy
+    /// broker) as opposed to a lost lease or a bug.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            FeedStepError::Fetch { source, .. } => source.is_retryable(),
+            FeedStepError::Publish { source, .. } => source.is_retryable(),
+            FeedStepError::State { source, .. } => source.is_retryable(),
+            FeedStepError::Archive { .. } => true,
+        }
+    }
+}
+
+/// Where a feed's payloads come from, resolved from its registry entry:
+/// secrets read, durations parsed.
+#[derive(Clone)]
+pub enum SourceSpec {
+    Clarity {
+        base_url: String,
+        file: String,
+        /// Fetch the versioned file even under an unchanged version every
+        /// this many polls (0: never).
+        revalidate_every: u64,
+    },
+    /// HTTP, HTML and AP: a conditional GET with these extra headers. AP
+    /// also follows `nextrequest`.
+    Http {
+        url: String,
+        headers: HeaderMap,
+        follow_next_request: bool,
+    },
+    Sftp {
+        endpoint: SftpEndpoint,
+        drop: DropConfig,
+    },
+}
+
+impl std::fmt::Debug for SourceSpec {
+    // Headers may hold credentials: never print them.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SourceSpec::Clarity { base_url, file, .. } => {
+                write!(f, "clarity {base_url} {file}")
+            }
+            SourceSpec::Http { url, headers, .. } => {
+                write!(f, "http {url} ({} extra header(s))", headers.len())
+            }
+            SourceSpec::Sftp { endpoint, drop } => write!(
+                f,
+                "sftp {}@{}:{}{}/{}",
+                endpoint.user, endpoint.host, endpoint.port, drop.dir, drop.pattern
+            ),
+        }
+    }
+}
+
+/// Everything a feed needs to be polled.
+#[derive(Debug, Clone)]
+pub struct FeedSpec {
+    pub feed_id: String,
+    pub election_id: String,
+    pub family: String,
+    pub mode: FeedMode,
+    pub source: SourceSpec,
+    pub mapping: Option<toml::Table>,
+    pub companion: Option<Vec<u8>>,
+    pub limits: FetchLimits,
+}
+
+fn secret(feed_id: &str, what: &str, r: &SecretRef) -> Result<String, FeedSpecError> {
+    let err = |why: String| FeedSpecError {
+        feed_id: feed_id.to_string(),
+        what: format!("{what}: {why}"),
+    };
+    match r {
+        SecretRef::Env(var) => std::env::var(var)
+            .map(|v| v.trim().to_string())
+            .map_err(|_| err(format!("environment variable {var} is not set"))),
+        SecretRef::File(path) => std::fs::read_to_string(path)
+            .map(|v| v.trim().to_string())
+            .map_err(|e| err(format!("reading {}: {e}", path.display()))),
+    }
+}
+
+fn header(
+    feed_id: &str,
+    name: &str,
+    value: &str,
+) -> Result<(HeaderName, HeaderValue), FeedSpecError> {
+    let err = |why: String| FeedSpecError {
+        feed_id: feed_id.to_string(),
+        what: format!("header {name}: {why}"),
+    };
+    let n = HeaderName::from_bytes(name.as_bytes()).map_err(|e| err(e.to_string()))?;
+    let mut v = HeaderValue::from_str(value).map_err(|e| err(e.to_string()))?;
+    v.set_sensitive(true);
+    Ok((n, v))
+}
+
+impl FeedSpec {
+    /// Resolves a validated registry entry: reads secrets (environment or
+    /// file) and the companion file, parses durations and limits.
+    pub fn from_entry(entry: &FeedEntry) -> Result<FeedSpec, FeedSpecError> {
+        let feed_id = entry.id.get_ref().clone();
+        let err = |what: String| FeedSpecError {
+            feed_id: feed_id.clone(),
+            what,
+        };
+        let limits_cfg = entry.limits();
+        let defaults = FetchLimits::default();
+        let limits = FetchLimits {
+            total_timeout: parse_duration(&limits_cfg.timeout).unwrap_or(defaults.total_timeout),
+            max_bytes: limits_cfg.max_bytes,
+            ..defaults
+        };
+        let source = match entry.source.get_ref().clone() {
+            SourceConfig::Clarity { base_url, file } => SourceSpec::Clarity {
+                base_url,
+                file,
+                revalidate_every: 4,
+            },
+            SourceConfig::Http {
+                url,
+                headers,
+                secret_headers,
+            } => {
+                let mut map = HeaderMap::new();
+                for (name, value) in &headers {
+                    let (n, v) = header(&feed_id, name, value)?;
+                    map.insert(n, v);
+                }
+                for (name, r) in &secret_headers {
+                    let value = secret(&feed_id, &format!("header {name}"), r)?;
+                    let (n, v) = header(&feed_id, name, &value)?;
+                    map.insert(n, v);
+                }
+                SourceSpec::Http {
+                    url,
+                    headers: map,
+                    follow_next_request: false,
+                }
+            }
+            SourceConfig::Html { url } => SourceSpec::Http {
+                url,
+                headers: HeaderMap::new(),
+                follow_next_request: false,
+            },
+            SourceConfig::Ap { url, api_key } => {
+                let key = secret(&feed_id, "api_key", &api_key)?;
+                let (n, v) = header(&feed_id, "x-api-key", &key)?;
+                let mut headers = HeaderMap::new();
+                headers.insert(n, v);
+                SourceSpec::Http {
+                    url,
+                    headers,
+                    follow_next_request: true,
+                }
+            }
+            SourceConfig::Sftp {
+                host,
+                port,
+                user,
+                key_file,
+                known_hosts,
+                glob,
+                min_age,
+                archive_dir,
+                done_marker,
+            } => {
+                let (dir, pattern) = match glob.rsplit_once('/') {
+                    Some((d, p)) if !d.is_empty() => (d.to_string(), p.to_string()),
+                    Some((_, p)) => ("/".to_string(), p.to_string()),
+                    None => (".".to_string(), glob.clone()),
+                };
+                let min_age = parse_duration(&min_age)
+                    .ok_or_else(|| err(format!("min_age {min_age:?} is not a duration")))?;
+                SourceSpec::Sftp {
+                    endpoint: SftpEndpoint {
+                        host,
+                        port,
+                        user,
+                        private_key: key_file,
+                        known_hosts,
+                        timeout: limits.total_timeout,
+                    },
+                    drop: DropConfig {
+                        dir,
+                        pattern,
+                        min_age_secs: min_age.as_secs(),
+                        done_marker,
+                        archive_dir,
+                        max_bytes: limits.max_bytes,
+                    },
+                }
+            }
+        };
+        let companion = match &entry.companion {
+            None => None,
+            Some(p) => Some(std::fs::read(p.get_ref()).map_err(|e| {
+                err(format!(
+                    "reading its companion file {}: {e}",
+                    p.get_ref().display()
+                ))
+            })?),
+        };
+        Ok(FeedSpec {
+            feed_id: feed_id.clone(),
+            election_id: entry.election_id.clone(),
+            family: entry.family.get_ref().clone(),
+            mode: match entry.mode {
+                FeedModeConfig::Live => FeedMode::Live,
+                FeedModeConfig::Test => FeedMode::Test,
+                FeedModeConfig::Replay => FeedMode::Replay,
+            },
+            source,
+            mapping: entry.mapping.as_ref().map(|m| m.get_ref().clone()),
+            companion,
+            limits,
+        })
+    }
+}
+
+/// What the ingestor shares across feeds: the HTTP client, the per-host
+/// gate and the raw archive.
+#[derive(Clone)]
+pub struct FeedTools {
+    pub http: reqwest::Client,
+    pub gate: HostGate,
+    pub backoff: Backoff,
+    pub archive: Option<RawArchive>,
+}
+
+/// A source's position between steps.
+enum Poller {
+    Clarity {
+        cursor: ClarityCursor,
+        polls: u64,
+    },
+    Http {
+        validators: HttpValidators,
+        next: Option<ApCursor>,
+    },
+    Sftp {
+        watcher: Option<DropWatcher>,
+        session: Option<SftpSession>,
+        ready: VecDeque<ReadyFile>,
+    },
+}
+
+/// One fetched payload and what committing it moves.
+struct Payload {
+    bytes: bytes::Bytes,
+    sha256: String,
+    url: String,
+    content_type: Option<String>,
+    version: Option<String>,
+    /// The source position once this payload is accepted.
+    cursor: FeedCursor,
+    /// The SFTP file it came from.
+    file: Option<FileIdentity>,
+}
+
+enum Polled {
+    Payload(Payload),
+    /// Nothing new; store this cursor when it moved (a new ETag or version
+    /// with identical content).
+    Unchanged(Option<FeedCursor>),
+    Wait(Duration),
+}
+
+/// Where a step's outcomes go: state store, Kafka, under which lease.
+type Sinks<'a> = (&'a DynamoFeedState, &'a Publisher, &'a Lease);
+
+/// What one step did.
+#[derive(Debug, Default)]
+pub struct StepReport {
+    /// Cells published for an accepted payload.
+    pub published: Option<Published>,
+    /// A payload was rejected and dead-lettered.
+    pub rejected: bool,
+    /// The health transition, if any (already stored and published).
+    pub transition: Option<Transition>,
+    /// The source asked for a wait.
+    pub wait: Option<Duration>,
+    /// More is ready right now (queued SFTP files): step again at once.
+    pub more: bool,
+}
+
+impl StepReport {
+    /// How the feed loop should schedule the next step.
+    pub fn outcome(&self) -> StepOutcome {
+        match self.wait {
+            Some(d) => StepOutcome::Wait(d),
+            None if self.more => StepOutcome::Again,
+            None => StepOutcome::Done,
+        }
+    }
+}
+
+/// The SFTP processed set, one `sha256 size mtime path` line per file (the
+/// path last, so it may hold spaces).
+fn encode_seen(seen: &[FileIdentity]) -> Option<String> {
+    (!seen.is_empty()).then(|| {
+        seen.iter()
+            .filter(|i| !i.path.contains('\n'))
+            .map(|i| format!("{} {} {} {}", i.sha256, i.size, i.mtime, i.path))
+            .collect::<Vec<_>>()
+            .join("\n")
+    })
+}
+
+fn decode_seen(s: Option<&str>) -> Vec<FileIdentity> {
+    s.unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let mut parts = l.splitn(4, ' ');
+            Some(FileIdentity {
+                sha256: parts.next()?.to_string(),
+                size: parts.next()?.parse().ok()?,
+                mtime: parts.next()?.parse().ok()?,
+                path: parts.next()?.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// The most files the processed set keeps (newest by mtime): it lives in
+/// one DynamoDB item.
+const SEEN_CAP: usize = 2_000;
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn host_of(url: &str) -> String {
+    reqwest::Url::parse(url)
+        .ok()
+        .and_then(|u| {
+            u.host_str()
+                .map(|h| format!("{h}:{}", u.port_or_known_default().unwrap_or(0)))
+        })
+        .unwrap_or_else(|| url.to_string())
+}
+
+/// One running feed: its spec and in-memory state.
+pub struct LiveFeed {
+    pub spec: FeedSpec,
+    /// This ingestor instance, for health records.
+    pub instance: String,
+    pub source_seq: i64,
+    pub memory: PublishedCells,
+    pub health: HealthMachine,
+    poller: Poller,
+    last_rejected_sha: Option<String>,
+}
+
+impl LiveFeed {
+    /// A feed resuming from its stored cursor (or from scratch). The change
+    /// memory starts empty, so the first accepted payload republishes every
+    /// cell once: harmless, cells are cumulative upserts.
+    pub async fn resume(
+        state: &DynamoFeedState,
+        spec: FeedSpec,
+        instance: &str,
+        health: HealthMachine,
+    ) -> Result<LiveFeed, FeedStepError> {
+        let stored = state
+            .load(&spec.feed_id)
+            .await
+            .map_err(|source| FeedStepError::State {
+                feed_id: spec.feed_id.clone(),
+                source,
+            })?;
+        let (cursor, source_seq) = match stored {
+            Some(s) => (s.cursor, s.source_seq),
+            None => (FeedCursor::default(), 0),
+        };
+        let poller = match &spec.source {
+            SourceSpec::Clarity { .. } => Poller::Clarity {
+                cursor: ClarityCursor {
+                    version: cursor.version,
+                    sha256: cursor.sha256,
+                },
+                polls: 0,
+            },
+            SourceSpec::Http {
+                url,
+                follow_next_request,
+                ..
+            } => Poller::Http {
+                validators: HttpValidators {
+                    etag: cursor.etag,
+                    last_modified: cursor.last_modified,
+                    sha256: cursor.sha256,
+                },
+                next: follow_next_request.then(|| {
+                    let mut ap = ApCursor::new(url);
+                    ap.next = cursor.next_request;
+                    ap
+                }),
+            },
+            SourceSpec::Sftp { drop, .. } => Poller::Sftp {
+                watcher: Some(DropWatcher::new(
+                    drop.clone(),
+                    decode_seen(cursor.sftp_seen.as_deref()),
+                )),
+                session: None,
+                ready: VecDeque::new(),
+            },
+        };
+        Ok(LiveFeed {
+            instance: instance.to_string(),
+            source_seq,
+            memory: PublishedCells::default(),
+            health,
+            poller,
+            last_rejected_sha: None,
+            spec,
+        })
+    }
+
+    pub fn feed_id(&self) -> &str {
+        &self.spec.feed_id
+    }
+
+    /// Makes the next step fetch the content even if the source says it is
+    /// unchanged (Clarity: every `n`-th poll).
+    pub fn set_revalidate_every(&mut self, n: u64) {
+        if let SourceSpec::Clarity {
+            revalidate_every, ..
+        } = &mut self.spec.source
+        {
+            *revalidate_every = n;
+        }
+    }
+
+    fn fetch_err(&self, source: impl Into<SourceError>) -> FeedStepError {
+        FeedStepError::Fetch {
+            feed_id: self.spec.feed_id.clone(),
+            source: source.into(),
+        }
+    }
+
+    fn state_err(&self) -> impl FnOnce(StateError) -> FeedStepError + '_ {
+        move |source| FeedStepError::State {
+            feed_id: self.spec.feed_id.clone(),
+            source,
+        }
+    }
+
+    fn publish_err(&self) -> impl FnOnce(PublishError) -> FeedStepError + '_ {
+        move |source| FeedStepError::Publish {
+            feed_id: self.spec.feed_id.clone(),
+            source,
+        }
+    }
+
+    /// The processed SFTP set, for the cursor, with `extra` added.
+    fn seen_with(&self, extra: Option<&FileIdentity>) -> Option<String> {
+        let Poller::Sftp {
+            watcher: Some(w), ..
+        } = &self.poller
+        else {
+            return None;
+        };
+        let mut seen = w.processed();
+        if let Some(e) = extra {
+            seen.retain(|i| i.path != e.path);
+            seen.push(e.clone());
+        }
+        seen.sort_by(|a, b| (b.mtime, &b.path).cmp(&(a.mtime, &a.path)));
+        seen.truncate(SEEN_CAP);
+        encode_seen(&seen)
+    }
+
+    /// Polls the source once.
+    async fn poll_source(&mut self, tools: &FeedTools) -> Result<Polled, FeedStepError> {
+        let limits = self.spec.limits;
+        match (&self.spec.source, &mut self.poller) {
+            (
+                SourceSpec::Clarity {
+                    base_url,
+                    file,
+                    revalidate_every,
+                },
+                Poller::Clarity { cursor, polls },
+            ) => {
+                *polls += 1;
+                let revalidate = *revalidate_every > 0 && polls.is_multiple_of(*revalidate_every);
+                let host = host_of(base_url);
+                if let Some(d) = tools.gate.blocked_for(&host, Instant::now()) {
+                    return Ok(Polled::Wait(d));
+                }
+                let permit = tools.gate.enter(&host).await;
+                let polled =
+                    poll_clarity(&tools.http, base_url, file, cursor, &limits, revalidate).await;
+                drop(permit);
+                let base = FeedCursor {
+                    version: cursor.version.clone(),
+                    sha256: cursor.sha256.clone(),
+                    ..FeedCursor::default()
+                };
+                match polled {
+                    Err(e) => {
+                        // Only the host's own trouble backs every feed on it
+                        // off; a bad version file is this site's content.
+                        if matches!(&e, ClarityError::Fetch(f) if f.is_retryable()) {
+                            tools.gate.failed(&host, &tools.backoff);
+                        }
+                        Err(self.fetch_err(e))
+                    }
+                    Ok(ClarityPoll::Wait(PollOutcome::Wait { delay, .. })) => {
+                        tools.gate.back_off(&host, delay);
+                        Ok(Polled::Wait(delay))
+                    }
+                    Ok(ClarityPoll::Wait(_)) => Ok(Polled::Unchanged(None)),
+                    Ok(ClarityPoll::SameVersion(version) | ClarityPoll::Unchanged { version }) => {
+                        tools.gate.succeeded(&host);
+                        // A new version with identical bytes: remember it so
+                        // a restart doesn't refetch.
+                        if base.version.as_deref() == Some(version.as_str()) {
+                            Ok(Polled::Unchanged(None))
+                        } else {
+                            cursor.version = Some(version.clone());
+                            Ok(Polled::Unchanged(Some(FeedCursor {
+                                version: Some(version),
+                                ..base
+                            })))
+                        }
+                    }
+                    Ok(ClarityPoll::Changed { version, body }) => {
+                        tools.gate.succeeded(&host);
+                        Ok(Polled::Payload(Payload {
+                            cursor: FeedCursor {
+                                version: Some(version.clone()),
+                                sha256: Some(body.sha256.clone()),
+                                ..FeedCursor::default()
+                            },
+                            bytes: body.bytes,
+                            sha256: body.sha256,
+                            url: body.url,
+                            content_type: body.content_type,
+                            version: Some(version),
+                            file: None,
+                        }))
+                    }
+                }
+            }
+            (SourceSpec::Http { url, headers, .. }, Poller::Http { validators, next }) => {
+                let target = next
+                    .as_ref()
+                    .map_or(url.as_str(), ApCursor::url)
+                    .to_string();
+                let host = host_of(&target);
+                if let Some(d) = tools.gate.blocked_for(&host, Instant::now()) {
+                    return Ok(Polled::Wait(d));
+                }
+                let permit = tools.gate.enter(&host).await;
+                let polled = poll_with(&tools.http, &target, validators, headers, &limits).await;
+                drop(permit);
+                let cursor_with =
+                    |etag: Option<String>, lm: Option<String>, sha: Option<String>| FeedCursor {
+                        etag,
+                        last_modified: lm,
+                        sha256: sha,
+                        next_request: next.as_ref().and_then(|n| n.next.clone()),
+                        ..FeedCursor::default()
+                    };
+                match polled {
+                    Err(e) => {
+                        if e.is_retryable() {
+                            tools.gate.failed(&host, &tools.backoff);
+                        }
+                        Err(self.fetch_err(e))
+                    }
+                    Ok(PollOutcome::Wait { delay, .. }) => {
+                        tools.gate.back_off(&host, delay);
+                        Ok(Polled::Wait(delay))
+                    }
+                    Ok(PollOutcome::NotModified) => {
+                        tools.gate.succeeded(&host);
+                        Ok(Polled::Unchanged(None))
+                    }
+                    Ok(PollOutcome::Unchanged {
+                        etag,
+                        last_modified,
+                    }) => {
+                        tools.gate.succeeded(&host);
+                        if etag == validators.etag && last_modified == validators.last_modified {
+                            return Ok(Polled::Unchanged(None));
+                        }
+                        validators.etag = etag.clone();
+                        validators.last_modified = last_modified.clone();
+                        Ok(Polled::Unchanged(Some(cursor_with(
+                            etag,
+                            last_modified,
+                            validators.sha256.clone(),
+                        ))))
+                    }
+                    Ok(PollOutcome::Changed(body)) => {
+                        tools.gate.succeeded(&host);
+                        Ok(Polled::Payload(Payload {
+                            cursor: cursor_with(
+                                body.etag.clone(),
+                                body.last_modified.clone(),
+                                Some(body.sha256.clone()),
+                            ),
+                            bytes: body.bytes,
+                            sha256: body.sha256,
+                            url: body.url,
+                            content_type: body.content_type,
+                            version: None,
+                            file: None,
+                        }))
+                    }
+                }
+            }
+            (
+                SourceSpec::Sftp { endpoint, .. },
+                Poller::Sftp {
+                    watcher,
+                    session,
+                    ready,
+                },
+            ) => {
+                if ready.is_empty() {
+                    let (Some(mut w), s) = (watcher.take(), session.take()) else {
+                        return Err(self.fetch_err(SourceError::Task(
+                            "the drop watcher was lost by an earlier failure".into(),
+                        )));
+                    };
+                    let ep = endpoint.clone();
+                    let joined = tokio::task::spawn_blocking(move || {
+                        let result = match s {
+                            Some(s) => Ok(s),
+                            None => SftpSession::connect(&ep),
+                        }
+                        .and_then(|s| w.poll(&s, unix_now()).map(|files| (s, files)));
+                        (w, result)
+                    })
+                    .await;
+                    let (w, result) = match joined {
+                        Ok(v) => v,
+                        Err(e) => return Err(self.fetch_err(SourceError::Task(e.to_string()))),
+                    };
+                    *watcher = Some(w);
+                    match result {
+                        Ok((s, files)) => {
+                            *session = Some(s);
+                            ready.extend(files);
+                        }
+                        // The session is dropped; the next poll reconnects.
+                        Err(e) => return Err(self.fetch_err(e)),
+                    }
+                }
+                let Some(file) = ready.pop_front() else {
+                    return Ok(Polled::Unchanged(None));
+                };
+                let path = file.identity.path.clone();
+                Ok(Polled::Payload(Payload {
+                    cursor: FeedCursor::default(),
+                    sha256: file.identity.sha256.clone(),
+                    url: format!(
+                        "sftp://{}@{}:{}{}",
+                        endpoint.user, endpoint.host, endpoint.port, path
+                    ),
+                    content_type: None,
+                    version: None,
+                    file: Some(file.identity),
+                    bytes: file.bytes.into(),
+                }))
+            }
+            _ => unreachable!("the poller is built from the spec"),
+        }
+    }
+
+    /// After an SFTP file's cells were acknowledged and the cursor stored:
+    /// record it as processed and move it to the archive directory when
+    /// configured. A failed move is reported, not retried: the file is
+    /// already in the processed set.
+    async fn finish_file(&mut self, file: FileIdentity) {
+        let Poller::Sftp {
+            watcher, session, ..
+        } = &mut self.poller
+        else {
+            return;
+        };
+        let (Some(mut w), Some(s)) = (watcher.take(), session.take()) else {
+            return;
+        };
+        let joined = tokio::task::spawn_blocking(move || {
+            let moved = w.mark_processed(&s, file);
+            (w, s, moved)
+        })
+        .await;
+        if let Ok((w, s, moved)) = joined {
+            *watcher = Some(w);
+            *session = Some(s);
+            if let Err(e) = moved {
+                eprintln!(
+                    "feed {}: processed, but moving it to the archive directory failed: {e}",
+                    self.spec.feed_id
+                );
+            }
+        }
+    }
+
+    /// Records a rejected SFTP file as seen (its identity, not its cells),
+    /// so the same bytes are not dead-lettered again.
+    fn seen_rejected(&mut self, file: &FileIdentity) {
+        if let Poller::Sftp {
+            watcher: Some(w), ..
+        } = &mut self.poller
+        {
+            w.remember(file.clone());
+        }
+    }
+
+    /// Stores and publishes a health observation's transition, if any.
+    async fn observe(
+        &mut self,
+        obs: Observation,
+        now_ms: i64,
+        fetch_id: Option<&str>,
+        (state, publisher, lease): Sinks<'_>,
+    ) -> Result<Option<Transition>, FeedStepError> {
+        let Some(t) = self.health.observe(obs, now_ms) else {
+            return Ok(None);
+        };
+        let record =
+            self.health
+                .status_record(&self.spec.feed_id, &t, now_ms, &self.instance, fetch_id);
+        let event = HealthEvent {
+            at_ms: now_ms,
+            from: Some(t.from.as_str().to_string()),
+            to: t.to.as_str().to_string(),
+            reason: t.reason.clone(),
+            actor: self.instance.clone(),
+        };
+        state
+            .record_health(lease, &event, i64::from(record.consecutive_failures))
+            .await
+            .map_err(self.state_err())?;
+        publisher
+            .publish_status(&record)
+            .await
+            .map_err(self.publish_err())?;
+        Ok(Some(t))
+    }
+
+    /// Runs one poll. On `Err` nothing was committed; the feed loop backs
+    /// off and tries again.
+    pub async fn step(
+        &mut self,
+        tools: &FeedTools,
+        publisher: &Publisher,
+        state: &DynamoFeedState,
+        lease: &Lease,
+        now_ms: i64,
+    ) -> Result<StepReport, FeedStepError> {
+        if matches!(
+            self.health.state,
+            FeedHealth::Quarantined | FeedHealth::Paused
+        ) {
+            // An operator has to look first; nothing is fetched.
+            return Ok(StepReport::default());
+        }
+        let sinks: Sinks<'_> = (state, publisher, lease);
+        let mut report = StepReport::default();
+        let payload = match self.poll_source(tools).await {
+            Err(e) => {
+                let why = e.to_string();
+                self.observe(Observation::FetchFailed(why), now_ms, None, sinks)
+                    .await?;
+                return Err(e);
+            }
+            Ok(Polled::Wait(d)) => {
+                report.wait = Some(d);
+                return Ok(report);
+            }
+            Ok(Polled::Unchanged(moved)) => {
+                self.last_rejected_sha = None;
+                if let Some(cursor) = moved {
+                    state
+                        .commit_cursor(lease, &cursor, self.source_seq)
+                        .await
+                        .map_err(self.state_err())?;
+                }
+                report.transition = self
+                    .observe(Observation::Unchanged, now_ms, None, sinks)
+                    .await?;
+                return Ok(report);
+            }
+            Ok(Polled::Payload(p)) => p,
+        };
+        report.more = matches!(&self.poller, Poller::Sftp { ready, .. } if !ready.is_empty());
+        if self.last_rejected_sha.as_deref() == Some(payload.sha256.as_str()) {
+            // The same garbage again, right after it was dead-lettered.
+            return Ok(report);
+        }
+        let archive_ref = match &tools.archive {
+            Some(a) => Some(
+                a.store(&payload.bytes)
+                    .map_err(|source| FeedStepError::Archive {
+                        feed_id: self.spec.feed_id.clone(),
+                        source,
+                    })?
+                    .1,
+            ),
+            None => None,
+        };
+        let seq = self.source_seq + 1;
+        let fetch_id = format!("{}:{seq}:{now_ms}", self.spec.feed_id);
+        let ctx = PayloadContext {
+            election_id: self.spec.election_id.clone(),
+            feed_id: self.spec.feed_id.clone(),
+            mode: self.spec.mode,
+            source_seq: seq,
+            source_version: payload.version.clone(),
+            fetched_at: now_ms,
+            fetch_id: fetch_id.clone(),
+            source_uri: payload.url.clone(),
+            payload_sha256: payload.sha256.clone(),
+            trace_id: None,
+            content_type: payload.content_type.clone(),
+        };
+        let mut facts = FetchFacts::for_payload(&ctx, &self.spec.family, payload.bytes.len());
+        facts.archive_ref = archive_ref;
+        let inputs = FamilyInputs {
+            mapping: self.spec.mapping.as_ref(),
+            companion: self.spec.companion.as_deref(),
+        };
+        match votewire_transformers::transform(&self.spec.family, &payload.bytes, &ctx, &inputs) {
+            Ok(out) => {
+                let published = publisher
+                    .publish_accepted(&out.cells, &mut self.memory, &facts)
+                    .await
+                    .map_err(self.publish_err())?;
+                let mut cursor = payload.cursor;
+                if let Poller::Http { next: Some(ap), .. } = &mut self.poller {
+                    if !ap.advance(out.facts.next_request.as_deref())
+                        && out.facts.next_request.is_some()
+                    {
+                        eprintln!(
+                            "feed {}: nextrequest makes no progress; back to the base URL",
+                            self.spec.feed_id
+                        );
+                    }
+                    cursor.next_request = ap.next.clone();
+                }
+                cursor.sftp_seen = self.seen_with(payload.file.as_ref());
+                state
+                    .commit_cursor(lease, &cursor, seq)
+                    .await
+                    .map_err(self.state_err())?;
+                self.source_seq = seq;
+                match &mut self.poller {
+                    Poller::Clarity { cursor: c, .. } => {
+                        *c = ClarityCursor {
+                            version: cursor.version.clone(),
+                            sha256: cursor.sha256.clone(),
+                        }
+                    }
+                    Poller::Http { validators, .. } => {
+                        *validators = HttpValidators {
+                            etag: cursor.etag.clone(),
+                            last_modified: cursor.last_modified.clone(),
+                            sha256: cursor.sha256.clone(),
+                        }
+                    }
+                    Poller::Sftp { .. } => {}
+                }
+                if let Some(file) = payload.file {
+                    self.finish_file(file).await;
+                }
+                self.last_rejected_sha = None;
+                report.published = Some(published);
+                report.transition = self
+                    .observe(Observation::Accepted, now_ms, Some(&fetch_id), sinks)
+                    .await?;
+            }
+            Err(err) => {
+                publisher
+                    .publish_rejected(&err, &facts)
+                    .await
+                    .map_err(self.publish_err())?;
+                if let Poller::Http { next: Some(ap), .. } = &mut self.poller {
+                    ap.reset();
+                }
+                if let Some(file) = &payload.file {
+                    self.seen_rejected(file);
+                    let cursor = FeedCursor {
+                        sftp_seen: self.seen_with(None),
+                        ..FeedCursor::default()
+                    };
+                    state
+                        .commit_cursor(lease, &cursor, self.source_seq)
+                        .await
+                        .map_err(self.state_err())?;
+                }
+                self.last_rejected_sha = Some(payload.sha256.clone());
+                report.rejected = true;
+                report.transition = self
+                    .observe(
+                        Observation::Rejected(err.to_string()),
+                        now_ms,
+                        Some(&fetch_id),
+                        sinks,
+                    )
+                    .await?;
+            }
+        }
+        Ok(report)
+    }
+}
+
+/// A local directory for the raw archive when none is configured: under
+/// the state directory.
+pub fn default_archive_dir() -> PathBuf {
+    std::env::var_os("VOTEWIRE_STATE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(".votewire"))
+        .join("archive")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sftp_seen_set_round_trips_through_its_cursor_text() {
+        let seen = vec![
+            FileIdentity {
+                path: "/drop/a b.csv".into(),
+                size: 10,
+                mtime: 1_700_000_000,
+                sha256: "ab".repeat(32),
+            },
+            FileIdentity {
+                path: "/drop/c.csv".into(),
+                size: 0,
+                mtime: 1,
+                sha256: "cd".repeat(32),
+            },
+        ];
+        assert_eq!(decode_seen(encode_seen(&seen).as_deref()), seen);
+        assert_eq!(encode_seen(&[]), None);
+        assert!(decode_seen(Some("garbage")).is_empty());
+    }
+
+    #[test]
+    fn hosts_are_named_with_their_port() {
+        assert_eq!(host_of("http://127.0.0.1:8080/x"), "127.0.0.1:8080");
+        assert_eq!(
+            host_of("https://results.enr.clarityelections.com/GA/"),
+            "results.enr.clarityelections.com:443"
+        );
+    }
+}
