@@ -28,7 +28,8 @@
 //! * [`sftp`], [`sftp_drop`]: SFTP with verified host keys, and the drop
 //!   directory watcher (stable, old enough, identity by sha256).
 //! * [`publish`]: the commit protocol's Kafka half (changed cells, manifests,
-//!   dead letters, feed status).
+//!   dead letters, feed status). [`published_view`]: a feed's last
+//!   published cells, read back from the votes topic (`feeds test`).
 //! * [`state`], [`lease_plan`]: feed state, fenced leases, heartbeats and
 //!   balanced lease rounds with handovers, in DynamoDB.
 //! * [`health`]: the feed health machine. [`archive`]: raw payloads by sha256.
@@ -46,6 +47,7 @@ pub mod http;
 pub mod lease_plan;
 pub mod live_feed;
 pub mod publish;
+pub mod published_view;
 pub mod sftp;
 pub mod sftp_drop;
 pub mod smoke;

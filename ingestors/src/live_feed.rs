@@ -63,6 +63,10 @@ pub enum SourceError {
     Sftp(#[from] SftpError),
     #[error("the SFTP task failed: {0}")]
     Task(String),
+    #[error("the source asked to wait {0:?}")]
+    Wait(Duration),
+    #[error("no ready file in the drop directory")]
+    NothingReady,
 }
 
 impl SourceError {
@@ -71,7 +75,7 @@ impl SourceError {
             SourceError::Clarity(e) => e.is_retryable(),
             SourceError::Http(e) => e.is_retryable(),
             SourceError::Sftp(e) => e.is_retryable(),
-            SourceError::Task(_) => true,
+            SourceError::Task(_) | SourceError::Wait(_) | SourceError::NothingReady => true,
         }
     }
 }
@@ -480,8 +484,17 @@ impl LiveFeed {
                 feed_id: spec.feed_id.clone(),
                 source,
             })?;
+        let mut health = health;
         let (cursor, source_seq) = match stored {
-            Some(s) => (s.cursor, s.source_seq),
+            Some(s) => {
+                // An operator's pause and a quarantine outlive restarts.
+                if s.paused {
+                    health.state = FeedHealth::Paused;
+                } else if s.health == FeedHealth::Quarantined.as_str() {
+                    health.state = FeedHealth::Quarantined;
+                }
+                (s.cursor, s.source_seq)
+            }
             None => (FeedCursor::default(), 0),
         };
         let poller = match &spec.source {
@@ -1021,6 +1034,112 @@ impl LiveFeed {
         }
         Ok(report)
     }
+}
+
+/// One payload fetched by [`dry_run`], transformed, nothing committed.
+pub struct DryRun {
+    pub url: String,
+    pub bytes: usize,
+    pub sha256: String,
+    pub version: Option<String>,
+    pub transform_time: Duration,
+    pub result: Result<votewire_transformers::Transformed, votewire_transformers::TransformError>,
+}
+
+/// Fetches a feed once from scratch (no cursor: no conditional headers, the
+/// current Clarity version, the newest ready SFTP file) and transforms it.
+/// Nothing is published, stored or moved: `votewire feeds test`.
+pub async fn dry_run(spec: &FeedSpec, tools: &FeedTools) -> Result<DryRun, SourceError> {
+    let limits = spec.limits;
+    let (bytes, sha256, url, version, content_type) = match &spec.source {
+        SourceSpec::Clarity { base_url, file, .. } => {
+            match poll_clarity(
+                &tools.http,
+                base_url,
+                file,
+                &ClarityCursor::default(),
+                &limits,
+                true,
+            )
+            .await?
+            {
+                ClarityPoll::Changed { version, body } => (
+                    body.bytes,
+                    body.sha256,
+                    body.url,
+                    Some(version),
+                    body.content_type,
+                ),
+                ClarityPoll::Wait(PollOutcome::Wait { delay, .. }) => {
+                    return Err(SourceError::Wait(delay));
+                }
+                _ => return Err(SourceError::NothingReady),
+            }
+        }
+        SourceSpec::Http { url, headers, .. } => {
+            match poll_with(
+                &tools.http,
+                url,
+                &HttpValidators::default(),
+                headers,
+                &limits,
+            )
+            .await?
+            {
+                PollOutcome::Changed(body) => {
+                    (body.bytes, body.sha256, body.url, None, body.content_type)
+                }
+                PollOutcome::Wait { delay, .. } => return Err(SourceError::Wait(delay)),
+                _ => return Err(SourceError::NothingReady),
+            }
+        }
+        SourceSpec::Sftp { endpoint, drop } => {
+            let (ep, drop) = (endpoint.clone(), drop.clone());
+            let newest = tokio::task::spawn_blocking(move || {
+                let session = SftpSession::connect(&ep)?;
+                let mut watcher = DropWatcher::new(drop, Vec::new());
+                // Two listings: a file must be stable across them.
+                watcher.poll(&session, unix_now())?;
+                std::thread::sleep(Duration::from_millis(500));
+                Ok::<_, SftpError>(watcher.poll(&session, unix_now())?.pop())
+            })
+            .await
+            .map_err(|e| SourceError::Task(e.to_string()))??;
+            let file = newest.ok_or(SourceError::NothingReady)?;
+            let url = format!(
+                "sftp://{}@{}:{}{}",
+                endpoint.user, endpoint.host, endpoint.port, file.identity.path
+            );
+            (file.bytes.into(), file.identity.sha256, url, None, None)
+        }
+    };
+    let ctx = PayloadContext {
+        election_id: spec.election_id.clone(),
+        feed_id: spec.feed_id.clone(),
+        mode: spec.mode,
+        source_seq: 0,
+        source_version: version.clone(),
+        fetched_at: 0,
+        fetch_id: format!("{}:dry-run", spec.feed_id),
+        source_uri: url.clone(),
+        payload_sha256: sha256.clone(),
+        trace_id: None,
+        content_type,
+    };
+    let inputs = FamilyInputs {
+        mapping: spec.mapping.as_ref(),
+        companion: spec.companion.as_deref(),
+    };
+    let started = Instant::now();
+    let result = votewire_transformers::transform(&spec.family, &bytes, &ctx, &inputs);
+    Ok(DryRun {
+        url,
+        bytes: bytes.len(),
+        sha256,
+        version,
+        transform_time: started.elapsed(),
+        result,
+    })
 }
 
 /// A local directory for the raw archive when none is configured: under

@@ -74,6 +74,11 @@ pub struct FeedState {
     pub health: String,
     pub consecutive_failures: i64,
     pub lease: Option<Lease>,
+    /// Paused by an operator (`votewire feeds pause`).
+    pub paused: bool,
+    /// Bumped by every operator action, so running ingestors restart the
+    /// feed and pick the action up.
+    pub operator_gen: i64,
 }
 
 /// One stored health transition.
@@ -282,6 +287,8 @@ impl DynamoFeedState {
             source_seq: get_n(&i, "source_seq").unwrap_or(0),
             health: get_s(&i, "health").unwrap_or_else(|| "healthy".into()),
             consecutive_failures: get_n(&i, "consecutive_failures").unwrap_or(0),
+            paused: i.get("paused").and_then(|v| v.as_bool().ok()).copied() == Some(true),
+            operator_gen: get_n(&i, "operator_gen").unwrap_or(0),
             lease: match (
                 get_s(&i, "lease_owner"),
                 get_n(&i, "lease_expires_ms"),
@@ -621,6 +628,83 @@ impl DynamoFeedState {
             Err(e) => return Err(store_err("update_item", &self.feeds)(e)),
         }
         self.append_event(&lease.feed_id, event).await
+    }
+
+    /// An operator pauses (`true`) or resumes (`false`) a feed; resuming
+    /// also releases it from quarantine. Needs no lease: running ingestors
+    /// see the new operator generation on their next lease round and stop
+    /// or restart the feed. Returns the health before the action.
+    pub async fn set_paused(
+        &self,
+        feed_id: &str,
+        paused: bool,
+        actor: &str,
+        now_ms: i64,
+    ) -> Result<String, StateError> {
+        let to = if paused { "paused" } else { "healthy" };
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.feeds)
+            .key("feed_id", s(feed_id))
+            .update_expression(
+                "SET paused = :p, health = :h, consecutive_failures = :zero, \
+                 operator_gen = if_not_exists(operator_gen, :zero) + :one",
+            )
+            .expression_attribute_values(":p", AttributeValue::Bool(paused))
+            .expression_attribute_values(":h", s(to))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":one", n(1))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedOld)
+            .send()
+            .await
+            .map_err(store_err("update_item", &self.feeds))?;
+        let from = out
+            .attributes()
+            .and_then(|a| get_s(a, "health"))
+            .unwrap_or_else(|| "healthy".into());
+        let event = HealthEvent {
+            at_ms: now_ms,
+            from: Some(from.clone()),
+            to: to.to_string(),
+            reason: if paused {
+                "paused by an operator".into()
+            } else {
+                "resumed by an operator".into()
+            },
+            actor: actor.to_string(),
+        };
+        self.append_event(feed_id, &event).await?;
+        Ok(from)
+    }
+
+    /// Every feed's operator flags: feed id -> (paused, operator generation).
+    pub async fn operator_flags(&self) -> Result<HashMap<String, (bool, i64)>, StateError> {
+        let mut flags = HashMap::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .scan()
+                .table_name(&self.feeds)
+                .consistent_read(true)
+                .projection_expression("feed_id, paused, operator_gen")
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(store_err("scan", &self.feeds))?;
+            for item in out.items() {
+                if let Some(feed_id) = get_s(item, "feed_id") {
+                    let paused =
+                        item.get("paused").and_then(|v| v.as_bool().ok()).copied() == Some(true);
+                    flags.insert(feed_id, (paused, get_n(item, "operator_gen").unwrap_or(0)));
+                }
+            }
+            start = out.last_evaluated_key().cloned();
+            if start.is_none() {
+                return Ok(flags);
+            }
+        }
     }
 
     /// Appends one event to a feed's history (also used for operator

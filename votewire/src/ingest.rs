@@ -3,6 +3,14 @@
 //! leased feed (one fetch in flight, scheduled from completion). Feeds
 //! handed over or lost are stopped before their lease is released.
 //!
+//! The registry is re-read when its files change: added feeds join the
+//! next lease round, removed feeds stop and release their lease, changed
+//! feeds restart with their new config, and every other feed keeps running
+//! undisturbed. An invalid edit is reported and the previous registry stays
+//! in force. Operator actions (`votewire feeds pause|resume`) bump a feed's
+//! operator generation; a running feed whose generation moved restarts and
+//! reads its new state.
+//!
 //! Every source kind (Clarity, HTTP, HTML, AP, SFTP) runs the same step
 //! ([`votewire_ingestors::live_feed::LiveFeed`]). A feed whose entry cannot
 //! be resolved (a missing secret or companion file) is reported and not
@@ -17,11 +25,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use tokio::sync::{Mutex, watch};
 use votewire_core::config::VotewireConfig;
-use votewire_core::kafka::{declared_topics, ensure_topics, producer_config};
+use votewire_core::kafka::{declared_topics, ensure_topics, producer_config, topic_partitions};
 use votewire_ingestors::archive::RawArchive;
 use votewire_ingestors::cadence::{FeedCadence, StepOutcome, run_feed_loop};
 use votewire_ingestors::conditional::{Backoff, HostGate};
-use votewire_ingestors::feeds::{ValidFeed, load_registry, parse_duration};
+use votewire_ingestors::feeds::{ValidFeed, feed_files, load_registry, parse_duration};
 use votewire_ingestors::health::HealthMachine;
 use votewire_ingestors::http::{FetchLimits, client};
 use votewire_ingestors::lease_plan::lease_round;
@@ -72,6 +80,37 @@ struct Shared {
 struct RunningFeed {
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
+    /// The operator generation it started under.
+    operator_gen: i64,
+}
+
+impl RunningFeed {
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// What the registry's files looked like: (path, length, mtime) each.
+fn registry_stamp(path: &std::path::Path) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
+    feed_files(path)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|f| {
+            let meta = std::fs::metadata(&f).ok();
+            let len = meta.as_ref().map_or(0, |m| m.len());
+            let mtime = meta.and_then(|m| m.modified().ok());
+            (f, len, mtime)
+        })
+        .collect()
+}
+
+fn by_id(feeds: Vec<ValidFeed>) -> HashMap<String, ValidFeed> {
+    feeds
+        .into_iter()
+        .filter(|f| f.entry.enabled)
+        .map(|f| (f.entry.id.get_ref().clone(), f))
+        .collect()
 }
 
 pub async fn run(config: &VotewireConfig, args: IngestArgs) -> anyhow::Result<ExitCode> {
@@ -85,7 +124,7 @@ pub async fn run(config: &VotewireConfig, args: IngestArgs) -> anyhow::Result<Ex
             return Ok(ExitCode::FAILURE);
         }
     };
-    let enabled: Vec<ValidFeed> = registry.into_iter().filter(|f| f.entry.enabled).collect();
+    let mut stamp = registry_stamp(&args.feeds);
     let ttl = parse_duration(&args.lease_ttl).context("--lease-ttl is not a duration")?;
     let run_for = args
         .run_for
@@ -110,6 +149,21 @@ pub async fn run(config: &VotewireConfig, args: IngestArgs) -> anyhow::Result<Ex
     )
     .await
     .context("ensuring topics")?;
+    // Partition by the topic's real partition count: a topic created
+    // earlier with another count than this config declares must still get
+    // every cell of a contest on one partition, and never an unknown one.
+    let vote_partitions = match topic_partitions(&config.kafka, &config.topics.votes)
+        .context("reading the votes topic's metadata")?
+    {
+        Some(n) => i32::try_from(n).unwrap_or(i32::MAX),
+        None => config.topics.contest_partitions,
+    };
+    if vote_partitions != config.topics.contest_partitions {
+        eprintln!(
+            "votewire ingest: {} has {vote_partitions} partitions (config declares {}); using {vote_partitions}",
+            config.topics.votes, config.topics.contest_partitions
+        );
+    }
     let producer = producer_config(&config.kafka, &instance)
         .create()
         .context("creating the Kafka producer")?;
@@ -120,7 +174,7 @@ pub async fn run(config: &VotewireConfig, args: IngestArgs) -> anyhow::Result<Ex
             producer,
             topics: config.topics.clone(),
             schemas: votewire_schemas::schemas().clone(),
-            vote_partitions: config.topics.contest_partitions,
+            vote_partitions,
             delivery_timeout: Duration::from_secs(30),
         },
         tools: FeedTools {
@@ -133,14 +187,14 @@ pub async fn run(config: &VotewireConfig, args: IngestArgs) -> anyhow::Result<Ex
         quarantine_after: args.quarantine_after,
         print_payloads: args.print_payloads,
     });
-    let feeds: HashMap<String, ValidFeed> = enabled
-        .into_iter()
-        .map(|f| (f.entry.id.get_ref().clone(), f))
-        .collect();
-    let prios: Vec<(String, i32)> = feeds
-        .values()
-        .map(|f| (f.entry.id.get_ref().clone(), f.entry.priority()))
-        .collect();
+    let mut feeds: HashMap<String, ValidFeed> = by_id(registry);
+    let prios_of = |feeds: &HashMap<String, ValidFeed>| -> Vec<(String, i32)> {
+        feeds
+            .values()
+            .map(|f| (f.entry.id.get_ref().clone(), f.entry.priority()))
+            .collect()
+    };
+    let mut prios = prios_of(&feeds);
     eprintln!(
         "votewire ingest: instance {instance}, {} feed(s), lease TTL {ttl:?}",
         feeds.len()
@@ -153,12 +207,59 @@ pub async fn run(config: &VotewireConfig, args: IngestArgs) -> anyhow::Result<Ex
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
     loop {
+        // Hot reload: re-read the registry when its files changed.
+        let now_stamp = registry_stamp(&args.feeds);
+        if now_stamp != stamp {
+            stamp = now_stamp;
+            match load_registry(&args.feeds) {
+                Err(errors) => {
+                    for e in &errors {
+                        eprintln!("{e}");
+                    }
+                    eprintln!(
+                        "registry edit has {} problem(s); still running the previous registry",
+                        errors.len()
+                    );
+                }
+                Ok(next) => {
+                    let next = by_id(next);
+                    let (mut added, mut removed, mut changed) = (0, 0, 0);
+                    for (id, old) in &feeds {
+                        match next.get(id) {
+                            None => {
+                                removed += 1;
+                                if let Some(r) = running.remove(id) {
+                                    r.stop().await;
+                                }
+                                if let Some(pos) = held.iter().position(|l| &l.feed_id == id) {
+                                    let lease = held.remove(pos);
+                                    let _ = shared.state.release_lease(&lease).await;
+                                }
+                            }
+                            Some(new) if new.entry != old.entry => {
+                                changed += 1;
+                                if let Some(r) = running.remove(id) {
+                                    r.stop().await;
+                                }
+                            }
+                            Some(_) => {}
+                        }
+                    }
+                    added += next.keys().filter(|id| !feeds.contains_key(*id)).count();
+                    eprintln!(
+                        "registry reloaded: {added} added, {removed} removed, {changed} changed, {} feed(s)",
+                        next.len()
+                    );
+                    feeds = next;
+                    prios = prios_of(&feeds);
+                }
+            }
+        }
         match lease_round(&shared.state, &instance, &prios, wall_ms(), ttl_ms, 5).await {
             Ok(round) => {
                 for lease in &round.hand_over {
                     if let Some(r) = running.remove(&lease.feed_id) {
-                        let _ = r.stop.send(true);
-                        let _ = r.task.await;
+                        r.stop().await;
                     }
                     if let Err(e) = shared.state.release_lease(lease).await {
                         eprintln!("feed {}: releasing the lease: {e}", lease.feed_id);
@@ -174,9 +275,30 @@ pub async fn run(config: &VotewireConfig, args: IngestArgs) -> anyhow::Result<Ex
                     .collect();
                 for f in lost {
                     if let Some(r) = running.remove(&f) {
-                        let _ = r.stop.send(true);
-                        let _ = r.task.await;
+                        r.stop().await;
                         eprintln!("feed {f}: lease lost, stopped");
+                    }
+                }
+                // Operator actions: a feed whose generation moved restarts.
+                let flags = match shared.state.operator_flags().await {
+                    Ok(f) => f,
+                    Err(e) => {
+                        eprintln!("reading operator flags (feeds keep running): {e}");
+                        HashMap::new()
+                    }
+                };
+                let gen_of = |id: &str| flags.get(id).map_or(0, |(_, g)| *g);
+                let moved: Vec<String> = running
+                    .iter()
+                    .filter(|(id, r)| {
+                        flags.contains_key(id.as_str()) && r.operator_gen != gen_of(id)
+                    })
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                for id in moved {
+                    if let Some(r) = running.remove(&id) {
+                        r.stop().await;
+                        eprintln!("feed {id}: operator action, restarting");
                     }
                 }
                 for lease in &round.held {
@@ -185,7 +307,8 @@ pub async fn run(config: &VotewireConfig, args: IngestArgs) -> anyhow::Result<Ex
                     }
                     if let Some(feed) = feeds.get(&lease.feed_id) {
                         eprintln!("feed {}: leased (fencing {})", lease.feed_id, lease.fencing);
-                        let r = spawn_feed(shared.clone(), feed, lease.clone());
+                        let r =
+                            spawn_feed(shared.clone(), feed, lease.clone(), gen_of(&lease.feed_id));
                         running.insert(lease.feed_id.clone(), r);
                     }
                 }
@@ -203,8 +326,7 @@ pub async fn run(config: &VotewireConfig, args: IngestArgs) -> anyhow::Result<Ex
         }
     }
     for (_, r) in running.drain() {
-        let _ = r.stop.send(true);
-        let _ = r.task.await;
+        r.stop().await;
     }
     for lease in &held {
         let _ = shared.state.release_lease(lease).await;
@@ -213,7 +335,12 @@ pub async fn run(config: &VotewireConfig, args: IngestArgs) -> anyhow::Result<Ex
     Ok(ExitCode::SUCCESS)
 }
 
-fn spawn_feed(shared: Arc<Shared>, feed: &ValidFeed, lease: Lease) -> RunningFeed {
+fn spawn_feed(
+    shared: Arc<Shared>,
+    feed: &ValidFeed,
+    lease: Lease,
+    operator_gen: i64,
+) -> RunningFeed {
     let (stop, stop_rx) = watch::channel(false);
     let entry = feed.entry.clone();
     let task = tokio::spawn(async move {
@@ -293,5 +420,9 @@ fn spawn_feed(shared: Arc<Shared>, feed: &ValidFeed, lease: Lease) -> RunningFee
         })
         .await;
     });
-    RunningFeed { stop, task }
+    RunningFeed {
+        stop,
+        task,
+        operator_gen,
+    }
 }

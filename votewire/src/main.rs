@@ -5,6 +5,7 @@
 //! not built yet say so and exit with status 69 (EX_UNAVAILABLE); none
 //! pretends to work.
 
+mod feeds;
 mod ingest;
 mod smoke;
 mod transform;
@@ -68,18 +69,29 @@ enum FeedsAction {
     /// Check every feed entry in a file or directory; list every problem
     /// with its file, line and field; exit 1 if there is any.
     Validate { path: PathBuf },
-    /// List feeds with their health.
-    List,
-    /// Show one feed's config, cursor and lease.
-    Show { id: String },
+    /// List the registry's feeds with their stored health, seq and lease.
+    List(feeds::StateArgs),
+    /// Show one feed's config (secrets by reference only), cursor, health
+    /// and lease.
+    Show(feeds::ShowArgs),
     /// Fetch once, transform, print the diff against the last published
-    /// cells, produce nothing.
-    Test { id: String },
-    /// Pause a feed.
-    Pause { id: String },
-    /// Resume a feed.
-    Resume { id: String },
-    /// A feed's health history.
+    /// cells. Produces nothing and stores nothing.
+    Test(feeds::TestArgs),
+    /// Pause a feed: running ingestors stop polling it within a lease round.
+    Pause {
+        id: String,
+        /// Who is acting, for the history (default: $USER).
+        #[arg(long, env = "USER", default_value = "operator")]
+        by: String,
+    },
+    /// Resume a paused feed, or release a quarantined one.
+    Resume {
+        id: String,
+        /// Who is acting, for the history (default: $USER).
+        #[arg(long, env = "USER", default_value = "operator")]
+        by: String,
+    },
+    /// A feed's stored health transitions, newest first.
     History { id: String },
 }
 
@@ -120,21 +132,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ingest(args) => runtime.block_on(ingest::run(&config, args))?,
         Command::Aggregate => not_yet("aggregate", "aggregator"),
         Command::Api => not_yet("api", "operators and engineers"),
-        Command::Feeds {
-            action: FeedsAction::Validate { path },
-        } => feeds_validate(&path),
-        Command::Feeds { action } => {
-            let name = match action {
-                FeedsAction::Validate { .. } => unreachable!("handled above"),
-                FeedsAction::List => "feeds list",
-                FeedsAction::Show { .. } => "feeds show",
-                FeedsAction::Test { .. } => "feeds test",
-                FeedsAction::Pause { .. } => "feeds pause",
-                FeedsAction::Resume { .. } => "feeds resume",
-                FeedsAction::History { .. } => "feeds history",
-            };
-            not_yet(name, "ingestors")
-        }
+        Command::Feeds { action } => match action {
+            FeedsAction::Validate { path } => feeds::validate(&path),
+            FeedsAction::List(args) => runtime.block_on(feeds::list(&config, args))?,
+            FeedsAction::Show(args) => runtime.block_on(feeds::show(&config, args))?,
+            FeedsAction::Test(args) => runtime.block_on(feeds::test(&config, args))?,
+            FeedsAction::Pause { id, by } => {
+                runtime.block_on(feeds::set_paused(&config, &id, true, &by))?
+            }
+            FeedsAction::Resume { id, by } => {
+                runtime.block_on(feeds::set_paused(&config, &id, false, &by))?
+            }
+            FeedsAction::History { id } => runtime.block_on(feeds::history(&config, &id))?,
+        },
         Command::Transform(args) => transform::run(args)?,
         Command::Tail => not_yet("tail", "operators and engineers"),
         Command::Demo => not_yet("demo", "election night"),
@@ -158,31 +168,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             ExitCode::SUCCESS
         }
     })
-}
-
-fn feeds_validate(path: &std::path::Path) -> ExitCode {
-    match votewire_ingestors::feeds::load_registry(path) {
-        Ok(feeds) => {
-            let files: std::collections::BTreeSet<_> = feeds.iter().map(|f| &f.file).collect();
-            let enabled = feeds.iter().filter(|f| f.entry.enabled).count();
-            println!(
-                "ok: {} feeds ({enabled} enabled) in {} file(s)",
-                feeds.len(),
-                files.len()
-            );
-            ExitCode::SUCCESS
-        }
-        Err(errors) => {
-            for e in &errors {
-                eprintln!("{e}");
-            }
-            eprintln!(
-                "{} problem(s); fix them and run `votewire feeds validate` again",
-                errors.len()
-            );
-            ExitCode::FAILURE
-        }
-    }
 }
 
 async fn topics_ensure(config: &VotewireConfig) -> anyhow::Result<ExitCode> {

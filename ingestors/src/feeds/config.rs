@@ -17,7 +17,7 @@ pub struct FeedFile {
 }
 
 /// One feed.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FeedEntry {
     /// Unique across the registry, e.g. `clarity:GA:107556`. Letters,
@@ -98,7 +98,7 @@ pub enum SecretRef {
 }
 
 /// Where a feed's payloads come from.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum SourceConfig {
     /// A plain HTTP(S) GET with conditional requests.
