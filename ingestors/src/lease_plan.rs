@@ -164,7 +164,12 @@ pub struct LeaseRound {
     pub hand_over: Vec<Lease>,
     pub target: usize,
     pub instances: usize,
+    /// Every configured feed's operator generation, from the same scan.
+    pub operator_gens: HashMap<String, i64>,
 }
+
+/// Conditional lease writes in flight at once during a round.
+const RENEW_CONCURRENCY: usize = 16;
 
 /// Runs one lease round against the state store: heartbeat, read the
 /// leases, plan, then renew, take and ask for handovers with conditional
@@ -208,15 +213,52 @@ pub async fn lease_round(
         instances: plan.instances,
         ..LeaseRound::default()
     };
-    for id in &plan.renew {
+    // Renewals and takes go out RENEW_CONCURRENCY at a time: a thousand
+    // sequential conditional writes would outlast the TTL they renew.
+    // A lease with more than half its TTL left is not renewed this round
+    // (rounds run every third of the TTL): half the writes, same safety.
+    let (fresh, due): (Vec<&String>, Vec<&String>) = plan.renew.iter().partition(|id| {
+        by_id
+            .get(id.as_str())
+            .is_some_and(|r| r.owner.as_deref() == Some(me) && r.expires_ms - now_ms > ttl_ms / 2)
+    });
+    for id in fresh {
+        let r = by_id[id.as_str()];
+        round.held.push(Lease {
+            feed_id: id.clone(),
+            owner: me.to_string(),
+            expires_ms: r.expires_ms,
+            fencing: r.fencing,
+        });
+    }
+    round.operator_gens = registry
+        .iter()
+        .map(|(id, _)| {
+            let g = by_id.get(id.as_str()).map_or(0, |r| r.operator_gen);
+            (id.clone(), g)
+        })
+        .collect();
+    for chunk in due.chunks(RENEW_CONCURRENCY) {
         // A renewal refused because the lease lapsed may still be taken.
-        if let Some(lease) = state.acquire_lease(id, me, now_ms, ttl_ms).await? {
-            round.held.push(lease);
+        let renewed = futures::future::join_all(
+            chunk
+                .iter()
+                .map(|id| state.acquire_lease(id.as_str(), me, now_ms, ttl_ms)),
+        )
+        .await;
+        for lease in renewed {
+            round.held.extend(lease?);
         }
     }
-    for id in &plan.take {
-        if let Some(lease) = state.take_lease(id, me, now_ms, ttl_ms).await? {
-            round.held.push(lease);
+    for chunk in plan.take.chunks(RENEW_CONCURRENCY) {
+        let taken = futures::future::join_all(
+            chunk
+                .iter()
+                .map(|id| state.take_lease(id, me, now_ms, ttl_ms)),
+        )
+        .await;
+        for lease in taken {
+            round.held.extend(lease?);
         }
     }
     for id in &plan.hand_over {

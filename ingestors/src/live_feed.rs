@@ -332,13 +332,35 @@ impl FeedSpec {
 }
 
 /// What the ingestor shares across feeds: the HTTP client, the per-host
-/// gate and the raw archive.
+/// gate, the raw archive, and a bound on payloads processed at once (a
+/// thousand feeds starting together must not hold a thousand transformed
+/// payloads in memory).
 #[derive(Clone)]
 pub struct FeedTools {
     pub http: reqwest::Client,
     pub gate: HostGate,
     pub backoff: Backoff,
     pub archive: Option<RawArchive>,
+    pub work: std::sync::Arc<tokio::sync::Semaphore>,
+}
+
+impl FeedTools {
+    /// `per_host` concurrent fetches per host, `concurrent_payloads`
+    /// payloads transformed and published at once.
+    pub fn new(
+        http: reqwest::Client,
+        per_host: usize,
+        archive: Option<RawArchive>,
+        concurrent_payloads: usize,
+    ) -> FeedTools {
+        FeedTools {
+            http,
+            gate: HostGate::new(per_host),
+            backoff: Backoff::default(),
+            archive,
+            work: std::sync::Arc::new(tokio::sync::Semaphore::new(concurrent_payloads.max(1))),
+        }
+    }
 }
 
 /// A source's position between steps.
@@ -920,6 +942,12 @@ impl LiveFeed {
             // The same garbage again, right after it was dead-lettered.
             return Ok(report);
         }
+        let _permit = tools
+            .work
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the work semaphore is never closed");
         let archive_ref = match &tools.archive {
             Some(a) => Some(
                 a.store(&payload.bytes)

@@ -63,6 +63,8 @@ pub struct LeaseRow {
     pub fencing: i64,
     /// An instance asked the owner to hand this feed over.
     pub handover_to: Option<String>,
+    /// Bumped by every operator action (`feeds pause|resume`).
+    pub operator_gen: i64,
 }
 
 /// A feed's stored state.
@@ -148,6 +150,25 @@ where
         .is_some_and(|c| c == "ConditionalCheckFailedException")
 }
 
+/// A `create_table` answer: "already in use" means another process won
+/// the race, which is as good as creating it.
+fn created_or_in_use<'a>(
+    table: &'a str,
+) -> impl FnOnce(
+    SdkError<aws_sdk_dynamodb::operation::create_table::CreateTableError>,
+) -> Result<(), StateError>
++ 'a {
+    move |e| {
+        if e.as_service_error()
+            .is_some_and(|se| se.is_resource_in_use_exception())
+        {
+            Ok(())
+        } else {
+            Err(store_err("create_table", table)(e))
+        }
+    }
+}
+
 fn s(v: &str) -> AttributeValue {
     AttributeValue::S(v.to_string())
 }
@@ -188,16 +209,31 @@ impl DynamoFeedState {
         }
     }
 
-    /// Creates both tables (and the events TTL) when missing.
+    /// Whether `table` exists. `describe_table`, not `list_tables`: a
+    /// listing is paged (100 names a page) and an account may hold more.
+    async fn table_exists(&self, table: &str) -> Result<bool, StateError> {
+        match self.client.describe_table().table_name(table).send().await {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_resource_not_found_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(store_err("describe_table", table)(e)),
+        }
+    }
+
+    /// Creates the tables (and the events TTL) when missing. Safe to run
+    /// from several processes at once: a table another process created in
+    /// the meantime counts as created.
     pub async fn ensure_tables(&self) -> Result<(), StateError> {
-        let existing = self
-            .client
-            .list_tables()
-            .send()
-            .await
-            .map_err(store_err("list_tables", "*"))?
-            .table_names
-            .unwrap_or_default();
+        let mut existing = Vec::new();
+        for t in [&self.feeds, &self.instances, &self.events] {
+            if self.table_exists(t).await? {
+                existing.push(t.clone());
+            }
+        }
         let key = |name: &str, t: KeyType| {
             KeySchemaElement::builder()
                 .attribute_name(name)
@@ -221,7 +257,7 @@ impl DynamoFeedState {
                 .billing_mode(BillingMode::PayPerRequest)
                 .send()
                 .await
-                .map_err(store_err("create_table", &self.feeds))?;
+                .map_or_else(created_or_in_use(&self.feeds), |_| Ok(()))?;
         }
         if !existing.contains(&self.instances) {
             self.client
@@ -232,7 +268,7 @@ impl DynamoFeedState {
                 .billing_mode(BillingMode::PayPerRequest)
                 .send()
                 .await
-                .map_err(store_err("create_table", &self.instances))?;
+                .map_or_else(created_or_in_use(&self.instances), |_| Ok(()))?;
         }
         if !existing.contains(&self.events) {
             self.client
@@ -245,7 +281,7 @@ impl DynamoFeedState {
                 .billing_mode(BillingMode::PayPerRequest)
                 .send()
                 .await
-                .map_err(store_err("create_table", &self.events))?;
+                .map_or_else(created_or_in_use(&self.events), |_| Ok(()))?;
             self.client
                 .update_time_to_live()
                 .table_name(&self.events)
@@ -448,7 +484,7 @@ impl DynamoFeedState {
                 .table_name(&self.feeds)
                 .consistent_read(true)
                 .projection_expression(
-                    "feed_id, lease_owner, lease_expires_ms, fencing, handover_to",
+                    "feed_id, lease_owner, lease_expires_ms, fencing, handover_to, operator_gen",
                 )
                 .set_exclusive_start_key(start)
                 .send()
@@ -462,6 +498,7 @@ impl DynamoFeedState {
                         expires_ms: get_n(item, "lease_expires_ms").unwrap_or(0),
                         fencing: get_n(item, "fencing").unwrap_or(0),
                         handover_to: get_s(item, "handover_to"),
+                        operator_gen: get_n(item, "operator_gen").unwrap_or(0),
                     });
                 }
             }
@@ -632,8 +669,8 @@ impl DynamoFeedState {
 
     /// An operator pauses (`true`) or resumes (`false`) a feed; resuming
     /// also releases it from quarantine. Needs no lease: running ingestors
-    /// see the new operator generation on their next lease round and stop
-    /// or restart the feed. Returns the health before the action.
+    /// see the new operator generation in their next lease round's scan
+    /// and restart the feed. Returns the health before the action.
     pub async fn set_paused(
         &self,
         feed_id: &str,
@@ -676,35 +713,6 @@ impl DynamoFeedState {
         };
         self.append_event(feed_id, &event).await?;
         Ok(from)
-    }
-
-    /// Every feed's operator flags: feed id -> (paused, operator generation).
-    pub async fn operator_flags(&self) -> Result<HashMap<String, (bool, i64)>, StateError> {
-        let mut flags = HashMap::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .scan()
-                .table_name(&self.feeds)
-                .consistent_read(true)
-                .projection_expression("feed_id, paused, operator_gen")
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(store_err("scan", &self.feeds))?;
-            for item in out.items() {
-                if let Some(feed_id) = get_s(item, "feed_id") {
-                    let paused =
-                        item.get("paused").and_then(|v| v.as_bool().ok()).copied() == Some(true);
-                    flags.insert(feed_id, (paused, get_n(item, "operator_gen").unwrap_or(0)));
-                }
-            }
-            start = out.last_evaluated_key().cloned();
-            if start.is_none() {
-                return Ok(flags);
-            }
-        }
     }
 
     /// Appends one event to a feed's history (also used for operator

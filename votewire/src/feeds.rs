@@ -10,7 +10,6 @@ use std::time::Duration;
 use anyhow::Context;
 use votewire_core::config::VotewireConfig;
 use votewire_ingestors::archive::RawArchive;
-use votewire_ingestors::conditional::{Backoff, HostGate};
 use votewire_ingestors::feeds::{ValidFeed, load_registry};
 use votewire_ingestors::http::{FetchLimits, client};
 use votewire_ingestors::live_feed::{FeedSpec, FeedTools, dry_run};
@@ -91,12 +90,7 @@ pub async fn test(config: &VotewireConfig, args: TestArgs) -> anyhow::Result<Exi
     let idle = votewire_ingestors::feeds::parse_duration(&args.idle)
         .context("--idle is not a duration")?;
     let limits = FetchLimits::default();
-    let tools = FeedTools {
-        http: client(&limits)?,
-        gate: HostGate::new(1),
-        backoff: Backoff::default(),
-        archive: None::<RawArchive>,
-    };
+    let tools = FeedTools::new(client(&limits)?, 1, None::<RawArchive>, 4);
     println!(
         "feed {} ({}) from {:?}, defined at {}:{}",
         spec.feed_id,

@@ -28,14 +28,14 @@ use votewire_core::config::VotewireConfig;
 use votewire_core::kafka::{declared_topics, ensure_topics, producer_config, topic_partitions};
 use votewire_ingestors::archive::RawArchive;
 use votewire_ingestors::cadence::{FeedCadence, StepOutcome, run_feed_loop};
-use votewire_ingestors::conditional::{Backoff, HostGate};
+use votewire_ingestors::conditional::Backoff;
 use votewire_ingestors::feeds::{ValidFeed, feed_files, load_registry, parse_duration};
 use votewire_ingestors::health::HealthMachine;
 use votewire_ingestors::http::{FetchLimits, client};
 use votewire_ingestors::lease_plan::lease_round;
-use votewire_ingestors::live_feed::{FeedSpec, FeedTools, LiveFeed};
+use votewire_ingestors::live_feed::{FeedSpec, FeedStepError, FeedTools, LiveFeed};
 use votewire_ingestors::publish::Publisher;
-use votewire_ingestors::state::{DynamoFeedState, Lease};
+use votewire_ingestors::state::{DynamoFeedState, Lease, StateError};
 
 #[derive(clap::Args)]
 pub struct IngestArgs {
@@ -75,6 +75,9 @@ struct Shared {
     instance: String,
     quarantine_after: u32,
     print_payloads: bool,
+    /// Feeds loading their state at once: a thousand feeds starting
+    /// together must not open a thousand state-store connections.
+    resumes: tokio::sync::Semaphore,
 }
 
 struct RunningFeed {
@@ -82,6 +85,9 @@ struct RunningFeed {
     task: tokio::task::JoinHandle<()>,
     /// The operator generation it started under.
     operator_gen: i64,
+    /// The lease it commits under; updated in place when this instance
+    /// re-takes its own lapsed lease.
+    lease: watch::Sender<Lease>,
 }
 
 impl RunningFeed {
@@ -177,15 +183,16 @@ pub async fn run(config: &VotewireConfig, args: IngestArgs) -> anyhow::Result<Ex
             vote_partitions,
             delivery_timeout: Duration::from_secs(30),
         },
-        tools: FeedTools {
-            http: client(&limits).context("building the HTTP client")?,
-            gate: HostGate::new(args.per_host),
-            backoff: Backoff::default(),
-            archive: Some(RawArchive::new(config.state_dir.join("archive"))),
-        },
+        tools: FeedTools::new(
+            client(&limits).context("building the HTTP client")?,
+            args.per_host,
+            Some(RawArchive::new(config.state_dir.join("archive"))),
+            4,
+        ),
         instance: instance.clone(),
         quarantine_after: args.quarantine_after,
         print_payloads: args.print_payloads,
+        resumes: tokio::sync::Semaphore::new(16),
     });
     let mut feeds: HashMap<String, ValidFeed> = by_id(registry);
     let prios_of = |feeds: &HashMap<String, ValidFeed>| -> Vec<(String, i32)> {
@@ -255,7 +262,16 @@ pub async fn run(config: &VotewireConfig, args: IngestArgs) -> anyhow::Result<Ex
                 }
             }
         }
-        match lease_round(&shared.state, &instance, &prios, wall_ms(), ttl_ms, 5).await {
+        let round_started = tokio::time::Instant::now();
+        let round_result =
+            lease_round(&shared.state, &instance, &prios, wall_ms(), ttl_ms, 5).await;
+        if round_started.elapsed() > ttl / 3 {
+            eprintln!(
+                "lease round took {:?} (TTL {ttl:?}): the state store is slow; leases may lapse",
+                round_started.elapsed()
+            );
+        }
+        match round_result {
             Ok(round) => {
                 for lease in &round.hand_over {
                     if let Some(r) = running.remove(&lease.feed_id) {
@@ -279,15 +295,38 @@ pub async fn run(config: &VotewireConfig, args: IngestArgs) -> anyhow::Result<Ex
                         eprintln!("feed {f}: lease lost, stopped");
                     }
                 }
-                // Operator actions: a feed whose generation moved restarts.
-                let flags = match shared.state.operator_flags().await {
-                    Ok(f) => f,
-                    Err(e) => {
-                        eprintln!("reading operator flags (feeds keep running): {e}");
-                        HashMap::new()
+                // A lease this instance let lapse and took straight back
+                // (fencing one higher: nobody held it in between) is handed
+                // to the running feed, which keeps its change memory. A
+                // feed loop that ended by itself (a lost lease, a bug), or
+                // whose lease moved further, restarts from stored state.
+                let mut stale: Vec<String> = Vec::new();
+                for l in &round.held {
+                    let Some(r) = running.get(&l.feed_id) else {
+                        continue;
+                    };
+                    let current = r.lease.borrow().fencing;
+                    if l.fencing == current || l.fencing == current + 1 {
+                        r.lease.send_replace(l.clone());
+                    } else {
+                        stale.push(l.feed_id.clone());
                     }
-                };
-                let gen_of = |id: &str| flags.get(id).map_or(0, |(_, g)| *g);
+                }
+                stale.extend(
+                    running
+                        .iter()
+                        .filter(|(_, r)| r.task.is_finished())
+                        .map(|(id, _)| id.clone()),
+                );
+                for id in stale {
+                    if let Some(r) = running.remove(&id) {
+                        r.stop().await;
+                        eprintln!("feed {id}: restarting under its current lease");
+                    }
+                }
+                // Operator actions: a feed whose generation moved restarts.
+                let flags = &round.operator_gens;
+                let gen_of = |id: &str| flags.get(id).copied().unwrap_or(0);
                 let moved: Vec<String> = running
                     .iter()
                     .filter(|(id, r)| {
@@ -343,6 +382,7 @@ fn spawn_feed(
 ) -> RunningFeed {
     let (stop, stop_rx) = watch::channel(false);
     let entry = feed.entry.clone();
+    let (lease_tx, lease_rx) = watch::channel(lease);
     let task = tokio::spawn(async move {
         let feed_id = entry.id.get_ref().clone();
         let spec = match FeedSpec::from_entry(&entry) {
@@ -360,24 +400,45 @@ fn spawn_feed(
         let stale_ms = parse_duration(&cadence_cfg.stale_after).map_or(i64::MAX, |d| {
             i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
         });
-        let live = match LiveFeed::resume(
-            &shared.state,
-            spec,
-            &shared.instance,
-            HealthMachine::new(shared.quarantine_after, stale_ms),
-        )
-        .await
-        {
-            Ok(f) => f,
-            Err(e) => {
-                eprintln!("feed {feed_id}: resuming: {e}");
-                return;
+        // Resuming reads the stored cursor; a busy state store is waited
+        // out (with backoff) rather than leaving a leased feed dead.
+        let mut stop_wait = stop_rx.clone();
+        let backoff = Backoff::default();
+        let mut failures = 0u32;
+        let live = loop {
+            let attempt = {
+                let _permit = shared.resumes.acquire().await;
+                LiveFeed::resume(
+                    &shared.state,
+                    spec.clone(),
+                    &shared.instance,
+                    HealthMachine::new(shared.quarantine_after, stale_ms),
+                )
+                .await
+            };
+            match attempt {
+                Ok(f) => break f,
+                Err(e) if e.is_retryable() => {
+                    failures += 1;
+                    let wait = backoff.delay(failures);
+                    eprintln!(
+                        "feed {feed_id}: resuming (attempt {failures}, next in {wait:?}): {e}"
+                    );
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = stop_wait.changed() => return,
+                    }
+                }
+                Err(e) => {
+                    eprintln!("feed {feed_id}: resuming: {e}; not started");
+                    return;
+                }
             }
         };
         let live = Arc::new(Mutex::new(live));
-        let lease = Arc::new(lease);
         run_feed_loop(&cadence, &Backoff::default(), stop_rx, wall_ms, || {
-            let (live, shared, lease) = (live.clone(), shared.clone(), lease.clone());
+            let (live, shared) = (live.clone(), shared.clone());
+            let lease = lease_rx.borrow().clone();
             async move {
                 let mut f = live.lock().await;
                 match f
@@ -411,6 +472,13 @@ fn spawn_feed(
                         eprintln!("{e}");
                         StepOutcome::Failed
                     }
+                    // Fenced: the lease lapsed. The next lease round either
+                    // hands this loop the re-taken lease or stops it; until
+                    // then, back off.
+                    Err(FeedStepError::State {
+                        source: StateError::Fenced { .. },
+                        ..
+                    }) => StepOutcome::Failed,
                     Err(e) => {
                         eprintln!("{e}; stopping this feed");
                         StepOutcome::Stop
@@ -424,5 +492,6 @@ fn spawn_feed(
         stop,
         task,
         operator_gen,
+        lease: lease_tx,
     }
 }

@@ -385,7 +385,6 @@ fn votewire_on(stack: &Stack, pipeline: &votewire_tests::pipeline::TestPipeline)
 /// exits 2; `pause` and `resume` are stored with who did them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn feeds_test_diffs_a_dry_run_and_operators_pause_and_resume() {
-    use votewire_ingestors::conditional::{Backoff, HostGate};
     use votewire_ingestors::health::HealthMachine;
     use votewire_ingestors::http::{FetchLimits, client};
     use votewire_ingestors::live_feed::{FeedSpec, FeedTools, LiveFeed, SourceSpec};
@@ -428,12 +427,7 @@ async fn feeds_test_diffs_a_dry_run_and_operators_pause_and_resume() {
         companion: None,
         limits: FetchLimits::default(),
     };
-    let tools = FeedTools {
-        http: client(&FetchLimits::default()).unwrap(),
-        gate: HostGate::new(2),
-        backoff: Backoff::default(),
-        archive: None,
-    };
+    let tools = FeedTools::new(client(&FetchLimits::default()).unwrap(), 2, None, 4);
     let mut feed = LiveFeed::resume(
         &pipeline.state,
         spec,

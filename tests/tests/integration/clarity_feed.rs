@@ -7,7 +7,6 @@
 use std::collections::{BTreeMap, HashMap};
 
 use sha2::Digest;
-use votewire_ingestors::conditional::{Backoff, HostGate};
 use votewire_ingestors::health::HealthMachine;
 use votewire_ingestors::http::{FetchLimits, client};
 use votewire_ingestors::live_feed::{FeedSpec, FeedTools, LiveFeed, SourceSpec};
@@ -29,12 +28,7 @@ async fn the_served_runoff_series_publishes_only_changes_and_dead_letters_the_er
         &pipeline.state,
     );
     let server = FixtureServer::start().await;
-    let tools = FeedTools {
-        http: client(&FetchLimits::default()).unwrap(),
-        gate: HostGate::new(4),
-        backoff: Backoff::default(),
-        archive: None,
-    };
+    let tools = FeedTools::new(client(&FetchLimits::default()).unwrap(), 4, None, 4);
     let companion =
         std::fs::read(workspace_root().join("deploy/demo/clarity-GA-107556-companion.json"))
             .unwrap();

@@ -8,7 +8,6 @@
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use votewire_ingestors::conditional::{Backoff, HostGate};
 use votewire_ingestors::health::HealthMachine;
 use votewire_ingestors::http::{FetchLimits, client};
 use votewire_ingestors::live_feed::{FeedSpec, FeedTools, LiveFeed, SourceSpec};
@@ -37,12 +36,12 @@ fn pa_with_one_count_changed() -> Vec<u8> {
 }
 
 fn tools(archive: Option<&Path>) -> FeedTools {
-    FeedTools {
-        http: client(&FetchLimits::default()).unwrap(),
-        gate: HostGate::new(4),
-        backoff: Backoff::default(),
-        archive: archive.map(votewire_ingestors::archive::RawArchive::new),
-    }
+    FeedTools::new(
+        client(&FetchLimits::default()).unwrap(),
+        4,
+        archive.map(votewire_ingestors::archive::RawArchive::new),
+        4,
+    )
 }
 
 fn spec(feed_id: &str, source: SourceSpec) -> FeedSpec {
