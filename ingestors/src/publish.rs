@@ -186,6 +186,17 @@ pub struct Publisher {
     pub delivery_timeout: Duration,
 }
 
+/// A cell key as its 32 lower-case hex digits, without allocating.
+fn hex_key(key: &CellKey) -> [u8; 32] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 32];
+    for (i, b) in key.0.to_be_bytes().iter().enumerate() {
+        out[2 * i] = HEX[usize::from(b >> 4)];
+        out[2 * i + 1] = HEX[usize::from(b & 0xf)];
+    }
+    out
+}
+
 /// The partition of a contest: `xxh3(election, contest) % partitions`.
 pub fn contest_partition(election_id: &str, contest_source_id: &str, partitions: i32) -> i32 {
     let mut h = xxhash_rust::xxh3::Xxh3::new();
@@ -230,17 +241,19 @@ impl Publisher {
         h
     }
 
-    /// Sends `records` and waits for every delivery report.
-    async fn send_all(
+    /// Sends `records`, each with `headers`, and waits for every delivery
+    /// report.
+    async fn send_all<K: AsRef<[u8]>, V: AsRef<[u8]>>(
         &self,
         topic: &str,
-        records: Vec<(Option<i32>, String, Vec<u8>, OwnedHeaders)>,
+        records: &[(Option<i32>, K, V)],
+        headers: &OwnedHeaders,
     ) -> Result<(), PublishError> {
         let total = records.len();
-        let futures = records.iter().map(|(partition, key, value, headers)| {
+        let futures = records.iter().map(|(partition, key, value)| {
             let mut rec = FutureRecord::to(topic)
-                .key(key.as_str())
-                .payload(value.as_slice())
+                .key(key.as_ref())
+                .payload(value.as_ref())
                 .headers(headers.clone());
             if let Some(p) = partition {
                 rec = rec.partition(*p);
@@ -304,21 +317,39 @@ impl Publisher {
         let changed = published.changed(table);
         let vote_schema = &self.schemas.vote_cell;
         let headers = self.headers(facts, vote_schema.id);
-        let records: Vec<_> = changed
+        // A contest's partition, computed once per contest, not per cell.
+        let mut partition_of: Vec<Option<i32>> = Vec::new();
+        // Every value is encoded into one buffer (one allocation, not one
+        // per cell); records point into it.
+        let mut arena: Vec<u8> = Vec::with_capacity(changed.len() * 300);
+        let encoded: Vec<(Option<i32>, [u8; 32], std::ops::Range<usize>)> = changed
             .iter()
             .map(|(i, key)| {
                 let cell = table.cell(*i);
-                let mut value = Vec::with_capacity(256);
-                codec::encode_vote_cell(&cell, vote_schema.id, &mut value);
-                let partition = contest_partition(
-                    &cell.header.election_id,
-                    &cell.contest.source_id,
-                    self.vote_partitions,
-                );
-                (Some(partition), key.to_hex(), value, headers.clone())
+                let start = arena.len();
+                let hex = hex_key(key);
+                let hex_str = std::str::from_utf8(&hex).expect("hex digits are ASCII");
+                codec::encode_vote_cell_keyed(&cell, hex_str, vote_schema.id, &mut arena);
+                let c = table.rows()[*i].contest as usize;
+                if partition_of.len() <= c {
+                    partition_of.resize(c + 1, None);
+                }
+                let partition = *partition_of[c].get_or_insert_with(|| {
+                    contest_partition(
+                        &cell.header.election_id,
+                        &cell.contest.source_id,
+                        self.vote_partitions,
+                    )
+                });
+                (Some(partition), hex, start..arena.len())
             })
             .collect();
-        self.send_all(&self.topics.votes, records).await?;
+        let records: Vec<(Option<i32>, [u8; 32], &[u8])> = encoded
+            .into_iter()
+            .map(|(p, k, r)| (p, k, &arena[r]))
+            .collect();
+        self.send_all(&self.topics.votes, &records, &headers)
+            .await?;
 
         let header = table.header();
         let mut manifest = self.manifest(facts, SnapshotStatus::Accepted, Some(header.source_seq));
@@ -336,7 +367,8 @@ impl Publisher {
         let m_headers = self.headers(facts, self.schemas.snapshot_manifest.id);
         self.send_all(
             &self.topics.snapshots,
-            vec![(None, facts.feed_id.clone(), bytes, m_headers)],
+            &[(None, facts.feed_id.clone(), bytes)],
+            &m_headers,
         )
         .await?;
 
@@ -382,12 +414,8 @@ impl Publisher {
         })?;
         self.send_all(
             &self.topics.dlq,
-            vec![(
-                None,
-                facts.feed_id.clone(),
-                bytes,
-                self.headers(facts, self.schemas.dead_letter.id),
-            )],
+            &[(None, facts.feed_id.clone(), bytes)],
+            &self.headers(facts, self.schemas.dead_letter.id),
         )
         .await?;
         let mut manifest = self.manifest(facts, SnapshotStatus::Rejected, None);
@@ -403,12 +431,8 @@ impl Publisher {
             })?;
         self.send_all(
             &self.topics.snapshots,
-            vec![(
-                None,
-                facts.feed_id.clone(),
-                bytes,
-                self.headers(facts, self.schemas.snapshot_manifest.id),
-            )],
+            &[(None, facts.feed_id.clone(), bytes)],
+            &self.headers(facts, self.schemas.snapshot_manifest.id),
         )
         .await
     }
@@ -434,8 +458,25 @@ impl Publisher {
             });
         self.send_all(
             &self.topics.feed_status,
-            vec![(None, status.feed_id.clone(), bytes, headers)],
+            &[(None, status.feed_id.clone(), bytes)],
+            &headers,
         )
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn hex_keys_match_the_schema_crates_rendering() {
+        for k in [
+            0u128,
+            1,
+            u128::MAX,
+            0x0123_4567_89ab_cdef_0011_2233_4455_6677,
+        ] {
+            let key = votewire_schemas::CellKey(k);
+            assert_eq!(super::hex_key(&key).as_slice(), key.to_hex().as_bytes());
+        }
     }
 }

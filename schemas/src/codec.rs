@@ -190,9 +190,14 @@ impl<'a> Reader<'a> {
 
 /// Appends `cell` as a framed record with `schema_id` to `out`.
 pub fn encode_vote_cell(cell: &VoteCell, schema_id: u32, out: &mut Vec<u8>) {
+    encode_vote_cell_keyed(cell, &cell.cell_key().to_hex(), schema_id, out);
+}
+
+/// [`encode_vote_cell`] for a caller that already holds the cell's key as
+/// its 32 hex digits (the publisher computed it to detect the change).
+pub fn encode_vote_cell_keyed(cell: &VoteCell, key_hex: &str, schema_id: u32, out: &mut Vec<u8>) {
     frame_header(schema_id, out);
-    let key = cell.cell_key().to_hex();
-    put_str(out, &key);
+    put_str(out, key_hex);
     let h = &cell.header;
     put_str(out, &h.election_id);
     put_str(out, &h.source_feed_id);
