@@ -82,10 +82,24 @@ impl FetchError {
 
 /// Builds the shared client: rustls, gzip/deflate/br, timeouts.
 pub fn client(limits: &FetchLimits) -> Result<reqwest::Client, FetchError> {
+    client_for(limits, None)
+}
+
+/// [`client`] whose `User-Agent` also names the ingestor instance
+/// (`votewire/0.1.0 (ingest-a)`), so a publisher's logs show who polled.
+pub fn client_for(
+    limits: &FetchLimits,
+    instance: Option<&str>,
+) -> Result<reqwest::Client, FetchError> {
+    let version = concat!("votewire/", env!("CARGO_PKG_VERSION"));
+    let agent = match instance {
+        Some(i) => format!("{version} ({i})"),
+        None => version.to_string(),
+    };
     reqwest::Client::builder()
         .connect_timeout(limits.connect_timeout)
         .timeout(limits.total_timeout)
-        .user_agent(concat!("votewire/", env!("CARGO_PKG_VERSION")))
+        .user_agent(agent)
         .build()
         .map_err(FetchError::Client)
 }

@@ -342,6 +342,10 @@ pub struct FeedTools {
     pub backoff: Backoff,
     pub archive: Option<RawArchive>,
     pub work: std::sync::Arc<tokio::sync::Semaphore>,
+    /// Fault injection for the crash-safety test only: abort the process
+    /// right after a payload's cells were acknowledged and before its
+    /// cursor is committed (`VOTEWIRE_FAULT=abort-after-produce`).
+    pub abort_after_produce: bool,
 }
 
 impl FeedTools {
@@ -359,6 +363,7 @@ impl FeedTools {
             backoff: Backoff::default(),
             archive,
             work: std::sync::Arc::new(tokio::sync::Semaphore::new(concurrent_payloads.max(1))),
+            abort_after_produce: false,
         }
     }
 }
@@ -986,6 +991,13 @@ impl LiveFeed {
                     .publish_accepted(&out.cells, &mut self.memory, &facts)
                     .await
                     .map_err(self.publish_err())?;
+                if tools.abort_after_produce {
+                    eprintln!(
+                        "feed {}: VOTEWIRE_FAULT=abort-after-produce: {} cells acknowledged, aborting before the cursor commit",
+                        self.spec.feed_id, published.cells_changed
+                    );
+                    std::process::abort();
+                }
                 let mut cursor = payload.cursor;
                 if let Poller::Http { next: Some(ap), .. } = &mut self.poller {
                     if !ap.advance(out.facts.next_request.as_deref())

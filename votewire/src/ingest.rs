@@ -31,7 +31,7 @@ use votewire_ingestors::cadence::{FeedCadence, StepOutcome, run_feed_loop};
 use votewire_ingestors::conditional::Backoff;
 use votewire_ingestors::feeds::{ValidFeed, feed_files, load_registry, parse_duration};
 use votewire_ingestors::health::HealthMachine;
-use votewire_ingestors::http::{FetchLimits, client};
+use votewire_ingestors::http::{FetchLimits, client_for};
 use votewire_ingestors::lease_plan::lease_round;
 use votewire_ingestors::live_feed::{FeedSpec, FeedStepError, FeedTools, LiveFeed};
 use votewire_ingestors::publish::Publisher;
@@ -174,6 +174,11 @@ pub async fn run(config: &VotewireConfig, args: IngestArgs) -> anyhow::Result<Ex
         .create()
         .context("creating the Kafka producer")?;
     let limits = FetchLimits::default();
+    // Fault injection for the crash-safety test; never set in production.
+    let fault = std::env::var("VOTEWIRE_FAULT").ok();
+    if let Some(f) = &fault {
+        eprintln!("votewire ingest: fault injection {f:?} is ON");
+    }
     let shared = Arc::new(Shared {
         state,
         publisher: Publisher {
@@ -183,12 +188,15 @@ pub async fn run(config: &VotewireConfig, args: IngestArgs) -> anyhow::Result<Ex
             vote_partitions,
             delivery_timeout: Duration::from_secs(30),
         },
-        tools: FeedTools::new(
-            client(&limits).context("building the HTTP client")?,
-            args.per_host,
-            Some(RawArchive::new(config.state_dir.join("archive"))),
-            4,
-        ),
+        tools: FeedTools {
+            abort_after_produce: fault.as_deref() == Some("abort-after-produce"),
+            ..FeedTools::new(
+                client_for(&limits, Some(&instance)).context("building the HTTP client")?,
+                args.per_host,
+                Some(RawArchive::new(config.state_dir.join("archive"))),
+                4,
+            )
+        },
         instance: instance.clone(),
         quarantine_after: args.quarantine_after,
         print_payloads: args.print_payloads,

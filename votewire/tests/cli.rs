@@ -674,3 +674,284 @@ async fn ingest_follows_registry_edits_and_operator_actions_without_a_restart() 
         row.lease
     );
 }
+
+/// Waits for a child's exit (with a deadline) and returns its status,
+/// stdout and stderr.
+async fn finish(
+    mut child: tokio::process::Child,
+    within: std::time::Duration,
+) -> (std::process::ExitStatus, String, String) {
+    use tokio::io::AsyncReadExt;
+    tokio::time::timeout(within, async {
+        let status = child.wait().await.unwrap();
+        let (mut o, mut e) = (String::new(), String::new());
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut o)
+            .await
+            .unwrap();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut e)
+            .await
+            .unwrap();
+        (status, o, e)
+    })
+    .await
+    .expect("the process ends by itself")
+}
+
+fn one_http_feed(dir: &std::path::Path, file: &str, id: &str, url: &str) {
+    std::fs::write(
+        dir.join(file),
+        format!(
+            "[[feed]]\nid = \"{id}\"\nfamily = \"csv\"\nelection_id = \"it\"\n\
+             [feed.source]\nkind = \"http\"\nurl = \"{url}\"\n\
+             [feed.cadence]\ninterval = \"1s\"\njitter = \"0s\"\nstale_after = \"10m\"\n\n"
+        ),
+    )
+    .unwrap();
+}
+
+/// The commit protocol under a real crash: the process aborts after every
+/// cell was acknowledged and before the cursor commit. The cursor did not
+/// move; the restarted ingestor republishes the same values (harmless
+/// upserts) and then commits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_between_produce_and_commit_republishes_and_the_cursor_advances() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::time::Duration;
+    use votewire_tests::http::{Canned, FixtureServer};
+    use votewire_tests::pipeline::{TestPipeline, drain};
+
+    let stack = Stack::load();
+    let pipeline = TestPipeline::start("crash", 2).await;
+    let server = FixtureServer::start().await;
+    let csv = votewire_tests::fixture_bytes(
+        "precinct_csv/openelections-data-pa/20201103__pa__general__county.csv",
+    );
+    server.set("/pa.csv", Canned::ok(csv).header("etag", "\"v1\""));
+    let dir = tempfile::tempdir().unwrap();
+    let feed_id = votewire_tests::unique("csv:crash");
+    one_http_feed(dir.path(), "f.toml", &feed_id, &server.url("/pa.csv"));
+    let ingest = |instance: &str, run_for: &str| {
+        let mut c = tokio::process::Command::from(votewire_on(&stack, &pipeline));
+        c.args([
+            "ingest",
+            "--lease-ttl",
+            "3s",
+            "--run-for",
+            run_for,
+            "--instance",
+            instance,
+        ])
+        .arg("--feeds")
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+        c
+    };
+
+    let crashed = ingest("crash-1", "30s")
+        .env("VOTEWIRE_FAULT", "abort-after-produce")
+        .spawn()
+        .unwrap();
+    let (status, _, stderr) = finish(crashed, Duration::from_secs(60)).await;
+    assert_eq!(
+        status.signal(),
+        Some(6),
+        "SIGABRT after the produce:\n{stderr}"
+    );
+    let first = drain(&pipeline.kafka, &pipeline.topics.votes, 2);
+    assert!(
+        !first.is_empty(),
+        "the cells were acknowledged before the crash"
+    );
+    let row = pipeline.state.load(&feed_id).await.unwrap().unwrap();
+    assert_eq!(row.source_seq, 0, "the cursor was not committed");
+    assert_eq!(row.cursor.etag, None);
+
+    let restarted = ingest("crash-2", "8s").spawn().unwrap();
+    let (status, stdout, stderr) = finish(restarted, Duration::from_secs(60)).await;
+    assert!(status.success(), "{stderr}");
+    assert!(
+        stdout.contains(&format!(
+            "feed={feed_id} seq=1 cells={n} changed={n}",
+            n = first.len()
+        )),
+        "the restart republishes every cell once:\n{stdout}\n{stderr}"
+    );
+    let row = pipeline.state.load(&feed_id).await.unwrap().unwrap();
+    assert_eq!(row.source_seq, 1, "the cursor advances");
+    assert_eq!(row.cursor.etag.as_deref(), Some("\"v1\""));
+    // Every key now holds the same value twice: nothing lost, nothing
+    // double-counted by an upserting consumer.
+    let all = drain(&pipeline.kafka, &pipeline.topics.votes, 2);
+    assert_eq!(all.len(), 2 * first.len());
+    let mut by_key: std::collections::HashMap<Vec<u8>, Vec<Vec<u8>>> = Default::default();
+    for (_, key, value, _) in all {
+        by_key.entry(key).or_default().push(value);
+    }
+    assert_eq!(by_key.len(), first.len());
+    let s = votewire_schemas::schemas();
+    for values in by_key.values() {
+        let votes: Vec<i64> = values
+            .iter()
+            .map(|v| {
+                votewire_schemas::codec::decode_vote_cell(v, s.vote_cell.id)
+                    .unwrap()
+                    .votes
+            })
+            .collect();
+        assert_eq!(votes.len(), 2);
+        assert_eq!(votes[0], votes[1]);
+    }
+}
+
+/// Two ingestor processes share 200 feeds; one is killed with SIGKILL and
+/// the survivor owns every feed soon after the dead one's leases expire.
+/// The publisher's request log shows no feed polled by both at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_ingestors_split_200_feeds_and_the_survivor_takes_all_after_a_kill_9() {
+    use std::time::{Duration, Instant};
+    use votewire_tests::http::{Canned, FixtureServer};
+    use votewire_tests::pipeline::TestPipeline;
+
+    const FEEDS: usize = 200;
+    const TTL: Duration = Duration::from_secs(4);
+    const CADENCE: Duration = Duration::from_secs(1);
+    let stack = Stack::load();
+    let pipeline = TestPipeline::start("split", 2).await;
+    let server = FixtureServer::start().await;
+    let tiny = "county,office,district,party,candidate,votes\nA,Governor,,DEM,Jane Roe,10\nA,Governor,,REP,John Doe,7\n";
+    let dir = tempfile::tempdir().unwrap();
+    let run = votewire_tests::unique("split");
+    let ids: Vec<String> = (0..FEEDS).map(|i| format!("{run}:{i}")).collect();
+    let mut registry = String::new();
+    for (i, id) in ids.iter().enumerate() {
+        let path = format!("/f/{i}.csv");
+        server.set(&path, Canned::ok(tiny).header("etag", "\"1\""));
+        registry.push_str(&format!(
+            "[[feed]]\nid = \"{id}\"\nfamily = \"csv\"\nelection_id = \"it\"\n\
+             [feed.source]\nkind = \"http\"\nurl = \"{}\"\n\
+             [feed.cadence]\ninterval = \"1s\"\njitter = \"0s\"\nstale_after = \"10m\"\n\n",
+            server.url(&path)
+        ));
+    }
+    std::fs::write(dir.path().join("feeds.toml"), registry).unwrap();
+    let spawn = |instance: &str| {
+        tokio::process::Command::from(votewire_on(&stack, &pipeline))
+            .args([
+                "ingest",
+                "--lease-ttl",
+                "4s",
+                "--run-for",
+                "45s",
+                "--instance",
+                instance,
+            ])
+            .args(["--print-payloads", "false", "--feeds"])
+            .arg(dir.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let a = spawn("split-a");
+    let mut b = spawn("split-b");
+    let owners = || async {
+        let rows = pipeline.state.lease_rows().await.unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        let mut count: std::collections::HashMap<String, usize> = Default::default();
+        for r in rows.iter().filter(|r| ids.contains(&r.feed_id)) {
+            if let Some(o) = r.owner.as_ref().filter(|_| r.expires_ms > now) {
+                *count.entry(o.clone()).or_default() += 1;
+            }
+        }
+        count
+    };
+    // The split: both hold a fair share of the 200.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let split = loop {
+        let c = owners().await;
+        let (na, nb) = (
+            c.get("split-a").copied().unwrap_or(0),
+            c.get("split-b").copied().unwrap_or(0),
+        );
+        if na + nb == FEEDS && na >= 80 && nb >= 80 {
+            break (na, nb);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no even split within 30 s: {c:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    b.kill().await.unwrap();
+    let killed = Instant::now();
+    let took_over = loop {
+        let c = owners().await;
+        if c.get("split-a").copied() == Some(FEEDS) {
+            break killed.elapsed();
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(30),
+            "no takeover: {c:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // Every feed was polled by A after the takeover.
+    tokio::time::sleep(CADENCE * 2).await;
+    let bound = TTL + CADENCE + TTL / 3;
+    println!(
+        "split {split:?}; survivor owned all {FEEDS} after {took_over:?} (TTL {TTL:?}, cadence {CADENCE:?})"
+    );
+    assert!(
+        took_over <= bound,
+        "took {took_over:?}, more than TTL + one cadence + one lease round ({bound:?})"
+    );
+    let (status, _, stderr) = finish(a, Duration::from_secs(90)).await;
+    assert!(status.success(), "{stderr}");
+
+    // The request log: per feed, the run of pollers never alternates
+    // (a -> b on handover, b -> a after the kill; never a, b, a, b).
+    let mut by_path: std::collections::HashMap<String, Vec<String>> = Default::default();
+    for (path, headers) in server.seen() {
+        let agent = headers
+            .get("user-agent")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        let who = if agent.contains("(split-a)") {
+            "a"
+        } else if agent.contains("(split-b)") {
+            "b"
+        } else {
+            "?"
+        };
+        let runs = by_path.entry(path).or_default();
+        if runs.last().map(String::as_str) != Some(who) {
+            runs.push(who.to_string());
+        }
+    }
+    assert_eq!(by_path.len(), FEEDS);
+    for (path, runs) in &by_path {
+        assert!(runs.iter().all(|w| w != "?"), "{path}: {runs:?}");
+        assert!(
+            runs.len() <= 3,
+            "{path} alternated between owners: {runs:?}"
+        );
+        assert_eq!(
+            runs.last().map(String::as_str),
+            Some("a"),
+            "{path}: {runs:?}"
+        );
+    }
+}
