@@ -44,9 +44,34 @@ pub struct VotewireConfig {
     pub kafka: KafkaConfig,
     pub topics: TopicsConfig,
     pub state_store: StateStoreConfig,
+    pub archive: ArchiveConfig,
     pub otlp: OtlpConfig,
     pub api: ApiConfig,
     pub schema_registry: SchemaRegistryConfig,
+}
+
+/// Where raw payloads are archived: local files under `state_dir/archive`
+/// unless an S3 bucket is named.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ArchiveConfig {
+    /// An S3 bucket for raw payloads; unset means local files.
+    pub s3_bucket: Option<String>,
+    /// Key prefix inside the bucket.
+    pub s3_prefix: String,
+    /// An S3-API endpoint URL (moto locally); unset means AWS for
+    /// `state_store.region`.
+    pub s3_endpoint_url: Option<String>,
+}
+
+impl Default for ArchiveConfig {
+    fn default() -> Self {
+        Self {
+            s3_bucket: None,
+            s3_prefix: "raw/".into(),
+            s3_endpoint_url: None,
+        }
+    }
 }
 
 /// An optional Confluent-compatible schema registry.
@@ -158,6 +183,7 @@ impl Default for VotewireConfig {
             kafka: KafkaConfig::default(),
             topics: TopicsConfig::default(),
             state_store: StateStoreConfig::default(),
+            archive: ArchiveConfig::default(),
             otlp: OtlpConfig::default(),
             api: ApiConfig::default(),
             schema_registry: SchemaRegistryConfig::default(),
@@ -306,6 +332,22 @@ pub const ENV_OVERRIDES: &[EnvOverride] = &[
         describes: "state_store.region",
         apply: |c, v| {
             c.state_store.region = v.to_string();
+            Ok(())
+        },
+    },
+    EnvOverride {
+        var: "VOTEWIRE_ARCHIVE_S3_BUCKET",
+        describes: "archive.s3_bucket",
+        apply: |c, v| {
+            c.archive.s3_bucket = (!v.is_empty()).then(|| v.to_string());
+            Ok(())
+        },
+    },
+    EnvOverride {
+        var: "VOTEWIRE_ARCHIVE_S3_ENDPOINT",
+        describes: "archive.s3_endpoint_url",
+        apply: |c, v| {
+            c.archive.s3_endpoint_url = (!v.is_empty()).then(|| v.to_string());
             Ok(())
         },
     },

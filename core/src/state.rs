@@ -50,3 +50,28 @@ pub async fn dynamodb_client_with_credentials(
 pub fn table_name(cfg: &StateStoreConfig, table: &str) -> String {
     format!("{}{table}", cfg.table_prefix)
 }
+
+/// Builds an S3 client for the raw archive: path-style addressing (what
+/// local S3 APIs such as moto serve), the state store's region and
+/// timeouts.
+pub async fn s3_client(
+    archive: &crate::config::ArchiveConfig,
+    store: &StateStoreConfig,
+) -> aws_sdk_s3::Client {
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(2))
+        .operation_attempt_timeout(Duration::from_millis(store.operation_timeout_ms * 4))
+        .operation_timeout(Duration::from_millis(store.operation_timeout_ms * 8))
+        .build();
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(store.region.clone()))
+        .timeout_config(timeouts);
+    if let Some(endpoint) = &archive.s3_endpoint_url {
+        loader = loader.endpoint_url(endpoint);
+    }
+    let shared = loader.load().await;
+    let config = aws_sdk_s3::config::Builder::from(&shared)
+        .force_path_style(true)
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+}

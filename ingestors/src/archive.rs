@@ -1,96 +1,271 @@
 //! The raw payload archive: every accepted or rejected payload is stored
-//! once, by sha256, so any result can be replayed and audited.
+//! once, by sha256, so any result can be replayed and audited. Manifests
+//! and dead letters carry the reference.
 //!
-//! This is the local-filesystem archive (the default, under the state
-//! directory). Files are written to a temporary name and renamed into
-//! place, so a crash never leaves a partial payload under a real name.
+//! Two places, one interface:
+//! - **local files** (the default, under the state directory): written to
+//!   a temporary name and renamed into place, so a crash never leaves a
+//!   partial payload under a real name; referenced as `file://<path>`;
+//! - **S3** (when `[archive] s3_bucket` is set): `PutObject` of
+//!   `<prefix><aa>/<bb>/<sha256>` unless a `HeadObject` finds it there
+//!   already; referenced as `s3://<bucket>/<key>`. Tested against moto's S3
+//!   API.
 
 use std::path::{Path, PathBuf};
 
+use aws_sdk_s3::primitives::ByteStream;
 use sha2::{Digest, Sha256};
 
-/// Archiving failed. Retryable: the disk may have room again.
+/// Archiving failed. Retryable: the disk may have room again, the bucket
+/// may answer again.
 #[derive(Debug, thiserror::Error)]
-#[error("archiving {sha256} under {dir}: {source}")]
+#[error("archiving {sha256} in {place}: {message}")]
 pub struct ArchiveError {
     pub sha256: String,
-    pub dir: PathBuf,
-    #[source]
-    pub source: std::io::Error,
+    pub place: String,
+    pub message: String,
 }
 
-/// A content-addressed directory: `<root>/<aa>/<bb>/<sha256>`.
+/// A content-addressed store of raw payloads.
 #[derive(Debug, Clone)]
-pub struct RawArchive {
-    root: PathBuf,
+pub enum RawArchive {
+    /// `<root>/<aa>/<bb>/<sha256>`.
+    Local { root: PathBuf },
+    /// `s3://<bucket>/<prefix><aa>/<bb>/<sha256>`.
+    S3 {
+        client: aws_sdk_s3::Client,
+        bucket: String,
+        prefix: String,
+    },
+}
+
+fn shard(sha256: &str) -> (&str, &str) {
+    (
+        &sha256[..2.min(sha256.len())],
+        &sha256[2.min(sha256.len())..4.min(sha256.len())],
+    )
+}
+
+fn is_sha256(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|c| c.is_ascii_hexdigit())
 }
 
 impl RawArchive {
-    pub fn new(root: impl Into<PathBuf>) -> RawArchive {
-        RawArchive { root: root.into() }
+    /// Files under `root`.
+    pub fn local(root: impl Into<PathBuf>) -> RawArchive {
+        RawArchive::Local { root: root.into() }
     }
 
-    fn path_of(&self, sha256: &str) -> PathBuf {
-        let (a, b) = (
-            &sha256[..2.min(sha256.len())],
-            &sha256[2.min(sha256.len())..4.min(sha256.len())],
-        );
-        self.root.join(a).join(b).join(sha256)
-    }
-
-    /// Stores `bytes` (once) and returns its reference, `file://<path>`.
-    pub fn store(&self, bytes: &[u8]) -> Result<(String, String), ArchiveError> {
-        let sha256 = hex::encode(Sha256::digest(bytes));
-        let path = self.path_of(&sha256);
-        let err = |source| ArchiveError {
-            sha256: sha256.clone(),
-            dir: self.root.clone(),
-            source,
-        };
-        if !path.exists() {
-            let dir = path.parent().expect("sharded path has a parent");
-            std::fs::create_dir_all(dir).map_err(err)?;
-            let tmp = dir.join(format!(".{sha256}.{}", uuid::Uuid::now_v7().simple()));
-            std::fs::write(&tmp, bytes).map_err(err)?;
-            std::fs::rename(&tmp, &path).map_err(err)?;
+    /// Objects in `bucket`, keys starting with `prefix` (e.g. `raw/`).
+    pub fn s3(client: aws_sdk_s3::Client, bucket: &str, prefix: &str) -> RawArchive {
+        RawArchive::S3 {
+            client,
+            bucket: bucket.to_string(),
+            prefix: prefix.to_string(),
         }
-        let abs = std::fs::canonicalize(&path).map_err(err)?;
-        Ok((sha256, format!("file://{}", abs.display())))
     }
 
-    /// The archived bytes of `sha256`, if present.
-    pub fn load(&self, sha256: &str) -> Option<Vec<u8>> {
-        if sha256.len() != 64 || !sha256.bytes().all(|c| c.is_ascii_hexdigit()) {
+    fn key_of(prefix: &str, sha256: &str) -> String {
+        let (a, b) = shard(sha256);
+        format!("{prefix}{a}/{b}/{sha256}")
+    }
+
+    fn path_of(root: &Path, sha256: &str) -> PathBuf {
+        let (a, b) = shard(sha256);
+        root.join(a).join(b).join(sha256)
+    }
+
+    /// Where payloads go, for messages.
+    pub fn place(&self) -> String {
+        match self {
+            RawArchive::Local { root } => root.display().to_string(),
+            RawArchive::S3 { bucket, prefix, .. } => format!("s3://{bucket}/{prefix}"),
+        }
+    }
+
+    /// Stores `bytes` (once) and returns (sha256, reference).
+    pub async fn store(&self, bytes: &[u8]) -> Result<(String, String), ArchiveError> {
+        let sha256 = hex::encode(Sha256::digest(bytes));
+        let err = |message: String| ArchiveError {
+            sha256: sha256.clone(),
+            place: self.place(),
+            message,
+        };
+        match self {
+            RawArchive::Local { root } => {
+                let path = Self::path_of(root, &sha256);
+                let io = |e: std::io::Error| err(e.to_string());
+                if !path.exists() {
+                    let dir = path.parent().expect("sharded path has a parent");
+                    std::fs::create_dir_all(dir).map_err(io)?;
+                    let tmp = dir.join(format!(".{sha256}.{}", uuid::Uuid::now_v7().simple()));
+                    std::fs::write(&tmp, bytes).map_err(io)?;
+                    std::fs::rename(&tmp, &path).map_err(io)?;
+                }
+                let abs = std::fs::canonicalize(&path).map_err(io)?;
+                Ok((sha256.clone(), format!("file://{}", abs.display())))
+            }
+            RawArchive::S3 {
+                client,
+                bucket,
+                prefix,
+            } => {
+                let key = Self::key_of(prefix, &sha256);
+                let there = client.head_object().bucket(bucket).key(&key).send().await;
+                match there {
+                    Ok(_) => {}
+                    Err(e) if e.as_service_error().is_some_and(|se| se.is_not_found()) => {
+                        client
+                            .put_object()
+                            .bucket(bucket)
+                            .key(&key)
+                            .body(ByteStream::from(bytes.to_vec()))
+                            .checksum_sha256(base64_sha256(bytes))
+                            .send()
+                            .await
+                            .map_err(|e| {
+                                err(format!(
+                                    "PutObject: {}",
+                                    aws_sdk_s3::error::DisplayErrorContext(&e)
+                                ))
+                            })?;
+                    }
+                    Err(e) => {
+                        return Err(err(format!(
+                            "HeadObject: {}",
+                            aws_sdk_s3::error::DisplayErrorContext(&e)
+                        )));
+                    }
+                }
+                Ok((sha256.clone(), format!("s3://{bucket}/{key}")))
+            }
+        }
+    }
+
+    /// The archived bytes of `sha256`, if present (capped at `max_bytes`).
+    pub async fn load(&self, sha256: &str, max_bytes: u64) -> Option<Vec<u8>> {
+        if !is_sha256(sha256) {
             return None;
         }
-        std::fs::read(self.path_of(sha256)).ok()
+        match self {
+            RawArchive::Local { root } => {
+                let path = Self::path_of(root, sha256);
+                let len = std::fs::metadata(&path).ok()?.len();
+                (len <= max_bytes).then(|| std::fs::read(path).ok())?
+            }
+            RawArchive::S3 {
+                client,
+                bucket,
+                prefix,
+            } => {
+                let out = client
+                    .get_object()
+                    .bucket(bucket)
+                    .key(Self::key_of(prefix, sha256))
+                    .send()
+                    .await
+                    .ok()?;
+                if out.content_length().is_some_and(|n| n as u64 > max_bytes) {
+                    return None;
+                }
+                let bytes = out.body.collect().await.ok()?.into_bytes();
+                (bytes.len() as u64 <= max_bytes).then(|| bytes.to_vec())
+            }
+        }
     }
 
-    pub fn root(&self) -> &Path {
-        &self.root
+    /// Creates the S3 bucket when it does not exist (local stacks; in
+    /// production the bucket is provisioned, and this only checks it).
+    pub async fn ensure_bucket(&self) -> Result<(), ArchiveError> {
+        let RawArchive::S3 { client, bucket, .. } = self else {
+            return Ok(());
+        };
+        let err = |message: String| ArchiveError {
+            sha256: String::new(),
+            place: self.place(),
+            message,
+        };
+        match client.head_bucket().bucket(bucket).send().await {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_not_found()) => client
+                .create_bucket()
+                .bucket(bucket)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| {
+                    err(format!(
+                        "CreateBucket: {}",
+                        aws_sdk_s3::error::DisplayErrorContext(&e)
+                    ))
+                }),
+            Err(e) => Err(err(format!(
+                "HeadBucket: {}",
+                aws_sdk_s3::error::DisplayErrorContext(&e)
+            ))),
+        }
     }
+}
+
+/// The base64 sha256 S3 verifies the upload against.
+fn base64_sha256(bytes: &[u8]) -> String {
+    const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let digest = Sha256::digest(bytes);
+    let mut out = String::with_capacity(44);
+    for chunk in digest.chunks(3) {
+        let n = match chunk.len() {
+            3 => (u32::from(chunk[0]) << 16) | (u32::from(chunk[1]) << 8) | u32::from(chunk[2]),
+            2 => (u32::from(chunk[0]) << 16) | (u32::from(chunk[1]) << 8),
+            _ => u32::from(chunk[0]) << 16,
+        };
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(B64[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn payloads_are_stored_once_by_content_and_read_back() {
+    #[tokio::test]
+    async fn payloads_are_stored_once_by_content_and_read_back() {
         let dir = tempfile::tempdir().unwrap();
-        let archive = RawArchive::new(dir.path());
-        let (sha, r1) = archive.store(b"<html>error</html>").unwrap();
-        let (_, r2) = archive.store(b"<html>error</html>").unwrap();
+        let archive = RawArchive::local(dir.path());
+        let (sha, r1) = archive.store(b"<html>error</html>").await.unwrap();
+        let (_, r2) = archive.store(b"<html>error</html>").await.unwrap();
         assert_eq!(r1, r2, "idempotent");
         assert_eq!(sha, hex::encode(Sha256::digest(b"<html>error</html>")));
         assert!(r1.starts_with("file:///") && r1.ends_with(&sha));
-        assert_eq!(archive.load(&sha).unwrap(), b"<html>error</html>");
+        assert_eq!(
+            archive.load(&sha, 1 << 20).await.unwrap(),
+            b"<html>error</html>"
+        );
+        assert!(archive.load(&sha, 4).await.is_none(), "reads are capped");
         assert!(
-            archive.load("../../etc/passwd").is_none(),
+            archive.load("../../etc/passwd", 1 << 20).await.is_none(),
             "only sha256 names are read"
         );
         let files: Vec<_> = walk(dir.path());
         assert_eq!(files.len(), 1, "no temporary files left behind: {files:?}");
+    }
+
+    #[test]
+    fn the_upload_checksum_is_standard_base64() {
+        // RFC 4648 test vectors through sha256: known digests of "" and "abc".
+        assert_eq!(
+            base64_sha256(b""),
+            "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
+        );
+        assert_eq!(
+            base64_sha256(b"abc"),
+            "ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0="
+        );
     }
 
     fn walk(p: &Path) -> Vec<PathBuf> {

@@ -32,10 +32,11 @@
 //!   published cells, read back from the votes topic (`feeds test`).
 //! * [`state`], [`lease_plan`]: feed state, fenced leases, heartbeats and
 //!   balanced lease rounds with handovers, in DynamoDB.
-//! * [`health`]: the feed health machine. [`archive`]: raw payloads by sha256.
+//! * [`health`]: the feed health machine. [`archive`]: raw payloads by
+//!   sha256, in local files or S3.
 //! * [`smoke`]: the spine's smoke pipeline.
 //!
-//! Not yet here: the S3 archive and the embedded state store.
+//! Not yet here: the embedded state store.
 
 pub mod archive;
 pub mod cadence;

@@ -956,6 +956,7 @@ impl LiveFeed {
         let archive_ref = match &tools.archive {
             Some(a) => Some(
                 a.store(&payload.bytes)
+                    .await
                     .map_err(|source| FeedStepError::Archive {
                         feed_id: self.spec.feed_id.clone(),
                         source,

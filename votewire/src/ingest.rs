@@ -174,6 +174,22 @@ pub async fn run(config: &VotewireConfig, args: IngestArgs) -> anyhow::Result<Ex
         .create()
         .context("creating the Kafka producer")?;
     let limits = FetchLimits::default();
+    let archive = match &config.archive.s3_bucket {
+        Some(bucket) => {
+            let client =
+                votewire_core::state::s3_client(&config.archive, &config.state_store).await;
+            RawArchive::s3(client, bucket, &config.archive.s3_prefix)
+        }
+        None => RawArchive::local(config.state_dir.join("archive")),
+    };
+    archive
+        .ensure_bucket()
+        .await
+        .context("checking the raw archive's bucket")?;
+    eprintln!(
+        "votewire ingest: raw payloads archived in {}",
+        archive.place()
+    );
     // Fault injection for the crash-safety test; never set in production.
     let fault = std::env::var("VOTEWIRE_FAULT").ok();
     if let Some(f) = &fault {
@@ -193,7 +209,7 @@ pub async fn run(config: &VotewireConfig, args: IngestArgs) -> anyhow::Result<Ex
             ..FeedTools::new(
                 client_for(&limits, Some(&instance)).context("building the HTTP client")?,
                 args.per_host,
-                Some(RawArchive::new(config.state_dir.join("archive"))),
+                Some(archive),
                 4,
             )
         },

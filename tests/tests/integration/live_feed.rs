@@ -39,7 +39,7 @@ fn tools(archive: Option<&Path>) -> FeedTools {
     FeedTools::new(
         client(&FetchLimits::default()).unwrap(),
         4,
-        archive.map(votewire_ingestors::archive::RawArchive::new),
+        archive.map(votewire_ingestors::archive::RawArchive::local),
         4,
     )
 }
