@@ -435,6 +435,15 @@ impl StepReport {
     }
 }
 
+/// A fresh W3C trace context: (trace id, `traceparent`), sampled.
+fn new_trace() -> (String, String) {
+    let trace = fastrand::u128(1..);
+    let span = fastrand::u64(1..);
+    let trace_id = format!("{trace:032x}");
+    let traceparent = format!("00-{trace_id}-{span:016x}-01");
+    (trace_id, traceparent)
+}
+
 /// The SFTP processed set, one `sha256 size mtime path` line per file (the
 /// path last, so it may hold spaces).
 fn encode_seen(seen: &[FileIdentity]) -> Option<String> {
@@ -967,6 +976,9 @@ impl LiveFeed {
         };
         let seq = self.source_seq + 1;
         let fetch_id = format!("{}:{seq}:{now_ms}", self.spec.feed_id);
+        // One W3C trace per fetched payload: every cell, the manifest and a
+        // dead letter carry it (`traceparent` header, `trace_id` field).
+        let (trace_id, traceparent) = new_trace();
         let ctx = PayloadContext {
             election_id: self.spec.election_id.clone(),
             feed_id: self.spec.feed_id.clone(),
@@ -977,11 +989,12 @@ impl LiveFeed {
             fetch_id: fetch_id.clone(),
             source_uri: payload.url.clone(),
             payload_sha256: payload.sha256.clone(),
-            trace_id: None,
+            trace_id: Some(trace_id),
             content_type: payload.content_type.clone(),
         };
         let mut facts = FetchFacts::for_payload(&ctx, &self.spec.family, payload.bytes.len());
         facts.archive_ref = archive_ref;
+        facts.traceparent = Some(traceparent);
         let inputs = FamilyInputs {
             mapping: self.spec.mapping.as_ref(),
             companion: self.spec.companion.as_deref(),
@@ -1215,6 +1228,23 @@ mod tests {
         assert_eq!(decode_seen(encode_seen(&seen).as_deref()), seen);
         assert_eq!(encode_seen(&[]), None);
         assert!(decode_seen(Some("garbage")).is_empty());
+    }
+
+    #[test]
+    fn each_payload_gets_a_valid_w3c_traceparent() {
+        let (id, tp) = new_trace();
+        let parts: Vec<&str> = tp.split('-').collect();
+        assert_eq!(parts.len(), 4);
+        assert_eq!((parts[0], parts[3]), ("00", "01"));
+        assert_eq!(parts[1], id);
+        assert!(parts[1].len() == 32 && parts[2].len() == 16);
+        assert!(
+            parts[1]
+                .bytes()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        );
+        assert_ne!(parts[1], "0".repeat(32), "an all-zero trace id is invalid");
+        assert_ne!(new_trace().0, id);
     }
 
     #[test]

@@ -116,6 +116,15 @@ pub struct FetchFacts {
 }
 
 impl FetchFacts {
+    /// The trace id inside the W3C `traceparent`
+    /// (`00-<trace id>-<span id>-<flags>`).
+    pub fn trace_id(&self) -> Option<&str> {
+        self.traceparent
+            .as_deref()
+            .and_then(|t| t.split('-').nth(1))
+            .filter(|id| id.len() == 32)
+    }
+
     /// The facts of a payload the transformer saw as `ctx`, fetched by a
     /// feed of `family`, `payload_bytes` long (no archive reference or
     /// trace context yet).
@@ -303,7 +312,7 @@ impl Publisher {
             as_of: None,
             as_of_raw: None,
             fetched_at: f.fetched_at,
-            trace_id: None,
+            trace_id: f.trace_id().map(str::to_string),
         }
     }
 
@@ -404,7 +413,7 @@ impl Publisher {
             error_message: err.message.clone(),
             retryable: err.is_retryable(),
             fetched_at: facts.fetched_at,
-            trace_id: None,
+            trace_id: facts.trace_id().map(str::to_string),
         };
         let bytes = codec::encode(&self.schemas.dead_letter, &dead).map_err(|source| {
             PublishError::Encode {

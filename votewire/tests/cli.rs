@@ -910,13 +910,18 @@ async fn two_ingestors_split_200_feeds_and_the_survivor_takes_all_after_a_kill_9
     };
     // Every feed was polled by A after the takeover.
     tokio::time::sleep(CADENCE * 2).await;
-    let bound = TTL + CADENCE + TTL / 3;
+    // The dead instance's leases lapse within the TTL; the survivor's next
+    // lease round starts within a third of it and takes them. On an idle
+    // machine that came to 4.6 s (BENCHMARKS.md); the round itself is 100
+    // conditional writes to moto, which a loaded machine slows by seconds,
+    // so the bound allows 2 s for it.
+    let bound = TTL + CADENCE + TTL / 3 + Duration::from_secs(2);
     println!(
         "split {split:?}; survivor owned all {FEEDS} after {took_over:?} (TTL {TTL:?}, cadence {CADENCE:?})"
     );
     assert!(
         took_over <= bound,
-        "took {took_over:?}, more than TTL + one cadence + one lease round ({bound:?})"
+        "took {took_over:?}, more than TTL + one cadence + one lease round + 2 s ({bound:?})"
     );
     let (status, _, stderr) = finish(a, Duration::from_secs(90)).await;
     assert!(status.success(), "{stderr}");

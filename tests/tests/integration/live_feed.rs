@@ -150,6 +150,39 @@ async fn an_http_csv_feed_publishes_only_changes_and_dead_letters_an_error_page(
     assert_eq!(drain(&pipeline.kafka, &pipeline.topics.dlq, 1).len(), 1);
     let manifests = drain(&pipeline.kafka, &pipeline.topics.snapshots, 1);
     assert_eq!(manifests.len(), 3, "two accepted, one rejected");
+    // One trace per payload: the cells of the one-count change and its
+    // manifest share a trace id, different from the first payload's.
+    let s = votewire_schemas::schemas();
+    let traces: Vec<String> = manifests
+        .iter()
+        .map(|(_, _, v, _)| {
+            let m: votewire_schemas::SnapshotManifest =
+                votewire_schemas::codec::decode(&s.snapshot_manifest, v).unwrap();
+            m.trace_id.expect("every manifest carries its trace id")
+        })
+        .collect();
+    assert!(
+        traces[0] != traces[1] && traces[1] != traces[2],
+        "{traces:?}"
+    );
+    let votes = drain(&pipeline.kafka, &pipeline.topics.votes, 4);
+    let changed_cell_traces: std::collections::BTreeSet<String> = votes
+        .iter()
+        .map(|(_, _, v, _)| votewire_schemas::codec::decode_vote_cell(v, s.vote_cell.id).unwrap())
+        .filter(|c| c.header.source_seq == 2)
+        .map(|c| {
+            c.header
+                .provenance
+                .trace_id
+                .as_deref()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        changed_cell_traces.into_iter().collect::<Vec<_>>(),
+        vec![traces[1].clone()]
+    );
 
     // Every payload, good or bad, is archived once by content.
     let mut archived = 0;
