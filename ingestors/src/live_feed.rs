@@ -1026,7 +1026,7 @@ impl LiveFeed {
                 }
                 cursor.sftp_seen = self.seen_with(payload.file.as_ref());
                 state
-                    .commit_cursor(lease, &cursor, seq)
+                    .commit_change(lease, &cursor, seq, now_ms)
                     .await
                     .map_err(self.state_err())?;
                 self.source_seq = seq;

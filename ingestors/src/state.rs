@@ -81,6 +81,10 @@ pub struct FeedState {
     /// Bumped by every operator action, so running ingestors restart the
     /// feed and pick the action up.
     pub operator_gen: i64,
+    /// When the last accepted payload was fetched, and when the feed last
+    /// went into `failing` or `quarantined` (milliseconds since the epoch).
+    pub last_change_ms: Option<i64>,
+    pub last_error_ms: Option<i64>,
 }
 
 /// One stored health transition.
@@ -325,6 +329,8 @@ impl DynamoFeedState {
             consecutive_failures: get_n(&i, "consecutive_failures").unwrap_or(0),
             paused: i.get("paused").and_then(|v| v.as_bool().ok()).copied() == Some(true),
             operator_gen: get_n(&i, "operator_gen").unwrap_or(0),
+            last_change_ms: get_n(&i, "last_change_ms"),
+            last_error_ms: get_n(&i, "last_error_ms"),
             lease: match (
                 get_s(&i, "lease_owner"),
                 get_n(&i, "lease_expires_ms"),
@@ -564,6 +570,28 @@ impl DynamoFeedState {
         cursor: &FeedCursor,
         source_seq: i64,
     ) -> Result<(), StateError> {
+        self.commit(lease, cursor, source_seq, None).await
+    }
+
+    /// [`commit_cursor`](Self::commit_cursor) for an accepted payload
+    /// fetched at `at_ms`: also stores it as the feed's last change.
+    pub async fn commit_change(
+        &self,
+        lease: &Lease,
+        cursor: &FeedCursor,
+        source_seq: i64,
+        at_ms: i64,
+    ) -> Result<(), StateError> {
+        self.commit(lease, cursor, source_seq, Some(at_ms)).await
+    }
+
+    async fn commit(
+        &self,
+        lease: &Lease,
+        cursor: &FeedCursor,
+        source_seq: i64,
+        changed_at_ms: Option<i64>,
+    ) -> Result<(), StateError> {
         let mut set = vec!["source_seq = :seq", "consecutive_failures = :zero"];
         let mut req = self
             .client
@@ -598,6 +626,10 @@ impl DynamoFeedState {
                 }
                 None => remove.push(field),
             }
+        }
+        if let Some(at) = changed_at_ms {
+            set.push("last_change_ms = :changed");
+            req = req.expression_attribute_values(":changed", n(at));
         }
         let mut expr = format!("SET {}", set.join(", "));
         if !remove.is_empty() {
@@ -640,19 +672,27 @@ impl DynamoFeedState {
         event: &HealthEvent,
         consecutive_failures: i64,
     ) -> Result<(), StateError> {
-        let res = self
+        // A transition into trouble is also the feed's last error.
+        let trouble = matches!(event.to.as_str(), "failing" | "quarantined");
+        let mut req = self
             .client
             .update_item()
             .table_name(&self.feeds)
             .key("feed_id", s(&lease.feed_id))
-            .update_expression("SET health = :h, consecutive_failures = :f")
+            .update_expression(if trouble {
+                "SET health = :h, consecutive_failures = :f, last_error_ms = :at"
+            } else {
+                "SET health = :h, consecutive_failures = :f"
+            })
             .condition_expression("lease_owner = :me AND fencing = :fence")
             .expression_attribute_values(":h", s(&event.to))
             .expression_attribute_values(":f", n(consecutive_failures))
             .expression_attribute_values(":me", s(&lease.owner))
-            .expression_attribute_values(":fence", n(lease.fencing))
-            .send()
-            .await;
+            .expression_attribute_values(":fence", n(lease.fencing));
+        if trouble {
+            req = req.expression_attribute_values(":at", n(event.at_ms));
+        }
+        let res = req.send().await;
         match res {
             Ok(_) => {}
             Err(e) if is_condition_failure(&e) => {

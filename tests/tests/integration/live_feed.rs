@@ -147,6 +147,11 @@ async fn an_http_csv_feed_publishes_only_changes_and_dead_letters_an_error_page(
     let stored = state.load(&feed_id).await.unwrap().unwrap();
     assert_eq!(stored.source_seq, 2);
     assert_eq!(stored.cursor.etag.as_deref(), Some("\"v2\""));
+    // The times the steps ran at: the last change, and the rejection that
+    // turned the feed `failing`.
+    assert_eq!(stored.last_change_ms, Some(3_000));
+    assert_eq!(stored.last_error_ms, Some(4_000));
+    assert_eq!(stored.health, "failing");
     assert_eq!(drain(&pipeline.kafka, &pipeline.topics.dlq, 1).len(), 1);
     let manifests = drain(&pipeline.kafka, &pipeline.topics.snapshots, 1);
     assert_eq!(manifests.len(), 3, "two accepted, one rejected");
