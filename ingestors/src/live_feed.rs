@@ -24,7 +24,6 @@
 //! they were; an identical rejected payload is not dead-lettered twice.
 
 use std::collections::VecDeque;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
@@ -1194,15 +1193,6 @@ pub async fn dry_run(spec: &FeedSpec, tools: &FeedTools) -> Result<DryRun, Sourc
         transform_time: started.elapsed(),
         result,
     })
-}
-
-/// A local directory for the raw archive when none is configured: under
-/// the state directory.
-pub fn default_archive_dir() -> PathBuf {
-    std::env::var_os("VOTEWIRE_STATE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(".votewire"))
-        .join("archive")
 }
 
 #[cfg(test)]

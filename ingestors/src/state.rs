@@ -228,15 +228,17 @@ impl DynamoFeedState {
         }
     }
 
-    /// Creates the tables (and the events TTL) when missing. Safe to run
-    /// from several processes at once: a table another process created in
-    /// the meantime counts as created.
-    pub async fn ensure_tables(&self) -> Result<(), StateError> {
-        let mut existing = Vec::new();
-        for t in [&self.feeds, &self.instances, &self.events] {
-            if self.table_exists(t).await? {
-                existing.push(t.clone());
-            }
+    /// Creates `table` with string key `hash` (and sort key `range`) unless
+    /// it exists; true when this call created it. A table another process
+    /// created in the meantime counts as existing.
+    async fn create_if_missing(
+        &self,
+        table: &str,
+        hash: &str,
+        range: Option<&str>,
+    ) -> Result<bool, StateError> {
+        if self.table_exists(table).await? {
+            return Ok(false);
         }
         let key = |name: &str, t: KeyType| {
             KeySchemaElement::builder()
@@ -252,40 +254,34 @@ impl DynamoFeedState {
                 .build()
                 .expect("static")
         };
-        if !existing.contains(&self.feeds) {
-            self.client
-                .create_table()
-                .table_name(&self.feeds)
-                .attribute_definitions(attr("feed_id"))
-                .key_schema(key("feed_id", KeyType::Hash))
-                .billing_mode(BillingMode::PayPerRequest)
-                .send()
-                .await
-                .map_or_else(created_or_in_use(&self.feeds), |_| Ok(()))?;
+        let mut req = self
+            .client
+            .create_table()
+            .table_name(table)
+            .attribute_definitions(attr(hash))
+            .key_schema(key(hash, KeyType::Hash))
+            .billing_mode(BillingMode::PayPerRequest);
+        if let Some(range) = range {
+            req = req
+                .attribute_definitions(attr(range))
+                .key_schema(key(range, KeyType::Range));
         }
-        if !existing.contains(&self.instances) {
-            self.client
-                .create_table()
-                .table_name(&self.instances)
-                .attribute_definitions(attr("instance_id"))
-                .key_schema(key("instance_id", KeyType::Hash))
-                .billing_mode(BillingMode::PayPerRequest)
-                .send()
-                .await
-                .map_or_else(created_or_in_use(&self.instances), |_| Ok(()))?;
-        }
-        if !existing.contains(&self.events) {
-            self.client
-                .create_table()
-                .table_name(&self.events)
-                .attribute_definitions(attr("feed_id"))
-                .attribute_definitions(attr("sk"))
-                .key_schema(key("feed_id", KeyType::Hash))
-                .key_schema(key("sk", KeyType::Range))
-                .billing_mode(BillingMode::PayPerRequest)
-                .send()
-                .await
-                .map_or_else(created_or_in_use(&self.events), |_| Ok(()))?;
+        req.send()
+            .await
+            .map_or_else(created_or_in_use(table), |_| Ok(()))?;
+        Ok(true)
+    }
+
+    /// Creates the tables (and the events TTL) when missing. Safe to run
+    /// from several processes at once.
+    pub async fn ensure_tables(&self) -> Result<(), StateError> {
+        self.create_if_missing(&self.feeds, "feed_id", None).await?;
+        self.create_if_missing(&self.instances, "instance_id", None)
+            .await?;
+        if self
+            .create_if_missing(&self.events, "feed_id", Some("sk"))
+            .await?
+        {
             self.client
                 .update_time_to_live()
                 .table_name(&self.events)

@@ -74,7 +74,7 @@ stale_after = "10m"
     .unwrap();
     let base = votewire_tests::unique("ingest");
     let votes = format!("{base}.votes");
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_votewire"))
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_votewire"))
         .args([
             "ingest",
             "--lease-ttl",
@@ -110,30 +110,7 @@ stale_after = "10m"
     tokio::time::sleep(std::time::Duration::from_secs(4)).await;
     server.set("/GA/107556/current_ver.txt", Canned::ok("273739"));
     server.set("/GA/107556/273739/json/ALL.json", Canned::ok(v1));
-    let out = tokio::time::timeout(std::time::Duration::from_secs(60), async {
-        let status = child.wait().await.unwrap();
-        let mut stdout = String::new();
-        let mut stderr = String::new();
-        use tokio::io::AsyncReadExt;
-        child
-            .stdout
-            .take()
-            .unwrap()
-            .read_to_string(&mut stdout)
-            .await
-            .unwrap();
-        child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut stderr)
-            .await
-            .unwrap();
-        (status, stdout, stderr)
-    })
-    .await
-    .expect("ingest stops by itself after --run-for");
-    let (status, stdout, stderr) = out;
+    let (status, stdout, stderr) = finish(child, std::time::Duration::from_secs(60)).await;
     assert!(status.success(), "{stderr}");
     let published: Vec<&str> = stdout.lines().filter(|l| l.starts_with("feed=")).collect();
     assert_eq!(
@@ -535,7 +512,6 @@ url = "{}"
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ingest_follows_registry_edits_and_operator_actions_without_a_restart() {
     use std::time::Duration;
-    use tokio::io::AsyncReadExt;
     use votewire_tests::http::{Canned, FixtureServer};
     use votewire_tests::pipeline::TestPipeline;
 
@@ -562,7 +538,7 @@ async fn ingest_follows_registry_edits_and_operator_actions_without_a_restart() 
     };
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("a.toml"), entry(&a, "/a.csv")).unwrap();
-    let mut child = tokio::process::Command::from(votewire_on(&stack, &pipeline))
+    let child = tokio::process::Command::from(votewire_on(&stack, &pipeline))
         .args([
             "ingest",
             "--lease-ttl",
@@ -606,27 +582,7 @@ async fn ingest_follows_registry_edits_and_operator_actions_without_a_restart() 
     assert!(out.status.success(), "{out:?}");
     std::fs::remove_file(dir.path().join("a.toml")).unwrap();
 
-    let (status, stdout, stderr) = tokio::time::timeout(Duration::from_secs(60), async {
-        let status = child.wait().await.unwrap();
-        let (mut o, mut e) = (String::new(), String::new());
-        child
-            .stdout
-            .take()
-            .unwrap()
-            .read_to_string(&mut o)
-            .await
-            .unwrap();
-        child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut e)
-            .await
-            .unwrap();
-        (status, o, e)
-    })
-    .await
-    .expect("ingest stops by itself after --run-for");
+    let (status, stdout, stderr) = finish(child, Duration::from_secs(60)).await;
     assert!(status.success(), "{stderr}");
     let lines = |id: &str| -> Vec<String> {
         stdout
@@ -678,31 +634,19 @@ async fn ingest_follows_registry_edits_and_operator_actions_without_a_restart() 
 /// Waits for a child's exit (with a deadline) and returns its status,
 /// stdout and stderr.
 async fn finish(
-    mut child: tokio::process::Child,
+    child: tokio::process::Child,
     within: std::time::Duration,
 ) -> (std::process::ExitStatus, String, String) {
-    use tokio::io::AsyncReadExt;
-    tokio::time::timeout(within, async {
-        let status = child.wait().await.unwrap();
-        let (mut o, mut e) = (String::new(), String::new());
-        child
-            .stdout
-            .take()
-            .unwrap()
-            .read_to_string(&mut o)
-            .await
-            .unwrap();
-        child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut e)
-            .await
-            .unwrap();
-        (status, o, e)
-    })
-    .await
-    .expect("the process ends by itself")
+    // Both pipes are drained while waiting, so a chatty child never blocks.
+    let out = tokio::time::timeout(within, child.wait_with_output())
+        .await
+        .expect("the process ends by itself")
+        .unwrap();
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 fn one_http_feed(dir: &std::path::Path, file: &str, id: &str, url: &str) {
