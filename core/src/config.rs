@@ -138,6 +138,11 @@ pub struct TopicsConfig {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct StateStoreConfig {
+    /// `dynamodb` (the production store, shared by a fleet) or `embedded`
+    /// (one local redb file, for a single ingestor process).
+    pub kind: StateStoreKind,
+    /// The embedded store's file; unset means `state_dir/feed-state.redb`.
+    pub embedded_path: Option<PathBuf>,
     /// A DynamoDB-API endpoint URL; `None` means the real AWS endpoint for
     /// `region`.
     pub endpoint_url: Option<String>,
@@ -146,6 +151,24 @@ pub struct StateStoreConfig {
     pub table_prefix: String,
     /// Timeout for one state-store call, in milliseconds.
     pub operation_timeout_ms: u64,
+}
+
+/// Which feed-state store a process uses.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum StateStoreKind {
+    #[default]
+    Dynamodb,
+    Embedded,
+}
+
+impl StateStoreConfig {
+    /// The embedded store's file under `state_dir` unless configured.
+    pub fn embedded_file(&self, state_dir: &std::path::Path) -> PathBuf {
+        self.embedded_path
+            .clone()
+            .unwrap_or_else(|| state_dir.join("feed-state.redb"))
+    }
 }
 
 /// OpenTelemetry export.
@@ -220,6 +243,8 @@ impl Default for TopicsConfig {
 impl Default for StateStoreConfig {
     fn default() -> Self {
         Self {
+            kind: StateStoreKind::Dynamodb,
+            embedded_path: None,
             endpoint_url: None,
             region: "us-east-1".into(),
             table_prefix: "votewire_".into(),
@@ -316,6 +341,18 @@ pub const ENV_OVERRIDES: &[EnvOverride] = &[
         describes: "topics.dlq",
         apply: |c, v| {
             c.topics.dlq = v.to_string();
+            Ok(())
+        },
+    },
+    EnvOverride {
+        var: "VOTEWIRE_STATE_STORE",
+        describes: "state_store.kind (dynamodb | embedded)",
+        apply: |c, v| {
+            c.state_store.kind = match v {
+                "dynamodb" => StateStoreKind::Dynamodb,
+                "embedded" => StateStoreKind::Embedded,
+                other => return Err(format!("{other:?} is not dynamodb or embedded")),
+            };
             Ok(())
         },
     },

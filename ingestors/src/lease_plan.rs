@@ -26,7 +26,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::state::{DynamoFeedState, Lease, LeaseRow, StateError};
+use crate::state::{FeedStateStore, Lease, LeaseRow, StateError};
 
 /// One row of the `feeds` table, as far as leasing cares.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -160,7 +160,7 @@ pub struct LeaseRound {
     /// Leases held (renewed or newly taken) until their `expires_ms`.
     pub held: Vec<Lease>,
     /// Leases a live instance asked for: stop these feeds, then
-    /// [`DynamoFeedState::release_lease`] each one.
+    /// [`FeedStateStore::release_lease`] each one.
     pub hand_over: Vec<Lease>,
     pub target: usize,
     pub instances: usize,
@@ -174,11 +174,14 @@ const RENEW_CONCURRENCY: usize = 16;
 /// Runs one lease round against the state store: heartbeat, read the
 /// leases, plan, then renew, take and ask for handovers with conditional
 /// writes. `registry` is every configured feed with its priority; rows of
-/// feeds no longer configured are left to expire.
+/// feeds no longer configured are left to expire. `last_fetch` (feed →
+/// ms) rides on the renewals, so the feeds row shows when each feed was
+/// last fetched without a write per poll.
 pub async fn lease_round(
-    state: &DynamoFeedState,
+    state: &dyn FeedStateStore,
     me: &str,
     registry: &[(String, i32)],
+    last_fetch: &HashMap<String, i64>,
     now_ms: i64,
     ttl_ms: i64,
     max_steal: usize,
@@ -240,11 +243,13 @@ pub async fn lease_round(
         .collect();
     for chunk in due.chunks(RENEW_CONCURRENCY) {
         // A renewal refused because the lease lapsed may still be taken.
-        let renewed = futures::future::join_all(
-            chunk
-                .iter()
-                .map(|id| state.acquire_lease(id.as_str(), me, now_ms, ttl_ms)),
-        )
+        let renewed = futures::future::join_all(chunk.iter().map(|id| async move {
+            let fetched = last_fetch.get(id.as_str()).copied();
+            match state.renew_lease(id, me, now_ms, ttl_ms, fetched).await? {
+                Some(lease) => Ok(Some(lease)),
+                None => state.take_lease(id, me, now_ms, ttl_ms).await,
+            }
+        }))
         .await;
         for lease in renewed {
             round.held.extend(lease?);

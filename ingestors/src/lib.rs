@@ -42,6 +42,7 @@ pub mod archive;
 pub mod cadence;
 pub mod clarity_source;
 pub mod conditional;
+pub mod embedded_state;
 pub mod feeds;
 pub mod health;
 pub mod http;

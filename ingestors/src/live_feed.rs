@@ -40,7 +40,7 @@ use crate::http::{FetchError, FetchLimits};
 use crate::publish::{FetchFacts, PublishError, Published, PublishedCells, Publisher};
 use crate::sftp::{SftpEndpoint, SftpError, SftpSession};
 use crate::sftp_drop::{DropConfig, DropWatcher, FileIdentity, ReadyFile};
-use crate::state::{DynamoFeedState, FeedCursor, HealthEvent, Lease, StateError};
+use crate::state::{FeedCursor, FeedStateStore, HealthEvent, Lease, StateError};
 
 /// Why a feed's registry entry cannot be turned into a running feed. Not
 /// retryable: the entry or the files it names must change.
@@ -406,7 +406,7 @@ enum Polled {
 }
 
 /// Where a step's outcomes go: state store, Kafka, under which lease.
-type Sinks<'a> = (&'a DynamoFeedState, &'a Publisher, &'a Lease);
+type Sinks<'a> = (&'a dyn FeedStateStore, &'a Publisher, &'a Lease);
 
 /// What one step did.
 #[derive(Debug, Default)]
@@ -507,7 +507,7 @@ impl LiveFeed {
     /// memory starts empty, so the first accepted payload republishes every
     /// cell once: harmless, cells are cumulative upserts.
     pub async fn resume(
-        state: &DynamoFeedState,
+        state: &dyn FeedStateStore,
         spec: FeedSpec,
         instance: &str,
         health: HealthMachine,
@@ -911,7 +911,7 @@ impl LiveFeed {
         &mut self,
         tools: &FeedTools,
         publisher: &Publisher,
-        state: &DynamoFeedState,
+        state: &dyn FeedStateStore,
         lease: &Lease,
         now_ms: i64,
     ) -> Result<StepReport, FeedStepError> {

@@ -27,11 +27,11 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
     ScalarAttributeType, TimeToLiveSpecification,
 };
-use votewire_core::config::StateStoreConfig;
+use votewire_core::config::{StateStoreConfig, StateStoreKind};
 use votewire_core::state::table_name;
 
 /// What a feed's next fetch starts from.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FeedCursor {
     pub etag: Option<String>,
     pub last_modified: Option<String>,
@@ -85,6 +85,9 @@ pub struct FeedState {
     /// went into `failing` or `quarantined` (milliseconds since the epoch).
     pub last_change_ms: Option<i64>,
     pub last_error_ms: Option<i64>,
+    /// When the owner last fetched the feed, stored with its lease
+    /// renewals: up to half a lease TTL old.
+    pub last_fetch_ms: Option<i64>,
 }
 
 /// One stored health transition.
@@ -191,6 +194,182 @@ fn get_n(item: &HashMap<String, AttributeValue>, k: &str) -> Option<i64> {
         .and_then(|v| v.parse().ok())
 }
 
+/// Where feed state lives. DynamoDB ([`DynamoFeedState`]) is the
+/// production store, shared by every ingestor of a fleet; the embedded
+/// store ([`crate::embedded_state::EmbeddedFeedState`], one redb file) is
+/// the single-process default. Both keep the same semantics: fenced
+/// commits, `source_seq` that never moves backwards, and the health
+/// history newest first.
+#[async_trait::async_trait]
+pub trait FeedStateStore: Send + Sync {
+    /// Creates the tables when missing. Safe to run from several
+    /// processes at once (DynamoDB) and on every start.
+    async fn ensure_tables(&self) -> Result<(), StateError>;
+
+    /// The stored state of `feed_id`, if any (strongly consistent).
+    async fn load(&self, feed_id: &str) -> Result<Option<FeedState>, StateError>;
+
+    /// Renews `owner`'s lease, or takes the feed when its lease is free or
+    /// expired (incrementing the fencing counter). `None` when another
+    /// owner holds an unexpired lease.
+    async fn acquire_lease(
+        &self,
+        feed_id: &str,
+        owner: &str,
+        now_ms: i64,
+        ttl_ms: i64,
+    ) -> Result<Option<Lease>, StateError> {
+        match self
+            .renew_lease(feed_id, owner, now_ms, ttl_ms, None)
+            .await?
+        {
+            Some(lease) => Ok(Some(lease)),
+            None => self.take_lease(feed_id, owner, now_ms, ttl_ms).await,
+        }
+    }
+
+    /// Extends `owner`'s unexpired lease, keeping its fencing counter, and
+    /// stores the feed's last fetch time when given (it rides on the
+    /// renewal: no write per poll). `None` when `owner` does not hold the
+    /// lease (any more).
+    async fn renew_lease(
+        &self,
+        feed_id: &str,
+        owner: &str,
+        now_ms: i64,
+        ttl_ms: i64,
+        last_fetch_ms: Option<i64>,
+    ) -> Result<Option<Lease>, StateError>;
+
+    /// Takes the feed when its lease is free or expired, incrementing the
+    /// fencing counter. `None` when someone holds an unexpired lease.
+    async fn take_lease(
+        &self,
+        feed_id: &str,
+        owner: &str,
+        now_ms: i64,
+        ttl_ms: i64,
+    ) -> Result<Option<Lease>, StateError>;
+
+    /// Asks `seen.owner` to hand the feed over to `requester` (the lease
+    /// plan's rebalancing), only if it still holds it with the fencing
+    /// counter we saw. The owner stops the feed and releases the lease in
+    /// its next round; nobody polls the feed twice.
+    async fn request_handover(&self, seen: &LeaseRow, requester: &str) -> Result<bool, StateError>;
+
+    /// Gives a lease up (graceful shutdown): it expires now, so any live
+    /// instance takes it in its next round. A no-op if it was lost already.
+    async fn release_lease(&self, lease: &Lease) -> Result<bool, StateError>;
+
+    /// Every feed row's lease, for the lease plan.
+    async fn lease_rows(&self) -> Result<Vec<LeaseRow>, StateError>;
+
+    /// Records that `instance` is alive until `now_ms + ttl_ms`.
+    async fn heartbeat(&self, instance: &str, now_ms: i64, ttl_ms: i64) -> Result<(), StateError>;
+
+    /// Instances whose heartbeat has not expired at `now_ms`, sorted.
+    async fn live_instances(&self, now_ms: i64) -> Result<Vec<String>, StateError>;
+
+    /// Commits the cursor and `source_seq` (and, for an accepted payload
+    /// fetched at `changed_at_ms`, the feed's last change) after every cell
+    /// of a payload was acknowledged. Fenced: refused unless `lease` is
+    /// still the current one; a `source_seq` below the stored one is
+    /// [`StateError::SeqRegressed`].
+    async fn commit(
+        &self,
+        lease: &Lease,
+        cursor: &FeedCursor,
+        source_seq: i64,
+        changed_at_ms: Option<i64>,
+    ) -> Result<(), StateError>;
+
+    /// [`commit`](Self::commit) for a payload that changed nothing.
+    async fn commit_cursor(
+        &self,
+        lease: &Lease,
+        cursor: &FeedCursor,
+        source_seq: i64,
+    ) -> Result<(), StateError> {
+        self.commit(lease, cursor, source_seq, None).await
+    }
+
+    /// [`commit`](Self::commit) for an accepted payload fetched at `at_ms`.
+    async fn commit_change(
+        &self,
+        lease: &Lease,
+        cursor: &FeedCursor,
+        source_seq: i64,
+        at_ms: i64,
+    ) -> Result<(), StateError> {
+        self.commit(lease, cursor, source_seq, Some(at_ms)).await
+    }
+
+    /// Records a health transition (fenced like a commit) and appends it to
+    /// the feed's history. A transition into `failing` or `quarantined` is
+    /// also the feed's last error.
+    async fn record_health(
+        &self,
+        lease: &Lease,
+        event: &HealthEvent,
+        consecutive_failures: i64,
+    ) -> Result<(), StateError>;
+
+    /// An operator pauses (`true`) or resumes (`false`) a feed; resuming
+    /// also releases it from quarantine. Needs no lease: running ingestors
+    /// see the new operator generation in their next lease round and
+    /// restart the feed. Returns the health before the action.
+    async fn set_paused(
+        &self,
+        feed_id: &str,
+        paused: bool,
+        actor: &str,
+        now_ms: i64,
+    ) -> Result<String, StateError>;
+
+    /// Appends one event to a feed's history (also used for operator
+    /// actions, which hold no lease).
+    async fn append_event(&self, feed_id: &str, event: &HealthEvent) -> Result<(), StateError>;
+
+    /// A page of a feed's history, newest first; pass the returned token to
+    /// get the next page.
+    async fn history(
+        &self,
+        feed_id: &str,
+        limit: i32,
+        after: Option<String>,
+    ) -> Result<(Vec<HealthEvent>, Option<String>), StateError>;
+}
+
+/// The feed-state store `config` names: DynamoDB (the default, shared by a
+/// fleet) or the embedded file under `state_dir`. Tables are created when
+/// missing.
+pub async fn open_feed_state(
+    config: &votewire_core::config::VotewireConfig,
+) -> Result<std::sync::Arc<dyn FeedStateStore>, StateError> {
+    let store: std::sync::Arc<dyn FeedStateStore> = match config.state_store.kind {
+        StateStoreKind::Dynamodb => {
+            let client = votewire_core::state::dynamodb_client(&config.state_store).await;
+            std::sync::Arc::new(DynamoFeedState::new(client, &config.state_store))
+        }
+        StateStoreKind::Embedded => {
+            let file = config.state_store.embedded_file(&config.state_dir);
+            std::sync::Arc::new(crate::embedded_state::EmbeddedFeedState::open(&file)?)
+        }
+    };
+    store.ensure_tables().await?;
+    Ok(store)
+}
+
+/// The health an operator action leaves a feed in, and the reason stored
+/// with it.
+pub(crate) fn operator_transition(paused: bool) -> (&'static str, &'static str) {
+    if paused {
+        ("paused", "paused by an operator")
+    } else {
+        ("healthy", "resumed by an operator")
+    }
+}
+
 /// Feed state on DynamoDB.
 #[derive(Clone)]
 pub struct DynamoFeedState {
@@ -272,9 +451,28 @@ impl DynamoFeedState {
         Ok(true)
     }
 
-    /// Creates the tables (and the events TTL) when missing. Safe to run
-    /// from several processes at once.
-    pub async fn ensure_tables(&self) -> Result<(), StateError> {
+    /// Sends a conditional `UpdateItem` on the feeds table: the item's new
+    /// attributes when the condition held, `None` when it did not.
+    async fn update_if(
+        &self,
+        req: aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder,
+    ) -> Result<Option<HashMap<String, AttributeValue>>, StateError> {
+        match req
+            .table_name(&self.feeds)
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(Some(out.attributes.unwrap_or_default())),
+            Err(e) if is_condition_failure(&e) => Ok(None),
+            Err(e) => Err(store_err("update_item", &self.feeds)(e)),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl FeedStateStore for DynamoFeedState {
+    async fn ensure_tables(&self) -> Result<(), StateError> {
         self.create_if_missing(&self.feeds, "feed_id", None).await?;
         self.create_if_missing(&self.instances, "instance_id", None)
             .await?;
@@ -299,8 +497,7 @@ impl DynamoFeedState {
         Ok(())
     }
 
-    /// The stored state of `feed_id`, if any (strongly consistent).
-    pub async fn load(&self, feed_id: &str) -> Result<Option<FeedState>, StateError> {
+    async fn load(&self, feed_id: &str) -> Result<Option<FeedState>, StateError> {
         let out = self
             .client
             .get_item()
@@ -327,6 +524,7 @@ impl DynamoFeedState {
             operator_gen: get_n(&i, "operator_gen").unwrap_or(0),
             last_change_ms: get_n(&i, "last_change_ms"),
             last_error_ms: get_n(&i, "last_error_ms"),
+            last_fetch_ms: get_n(&i, "last_fetch_ms"),
             lease: match (
                 get_s(&i, "lease_owner"),
                 get_n(&i, "lease_expires_ms"),
@@ -343,60 +541,30 @@ impl DynamoFeedState {
         }))
     }
 
-    /// Renews `owner`'s lease, or takes the feed when its lease is free or
-    /// expired (incrementing the fencing counter). `None` when another owner
-    /// holds an unexpired lease.
-    pub async fn acquire_lease(
+    async fn renew_lease(
         &self,
         feed_id: &str,
         owner: &str,
         now_ms: i64,
         ttl_ms: i64,
-    ) -> Result<Option<Lease>, StateError> {
-        match self.renew_lease(feed_id, owner, now_ms, ttl_ms).await? {
-            Some(lease) => Ok(Some(lease)),
-            None => self.take_lease(feed_id, owner, now_ms, ttl_ms).await,
-        }
-    }
-
-    /// Sends a conditional `UpdateItem` on the feeds table: the item's new
-    /// attributes when the condition held, `None` when it did not.
-    async fn update_if(
-        &self,
-        req: aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder,
-    ) -> Result<Option<HashMap<String, AttributeValue>>, StateError> {
-        match req
-            .table_name(&self.feeds)
-            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
-            .send()
-            .await
-        {
-            Ok(out) => Ok(Some(out.attributes.unwrap_or_default())),
-            Err(e) if is_condition_failure(&e) => Ok(None),
-            Err(e) => Err(store_err("update_item", &self.feeds)(e)),
-        }
-    }
-
-    /// Extends `owner`'s unexpired lease, keeping its fencing counter.
-    /// `None` when `owner` does not hold it (any more).
-    pub async fn renew_lease(
-        &self,
-        feed_id: &str,
-        owner: &str,
-        now_ms: i64,
-        ttl_ms: i64,
+        last_fetch_ms: Option<i64>,
     ) -> Result<Option<Lease>, StateError> {
         let expires = now_ms + ttl_ms;
         // Renewal: same owner, keep the fencing counter.
-        let req = self
+        let mut req = self
             .client
             .update_item()
             .key("feed_id", s(feed_id))
-            .update_expression("SET lease_expires_ms = :exp")
             .condition_expression("lease_owner = :me AND lease_expires_ms >= :now")
             .expression_attribute_values(":exp", n(expires))
             .expression_attribute_values(":me", s(owner))
             .expression_attribute_values(":now", n(now_ms));
+        req = match last_fetch_ms {
+            Some(at) => req
+                .update_expression("SET lease_expires_ms = :exp, last_fetch_ms = :fetched")
+                .expression_attribute_values(":fetched", n(at)),
+            None => req.update_expression("SET lease_expires_ms = :exp"),
+        };
         Ok(self.update_if(req).await?.map(|item| Lease {
             feed_id: feed_id.to_string(),
             owner: owner.to_string(),
@@ -405,9 +573,7 @@ impl DynamoFeedState {
         }))
     }
 
-    /// Takes the feed when its lease is free or expired, incrementing the
-    /// fencing counter. `None` when someone holds an unexpired lease.
-    pub async fn take_lease(
+    async fn take_lease(
         &self,
         feed_id: &str,
         owner: &str,
@@ -435,15 +601,7 @@ impl DynamoFeedState {
         }))
     }
 
-    /// Asks `seen.owner` to hand the feed over to `requester` (the lease
-    /// plan's rebalancing), only if it still holds it with the fencing
-    /// counter we saw. The owner stops the feed and releases the lease in
-    /// its next round; nobody polls the feed twice.
-    pub async fn request_handover(
-        &self,
-        seen: &LeaseRow,
-        requester: &str,
-    ) -> Result<bool, StateError> {
+    async fn request_handover(&self, seen: &LeaseRow, requester: &str) -> Result<bool, StateError> {
         let Some(owner) = seen.owner.as_deref() else {
             return Ok(false);
         };
@@ -459,9 +617,7 @@ impl DynamoFeedState {
         Ok(self.update_if(req).await?.is_some())
     }
 
-    /// Gives a lease up (graceful shutdown): it expires now, so any live
-    /// instance takes it in its next round. A no-op if it was lost already.
-    pub async fn release_lease(&self, lease: &Lease) -> Result<bool, StateError> {
+    async fn release_lease(&self, lease: &Lease) -> Result<bool, StateError> {
         let req = self
             .client
             .update_item()
@@ -474,9 +630,7 @@ impl DynamoFeedState {
         Ok(self.update_if(req).await?.is_some())
     }
 
-    /// Every feed row's lease, for the lease plan (a paginated scan,
-    /// strongly consistent).
-    pub async fn lease_rows(&self) -> Result<Vec<LeaseRow>, StateError> {
+    async fn lease_rows(&self) -> Result<Vec<LeaseRow>, StateError> {
         let mut rows = Vec::new();
         let mut start = None;
         loop {
@@ -511,13 +665,7 @@ impl DynamoFeedState {
         }
     }
 
-    /// Records that `instance` is alive until `now_ms + ttl_ms`.
-    pub async fn heartbeat(
-        &self,
-        instance: &str,
-        now_ms: i64,
-        ttl_ms: i64,
-    ) -> Result<(), StateError> {
+    async fn heartbeat(&self, instance: &str, now_ms: i64, ttl_ms: i64) -> Result<(), StateError> {
         self.client
             .put_item()
             .table_name(&self.instances)
@@ -530,8 +678,7 @@ impl DynamoFeedState {
         Ok(())
     }
 
-    /// Instances whose heartbeat has not expired at `now_ms`.
-    pub async fn live_instances(&self, now_ms: i64) -> Result<Vec<String>, StateError> {
+    async fn live_instances(&self, now_ms: i64) -> Result<Vec<String>, StateError> {
         let mut live = Vec::new();
         let mut start = None;
         loop {
@@ -556,29 +703,6 @@ impl DynamoFeedState {
                 return Ok(live);
             }
         }
-    }
-
-    /// Commits the cursor and `source_seq` after every cell of a payload was
-    /// acknowledged. Fenced: refused unless `lease` is still the current one.
-    pub async fn commit_cursor(
-        &self,
-        lease: &Lease,
-        cursor: &FeedCursor,
-        source_seq: i64,
-    ) -> Result<(), StateError> {
-        self.commit(lease, cursor, source_seq, None).await
-    }
-
-    /// [`commit_cursor`](Self::commit_cursor) for an accepted payload
-    /// fetched at `at_ms`: also stores it as the feed's last change.
-    pub async fn commit_change(
-        &self,
-        lease: &Lease,
-        cursor: &FeedCursor,
-        source_seq: i64,
-        at_ms: i64,
-    ) -> Result<(), StateError> {
-        self.commit(lease, cursor, source_seq, Some(at_ms)).await
     }
 
     async fn commit(
@@ -660,9 +784,7 @@ impl DynamoFeedState {
         }
     }
 
-    /// Records a health transition (fenced like a commit) and appends it to
-    /// the feed's history.
-    pub async fn record_health(
+    async fn record_health(
         &self,
         lease: &Lease,
         event: &HealthEvent,
@@ -703,18 +825,14 @@ impl DynamoFeedState {
         self.append_event(&lease.feed_id, event).await
     }
 
-    /// An operator pauses (`true`) or resumes (`false`) a feed; resuming
-    /// also releases it from quarantine. Needs no lease: running ingestors
-    /// see the new operator generation in their next lease round's scan
-    /// and restart the feed. Returns the health before the action.
-    pub async fn set_paused(
+    async fn set_paused(
         &self,
         feed_id: &str,
         paused: bool,
         actor: &str,
         now_ms: i64,
     ) -> Result<String, StateError> {
-        let to = if paused { "paused" } else { "healthy" };
+        let (to, reason) = operator_transition(paused);
         let out = self
             .client
             .update_item()
@@ -740,20 +858,14 @@ impl DynamoFeedState {
             at_ms: now_ms,
             from: Some(from.clone()),
             to: to.to_string(),
-            reason: if paused {
-                "paused by an operator".into()
-            } else {
-                "resumed by an operator".into()
-            },
+            reason: reason.to_string(),
             actor: actor.to_string(),
         };
         self.append_event(feed_id, &event).await?;
         Ok(from)
     }
 
-    /// Appends one event to a feed's history (also used for operator
-    /// actions, which hold no lease).
-    pub async fn append_event(&self, feed_id: &str, event: &HealthEvent) -> Result<(), StateError> {
+    async fn append_event(&self, feed_id: &str, event: &HealthEvent) -> Result<(), StateError> {
         let mut req = self
             .client
             .put_item()
@@ -777,9 +889,7 @@ impl DynamoFeedState {
         Ok(())
     }
 
-    /// A page of a feed's history, newest first; pass the returned token to
-    /// get the next page.
-    pub async fn history(
+    async fn history(
         &self,
         feed_id: &str,
         limit: i32,

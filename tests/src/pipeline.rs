@@ -13,7 +13,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use votewire_core::config::{KafkaConfig, StateStoreConfig, TopicsConfig};
 use votewire_core::kafka::{self, TopicSpec};
 use votewire_ingestors::publish::Publisher;
-use votewire_ingestors::state::DynamoFeedState;
+use votewire_ingestors::state::{DynamoFeedState, FeedStateStore};
 
 use crate::{Stack, unique};
 

@@ -14,7 +14,7 @@ use votewire_ingestors::feeds::{ValidFeed, load_registry};
 use votewire_ingestors::http::{FetchLimits, client};
 use votewire_ingestors::live_feed::{FeedSpec, FeedTools, dry_run};
 use votewire_ingestors::published_view::read_published;
-use votewire_ingestors::state::DynamoFeedState;
+use votewire_ingestors::state::{FeedStateStore, open_feed_state};
 use votewire_schemas::VoteCell;
 
 pub fn validate(path: &Path) -> ExitCode {
@@ -195,9 +195,12 @@ pub struct StateArgs {
     feeds: PathBuf,
 }
 
-async fn state_store(config: &VotewireConfig) -> DynamoFeedState {
-    let dynamo = votewire_core::state::dynamodb_client(&config.state_store).await;
-    DynamoFeedState::new(dynamo, &config.state_store)
+async fn state_store(
+    config: &VotewireConfig,
+) -> anyhow::Result<std::sync::Arc<dyn FeedStateStore>> {
+    open_feed_state(config)
+        .await
+        .context("opening the feed-state store")
 }
 
 /// `feeds list`: every registry entry with its stored state.
@@ -208,7 +211,7 @@ pub async fn list(config: &VotewireConfig, args: StateArgs) -> anyhow::Result<Ex
             errors.len()
         )
     })?;
-    let state = state_store(config).await;
+    let state = state_store(config).await?;
     println!(
         "{:<32} {:<14} {:<8} {:<12} {:>6} {:<20}",
         "feed", "family", "enabled", "health", "seq", "lease owner"
@@ -255,7 +258,7 @@ pub async fn show(config: &VotewireConfig, args: ShowArgs) -> anyhow::Result<Exi
         feed.line,
         feed.entry
     );
-    let state = state_store(config).await;
+    let state = state_store(config).await?;
     match state.load(&args.id).await.context("reading feed state")? {
         Some(s) => println!("{s:#?}"),
         None => println!("no stored state: the feed has never run"),
@@ -271,7 +274,7 @@ pub async fn set_paused(
     paused: bool,
     by: &str,
 ) -> anyhow::Result<ExitCode> {
-    let state = state_store(config).await;
+    let state = state_store(config).await?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
@@ -288,7 +291,7 @@ pub async fn set_paused(
 
 /// `feeds history`: the stored health transitions, newest first.
 pub async fn history(config: &VotewireConfig, id: &str) -> anyhow::Result<ExitCode> {
-    let state = state_store(config).await;
+    let state = state_store(config).await?;
     let mut events = Vec::new();
     let mut after = None;
     loop {

@@ -35,7 +35,7 @@ use votewire_ingestors::http::{FetchLimits, client_for};
 use votewire_ingestors::lease_plan::lease_round;
 use votewire_ingestors::live_feed::{FeedSpec, FeedStepError, FeedTools, LiveFeed};
 use votewire_ingestors::publish::Publisher;
-use votewire_ingestors::state::{DynamoFeedState, Lease, StateError};
+use votewire_ingestors::state::{FeedStateStore, Lease, StateError, open_feed_state};
 
 #[derive(clap::Args)]
 pub struct IngestArgs {
@@ -69,7 +69,10 @@ fn wall_ms() -> i64 {
 }
 
 struct Shared {
-    state: DynamoFeedState,
+    state: Arc<dyn FeedStateStore>,
+    /// When each running feed last fetched (ms), stored with its next
+    /// lease renewal.
+    last_fetch: std::sync::Mutex<HashMap<String, i64>>,
     publisher: Publisher,
     tools: FeedTools,
     instance: String,
@@ -142,12 +145,9 @@ pub async fn run(config: &VotewireConfig, args: IngestArgs) -> anyhow::Result<Ex
         .clone()
         .unwrap_or_else(|| format!("ingest-{}", std::process::id()));
 
-    let dynamo = votewire_core::state::dynamodb_client(&config.state_store).await;
-    let state = DynamoFeedState::new(dynamo, &config.state_store);
-    state
-        .ensure_tables()
+    let state = open_feed_state(config)
         .await
-        .context("creating state tables")?;
+        .context("opening the feed-state store")?;
     ensure_topics(
         &config.kafka,
         &declared_topics(&config.topics),
@@ -197,6 +197,7 @@ pub async fn run(config: &VotewireConfig, args: IngestArgs) -> anyhow::Result<Ex
     }
     let shared = Arc::new(Shared {
         state,
+        last_fetch: std::sync::Mutex::new(HashMap::new()),
         publisher: Publisher {
             producer,
             topics: config.topics.clone(),
@@ -287,8 +288,21 @@ pub async fn run(config: &VotewireConfig, args: IngestArgs) -> anyhow::Result<Ex
             }
         }
         let round_started = tokio::time::Instant::now();
-        let round_result =
-            lease_round(&shared.state, &instance, &prios, wall_ms(), ttl_ms, 5).await;
+        let last_fetch = shared
+            .last_fetch
+            .lock()
+            .map(|m| m.clone())
+            .unwrap_or_default();
+        let round_result = lease_round(
+            shared.state.as_ref(),
+            &instance,
+            &prios,
+            &last_fetch,
+            wall_ms(),
+            ttl_ms,
+            5,
+        )
+        .await;
         if round_started.elapsed() > ttl / 3 {
             eprintln!(
                 "lease round took {:?} (TTL {ttl:?}): the state store is slow; leases may lapse",
@@ -433,7 +447,7 @@ fn spawn_feed(
             let attempt = {
                 let _permit = shared.resumes.acquire().await;
                 LiveFeed::resume(
-                    &shared.state,
+                    shared.state.as_ref(),
                     spec.clone(),
                     &shared.instance,
                     HealthMachine::new(shared.quarantine_after, stale_ms),
@@ -465,16 +479,20 @@ fn spawn_feed(
             let lease = lease_rx.borrow().clone();
             async move {
                 let mut f = live.lock().await;
-                match f
+                let fetched_at = wall_ms();
+                let result = f
                     .step(
                         &shared.tools,
                         &shared.publisher,
-                        &shared.state,
+                        shared.state.as_ref(),
                         &lease,
-                        wall_ms(),
+                        fetched_at,
                     )
-                    .await
-                {
+                    .await;
+                if let Ok(mut m) = shared.last_fetch.lock() {
+                    m.insert(f.feed_id().to_string(), fetched_at);
+                }
+                match result {
                     Ok(report) => {
                         if shared.print_payloads {
                             if let Some(p) = &report.published {

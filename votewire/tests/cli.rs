@@ -3,6 +3,7 @@
 
 use std::process::Command;
 
+use votewire_ingestors::state::FeedStateStore;
 use votewire_tests::{Stack, fixture};
 
 fn votewire() -> Command {
@@ -667,6 +668,39 @@ fn one_http_feed(dir: &std::path::Path, file: &str, id: &str, url: &str) {
 /// upserts) and then commits.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_between_produce_and_commit_republishes_and_the_cursor_advances() {
+    crash_between_produce_and_commit(None).await;
+}
+
+/// The same crash with the embedded state store (a redb file under the
+/// process's state directory) instead of DynamoDB: the cursor commit is
+/// as durable, and `feeds show` reads the file after the process exits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedded_state_store_survives_the_same_crash() {
+    let state_dir = tempfile::tempdir().unwrap();
+    crash_between_produce_and_commit(Some(state_dir.path())).await;
+}
+
+/// A feed's stored row: from DynamoDB, or from the embedded store's file
+/// under `embedded` (opened only while no ingestor holds it).
+async fn stored_row(
+    pipeline: &votewire_tests::pipeline::TestPipeline,
+    embedded: Option<&std::path::Path>,
+    feed_id: &str,
+) -> votewire_ingestors::state::FeedState {
+    match embedded {
+        None => pipeline.state.load(feed_id).await.unwrap(),
+        Some(dir) => votewire_ingestors::embedded_state::EmbeddedFeedState::open(
+            &dir.join("feed-state.redb"),
+        )
+        .expect("the ingestor released the file")
+        .load(feed_id)
+        .await
+        .unwrap(),
+    }
+    .expect("the feed has a stored row")
+}
+
+async fn crash_between_produce_and_commit(embedded: Option<&std::path::Path>) {
     use std::os::unix::process::ExitStatusExt;
     use std::time::Duration;
     use votewire_tests::http::{Canned, FixtureServer};
@@ -697,6 +731,10 @@ async fn a_crash_between_produce_and_commit_republishes_and_the_cursor_advances(
         .arg(dir.path())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
+        if let Some(state_dir) = embedded {
+            c.env("VOTEWIRE_STATE_STORE", "embedded")
+                .env("VOTEWIRE_STATE_DIR", state_dir);
+        }
         c
     };
 
@@ -715,7 +753,7 @@ async fn a_crash_between_produce_and_commit_republishes_and_the_cursor_advances(
         !first.is_empty(),
         "the cells were acknowledged before the crash"
     );
-    let row = pipeline.state.load(&feed_id).await.unwrap().unwrap();
+    let row = stored_row(&pipeline, embedded, &feed_id).await;
     assert_eq!(row.source_seq, 0, "the cursor was not committed");
     assert_eq!(row.cursor.etag, None);
 
@@ -729,9 +767,26 @@ async fn a_crash_between_produce_and_commit_republishes_and_the_cursor_advances(
         )),
         "the restart republishes every cell once:\n{stdout}\n{stderr}"
     );
-    let row = pipeline.state.load(&feed_id).await.unwrap().unwrap();
+    let row = stored_row(&pipeline, embedded, &feed_id).await;
     assert_eq!(row.source_seq, 1, "the cursor advances");
     assert_eq!(row.cursor.etag.as_deref(), Some("\"v1\""));
+    // The last fetch rode on a lease renewal (every TTL/2 = 1.5 s here)
+    // during the 8 s run, after the accepted payload's fetch.
+    let (fetched, changed) = (row.last_fetch_ms, row.last_change_ms);
+    assert!(
+        changed.is_some() && fetched >= changed,
+        "last fetch {fetched:?}, last change {changed:?}"
+    );
+    if let Some(state_dir) = embedded {
+        assert!(
+            state_dir.join("feed-state.redb").is_file(),
+            "the state lived in the embedded file"
+        );
+        assert!(
+            pipeline.state.load(&feed_id).await.unwrap().is_none(),
+            "and never in DynamoDB"
+        );
+    }
     // Every key now holds the same value twice: nothing lost, nothing
     // double-counted by an upserting consumer.
     let all = drain(&pipeline.kafka, &pipeline.topics.votes, 2);

@@ -10,6 +10,7 @@ use sha2::Digest;
 use votewire_ingestors::health::HealthMachine;
 use votewire_ingestors::http::{FetchLimits, client};
 use votewire_ingestors::live_feed::{FeedSpec, FeedTools, LiveFeed, SourceSpec};
+use votewire_ingestors::state::FeedStateStore;
 use votewire_schemas::{FeedMode, codec, schemas};
 use votewire_tests::http::{Canned, FixtureServer};
 use votewire_tests::pipeline::{TestPipeline, clarity_all_json_walk, drain};

@@ -1,13 +1,16 @@
-//! Feed state and fenced leases on the real DynamoDB-API endpoint (moto).
+//! Feed state and fenced leases: one suite, run against both stores. The
+//! DynamoDB store on the real DynamoDB-API endpoint (moto), the embedded
+//! store in a redb file in a temporary directory.
 
-use votewire_ingestors::state::{DynamoFeedState, FeedCursor, HealthEvent, StateError};
+use votewire_ingestors::embedded_state::EmbeddedFeedState;
+use votewire_ingestors::state::{
+    DynamoFeedState, FeedCursor, FeedStateStore, HealthEvent, LeaseRow, StateError,
+};
 use votewire_tests::Stack;
 
 const TTL: i64 = 10_000;
 
-async fn store() -> DynamoFeedState {
-    let (cfg, client) = Stack::load().dynamodb().await;
-    let st = DynamoFeedState::new(client, &cfg);
+async fn ready(st: Box<dyn FeedStateStore>) -> Box<dyn FeedStateStore> {
     st.ensure_tables().await.expect("create tables");
     st.ensure_tables()
         .await
@@ -15,9 +18,254 @@ async fn store() -> DynamoFeedState {
     st
 }
 
-#[tokio::test]
-async fn a_lease_is_renewed_by_its_owner_and_refused_to_others_until_it_expires() {
-    let st = store().await;
+async fn dynamodb() -> Box<dyn FeedStateStore> {
+    let (cfg, client) = Stack::load().dynamodb().await;
+    ready(Box::new(DynamoFeedState::new(client, &cfg))).await
+}
+
+async fn embedded(dir: &tempfile::TempDir) -> Box<dyn FeedStateStore> {
+    let file = dir.path().join("state/feed-state.redb");
+    ready(Box::new(EmbeddedFeedState::open(&file).expect("open"))).await
+}
+
+/// Each case of the suite, once per store.
+macro_rules! on_both_stores {
+    ($($case:ident),* $(,)?) => {
+        mod on_dynamodb {
+            $(#[tokio::test]
+            async fn $case() {
+                super::$case(&*super::dynamodb().await).await;
+            })*
+        }
+        mod on_embedded {
+            $(#[tokio::test]
+            async fn $case() {
+                let dir = tempfile::tempdir().unwrap();
+                super::$case(&*super::embedded(&dir).await).await;
+            })*
+        }
+    };
+}
+
+on_both_stores!(
+    a_lease_is_renewed_by_its_owner_and_refused_to_others_until_it_expires,
+    a_zombie_that_lost_its_lease_cannot_commit,
+    source_seq_never_moves_backwards,
+    health_history_is_kept_newest_first_and_paged,
+    last_fetch_rides_on_renewals_and_change_and_error_times_on_commits,
+    an_operator_pause_bumps_the_generation_and_is_recorded,
+    handover_and_release_follow_the_fencing_counter,
+);
+
+async fn last_fetch_rides_on_renewals_and_change_and_error_times_on_commits(
+    st: &dyn FeedStateStore,
+) {
+    let t0 = 1_700_000_000_000;
+    let lease = st
+        .acquire_lease("f5", "ingestor-a", t0, TTL)
+        .await
+        .unwrap()
+        .unwrap();
+    let fresh = st.load("f5").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            fresh.last_fetch_ms,
+            fresh.last_change_ms,
+            fresh.last_error_ms
+        ),
+        (None, None, None)
+    );
+    st.commit_change(&lease, &FeedCursor::default(), 1, t0 + 100)
+        .await
+        .unwrap();
+    st.commit_cursor(&lease, &FeedCursor::default(), 1)
+        .await
+        .unwrap();
+    let renewed = st
+        .renew_lease("f5", "ingestor-a", t0 + 6_000, TTL, Some(t0 + 5_900))
+        .await
+        .unwrap()
+        .expect("the owner renews");
+    assert_eq!(renewed.fencing, lease.fencing);
+    let failing = HealthEvent {
+        at_ms: t0 + 7_000,
+        from: Some("healthy".into()),
+        to: "failing".into(),
+        reason: "HTTP 500".into(),
+        actor: "ingestor-a".into(),
+    };
+    st.record_health(&renewed, &failing, 1).await.unwrap();
+    let row = st.load("f5").await.unwrap().unwrap();
+    assert_eq!(row.last_fetch_ms, Some(t0 + 5_900));
+    assert_eq!(
+        row.last_change_ms,
+        Some(t0 + 100),
+        "an unchanged commit keeps the last change"
+    );
+    assert_eq!(row.last_error_ms, Some(t0 + 7_000));
+    assert_eq!(
+        (row.health.as_str(), row.consecutive_failures),
+        ("failing", 1)
+    );
+    // A renewal without a fetch time keeps the stored one.
+    st.renew_lease("f5", "ingestor-a", t0 + 9_000, TTL, None)
+        .await
+        .unwrap()
+        .unwrap();
+    let row = st.load("f5").await.unwrap().unwrap();
+    assert_eq!(row.last_fetch_ms, Some(t0 + 5_900));
+    assert_eq!(row.lease.unwrap().expires_ms, t0 + 9_000 + TTL);
+    // Someone else cannot renew, and an expired lease is not renewed.
+    assert!(
+        st.renew_lease("f5", "ingestor-b", t0 + 9_500, TTL, Some(1))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        st.renew_lease("f5", "ingestor-a", t0 + 9_000 + TTL + 1, TTL, None)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+async fn an_operator_pause_bumps_the_generation_and_is_recorded(st: &dyn FeedStateStore) {
+    let t0 = 1_700_000_000_000;
+    // A feed nobody ever ran can be paused: the row is created.
+    let before = st.set_paused("f6", true, "operator-jo", t0).await.unwrap();
+    assert_eq!(before, "healthy");
+    let row = st.load("f6").await.unwrap().expect("row created");
+    assert!(row.paused);
+    assert_eq!((row.health.as_str(), row.operator_gen), ("paused", 1));
+    let before = st
+        .set_paused("f6", false, "operator-jo", t0 + 1_000)
+        .await
+        .unwrap();
+    assert_eq!(before, "paused");
+    let row = st.load("f6").await.unwrap().unwrap();
+    assert!(!row.paused);
+    assert_eq!((row.health.as_str(), row.operator_gen), ("healthy", 2));
+    let (events, _) = st.history("f6", 10, None).await.unwrap();
+    let seen: Vec<(Option<&str>, &str, &str)> = events
+        .iter()
+        .map(|e| (e.from.as_deref(), e.to.as_str(), e.actor.as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (Some("paused"), "healthy", "operator-jo"),
+            (Some("healthy"), "paused", "operator-jo"),
+        ]
+    );
+    let gens: Vec<i64> = st
+        .lease_rows()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.feed_id == "f6")
+        .map(|r| r.operator_gen)
+        .collect();
+    assert_eq!(gens, [2]);
+}
+
+fn row_of(rows: Vec<LeaseRow>, feed_id: &str) -> LeaseRow {
+    rows.into_iter()
+        .find(|r| r.feed_id == feed_id)
+        .expect("the feed's row")
+}
+
+async fn handover_and_release_follow_the_fencing_counter(st: &dyn FeedStateStore) {
+    let t0 = 1_700_000_000_000;
+    let a = st
+        .acquire_lease("f7", "ingestor-a", t0, TTL)
+        .await
+        .unwrap()
+        .unwrap();
+    let seen = row_of(st.lease_rows().await.unwrap(), "f7");
+    assert_eq!(
+        (
+            seen.owner.as_deref(),
+            seen.fencing,
+            seen.handover_to.as_deref()
+        ),
+        (Some("ingestor-a"), 1, None)
+    );
+    assert!(st.request_handover(&seen, "ingestor-b").await.unwrap());
+    let asked = row_of(st.lease_rows().await.unwrap(), "f7");
+    assert_eq!(asked.handover_to.as_deref(), Some("ingestor-b"));
+    // A request made against an older fencing counter is refused.
+    let stale = LeaseRow {
+        fencing: 0,
+        ..seen.clone()
+    };
+    assert!(!st.request_handover(&stale, "ingestor-c").await.unwrap());
+    // The owner releases: the lease expires now and anyone may take it.
+    assert!(st.release_lease(&a).await.unwrap());
+    let b = st
+        .acquire_lease("f7", "ingestor-b", t0 + 1, TTL)
+        .await
+        .unwrap()
+        .expect("a released lease is free");
+    assert_eq!((b.owner.as_str(), b.fencing), ("ingestor-b", 2));
+    let after = row_of(st.lease_rows().await.unwrap(), "f7");
+    assert_eq!(
+        after.handover_to, None,
+        "a take clears the handover request"
+    );
+    assert!(
+        !st.release_lease(&a).await.unwrap(),
+        "the old owner's release is a no-op"
+    );
+    // Heartbeats: only unexpired instances are live.
+    st.heartbeat("ingestor-a", t0, TTL).await.unwrap();
+    st.heartbeat("ingestor-b", t0 + 5_000, TTL).await.unwrap();
+    let live = st.live_instances(t0 + TTL + 1).await.unwrap();
+    assert!(live.contains(&"ingestor-b".to_string()), "{live:?}");
+    assert!(!live.contains(&"ingestor-a".to_string()), "{live:?}");
+}
+
+#[test]
+fn the_embedded_store_keeps_commits_across_reopening_and_serves_one_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("feed-state.redb");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let st = EmbeddedFeedState::open(&file).unwrap();
+        st.ensure_tables().await.unwrap();
+        let lease = st
+            .acquire_lease("f8", "ingestor-a", 1_000, TTL)
+            .await
+            .unwrap()
+            .unwrap();
+        let cursor = FeedCursor {
+            etag: Some("\"e1\"".into()),
+            sftp_seen: Some("aa 10 1 /drop/a.csv".into()),
+            ..FeedCursor::default()
+        };
+        st.commit_change(&lease, &cursor, 3, 1_500).await.unwrap();
+        let err = EmbeddedFeedState::open(&file)
+            .err()
+            .expect("a second open of a held file is refused");
+        assert!(
+            err.to_string().contains("one process"),
+            "the error says why: {err}"
+        );
+    });
+    // The first handle was dropped with its block; reopen and read.
+    rt.block_on(async {
+        let st = EmbeddedFeedState::open(&file).unwrap();
+        let row = st.load("f8").await.unwrap().expect("committed row");
+        assert_eq!(row.source_seq, 3);
+        assert_eq!(row.cursor.etag.as_deref(), Some("\"e1\""));
+        assert_eq!(row.cursor.sftp_seen.as_deref(), Some("aa 10 1 /drop/a.csv"));
+        assert_eq!(row.last_change_ms, Some(1_500));
+    });
+}
+
+async fn a_lease_is_renewed_by_its_owner_and_refused_to_others_until_it_expires(
+    st: &dyn FeedStateStore,
+) {
     let t0 = 1_700_000_000_000;
     let a = st
         .acquire_lease("f1", "ingestor-a", t0, TTL)
@@ -51,9 +299,7 @@ async fn a_lease_is_renewed_by_its_owner_and_refused_to_others_until_it_expires(
     );
 }
 
-#[tokio::test]
-async fn a_zombie_that_lost_its_lease_cannot_commit() {
-    let st = store().await;
+async fn a_zombie_that_lost_its_lease_cannot_commit(st: &dyn FeedStateStore) {
     let t0 = 1_700_000_000_000;
     let zombie = st
         .acquire_lease("f2", "ingestor-a", t0, TTL)
@@ -104,9 +350,7 @@ async fn a_zombie_that_lost_its_lease_cannot_commit() {
     );
 }
 
-#[tokio::test]
-async fn source_seq_never_moves_backwards() {
-    let st = store().await;
+async fn source_seq_never_moves_backwards(st: &dyn FeedStateStore) {
     let lease = st
         .acquire_lease("f3", "ingestor-a", 1_000, TTL)
         .await
@@ -135,9 +379,7 @@ async fn source_seq_never_moves_backwards() {
     );
 }
 
-#[tokio::test]
-async fn health_history_is_kept_newest_first_and_paged() {
-    let st = store().await;
+async fn health_history_is_kept_newest_first_and_paged(st: &dyn FeedStateStore) {
     let lease = st
         .acquire_lease("f4", "ingestor-a", 1_000, TTL)
         .await

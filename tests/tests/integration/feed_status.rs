@@ -3,6 +3,7 @@
 //! topic of the real broker, and both read back the same, in order.
 
 use votewire_ingestors::health::{HealthMachine, Observation};
+use votewire_ingestors::state::FeedStateStore;
 use votewire_ingestors::state::HealthEvent;
 use votewire_schemas::{FeedHealth, FeedStatus, codec, schemas};
 use votewire_tests::pipeline::{TestPipeline, drain};

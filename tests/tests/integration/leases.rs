@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use votewire_ingestors::lease_plan::lease_round;
-use votewire_ingestors::state::DynamoFeedState;
+use votewire_ingestors::state::{DynamoFeedState, FeedStateStore};
 use votewire_tests::Stack;
 
 const TTL_MS: i64 = 6_000;
@@ -38,9 +38,17 @@ fn spawn_instance(
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
-            let round = lease_round(&state, me, &registry, wall_ms(), TTL_MS, 20)
-                .await
-                .expect("lease round");
+            let round = lease_round(
+                &state,
+                me,
+                &registry,
+                &HashMap::new(),
+                wall_ms(),
+                TTL_MS,
+                20,
+            )
+            .await
+            .expect("lease round");
             // A feed may be polled from after the conditional write until
             // its lease expires or the instance stops it.
             let after = wall_ms();

@@ -13,6 +13,7 @@ use votewire_ingestors::http::{FetchLimits, client};
 use votewire_ingestors::live_feed::{FeedSpec, FeedTools, LiveFeed, SourceSpec};
 use votewire_ingestors::sftp::SftpEndpoint;
 use votewire_ingestors::sftp_drop::DropConfig;
+use votewire_ingestors::state::FeedStateStore;
 use votewire_ingestors::state::Lease;
 use votewire_schemas::FeedMode;
 use votewire_tests::http::{Canned, FixtureServer};

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use votewire_ingestors::publish::{FetchFacts, PublishedCells, Publisher, contest_partition};
 use votewire_ingestors::state::FeedCursor;
+use votewire_ingestors::state::FeedStateStore;
 use votewire_schemas::{FeedMode, SnapshotStatus, codec, schemas};
 use votewire_tests::pipeline::{TestPipeline, clarity_all_json_walk, drain};
 use votewire_tests::{fixture, fixture_bytes, unique, workspace_root};
