@@ -1,0 +1,85 @@
+//! The current cells of one contest: per cell key, the value with the
+//! highest `source_seq` seen so far.
+//!
+//! Counts go down (corrections), so a later payload's lower count wins; an
+//! older payload's cell arriving late (a republish after an ingestor
+//! restart, a replay) never overwrites a newer one. Applying the same cell
+//! twice changes nothing, which is what makes at-least-once delivery safe.
+
+use rustc_hash::FxHashMap;
+use votewire_schemas::types::VoteCell;
+
+/// One stored cell and where it came from on the votes topic.
+#[derive(Debug, Clone)]
+pub struct StoredCell {
+    pub cell: VoteCell,
+    /// The record's offset in its partition; breaks ties between two
+    /// records of the same `source_seq` (a republish: same value).
+    pub offset: i64,
+}
+
+/// What applying one cell did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// The first value for this key, or one from a newer (or the same)
+    /// payload: stored.
+    Stored,
+    /// A value from an older payload than the stored one: ignored.
+    Older,
+}
+
+/// A contest's identity on the results topic: the election and
+/// `source_feed_id/contest source id`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ContestKey {
+    pub election_id: String,
+    pub contest_id: String,
+}
+
+impl ContestKey {
+    pub fn of(cell: &VoteCell) -> ContestKey {
+        ContestKey {
+            election_id: cell.header.election_id.to_string(),
+            contest_id: format!("{}/{}", cell.header.source_feed_id, cell.contest.source_id),
+        }
+    }
+}
+
+/// The cells of one contest.
+#[derive(Debug, Default, Clone)]
+pub struct ContestCells {
+    cells: FxHashMap<u128, StoredCell>,
+}
+
+impl ContestCells {
+    /// Upserts `cell` (read at `offset`) unless a newer payload's value is
+    /// already stored.
+    pub fn apply(&mut self, key: u128, cell: VoteCell, offset: i64) -> Applied {
+        match self.cells.get_mut(&key) {
+            Some(stored) if stored.cell.header.source_seq > cell.header.source_seq => {
+                Applied::Older
+            }
+            Some(stored) => {
+                *stored = StoredCell { cell, offset };
+                Applied::Stored
+            }
+            None => {
+                self.cells.insert(key, StoredCell { cell, offset });
+                Applied::Stored
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.cells.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.cells.is_empty()
+    }
+
+    /// Every stored cell with its key, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (u128, &StoredCell)> {
+        self.cells.iter().map(|(k, v)| (*k, v))
+    }
+}
