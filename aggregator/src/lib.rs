@@ -26,4 +26,5 @@
 //! partitions that move.
 
 pub mod contest_cells;
+pub mod fleet;
 pub mod rollup;

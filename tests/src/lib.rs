@@ -18,6 +18,7 @@ use votewire_core::config::{KafkaConfig, OtlpConfig, OtlpProtocol, StateStoreCon
 
 pub mod http;
 pub mod pipeline;
+pub mod replay;
 
 /// The workspace root (the directory holding the top-level `Cargo.toml`).
 pub fn workspace_root() -> PathBuf {

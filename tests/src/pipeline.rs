@@ -28,7 +28,8 @@ pub struct TestPipeline {
 }
 
 impl TestPipeline {
-    /// Creates `<prefix>-….votes` (compacted, `vote_partitions`) and
+    /// Creates `<prefix>-….votes` and `….results` (compacted,
+    /// `vote_partitions` each) and
     /// single-partition snapshots, DLQ and feed-status topics, and the
     /// state tables under a fresh prefix.
     pub async fn start(prefix: &str, vote_partitions: i32) -> TestPipeline {
@@ -43,6 +44,7 @@ impl TestPipeline {
             snapshots: format!("{base}.snapshots"),
             dlq: format!("{base}.dlq"),
             feed_status: format!("{base}.status"),
+            results: format!("{base}.results"),
             ..TopicsConfig::default()
         };
         let spec = |name: &str, partitions, cleanup_policy| TopicSpec {
@@ -54,6 +56,7 @@ impl TestPipeline {
             &kafka_cfg,
             &[
                 spec(&topics.votes, vote_partitions, "compact"),
+                spec(&topics.results, vote_partitions, "compact"),
                 spec(&topics.snapshots, 1, "delete"),
                 spec(&topics.dlq, 1, "delete"),
                 spec(&topics.feed_status, 1, "compact"),

@@ -5,6 +5,7 @@
 //! not built yet say so and exit with status 69 (EX_UNAVAILABLE); none
 //! pretends to work.
 
+mod aggregate;
 mod feeds;
 mod ingest;
 mod smoke;
@@ -35,8 +36,8 @@ struct Cli {
 enum Command {
     /// Run an ingestor: poll feeds and publish vote cells.
     Ingest(ingest::IngestArgs),
-    /// Run an aggregator instance: roll vote cells up into results.
-    Aggregate,
+    /// Run an aggregator fleet member: roll vote cells up into results.
+    Aggregate(aggregate::AggregateArgs),
     /// Run the operator REST API.
     Api,
     /// Manage and dry-run feeds.
@@ -130,7 +131,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("starting the Tokio runtime")?;
     Ok(match cli.command {
         Command::Ingest(args) => runtime.block_on(ingest::run(&config, args))?,
-        Command::Aggregate => not_yet("aggregate", "aggregator"),
+        Command::Aggregate(args) => runtime.block_on(aggregate::run(&config, args))?,
         Command::Api => not_yet("api", "operators and engineers"),
         Command::Feeds { action } => match action {
             FeedsAction::Validate { path } => feeds::validate(&path),

@@ -2,6 +2,7 @@
 //! (and stores) one executable instead of one per file. Each module is one
 //! area; nextest still runs every test in its own process.
 
+mod aggregate;
 mod archive_s3;
 mod cadence;
 mod clarity_feed;

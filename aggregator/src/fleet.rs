@@ -1,0 +1,537 @@
+//! One member of the aggregator fleet: a consumer-group member on the
+//! votes topic that keeps the cells of its partitions, rolls touched
+//! contests up and publishes the results that changed.
+//!
+//! The loop, per batch: receive cells for at most the coalescing window
+//! (or up to `max_batch` cells), apply them, roll up every touched contest
+//! of every caught-up partition, produce the results whose bytes changed,
+//! wait for all of their delivery reports, and only then commit the
+//! batch's offsets. Nothing is consumed while a batch's results are in
+//! flight: that is the backpressure, and it bounds the in-flight produce
+//! to one batch's results.
+//!
+//! # Rebuild on assignment
+//!
+//! An assigned partition is read from its beginning (the rebalance
+//! callback rewrites the assignment's offsets), and nothing is published
+//! for it until it has caught up. "Caught up" cannot be judged from the
+//! high watermark alone on the local broker: tansu 0.6.0 reports the base
+//! offset of a partition's last batch as its high watermark (measured:
+//! 10,000 records readable, 8,739 reported), so a partition is caught up
+//! once it has passed the watermark seen at assignment **and** either
+//! stayed quiet for `rebuild_idle` or passed a later watermark larger than
+//! that one (every batch that existed at assignment then lies below it).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol, StreamConsumer,
+};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rustc_hash::FxHashMap;
+use tokio::sync::watch;
+use votewire_core::config::{KafkaConfig, TopicsConfig};
+use votewire_core::kafka::{consumer_config, producer_config};
+use votewire_schemas::{codec, schemas};
+
+use crate::contest_cells::{ContestCells, ContestKey};
+use crate::rollup::{result_key, roll_up};
+
+/// The aggregator could not run (or stopped).
+#[derive(Debug, thiserror::Error)]
+pub enum AggregateError {
+    /// Creating or subscribing the consumer or producer failed. Retrying
+    /// helps only if the broker comes back.
+    #[error("aggregator {instance}: {what}: {source}")]
+    Kafka {
+        instance: String,
+        what: &'static str,
+        #[source]
+        source: KafkaError,
+    },
+}
+
+impl AggregateError {
+    pub fn is_retryable(&self) -> bool {
+        true
+    }
+}
+
+/// How one fleet member runs.
+#[derive(Debug, Clone)]
+pub struct FleetConfig {
+    /// The consumer group every member joins.
+    pub group_id: String,
+    /// This member's name (logs, client ids).
+    pub instance: String,
+    /// The coalescing window: a burst of cells within it yields one result
+    /// per unit, not one per cell. Bounds the added latency.
+    pub coalesce: Duration,
+    /// Cells per batch at most.
+    pub max_batch: usize,
+    /// Quiet time that tells a rebuilding partition it has caught up.
+    pub rebuild_idle: Duration,
+}
+
+impl FleetConfig {
+    pub fn new(group_id: &str, instance: &str) -> Self {
+        Self {
+            group_id: group_id.to_string(),
+            instance: instance.to_string(),
+            coalesce: Duration::from_millis(20),
+            max_batch: 50_000,
+            rebuild_idle: Duration::from_millis(500),
+        }
+    }
+}
+
+/// What one batch did.
+#[derive(Debug, Default, Clone)]
+pub struct BatchReport {
+    pub cells: usize,
+    pub cells_rejected: usize,
+    pub contests_rolled_up: usize,
+    pub results_produced: usize,
+    pub results_unchanged: usize,
+    /// Partitions that finished rebuilding in this batch.
+    pub caught_up: Vec<i32>,
+    /// Per partition: cells consumed in this batch.
+    pub per_partition: Vec<(i32, usize)>,
+    /// From the first cell received to the last result acknowledged.
+    pub elapsed: Duration,
+    /// Per produced result: from its newest cell's fetch to its ack (ms).
+    pub fetch_to_result_ms: Vec<i64>,
+}
+
+/// Totals over a run.
+#[derive(Debug, Default, Clone)]
+pub struct FleetTotals {
+    pub batches: u64,
+    pub cells: u64,
+    pub cells_rejected: u64,
+    pub results_produced: u64,
+    pub rebuilds: u64,
+}
+
+#[derive(Debug)]
+enum RebalanceEvent {
+    Assigned(Vec<i32>),
+    Revoked(Vec<i32>),
+}
+
+/// Rewrites every assignment to start at the beginning (the rebuild) and
+/// tells the loop which partitions came and went.
+struct RebuildContext {
+    topic: String,
+    events: Mutex<Vec<RebalanceEvent>>,
+    pending: AtomicBool,
+}
+
+impl ClientContext for RebuildContext {}
+
+impl ConsumerContext for RebuildContext {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let ours: Vec<i32> = tpl
+            .elements()
+            .iter()
+            .filter(|e| e.topic() == self.topic)
+            .map(|e| e.partition())
+            .collect();
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
+        let outcome = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let _ = tpl.set_all_offsets(Offset::Beginning);
+                self.push(RebalanceEvent::Assigned(ours));
+                if cooperative {
+                    consumer.incremental_assign(tpl)
+                } else {
+                    consumer.assign(tpl)
+                }
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                self.push(RebalanceEvent::Revoked(ours));
+                if cooperative {
+                    consumer.incremental_unassign(tpl)
+                } else {
+                    consumer.unassign()
+                }
+            }
+            other => {
+                eprintln!("aggregator: rebalance error {other:?}; dropping the assignment");
+                self.push(RebalanceEvent::Revoked(ours));
+                consumer.unassign()
+            }
+        };
+        if let Err(e) = outcome {
+            eprintln!("aggregator: applying a rebalance: {e}");
+        }
+    }
+}
+
+impl RebuildContext {
+    fn push(&self, e: RebalanceEvent) {
+        if let Ok(mut v) = self.events.lock() {
+            v.push(e);
+        }
+        self.pending.store(true, Ordering::Release);
+    }
+
+    fn take(&self) -> Vec<RebalanceEvent> {
+        if !self.pending.swap(false, Ordering::AcqRel) {
+            return Vec::new();
+        }
+        self.events
+            .lock()
+            .map(|mut v| std::mem::take(&mut *v))
+            .unwrap_or_default()
+    }
+}
+
+/// Where a rebuilding partition is in its catch-up.
+#[derive(Debug)]
+struct Rebuild {
+    /// The high watermark reported at assignment.
+    assigned_hw: i64,
+    /// When a record of this partition last arrived (or the assignment).
+    last_record: Instant,
+    /// When the watermark was last re-read.
+    last_check: Instant,
+}
+
+/// One assigned partition's state.
+#[derive(Debug)]
+struct PartitionState {
+    contests: FxHashMap<ContestKey, ContestCells>,
+    /// `Some` until the partition has caught up; nothing is published
+    /// before.
+    rebuild: Option<Rebuild>,
+    /// The next offset to commit.
+    next_offset: Option<i64>,
+    /// What each result key was last published as (xxh3 of its bytes).
+    published: HashMap<String, u64>,
+    dirty: HashSet<ContestKey>,
+}
+
+impl PartitionState {
+    fn new(assigned_hw: i64) -> Self {
+        let now = Instant::now();
+        Self {
+            contests: FxHashMap::default(),
+            rebuild: Some(Rebuild {
+                assigned_hw,
+                last_record: now,
+                last_check: now,
+            }),
+            next_offset: None,
+            published: HashMap::new(),
+            dirty: HashSet::new(),
+        }
+    }
+}
+
+/// Runs one fleet member until `stop` turns true. `on_batch` sees every
+/// batch that did something.
+pub async fn run_member(
+    kafka: &KafkaConfig,
+    topics: &TopicsConfig,
+    cfg: &FleetConfig,
+    mut stop: watch::Receiver<bool>,
+    mut on_batch: impl FnMut(&BatchReport),
+) -> Result<FleetTotals, AggregateError> {
+    let kafka_err = |what: &'static str| {
+        let instance = cfg.instance.clone();
+        move |source| AggregateError::Kafka {
+            instance,
+            what,
+            source,
+        }
+    };
+    let context = RebuildContext {
+        topic: topics.votes.clone(),
+        events: Mutex::new(Vec::new()),
+        pending: AtomicBool::new(false),
+    };
+    let consumer: StreamConsumer<RebuildContext> =
+        consumer_config(kafka, &format!("aggregate-{}", cfg.instance), &cfg.group_id)
+            .create_with_context(context)
+            .map_err(kafka_err("creating the consumer"))?;
+    consumer
+        .subscribe(&[topics.votes.as_str()])
+        .map_err(kafka_err("subscribing to the votes topic"))?;
+    let producer: FutureProducer = producer_config(kafka, &format!("aggregate-{}", cfg.instance))
+        .create()
+        .map_err(kafka_err("creating the producer"))?;
+    let schema = &schemas().contest_result;
+    let cell_schema_id = schemas().vote_cell.id;
+    let mut parts: FxHashMap<i32, PartitionState> = FxHashMap::default();
+    let mut totals = FleetTotals::default();
+
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        // Wait for the first record (or a tick for housekeeping).
+        let first = tokio::select! {
+            m = consumer.recv() => Some(m),
+            _ = tokio::time::sleep(Duration::from_millis(100)) => None,
+            _ = stop.changed() => None,
+        };
+        let started = Instant::now();
+        let mut report = BatchReport::default();
+        let mut per_partition: FxHashMap<i32, usize> = FxHashMap::default();
+        let mut handle = |m: Result<rdkafka::message::BorrowedMessage<'_>, KafkaError>,
+                          parts: &mut FxHashMap<i32, PartitionState>,
+                          report: &mut BatchReport| {
+            apply_events(&consumer, &topics.votes, parts);
+            let m = match m {
+                Ok(m) => m,
+                Err(e) => {
+                    eprintln!("aggregator {}: consuming: {e}", cfg.instance);
+                    return;
+                }
+            };
+            let p = m.partition();
+            let Some(state) = parts.get_mut(&p) else {
+                return;
+            };
+            state.next_offset = Some(m.offset() + 1);
+            if let Some(r) = state.rebuild.as_mut() {
+                r.last_record = Instant::now();
+            }
+            *per_partition.entry(p).or_insert(0) += 1;
+            let Some(payload) = m.payload() else {
+                return; // A tombstone: cells are never deleted by one.
+            };
+            match codec::decode_vote_cell(payload, cell_schema_id) {
+                Ok(cell) => {
+                    report.cells += 1;
+                    let key = ContestKey::of(&cell);
+                    let ck = cell.cell_key().0;
+                    state
+                        .contests
+                        .entry(key.clone())
+                        .or_default()
+                        .apply(ck, cell, m.offset());
+                    state.dirty.insert(key);
+                }
+                Err(e) => {
+                    report.cells_rejected += 1;
+                    eprintln!(
+                        "aggregator {}: {} partition {p} offset {}: undecodable cell skipped: {e}",
+                        cfg.instance,
+                        topics.votes,
+                        m.offset()
+                    );
+                }
+            }
+        };
+        match first {
+            Some(m) => {
+                handle(m, &mut parts, &mut report);
+                let deadline = tokio::time::Instant::now() + cfg.coalesce;
+                while report.cells + report.cells_rejected < cfg.max_batch {
+                    match tokio::time::timeout_at(deadline, consumer.recv()).await {
+                        Ok(m) => handle(m, &mut parts, &mut report),
+                        Err(_) => break,
+                    }
+                }
+            }
+            None => apply_events(&consumer, &topics.votes, &mut parts),
+        }
+        report.per_partition = per_partition.into_iter().collect();
+        report.per_partition.sort();
+
+        // Partitions that caught up publish every contest they hold.
+        for (p, state) in parts.iter_mut() {
+            let Some(r) = state.rebuild.as_mut() else {
+                continue;
+            };
+            let position = state.next_offset.unwrap_or(0);
+            if position < r.assigned_hw {
+                continue;
+            }
+            let quiet = r.last_record.elapsed() >= cfg.rebuild_idle;
+            let mut passed_newer = false;
+            if !quiet && r.last_check.elapsed() >= Duration::from_millis(100) {
+                r.last_check = Instant::now();
+                if let Ok((_, hw)) =
+                    consumer.fetch_watermarks(&topics.votes, *p, Duration::from_secs(2))
+                {
+                    passed_newer = hw > r.assigned_hw && position >= hw;
+                }
+            }
+            if quiet || passed_newer {
+                state.rebuild = None;
+                state.dirty = state.contests.keys().cloned().collect();
+                report.caught_up.push(*p);
+                totals.rebuilds += 1;
+            }
+        }
+
+        // Roll up, produce what changed, wait for every ack.
+        let mut deliveries = Vec::new();
+        let mut sent_keys: Vec<(i32, String, u64, i64)> = Vec::new();
+        for (p, state) in parts.iter_mut() {
+            if state.rebuild.is_some() || state.dirty.is_empty() {
+                continue;
+            }
+            let mut dirty: Vec<ContestKey> = state.dirty.drain().collect();
+            dirty.sort();
+            for key in dirty {
+                let Some(cells) = state.contests.get(&key) else {
+                    continue;
+                };
+                report.contests_rolled_up += 1;
+                for result in roll_up(&key, cells) {
+                    let rk = result_key(&result);
+                    let bytes = match codec::encode(schema, &result) {
+                        Ok(b) => b,
+                        Err(e) => {
+                            eprintln!("aggregator {}: encoding result {rk}: {e}", cfg.instance);
+                            continue;
+                        }
+                    };
+                    let fingerprint = xxhash_rust::xxh3::xxh3_64(&bytes);
+                    if state.published.get(&rk) == Some(&fingerprint) {
+                        report.results_unchanged += 1;
+                        continue;
+                    }
+                    let newest_fetch = result.last_updated;
+                    let trace = result.trace_id.clone();
+                    let mut record = FutureRecord::to(&topics.results).key(&rk).payload(&bytes);
+                    let headers = trace.as_deref().map(|t| {
+                        rdkafka::message::OwnedHeaders::new().insert(rdkafka::message::Header {
+                            key: "trace_id",
+                            value: Some(t),
+                        })
+                    });
+                    if let Some(h) = headers {
+                        record = record.headers(h);
+                    }
+                    let delivery = loop {
+                        match producer.send_result(record) {
+                            Ok(d) => break Some(d),
+                            Err((
+                                KafkaError::MessageProduction(
+                                    rdkafka::types::RDKafkaErrorCode::QueueFull,
+                                ),
+                                back,
+                            )) => {
+                                record = back;
+                                tokio::time::sleep(Duration::from_millis(5)).await;
+                            }
+                            Err((e, _)) => {
+                                eprintln!("aggregator {}: producing {rk}: {e}", cfg.instance);
+                                break None;
+                            }
+                        }
+                    };
+                    deliveries.push(delivery);
+                    sent_keys.push((*p, rk, fingerprint, newest_fetch));
+                }
+            }
+        }
+        let mut failed_partitions: HashSet<i32> = HashSet::new();
+        for (delivery, (p, rk, fingerprint, newest_fetch)) in deliveries.into_iter().zip(sent_keys)
+        {
+            let Some(delivery) = delivery else {
+                failed_partitions.insert(p);
+                continue;
+            };
+            match delivery.await {
+                Ok(Ok(_)) => {
+                    report.results_produced += 1;
+                    report
+                        .fetch_to_result_ms
+                        .push(wall_ms().saturating_sub(newest_fetch));
+                    if let Some(state) = parts.get_mut(&p) {
+                        state.published.insert(rk, fingerprint);
+                    }
+                }
+                Ok(Err((e, _))) => {
+                    eprintln!("aggregator {}: delivering {rk}: {e}", cfg.instance);
+                    failed_partitions.insert(p);
+                }
+                Err(_) => {
+                    failed_partitions.insert(p);
+                }
+            }
+        }
+        // Commit what was consumed, except partitions whose results did not
+        // all land: those are re-consumed after a restart or rebalance, and
+        // their contests are rolled up again next batch.
+        let mut tpl = TopicPartitionList::new();
+        for (p, state) in parts.iter_mut() {
+            if failed_partitions.contains(p) {
+                state.dirty.extend(state.contests.keys().cloned());
+                continue;
+            }
+            if let Some(next) = state.next_offset {
+                let _ = tpl.add_partition_offset(&topics.votes, *p, Offset::Offset(next));
+            }
+        }
+        let consumed = !report.per_partition.is_empty() || report.results_produced > 0;
+        if tpl.count() > 0
+            && consumed
+            && let Err(e) = consumer.commit(&tpl, CommitMode::Sync)
+        {
+            eprintln!("aggregator {}: committing offsets: {e}", cfg.instance);
+        }
+        report.elapsed = started.elapsed();
+        totals.batches += 1;
+        totals.cells += report.cells as u64;
+        totals.cells_rejected += report.cells_rejected as u64;
+        totals.results_produced += report.results_produced as u64;
+        if report.cells > 0 || report.results_produced > 0 || !report.caught_up.is_empty() {
+            on_batch(&report);
+        }
+    }
+    Ok(totals)
+}
+
+fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Applies the rebalance events the callback recorded: assigned partitions
+/// start rebuilding, revoked ones are dropped with their state.
+fn apply_events(
+    consumer: &StreamConsumer<RebuildContext>,
+    topic: &str,
+    parts: &mut FxHashMap<i32, PartitionState>,
+) {
+    for event in consumer.context().take() {
+        match event {
+            RebalanceEvent::Assigned(ps) => {
+                for p in ps {
+                    let hw = consumer
+                        .fetch_watermarks(topic, p, Duration::from_secs(5))
+                        .map_or(0, |(_, hw)| hw);
+                    parts.insert(p, PartitionState::new(hw));
+                }
+            }
+            RebalanceEvent::Revoked(ps) => {
+                for p in ps {
+                    parts.remove(&p);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,250 @@
+//! The aggregator fleet member on the real broker, fed a real night: the
+//! GA 2021 runoff `ALL.json` series. Expected results come from a generic
+//! JSON walk of the snapshots (`clarity_all_json_walk`), never from the
+//! rollup under test.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+use votewire_aggregator::fleet::{BatchReport, FleetConfig, FleetTotals, run_member};
+use votewire_schemas::{ContestResult, UnitType, codec, schemas};
+use votewire_tests::pipeline::{TestPipeline, drain};
+use votewire_tests::replay::{AcceptedSnapshot, GA_RUNOFF_ELECTION, publish_ga_runoff};
+use votewire_tests::unique;
+
+const PARTITIONS: i32 = 3;
+const CONTESTS: [&str; 3] = ["10000", "10100", "28400"];
+
+/// Runs one fleet member until it has published and then been idle for
+/// `idle`; returns its totals and batch reports.
+async fn member_until_idle(
+    pipeline: &TestPipeline,
+    group: &str,
+    idle: Duration,
+    during: impl std::future::Future<Output = Vec<AcceptedSnapshot>>,
+) -> (FleetTotals, Vec<BatchReport>, Vec<AcceptedSnapshot>) {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let reports = Arc::new(Mutex::new(Vec::new()));
+    let last = Arc::new(Mutex::new((Instant::now(), false)));
+    let member = {
+        let (kafka, topics) = (pipeline.kafka.clone(), pipeline.topics.clone());
+        let cfg = FleetConfig::new(group, "it-agg-1");
+        let (reports, last) = (reports.clone(), last.clone());
+        tokio::spawn(async move {
+            run_member(&kafka, &topics, &cfg, stop_rx, |b| {
+                reports.lock().unwrap().push(b.clone());
+                let mut l = last.lock().unwrap();
+                *l = (Instant::now(), l.1 || b.results_produced > 0);
+            })
+            .await
+            .expect("the member runs")
+        })
+    };
+    let accepted = during.await;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let (at, published) = *last.lock().unwrap();
+        if published && at.elapsed() >= idle {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the member never went idle");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop_tx.send(true).unwrap();
+    let totals = member.await.unwrap();
+    let reports = reports.lock().unwrap().clone();
+    (totals, reports, accepted)
+}
+
+/// Every result record in topic order, decoded.
+fn results_of(pipeline: &TestPipeline) -> Vec<(String, ContestResult)> {
+    let s = schemas();
+    drain(&pipeline.kafka, &pipeline.topics.results, PARTITIONS)
+        .into_iter()
+        .map(|(_, key, value, _)| {
+            (
+                String::from_utf8(key).unwrap(),
+                codec::decode(&s.contest_result, &value).expect("a ContestResult"),
+            )
+        })
+        .collect()
+}
+
+/// The last record per key: what the compacted topic converges to.
+fn compacted(records: &[(String, ContestResult)]) -> BTreeMap<String, ContestResult> {
+    records.iter().cloned().collect()
+}
+
+/// Checks the compacted results against the final snapshot's walk: every
+/// county and the state, for every contest; the state both as reported
+/// (area `-1`) and as the sum of the counties.
+fn assert_results_equal_walk(
+    results: &BTreeMap<String, ContestResult>,
+    feed_id: &str,
+    last: &AcceptedSnapshot,
+) {
+    let mut checked = 0;
+    for ((contest, area, pos), votes) in &last.walk {
+        let key = format!("{GA_RUNOFF_ELECTION}/{feed_id}/{contest}/{area}");
+        let r = results
+            .get(&key)
+            .unwrap_or_else(|| panic!("no result for {key}"));
+        let choice = r
+            .choices
+            .iter()
+            .find(|c| c.choice_id == pos.to_string())
+            .unwrap_or_else(|| panic!("{key}: no choice {pos}"));
+        assert_eq!(choice.votes, *votes, "{key} choice {pos}");
+        checked += 1;
+    }
+    for contest in CONTESTS {
+        let state = &results[&format!("{GA_RUNOFF_ELECTION}/{feed_id}/{contest}/-1")];
+        assert_eq!(state.unit_type, UnitType::State);
+        let mut disagree = false;
+        for c in &state.choices {
+            let pos: usize = c.choice_id.parse().unwrap();
+            let counties: i64 = last
+                .walk
+                .iter()
+                .filter(|((k, a, p), _)| k == contest && a != "-1" && *p == pos)
+                .map(|(_, v)| v)
+                .sum();
+            let reported = last.walk[&(contest.to_string(), "-1".to_string(), pos)];
+            assert_eq!(c.reported, Some(reported), "{contest} {pos}");
+            assert_eq!(c.sum_of_children, Some(counties), "{contest} {pos}");
+            disagree |= reported != counties;
+        }
+        assert_eq!(state.aggregates_disagree, disagree, "{contest}");
+        let total: i64 = state.choices.iter().map(|c| c.votes).sum();
+        assert_eq!(state.total_votes, total);
+        let top = state.choices.iter().max_by_key(|c| c.votes).unwrap();
+        assert_eq!(
+            state.leader_choice_id.as_deref(),
+            Some(top.choice_id.as_str())
+        );
+    }
+    assert_eq!(
+        checked, 960,
+        "159 counties and the state, 3 contests, 2 choices"
+    );
+}
+
+/// No key's results ever go back to an older `source_seq`.
+fn assert_no_regression(records: &[(String, ContestResult)]) {
+    let mut seen: HashMap<&str, i64> = HashMap::new();
+    for (key, r) in records {
+        let seq = r.contributors.iter().map(|c| c.source_seq).max().unwrap();
+        let before = seen.insert(key, seq).unwrap_or(0);
+        assert!(seq >= before, "{key} regressed from seq {before} to {seq}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_joining_after_the_night_rebuilds_it_and_publishes_each_result_once() {
+    let pipeline = TestPipeline::start("agg-rebuild", PARTITIONS).await;
+    let feed_id = unique("clarity:GA:107556");
+    let accepted = publish_ga_runoff(&pipeline.publisher, &feed_id, 137, Duration::ZERO).await;
+    assert_eq!(accepted.len(), 119, "18 HTML error pages skipped");
+    let cells_published: usize = accepted.iter().map(|a| a.cells_changed).sum();
+
+    let (totals, reports, _) = member_until_idle(
+        &pipeline,
+        &unique("agg-group"),
+        Duration::from_secs(2),
+        async { Vec::new() },
+    )
+    .await;
+    assert_eq!(
+        totals.cells as usize, cells_published,
+        "every cell consumed once"
+    );
+    assert_eq!(totals.rebuilds, PARTITIONS as u64);
+    let records = results_of(&pipeline);
+    let final_state = compacted(&records);
+    assert_results_equal_walk(&final_state, &feed_id, accepted.last().unwrap());
+    // Rebuilt before publishing: one record per key, not one per cell or
+    // per snapshot.
+    assert_eq!(records.len(), final_state.len(), "{reports:#?}");
+    assert_eq!(
+        final_state.len(),
+        3 * 160,
+        "3 contests at 159 counties and the state"
+    );
+
+    // Counts that went down during the night: the later, lower value won.
+    let mut max_seen: BTreeMap<&(String, String, usize), i64> = BTreeMap::new();
+    for a in &accepted {
+        for (k, v) in &a.walk {
+            let m = max_seen.entry(k).or_insert(*v);
+            *m = (*m).max(*v);
+        }
+    }
+    let last = &accepted.last().unwrap().walk;
+    let lowered: Vec<_> = last.iter().filter(|(k, v)| max_seen[k] > **v).collect();
+    assert!(
+        !lowered.is_empty(),
+        "the series has corrected (lowered) counts"
+    );
+    for ((contest, area, pos), v) in lowered {
+        let r = &final_state[&format!("{GA_RUNOFF_ELECTION}/{feed_id}/{contest}/{area}")];
+        let c = r
+            .choices
+            .iter()
+            .find(|c| c.choice_id == pos.to_string())
+            .unwrap();
+        assert_eq!(
+            c.votes, *v,
+            "{contest}/{area}/{pos}: the lower, later count"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_running_through_the_night_coalesces_and_ends_on_the_final_snapshot() {
+    let pipeline = TestPipeline::start("agg-live", PARTITIONS).await;
+    let feed_id = unique("clarity:GA:107556");
+    let (totals, reports, accepted) = member_until_idle(
+        &pipeline,
+        &unique("agg-group"),
+        Duration::from_secs(2),
+        // Give the member time to join before the night starts.
+        async {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            publish_ga_runoff(
+                &pipeline.publisher,
+                &feed_id,
+                137,
+                Duration::from_millis(30),
+            )
+            .await
+        },
+    )
+    .await;
+    let cells_published: usize = accepted.iter().map(|a| a.cells_changed).sum();
+    assert_eq!(totals.cells as usize, cells_published);
+    let records = results_of(&pipeline);
+    let final_state = compacted(&records);
+    assert_results_equal_walk(&final_state, &feed_id, accepted.last().unwrap());
+    assert_no_regression(&records);
+    // Coalescing: no key gets more records than there were snapshots that
+    // changed anything, and far fewer records than cells overall.
+    let mut per_key: HashMap<&str, usize> = HashMap::new();
+    for (k, _) in &records {
+        *per_key.entry(k).or_insert(0) += 1;
+    }
+    let changing = accepted.iter().filter(|a| a.cells_changed > 0).count();
+    assert!(per_key.values().all(|n| *n <= changing), "{per_key:?}");
+    let lat: Vec<i64> = reports
+        .iter()
+        .flat_map(|r| r.fetch_to_result_ms.iter().copied())
+        .collect();
+    assert!(!lat.is_empty());
+    eprintln!(
+        "cells={cells_published} results={} batches={} max fetch→result {} ms",
+        records.len(),
+        reports.len(),
+        lat.iter().max().unwrap()
+    );
+}

@@ -1,0 +1,143 @@
+//! `votewire aggregate`: one member of the aggregator fleet (see the
+//! `votewire_aggregator` crate docs for the delivery semantics).
+//!
+//! Start as many as there are partitions to share; each joins the same
+//! consumer group. A member rebuilds each partition it is given from the
+//! compacted votes topic before publishing for it, so members are
+//! stateless and can be killed, added or moved at any time.
+
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio::sync::watch;
+use votewire_aggregator::fleet::{FleetConfig, run_member};
+use votewire_core::config::VotewireConfig;
+use votewire_core::kafka::{declared_topics, ensure_topics};
+use votewire_ingestors::feeds::parse_duration;
+
+#[derive(clap::Args)]
+pub struct AggregateArgs {
+    /// The consumer group every fleet member joins.
+    #[arg(
+        long,
+        env = "VOTEWIRE_AGGREGATOR_GROUP",
+        default_value = "votewire-aggregator"
+    )]
+    group: String,
+    /// This member's name (default: `aggregate-<pid>`).
+    #[arg(long)]
+    instance: Option<String>,
+    /// Stop after this long (default: run until Ctrl-C).
+    #[arg(long)]
+    run_for: Option<String>,
+    /// Stop once nothing was consumed or published for this long, after
+    /// the first result (replays and tests).
+    #[arg(long)]
+    exit_when_idle: Option<String>,
+    /// The coalescing window: cells arriving within it yield one result
+    /// per unit.
+    #[arg(long, default_value = "20ms")]
+    coalesce: String,
+    /// Print one line per batch on stdout.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    print_batches: bool,
+}
+
+fn duration_arg(flag: &str, v: &str) -> anyhow::Result<Duration> {
+    parse_duration(v).with_context(|| format!("{flag} {v:?} is not a duration"))
+}
+
+pub async fn run(config: &VotewireConfig, args: AggregateArgs) -> anyhow::Result<ExitCode> {
+    let instance = args
+        .instance
+        .clone()
+        .unwrap_or_else(|| format!("aggregate-{}", std::process::id()));
+    let run_for = args
+        .run_for
+        .as_deref()
+        .map(|v| duration_arg("--run-for", v))
+        .transpose()?;
+    let exit_when_idle = args
+        .exit_when_idle
+        .as_deref()
+        .map(|v| duration_arg("--exit-when-idle", v))
+        .transpose()?;
+    let mut fleet = FleetConfig::new(&args.group, &instance);
+    fleet.coalesce = duration_arg("--coalesce", &args.coalesce)?;
+    ensure_topics(
+        &config.kafka,
+        &declared_topics(&config.topics),
+        config.topics.replication_factor,
+    )
+    .await
+    .context("ensuring topics")?;
+    eprintln!(
+        "votewire aggregate: {instance} joining group {} on {} → {}",
+        args.group, config.topics.votes, config.topics.results
+    );
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    // (last activity, whether any result was published yet)
+    let activity = Arc::new(Mutex::new((Instant::now(), false)));
+    let started = Instant::now();
+    let watcher = {
+        let activity = activity.clone();
+        tokio::spawn(async move {
+            let ctrl_c = tokio::signal::ctrl_c();
+            tokio::pin!(ctrl_c);
+            loop {
+                tokio::select! {
+                    _ = &mut ctrl_c => break,
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                }
+                if run_for.is_some_and(|d| started.elapsed() >= d) {
+                    break;
+                }
+                let (last, published) = activity.lock().map(|a| *a).unwrap_or((started, false));
+                if exit_when_idle.is_some_and(|d| published && last.elapsed() >= d) {
+                    break;
+                }
+            }
+            let _ = stop_tx.send(true);
+        })
+    };
+    let print = args.print_batches;
+    let totals = run_member(&config.kafka, &config.topics, &fleet, stop_rx, |b| {
+        if let Ok(mut a) = activity.lock() {
+            a.0 = Instant::now();
+            a.1 |= b.results_produced > 0;
+        }
+        if print {
+            let mut lat = b.fetch_to_result_ms.clone();
+            lat.sort_unstable();
+            let p99 = lat
+                .get((lat.len() * 99).div_ceil(100).saturating_sub(1))
+                .copied();
+            println!(
+                "batch cells={} rejected={} contests={} results={} unchanged={} caught_up={:?} elapsed_ms={:.1} fetch_to_result_p99_ms={}",
+                b.cells,
+                b.cells_rejected,
+                b.contests_rolled_up,
+                b.results_produced,
+                b.results_unchanged,
+                b.caught_up,
+                b.elapsed.as_secs_f64() * 1e3,
+                p99.map_or_else(|| "-".to_string(), |v| v.to_string()),
+            );
+        }
+    })
+    .await
+    .context("running the aggregator")?;
+    watcher.abort();
+    eprintln!(
+        "votewire aggregate: {instance} stopped: {} batches, {} cells ({} rejected), {} results, {} partition rebuilds",
+        totals.batches,
+        totals.cells,
+        totals.cells_rejected,
+        totals.results_produced,
+        totals.rebuilds
+    );
+    Ok(ExitCode::SUCCESS)
+}
