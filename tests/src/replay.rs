@@ -3,14 +3,14 @@
 //! a real night's cells on a votes topic. HTML error snapshots are
 //! skipped here (the ingestor tests cover their dead letters).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use votewire_ingestors::publish::{FetchFacts, PublishedCells, Publisher};
-use votewire_schemas::FeedMode;
+use votewire_schemas::{ContestResult, FeedMode, UnitType, codec, schemas};
 use votewire_transformers::{FamilyInputs, PayloadContext};
 
-use crate::pipeline::clarity_all_json_walk;
+use crate::pipeline::{clarity_all_json_walk, drain};
 use crate::{fixture, fixture_bytes, workspace_root};
 
 pub const GA_RUNOFF_SERIES: &str = "clarity_enr/GA_107556_runoff_2021_ALLjson_series";
@@ -24,15 +24,28 @@ pub struct AcceptedSnapshot {
     pub cells_changed: usize,
 }
 
-/// Publishes the first `limit` snapshots of the series as feed `feed_id`
-/// (each accepted one gets the next `source_seq`, only changed cells are
-/// produced), sleeping `pause` between snapshots. `fetched_at` is the wall
-/// clock, so fetch-to-result latencies can be read off the results.
-pub async fn publish_ga_runoff(
+/// What a replayed snapshot's `fetched_at` is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplayClock {
+    /// Now: fetch-to-result latencies can be read off the results.
+    Wall,
+    /// The time the scraper recorded the snapshot (index.csv): two replays
+    /// produce byte-identical cells and results.
+    Recorded,
+}
+
+/// Publishes the snapshots `range` of the series as feed `feed_id` (each
+/// accepted one gets the next `source_seq` after `first_seq - 1`; only
+/// changed cells are produced, against `published`), sleeping `pause`
+/// between snapshots.
+pub async fn publish_ga_runoff_range(
     publisher: &Publisher,
+    published: &mut PublishedCells,
     feed_id: &str,
-    limit: usize,
+    range: std::ops::Range<usize>,
+    first_seq: i64,
     pause: Duration,
+    clock: ReplayClock,
 ) -> Vec<AcceptedSnapshot> {
     let companion =
         std::fs::read(workspace_root().join("deploy/demo/clarity-GA-107556-companion.json"))
@@ -43,21 +56,25 @@ pub async fn publish_ga_runoff(
     };
     let index = String::from_utf8(fixture_bytes(&format!("{GA_RUNOFF_SERIES}/index.csv")))
         .expect("index.csv is text");
-    let mut published = PublishedCells::default();
     let mut accepted = Vec::new();
-    for (n, line) in index.lines().skip(1).take(limit).enumerate() {
+    let lines: Vec<&str> = index.lines().skip(1).collect();
+    for n in range {
+        let Some(line) = lines.get(n) else { break };
         let fields: Vec<&str> = line.split(',').collect();
-        let (version, path) = (fields[3], fields[6]);
+        let (recorded, version, path) = (fields[1], fields[3], fields[6]);
         let bytes = std::fs::read(fixture(&format!("{GA_RUNOFF_SERIES}/{path}")))
             .expect("a series snapshot");
-        let seq = accepted.len() as i64 + 1;
+        let seq = first_seq + accepted.len() as i64;
         let ctx = PayloadContext {
             election_id: GA_RUNOFF_ELECTION.into(),
             feed_id: feed_id.to_string(),
             mode: FeedMode::Replay,
             source_seq: seq,
             source_version: Some(version.into()),
-            fetched_at: wall_ms(),
+            fetched_at: match clock {
+                ReplayClock::Wall => wall_ms(),
+                ReplayClock::Recorded => utc_ms(recorded),
+            },
             fetch_id: format!("fetch-{n}"),
             source_uri: format!(
                 "https://results.enr.clarityelections.com//GA/107556/{version}/json/ALL.json"
@@ -72,7 +89,7 @@ pub async fn publish_ga_runoff(
         };
         let facts = FetchFacts::for_payload(&ctx, "clarity-json", bytes.len());
         let result = publisher
-            .publish_accepted(&out.cells, &mut published, &facts)
+            .publish_accepted(&out.cells, published, &facts)
             .await
             .expect("publishing a snapshot");
         accepted.push(AcceptedSnapshot {
@@ -87,8 +104,142 @@ pub async fn publish_ga_runoff(
     accepted
 }
 
+/// The whole series (or its first `limit` snapshots) from scratch.
+pub async fn publish_ga_runoff(
+    publisher: &Publisher,
+    feed_id: &str,
+    limit: usize,
+    pause: Duration,
+) -> Vec<AcceptedSnapshot> {
+    publish_ga_runoff_range(
+        publisher,
+        &mut PublishedCells::default(),
+        feed_id,
+        0..limit,
+        1,
+        pause,
+        ReplayClock::Wall,
+    )
+    .await
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` → milliseconds since the epoch.
+fn utc_ms(t: &str) -> i64 {
+    let n = |r: std::ops::Range<usize>| -> i64 { t[r].parse().expect("a digit field") };
+    let (y, m, d) = (n(0..4), n(5..7), n(8..10));
+    // Days from the civil date (H. Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    ((days * 24 + n(11..13)) * 60 + n(14..16)) * 60_000 + n(17..19) * 1_000
+}
+
 fn wall_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// The GA runoff's contests: Perdue–Ossoff, Loeffler–Warnock, PSC District 4.
+pub const CONTESTS: [&str; 3] = ["10000", "10100", "28400"];
+
+/// Every result record in topic order, decoded.
+pub fn results_of(
+    kafka: &votewire_core::config::KafkaConfig,
+    topic: &str,
+    partitions: i32,
+) -> Vec<(String, ContestResult)> {
+    let s = schemas();
+    drain(kafka, topic, partitions)
+        .into_iter()
+        .map(|(_, key, value, _)| {
+            (
+                String::from_utf8(key).unwrap(),
+                codec::decode(&s.contest_result, &value).expect("a ContestResult"),
+            )
+        })
+        .collect()
+}
+
+/// The last record per key: what the compacted topic converges to.
+pub fn compacted(records: &[(String, ContestResult)]) -> BTreeMap<String, ContestResult> {
+    records.iter().cloned().collect()
+}
+
+/// Checks the compacted results against the final snapshot's walk: every
+/// county and the state, for every contest; the state both as reported
+/// (area `-1`) and as the sum of the counties.
+pub fn assert_results_equal_walk(
+    results: &BTreeMap<String, ContestResult>,
+    feed_id: &str,
+    last: &AcceptedSnapshot,
+) {
+    let mut checked = 0;
+    for ((contest, area, pos), votes) in &last.walk {
+        let key = format!("{GA_RUNOFF_ELECTION}/{feed_id}/{contest}/{area}");
+        let r = results
+            .get(&key)
+            .unwrap_or_else(|| panic!("no result for {key}"));
+        let choice = r
+            .choices
+            .iter()
+            .find(|c| c.choice_id == pos.to_string())
+            .unwrap_or_else(|| panic!("{key}: no choice {pos}"));
+        assert_eq!(choice.votes, *votes, "{key} choice {pos}");
+        checked += 1;
+    }
+    for contest in CONTESTS {
+        let state = &results[&format!("{GA_RUNOFF_ELECTION}/{feed_id}/{contest}/-1")];
+        assert_eq!(state.unit_type, UnitType::State);
+        let mut disagree = false;
+        for c in &state.choices {
+            let pos: usize = c.choice_id.parse().unwrap();
+            let counties: i64 = last
+                .walk
+                .iter()
+                .filter(|((k, a, p), _)| k == contest && a != "-1" && *p == pos)
+                .map(|(_, v)| v)
+                .sum();
+            let reported = last.walk[&(contest.to_string(), "-1".to_string(), pos)];
+            assert_eq!(c.reported, Some(reported), "{contest} {pos}");
+            assert_eq!(c.sum_of_children, Some(counties), "{contest} {pos}");
+            disagree |= reported != counties;
+        }
+        assert_eq!(state.aggregates_disagree, disagree, "{contest}");
+        let total: i64 = state.choices.iter().map(|c| c.votes).sum();
+        assert_eq!(state.total_votes, total);
+        let top = state.choices.iter().max_by_key(|c| c.votes).unwrap();
+        assert_eq!(
+            state.leader_choice_id.as_deref(),
+            Some(top.choice_id.as_str())
+        );
+    }
+    assert_eq!(
+        checked, 960,
+        "159 counties and the state, 3 contests, 2 choices"
+    );
+}
+
+/// No key's results ever go back to an older `source_seq`.
+pub fn assert_no_regression(records: &[(String, ContestResult)]) {
+    let mut seen: HashMap<&str, i64> = HashMap::new();
+    for (key, r) in records {
+        let seq = r.contributors.iter().map(|c| c.source_seq).max().unwrap();
+        let before = seen.insert(key, seq).unwrap_or(0);
+        assert!(seq >= before, "{key} regressed from seq {before} to {seq}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn recorded_times_convert_to_epoch_milliseconds() {
+        // `date -u -d 2021-01-05T22:47:41Z +%s` = 1609886861
+        assert_eq!(super::utc_ms("2021-01-05T22:47:41Z"), 1_609_886_861_000);
+        assert_eq!(super::utc_ms("1970-01-01T00:00:00Z"), 0);
+        assert_eq!(super::utc_ms("2000-03-01T00:00:01Z"), 951_868_801_000);
+    }
 }

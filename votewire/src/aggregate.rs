@@ -32,8 +32,8 @@ pub struct AggregateArgs {
     /// Stop after this long (default: run until Ctrl-C).
     #[arg(long)]
     run_for: Option<String>,
-    /// Stop once nothing was consumed or published for this long, after
-    /// the first result (replays and tests).
+    /// Stop once nothing was consumed or published for this long (since
+    /// the start or the last batch): replays and tests.
     #[arg(long)]
     exit_when_idle: Option<String>,
     /// The coalescing window: cells arriving within it yield one result
@@ -79,8 +79,7 @@ pub async fn run(config: &VotewireConfig, args: AggregateArgs) -> anyhow::Result
     );
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    // (last activity, whether any result was published yet)
-    let activity = Arc::new(Mutex::new((Instant::now(), false)));
+    let activity = Arc::new(Mutex::new(Instant::now()));
     let started = Instant::now();
     let watcher = {
         let activity = activity.clone();
@@ -95,8 +94,8 @@ pub async fn run(config: &VotewireConfig, args: AggregateArgs) -> anyhow::Result
                 if run_for.is_some_and(|d| started.elapsed() >= d) {
                     break;
                 }
-                let (last, published) = activity.lock().map(|a| *a).unwrap_or((started, false));
-                if exit_when_idle.is_some_and(|d| published && last.elapsed() >= d) {
+                let last = activity.lock().map(|a| *a).unwrap_or(started);
+                if exit_when_idle.is_some_and(|d| last.elapsed() >= d) {
                     break;
                 }
             }
@@ -106,8 +105,7 @@ pub async fn run(config: &VotewireConfig, args: AggregateArgs) -> anyhow::Result
     let print = args.print_batches;
     let totals = run_member(&config.kafka, &config.topics, &fleet, stop_rx, |b| {
         if let Ok(mut a) = activity.lock() {
-            a.0 = Instant::now();
-            a.1 |= b.results_produced > 0;
+            *a = Instant::now();
         }
         if print {
             let mut lat = b.fetch_to_result_ms.clone();

@@ -354,7 +354,8 @@ fn votewire_on(stack: &Stack, pipeline: &votewire_tests::pipeline::TestPipeline)
     .env("VOTEWIRE_TOPIC_VOTES", &pipeline.topics.votes)
     .env("VOTEWIRE_TOPIC_SNAPSHOTS", &pipeline.topics.snapshots)
     .env("VOTEWIRE_TOPIC_FEED_STATUS", &pipeline.topics.feed_status)
-    .env("VOTEWIRE_TOPIC_DLQ", &pipeline.topics.dlq);
+    .env("VOTEWIRE_TOPIC_DLQ", &pipeline.topics.dlq)
+    .env("VOTEWIRE_TOPIC_RESULTS", &pipeline.topics.results);
     c
 }
 
@@ -958,4 +959,141 @@ async fn two_ingestors_split_200_feeds_and_the_survivor_takes_all_after_a_kill_9
             "{path}: {runs:?}"
         );
     }
+}
+
+/// The aggregator fleet's result does not depend on how many members
+/// computed it or on one dying mid-night: the GA 2021 runoff night through
+/// one member, then through three where one is killed with SIGKILL midway
+/// and a fourth joins, ends in the same compacted results topic, equal to
+/// an independent walk of the last accepted snapshot, and no key ever goes
+/// back to an older `source_seq` in either run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fleet_result_is_the_same_through_one_member_and_three_with_a_kill_9() {
+    use std::time::Duration;
+    use votewire_ingestors::publish::PublishedCells;
+    use votewire_tests::pipeline::TestPipeline;
+    use votewire_tests::replay::{
+        ReplayClock, assert_no_regression, assert_results_equal_walk, compacted,
+        publish_ga_runoff_range, results_of,
+    };
+
+    const FEED: &str = "clarity:GA:107556";
+    const PARTITIONS: i32 = 3;
+    let stack = Stack::load();
+    // Longer than the group's session timeout (10 s): survivors stay until
+    // a killed member's partitions were reassigned and rebuilt.
+    let member = |pipeline: &TestPipeline, group: &str, name: &str| {
+        tokio::process::Command::from(votewire_on(&stack, pipeline))
+            .args(["aggregate", "--group", group, "--instance", name])
+            .args(["--exit-when-idle", "20s", "--run-for", "180s"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let replay = |pipeline: &TestPipeline,
+                  published: &mut PublishedCells,
+                  range: std::ops::Range<usize>,
+                  first_seq: i64| {
+        let publisher = pipeline.new_publisher();
+        let published = std::mem::take(published);
+        async move {
+            let mut published = published;
+            let accepted = publish_ga_runoff_range(
+                &publisher,
+                &mut published,
+                FEED,
+                range,
+                first_seq,
+                Duration::from_millis(20),
+                ReplayClock::Recorded,
+            )
+            .await;
+            (accepted, published)
+        }
+    };
+
+    // One member through the whole night.
+    let solo = TestPipeline::start("fleet-solo", PARTITIONS).await;
+    let m = member(&solo, &votewire_tests::unique("fleet-solo"), "solo");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (night, _) = replay(&solo, &mut PublishedCells::default(), 0..137, 1).await;
+    let (status, stdout, stderr) = finish(m, Duration::from_secs(150)).await;
+    assert!(status.success(), "{stderr}");
+    assert!(stdout.contains("batch cells="), "{stdout}");
+    let solo_records = results_of(&solo.kafka, &solo.topics.results, PARTITIONS);
+    assert_no_regression(&solo_records);
+    let solo_final = compacted(&solo_records);
+    assert_results_equal_walk(&solo_final, FEED, night.last().unwrap());
+
+    // Three members; one is killed midway and a fourth joins.
+    let fleet = TestPipeline::start("fleet-three", PARTITIONS).await;
+    let group = votewire_tests::unique("fleet-three");
+    let mut members: Vec<_> = ["m1", "m2", "m3"]
+        .iter()
+        .map(|n| member(&fleet, &group, n))
+        .collect();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let mut published = PublishedCells::default();
+    let (first, kept) = replay(&fleet, &mut published, 0..60, 1).await;
+    published = kept;
+    let mut killed = members.remove(1);
+    killed.start_kill().unwrap();
+    let (status, killed_out, _) = finish(killed, Duration::from_secs(10)).await;
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(9), "SIGKILL");
+    let killed_partitions = caught_up(&killed_out);
+    assert!(
+        !killed_partitions.is_empty(),
+        "the killed member owned a partition:\n{killed_out}"
+    );
+    members.push(member(&fleet, &group, "m4"));
+    let (rest, _) = replay(&fleet, &mut published, 60..137, first.len() as i64 + 1).await;
+    // The killed member's partitions were rebuilt by the members that
+    // lived (a survivor or the newcomer).
+    let mut rebuilt = std::collections::BTreeSet::new();
+    for m in members {
+        let (status, stdout, stderr) = finish(m, Duration::from_secs(150)).await;
+        assert!(status.success(), "{stderr}");
+        rebuilt.extend(caught_up(&stdout));
+    }
+    assert!(
+        killed_partitions.is_subset(&rebuilt),
+        "killed member's {killed_partitions:?} rebuilt elsewhere: {rebuilt:?}"
+    );
+    let fleet_records = results_of(&fleet.kafka, &fleet.topics.results, PARTITIONS);
+    assert_no_regression(&fleet_records);
+    let fleet_final = compacted(&fleet_records);
+    assert_eq!(
+        first.len() + rest.len(),
+        night.len(),
+        "both runs accepted the same snapshots"
+    );
+    assert_results_equal_walk(&fleet_final, FEED, rest.last().unwrap());
+    assert_eq!(
+        fleet_final.len(),
+        solo_final.len(),
+        "the same keys in both runs"
+    );
+    for (key, solo_result) in &solo_final {
+        assert_eq!(
+            fleet_final.get(key),
+            Some(solo_result),
+            "{key}: the same result through one member and through three"
+        );
+    }
+}
+
+/// The partitions an aggregate member reported caught up (its batch lines'
+/// `caught_up=[…]`).
+fn caught_up(stdout: &str) -> std::collections::BTreeSet<i32> {
+    stdout
+        .lines()
+        .filter_map(|l| l.split("caught_up=[").nth(1)?.split(']').next())
+        .flat_map(|ps| {
+            ps.split(',')
+                .filter_map(|p| p.trim().parse().ok())
+                .collect::<Vec<i32>>()
+        })
+        .collect()
 }

@@ -9,13 +9,14 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use votewire_aggregator::fleet::{BatchReport, FleetConfig, FleetTotals, run_member};
-use votewire_schemas::{ContestResult, UnitType, codec, schemas};
-use votewire_tests::pipeline::{TestPipeline, drain};
-use votewire_tests::replay::{AcceptedSnapshot, GA_RUNOFF_ELECTION, publish_ga_runoff};
+use votewire_tests::pipeline::TestPipeline;
+use votewire_tests::replay::{
+    AcceptedSnapshot, GA_RUNOFF_ELECTION, assert_no_regression, assert_results_equal_walk,
+    compacted, publish_ga_runoff, results_of,
+};
 use votewire_tests::unique;
 
 const PARTITIONS: i32 = 3;
-const CONTESTS: [&str; 3] = ["10000", "10100", "28400"];
 
 /// Runs one fleet member until it has published and then been idle for
 /// `idle`; returns its totals and batch reports.
@@ -58,89 +59,6 @@ async fn member_until_idle(
     (totals, reports, accepted)
 }
 
-/// Every result record in topic order, decoded.
-fn results_of(pipeline: &TestPipeline) -> Vec<(String, ContestResult)> {
-    let s = schemas();
-    drain(&pipeline.kafka, &pipeline.topics.results, PARTITIONS)
-        .into_iter()
-        .map(|(_, key, value, _)| {
-            (
-                String::from_utf8(key).unwrap(),
-                codec::decode(&s.contest_result, &value).expect("a ContestResult"),
-            )
-        })
-        .collect()
-}
-
-/// The last record per key: what the compacted topic converges to.
-fn compacted(records: &[(String, ContestResult)]) -> BTreeMap<String, ContestResult> {
-    records.iter().cloned().collect()
-}
-
-/// Checks the compacted results against the final snapshot's walk: every
-/// county and the state, for every contest; the state both as reported
-/// (area `-1`) and as the sum of the counties.
-fn assert_results_equal_walk(
-    results: &BTreeMap<String, ContestResult>,
-    feed_id: &str,
-    last: &AcceptedSnapshot,
-) {
-    let mut checked = 0;
-    for ((contest, area, pos), votes) in &last.walk {
-        let key = format!("{GA_RUNOFF_ELECTION}/{feed_id}/{contest}/{area}");
-        let r = results
-            .get(&key)
-            .unwrap_or_else(|| panic!("no result for {key}"));
-        let choice = r
-            .choices
-            .iter()
-            .find(|c| c.choice_id == pos.to_string())
-            .unwrap_or_else(|| panic!("{key}: no choice {pos}"));
-        assert_eq!(choice.votes, *votes, "{key} choice {pos}");
-        checked += 1;
-    }
-    for contest in CONTESTS {
-        let state = &results[&format!("{GA_RUNOFF_ELECTION}/{feed_id}/{contest}/-1")];
-        assert_eq!(state.unit_type, UnitType::State);
-        let mut disagree = false;
-        for c in &state.choices {
-            let pos: usize = c.choice_id.parse().unwrap();
-            let counties: i64 = last
-                .walk
-                .iter()
-                .filter(|((k, a, p), _)| k == contest && a != "-1" && *p == pos)
-                .map(|(_, v)| v)
-                .sum();
-            let reported = last.walk[&(contest.to_string(), "-1".to_string(), pos)];
-            assert_eq!(c.reported, Some(reported), "{contest} {pos}");
-            assert_eq!(c.sum_of_children, Some(counties), "{contest} {pos}");
-            disagree |= reported != counties;
-        }
-        assert_eq!(state.aggregates_disagree, disagree, "{contest}");
-        let total: i64 = state.choices.iter().map(|c| c.votes).sum();
-        assert_eq!(state.total_votes, total);
-        let top = state.choices.iter().max_by_key(|c| c.votes).unwrap();
-        assert_eq!(
-            state.leader_choice_id.as_deref(),
-            Some(top.choice_id.as_str())
-        );
-    }
-    assert_eq!(
-        checked, 960,
-        "159 counties and the state, 3 contests, 2 choices"
-    );
-}
-
-/// No key's results ever go back to an older `source_seq`.
-fn assert_no_regression(records: &[(String, ContestResult)]) {
-    let mut seen: HashMap<&str, i64> = HashMap::new();
-    for (key, r) in records {
-        let seq = r.contributors.iter().map(|c| c.source_seq).max().unwrap();
-        let before = seen.insert(key, seq).unwrap_or(0);
-        assert!(seq >= before, "{key} regressed from seq {before} to {seq}");
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_joining_after_the_night_rebuilds_it_and_publishes_each_result_once() {
     let pipeline = TestPipeline::start("agg-rebuild", PARTITIONS).await;
@@ -161,7 +79,7 @@ async fn a_member_joining_after_the_night_rebuilds_it_and_publishes_each_result_
         "every cell consumed once"
     );
     assert_eq!(totals.rebuilds, PARTITIONS as u64);
-    let records = results_of(&pipeline);
+    let records = results_of(&pipeline.kafka, &pipeline.topics.results, PARTITIONS);
     let final_state = compacted(&records);
     assert_results_equal_walk(&final_state, &feed_id, accepted.last().unwrap());
     // Rebuilt before publishing: one record per key, not one per cell or
@@ -224,7 +142,7 @@ async fn a_member_running_through_the_night_coalesces_and_ends_on_the_final_snap
     .await;
     let cells_published: usize = accepted.iter().map(|a| a.cells_changed).sum();
     assert_eq!(totals.cells as usize, cells_published);
-    let records = results_of(&pipeline);
+    let records = results_of(&pipeline.kafka, &pipeline.topics.results, PARTITIONS);
     let final_state = compacted(&records);
     assert_results_equal_walk(&final_state, &feed_id, accepted.last().unwrap());
     assert_no_regression(&records);
