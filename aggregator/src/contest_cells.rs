@@ -36,6 +36,21 @@ pub struct ContestKey {
     pub contest_id: String,
 }
 
+/// A contest's 128-bit fingerprint (xxh3 of election, feed and contest
+/// ids): the aggregator's map key, computed per cell without allocating.
+pub fn contest_fingerprint(cell: &VoteCell) -> u128 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    for part in [
+        &*cell.header.election_id,
+        &*cell.header.source_feed_id,
+        &*cell.contest.source_id,
+    ] {
+        h.update(part.as_bytes());
+        h.update(&[0x1f]);
+    }
+    h.digest128()
+}
+
 impl ContestKey {
     pub fn of(cell: &VoteCell) -> ContestKey {
         ContestKey {

@@ -372,3 +372,44 @@ fn every_other_record_round_trips_through_apache_avro() {
         dead
     );
 }
+
+#[test]
+fn a_stream_decoder_shares_the_parts_cells_repeat_and_returns_their_keys() {
+    let s = &schemas().vote_cell;
+    let first = cell(true);
+    // A second cell of the same payload: another choice, same header,
+    // contest and unit.
+    let mut second = first.clone();
+    second.choice = std::sync::Arc::new(votewire_schemas::ChoiceRef {
+        source_id: "other-choice".into(),
+        ..(*first.choice).clone()
+    });
+    second.votes = 7;
+    let mut decoder = codec::VoteCellDecoder::new(s.id);
+    let mut decoded = Vec::new();
+    for c in [&first, &second, &first] {
+        let mut bytes = Vec::new();
+        codec::encode_vote_cell(c, s.id, &mut bytes);
+        let (key, out) = decoder.decode(&bytes).unwrap();
+        assert_eq!(key, c.cell_key());
+        assert_eq!(&out, c, "decoding is exact");
+        decoded.push(out);
+    }
+    use std::sync::Arc;
+    assert!(Arc::ptr_eq(&decoded[0].header, &decoded[1].header));
+    assert!(Arc::ptr_eq(&decoded[0].contest, &decoded[1].contest));
+    assert!(Arc::ptr_eq(&decoded[0].unit, &decoded[1].unit));
+    assert!(!Arc::ptr_eq(&decoded[0].choice, &decoded[1].choice));
+    assert!(Arc::ptr_eq(&decoded[0].choice, &decoded[2].choice));
+    // A cell of another payload gets its own header.
+    let mut later = first.clone();
+    let mut header = (*first.header).clone();
+    header.source_seq += 1;
+    later.header = Arc::new(header);
+    let mut bytes = Vec::new();
+    codec::encode_vote_cell(&later, s.id, &mut bytes);
+    let (_, out) = decoder.decode(&bytes).unwrap();
+    assert_eq!(out.header.source_seq, first.header.source_seq + 1);
+    assert!(!Arc::ptr_eq(&out.header, &decoded[0].header));
+    assert!(Arc::ptr_eq(&out.contest, &decoded[0].contest));
+}

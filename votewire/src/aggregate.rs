@@ -38,7 +38,7 @@ pub struct AggregateArgs {
     exit_when_idle: Option<String>,
     /// The coalescing window: cells arriving within it yield one result
     /// per unit.
-    #[arg(long, default_value = "20ms")]
+    #[arg(long, default_value = "10ms")]
     coalesce: String,
     /// Print one line per batch on stdout.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
