@@ -82,6 +82,8 @@ pub struct FleetConfig {
     pub max_batch: usize,
     /// Quiet time that tells a rebuilding partition it has caught up.
     pub rebuild_idle: Duration,
+    /// How often lag and throughput per partition are reported.
+    pub stats_every: Duration,
 }
 
 impl FleetConfig {
@@ -92,6 +94,7 @@ impl FleetConfig {
             coalesce: Duration::from_millis(10),
             max_batch: 50_000,
             rebuild_idle: Duration::from_millis(500),
+            stats_every: Duration::from_secs(5),
         }
     }
 }
@@ -115,6 +118,20 @@ pub struct BatchReport {
     /// Per cell of a caught-up partition: from the cell's produce (its
     /// record timestamp) to the ack of the batch's results (ms).
     pub cell_to_result_ms: Vec<i64>,
+    /// Every `stats_every`: lag and throughput per assigned partition.
+    pub partitions: Vec<PartitionStat>,
+}
+
+/// One assigned partition's lag and throughput over the last interval.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PartitionStat {
+    pub partition: i32,
+    /// Records between this member's position and the partition's high
+    /// watermark (never below 0: tansu under-reports watermarks).
+    pub lag: i64,
+    pub cells_per_s: f64,
+    /// Still rebuilding (nothing published for it yet).
+    pub rebuilding: bool,
 }
 
 /// Totals over a run.
@@ -230,6 +247,8 @@ struct PartitionState {
     rebuild: Option<Rebuild>,
     /// The next offset to commit.
     next_offset: Option<i64>,
+    /// Cells consumed since the last stats report.
+    cells_since_stats: u64,
     /// What each result key was last published as: a result equal to it
     /// is not encoded or produced again.
     published: HashMap<String, ContestResult>,
@@ -249,6 +268,7 @@ impl PartitionState {
             next_offset: None,
             published: HashMap::new(),
             dirty: HashSet::new(),
+            cells_since_stats: 0,
         }
     }
 }
@@ -302,6 +322,7 @@ pub async fn run_member(
     let mut decoder = codec::VoteCellDecoder::new(schemas().vote_cell.id);
     let mut parts: FxHashMap<i32, PartitionState> = FxHashMap::default();
     let mut totals = FleetTotals::default();
+    let mut last_stats = Instant::now();
 
     loop {
         if *stop.borrow() {
@@ -337,6 +358,7 @@ pub async fn run_member(
                 r.last_record = Instant::now();
             }
             *per_partition.entry(p).or_insert(0) += 1;
+            state.cells_since_stats += 1;
             if state.rebuild.is_none()
                 && let Some(ts) = m.timestamp().to_millis()
             {
@@ -524,12 +546,39 @@ pub async fn run_member(
         {
             eprintln!("aggregator {}: committing offsets: {e}", cfg.instance);
         }
+        if last_stats.elapsed() >= cfg.stats_every {
+            let secs = last_stats.elapsed().as_secs_f64();
+            last_stats = Instant::now();
+            let mut stats: Vec<PartitionStat> = parts
+                .iter_mut()
+                .map(|(p, state)| {
+                    let position = state.next_offset.unwrap_or(0);
+                    let lag = consumer
+                        .fetch_watermarks(&topics.votes, *p, Duration::from_secs(2))
+                        .map_or(0, |(_, hw)| (hw - position).max(0));
+                    let rate = state.cells_since_stats as f64 / secs;
+                    state.cells_since_stats = 0;
+                    PartitionStat {
+                        partition: *p,
+                        lag,
+                        cells_per_s: rate,
+                        rebuilding: state.rebuild.is_some(),
+                    }
+                })
+                .collect();
+            stats.sort_by_key(|s| s.partition);
+            report.partitions = stats;
+        }
         report.elapsed = started.elapsed();
         totals.batches += 1;
         totals.cells += report.cells as u64;
         totals.cells_rejected += report.cells_rejected as u64;
         totals.results_produced += report.results_produced as u64;
-        if report.cells > 0 || report.results_produced > 0 || !report.caught_up.is_empty() {
+        if report.cells > 0
+            || report.results_produced > 0
+            || !report.caught_up.is_empty()
+            || !report.partitions.is_empty()
+        {
             on_batch(&report);
         }
     }

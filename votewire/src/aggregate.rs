@@ -104,10 +104,20 @@ pub async fn run(config: &VotewireConfig, args: AggregateArgs) -> anyhow::Result
     };
     let print = args.print_batches;
     let totals = run_member(&config.kafka, &config.topics, &fleet, stop_rx, |b| {
-        if let Ok(mut a) = activity.lock() {
+        let worked = b.cells > 0 || b.results_produced > 0 || !b.caught_up.is_empty();
+        if worked && let Ok(mut a) = activity.lock() {
             *a = Instant::now();
         }
-        if print {
+        for ps in &b.partitions {
+            eprintln!(
+                "partition {} lag={} cells_per_s={:.0}{}",
+                ps.partition,
+                ps.lag,
+                ps.cells_per_s,
+                if ps.rebuilding { " rebuilding" } else { "" }
+            );
+        }
+        if print && worked {
             let mut lat = b.fetch_to_result_ms.clone();
             lat.sort_unstable();
             let p99 = lat

@@ -154,6 +154,13 @@ async fn a_member_running_through_the_night_coalesces_and_ends_on_the_final_snap
     }
     let changing = accepted.iter().filter(|a| a.cells_changed > 0).count();
     assert!(per_key.values().all(|n| *n <= changing), "{per_key:?}");
+    // Lag and throughput per partition were reported while it ran.
+    let stats: Vec<_> = reports.iter().flat_map(|r| r.partitions.iter()).collect();
+    assert!(
+        stats.iter().any(|p| p.cells_per_s > 0.0 && !p.rebuilding),
+        "{stats:?}"
+    );
+    assert!(stats.iter().all(|p| p.lag >= 0 && p.partition < PARTITIONS));
     let lat: Vec<i64> = reports
         .iter()
         .flat_map(|r| r.fetch_to_result_ms.iter().copied())
