@@ -39,7 +39,7 @@ use rustc_hash::FxHashMap;
 use tokio::sync::watch;
 use votewire_core::config::{KafkaConfig, TopicsConfig};
 use votewire_core::kafka::{consumer_config, producer_config};
-use votewire_schemas::{ContestResult, codec, schemas};
+use votewire_schemas::{ContestResult, DeadLetter, ErrorClass, codec, schemas};
 
 use crate::contest_cells::{ContestCells, ContestKey, contest_fingerprint};
 use crate::rollup::{result_key, roll_up};
@@ -338,6 +338,7 @@ pub async fn run_member(
         let mut report = BatchReport::default();
         let mut per_partition: FxHashMap<i32, usize> = FxHashMap::default();
         let mut cell_stamps: Vec<i64> = Vec::new();
+        let mut dead_letters: Vec<(i32, DeadLetter)> = Vec::new();
         let mut handle = |m: Result<rdkafka::message::BorrowedMessage<'_>, KafkaError>,
                           parts: &mut FxHashMap<i32, PartitionState>,
                           report: &mut BatchReport| {
@@ -387,6 +388,7 @@ pub async fn run_member(
                         topics.votes,
                         m.offset()
                     );
+                    dead_letters.push((p, undecodable_cell(&topics.votes, &m, &e)));
                 }
             }
         };
@@ -497,7 +499,35 @@ pub async fn run_member(
                 }
             }
         }
+        // Undecodable records go to the dead-letter topic, keyed by their
+        // place on the votes topic (a rebuild dead-letters them again under
+        // the same key), and are committed only once that is acknowledged.
+        let mut dlq_deliveries = Vec::new();
+        for (p, dead) in dead_letters {
+            let key = dead.archive_ref.clone().unwrap_or_default();
+            let sent = codec::encode(&schemas().dead_letter, &dead)
+                .ok()
+                .and_then(|bytes| {
+                    producer
+                        .send_result(FutureRecord::to(&topics.dlq).key(&key).payload(&bytes))
+                        .ok()
+                });
+            dlq_deliveries.push((p, sent));
+        }
         let mut failed_partitions: HashSet<i32> = HashSet::new();
+        for (p, sent) in dlq_deliveries {
+            let landed = match sent {
+                Some(d) => matches!(d.await, Ok(Ok(_))),
+                None => false,
+            };
+            if !landed {
+                eprintln!(
+                    "aggregator {}: a dead letter for partition {p} did not land",
+                    cfg.instance
+                );
+                failed_partitions.insert(p);
+            }
+        }
         for (delivery, (p, rk, result, newest_fetch)) in deliveries.into_iter().zip(sent_keys) {
             let Some(delivery) = delivery else {
                 failed_partitions.insert(p);
@@ -583,6 +613,49 @@ pub async fn run_member(
         }
     }
     Ok(totals)
+}
+
+/// The dead letter for a votes-topic record that does not decode: the
+/// record itself (topic, partition, offset) is the raw payload reference.
+fn undecodable_cell(
+    topic: &str,
+    m: &rdkafka::message::BorrowedMessage<'_>,
+    e: &votewire_schemas::codec::CodecError,
+) -> DeadLetter {
+    use rdkafka::message::Headers;
+    let header = |name: &str| {
+        m.headers().and_then(|h| {
+            h.iter()
+                .find(|h| h.key == name)
+                .and_then(|h| h.value.map(|v| String::from_utf8_lossy(v).into_owned()))
+        })
+    };
+    let payload = m.payload().unwrap_or_default();
+    let place = format!("kafka://{topic}/{}@{}", m.partition(), m.offset());
+    DeadLetter {
+        feed_id: header("feed_id").unwrap_or_else(|| "unknown".into()),
+        election_id: String::new(),
+        fetch_id: header("fetch_id").unwrap_or_default(),
+        family: "vote-cell".into(),
+        source_uri: place.clone(),
+        payload_sha256: hex_sha256(payload),
+        payload_bytes: payload.len() as i64,
+        archive_ref: Some(place),
+        error_class: ErrorClass::SchemaViolation,
+        error_location: Some(format!("partition {} offset {}", m.partition(), m.offset())),
+        error_message: e.to_string(),
+        retryable: false,
+        fetched_at: wall_ms(),
+        trace_id: header("traceparent").and_then(|t| t.split('-').nth(1).map(str::to_string)),
+    }
+}
+
+fn hex_sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn wall_ms() -> i64 {

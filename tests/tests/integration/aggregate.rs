@@ -173,3 +173,86 @@ async fn a_member_running_through_the_night_coalesces_and_ends_on_the_final_snap
         lat.iter().max().unwrap()
     );
 }
+
+/// Bad input on the votes topic itself (a stray producer, a truncated
+/// record, an HTML page, another schema's id): each record becomes a dead
+/// letter naming its place on the topic, the member carries on, and every
+/// result still equals the independent walk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_on_the_votes_topic_is_dead_lettered_and_leaves_results_untouched() {
+    use rdkafka::message::{Header, OwnedHeaders};
+    use rdkafka::producer::FutureRecord;
+    use votewire_schemas::{DeadLetter, ErrorClass, codec, schemas};
+
+    let pipeline = TestPipeline::start("agg-garbage", PARTITIONS).await;
+    let feed_id = unique("clarity:GA:107556");
+    let accepted = publish_ga_runoff(&pipeline.publisher, &feed_id, 137, Duration::ZERO).await;
+    // A real cell record, truncated: take one from the topic.
+    let real = votewire_tests::pipeline::drain(&pipeline.kafka, &pipeline.topics.votes, PARTITIONS)
+        .into_iter()
+        .next()
+        .expect("a published cell")
+        .2;
+    let mut wrong_id = real.clone();
+    wrong_id[4] ^= 0x7f;
+    let garbage: Vec<(&str, Vec<u8>)> = vec![
+        ("truncated", real[..real.len() / 2].to_vec()),
+        (
+            "html",
+            b"<html><body>Election Night Reporting is unavailable</body></html>".to_vec(),
+        ),
+        ("wrong-schema-id", wrong_id),
+        ("empty", Vec::new()),
+    ];
+    for (i, (what, bytes)) in garbage.iter().enumerate() {
+        let headers = OwnedHeaders::new().insert(Header {
+            key: "feed_id",
+            value: Some("stray-producer"),
+        });
+        pipeline
+            .publisher
+            .producer
+            .send(
+                FutureRecord::to(&pipeline.topics.votes)
+                    .partition(i as i32 % PARTITIONS)
+                    .key(*what)
+                    .payload(bytes)
+                    .headers(headers),
+                Duration::from_secs(10),
+            )
+            .await
+            .expect("the garbage lands");
+    }
+
+    let (totals, _, _) = member_until_idle(
+        &pipeline,
+        &unique("agg-group"),
+        Duration::from_secs(2),
+        async { Vec::new() },
+    )
+    .await;
+    assert_eq!(totals.cells_rejected, garbage.len() as u64);
+    let records = results_of(&pipeline.kafka, &pipeline.topics.results, PARTITIONS);
+    assert_results_equal_walk(&compacted(&records), &feed_id, accepted.last().unwrap());
+
+    let s = schemas();
+    let dead: Vec<DeadLetter> =
+        votewire_tests::pipeline::drain(&pipeline.kafka, &pipeline.topics.dlq, 1)
+            .into_iter()
+            .map(|(_, _, v, _)| codec::decode(&s.dead_letter, &v).expect("a DeadLetter"))
+            .collect();
+    assert_eq!(dead.len(), garbage.len(), "{dead:#?}");
+    for d in &dead {
+        assert_eq!(d.feed_id, "stray-producer");
+        assert_eq!(d.error_class, ErrorClass::SchemaViolation);
+        assert!(!d.retryable);
+        let place = d.archive_ref.as_deref().unwrap();
+        assert!(
+            place.starts_with(&format!("kafka://{}/", pipeline.topics.votes)),
+            "{place}"
+        );
+        assert_eq!(d.source_uri, place);
+        assert_eq!(d.payload_sha256.len(), 64);
+        assert!(d.error_location.as_deref().unwrap().contains("offset"));
+    }
+}
