@@ -538,6 +538,7 @@ mod tests {
             pct_expected_vote: None,
             winner: None,
             raw_ref: None,
+            links: None,
         }
     }
 

@@ -357,7 +357,17 @@ pub fn encode_vote_cell_keyed(cell: &VoteCell, key_hex: &str, schema_id: u32, ou
     put_str(out, &p.payload_sha256);
     put_opt(out, p.trace_id.as_deref(), put_str);
     put_opt(out, cell.raw_ref.as_deref(), put_str);
+    put_opt(out, cell.links.as_deref(), |o, l| {
+        put_opt(o, l.contest_id.as_deref(), put_str);
+        put_opt(o, l.unit_id.as_deref(), put_str);
+        put_opt(o, l.parent_unit_id.as_deref(), put_str);
+        put_long(o, l.priority.into());
+    });
 }
+
+/// Schema ids of earlier `VoteCell` layouts that decoders still read: id 1
+/// had no `links` field (records on a compacted topic outlive upgrades).
+pub const LEGACY_VOTE_CELL_IDS: &[u32] = &[1];
 
 /// Decodes a framed `VoteCell` written with `expected_id`, checking the key
 /// it was published under against the recomputed key.
@@ -384,6 +394,7 @@ pub struct VoteCellDecoder {
     units: HashMap<[u64; 6], Arc<ReportingUnitRef>>,
     choices: HashMap<[u64; 5], Arc<ChoiceRef>>,
     headers: HashMap<[u64; 13], Arc<PayloadHeader>>,
+    links: HashMap<[u64; 4], Arc<ResultLinks>>,
     last_contest: LastSection<ContestRef>,
     last_unit: LastSection<ReportingUnitRef>,
     last_choice: LastSection<ChoiceRef>,
@@ -414,6 +425,7 @@ impl VoteCellDecoder {
             units: HashMap::default(),
             choices: HashMap::default(),
             headers: HashMap::default(),
+            links: HashMap::default(),
             last_contest: LastSection::default(),
             last_unit: LastSection::default(),
             last_choice: LastSection::default(),
@@ -438,6 +450,37 @@ impl VoteCellDecoder {
             1 => self.text(r).map(Some),
             b => Err(r.err(format!("union branch {b} of a [null, T] union"))),
         }
+    }
+
+    fn links(&mut self, r: &mut Reader<'_>) -> Result<Option<Arc<ResultLinks>>, CodecError> {
+        match r.long()? {
+            0 => return Ok(None),
+            1 => {}
+            b => return Err(r.err(format!("union branch {b} of a [null, T] union"))),
+        }
+        let contest_id = self.opt_text(r)?;
+        let unit_id = self.opt_text(r)?;
+        let parent_unit_id = self.opt_text(r)?;
+        let priority = r.int()?;
+        let k = [
+            ident(contest_id.as_ref()),
+            ident(unit_id.as_ref()),
+            ident(parent_unit_id.as_ref()),
+            priority as u32 as u64,
+        ];
+        Ok(Some(
+            self.links
+                .entry(k)
+                .or_insert_with(|| {
+                    Arc::new(ResultLinks {
+                        contest_id,
+                        unit_id,
+                        parent_unit_id,
+                        priority,
+                    })
+                })
+                .clone(),
+        ))
     }
 
     fn contest(&mut self, r: &mut Reader<'_>) -> Result<Arc<ContestRef>, CodecError> {
@@ -591,7 +634,8 @@ impl VoteCellDecoder {
             *self = Self::new(self.expected_id);
         }
         let (id, datum) = split_frame(bytes)?;
-        if id != self.expected_id {
+        let with_links = id == self.expected_id;
+        if !with_links && !LEGACY_VOTE_CELL_IDS.contains(&id) {
             return Err(CodecError::UnexpectedSchemaId {
                 name: "VoteCell",
                 expected: self.expected_id,
@@ -690,6 +734,11 @@ impl VoteCellDecoder {
             }
         };
         let raw_ref = self.opt_text(&mut r)?;
+        let links = if with_links {
+            self.links(&mut r)?
+        } else {
+            None
+        };
         let cell = VoteCell {
             header,
             contest,
@@ -703,6 +752,7 @@ impl VoteCellDecoder {
             pct_expected_vote,
             winner,
             raw_ref,
+            links,
         };
         if r.pos != datum.len() {
             return Err(r.err(format!("{} trailing bytes", datum.len() - r.pos)));

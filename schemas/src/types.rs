@@ -205,6 +205,19 @@ pub struct VoteCell {
     pub pct_expected_vote: Option<f64>,
     pub winner: Option<bool>,
     pub raw_ref: Option<Text>,
+    /// How the aggregator merges this source with others; shared by the
+    /// cells of one contest and unit.
+    pub links: Option<Arc<ResultLinks>>,
+}
+
+/// Feed config `[feed.results]`, applied to one cell: the shared ids the
+/// aggregator merges sources under, and the feed's priority.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub struct ResultLinks {
+    pub contest_id: Option<Text>,
+    pub unit_id: Option<Text>,
+    pub parent_unit_id: Option<Text>,
+    pub priority: i32,
 }
 
 /// The identity of a cell: what its key is a hash of.

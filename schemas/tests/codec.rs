@@ -64,6 +64,14 @@ fn cell(full: bool) -> VoteCell {
         pct_expected_vote: full.then_some(99.5),
         winner: full.then_some(false),
         raw_ref: full.then(|| t("/Contests/0/V/0/1")),
+        links: full.then(|| {
+            Arc::new(ResultLinks {
+                contest_id: Some(t("ga-2021-senate-perdue-ossoff")),
+                unit_id: None,
+                parent_unit_id: Some(t("GA")),
+                priority: -3,
+            })
+        }),
     }
 }
 
@@ -167,6 +175,21 @@ fn avro_value(c: &VoteCell) -> Value {
             ]),
         ),
         ("raw_ref", os(&c.raw_ref)),
+        (
+            "links",
+            match &c.links {
+                None => Value::Union(0, Box::new(Value::Null)),
+                Some(l) => Value::Union(
+                    1,
+                    Box::new(rec(vec![
+                        ("contest_id", os(&l.contest_id)),
+                        ("unit_id", os(&l.unit_id)),
+                        ("parent_unit_id", os(&l.parent_unit_id)),
+                        ("priority", Value::Int(l.priority)),
+                    ])),
+                ),
+            },
+        ),
     ])
 }
 
@@ -412,4 +435,24 @@ fn a_stream_decoder_shares_the_parts_cells_repeat_and_returns_their_keys() {
     assert_eq!(out.header.source_seq, first.header.source_seq + 1);
     assert!(!Arc::ptr_eq(&out.header, &decoded[0].header));
     assert!(Arc::ptr_eq(&out.contest, &decoded[0].contest));
+}
+
+#[test]
+fn records_of_the_earlier_layout_without_links_still_decode() {
+    let s = &schemas().vote_cell;
+    assert_ne!(s.id, 1, "the current layout has its own id");
+    let mut cell = cell(true);
+    cell.links = None;
+    let mut current = Vec::new();
+    codec::encode_vote_cell(&cell, s.id, &mut current);
+    // The id-1 layout is the current one minus the trailing `links` union
+    // (its null branch is one zero byte), under id 1.
+    assert_eq!(current.last(), Some(&0));
+    let mut legacy = current[..current.len() - 1].to_vec();
+    legacy[1..5].copy_from_slice(&1u32.to_be_bytes());
+    assert_eq!(codec::decode_vote_cell(&legacy, s.id).unwrap(), cell);
+    // And that layout under the current id is a truncated record.
+    let mut short = legacy.clone();
+    short[1..5].copy_from_slice(&s.id.to_be_bytes());
+    assert!(codec::decode_vote_cell(&short, s.id).is_err());
 }

@@ -104,6 +104,7 @@ impl CellTable {
             pct_expected_vote: r.pct_expected_vote,
             winner: r.winner,
             raw_ref: None,
+            links: None,
         }
     }
 
