@@ -36,15 +36,26 @@ pub struct ContestKey {
     pub contest_id: String,
 }
 
-/// A contest's 128-bit fingerprint (xxh3 of election, feed and contest
-/// ids): the aggregator's map key, computed per cell without allocating.
+/// The shared contest id a cell's source linked its contest to
+/// (`[feed.results]`), if any.
+fn linked_contest(cell: &VoteCell) -> Option<&str> {
+    cell.links.as_ref().and_then(|l| l.contest_id.as_deref())
+}
+
+/// A contest's 128-bit fingerprint (xxh3 of the election and either the
+/// shared contest id or the feed and source contest ids): the
+/// aggregator's map key, computed per cell without allocating.
 pub fn contest_fingerprint(cell: &VoteCell) -> u128 {
     let mut h = xxhash_rust::xxh3::Xxh3::new();
-    for part in [
-        &*cell.header.election_id,
-        &*cell.header.source_feed_id,
-        &*cell.contest.source_id,
-    ] {
+    let parts: [&str; 3] = match linked_contest(cell) {
+        Some(shared) => [&cell.header.election_id, "\u{1}linked", shared],
+        None => [
+            &cell.header.election_id,
+            &cell.header.source_feed_id,
+            &cell.contest.source_id,
+        ],
+    };
+    for part in parts {
         h.update(part.as_bytes());
         h.update(&[0x1f]);
     }
@@ -52,10 +63,15 @@ pub fn contest_fingerprint(cell: &VoteCell) -> u128 {
 }
 
 impl ContestKey {
+    /// A linked contest is keyed by its shared id; a lone source's by
+    /// `feed/source contest id`.
     pub fn of(cell: &VoteCell) -> ContestKey {
         ContestKey {
             election_id: cell.header.election_id.to_string(),
-            contest_id: format!("{}/{}", cell.header.source_feed_id, cell.contest.source_id),
+            contest_id: match linked_contest(cell) {
+                Some(shared) => shared.to_string(),
+                None => format!("{}/{}", cell.header.source_feed_id, cell.contest.source_id),
+            },
         }
     }
 }

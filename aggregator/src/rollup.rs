@@ -26,7 +26,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use votewire_schemas::types::{
-    ChoiceKind, ChoiceRef, ChoiceResult, ContestResult, Contribution, ReportingUnitRef,
+    ChoiceKind, ChoiceRef, ChoiceResult, ContestResult, Contribution, FeedMode, ReportingUnitRef,
     SourceValue, UnitType, VoteType,
 };
 
@@ -35,6 +35,10 @@ use crate::contest_cells::{ContestCells, ContestKey};
 /// A cell's rank: `(source_seq, cell key)`; the highest describes a
 /// unit, choice or contest.
 type Rank = (i64, u128);
+
+/// A source's priority, then a cell's rank: which source describes a
+/// choice or the contest in a merged contest.
+type PriorityRank = (i32, Rank);
 
 /// The newest payload that touched a unit (or its subtree): the highest
 /// `(source_seq, cell key)`.
@@ -61,12 +65,13 @@ struct ChoiceOwn {
     winner: Option<bool>,
 }
 
-/// What a unit's own cells say.
-#[derive(Debug, Default)]
+/// What one source's own cells say about one unit.
+#[derive(Debug)]
 struct UnitOwn {
-    /// The unit as its newest cell describes it; `None` for a unit known
-    /// only as another unit's parent.
-    info: Option<(Arc<ReportingUnitRef>, Rank)>,
+    /// The unit as the source's newest cell there describes it.
+    info: (Arc<ReportingUnitRef>, Rank),
+    /// The source's parent for the unit (shared id), if any.
+    parent: Option<Arc<str>>,
     choices: BTreeMap<Arc<str>, ChoiceOwn>,
     precincts_reporting: Option<i32>,
     precincts_total: Option<i32>,
@@ -75,16 +80,41 @@ struct UnitOwn {
     newest: Option<Newest>,
 }
 
+impl UnitOwn {
+    /// The source's value per choice: its total, or the sum of its vote
+    /// types where it gives no total.
+    fn values(&self) -> BTreeMap<Arc<str>, i64> {
+        self.choices
+            .iter()
+            .filter_map(|(c, v)| v.total.or(v.by_types).map(|n| (c.clone(), n)))
+            .collect()
+    }
+}
+
+/// One source (feed) of a contest: its priority and per-unit cells.
+#[derive(Debug)]
+struct Source {
+    feed_id: Arc<str>,
+    priority: i32,
+    mode: FeedMode,
+    units: HashMap<Arc<str>, UnitOwn>,
+}
+
 /// A unit after its subtree was folded in.
 #[derive(Debug, Default, Clone)]
 struct UnitEval {
     official: BTreeMap<Arc<str>, i64>,
+    /// The official source's directly reported values.
     reported: Option<BTreeMap<Arc<str>, i64>>,
     sum_of_children: Option<BTreeMap<Arc<str>, i64>>,
+    /// Index into the sources of the official one.
+    official_source: Option<usize>,
     precincts_reporting: Option<i32>,
     precincts_total: Option<i32>,
     last_updated: i64,
     newest: Option<Newest>,
+    /// Per source, the newest payload in the subtree.
+    newest_by_source: BTreeMap<usize, Newest>,
 }
 
 /// Choice ids in natural order: numbers by value, then text.
@@ -132,20 +162,166 @@ fn sum_opt(a: Option<i32>, b: Option<i32>) -> Option<i32> {
     }
 }
 
+/// Trims and collapses whitespace: how ids that sources spell differently
+/// are matched in a merged contest (never how they are displayed).
+fn normalized(s: &str) -> Arc<str> {
+    let mut out = String::with_capacity(s.len());
+    for word in s.split_whitespace() {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    Arc::from(out)
+}
+
+/// In a merged contest, each source's units get path ids: a unit the
+/// source's config maps keeps the shared id it maps to; any other unit is
+/// its parent's path, `/`, and its trimmed source id (`GA/Bacon/Douglas`).
+/// Names repeat across levels and places (precinct Douglas in Bacon
+/// County is not Douglas County; every county has a "Courthouse"
+/// precinct), so a bare name never identifies a unit across sources.
+/// Returns, per feed, source unit id (and shared parent id) → path.
+fn unit_paths(cells: &ContestCells) -> HashMap<Arc<str>, HashMap<Arc<str>, Arc<str>>> {
+    // Per feed: source unit id → (explicit shared id, parent link).
+    type Links = (Option<Arc<str>>, Option<Arc<str>>);
+    let mut per_feed: HashMap<Arc<str>, HashMap<Arc<str>, Links>> = HashMap::new();
+    for (_, stored) in cells.iter() {
+        let c = &stored.cell;
+        let l = c.links.as_deref();
+        per_feed
+            .entry(c.header.source_feed_id.clone())
+            .or_default()
+            .entry(c.unit.source_id.clone())
+            .or_insert_with(|| {
+                (
+                    l.and_then(|l| l.unit_id.clone()),
+                    l.and_then(|l| l.parent_unit_id.clone()),
+                )
+            });
+    }
+    per_feed
+        .into_iter()
+        .map(|(feed, units)| {
+            let mut paths: HashMap<Arc<str>, Arc<str>> = HashMap::new();
+            for sid in units.keys() {
+                // Walk up to a root or an explicitly shared id (at most 32
+                // levels: a cycle in garbage data ends there).
+                let mut chain: Vec<Arc<str>> = Vec::new();
+                let mut at = Some(sid.clone());
+                let mut root: Option<Arc<str>> = None;
+                while let Some(u) = at.take() {
+                    if chain.len() > 32 || chain.contains(&u) {
+                        break;
+                    }
+                    match units.get(&u) {
+                        Some((Some(shared), _)) => root = Some(shared.clone()),
+                        Some((None, parent)) => {
+                            chain.push(u);
+                            at = parent.clone();
+                        }
+                        // A parent this source does not report: a shared id.
+                        None => root = Some(u),
+                    }
+                }
+                let mut path: String = root.as_deref().unwrap_or("").to_string();
+                for part in chain.iter().rev() {
+                    if !path.is_empty() {
+                        path.push('/');
+                    }
+                    path.push_str(&normalized(part));
+                }
+                paths.insert(sid.clone(), Arc::from(path));
+            }
+            // Shared parents named in links resolve to themselves.
+            (feed, paths)
+        })
+        .collect()
+}
+
 /// Every unit's result for one contest, sorted by unit id.
+///
+/// A contest is one source's (`feed/contest`) or, when feeds link their
+/// contests to one shared id (`[feed.results]`), several sources merged:
+/// units and choices are matched by their shared ids (or, without one,
+/// by their trimmed source id and trimmed choice name), and at each unit
+/// the source with the highest priority that reports it is official,
+/// with every reporting source's value kept in `by_source`.
 pub fn roll_up(key: &ContestKey, cells: &ContestCells) -> Vec<ContestResult> {
-    let mut units: HashMap<Arc<str>, UnitOwn> = HashMap::new();
-    let mut choices: HashMap<Arc<str>, (Arc<ChoiceRef>, Rank)> = HashMap::new();
-    let mut contest_name: Option<(Arc<str>, Rank)> = None;
-    let mut feed: Option<(Arc<str>, votewire_schemas::types::FeedMode)> = None;
+    let mut sources: Vec<Source> = Vec::new();
+    let mut source_of: HashMap<Arc<str>, usize> = HashMap::new();
+    // A merged contest (its sources linked to a shared id) matches units
+    // and choices across sources; a single source's uses its own ids.
+    let merged = cells.iter().any(|(_, s)| {
+        s.cell
+            .links
+            .as_ref()
+            .is_some_and(|l| l.contest_id.is_some())
+    });
+    let merged_paths = if merged {
+        unit_paths(cells)
+    } else {
+        HashMap::new()
+    };
+    // Per shared choice id: the choice ref from the best (priority, rank).
+    let mut choices: HashMap<Arc<str>, (Arc<ChoiceRef>, PriorityRank)> = HashMap::new();
+    let mut contest_name: Option<(Arc<str>, PriorityRank)> = None;
     for (ck, stored) in cells.iter() {
         let c = &stored.cell;
+        let links = c.links.as_deref();
+        let priority = links.map_or(0, |l| l.priority);
         let rank = (c.header.source_seq, ck);
-        let u = units.entry(c.unit.source_id.clone()).or_default();
-        if u.info.as_ref().is_none_or(|(_, r)| rank > *r) {
-            u.info = Some((c.unit.clone(), rank));
+        let s = *source_of
+            .entry(c.header.source_feed_id.clone())
+            .or_insert_with(|| {
+                sources.push(Source {
+                    feed_id: c.header.source_feed_id.clone(),
+                    priority,
+                    mode: c.header.mode,
+                    units: HashMap::new(),
+                });
+                sources.len() - 1
+            });
+        let (unit_id, parent) = if merged {
+            let paths = &merged_paths[&c.header.source_feed_id];
+            let unit_id = paths
+                .get(&c.unit.source_id)
+                .cloned()
+                .unwrap_or_else(|| normalized(&c.unit.source_id));
+            let parent = links
+                .and_then(|l| l.parent_unit_id.as_ref())
+                .map(|p| paths.get(p).cloned().unwrap_or_else(|| p.clone()));
+            (unit_id, parent)
+        } else {
+            let unit_id = links
+                .and_then(|l| l.unit_id.clone())
+                .unwrap_or_else(|| c.unit.source_id.clone());
+            let parent = match links {
+                Some(l) => l.parent_unit_id.clone(),
+                None => c.unit.parent_source_id.clone(),
+            };
+            (unit_id, parent)
+        };
+        let choice_id = match links.and_then(|l| l.choice_id.clone()) {
+            Some(id) => id,
+            None if merged => normalized(&c.choice.name),
+            None => c.choice.source_id.clone(),
+        };
+        let u = sources[s].units.entry(unit_id).or_insert_with(|| UnitOwn {
+            info: (c.unit.clone(), rank),
+            parent: parent.clone(),
+            choices: BTreeMap::new(),
+            precincts_reporting: None,
+            precincts_total: None,
+            pct_expected_vote: None,
+            fetched_max: 0,
+            newest: None,
+        });
+        if rank > u.info.1 {
+            u.info = (c.unit.clone(), rank);
+            u.parent = parent;
         }
-        let slot = u.choices.entry(c.choice.source_id.clone()).or_default();
+        let slot = u.choices.entry(choice_id.clone()).or_default();
         if c.vote_type == VoteType::Total {
             slot.total = Some(slot.total.unwrap_or(0) + c.votes);
         } else {
@@ -169,49 +345,52 @@ pub fn roll_up(key: &ContestKey, cells: &ContestCells) -> Vec<ContestResult> {
                 trace: c.header.provenance.trace_id.clone(),
             }),
         );
+        let best = (priority, rank);
         let ch = choices
-            .entry(c.choice.source_id.clone())
-            .or_insert_with(|| (c.choice.clone(), rank));
-        if rank > ch.1 {
-            *ch = (c.choice.clone(), rank);
+            .entry(choice_id)
+            .or_insert_with(|| (c.choice.clone(), best));
+        if best > ch.1 {
+            *ch = (c.choice.clone(), best);
         }
-        if contest_name.as_ref().is_none_or(|(_, r)| rank > *r) {
-            contest_name = Some((c.contest.name.clone(), rank));
+        if contest_name.as_ref().is_none_or(|(_, r)| best > *r) {
+            contest_name = Some((c.contest.name.clone(), best));
         }
-        feed.get_or_insert_with(|| (c.header.source_feed_id.clone(), c.header.mode));
     }
-    let Some((feed_id, mode)) = feed else {
+    if sources.is_empty() {
         return Vec::new();
-    };
+    }
+    // Sources in official order: highest priority first, then feed id.
+    let mut by_priority: Vec<usize> = (0..sources.len()).collect();
+    by_priority.sort_by(|a, b| {
+        let (x, y) = (&sources[*a], &sources[*b]);
+        y.priority.cmp(&x.priority).then(x.feed_id.cmp(&y.feed_id))
+    });
     let election_id = key.election_id.clone();
 
-    // Parent links, with units known only as parents added, and links that
-    // would close a cycle (garbage data) dropped.
-    let declared: Vec<(Arc<str>, Option<Arc<str>>)> = units
-        .iter()
-        .map(|(id, u)| {
-            let parent = u
-                .info
-                .as_ref()
-                .and_then(|(r, _)| r.parent_source_id.clone())
-                .filter(|p| p != id);
-            (id.clone(), parent)
-        })
-        .collect();
-    for (_, parent) in &declared {
-        if let Some(p) = parent {
-            units.entry(p.clone()).or_default();
+    // The merged tree: every unit any source reports or names as a parent;
+    // a unit's parent from the highest-priority source giving one; links
+    // that would close a cycle (garbage data) dropped.
+    let mut ids: Vec<Arc<str>> = Vec::new();
+    let mut parent_of: HashMap<Arc<str>, Arc<str>> = HashMap::new();
+    {
+        let mut seen: std::collections::HashSet<Arc<str>> = Default::default();
+        for &s in &by_priority {
+            let mut units: Vec<(&Arc<str>, &UnitOwn)> = sources[s].units.iter().collect();
+            units.sort_by(|a, b| a.0.cmp(b.0));
+            for (id, u) in units {
+                if seen.insert(id.clone()) {
+                    ids.push(id.clone());
+                }
+                if let Some(p) = u.parent.as_ref().filter(|p| *p != id) {
+                    parent_of.entry(id.clone()).or_insert_with(|| p.clone());
+                    if seen.insert(p.clone()) {
+                        ids.push(p.clone());
+                    }
+                }
+            }
         }
     }
-    let mut parent_of: HashMap<Arc<str>, Arc<str>> = declared
-        .into_iter()
-        .filter_map(|(id, p)| p.map(|p| (id, p)))
-        .collect();
-    let ids: Vec<Arc<str>> = {
-        let mut v: Vec<Arc<str>> = units.keys().cloned().collect();
-        v.sort();
-        v
-    };
+    ids.sort();
     for id in &ids {
         let mut seen = vec![id.clone()];
         let mut at = parent_of.get(id).cloned();
@@ -230,22 +409,31 @@ pub fn roll_up(key: &ContestKey, cells: &ContestCells) -> Vec<ContestResult> {
             children.entry(p.clone()).or_default().push(id.clone());
         }
     }
-    let unit_type = |id: &Arc<str>, units: &HashMap<Arc<str>, UnitOwn>| -> UnitType {
-        match units.get(id).and_then(|u| u.info.as_ref()) {
-            Some((r, _)) => r.unit_type,
-            None => {
+    // Who reports each unit, in official order.
+    let reporters = |id: &Arc<str>| -> Vec<usize> {
+        by_priority
+            .iter()
+            .copied()
+            .filter(|s| sources[*s].units.contains_key(id))
+            .collect()
+    };
+    let reported_type = |id: &Arc<str>| -> Option<UnitType> {
+        reporters(id)
+            .first()
+            .map(|s| sources[*s].units[id].info.0.unit_type)
+    };
+    let types: HashMap<Arc<str>, UnitType> = ids
+        .iter()
+        .map(|id| {
+            let t = reported_type(id).unwrap_or_else(|| {
                 // Known only as a parent: one level above its children.
-                let child_types: Vec<UnitType> = children
+                let kid_types: Vec<UnitType> = children
                     .get(id)
-                    .map(|cs| {
-                        cs.iter()
-                            .filter_map(|c| units.get(c)?.info.as_ref().map(|(r, _)| r.unit_type))
-                            .collect()
-                    })
+                    .map(|cs| cs.iter().filter_map(&reported_type).collect())
                     .unwrap_or_default();
-                if child_types.contains(&UnitType::County) {
+                if kid_types.contains(&UnitType::County) {
                     UnitType::State
-                } else if child_types.iter().any(|t| {
+                } else if kid_types.iter().any(|t| {
                     matches!(
                         t,
                         UnitType::Precinct | UnitType::SplitPrecinct | UnitType::CombinedPrecinct
@@ -255,12 +443,9 @@ pub fn roll_up(key: &ContestKey, cells: &ContestCells) -> Vec<ContestResult> {
                 } else {
                     UnitType::Other
                 }
-            }
-        }
-    };
-    let types: HashMap<Arc<str>, UnitType> = ids
-        .iter()
-        .map(|id| (id.clone(), unit_type(id, &units)))
+            });
+            (id.clone(), t)
+        })
         .collect();
 
     // Post-order: every unit after all of its children.
@@ -286,13 +471,7 @@ pub fn roll_up(key: &ContestKey, cells: &ContestCells) -> Vec<ContestResult> {
 
     let mut evals: HashMap<Arc<str>, UnitEval> = HashMap::with_capacity(order.len());
     for id in &order {
-        let own = &units[id];
-        let reported: Option<BTreeMap<Arc<str>, i64>> = own.info.as_ref().map(|_| {
-            own.choices
-                .iter()
-                .filter_map(|(c, v)| v.total.or(v.by_types).map(|n| (c.clone(), n)))
-                .collect()
-        });
+        let who = reporters(id);
         let kids = children.get(id).map(Vec::as_slice).unwrap_or(&[]);
         let additive: Vec<&Arc<str>> = kids.iter().filter(|c| !overlapping(types[*c])).collect();
         let summed: Vec<&Arc<str>> = if additive.is_empty() {
@@ -309,25 +488,49 @@ pub fn roll_up(key: &ContestKey, cells: &ContestCells) -> Vec<ContestResult> {
         } else {
             additive
         };
-        let mut eval = UnitEval {
-            last_updated: own.fetched_max,
-            newest: own.newest.clone(),
-            precincts_reporting: own.precincts_reporting,
-            precincts_total: own.precincts_total,
-            ..UnitEval::default()
-        };
+        let mut eval = UnitEval::default();
+        for &s in &who {
+            let own = &sources[s].units[id];
+            eval.last_updated = eval.last_updated.max(own.fetched_max);
+            eval.newest = newer(eval.newest.take(), own.newest.as_ref());
+            if let Some(n) = &own.newest {
+                let slot = eval.newest_by_source.entry(s);
+                let cur = match slot {
+                    std::collections::btree_map::Entry::Occupied(ref o) => Some(o.get().clone()),
+                    std::collections::btree_map::Entry::Vacant(_) => None,
+                };
+                if let Some(best) = newer(cur, Some(n)) {
+                    eval.newest_by_source.insert(s, best);
+                }
+            }
+        }
+        if let Some(&s) = who.first() {
+            let own = &sources[s].units[id];
+            eval.reported = Some(own.values());
+            eval.official_source = Some(s);
+            eval.precincts_reporting = own.precincts_reporting;
+            eval.precincts_total = own.precincts_total;
+        }
         if !summed.is_empty() {
             let mut sum = BTreeMap::new();
             let (mut pr, mut pt) = (None, None);
+            let mut best_child_source: Option<usize> = None;
             for c in &summed {
                 let ce = &evals[*c];
                 add_into(&mut sum, &ce.official);
                 pr = sum_opt(pr, ce.precincts_reporting);
                 pt = sum_opt(pt, ce.precincts_total);
+                if let Some(cs) = ce.official_source {
+                    let rank = |s: usize| by_priority.iter().position(|x| *x == s);
+                    if best_child_source.is_none_or(|b| rank(cs) < rank(b)) {
+                        best_child_source = Some(cs);
+                    }
+                }
             }
-            if own.info.is_none() {
+            if who.is_empty() {
                 eval.precincts_reporting = pr;
                 eval.precincts_total = pt;
+                eval.official_source = best_child_source;
             }
             eval.sum_of_children = Some(sum);
         }
@@ -335,12 +538,18 @@ pub fn roll_up(key: &ContestKey, cells: &ContestCells) -> Vec<ContestResult> {
             let ce = &evals[c];
             eval.last_updated = eval.last_updated.max(ce.last_updated);
             eval.newest = newer(eval.newest.take(), ce.newest.as_ref());
+            for (s, n) in &ce.newest_by_source {
+                let cur = eval.newest_by_source.get(s).cloned();
+                if let Some(best) = newer(cur, Some(n)) {
+                    eval.newest_by_source.insert(*s, best);
+                }
+            }
         }
-        eval.official = reported
+        eval.official = eval
+            .reported
             .clone()
             .or_else(|| eval.sum_of_children.clone())
             .unwrap_or_default();
-        eval.reported = reported;
         evals.insert(id.clone(), eval);
     }
 
@@ -348,7 +557,9 @@ pub fn roll_up(key: &ContestKey, cells: &ContestCells) -> Vec<ContestResult> {
     let mut out = Vec::with_capacity(ids.len());
     for id in &ids {
         let Some(eval) = evals.get(id) else { continue };
-        let own = &units[id];
+        let who = reporters(id);
+        let official = eval.official_source.unwrap_or(by_priority[0]);
+        let official_own = who.first().map(|s| &sources[*s].units[id]);
         let mut choice_ids: Vec<&Arc<str>> = eval.official.keys().collect();
         choice_ids.sort_by(|a, b| natural(a, b));
         let counting = |c: &Arc<str>| {
@@ -366,6 +577,25 @@ pub fn roll_up(key: &ContestKey, cells: &ContestCells) -> Vec<ContestResult> {
             .map(|c| {
                 let votes = eval.official[*c];
                 let r = choices.get(*c).map(|(r, _)| r.clone());
+                let by_source = if who.is_empty() {
+                    vec![SourceValue {
+                        feed_id: sources[official].feed_id.to_string(),
+                        votes,
+                        source_seq: eval.newest_by_source.get(&official).map_or(0, |n| n.seq),
+                    }]
+                } else {
+                    who.iter()
+                        .filter_map(|s| {
+                            let own = &sources[*s].units[id];
+                            let v = own.choices.get(*c)?;
+                            Some(SourceValue {
+                                feed_id: sources[*s].feed_id.to_string(),
+                                votes: v.total.or(v.by_types)?,
+                                source_seq: own.newest.as_ref().map_or(0, |n| n.seq),
+                            })
+                        })
+                        .collect()
+                };
                 ChoiceResult {
                     choice_id: c.to_string(),
                     choice_name: r
@@ -385,12 +615,10 @@ pub fn roll_up(key: &ContestKey, cells: &ContestCells) -> Vec<ContestResult> {
                         .sum_of_children
                         .as_ref()
                         .map(|m| m.get(*c).copied().unwrap_or(0)),
-                    winner: own.choices.get(*c).and_then(|o| o.winner),
-                    by_source: vec![SourceValue {
-                        feed_id: feed_id.to_string(),
-                        votes,
-                        source_seq: eval.newest.as_ref().map_or(0, |n| n.seq),
-                    }],
+                    winner: official_own
+                        .and_then(|o| o.choices.get(*c))
+                        .and_then(|o| o.winner),
+                    by_source,
                 }
             })
             .collect();
@@ -411,19 +639,13 @@ pub fn roll_up(key: &ContestKey, cells: &ContestCells) -> Vec<ContestResult> {
             (Some(a), None) => Some(a.votes),
             _ => None,
         };
+        // Over the choices the aggregate reports: a source that does not
+        // report a choice (under votes) does not disagree about it.
         let disagree = match (&eval.reported, &eval.sum_of_children) {
-            (Some(r), Some(s)) => {
-                let keys: std::collections::BTreeSet<&Arc<str>> =
-                    r.keys().chain(s.keys()).collect();
-                keys.into_iter()
-                    .any(|k| r.get(k).copied().unwrap_or(0) != s.get(k).copied().unwrap_or(0))
-            }
+            (Some(r), Some(s)) => r.iter().any(|(k, v)| s.get(k).copied().unwrap_or(0) != *v),
             _ => false,
         };
-        let (unit_name, parent) = match &own.info {
-            Some((r, _)) => (r.name.to_string(), parent_of.get(id).map(|p| p.to_string())),
-            None => (id.to_string(), parent_of.get(id).map(|p| p.to_string())),
-        };
+        let unit_name = official_own.map_or_else(|| id.to_string(), |o| o.info.0.name.to_string());
         out.push(ContestResult {
             election_id: election_id.clone(),
             contest_id: key.contest_id.clone(),
@@ -431,9 +653,9 @@ pub fn roll_up(key: &ContestKey, cells: &ContestCells) -> Vec<ContestResult> {
             unit_id: id.to_string(),
             unit_name,
             unit_type: types[id],
-            parent_unit_id: parent,
-            mode,
-            official_feed_id: feed_id.to_string(),
+            parent_unit_id: parent_of.get(id).map(|p| p.to_string()),
+            mode: sources[official].mode,
+            official_feed_id: sources[official].feed_id.to_string(),
             choices: results,
             total_votes,
             leader_choice_id: leader,
@@ -444,15 +666,16 @@ pub fn roll_up(key: &ContestKey, cells: &ContestCells) -> Vec<ContestResult> {
             aggregates_disagree: disagree,
             precincts_reporting: eval.precincts_reporting,
             precincts_total: eval.precincts_total,
-            pct_expected_vote: own.pct_expected_vote,
+            pct_expected_vote: official_own.and_then(|o| o.pct_expected_vote),
             last_updated: eval.last_updated,
-            contributors: eval
-                .newest
+            contributors: by_priority
                 .iter()
-                .map(|n| Contribution {
-                    feed_id: feed_id.to_string(),
-                    source_seq: n.seq,
-                    source_version: n.version.as_deref().map(str::to_string),
+                .filter_map(|s| {
+                    eval.newest_by_source.get(s).map(|n| Contribution {
+                        feed_id: sources[*s].feed_id.to_string(),
+                        source_seq: n.seq,
+                        source_version: n.version.as_deref().map(str::to_string),
+                    })
                 })
                 .collect(),
             trace_id: eval
@@ -870,5 +1093,223 @@ mod tests {
             reversed.apply(vc.cell_key().0, vc, i as i64);
         }
         assert_eq!(roll_up(&k, &forward), roll_up(&k, &reversed));
+    }
+}
+
+#[cfg(test)]
+mod merged_tests {
+    //! Several sources linked to one contest, computed by hand.
+    use super::*;
+    use votewire_schemas::types::{
+        ContestKind, ContestRef, FeedMode, PayloadHeader, Provenance, ResultLinks, VoteCell,
+    };
+
+    /// A cell of `feed` (priority `priority`) for the shared contest `race`.
+    #[allow(clippy::too_many_arguments)]
+    fn cell(
+        feed: &str,
+        priority: i32,
+        unit: &str,
+        unit_type: UnitType,
+        parent: Option<&str>,
+        unit_link: Option<&str>,
+        choice: (&str, &str),
+        votes: i64,
+    ) -> VoteCell {
+        VoteCell {
+            header: Arc::new(PayloadHeader {
+                election_id: "e".into(),
+                source_feed_id: feed.into(),
+                mode: FeedMode::Live,
+                source_seq: 1,
+                source_version: None,
+                as_of: None,
+                as_of_raw: None,
+                fetched_at: 1,
+                provenance: Provenance {
+                    feed_id: feed.into(),
+                    fetch_id: "f".into(),
+                    source_uri: "u".into(),
+                    payload_sha256: "00".into(),
+                    trace_id: None,
+                },
+            }),
+            contest: Arc::new(ContestRef {
+                source_id: format!("{feed}-contest").into(),
+                name: "Governor".into(),
+                kind: ContestKind::Candidate,
+                vote_for: None,
+                primary_party: None,
+            }),
+            unit: Arc::new(ReportingUnitRef {
+                source_id: unit.into(),
+                name: unit.into(),
+                unit_type,
+                type_raw: None,
+                parent_source_id: None,
+                fips: None,
+            }),
+            choice: Arc::new(ChoiceRef {
+                source_id: choice.0.into(),
+                name: choice.1.into(),
+                kind: ChoiceKind::Candidate,
+                party: None,
+                incumbent: None,
+            }),
+            vote_type: VoteType::Total,
+            vote_type_raw: "total".into(),
+            votes,
+            precincts_reporting: None,
+            precincts_total: None,
+            pct_expected_vote: None,
+            winner: None,
+            raw_ref: None,
+            links: Some(Arc::new(ResultLinks {
+                contest_id: Some("race".into()),
+                unit_id: unit_link.map(Into::into),
+                parent_unit_id: parent.map(Into::into),
+                choice_id: None,
+                priority,
+            })),
+        }
+    }
+
+    fn merged(cells: Vec<VoteCell>) -> BTreeMap<String, ContestResult> {
+        let mut cc = ContestCells::default();
+        let key = ContestKey::of(&cells[0]);
+        assert_eq!(key.contest_id, "race");
+        for (i, c) in cells.into_iter().enumerate() {
+            cc.apply(c.cell_key().0, c, i as i64);
+        }
+        roll_up(&key, &cc)
+            .into_iter()
+            .map(|r| (r.unit_id.clone(), r))
+            .collect()
+    }
+
+    fn night(state_priority: i32, county_priority: i32) -> BTreeMap<String, ContestResult> {
+        use UnitType::{County, Precinct, State};
+        // Choice ids differ per site ("1" vs "7"); names match after
+        // trimming and collapsing spaces.
+        let (smith, smith_county) = (("1", "Ann Smith"), ("7", " Ann  Smith"));
+        merged(vec![
+            // The state site: the state (its "-1" mapped to "ST") and county C.
+            cell(
+                "state",
+                state_priority,
+                "-1",
+                State,
+                None,
+                Some("ST"),
+                smith,
+                100,
+            ),
+            cell(
+                "state",
+                state_priority,
+                "C",
+                County,
+                Some("ST"),
+                None,
+                smith,
+                60,
+            ),
+            cell(
+                "state",
+                state_priority,
+                "D",
+                County,
+                Some("ST"),
+                None,
+                smith,
+                40,
+            ),
+            // County C's own site: C (parent from config) and two precincts.
+            cell(
+                "site-c",
+                county_priority,
+                "C",
+                County,
+                Some("ST"),
+                None,
+                smith_county,
+                61,
+            ),
+            cell(
+                "site-c",
+                county_priority,
+                "p1",
+                Precinct,
+                Some("C"),
+                None,
+                smith_county,
+                50,
+            ),
+            cell(
+                "site-c",
+                county_priority,
+                "p2",
+                Precinct,
+                Some("C"),
+                None,
+                smith_county,
+                11,
+            ),
+        ])
+    }
+
+    #[test]
+    fn the_highest_priority_source_at_a_unit_is_official_and_every_source_is_kept() {
+        let r = night(10, 5);
+        let c = &r["ST/C"];
+        assert_eq!(c.official_feed_id, "state");
+        let ann = &c.choices[0];
+        assert_eq!(ann.choice_id, "Ann Smith", "matched by normalized name");
+        assert_eq!(ann.votes, 60);
+        assert_eq!(ann.reported, Some(60));
+        assert_eq!(
+            ann.sum_of_children,
+            Some(61),
+            "p1 + p2 from the county site"
+        );
+        assert!(c.aggregates_disagree);
+        let by: Vec<(&str, i64)> = ann
+            .by_source
+            .iter()
+            .map(|s| (s.feed_id.as_str(), s.votes))
+            .collect();
+        assert_eq!(by, [("state", 60), ("site-c", 61)]);
+        assert_eq!(r["ST/C/p1"].official_feed_id, "site-c");
+        assert_eq!(r["ST/C/p1"].parent_unit_id.as_deref(), Some("ST/C"));
+        // The state: reported 100; its counties' official values sum to 100.
+        let st = &r["ST"];
+        assert_eq!(st.unit_type, UnitType::State);
+        assert_eq!(
+            (st.choices[0].votes, st.choices[0].sum_of_children),
+            (100, Some(100))
+        );
+        assert!(!st.aggregates_disagree);
+        let feeds: Vec<&str> = st.contributors.iter().map(|c| c.feed_id.as_str()).collect();
+        assert_eq!(
+            feeds,
+            ["state", "site-c"],
+            "both sources are below the state"
+        );
+    }
+
+    #[test]
+    fn raising_the_county_sites_priority_makes_it_official_there_and_moves_the_state_sum() {
+        let r = night(5, 10);
+        let c = &r["ST/C"];
+        assert_eq!(c.official_feed_id, "site-c");
+        assert_eq!(c.choices[0].votes, 61);
+        assert!(!c.aggregates_disagree, "61 = 50 + 11");
+        // The state is reported only by the state site: still official
+        // there, but its counties now sum to 61 + 40.
+        let st = &r["ST"];
+        assert_eq!(st.official_feed_id, "state");
+        assert_eq!(st.choices[0].votes, 100);
+        assert_eq!(st.choices[0].sum_of_children, Some(101));
+        assert!(st.aggregates_disagree);
     }
 }

@@ -50,6 +50,7 @@ pub mod lease_plan;
 pub mod live_feed;
 pub mod publish;
 pub mod published_view;
+pub mod result_links;
 pub mod sftp;
 pub mod sftp_drop;
 pub mod smoke;

@@ -24,6 +24,7 @@
 //! they were; an identical rejected payload is not dead-lettered twice.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
@@ -38,6 +39,7 @@ use crate::feeds::{FeedEntry, FeedModeConfig, SecretRef, SourceConfig, parse_dur
 use crate::health::{HealthMachine, Observation, Transition};
 use crate::http::{FetchError, FetchLimits};
 use crate::publish::{FetchFacts, PublishError, Published, PublishedCells, Publisher};
+use crate::result_links::ResultLinker;
 use crate::sftp::{SftpEndpoint, SftpError, SftpSession};
 use crate::sftp_drop::{DropConfig, DropWatcher, FileIdentity, ReadyFile};
 use crate::state::{FeedCursor, FeedStateStore, HealthEvent, Lease, StateError};
@@ -175,6 +177,8 @@ pub struct FeedSpec {
     pub mapping: Option<toml::Table>,
     pub companion: Option<Vec<u8>>,
     pub limits: FetchLimits,
+    /// `[feed.results]` with the feed's priority, stamped on every cell.
+    pub result_links: Option<Arc<ResultLinker>>,
 }
 
 fn secret(feed_id: &str, what: &str, r: &SecretRef) -> Result<String, FeedSpecError> {
@@ -326,6 +330,10 @@ impl FeedSpec {
             mapping: entry.mapping.as_ref().map(|m| m.get_ref().clone()),
             companion,
             limits,
+            result_links: entry
+                .results
+                .as_ref()
+                .map(|r| Arc::new(ResultLinker::new(r.get_ref().clone(), entry.priority()))),
         })
     }
 }
@@ -994,6 +1002,7 @@ impl LiveFeed {
         let mut facts = FetchFacts::for_payload(&ctx, &self.spec.family, payload.bytes.len());
         facts.archive_ref = archive_ref;
         facts.traceparent = Some(traceparent);
+        facts.result_links = self.spec.result_links.clone();
         let inputs = FamilyInputs {
             mapping: self.spec.mapping.as_ref(),
             companion: self.spec.companion.as_deref(),

@@ -113,6 +113,9 @@ pub struct FetchFacts {
     pub fetched_at: i64,
     pub traceparent: Option<String>,
     pub mode: votewire_schemas::FeedMode,
+    /// The feed's `[feed.results]`: stamped on every cell, and a linked
+    /// contest is partitioned by its shared id.
+    pub result_links: Option<std::sync::Arc<crate::result_links::ResultLinker>>,
 }
 
 impl FetchFacts {
@@ -146,6 +149,7 @@ impl FetchFacts {
             fetched_at: ctx.fetched_at,
             traceparent: None,
             mode: ctx.mode,
+            result_links: None,
         }
     }
 }
@@ -328,13 +332,26 @@ impl Publisher {
         let headers = self.headers(facts, vote_schema.id);
         // A contest's partition, computed once per contest, not per cell.
         let mut partition_of: Vec<Option<i32>> = Vec::new();
+        // Links per (contest, unit, choice), shared by its vote types.
+        let mut links_of: rustc_hash::FxHashMap<
+            (u32, u32, u32),
+            std::sync::Arc<votewire_schemas::ResultLinks>,
+        > = rustc_hash::FxHashMap::default();
         // Every value is encoded into one buffer (one allocation, not one
         // per cell); records point into it.
         let mut arena: Vec<u8> = Vec::with_capacity(changed.len() * 300);
         let encoded: Vec<(Option<i32>, [u8; 32], std::ops::Range<usize>)> = changed
             .iter()
             .map(|(i, key)| {
-                let cell = table.cell(*i);
+                let mut cell = table.cell(*i);
+                if let Some(linker) = &facts.result_links {
+                    let r = &table.rows()[*i];
+                    let slot = (r.contest, r.unit, r.choice);
+                    let links = links_of
+                        .entry(slot)
+                        .or_insert_with(|| linker.links(&cell.contest, &cell.unit, &cell.choice));
+                    cell.links = Some(links.clone());
+                }
                 let start = arena.len();
                 let hex = hex_key(key);
                 let hex_str = std::str::from_utf8(&hex).expect("hex digits are ASCII");
@@ -344,11 +361,11 @@ impl Publisher {
                     partition_of.resize(c + 1, None);
                 }
                 let partition = *partition_of[c].get_or_insert_with(|| {
-                    contest_partition(
-                        &cell.header.election_id,
-                        &cell.contest.source_id,
-                        self.vote_partitions,
-                    )
+                    let contest = match &facts.result_links {
+                        Some(linker) => linker.partition_contest(&cell.contest.source_id),
+                        None => &cell.contest.source_id,
+                    };
+                    contest_partition(&cell.header.election_id, contest, self.vote_partitions)
                 });
                 (Some(partition), hex, start..arena.len())
             })

@@ -361,6 +361,7 @@ pub fn encode_vote_cell_keyed(cell: &VoteCell, key_hex: &str, schema_id: u32, ou
         put_opt(o, l.contest_id.as_deref(), put_str);
         put_opt(o, l.unit_id.as_deref(), put_str);
         put_opt(o, l.parent_unit_id.as_deref(), put_str);
+        put_opt(o, l.choice_id.as_deref(), put_str);
         put_long(o, l.priority.into());
     });
 }
@@ -394,7 +395,7 @@ pub struct VoteCellDecoder {
     units: HashMap<[u64; 6], Arc<ReportingUnitRef>>,
     choices: HashMap<[u64; 5], Arc<ChoiceRef>>,
     headers: HashMap<[u64; 13], Arc<PayloadHeader>>,
-    links: HashMap<[u64; 4], Arc<ResultLinks>>,
+    links: HashMap<[u64; 5], Arc<ResultLinks>>,
     last_contest: LastSection<ContestRef>,
     last_unit: LastSection<ReportingUnitRef>,
     last_choice: LastSection<ChoiceRef>,
@@ -461,11 +462,13 @@ impl VoteCellDecoder {
         let contest_id = self.opt_text(r)?;
         let unit_id = self.opt_text(r)?;
         let parent_unit_id = self.opt_text(r)?;
+        let choice_id = self.opt_text(r)?;
         let priority = r.int()?;
         let k = [
             ident(contest_id.as_ref()),
             ident(unit_id.as_ref()),
             ident(parent_unit_id.as_ref()),
+            ident(choice_id.as_ref()),
             priority as u32 as u64,
         ];
         Ok(Some(
@@ -476,6 +479,7 @@ impl VoteCellDecoder {
                         contest_id,
                         unit_id,
                         parent_unit_id,
+                        choice_id,
                         priority,
                     })
                 })

@@ -217,6 +217,7 @@ pub struct ResultLinks {
     pub contest_id: Option<Text>,
     pub unit_id: Option<Text>,
     pub parent_unit_id: Option<Text>,
+    pub choice_id: Option<Text>,
     pub priority: i32,
 }
 

@@ -69,6 +69,7 @@ fn cell(full: bool) -> VoteCell {
                 contest_id: Some(t("ga-2021-senate-perdue-ossoff")),
                 unit_id: None,
                 parent_unit_id: Some(t("GA")),
+                choice_id: Some(t("perdue")),
                 priority: -3,
             })
         }),
@@ -185,6 +186,7 @@ fn avro_value(c: &VoteCell) -> Value {
                         ("contest_id", os(&l.contest_id)),
                         ("unit_id", os(&l.unit_id)),
                         ("parent_unit_id", os(&l.parent_unit_id)),
+                        ("choice_id", os(&l.choice_id)),
                         ("priority", Value::Int(l.priority)),
                     ])),
                 ),

@@ -405,6 +405,7 @@ async fn feeds_test_diffs_a_dry_run_and_operators_pause_and_resume() {
         mapping: None,
         companion: None,
         limits: FetchLimits::default(),
+        result_links: None,
     };
     let tools = FeedTools::new(client(&FetchLimits::default()).unwrap(), 2, None, 4);
     let mut feed = LiveFeed::resume(

@@ -51,6 +51,10 @@ pub struct FeedEntry {
     /// by the ingestor and handed to the transformer.
     #[serde(default)]
     pub companion: Option<Spanned<PathBuf>>,
+    /// How this feed's contests, units and choices line up with other
+    /// sources' for the aggregator (`[feed.results]`).
+    #[serde(default)]
+    pub results: Option<Spanned<crate::result_links::ResultsConfig>>,
 }
 
 fn yes() -> bool {

@@ -167,3 +167,37 @@ fn durations_parse_in_the_units_operators_write() {
     assert_eq!(parse_duration("5 minutes"), None);
     assert_eq!(parse_duration(""), None);
 }
+
+#[test]
+fn a_results_section_links_the_feed_and_empty_ids_are_rejected_with_their_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed = "[[feed]]\nid = \"clarity:GA:bacon\"\nfamily = \"clarity-xml\"\nelection_id = \"e\"\npriority = 5\n\
+                [feed.source]\nkind = \"http\"\nurl = \"https://x/detail.xml\"\n[feed.results]\n";
+    write(
+        dir.path(),
+        "r.toml",
+        &format!("{feed}contests = {{ \"1\" = \"ga-2020-president\" }}\nparent = \"GA\"\n"),
+    );
+    let feeds = load_registry(dir.path()).expect("a valid results section");
+    let r = feeds[0].entry.results.as_ref().unwrap().get_ref();
+    assert_eq!(r.contests["1"], "ga-2020-president");
+    assert_eq!(r.parent.as_deref(), Some("GA"));
+    write(
+        dir.path(),
+        "r.toml",
+        &format!("{feed}contests = {{ \"1\" = \"\" }}\n"),
+    );
+    let errs = load_registry(dir.path()).unwrap_err();
+    let e = errs[0].to_string();
+    assert!(
+        e.contains("r.toml:9") && e.contains("results.contests"),
+        "file, line of [feed.results] and the field: {e}"
+    );
+    write(
+        dir.path(),
+        "r.toml",
+        &format!("{feed}contest = {{ \"1\" = \"x\" }}\n"),
+    );
+    let errs = load_registry(dir.path()).unwrap_err();
+    assert!(errs[0].to_string().contains("contest"), "{}", errs[0]);
+}

@@ -216,6 +216,12 @@ fn check_entry(e: &FeedEntry, file: &Path, text: &str, errors: &mut Vec<FeedConf
             None => {}
         },
     }
+    if let Some(r) = &e.results {
+        for why in r.get_ref().problems() {
+            let (field, message) = why.split_once(": ").unwrap_or(("results", why.as_str()));
+            err(r.span(), field, message.to_string());
+        }
+    }
     if !(-1000..=1000).contains(&e.priority()) {
         let span = e.priority.as_ref().map_or(e.id.span(), |p| p.span());
         err(span, "priority", "must be between -1000 and 1000".into());

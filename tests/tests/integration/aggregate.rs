@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use votewire_aggregator::fleet::{BatchReport, FleetConfig, FleetTotals, run_member};
+use votewire_schemas::UnitType;
 use votewire_tests::pipeline::TestPipeline;
 use votewire_tests::replay::{
     AcceptedSnapshot, GA_RUNOFF_ELECTION, assert_no_regression, assert_results_equal_walk,
@@ -255,4 +256,229 @@ async fn garbage_on_the_votes_topic_is_dead_lettered_and_leaves_results_untouche
         assert_eq!(d.payload_sha256.len(), 64);
         assert!(d.error_location.as_deref().unwrap().contains("offset"));
     }
+}
+
+/// The values of one contest in a Clarity `detail.xml`, by a plain tag
+/// walk (no votewire code): per choice, the site's aggregate (the sum of
+/// its `VoteType@votes`), and per (leaf unit, choice) the sum over vote
+/// types of the leaves' votes. Contest-level vote types (under and over
+/// votes) are choices of their own.
+#[allow(clippy::type_complexity)]
+fn clarity_detail_walk(
+    xml: &str,
+    contest_text: &str,
+) -> (BTreeMap<String, i64>, BTreeMap<(String, String), i64>) {
+    let attr = |tag: &str, name: &str| -> Option<String> {
+        let at = tag.find(&format!(" {name}=\""))? + name.len() + 3;
+        let end = tag[at..].find('"')? + at;
+        Some(tag[at..end].to_string())
+    };
+    let (mut aggregate, mut leaves) = (BTreeMap::new(), BTreeMap::new());
+    let (mut inside, mut choice, mut vote_type_choice): (bool, Option<String>, Option<String>) =
+        (false, None, None);
+    for piece in xml.split('<').skip(1) {
+        let tag = &piece[..piece.find('>').unwrap_or(piece.len())];
+        if tag.starts_with("Contest ") {
+            inside = attr(tag, "text").as_deref() == Some(contest_text);
+        } else if tag.starts_with("/Contest") {
+            inside = false;
+        } else if !inside {
+            continue;
+        } else if tag.starts_with("Choice ") {
+            choice = attr(tag, "text");
+        } else if tag.starts_with("/Choice") {
+            choice = None;
+        } else if tag.starts_with("VoteType ") {
+            let c = choice.clone().or_else(|| attr(tag, "name")).unwrap();
+            let votes: i64 = attr(tag, "votes").unwrap().parse().unwrap();
+            *aggregate.entry(c.clone()).or_insert(0) += votes;
+            vote_type_choice = Some(c);
+        } else if (tag.starts_with("Precinct ") || tag.starts_with("County "))
+            && let (Some(c), Some(v)) = (&vote_type_choice, attr(tag, "votes"))
+        {
+            *leaves
+                .entry((attr(tag, "name").unwrap(), c.clone()))
+                .or_insert(0) += v.parse::<i64>().unwrap();
+        }
+    }
+    (aggregate, leaves)
+}
+
+/// GA 2020: the state site (counties, priority 10) and two county sites
+/// (precincts, priority 5) report the presidential race; their contests
+/// link to one shared id and the county sites name the state as their
+/// counties' parent. The merged results hold each county from the state
+/// site (official) and from its county site (in `by_source`), the
+/// precincts under their county, and the state both as reported and as
+/// the sum of the counties, all equal to a plain walk of the three files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn county_sites_and_the_state_site_merge_into_one_contest_by_priority() {
+    use std::sync::Arc;
+    use votewire_ingestors::publish::{FetchFacts, PublishedCells};
+    use votewire_ingestors::result_links::{ResultLinker, ResultsConfig};
+    use votewire_schemas::FeedMode;
+    use votewire_transformers::{FamilyInputs, PayloadContext};
+
+    const RACE: &str = "President of the United States";
+    const SHARED: &str = "ga-2020-president";
+    const ELECTION: &str = "2020-11-03-GA-general";
+    let pipeline = TestPipeline::start("agg-merge", PARTITIONS).await;
+    let base = unique("clarity:GA");
+    let files = [
+        (
+            "ga_counties_11-3.xml",
+            format!("{base}:state"),
+            "5000",
+            10,
+            None,
+        ),
+        (
+            "ga_atkinson_precincts_11-3.xml",
+            format!("{base}:atkinson"),
+            "1",
+            5,
+            Some("GA"),
+        ),
+        (
+            "ga_bacon_precincts_11-3.xml",
+            format!("{base}:bacon"),
+            "1",
+            5,
+            Some("GA"),
+        ),
+    ];
+    let mut walks = Vec::new();
+    for (file, feed_id, contest, priority, parent) in &files {
+        let bytes = votewire_tests::fixture_bytes(&format!("clarity_enr/elex-clarity/{file}"));
+        walks.push(clarity_detail_walk(
+            std::str::from_utf8(&bytes).unwrap(),
+            RACE,
+        ));
+        let ctx = PayloadContext {
+            election_id: ELECTION.into(),
+            feed_id: feed_id.clone(),
+            mode: FeedMode::Replay,
+            source_seq: 1,
+            source_version: None,
+            fetched_at: 1_604_700_000_000,
+            fetch_id: format!("fetch-{file}"),
+            source_uri: format!("file://{file}"),
+            payload_sha256: format!("{:064}", priority),
+            trace_id: None,
+            content_type: None,
+        };
+        let out =
+            votewire_transformers::transform("clarity-xml", &bytes, &ctx, &FamilyInputs::default())
+                .unwrap();
+        let config = ResultsConfig {
+            contests: [(contest.to_string(), SHARED.to_string())].into(),
+            parent: parent.map(str::to_string),
+            ..ResultsConfig::default()
+        };
+        let mut facts = FetchFacts::for_payload(&ctx, "clarity-xml", bytes.len());
+        facts.result_links = Some(Arc::new(ResultLinker::new(config, *priority)));
+        pipeline
+            .publisher
+            .publish_accepted(&out.cells, &mut PublishedCells::default(), &facts)
+            .await
+            .unwrap();
+    }
+    member_until_idle(
+        &pipeline,
+        &unique("agg-group"),
+        Duration::from_secs(2),
+        async { Vec::new() },
+    )
+    .await;
+    let results = compacted(&results_of(
+        &pipeline.kafka,
+        &pipeline.topics.results,
+        PARTITIONS,
+    ));
+    let unit = |id: &str| {
+        results
+            .get(&format!("{ELECTION}/{SHARED}/{id}"))
+            .unwrap_or_else(|| panic!("no merged result for {id}"))
+    };
+    let votes_of = |r: &votewire_schemas::ContestResult, choice: &str| {
+        r.choices
+            .iter()
+            .find(|c| c.choice_name == choice)
+            .unwrap_or_else(|| panic!("{}: no {choice}", r.unit_id))
+            .clone()
+    };
+    let (state_agg, state_counties) = &walks[0];
+    let candidates: Vec<&String> = state_agg.keys().collect();
+    assert!(candidates.len() >= 3, "{candidates:?}");
+
+    // The state: reported by the state site, and the sum of its counties
+    // (each county's official value: the state site's).
+    let ga = unit("GA");
+    assert_eq!(ga.unit_type, UnitType::State);
+    assert_eq!(ga.official_feed_id, files[0].1);
+    for name in &candidates {
+        let c = votes_of(ga, name);
+        let counties: i64 = state_counties
+            .iter()
+            .filter(|((_, ch), _)| ch == *name)
+            .map(|(_, v)| v)
+            .sum();
+        assert_eq!(c.reported, Some(state_agg[*name]), "{name}");
+        assert_eq!(c.votes, state_agg[*name]);
+        assert_eq!(c.sum_of_children, Some(counties), "{name}");
+    }
+
+    // Each county site's county: official from the state site (priority
+    // 10), the county site's own value beside it, its precincts summed.
+    for (i, county) in [(1, "Atkinson"), (2, "Bacon")] {
+        let (site_agg, precincts) = &walks[i];
+        // Units of a merged contest are paths: a name alone repeats
+        // (Bacon County's one precinct is "Douglas", like Douglas County).
+        let r = unit(&format!("GA/{county}"));
+        assert_eq!(r.official_feed_id, files[0].1, "{county}");
+        assert_eq!(r.parent_unit_id.as_deref(), Some("GA"));
+        let mut disagree = false;
+        for name in &candidates {
+            let c = votes_of(r, name);
+            let from_state = state_counties[&(county.to_string(), name.to_string())];
+            let from_site = site_agg[*name];
+            let summed: i64 = precincts
+                .iter()
+                .filter(|((_, ch), _)| ch == *name)
+                .map(|(_, v)| v)
+                .sum();
+            assert_eq!(
+                c.votes, from_state,
+                "{county} {name}: the state site is official"
+            );
+            assert_eq!(c.sum_of_children, Some(summed), "{county} {name}");
+            let by: BTreeMap<&str, i64> = c
+                .by_source
+                .iter()
+                .map(|s| (s.feed_id.as_str(), s.votes))
+                .collect();
+            assert_eq!(by.get(files[0].1.as_str()), Some(&from_state));
+            assert_eq!(by.get(files[i].1.as_str()), Some(&from_site));
+            disagree |= from_state != summed;
+        }
+        assert_eq!(r.aggregates_disagree, disagree, "{county}");
+        // Its precincts, from the county site alone.
+        for ((precinct, name), v) in precincts {
+            if !candidates.contains(&name) {
+                continue;
+            }
+            let p = unit(&format!("GA/{county}/{precinct}"));
+            assert_eq!(p.official_feed_id, files[i].1);
+            assert_eq!(p.parent_unit_id, Some(format!("GA/{county}")));
+            assert_eq!(votes_of(p, name).votes, *v, "{precinct} {name}");
+        }
+    }
+    // A county only the state site reports has only the state site's value.
+    let appling = unit("GA/Appling");
+    assert!(
+        appling
+            .choices
+            .iter()
+            .all(|c| c.by_source.len() == 1 && c.sum_of_children.is_none())
+    );
 }

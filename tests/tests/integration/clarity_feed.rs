@@ -54,6 +54,7 @@ async fn the_served_runoff_series_publishes_only_changes_and_dead_letters_the_er
         mapping: None,
         companion: Some(companion),
         limits: FetchLimits::default(),
+        result_links: None,
     };
     let mut feed = LiveFeed::resume(state, spec, "ingestor-a", HealthMachine::new(5, 3_600_000))
         .await

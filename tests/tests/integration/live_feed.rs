@@ -55,6 +55,7 @@ fn spec(feed_id: &str, source: SourceSpec) -> FeedSpec {
         mapping: None,
         companion: None,
         limits: FetchLimits::default(),
+        result_links: None,
     }
 }
 
