@@ -32,7 +32,7 @@ use rdkafka::consumer::{
 };
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use rustc_hash::FxHashMap;
@@ -84,6 +84,8 @@ pub struct FleetConfig {
     pub rebuild_idle: Duration,
     /// How often lag and throughput per partition are reported.
     pub stats_every: Duration,
+    /// Results produced and not yet acknowledged, at most.
+    pub max_in_flight: usize,
 }
 
 impl FleetConfig {
@@ -95,6 +97,7 @@ impl FleetConfig {
             max_batch: 50_000,
             rebuild_idle: Duration::from_millis(500),
             stats_every: Duration::from_secs(5),
+            max_in_flight: 10_000,
         }
     }
 }
@@ -436,8 +439,13 @@ pub async fn run_member(
         }
 
         // Roll up, produce what changed, wait for every ack.
-        let mut deliveries = Vec::new();
-        let mut sent_keys: Vec<(i32, String, ContestResult, i64)> = Vec::new();
+        // In flight: at most `max_in_flight` results; past that the oldest
+        // is awaited before another is sent (consumption is paused all the
+        // while: nothing is polled until the batch has landed).
+        let mut in_flight: std::collections::VecDeque<(Option<DeliveryFuture>, Sent)> =
+            std::collections::VecDeque::new();
+        let mut landed: Vec<Sent> = Vec::new();
+        let mut failed_partitions: HashSet<i32> = HashSet::new();
         for (p, state) in parts.iter_mut() {
             if state.rebuild.is_some() || state.dirty.is_empty() {
                 continue;
@@ -494,8 +502,12 @@ pub async fn run_member(
                             }
                         }
                     };
-                    deliveries.push(delivery);
-                    sent_keys.push((*p, rk, result, newest_fetch));
+                    in_flight.push_back((delivery, (*p, rk, result, newest_fetch)));
+                    if in_flight.len() >= cfg.max_in_flight
+                        && let Some((d, sent)) = in_flight.pop_front()
+                    {
+                        settle(d, sent, &mut landed, &mut failed_partitions, &cfg.instance).await;
+                    }
                 }
             }
         }
@@ -514,7 +526,6 @@ pub async fn run_member(
                 });
             dlq_deliveries.push((p, sent));
         }
-        let mut failed_partitions: HashSet<i32> = HashSet::new();
         for (p, sent) in dlq_deliveries {
             let landed = match sent {
                 Some(d) => matches!(d.await, Ok(Ok(_))),
@@ -528,28 +539,16 @@ pub async fn run_member(
                 failed_partitions.insert(p);
             }
         }
-        for (delivery, (p, rk, result, newest_fetch)) in deliveries.into_iter().zip(sent_keys) {
-            let Some(delivery) = delivery else {
-                failed_partitions.insert(p);
-                continue;
-            };
-            match delivery.await {
-                Ok(Ok(_)) => {
-                    report.results_produced += 1;
-                    report
-                        .fetch_to_result_ms
-                        .push(wall_ms().saturating_sub(newest_fetch));
-                    if let Some(state) = parts.get_mut(&p) {
-                        state.published.insert(rk, result);
-                    }
-                }
-                Ok(Err((e, _))) => {
-                    eprintln!("aggregator {}: delivering {rk}: {e}", cfg.instance);
-                    failed_partitions.insert(p);
-                }
-                Err(_) => {
-                    failed_partitions.insert(p);
-                }
+        while let Some((d, sent)) = in_flight.pop_front() {
+            settle(d, sent, &mut landed, &mut failed_partitions, &cfg.instance).await;
+        }
+        for (p, rk, result, newest_fetch) in landed {
+            report.results_produced += 1;
+            report
+                .fetch_to_result_ms
+                .push(wall_ms().saturating_sub(newest_fetch));
+            if let Some(state) = parts.get_mut(&p) {
+                state.published.insert(rk, result);
             }
         }
         if failed_partitions.is_empty() {
@@ -656,6 +655,37 @@ fn hex_sha256(bytes: &[u8]) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// A produced result: partition, key, the result, its newest fetch time.
+type Sent = (i32, String, ContestResult, i64);
+
+/// Waits for one result's delivery report: landed, or its partition is
+/// not committed this batch.
+async fn settle(
+    delivery: Option<DeliveryFuture>,
+    sent: Sent,
+    landed: &mut Vec<Sent>,
+    failed: &mut HashSet<i32>,
+    instance: &str,
+) {
+    let outcome = match delivery {
+        Some(d) => d.await,
+        None => {
+            failed.insert(sent.0);
+            return;
+        }
+    };
+    match outcome {
+        Ok(Ok(_)) => landed.push(sent),
+        Ok(Err((e, _))) => {
+            eprintln!("aggregator {instance}: delivering {}: {e}", sent.1);
+            failed.insert(sent.0);
+        }
+        Err(_) => {
+            failed.insert(sent.0);
+        }
+    }
 }
 
 fn wall_ms() -> i64 {
