@@ -17,6 +17,15 @@
 //! the cell state, so replayed results are byte-identical upserts and
 //! invisible on the compacted topic.
 //!
+//! Bad records on the votes topic (ones that do not decode) become dead
+//! letters naming their place on the topic; the batch's offsets are
+//! committed only once those land too.
+//!
+//! **Several sources, one contest.** Feeds that link a contest to a shared
+//! id (`[feed.results]`) are partitioned together and merged: at each unit
+//! the highest-priority source that reports it is official and every
+//! source's value is kept ([`rollup`]).
+//!
 //! **State is rebuilt from Kafka.** The votes topic is compacted and
 //! partitioned by contest, so one partition holds whole contests. When a
 //! partition is assigned, the instance reads it from the beginning up to

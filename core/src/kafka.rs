@@ -179,6 +179,15 @@ pub fn broker_ids(kafka: &KafkaConfig) -> Result<Vec<i32>, KafkaSetupError> {
     Ok(md.brokers().iter().map(|b| b.id()).collect())
 }
 
+/// Creates every declared topic of `kafka`'s cluster that is missing (see
+/// [`declared_topics`]): what each service does at start.
+pub async fn ensure_declared_topics(
+    kafka: &KafkaConfig,
+    topics: &TopicsConfig,
+) -> Result<Vec<(TopicSpec, TopicOutcome)>, KafkaSetupError> {
+    ensure_topics(kafka, &declared_topics(topics), topics.replication_factor).await
+}
+
 /// Creates every topic in `specs` that does not exist yet. Existing topics are
 /// left as they are (their partition count is reported, not changed).
 pub async fn ensure_topics(

@@ -434,36 +434,20 @@ impl FeedStateStore for EmbeddedFeedState {
         self.append_event(&feed_id, &recorded).await
     }
 
-    async fn set_paused(
-        &self,
-        feed_id: &str,
-        paused: bool,
-        actor: &str,
-        now_ms: i64,
-    ) -> Result<String, StateError> {
-        let (to, reason) = operator_transition(paused);
+    async fn store_paused(&self, feed_id: &str, paused: bool) -> Result<String, StateError> {
+        let (to, _) = operator_transition(paused);
         let id = feed_id.to_string();
-        let from = self
-            .write("update_item", move |txn| {
-                update_row(txn, &id, |row, _| {
-                    let from = row.health.replace(to.to_string());
-                    row.paused = paused;
-                    row.consecutive_failures = 0;
-                    row.operator_gen += 1;
-                    Some(from.unwrap_or_else(|| "healthy".into()))
-                })
-                .map(|from| from.expect("always written"))
+        self.write("update_item", move |txn| {
+            update_row(txn, &id, |row, _| {
+                let from = row.health.replace(to.to_string());
+                row.paused = paused;
+                row.consecutive_failures = 0;
+                row.operator_gen += 1;
+                Some(from.unwrap_or_else(|| "healthy".into()))
             })
-            .await?;
-        let event = HealthEvent {
-            at_ms: now_ms,
-            from: Some(from.clone()),
-            to: to.to_string(),
-            reason: reason.to_string(),
-            actor: actor.to_string(),
-        };
-        self.append_event(feed_id, &event).await?;
-        Ok(from)
+            .map(|from| from.expect("always written"))
+        })
+        .await
     }
 
     async fn append_event(&self, feed_id: &str, event: &HealthEvent) -> Result<(), StateError> {

@@ -314,6 +314,13 @@ pub trait FeedStateStore: Send + Sync {
         consecutive_failures: i64,
     ) -> Result<(), StateError>;
 
+    /// Stores an operator's pause (`true`) or resume (`false`): the paused
+    /// flag, the health it leaves (`paused`, or `healthy` which also ends
+    /// a quarantine), no failures, and a bumped operator generation.
+    /// Returns the health before. [`set_paused`](Self::set_paused) adds
+    /// the history event.
+    async fn store_paused(&self, feed_id: &str, paused: bool) -> Result<String, StateError>;
+
     /// An operator pauses (`true`) or resumes (`false`) a feed; resuming
     /// also releases it from quarantine. Needs no lease: running ingestors
     /// see the new operator generation in their next lease round and
@@ -324,7 +331,19 @@ pub trait FeedStateStore: Send + Sync {
         paused: bool,
         actor: &str,
         now_ms: i64,
-    ) -> Result<String, StateError>;
+    ) -> Result<String, StateError> {
+        let from = self.store_paused(feed_id, paused).await?;
+        let (to, reason) = operator_transition(paused);
+        let event = HealthEvent {
+            at_ms: now_ms,
+            from: Some(from.clone()),
+            to: to.to_string(),
+            reason: reason.to_string(),
+            actor: actor.to_string(),
+        };
+        self.append_event(feed_id, &event).await?;
+        Ok(from)
+    }
 
     /// Appends one event to a feed's history (also used for operator
     /// actions, which hold no lease).
@@ -825,14 +844,8 @@ impl FeedStateStore for DynamoFeedState {
         self.append_event(&lease.feed_id, event).await
     }
 
-    async fn set_paused(
-        &self,
-        feed_id: &str,
-        paused: bool,
-        actor: &str,
-        now_ms: i64,
-    ) -> Result<String, StateError> {
-        let (to, reason) = operator_transition(paused);
+    async fn store_paused(&self, feed_id: &str, paused: bool) -> Result<String, StateError> {
+        let (to, _) = operator_transition(paused);
         let out = self
             .client
             .update_item()
@@ -850,19 +863,10 @@ impl FeedStateStore for DynamoFeedState {
             .send()
             .await
             .map_err(store_err("update_item", &self.feeds))?;
-        let from = out
+        Ok(out
             .attributes()
             .and_then(|a| get_s(a, "health"))
-            .unwrap_or_else(|| "healthy".into());
-        let event = HealthEvent {
-            at_ms: now_ms,
-            from: Some(from.clone()),
-            to: to.to_string(),
-            reason: reason.to_string(),
-            actor: actor.to_string(),
-        };
-        self.append_event(feed_id, &event).await?;
-        Ok(from)
+            .unwrap_or_else(|| "healthy".into()))
     }
 
     async fn append_event(&self, feed_id: &str, event: &HealthEvent) -> Result<(), StateError> {

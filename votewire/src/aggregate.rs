@@ -14,7 +14,7 @@ use anyhow::Context;
 use tokio::sync::watch;
 use votewire_aggregator::fleet::{FleetConfig, run_member};
 use votewire_core::config::VotewireConfig;
-use votewire_core::kafka::{declared_topics, ensure_topics};
+use votewire_core::kafka::ensure_declared_topics;
 use votewire_ingestors::feeds::parse_duration;
 
 #[derive(clap::Args)]
@@ -66,13 +66,9 @@ pub async fn run(config: &VotewireConfig, args: AggregateArgs) -> anyhow::Result
         .transpose()?;
     let mut fleet = FleetConfig::new(&args.group, &instance);
     fleet.coalesce = duration_arg("--coalesce", &args.coalesce)?;
-    ensure_topics(
-        &config.kafka,
-        &declared_topics(&config.topics),
-        config.topics.replication_factor,
-    )
-    .await
-    .context("ensuring topics")?;
+    ensure_declared_topics(&config.kafka, &config.topics)
+        .await
+        .context("ensuring topics")?;
     eprintln!(
         "votewire aggregate: {instance} joining group {} on {} → {}",
         args.group, config.topics.votes, config.topics.results

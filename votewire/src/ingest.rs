@@ -25,7 +25,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use tokio::sync::{Mutex, watch};
 use votewire_core::config::VotewireConfig;
-use votewire_core::kafka::{declared_topics, ensure_topics, producer_config, topic_partitions};
+use votewire_core::kafka::{ensure_declared_topics, producer_config, topic_partitions};
 use votewire_ingestors::archive::RawArchive;
 use votewire_ingestors::cadence::{FeedCadence, StepOutcome, run_feed_loop};
 use votewire_ingestors::conditional::Backoff;
@@ -148,13 +148,9 @@ pub async fn run(config: &VotewireConfig, args: IngestArgs) -> anyhow::Result<Ex
     let state = open_feed_state(config)
         .await
         .context("opening the feed-state store")?;
-    ensure_topics(
-        &config.kafka,
-        &declared_topics(&config.topics),
-        config.topics.replication_factor,
-    )
-    .await
-    .context("ensuring topics")?;
+    ensure_declared_topics(&config.kafka, &config.topics)
+        .await
+        .context("ensuring topics")?;
     // Partition by the topic's real partition count: a topic created
     // earlier with another count than this config declares must still get
     // every cell of a contest on one partition, and never an unknown one.
