@@ -145,7 +145,12 @@ pub fn parse_iso8601(s: &str, assume_utc: bool) -> Option<i64> {
     let ms: u32 = if frac.is_empty() {
         0
     } else {
+        // Milliseconds from the first three characters, which must be
+        // ASCII digits (a byte-order mark in the middle is not a digit).
         let digits: String = frac.chars().take(3).collect();
+        if !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
         let scale = 10u32.pow(3 - digits.len() as u32);
         digits.parse::<u32>().ok()? * scale
     };
@@ -207,6 +212,16 @@ mod tests {
             Some(1_609_891_200_000)
         );
         assert_eq!(parse_iso8601("2021-01-05T19:00:00", false), None);
+        // A multi-byte character among the fraction's digits (the fuzzer
+        // put a byte-order mark there) is not a time, and no panic.
+        assert_eq!(
+            parse_iso8601("2016-08-31T19:20:54.\u{feff}730Z", false),
+            None
+        );
+        assert_eq!(
+            parse_iso8601("2016-08-31T19:20:54.7Z", false),
+            Some(1_472_671_254_700)
+        );
         assert_eq!(
             parse_iso8601("-9223372036854775807-01-05T19:00:00Z", false),
             None

@@ -196,3 +196,17 @@ fn non_vote_products_and_bad_payloads_are_rejected() {
     assert_eq!(e.class, ErrorClass::SchemaViolation);
     assert_eq!(e.location.to_string(), "/races/0/reportingUnits/0/level");
 }
+
+#[test]
+fn the_fuzzer_reproducer_with_a_byte_order_mark_in_a_timestamp_does_not_panic() {
+    let crash = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fuzz/regressions/ap_v2-072fdcb55104019582758351f36db1b0d86225f1");
+    let bytes = std::fs::read(&crash).unwrap_or_else(|e| panic!("{}: {e}", crash.display()));
+    let out = transform(&bytes, &ctx("ap:fuzz"), &FamilyInputs::default())
+        .expect("the rest of the payload is valid");
+    assert_eq!(out.cells.len(), 5);
+    assert!(
+        out.cells.iter().all(|c| c.header.as_of.is_none()),
+        "an unreadable timestamp is no timestamp, not a guess"
+    );
+}
