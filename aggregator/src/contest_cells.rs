@@ -9,20 +9,11 @@
 use rustc_hash::FxHashMap;
 use votewire_schemas::types::VoteCell;
 
-/// One stored cell and where it came from on the votes topic.
-#[derive(Debug, Clone)]
-pub struct StoredCell {
-    pub cell: VoteCell,
-    /// The record's offset in its partition; breaks ties between two
-    /// records of the same `source_seq` (a republish: same value).
-    pub offset: i64,
-}
-
 /// What applying one cell did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Applied {
-    /// The first value for this key, or one from a newer (or the same)
-    /// payload: stored.
+    /// The first value for this key, or one from a newer payload or the
+    /// same one (a republish: the same value, later on the topic): stored.
     Stored,
     /// A value from an older payload than the stored one: ignored.
     Older,
@@ -79,23 +70,20 @@ impl ContestKey {
 /// The cells of one contest.
 #[derive(Debug, Default, Clone)]
 pub struct ContestCells {
-    cells: FxHashMap<u128, StoredCell>,
+    cells: FxHashMap<u128, VoteCell>,
 }
 
 impl ContestCells {
-    /// Upserts `cell` (read at `offset`) unless a newer payload's value is
-    /// already stored.
-    pub fn apply(&mut self, key: u128, cell: VoteCell, offset: i64) -> Applied {
+    /// Upserts `cell` unless a newer payload's value is already stored.
+    pub fn apply(&mut self, key: u128, cell: VoteCell) -> Applied {
         match self.cells.get_mut(&key) {
-            Some(stored) if stored.cell.header.source_seq > cell.header.source_seq => {
-                Applied::Older
-            }
+            Some(stored) if stored.header.source_seq > cell.header.source_seq => Applied::Older,
             Some(stored) => {
-                *stored = StoredCell { cell, offset };
+                *stored = cell;
                 Applied::Stored
             }
             None => {
-                self.cells.insert(key, StoredCell { cell, offset });
+                self.cells.insert(key, cell);
                 Applied::Stored
             }
         }
@@ -110,7 +98,7 @@ impl ContestCells {
     }
 
     /// Every stored cell with its key, in no particular order.
-    pub fn iter(&self) -> impl Iterator<Item = (u128, &StoredCell)> {
+    pub fn iter(&self) -> impl Iterator<Item = (u128, &VoteCell)> {
         self.cells.iter().map(|(k, v)| (*k, v))
     }
 }

@@ -380,7 +380,7 @@ pub async fn run_member(
                         .entry(fp)
                         .or_insert_with(|| (ContestKey::of(&cell), ContestCells::default()))
                         .1
-                        .apply(ck.0, cell, m.offset());
+                        .apply(ck.0, cell);
                     state.dirty.insert(fp);
                 }
                 Err(e) => {

@@ -186,8 +186,7 @@ fn unit_paths(cells: &ContestCells) -> HashMap<Arc<str>, HashMap<Arc<str>, Arc<s
     // Per feed: source unit id → (explicit shared id, parent link).
     type Links = (Option<Arc<str>>, Option<Arc<str>>);
     let mut per_feed: HashMap<Arc<str>, HashMap<Arc<str>, Links>> = HashMap::new();
-    for (_, stored) in cells.iter() {
-        let c = &stored.cell;
+    for (_, c) in cells.iter() {
         let l = c.links.as_deref();
         per_feed
             .entry(c.header.source_feed_id.clone())
@@ -252,12 +251,9 @@ pub fn roll_up(key: &ContestKey, cells: &ContestCells) -> Vec<ContestResult> {
     let mut source_of: HashMap<Arc<str>, usize> = HashMap::new();
     // A merged contest (its sources linked to a shared id) matches units
     // and choices across sources; a single source's uses its own ids.
-    let merged = cells.iter().any(|(_, s)| {
-        s.cell
-            .links
-            .as_ref()
-            .is_some_and(|l| l.contest_id.is_some())
-    });
+    let merged = cells
+        .iter()
+        .any(|(_, c)| c.links.as_ref().is_some_and(|l| l.contest_id.is_some()));
     let merged_paths = if merged {
         unit_paths(cells)
     } else {
@@ -266,8 +262,7 @@ pub fn roll_up(key: &ContestKey, cells: &ContestCells) -> Vec<ContestResult> {
     // Per shared choice id: the choice ref from the best (priority, rank).
     let mut choices: HashMap<Arc<str>, (Arc<ChoiceRef>, PriorityRank)> = HashMap::new();
     let mut contest_name: Option<(Arc<str>, PriorityRank)> = None;
-    for (ck, stored) in cells.iter() {
-        let c = &stored.cell;
+    for (ck, c) in cells.iter() {
         let links = c.links.as_deref();
         let priority = links.map_or(0, |l| l.priority);
         let rank = (c.header.source_seq, ck);
@@ -768,10 +763,10 @@ mod tests {
     fn contest(cells: &[Cell]) -> (ContestKey, ContestCells) {
         let mut cc = ContestCells::default();
         let mut key = None;
-        for (offset, c) in cells.iter().enumerate() {
+        for c in cells.iter() {
             let vc = vote_cell(c);
             key.get_or_insert_with(|| ContestKey::of(&vc));
-            cc.apply(vc.cell_key().0, vc, offset as i64);
+            cc.apply(vc.cell_key().0, vc);
         }
         (key.unwrap(), cc)
     }
@@ -806,13 +801,13 @@ mod tests {
         let first = vote_cell(&at(1, 500));
         let key = first.cell_key().0;
         let ck = ContestKey::of(&first);
-        assert_eq!(cc.apply(key, first, 0), Applied::Stored);
+        assert_eq!(cc.apply(key, first), Applied::Stored);
         // A correction: the count goes down in payload 2.
-        assert_eq!(cc.apply(key, vote_cell(&at(2, 480)), 1), Applied::Stored);
+        assert_eq!(cc.apply(key, vote_cell(&at(2, 480))), Applied::Stored);
         // Payload 1 republished late (an ingestor restart) is ignored.
-        assert_eq!(cc.apply(key, vote_cell(&at(1, 500)), 2), Applied::Older);
+        assert_eq!(cc.apply(key, vote_cell(&at(1, 500))), Applied::Older);
         // The same payload twice changes nothing.
-        assert_eq!(cc.apply(key, vote_cell(&at(2, 480)), 3), Applied::Stored);
+        assert_eq!(cc.apply(key, vote_cell(&at(2, 480))), Applied::Stored);
         assert_eq!(cc.len(), 1);
         let r = roll_up(&ck, &cc);
         assert_eq!(votes(unit(&r, "p1")), [("1", 480)]);
@@ -1088,9 +1083,9 @@ mod tests {
         ];
         let (k, forward) = contest(&cells);
         let mut reversed = ContestCells::default();
-        for (i, c) in cells.iter().rev().enumerate() {
+        for c in cells.iter().rev() {
             let vc = vote_cell(c);
-            reversed.apply(vc.cell_key().0, vc, i as i64);
+            reversed.apply(vc.cell_key().0, vc);
         }
         assert_eq!(roll_up(&k, &forward), roll_up(&k, &reversed));
     }
@@ -1178,8 +1173,8 @@ mod merged_tests {
         let mut cc = ContestCells::default();
         let key = ContestKey::of(&cells[0]);
         assert_eq!(key.contest_id, "race");
-        for (i, c) in cells.into_iter().enumerate() {
-            cc.apply(c.cell_key().0, c, i as i64);
+        for c in cells.into_iter() {
+            cc.apply(c.cell_key().0, c);
         }
         roll_up(&key, &cc)
             .into_iter()

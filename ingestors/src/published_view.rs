@@ -62,7 +62,8 @@ pub fn read_published(
             .map_err(|e| err(e.to_string()))?;
     }
     consumer.assign(&tpl).map_err(|e| err(e.to_string()))?;
-    let set = schemas();
+    // One decoder for the whole read: it shares the parts records repeat.
+    let mut decoder = codec::VoteCellDecoder::new(schemas().vote_cell.id);
     let mut view = PublishedView::default();
     let mut order: HashMap<CellKey, (i64, i32, i64)> = HashMap::new();
     let started = Instant::now();
@@ -81,10 +82,9 @@ pub fn read_published(
         let Some(payload) = m.payload().filter(|_| mine) else {
             continue;
         };
-        let Ok(cell) = codec::decode_vote_cell(payload, set.vote_cell.id) else {
+        let Ok((key, cell)) = decoder.decode(payload) else {
             continue;
         };
-        let key = cell.cell_key();
         let rank = (cell.header.source_seq, m.partition(), m.offset());
         if order.get(&key).is_none_or(|r| *r <= rank) {
             order.insert(key, rank);

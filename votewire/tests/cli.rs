@@ -974,8 +974,7 @@ async fn the_fleet_result_is_the_same_through_one_member_and_three_with_a_kill_9
     use votewire_ingestors::publish::PublishedCells;
     use votewire_tests::pipeline::TestPipeline;
     use votewire_tests::replay::{
-        ReplayClock, assert_no_regression, assert_results_equal_walk, compacted,
-        publish_ga_runoff_range, results_of,
+        assert_no_regression, assert_results_equal_walk, compacted, results_of,
     };
 
     const FEED: &str = "clarity:GA:107556";
@@ -992,33 +991,11 @@ async fn the_fleet_result_is_the_same_through_one_member_and_three_with_a_kill_9
             .spawn()
             .unwrap()
     };
-    let replay = |pipeline: &TestPipeline,
-                  published: &mut PublishedCells,
-                  range: std::ops::Range<usize>,
-                  first_seq: i64| {
-        let publisher = pipeline.new_publisher();
-        let published = std::mem::take(published);
-        async move {
-            let mut published = published;
-            let accepted = publish_ga_runoff_range(
-                &publisher,
-                &mut published,
-                FEED,
-                range,
-                first_seq,
-                Duration::from_millis(20),
-                ReplayClock::Recorded,
-            )
-            .await;
-            (accepted, published)
-        }
-    };
-
     // One member through the whole night.
     let solo = TestPipeline::start("fleet-solo", PARTITIONS).await;
     let m = member(&solo, &votewire_tests::unique("fleet-solo"), "solo");
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let (night, _) = replay(&solo, &mut PublishedCells::default(), 0..137, 1).await;
+    let night = replay_runoff(&solo, FEED, &mut PublishedCells::default(), 0..137, 1).await;
     let (status, stdout, stderr) = finish(m, Duration::from_secs(150)).await;
     assert!(status.success(), "{stderr}");
     assert!(stdout.contains("batch cells="), "{stdout}");
@@ -1036,8 +1013,7 @@ async fn the_fleet_result_is_the_same_through_one_member_and_three_with_a_kill_9
         .collect();
     tokio::time::sleep(Duration::from_secs(4)).await;
     let mut published = PublishedCells::default();
-    let (first, kept) = replay(&fleet, &mut published, 0..60, 1).await;
-    published = kept;
+    let first = replay_runoff(&fleet, FEED, &mut published, 0..60, 1).await;
     let mut killed = members.remove(1);
     killed.start_kill().unwrap();
     let (status, killed_out, _) = finish(killed, Duration::from_secs(10)).await;
@@ -1049,7 +1025,14 @@ async fn the_fleet_result_is_the_same_through_one_member_and_three_with_a_kill_9
         "the killed member owned a partition:\n{killed_out}"
     );
     members.push(member(&fleet, &group, "m4"));
-    let (rest, _) = replay(&fleet, &mut published, 60..137, first.len() as i64 + 1).await;
+    let rest = replay_runoff(
+        &fleet,
+        FEED,
+        &mut published,
+        60..137,
+        first.len() as i64 + 1,
+    )
+    .await;
     // The killed member's partitions were rebuilt by the members that
     // lived (a survivor or the newcomer).
     let mut rebuilt = std::collections::BTreeSet::new();
@@ -1097,4 +1080,27 @@ fn caught_up(stdout: &str) -> std::collections::BTreeSet<i32> {
                 .collect::<Vec<i32>>()
         })
         .collect()
+}
+
+/// Snapshots `range` of the GA 2021 runoff night as feed `feed`, one
+/// every 20 ms, stamped with their recorded times
+/// (so two replays produce identical cells), changes judged against
+/// `published`.
+async fn replay_runoff(
+    pipeline: &votewire_tests::pipeline::TestPipeline,
+    feed: &str,
+    published: &mut votewire_ingestors::publish::PublishedCells,
+    range: std::ops::Range<usize>,
+    first_seq: i64,
+) -> Vec<votewire_tests::replay::AcceptedSnapshot> {
+    votewire_tests::replay::publish_ga_runoff_range(
+        &pipeline.publisher,
+        published,
+        feed,
+        range,
+        first_seq,
+        std::time::Duration::from_millis(20),
+        votewire_tests::replay::ReplayClock::Recorded,
+    )
+    .await
 }
