@@ -25,7 +25,10 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
+
+use opentelemetry::trace::{SpanContext, SpanKind, TraceContextExt};
+use opentelemetry::{Context, KeyValue, StringValue};
 
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol, StreamConsumer,
@@ -39,6 +42,7 @@ use rustc_hash::FxHashMap;
 use tokio::sync::watch;
 use votewire_core::config::{KafkaConfig, TopicsConfig};
 use votewire_core::kafka::{consumer_config, producer_config};
+use votewire_core::trace_context::{child_span, end_span, linked_span, parse_traceparent};
 use votewire_schemas::{ContestResult, DeadLetter, ErrorClass, codec, schemas};
 
 use crate::contest_cells::{ContestCells, ContestKey, contest_fingerprint};
@@ -63,6 +67,14 @@ impl AggregateError {
         true
     }
 }
+
+/// At most this many producer contexts are linked from one
+/// `aggregate.batch` span (the OpenTelemetry SDK's default link limit);
+/// the rest are counted in `votewire.links_dropped`.
+const MAX_LINKS_PER_BATCH: usize = 128;
+
+/// At most this many contest ids are named on a `rollup.apply` span.
+const MAX_CONTEST_IDS_ON_SPAN: usize = 32;
 
 /// How one fleet member runs.
 #[derive(Debug, Clone)]
@@ -338,6 +350,12 @@ pub async fn run_member(
             _ = stop.changed() => None,
         };
         let started = Instant::now();
+        let started_wall = SystemTime::now();
+        // The distinct producer contexts (`traceparent`) of this batch's
+        // records; a payload's cells share one, so only a change is parsed.
+        let mut upstream: Vec<SpanContext> = Vec::new();
+        let mut upstream_dropped = 0_usize;
+        let mut last_traceparent: Vec<u8> = Vec::new();
         let mut report = BatchReport::default();
         let mut per_partition: FxHashMap<i32, usize> = FxHashMap::default();
         let mut cell_stamps: Vec<i64> = Vec::new();
@@ -367,6 +385,21 @@ pub async fn run_member(
                 && let Some(ts) = m.timestamp().to_millis()
             {
                 cell_stamps.push(ts);
+            }
+            if let Some(tp) = header_bytes(&m, "traceparent")
+                && tp != last_traceparent.as_slice()
+            {
+                last_traceparent.clear();
+                last_traceparent.extend_from_slice(tp);
+                if let Some(sc) = parse_traceparent(tp, header_bytes(&m, "tracestate"))
+                    && !upstream.contains(&sc)
+                {
+                    if upstream.len() < MAX_LINKS_PER_BATCH {
+                        upstream.push(sc);
+                    } else {
+                        upstream_dropped += 1;
+                    }
+                }
             }
             let Some(payload) = m.payload() else {
                 return; // A tombstone: cells are never deleted by one.
@@ -438,14 +471,45 @@ pub async fn run_member(
             }
         }
 
-        // Roll up, produce what changed, wait for every ack.
-        // In flight: at most `max_in_flight` results; past that the oldest
-        // is awaited before another is sent (consumption is paused all the
-        // while: nothing is polled until the batch has landed).
-        let mut in_flight: std::collections::VecDeque<(Option<DeliveryFuture>, Sent)> =
-            std::collections::VecDeque::new();
-        let mut landed: Vec<Sent> = Vec::new();
-        let mut failed_partitions: HashSet<i32> = HashSet::new();
+        // One `aggregate.batch` span per batch that did work: its parent is
+        // the newest producer context among its records (so a single
+        // payload's trace runs from `feed.fetch` to `results.produce`) and
+        // it links every distinct producer context it consumed.
+        let batch_span = (report.cells + report.cells_rejected > 0 || !report.caught_up.is_empty())
+            .then(|| {
+                let parent = upstream
+                    .last()
+                    .map(|sc| Context::new().with_remote_span_context(sc.clone()))
+                    .unwrap_or_default();
+                linked_span(
+                    &parent,
+                    "aggregate.batch",
+                    SpanKind::Consumer,
+                    Some(started_wall),
+                    vec![
+                        KeyValue::new("messaging.system", "kafka"),
+                        KeyValue::new("messaging.operation.type", "process"),
+                        KeyValue::new("messaging.operation.name", "process"),
+                        KeyValue::new("messaging.destination.name", topics.votes.clone()),
+                        KeyValue::new("messaging.consumer.group.name", cfg.group_id.clone()),
+                        KeyValue::new(
+                            "messaging.batch.message_count",
+                            (report.cells + report.cells_rejected) as i64,
+                        ),
+                        KeyValue::new("votewire.instance", cfg.instance.clone()),
+                        KeyValue::new("votewire.links_dropped", upstream_dropped as i64),
+                    ],
+                    std::mem::take(&mut upstream),
+                )
+            });
+
+        // Roll up every dirty contest of every caught-up partition and keep
+        // the results that differ from what this member last published.
+        let rollup_span = batch_span
+            .as_ref()
+            .map(|b| child_span(b, "rollup.apply", SpanKind::Internal, Vec::new()));
+        let mut changed: Vec<(Sent, Vec<u8>)> = Vec::new();
+        let mut contest_ids: Vec<StringValue> = Vec::new();
         for (p, state) in parts.iter_mut() {
             if state.rebuild.is_some() || state.dirty.is_empty() {
                 continue;
@@ -459,56 +523,98 @@ pub async fn run_member(
             dirty.sort_by(|a, b| a.0.cmp(&b.0));
             for (key, cells) in dirty {
                 report.contests_rolled_up += 1;
+                if rollup_span.is_some() && contest_ids.len() < MAX_CONTEST_IDS_ON_SPAN {
+                    contest_ids.push(key.contest_id.clone().into());
+                }
                 for result in roll_up(key, cells) {
                     let rk = result_key(&result);
                     if state.published.get(&rk) == Some(&result) {
                         report.results_unchanged += 1;
                         continue;
                     }
-                    let bytes = match codec::encode(schema, &result) {
-                        Ok(b) => b,
+                    match codec::encode(schema, &result) {
+                        Ok(bytes) => {
+                            let newest_fetch = result.last_updated;
+                            changed.push(((*p, rk, result, newest_fetch), bytes));
+                        }
                         Err(e) => {
                             eprintln!("aggregator {}: encoding result {rk}: {e}", cfg.instance);
-                            continue;
                         }
-                    };
-                    let newest_fetch = result.last_updated;
-                    let trace = result.trace_id.clone();
-                    let mut record = FutureRecord::to(&topics.results).key(&rk).payload(&bytes);
-                    let headers = trace.as_deref().map(|t| {
-                        rdkafka::message::OwnedHeaders::new().insert(rdkafka::message::Header {
-                            key: "trace_id",
-                            value: Some(t),
-                        })
-                    });
-                    if let Some(h) = headers {
-                        record = record.headers(h);
-                    }
-                    let delivery = loop {
-                        match producer.send_result(record) {
-                            Ok(d) => break Some(d),
-                            Err((
-                                KafkaError::MessageProduction(
-                                    rdkafka::types::RDKafkaErrorCode::QueueFull,
-                                ),
-                                back,
-                            )) => {
-                                record = back;
-                                tokio::time::sleep(Duration::from_millis(5)).await;
-                            }
-                            Err((e, _)) => {
-                                eprintln!("aggregator {}: producing {rk}: {e}", cfg.instance);
-                                break None;
-                            }
-                        }
-                    };
-                    in_flight.push_back((delivery, (*p, rk, result, newest_fetch)));
-                    if in_flight.len() >= cfg.max_in_flight
-                        && let Some((d, sent)) = in_flight.pop_front()
-                    {
-                        settle(d, sent, &mut landed, &mut failed_partitions, &cfg.instance).await;
                     }
                 }
+            }
+        }
+        if let Some(span) = &rollup_span {
+            span.span().set_attribute(KeyValue::new(
+                "votewire.contest_id",
+                opentelemetry::Value::Array(contest_ids.into()),
+            ));
+            span.span().set_attribute(KeyValue::new(
+                "votewire.contests_rolled_up",
+                report.contests_rolled_up as i64,
+            ));
+            span.span().set_attribute(KeyValue::new(
+                "votewire.results_changed",
+                changed.len() as i64,
+            ));
+            end_span(span, None);
+        }
+
+        // Produce what changed and wait for every ack.
+        // In flight: at most `max_in_flight` results; past that the oldest
+        // is awaited before another is sent (consumption is paused all the
+        // while: nothing is polled until the batch has landed).
+        let produce_span = batch_span.as_ref().map(|b| {
+            child_span(
+                b,
+                "results.produce",
+                SpanKind::Producer,
+                vec![
+                    KeyValue::new("messaging.system", "kafka"),
+                    KeyValue::new("messaging.operation.type", "send"),
+                    KeyValue::new("messaging.operation.name", "send"),
+                    KeyValue::new("messaging.destination.name", topics.results.clone()),
+                    KeyValue::new("messaging.batch.message_count", changed.len() as i64),
+                ],
+            )
+        });
+        let mut in_flight: std::collections::VecDeque<(Option<DeliveryFuture>, Sent)> =
+            std::collections::VecDeque::new();
+        let mut landed: Vec<Sent> = Vec::new();
+        let mut failed_partitions: HashSet<i32> = HashSet::new();
+        for (sent, bytes) in changed {
+            let rk = &sent.1;
+            let mut record = FutureRecord::to(&topics.results).key(rk).payload(&bytes);
+            let headers = sent.2.trace_id.as_deref().map(|t| {
+                rdkafka::message::OwnedHeaders::new().insert(rdkafka::message::Header {
+                    key: "trace_id",
+                    value: Some(t),
+                })
+            });
+            if let Some(h) = headers {
+                record = record.headers(h);
+            }
+            let delivery = loop {
+                match producer.send_result(record) {
+                    Ok(d) => break Some(d),
+                    Err((
+                        KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull),
+                        back,
+                    )) => {
+                        record = back;
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                    Err((e, _)) => {
+                        eprintln!("aggregator {}: producing {rk}: {e}", cfg.instance);
+                        break None;
+                    }
+                }
+            };
+            in_flight.push_back((delivery, sent));
+            if in_flight.len() >= cfg.max_in_flight
+                && let Some((d, sent)) = in_flight.pop_front()
+            {
+                settle(d, sent, &mut landed, &mut failed_partitions, &cfg.instance).await;
             }
         }
         // Undecodable records go to the dead-letter topic, keyed by their
@@ -541,6 +647,14 @@ pub async fn run_member(
         }
         while let Some((d, sent)) = in_flight.pop_front() {
             settle(d, sent, &mut landed, &mut failed_partitions, &cfg.instance).await;
+        }
+        if let Some(span) = &produce_span {
+            let failed = (!failed_partitions.is_empty()).then(|| {
+                format!(
+                    "deliveries failed on partition(s) {failed_partitions:?}; they are rolled up again"
+                )
+            });
+            end_span(span, failed.as_deref());
         }
         for (p, rk, result, newest_fetch) in landed {
             report.results_produced += 1;
@@ -614,6 +728,13 @@ pub async fn run_member(
     Ok(totals)
 }
 
+/// The value of `m`'s header `name`, if it has one.
+fn header_bytes<'a>(m: &'a rdkafka::message::BorrowedMessage<'_>, name: &str) -> Option<&'a [u8]> {
+    use rdkafka::message::Headers;
+    m.headers()
+        .and_then(|h| h.iter().find(|h| h.key == name).and_then(|h| h.value))
+}
+
 /// The dead letter for a votes-topic record that does not decode: the
 /// record itself (topic, partition, offset) is the raw payload reference.
 fn undecodable_cell(
@@ -621,14 +742,8 @@ fn undecodable_cell(
     m: &rdkafka::message::BorrowedMessage<'_>,
     e: &votewire_schemas::codec::CodecError,
 ) -> DeadLetter {
-    use rdkafka::message::Headers;
-    let header = |name: &str| {
-        m.headers().and_then(|h| {
-            h.iter()
-                .find(|h| h.key == name)
-                .and_then(|h| h.value.map(|v| String::from_utf8_lossy(v).into_owned()))
-        })
-    };
+    let header =
+        |name: &str| header_bytes(m, name).map(|v| String::from_utf8_lossy(v).into_owned());
     let payload = m.payload().unwrap_or_default();
     let place = format!("kafka://{topic}/{}@{}", m.partition(), m.offset());
     DeadLetter {

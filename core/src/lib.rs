@@ -31,5 +31,6 @@ pub mod kafka;
 pub mod schema_registry;
 pub mod state;
 pub mod telemetry;
+pub mod trace_context;
 
 pub use config::{ConfigError, VotewireConfig};

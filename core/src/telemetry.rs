@@ -95,7 +95,7 @@ pub fn tracer_provider(
         }
     };
     let resource = Resource::builder()
-        .with_service_name(service_name.to_string())
+        .with_service_name(service_name_or_env(service_name))
         .build();
     Ok(Some(
         SdkTracerProvider::builder()
@@ -103,6 +103,15 @@ pub fn tracer_provider(
             .with_resource(resource)
             .build(),
     ))
+}
+
+/// `OTEL_SERVICE_NAME` when set (the OpenTelemetry convention: one binary
+/// runs as many services), else `default`.
+pub fn service_name_or_env(default: &str) -> String {
+    std::env::var("OTEL_SERVICE_NAME")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| default.to_string())
 }
 
 /// Installs the global `tracing` subscriber for a votewire process: stderr

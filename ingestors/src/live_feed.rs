@@ -27,7 +27,10 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use opentelemetry::KeyValue;
+use opentelemetry::trace::{SpanKind, TraceContextExt};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use votewire_core::trace_context::{self, child_span, end_span, root_span};
 use votewire_schemas::{FeedHealth, FeedMode};
 use votewire_transformers::{FamilyInputs, PayloadContext};
 
@@ -440,15 +443,6 @@ impl StepReport {
             None => StepOutcome::Done,
         }
     }
-}
-
-/// A fresh W3C trace context: (trace id, `traceparent`), sampled.
-fn new_trace() -> (String, String) {
-    let trace = fastrand::u128(1..);
-    let span = fastrand::u64(1..);
-    let trace_id = format!("{trace:032x}");
-    let traceparent = format!("00-{trace_id}-{span:016x}-01");
-    (trace_id, traceparent)
 }
 
 /// The SFTP processed set, one `sha256 size mtime path` line per file (the
@@ -932,9 +926,21 @@ impl LiveFeed {
         }
         let sinks: Sinks<'_> = (state, publisher, lease);
         let mut report = StepReport::default();
+        let poll_started = std::time::SystemTime::now();
         let payload = match self.poll_source(tools).await {
             Err(e) => {
                 let why = e.to_string();
+                let failed = root_span(
+                    "feed.fetch",
+                    SpanKind::Client,
+                    poll_started,
+                    vec![
+                        KeyValue::new("votewire.feed_id", self.spec.feed_id.clone()),
+                        KeyValue::new("votewire.family", self.spec.family.clone()),
+                        KeyValue::new("error.type", "fetch"),
+                    ],
+                );
+                end_span(&failed, Some(&why));
                 self.observe(Observation::FetchFailed(why), now_ms, None, sinks)
                     .await?;
                 return Err(e);
@@ -983,9 +989,31 @@ impl LiveFeed {
         };
         let seq = self.source_seq + 1;
         let fetch_id = format!("{}:{seq}:{now_ms}", self.spec.feed_id);
-        // One W3C trace per fetched payload: every cell, the manifest and a
-        // dead letter carry it (`traceparent` header, `trace_id` field).
-        let (trace_id, traceparent) = new_trace();
+        // One trace per fetched payload, rooted at `feed.fetch` (back-dated
+        // to the poll's start, so unchanged polls make no trace): every
+        // cell, the manifest and a dead letter carry it (`traceparent`
+        // header, `trace_id` field).
+        let mut fetch_attributes = vec![
+            KeyValue::new("votewire.feed_id", self.spec.feed_id.clone()),
+            KeyValue::new("votewire.family", self.spec.family.clone()),
+            KeyValue::new("votewire.source_seq", seq),
+            KeyValue::new("url.full", payload.url.clone()),
+            KeyValue::new("server.address", host_of(&payload.url)),
+            KeyValue::new(
+                "http.response.body.size",
+                i64::try_from(payload.bytes.len()).unwrap_or(i64::MAX),
+            ),
+        ];
+        if let Some(v) = &payload.version {
+            fetch_attributes.push(KeyValue::new("votewire.source_version", v.clone()));
+        }
+        let fetch_span = root_span(
+            "feed.fetch",
+            SpanKind::Client,
+            poll_started,
+            fetch_attributes,
+        );
+        let trace_id = trace_context::trace_id_of(&fetch_span);
         let ctx = PayloadContext {
             election_id: self.spec.election_id.clone(),
             feed_id: self.spec.feed_id.clone(),
@@ -1001,13 +1029,39 @@ impl LiveFeed {
         };
         let mut facts = FetchFacts::for_payload(&ctx, &self.spec.family, payload.bytes.len());
         facts.archive_ref = archive_ref;
-        facts.traceparent = Some(traceparent);
+        facts.trace = fetch_span.clone();
         facts.result_links = self.spec.result_links.clone();
         let inputs = FamilyInputs {
             mapping: self.spec.mapping.as_ref(),
             companion: self.spec.companion.as_deref(),
         };
-        match votewire_transformers::transform(&self.spec.family, &payload.bytes, &ctx, &inputs) {
+        let transform_span = child_span(
+            &fetch_span,
+            "feed.transform",
+            SpanKind::Internal,
+            vec![
+                KeyValue::new("votewire.feed_id", self.spec.feed_id.clone()),
+                KeyValue::new("votewire.family", self.spec.family.clone()),
+            ],
+        );
+        let transformed =
+            votewire_transformers::transform(&self.spec.family, &payload.bytes, &ctx, &inputs);
+        match &transformed {
+            Ok(out) => {
+                transform_span.span().set_attribute(KeyValue::new(
+                    "votewire.cells_total",
+                    i64::try_from(out.cells.len()).unwrap_or(i64::MAX),
+                ));
+                end_span(&transform_span, None);
+            }
+            Err(err) => {
+                transform_span
+                    .span()
+                    .set_attribute(KeyValue::new("error.type", err.class.as_str()));
+                end_span(&transform_span, Some(&err.to_string()));
+            }
+        }
+        match transformed {
             Ok(out) => {
                 let published = publisher
                     .publish_accepted(&out.cells, &mut self.memory, &facts)
@@ -1033,10 +1087,21 @@ impl LiveFeed {
                     cursor.next_request = ap.next.clone();
                 }
                 cursor.sftp_seen = self.seen_with(payload.file.as_ref());
-                state
-                    .commit_change(lease, &cursor, seq, now_ms)
-                    .await
-                    .map_err(self.state_err())?;
+                let commit_span = child_span(
+                    &fetch_span,
+                    "state.commit",
+                    SpanKind::Client,
+                    vec![
+                        KeyValue::new("votewire.feed_id", self.spec.feed_id.clone()),
+                        KeyValue::new("votewire.source_seq", seq),
+                    ],
+                );
+                let committed = state.commit_change(lease, &cursor, seq, now_ms).await;
+                end_span(
+                    &commit_span,
+                    committed.as_ref().err().map(ToString::to_string).as_deref(),
+                );
+                committed.map_err(self.state_err())?;
                 self.source_seq = seq;
                 match &mut self.poller {
                     Poller::Clarity { cursor: c, .. } => {
@@ -1058,6 +1123,11 @@ impl LiveFeed {
                     self.finish_file(file).await;
                 }
                 self.last_rejected_sha = None;
+                fetch_span.span().set_attribute(KeyValue::new(
+                    "votewire.cells_changed",
+                    i64::try_from(published.cells_changed).unwrap_or(i64::MAX),
+                ));
+                end_span(&fetch_span, None);
                 report.published = Some(published);
                 report.transition = self
                     .observe(Observation::Accepted, now_ms, Some(&fetch_id), sinks)
@@ -1083,6 +1153,10 @@ impl LiveFeed {
                         .map_err(self.state_err())?;
                 }
                 self.last_rejected_sha = Some(payload.sha256.clone());
+                fetch_span
+                    .span()
+                    .set_attribute(KeyValue::new("error.type", err.class.as_str()));
+                end_span(&fetch_span, Some(&err.to_string()));
                 report.rejected = true;
                 report.transition = self
                     .observe(
@@ -1227,23 +1301,6 @@ mod tests {
         assert_eq!(decode_seen(encode_seen(&seen).as_deref()), seen);
         assert_eq!(encode_seen(&[]), None);
         assert!(decode_seen(Some("garbage")).is_empty());
-    }
-
-    #[test]
-    fn each_payload_gets_a_valid_w3c_traceparent() {
-        let (id, tp) = new_trace();
-        let parts: Vec<&str> = tp.split('-').collect();
-        assert_eq!(parts.len(), 4);
-        assert_eq!((parts[0], parts[3]), ("00", "01"));
-        assert_eq!(parts[1], id);
-        assert!(parts[1].len() == 32 && parts[2].len() == 16);
-        assert!(
-            parts[1]
-                .bytes()
-                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
-        );
-        assert_ne!(parts[1], "0".repeat(32), "an all-zero trace id is invalid");
-        assert_ne!(new_trace().0, id);
     }
 
     #[test]

@@ -22,14 +22,25 @@
 //! Records are keyed by cell key, partitioned explicitly by
 //! `xxh3(election, contest) % partitions` so a whole contest lands in one
 //! partition, and carry `feed_id`, `fetch_id`, `source_version`,
-//! `payload_sha256`, `schema_id` and, when tracing, `traceparent` headers.
+//! `payload_sha256`, `schema_id`, and the W3C `traceparent` (plus
+//! `tracestate` when there is vendor state) of the `kafka.produce` span
+//! that sent them.
+//!
+//! # Spans
+//!
+//! Under the payload's `feed.fetch` span ([`FetchFacts::trace`]):
+//! `feed.diff` (the changed-cell count) and one `kafka.produce` per topic
+//! written, with the `messaging.*` attributes of the semantic conventions.
 
 use std::time::Duration;
 
 use futures::future::join_all;
+use opentelemetry::trace::{SpanKind, TraceContextExt};
+use opentelemetry::{Context, KeyValue};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use votewire_core::config::TopicsConfig;
+use votewire_core::trace_context::{self, child_span, end_span};
 use votewire_schemas::codec::{self, CodecError};
 use votewire_schemas::{
     CellKey, DeadLetter, FeedStatus, SchemaSet, SnapshotManifest, SnapshotStatus,
@@ -111,7 +122,9 @@ pub struct FetchFacts {
     pub payload_bytes: i64,
     pub archive_ref: Option<String>,
     pub fetched_at: i64,
-    pub traceparent: Option<String>,
+    /// The payload's `feed.fetch` span: the diff and produce spans open
+    /// under it, and every record's `traceparent` names its produce span.
+    pub trace: opentelemetry::Context,
     pub mode: votewire_schemas::FeedMode,
     /// The feed's `[feed.results]`: stamped on every cell, and a linked
     /// contest is partitioned by its shared id.
@@ -119,13 +132,14 @@ pub struct FetchFacts {
 }
 
 impl FetchFacts {
-    /// The trace id inside the W3C `traceparent`
-    /// (`00-<trace id>-<span id>-<flags>`).
-    pub fn trace_id(&self) -> Option<&str> {
-        self.traceparent
-            .as_deref()
-            .and_then(|t| t.split('-').nth(1))
-            .filter(|id| id.len() == 32)
+    /// The payload's trace id (32 hex digits), when it has a trace.
+    pub fn trace_id(&self) -> Option<String> {
+        use opentelemetry::trace::TraceContextExt;
+        self.trace
+            .span()
+            .span_context()
+            .is_valid()
+            .then(|| trace_context::trace_id_of(&self.trace))
     }
 
     /// The facts of a payload the transformer saw as `ctx`, fetched by a
@@ -147,7 +161,7 @@ impl FetchFacts {
             payload_bytes: i64::try_from(payload_bytes).unwrap_or(i64::MAX),
             archive_ref: None,
             fetched_at: ctx.fetched_at,
-            traceparent: None,
+            trace: opentelemetry::Context::new(),
             mode: ctx.mode,
             result_links: None,
         }
@@ -220,7 +234,7 @@ pub fn contest_partition(election_id: &str, contest_source_id: &str, partitions:
 }
 
 impl Publisher {
-    fn headers(&self, f: &FetchFacts, schema_id: u32) -> OwnedHeaders {
+    fn headers(&self, f: &FetchFacts, produce: &Context, schema_id: u32) -> OwnedHeaders {
         let schema_id = schema_id.to_string();
         let mut h = OwnedHeaders::new()
             .insert(Header {
@@ -245,13 +259,55 @@ impl Publisher {
                 value: Some(v.as_str()),
             });
         }
-        if let Some(t) = &f.traceparent {
+        if produce.span().span_context().is_valid() {
+            let w3c = trace_context::w3c_headers(produce);
             h = h.insert(Header {
                 key: "traceparent",
-                value: Some(t.as_str()),
+                value: Some(w3c.traceparent.as_str()),
             });
+            if let Some(state) = &w3c.tracestate {
+                h = h.insert(Header {
+                    key: "tracestate",
+                    value: Some(state.as_str()),
+                });
+            }
         }
         h
+    }
+
+    /// Sends one payload's `records` to `topic` under a `kafka.produce`
+    /// span (a child of the payload's `feed.fetch`) whose context every
+    /// record carries, and waits for every delivery report.
+    async fn send_traced<K: AsRef<[u8]>, V: AsRef<[u8]>>(
+        &self,
+        facts: &FetchFacts,
+        topic: &str,
+        schema_id: u32,
+        records: &[(Option<i32>, K, V)],
+    ) -> Result<(), PublishError> {
+        let span = child_span(
+            &facts.trace,
+            "kafka.produce",
+            SpanKind::Producer,
+            vec![
+                KeyValue::new("messaging.system", "kafka"),
+                KeyValue::new("messaging.operation.type", "send"),
+                KeyValue::new("messaging.operation.name", "send"),
+                KeyValue::new("messaging.destination.name", topic.to_string()),
+                KeyValue::new(
+                    "messaging.batch.message_count",
+                    i64::try_from(records.len()).unwrap_or(i64::MAX),
+                ),
+                KeyValue::new("votewire.feed_id", facts.feed_id.clone()),
+            ],
+        );
+        let headers = self.headers(facts, &span, schema_id);
+        let sent = self.send_all(topic, records, &headers).await;
+        end_span(
+            &span,
+            sent.as_ref().err().map(ToString::to_string).as_deref(),
+        );
+        sent
     }
 
     /// Sends `records`, each with `headers`, and waits for every delivery
@@ -316,7 +372,7 @@ impl Publisher {
             as_of: None,
             as_of_raw: None,
             fetched_at: f.fetched_at,
-            trace_id: f.trace_id().map(str::to_string),
+            trace_id: f.trace_id(),
         }
     }
 
@@ -327,9 +383,23 @@ impl Publisher {
         published: &mut PublishedCells,
         facts: &FetchFacts,
     ) -> Result<Published, PublishError> {
+        let diff = child_span(
+            &facts.trace,
+            "feed.diff",
+            SpanKind::Internal,
+            vec![KeyValue::new("votewire.feed_id", facts.feed_id.clone())],
+        );
         let changed = published.changed(table);
+        diff.span().set_attribute(KeyValue::new(
+            "votewire.cells_changed",
+            i64::try_from(changed.len()).unwrap_or(i64::MAX),
+        ));
+        diff.span().set_attribute(KeyValue::new(
+            "votewire.cells_total",
+            i64::try_from(table.len()).unwrap_or(i64::MAX),
+        ));
+        end_span(&diff, None);
         let vote_schema = &self.schemas.vote_cell;
-        let headers = self.headers(facts, vote_schema.id);
         // A contest's partition, computed once per contest, not per cell.
         let mut partition_of: Vec<Option<i32>> = Vec::new();
         // Links per (contest, unit, choice), shared by its vote types.
@@ -374,7 +444,7 @@ impl Publisher {
             .into_iter()
             .map(|(p, k, r)| (p, k, &arena[r]))
             .collect();
-        self.send_all(&self.topics.votes, &records, &headers)
+        self.send_traced(facts, &self.topics.votes, vote_schema.id, &records)
             .await?;
 
         let header = table.header();
@@ -390,11 +460,11 @@ impl Publisher {
                     source,
                 }
             })?;
-        let m_headers = self.headers(facts, self.schemas.snapshot_manifest.id);
-        self.send_all(
+        self.send_traced(
+            facts,
             &self.topics.snapshots,
+            self.schemas.snapshot_manifest.id,
             &[(None, facts.feed_id.clone(), bytes)],
-            &m_headers,
         )
         .await?;
 
@@ -430,7 +500,7 @@ impl Publisher {
             error_message: err.message.clone(),
             retryable: err.is_retryable(),
             fetched_at: facts.fetched_at,
-            trace_id: facts.trace_id().map(str::to_string),
+            trace_id: facts.trace_id(),
         };
         let bytes = codec::encode(&self.schemas.dead_letter, &dead).map_err(|source| {
             PublishError::Encode {
@@ -438,10 +508,11 @@ impl Publisher {
                 source,
             }
         })?;
-        self.send_all(
+        self.send_traced(
+            facts,
             &self.topics.dlq,
+            self.schemas.dead_letter.id,
             &[(None, facts.feed_id.clone(), bytes)],
-            &self.headers(facts, self.schemas.dead_letter.id),
         )
         .await?;
         let mut manifest = self.manifest(facts, SnapshotStatus::Rejected, None);
@@ -455,10 +526,11 @@ impl Publisher {
                     source,
                 }
             })?;
-        self.send_all(
+        self.send_traced(
+            facts,
             &self.topics.snapshots,
+            self.schemas.snapshot_manifest.id,
             &[(None, facts.feed_id.clone(), bytes)],
-            &self.headers(facts, self.schemas.snapshot_manifest.id),
         )
         .await
     }

@@ -50,6 +50,10 @@ fn duration_arg(flag: &str, v: &str) -> anyhow::Result<Duration> {
 }
 
 pub async fn run(config: &VotewireConfig, args: AggregateArgs) -> anyhow::Result<ExitCode> {
+    // Spans go to the configured OTLP endpoint through a bounded batch
+    // queue; flushed when this returns.
+    let _telemetry = votewire_core::telemetry::init("votewire-aggregate", &config.otlp)
+        .context("setting up OpenTelemetry export")?;
     let instance = args
         .instance
         .clone()

@@ -123,6 +123,10 @@ fn by_id(feeds: Vec<ValidFeed>) -> HashMap<String, ValidFeed> {
 }
 
 pub async fn run(config: &VotewireConfig, args: IngestArgs) -> anyhow::Result<ExitCode> {
+    // Spans go to the configured OTLP endpoint through a bounded batch
+    // queue; flushed when this returns.
+    let _telemetry = votewire_core::telemetry::init("votewire-ingest", &config.otlp)
+        .context("setting up OpenTelemetry export")?;
     let registry = match load_registry(&args.feeds) {
         Ok(r) => r,
         Err(errors) => {

@@ -1104,3 +1104,182 @@ async fn replay_runoff(
     )
     .await
 }
+
+/// One payload's trace crosses two processes: an ingestor and an
+/// aggregator, both exporting to the real OTLP receiver, produce one trace
+/// whose root is the ingestor's `feed.fetch`; `feed.transform`,
+/// `feed.diff`, `kafka.produce` and `state.commit` are its children; every
+/// `aggregate.batch` that consumed the payload's cells is a child of (and
+/// links to) the votes `kafka.produce` span named in the records'
+/// `traceparent`, with `rollup.apply` and `results.produce` under it; and
+/// the results carry the trace id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_trace_id_covers_fetch_to_results_across_the_ingest_and_aggregate_processes() {
+    use std::time::Duration;
+    use votewire_tests::http::{Canned, FixtureServer};
+    use votewire_tests::pipeline::TestPipeline;
+
+    let stack = Stack::load();
+    let pipeline = TestPipeline::start("trace", 2).await;
+    let ingest_service = votewire_tests::unique("trace-ingest");
+    let aggregate_service = votewire_tests::unique("trace-aggregate");
+    let traced = |service: &str| {
+        let mut c = tokio::process::Command::from(votewire_on(&stack, &pipeline));
+        c.env(
+            "VOTEWIRE_OTLP_ENDPOINT",
+            stack.var("VOTEWIRE_OTLP_ENDPOINT"),
+        )
+        .env("VOTEWIRE_OTLP_PROTOCOL", "grpc")
+        .env("OTEL_SERVICE_NAME", service)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+        c
+    };
+    // The aggregator first, so its partitions have caught up (an empty
+    // topic) before the payload's cells arrive.
+    let aggregator = traced(&aggregate_service)
+        .args(["aggregate", "--group"])
+        .arg(votewire_tests::unique("trace"))
+        .args([
+            "--instance",
+            "a1",
+            "--exit-when-idle",
+            "6s",
+            "--run-for",
+            "60s",
+        ])
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let server = FixtureServer::start().await;
+    let csv = votewire_tests::fixture_bytes(
+        "precinct_csv/openelections-data-pa/20201103__pa__general__county.csv",
+    );
+    server.set("/pa.csv", Canned::ok(csv).header("etag", "\"v1\""));
+    let dir = tempfile::tempdir().unwrap();
+    let feed_id = votewire_tests::unique("csv:trace");
+    one_http_feed(dir.path(), "f.toml", &feed_id, &server.url("/pa.csv"));
+    let ingestor = traced(&ingest_service)
+        .args(["ingest", "--lease-ttl", "3s", "--run-for", "4s"])
+        .args(["--instance", "i1", "--feeds"])
+        .arg(dir.path())
+        .spawn()
+        .unwrap();
+    let (status, stdout, stderr) = finish(ingestor, Duration::from_secs(60)).await;
+    assert!(status.success(), "{stderr}");
+    assert_eq!(
+        stdout.lines().filter(|l| l.starts_with("feed=")).count(),
+        1,
+        "one payload:\n{stdout}"
+    );
+    let (status, _, agg_stderr) = finish(aggregator, Duration::from_secs(90)).await;
+    assert!(status.success(), "{agg_stderr}");
+
+    // The ingestor's one feed.fetch names the trace.
+    let receiver = stack.var("VOTEWIRE_OTLP_HTTP_ENDPOINT");
+    let fetches = votewire_tests::http::get_json(&format!(
+        "{receiver}/received?service={ingest_service}&name=feed.fetch"
+    ))
+    .await
+    .unwrap()["spans"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(fetches.len(), 1, "one payload, one trace: {fetches:#?}");
+    let fetch = &fetches[0];
+    let trace_id = fetch["trace_id"].as_str().unwrap().to_string();
+    assert_eq!(fetch["parent_span_id"], "", "feed.fetch is the root");
+    assert_eq!(fetch["attributes"]["votewire.feed_id"], feed_id.as_str());
+    let spans = stack
+        .received_spans(&trace_id, 9, Duration::from_secs(10))
+        .await;
+    let named =
+        |n: &str| -> Vec<&serde_json::Value> { spans.iter().filter(|s| s["name"] == n).collect() };
+    let fetch_id = fetch["span_id"].as_str().unwrap();
+    for child in ["feed.transform", "feed.diff", "state.commit"] {
+        let s = named(child);
+        assert_eq!(s.len(), 1, "{child}: {spans:#?}");
+        assert_eq!(s[0]["parent_span_id"], fetch_id, "{child} under feed.fetch");
+        assert_eq!(s[0]["service"], ingest_service.as_str());
+    }
+    let produces = named("kafka.produce");
+    let votes_produce = produces
+        .iter()
+        .find(|s| s["attributes"]["messaging.destination.name"] == pipeline.topics.votes.as_str())
+        .unwrap_or_else(|| panic!("a produce to the votes topic: {spans:#?}"));
+    assert!(
+        produces.iter().all(|s| s["parent_span_id"] == fetch_id),
+        "every kafka.produce is under feed.fetch: {produces:#?}"
+    );
+    let cells_changed = named("feed.diff")[0]["attributes"]["votewire.cells_changed"]
+        .as_i64()
+        .unwrap();
+    assert!(cells_changed > 0);
+    assert_eq!(
+        votes_produce["attributes"]["messaging.batch.message_count"],
+        cells_changed
+    );
+
+    // The aggregator's side, in the same trace.
+    let batches = named("aggregate.batch");
+    assert!(
+        !batches.is_empty(),
+        "aggregate.batch in the trace: {spans:#?}"
+    );
+    let votes_produce_id = votes_produce["span_id"].as_str().unwrap();
+    let mut consumed = 0;
+    for b in &batches {
+        assert_eq!(b["service"], aggregate_service.as_str());
+        assert_eq!(
+            b["parent_span_id"], votes_produce_id,
+            "a batch continues the votes produce span"
+        );
+        let links = b["links"].as_array().unwrap();
+        assert!(
+            links
+                .iter()
+                .any(|l| l["trace_id"] == trace_id.as_str() && l["span_id"] == votes_produce_id),
+            "and links to it: {links:#?}"
+        );
+        consumed += b["attributes"]["messaging.batch.message_count"]
+            .as_i64()
+            .unwrap();
+    }
+    assert_eq!(
+        consumed, cells_changed,
+        "the batches in this trace consumed exactly the payload's cells"
+    );
+    let batch_ids: Vec<&str> = batches
+        .iter()
+        .map(|b| b["span_id"].as_str().unwrap())
+        .collect();
+    for child in ["rollup.apply", "results.produce"] {
+        let s = named(child);
+        assert!(!s.is_empty(), "{child} in the trace: {spans:#?}");
+        assert!(
+            s.iter()
+                .all(|c| batch_ids.contains(&c["parent_span_id"].as_str().unwrap())),
+            "{child} under an aggregate.batch"
+        );
+    }
+    let produced: i64 = named("results.produce")
+        .iter()
+        .map(|s| {
+            s["attributes"]["messaging.batch.message_count"]
+                .as_i64()
+                .unwrap()
+        })
+        .sum();
+    assert!(produced > 0, "results were produced in this trace");
+
+    // Subscribers see the trace id on the results.
+    let results = votewire_tests::replay::results_of(&pipeline.kafka, &pipeline.topics.results, 2);
+    assert!(!results.is_empty());
+    assert!(
+        results
+            .iter()
+            .all(|(_, r)| r.trace_id.as_deref() == Some(trace_id.as_str())),
+        "every result names the payload's trace"
+    );
+}
