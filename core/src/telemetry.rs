@@ -119,7 +119,8 @@ pub fn service_name_or_env(default: &str) -> String {
 /// configured. Call once, early, inside the Tokio runtime.
 pub fn init(service_name: &str, otlp: &OtlpConfig) -> Result<TelemetryGuard, TelemetryError> {
     let provider = tracer_provider(service_name, otlp)?;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,opentelemetry=warn,opentelemetry_sdk=warn"));
     let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let otel = provider
         .as_ref()

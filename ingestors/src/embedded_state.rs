@@ -20,8 +20,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTran
 use serde::{Deserialize, Serialize};
 
 use crate::state::{
-    FeedCursor, FeedState, FeedStateStore, HealthEvent, Lease, LeaseRow, StateError,
-    operator_transition,
+    FeedCursor, FeedState, FeedStateStore, HealthEvent, Lease, LeaseRow, OperatorAction, StateError,
 };
 
 /// `feed_id` → a JSON [`FeedRow`].
@@ -434,16 +433,26 @@ impl FeedStateStore for EmbeddedFeedState {
         self.append_event(&feed_id, &recorded).await
     }
 
-    async fn store_paused(&self, feed_id: &str, paused: bool) -> Result<String, StateError> {
-        let (to, _) = operator_transition(paused);
+    async fn store_operator_action(
+        &self,
+        feed_id: &str,
+        action: OperatorAction,
+    ) -> Result<String, StateError> {
         let id = feed_id.to_string();
         self.write("update_item", move |txn| {
             update_row(txn, &id, |row, _| {
-                let from = row.health.replace(to.to_string());
-                row.paused = paused;
-                row.consecutive_failures = 0;
+                let before = row.health.clone();
+                match action {
+                    OperatorAction::Pause | OperatorAction::Resume => {
+                        row.health = action.health_after().map(str::to_string);
+                        row.paused = action == OperatorAction::Pause;
+                        row.consecutive_failures = 0;
+                    }
+                    OperatorAction::PollNow => {}
+                    OperatorAction::ResetCursor => row.cursor = FeedCursor::default(),
+                }
                 row.operator_gen += 1;
-                Some(from.unwrap_or_else(|| "healthy".into()))
+                Some(before.unwrap_or_else(|| "healthy".into()))
             })
             .map(|from| from.expect("always written"))
         })

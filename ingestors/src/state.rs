@@ -314,17 +314,45 @@ pub trait FeedStateStore: Send + Sync {
         consecutive_failures: i64,
     ) -> Result<(), StateError>;
 
-    /// Stores an operator's pause (`true`) or resume (`false`): the paused
-    /// flag, the health it leaves (`paused`, or `healthy` which also ends
-    /// a quarantine), no failures, and a bumped operator generation.
-    /// Returns the health before. [`set_paused`](Self::set_paused) adds
-    /// the history event.
-    async fn store_paused(&self, feed_id: &str, paused: bool) -> Result<String, StateError>;
+    /// Stores an operator action without a lease: pause and resume set
+    /// the paused flag and the health they leave (`paused`, or `healthy`,
+    /// which also ends a quarantine) with no failures; reset-cursor clears
+    /// the stored cursor (never `source_seq`); every action bumps the
+    /// operator generation, so the feed's owner restarts it within a lease
+    /// round (a restart reads the stored cursor and polls at once: that is
+    /// poll-now). Returns the health before. [`act`](Self::act) adds the
+    /// history event.
+    async fn store_operator_action(
+        &self,
+        feed_id: &str,
+        action: OperatorAction,
+    ) -> Result<String, StateError>;
+
+    /// An operator acts on a feed ([`OperatorAction`]), recorded in the
+    /// feed's history as done by `actor`. Returns the health before and
+    /// after.
+    async fn act(
+        &self,
+        feed_id: &str,
+        action: OperatorAction,
+        actor: &str,
+        now_ms: i64,
+    ) -> Result<(String, String), StateError> {
+        let from = self.store_operator_action(feed_id, action).await?;
+        let to = action.health_after().unwrap_or(&from).to_string();
+        let event = HealthEvent {
+            at_ms: now_ms,
+            from: Some(from.clone()),
+            to: to.clone(),
+            reason: action.reason().to_string(),
+            actor: actor.to_string(),
+        };
+        self.append_event(feed_id, &event).await?;
+        Ok((from, to))
+    }
 
     /// An operator pauses (`true`) or resumes (`false`) a feed; resuming
-    /// also releases it from quarantine. Needs no lease: running ingestors
-    /// see the new operator generation in their next lease round and
-    /// restart the feed. Returns the health before the action.
+    /// also releases it from quarantine. Returns the health before.
     async fn set_paused(
         &self,
         feed_id: &str,
@@ -332,17 +360,12 @@ pub trait FeedStateStore: Send + Sync {
         actor: &str,
         now_ms: i64,
     ) -> Result<String, StateError> {
-        let from = self.store_paused(feed_id, paused).await?;
-        let (to, reason) = operator_transition(paused);
-        let event = HealthEvent {
-            at_ms: now_ms,
-            from: Some(from.clone()),
-            to: to.to_string(),
-            reason: reason.to_string(),
-            actor: actor.to_string(),
+        let action = if paused {
+            OperatorAction::Pause
+        } else {
+            OperatorAction::Resume
         };
-        self.append_event(feed_id, &event).await?;
-        Ok(from)
+        Ok(self.act(feed_id, action, actor, now_ms).await?.0)
     }
 
     /// Appends one event to a feed's history (also used for operator
@@ -381,11 +404,38 @@ pub async fn open_feed_state(
 
 /// The health an operator action leaves a feed in, and the reason stored
 /// with it.
-pub(crate) fn operator_transition(paused: bool) -> (&'static str, &'static str) {
-    if paused {
-        ("paused", "paused by an operator")
-    } else {
-        ("healthy", "resumed by an operator")
+/// What an operator can do to a feed without holding its lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OperatorAction {
+    /// Stop polling until resumed.
+    Pause,
+    /// Poll again; also ends a quarantine.
+    Resume,
+    /// Restart the feed now: it polls at once instead of at its next tick.
+    PollNow,
+    /// Forget the cursor (ETag, version, AP `nextrequest`, SFTP files
+    /// seen): the next poll fetches everything again. `source_seq` stays.
+    ResetCursor,
+}
+
+impl OperatorAction {
+    /// The health the action leaves, when it sets one.
+    pub fn health_after(self) -> Option<&'static str> {
+        match self {
+            OperatorAction::Pause => Some("paused"),
+            OperatorAction::Resume => Some("healthy"),
+            OperatorAction::PollNow | OperatorAction::ResetCursor => None,
+        }
+    }
+
+    /// The history event's reason.
+    pub fn reason(self) -> &'static str {
+        match self {
+            OperatorAction::Pause => "paused by an operator",
+            OperatorAction::Resume => "resumed by an operator",
+            OperatorAction::PollNow => "poll requested by an operator",
+            OperatorAction::ResetCursor => "cursor reset by an operator; the next poll refetches",
+        }
     }
 }
 
@@ -844,22 +894,36 @@ impl FeedStateStore for DynamoFeedState {
         self.append_event(&lease.feed_id, event).await
     }
 
-    async fn store_paused(&self, feed_id: &str, paused: bool) -> Result<String, StateError> {
-        let (to, _) = operator_transition(paused);
-        let out = self
+    async fn store_operator_action(
+        &self,
+        feed_id: &str,
+        action: OperatorAction,
+    ) -> Result<String, StateError> {
+        let mut req = self
             .client
             .update_item()
             .table_name(&self.feeds)
             .key("feed_id", s(feed_id))
-            .update_expression(
-                "SET paused = :p, health = :h, consecutive_failures = :zero, \
-                 operator_gen = if_not_exists(operator_gen, :zero) + :one",
-            )
-            .expression_attribute_values(":p", AttributeValue::Bool(paused))
-            .expression_attribute_values(":h", s(to))
             .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(":one", n(1))
-            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedOld)
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld);
+        let bump = "operator_gen = if_not_exists(operator_gen, :zero) + :one";
+        req = match action {
+            OperatorAction::Pause | OperatorAction::Resume => req
+                .update_expression(format!(
+                    "SET paused = :p, health = :h, consecutive_failures = :zero, {bump}"
+                ))
+                .expression_attribute_values(
+                    ":p",
+                    AttributeValue::Bool(action == OperatorAction::Pause),
+                )
+                .expression_attribute_values(":h", s(action.health_after().unwrap_or("healthy"))),
+            OperatorAction::PollNow => req.update_expression(format!("SET {bump}")),
+            OperatorAction::ResetCursor => req.update_expression(format!(
+                "SET {bump} REMOVE etag, last_modified, version, sha256, next_request, sftp_seen"
+            )),
+        };
+        let out = req
             .send()
             .await
             .map_err(store_err("update_item", &self.feeds))?;

@@ -6,6 +6,7 @@
 //! pretends to work.
 
 mod aggregate;
+mod api;
 mod feeds;
 mod ingest;
 mod smoke;
@@ -39,7 +40,7 @@ enum Command {
     /// Run an aggregator fleet member: roll vote cells up into results.
     Aggregate(aggregate::AggregateArgs),
     /// Run the operator REST API.
-    Api,
+    Api(api::ApiArgs),
     /// Manage and dry-run feeds.
     Feeds {
         #[command(subcommand)]
@@ -132,7 +133,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     Ok(match cli.command {
         Command::Ingest(args) => runtime.block_on(ingest::run(&config, args))?,
         Command::Aggregate(args) => runtime.block_on(aggregate::run(&config, args))?,
-        Command::Api => not_yet("api", "operators and engineers"),
+        Command::Api(args) => runtime.block_on(api::run(&config, args))?,
         Command::Feeds { action } => match action {
             FeedsAction::Validate { path } => feeds::validate(&path),
             FeedsAction::List(args) => runtime.block_on(feeds::list(&config, args))?,

@@ -12,7 +12,7 @@ fn votewire() -> Command {
 
 #[test]
 fn unbuilt_subcommands_say_so_and_exit_non_zero() {
-    for sub in [&["api"][..], &["tail"], &["demo"]] {
+    for sub in [&["tail"][..], &["demo"]] {
         let out = votewire().args(sub).output().unwrap();
         assert_eq!(
             out.status.code(),
@@ -1282,4 +1282,538 @@ async fn one_trace_id_covers_fetch_to_results_across_the_ingest_and_aggregate_pr
             .all(|(_, r)| r.trace_id.as_deref() == Some(trace_id.as_str())),
         "every result names the payload's trace"
     );
+}
+
+/// `votewire api` running as a process.
+struct ApiProcess {
+    child: tokio::process::Child,
+    base: String,
+}
+
+const READ_TOKEN: &str = "read-0123456789abcdefghijklmnop";
+const ADMIN_TOKEN: &str = "admin-0123456789abcdefghijklmnop";
+
+/// Starts `votewire api` on a free port with a read and an admin token,
+/// on `registry`, and waits until it listens.
+async fn start_api(
+    stack: &Stack,
+    pipeline: &votewire_tests::pipeline::TestPipeline,
+    registry: &std::path::Path,
+    extra: &[&str],
+) -> ApiProcess {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::from(votewire_on(stack, pipeline))
+        .args([
+            "api",
+            "--listen",
+            "127.0.0.1:0",
+            "--run-for",
+            "120s",
+            "--feeds",
+        ])
+        .arg(registry)
+        .args(extra)
+        .env(
+            "VOTEWIRE_API_TOKENS",
+            format!("newsroom read {READ_TOKEN}; ops admin {ADMIN_TOKEN}"),
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let base = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(rest) = line.split("listening on ").nth(1) {
+                return rest.split_whitespace().next().unwrap().to_string();
+            }
+        }
+        panic!("votewire api exited before listening");
+    })
+    .await
+    .expect("votewire api listens within 30 s");
+    // Keep draining stderr so the process never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    ApiProcess { child, base }
+}
+
+impl ApiProcess {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<serde_json::Value>,
+    ) -> (u16, reqwest::header::HeaderMap, serde_json::Value) {
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .unwrap();
+        let mut req = client.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req
+                .header("content-type", "application/json")
+                .body(b.to_string());
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let bytes = resp.bytes().await.unwrap();
+        let json = if bytes.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                panic!(
+                    "{path}: not JSON ({e}): {}",
+                    String::from_utf8_lossy(&bytes)
+                )
+            })
+        };
+        (status, headers, json)
+    }
+}
+
+/// Asserts an RFC 9457 problem with `status`.
+fn assert_problem(got: &(u16, reqwest::header::HeaderMap, serde_json::Value), status: u16) {
+    let (s, h, body) = got;
+    assert_eq!(*s, status, "{body}");
+    assert_eq!(
+        h.get("content-type").unwrap(),
+        "application/problem+json",
+        "{body}"
+    );
+    assert_eq!(body["status"], status, "{body}");
+    assert!(
+        body["type"].is_string() && body["title"].is_string(),
+        "{body}"
+    );
+    assert!(
+        body["detail"].as_str().is_some_and(|d| !d.is_empty()),
+        "{body}"
+    );
+}
+
+fn a_contest_result(unit: &str, votes: [i64; 2]) -> votewire_schemas::ContestResult {
+    use votewire_schemas::{ChoiceResult, ContestResult, Contribution, FeedMode, UnitType};
+    let total = votes[0] + votes[1];
+    let choice = |id: &str, name: &str, v: i64| ChoiceResult {
+        choice_id: id.into(),
+        choice_name: name.into(),
+        party: None,
+        votes: v,
+        percent: 100.0 * v as f64 / total as f64,
+        reported: Some(v),
+        sum_of_children: None,
+        winner: None,
+        by_source: Vec::new(),
+    };
+    ContestResult {
+        election_id: "2021-01-05-GA-runoff".into(),
+        contest_id: "us-senate-ga/special".into(),
+        contest_name: "US Senate (Special)".into(),
+        unit_id: unit.into(),
+        unit_name: unit.into(),
+        unit_type: UnitType::County,
+        parent_unit_id: Some("GA".into()),
+        mode: FeedMode::Live,
+        official_feed_id: "clarity:GA:107556".into(),
+        choices: vec![
+            choice("1", "Kelly Loeffler", votes[0]),
+            choice("2", "Raphael Warnock", votes[1]),
+        ],
+        total_votes: total,
+        leader_choice_id: Some(if votes[0] >= votes[1] { "1" } else { "2" }.into()),
+        margin_votes: Some((votes[0] - votes[1]).abs()),
+        margin_pct: None,
+        aggregates_disagree: false,
+        precincts_reporting: Some(3),
+        precincts_total: Some(4),
+        pct_expected_vote: None,
+        last_updated: 1_609_891_000_000,
+        contributors: vec![Contribution {
+            feed_id: "clarity:GA:107556".into(),
+            source_seq: 4,
+            source_version: Some("273739".into()),
+        }],
+        trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736".into()),
+    }
+}
+
+/// The operator API as a process on the real stack: tokens and scopes
+/// (401 / 403), problem details, adding, replacing and deleting a feed in
+/// the registry directory with validation, the operator actions recorded
+/// in the history as the token's name, results read back from the results
+/// topic, the OpenAPI document, body and rate limits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_api_edits_feeds_records_actions_and_serves_results() {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    use reqwest::Method;
+    use serde_json::json;
+
+    let stack = Stack::load();
+    let pipeline = votewire_tests::pipeline::TestPipeline::start("api", 2).await;
+    // Two results on the results topic, as the aggregator writes them.
+    let results = [
+        a_contest_result("Appling", [5_000, 3_000]),
+        a_contest_result("Bacon", [3_800, 900]),
+    ];
+    let producer: FutureProducer =
+        votewire_core::kafka::producer_config(&pipeline.kafka, "api-test")
+            .create()
+            .unwrap();
+    let schema = &votewire_schemas::schemas().contest_result;
+    for r in &results {
+        let key = format!("{}/{}/{}", r.election_id, r.contest_id, r.unit_id);
+        let bytes = votewire_schemas::codec::encode(schema, r).unwrap();
+        producer
+            .send(
+                FutureRecord::to(&pipeline.topics.results)
+                    .key(&key)
+                    .payload(&bytes),
+                std::time::Duration::from_secs(10),
+            )
+            .await
+            .unwrap();
+    }
+    let registry = tempfile::tempdir().unwrap();
+    let api = start_api(&stack, &pipeline, registry.path(), &[]).await;
+    let (read, admin) = (Some(READ_TOKEN), Some(ADMIN_TOKEN));
+
+    // Probes need no token; readiness waits for the results topic.
+    assert_eq!(api.call(Method::GET, "/healthz", None, None).await.0, 200);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let r = api.call(Method::GET, "/readyz", None, None).await;
+        if r.0 == 200 {
+            break;
+        }
+        assert_problem(&r, 503);
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never ready: {}",
+            r.2
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+
+    // No token, a wrong token: 401 with a Bearer challenge.
+    let r = api.call(Method::GET, "/v1/feeds", None, None).await;
+    assert_problem(&r, 401);
+    assert!(r.1.get("www-authenticate").is_some());
+    assert_problem(
+        &api.call(
+            Method::GET,
+            "/v1/feeds",
+            Some("not-a-token-at-all-000000"),
+            None,
+        )
+        .await,
+        401,
+    );
+    let r = api.call(Method::GET, "/v1/feeds", read, None).await;
+    assert_eq!((r.0, r.2["feeds"].as_array().unwrap().len()), (200, 0));
+
+    // Adding a feed: read scope 403; a bad feed 422 naming the field; then 201.
+    let feed_id = votewire_tests::unique("csv:api");
+    let feed = json!({
+        "id": feed_id,
+        "family": "csv",
+        "election_id": "it",
+        "source": {"kind": "http", "url": "http://127.0.0.1:9/pa.csv"},
+        "cadence": {"interval": "30s", "jitter": "0s", "stale_after": "10m"},
+    });
+    assert_problem(
+        &api.call(Method::POST, "/v1/feeds", read, Some(feed.clone()))
+            .await,
+        403,
+    );
+    let mut bad = feed.clone();
+    bad["family"] = json!("no-such-family");
+    let r = api.call(Method::POST, "/v1/feeds", admin, Some(bad)).await;
+    assert_problem(&r, 422);
+    let errors = r.2["errors"].as_array().unwrap();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.as_str().unwrap().contains("family")),
+        "the problem names the field: {errors:?}"
+    );
+    assert_eq!(
+        std::fs::read_dir(registry.path()).unwrap().count(),
+        0,
+        "nothing was written"
+    );
+    let r = api
+        .call(Method::POST, "/v1/feeds", admin, Some(feed.clone()))
+        .await;
+    assert_eq!(r.0, 201, "{}", r.2);
+    let path = format!("/v1/feeds/{}", feed_id.replace('/', "%2F"));
+    assert_eq!(r.1.get("location").unwrap().to_str().unwrap(), path);
+    assert_eq!(r.2["id"], feed_id.as_str());
+    assert_eq!(r.2["health"], "never run");
+    assert_eq!(r.2["config"]["source"]["url"], "http://127.0.0.1:9/pa.csv");
+    // The registry file is what `votewire feeds validate` accepts.
+    let out = votewire()
+        .args(["feeds", "validate"])
+        .arg(registry.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_problem(
+        &api.call(Method::POST, "/v1/feeds", admin, Some(feed.clone()))
+            .await,
+        409,
+    );
+
+    // Operator actions, recorded as the token's name.
+    let r = api
+        .call(Method::POST, &format!("{path}/pause"), admin, None)
+        .await;
+    assert_eq!(r.0, 200, "{}", r.2);
+    assert_eq!(
+        (r.2["health_before"].as_str(), r.2["health_after"].as_str()),
+        (Some("healthy"), Some("paused"))
+    );
+    assert_problem(
+        &api.call(Method::POST, &format!("{path}/poll-now"), admin, None)
+            .await,
+        409,
+    );
+    assert_problem(
+        &api.call(Method::POST, &format!("{path}/pause"), read, None)
+            .await,
+        403,
+    );
+    assert_eq!(
+        api.call(Method::POST, &format!("{path}/resume"), admin, None)
+            .await
+            .0,
+        200
+    );
+    assert_problem(
+        &api.call(Method::POST, &format!("{path}/unquarantine"), admin, None)
+            .await,
+        409,
+    );
+    for action in ["poll-now", "reset-cursor"] {
+        let r = api
+            .call(Method::POST, &format!("{path}/{action}"), admin, None)
+            .await;
+        assert_eq!(r.0, 200, "{action}: {}", r.2);
+    }
+    let r = api
+        .call(Method::GET, &format!("{path}/history?limit=3"), read, None)
+        .await;
+    assert_eq!(r.0, 200, "{}", r.2);
+    let events = r.2["events"].as_array().unwrap();
+    assert_eq!(events.len(), 3);
+    assert!(events.iter().all(|e| e["actor"] == "api:ops"), "{events:?}");
+    assert_eq!(
+        events[0]["reason"],
+        votewire_ingestors::state::OperatorAction::ResetCursor.reason()
+    );
+    let next = r.2["next_page_token"].as_str().expect("more pages");
+    let r = api
+        .call(
+            Method::GET,
+            &format!(
+                "{path}/history?limit=10&page_token={}",
+                next.replace('#', "%23")
+            ),
+            read,
+            None,
+        )
+        .await;
+    assert_eq!(r.0, 200, "{}", r.2);
+    let reasons: Vec<&str> = r.2["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        reasons,
+        ["paused by an operator", "added through the API"],
+        "the first page held reset-cursor, poll-now and resume"
+    );
+    assert_problem(
+        &api.call(Method::GET, &format!("{path}/history?limit=0"), read, None)
+            .await,
+        400,
+    );
+
+    // Replacing and deleting.
+    let mut changed = feed.clone();
+    changed["cadence"]["interval"] = json!("5s");
+    let r = api.call(Method::PUT, &path, admin, Some(changed)).await;
+    assert_eq!(r.0, 200, "{}", r.2);
+    assert_eq!(r.2["config"]["cadence"]["interval"], "5s");
+    let mut renamed = feed.clone();
+    renamed["id"] = json!("csv:other");
+    assert_problem(
+        &api.call(Method::PUT, &path, admin, Some(renamed)).await,
+        422,
+    );
+    assert_eq!(api.call(Method::DELETE, &path, admin, None).await.0, 204);
+    assert_problem(&api.call(Method::GET, &path, read, None).await, 404);
+    assert_eq!(std::fs::read_dir(registry.path()).unwrap().count(), 0);
+
+    // Results, read back from the results topic.
+    let r = api
+        .call(
+            Method::GET,
+            "/v1/results/2021-01-05-GA-runoff/us-senate-ga%2Fspecial",
+            read,
+            None,
+        )
+        .await;
+    assert_eq!(r.0, 200, "{}", r.2);
+    assert_eq!(r.1.get("cache-control").unwrap(), "public, max-age=1");
+    let got = r.2["results"].as_array().unwrap();
+    let want: Vec<serde_json::Value> = results
+        .iter()
+        .map(|r| serde_json::to_value(r).unwrap())
+        .collect();
+    assert_eq!(got, &want);
+    let r = api
+        .call(Method::GET, "/v1/results/2021-01-05-GA-runoff", read, None)
+        .await;
+    assert_eq!(r.2["contest_ids"], json!(["us-senate-ga/special"]));
+    assert_problem(
+        &api.call(
+            Method::GET,
+            "/v1/results/2021-01-05-GA-runoff/nope",
+            read,
+            None,
+        )
+        .await,
+        404,
+    );
+
+    // The OpenAPI document, unknown routes, wrong methods, big bodies.
+    let r = api.call(Method::GET, "/openapi.json", None, None).await;
+    assert_eq!(r.0, 200);
+    for p in [
+        "/v1/feeds",
+        "/v1/feeds/{id}",
+        "/v1/feeds/{id}/history",
+        "/v1/feeds/{id}/reset-cursor",
+        "/v1/results/{election}/{contest}",
+        "/readyz",
+    ] {
+        assert!(r.2["paths"][p].is_object(), "{p} documented");
+    }
+    assert_problem(&api.call(Method::GET, "/v2/nothing", read, None).await, 404);
+    assert_problem(
+        &api.call(Method::PATCH, "/v1/feeds", admin, None).await,
+        405,
+    );
+    let huge = json!({"id": "x".repeat(100_000)});
+    assert_problem(
+        &api.call(Method::POST, "/v1/feeds", admin, Some(huge)).await,
+        413,
+    );
+
+    // A tight rate limit answers 429 with Retry-After.
+    let tight = start_api(&stack, &pipeline, registry.path(), &["--rate-limit", "1"]).await;
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        let r = tight.call(Method::GET, "/healthz", None, None).await;
+        if r.0 == 429 {
+            assert_problem(&r, 429);
+            assert_eq!(r.1.get("retry-after").unwrap(), "1");
+        }
+        statuses.push(r.0);
+    }
+    assert_eq!(statuses, [200, 200, 429, 429]);
+    drop((api.child, tight.child));
+}
+
+#[test]
+fn the_api_refuses_to_start_without_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = votewire()
+        .args(["api", "--listen", "127.0.0.1:0", "--feeds"])
+        .arg(dir.path())
+        .env_remove("VOTEWIRE_API_TOKENS")
+        .env_remove("VOTEWIRE_API_TOKENS_FILE")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no API tokens"), "{err}");
+}
+
+/// The API answers every request schemathesis generates from its own
+/// OpenAPI document (coverage, fuzzing and stateful phases; every check
+/// but positive-data acceptance, because a schema cannot express feed
+/// validation: a schema-valid feed may still be refused with a 422 that
+/// names its problems) with a documented status, content type and body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_conforms_to_its_openapi_document_under_schemathesis() {
+    let stack = Stack::load();
+    let pipeline = votewire_tests::pipeline::TestPipeline::start("contract", 1).await;
+    let registry = tempfile::tempdir().unwrap();
+    one_http_feed(
+        registry.path(),
+        "contract.toml",
+        "csv:contract",
+        "http://127.0.0.1:9/contract.csv",
+    );
+    let api = start_api(
+        &stack,
+        &pipeline,
+        registry.path(),
+        &["--rate-limit", "100000"],
+    )
+    .await;
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(
+        work.path().join("schemathesis.toml"),
+        "[parameters]\n\"path.id\" = \"csv:contract\"\n\"path.election\" = \"it\"\n",
+    )
+    .unwrap();
+    let python = std::path::PathBuf::from(stack.var("VOTEWIRE_PYTHON"));
+    let schemathesis = python.with_file_name("schemathesis");
+    assert!(
+        schemathesis.exists(),
+        "{} is missing: deploy/local/stack up installs it",
+        schemathesis.display()
+    );
+    let out = tokio::process::Command::new(&schemathesis)
+        .current_dir(work.path())
+        .args(["run", &format!("{}/openapi.json", api.base)])
+        .args(["--header", &format!("Authorization: Bearer {ADMIN_TOKEN}")])
+        .args([
+            "--checks",
+            "all",
+            "--exclude-checks",
+            "positive_data_acceptance",
+        ])
+        .args(["--max-examples", "25", "--no-color"])
+        .output()
+        .await
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "schemathesis found failures:\n{report}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // "751 generated, 751 passed, 4 skipped"
+    let generated: u64 = report
+        .lines()
+        .find(|l| l.contains(" generated,"))
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
+    assert!(generated >= 100, "schemathesis ran its cases:\n{report}");
+    assert!(
+        report.contains("Tested: 15"),
+        "every operation tested:\n{report}"
+    );
+    drop(api.child);
 }

@@ -4,7 +4,7 @@
 
 use votewire_ingestors::embedded_state::EmbeddedFeedState;
 use votewire_ingestors::state::{
-    DynamoFeedState, FeedCursor, FeedStateStore, HealthEvent, LeaseRow, StateError,
+    DynamoFeedState, FeedCursor, FeedStateStore, HealthEvent, LeaseRow, OperatorAction, StateError,
 };
 use votewire_tests::Stack;
 
@@ -54,6 +54,7 @@ on_both_stores!(
     health_history_is_kept_newest_first_and_paged,
     last_fetch_rides_on_renewals_and_change_and_error_times_on_commits,
     an_operator_pause_bumps_the_generation_and_is_recorded,
+    poll_now_and_reset_cursor_restart_the_feed_and_keep_its_seq_and_health,
     handover_and_release_follow_the_fencing_counter,
 );
 
@@ -167,6 +168,65 @@ async fn an_operator_pause_bumps_the_generation_and_is_recorded(st: &dyn FeedSta
         .map(|r| r.operator_gen)
         .collect();
     assert_eq!(gens, [2]);
+}
+
+async fn poll_now_and_reset_cursor_restart_the_feed_and_keep_its_seq_and_health(
+    st: &dyn FeedStateStore,
+) {
+    let t0 = 1_700_000_000_000;
+    let lease = st
+        .acquire_lease("f8", "ingestor-a", t0, TTL)
+        .await
+        .unwrap()
+        .unwrap();
+    let cursor = FeedCursor {
+        etag: Some("\"v7\"".into()),
+        version: Some("273739".into()),
+        sha256: Some("cc".into()),
+        next_request: Some("https://api.example/next".into()),
+        sftp_seen: Some("aa 10 5 /drop/a.csv".into()),
+        ..FeedCursor::default()
+    };
+    st.commit_change(&lease, &cursor, 7, t0).await.unwrap();
+    let (from, to) = st
+        .act("f8", OperatorAction::PollNow, "admin:jo", t0 + 1)
+        .await
+        .unwrap();
+    assert_eq!((from.as_str(), to.as_str()), ("healthy", "healthy"));
+    let row = st.load("f8").await.unwrap().unwrap();
+    assert_eq!(row.operator_gen, 1, "the owner restarts the feed");
+    assert_eq!(row.cursor, cursor, "poll-now keeps the cursor");
+    let (from, to) = st
+        .act("f8", OperatorAction::ResetCursor, "admin:jo", t0 + 2)
+        .await
+        .unwrap();
+    assert_eq!((from.as_str(), to.as_str()), ("healthy", "healthy"));
+    let row = st.load("f8").await.unwrap().unwrap();
+    assert_eq!(
+        row.cursor,
+        FeedCursor::default(),
+        "every cursor field is gone"
+    );
+    assert_eq!(row.source_seq, 7, "source_seq never moves back");
+    assert_eq!(row.operator_gen, 2);
+    assert_eq!(row.health, "healthy");
+    assert_eq!(
+        row.lease.map(|l| l.owner).as_deref(),
+        Some("ingestor-a"),
+        "the lease is untouched"
+    );
+    let (events, _) = st.history("f8", 10, None).await.unwrap();
+    let reasons: Vec<(&str, &str)> = events
+        .iter()
+        .map(|e| (e.reason.as_str(), e.actor.as_str()))
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            (OperatorAction::ResetCursor.reason(), "admin:jo"),
+            (OperatorAction::PollNow.reason(), "admin:jo"),
+        ]
+    );
 }
 
 fn row_of(rows: Vec<LeaseRow>, feed_id: &str) -> LeaseRow {

@@ -1,0 +1,959 @@
+//! `votewire api`: the operator REST API.
+//!
+//! Feeds (list, show, history, add, replace, delete, and the operator
+//! actions pause / resume / poll-now / unquarantine / reset-cursor),
+//! results read from the results topic, health probes and the OpenAPI
+//! document generated from these handlers (`/openapi.json`).
+//!
+//! Every `/v1` call needs a bearer token ([`auth`]); changing calls need
+//! the `admin` scope and are recorded in the feed's history as
+//! `api:<token name>`. Errors are RFC 9457 problems ([`problem`]). Bodies
+//! are capped at 64 KiB and each client address at `--rate-limit`
+//! requests per second (twice that in a burst).
+
+mod auth;
+mod problem;
+mod registry;
+mod results_view;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::Context;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, Path, Query, Request, State};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use votewire_core::config::VotewireConfig;
+use votewire_ingestors::feeds::ValidFeed;
+use votewire_ingestors::state::{FeedState, FeedStateStore, OperatorAction, open_feed_state};
+
+use auth::{ApiTokens, Caller};
+use problem::Problem;
+use registry::FeedRegistry;
+use results_view::ResultsView;
+
+/// The largest request body accepted.
+const MAX_BODY_BYTES: usize = 64 * 1024;
+
+#[derive(clap::Args)]
+pub struct ApiArgs {
+    /// Where to listen.
+    #[arg(long, env = "VOTEWIRE_API_LISTEN", default_value = "127.0.0.1:8088")]
+    listen: SocketAddr,
+    /// The feed registry directory (the one the ingestors follow).
+    #[arg(long, env = "VOTEWIRE_FEEDS")]
+    feeds: PathBuf,
+    /// Tokens: lines of `<name> <read|admin> <token>`.
+    #[arg(long, env = "VOTEWIRE_API_TOKENS_FILE")]
+    tokens_file: Option<PathBuf>,
+    /// Requests per second per client address (bursts of twice that).
+    #[arg(long, default_value_t = 50.0)]
+    rate_limit: f64,
+    /// Stop after this long (tests); default: until Ctrl-C.
+    #[arg(long)]
+    run_for: Option<String>,
+}
+
+pub struct ApiState {
+    tokens: ApiTokens,
+    registry: FeedRegistry,
+    state: Arc<dyn FeedStateStore>,
+    results: Arc<ResultsView>,
+    limiter: RateLimiter,
+}
+
+type Shared = Arc<ApiState>;
+
+impl FromRequestParts<Shared> for Caller {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, Problem> {
+        state.tokens.caller(
+            parts
+                .headers
+                .get(header::AUTHORIZATION)
+                .map(|v| v.as_bytes()),
+        )
+    }
+}
+
+/// A token bucket per client address.
+struct RateLimiter {
+    per_second: f64,
+    buckets: Mutex<HashMap<IpAddr, (f64, Instant)>>,
+}
+
+impl RateLimiter {
+    fn allow(&self, who: IpAddr) -> bool {
+        let burst = self.per_second * 2.0;
+        let mut buckets = self.buckets.lock().expect("limiter lock");
+        if buckets.len() > 100_000 {
+            buckets.clear(); // a flood of addresses: start over rather than grow
+        }
+        let now = Instant::now();
+        let (tokens, at) = buckets.entry(who).or_insert((burst, now));
+        *tokens = (*tokens + at.elapsed().as_secs_f64() * self.per_second).min(burst);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+async fn rate_limit(State(state): State<Shared>, req: Request, next: Next) -> Response {
+    let who = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::from([127, 0, 0, 1]), |c| c.0.ip());
+    if state.limiter.allow(who) {
+        next.run(req).await
+    } else {
+        Problem::typed(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate-limited",
+            "too many requests from this address; slow down and retry after the given seconds",
+        )
+        .retry_after(1)
+        .into_response()
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn store_problem(e: votewire_ingestors::state::StateError) -> Problem {
+    Problem::unavailable(format!("the feed-state store: {e}; retry shortly"))
+}
+
+/// A JSON body, or a problem (400 when it is not JSON, 413 past the cap).
+fn json_body(
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<serde_json::Value, Problem> {
+    let bytes = body.map_err(|e| {
+        Problem::typed(
+            e.status(),
+            "bad-body",
+            format!(
+                "{}; bodies are at most {MAX_BODY_BYTES} bytes of JSON",
+                e.body_text()
+            ),
+        )
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        Problem::typed(
+            StatusCode::BAD_REQUEST,
+            "bad-json",
+            format!("the body is not JSON ({e}); send one feed as a JSON object"),
+        )
+    })
+}
+
+// ---------------------------------------------------------------- schemas
+
+/// One feed's standing.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FeedSummary {
+    pub id: String,
+    pub family: String,
+    pub election_id: String,
+    pub enabled: bool,
+    /// `healthy`, `stale`, `failing`, `quarantined`, `paused`, or `never
+    /// run`.
+    pub health: String,
+    pub paused: bool,
+    /// The last accepted payload's sequence number (0: none yet).
+    pub source_seq: i64,
+    /// When the last accepted payload was fetched (ms since the epoch).
+    pub last_change_ms: Option<i64>,
+    /// When the owner last fetched (ms; up to half a lease TTL old).
+    pub last_fetch_ms: Option<i64>,
+    pub last_error_ms: Option<i64>,
+    /// Seconds since the last change.
+    pub freshness_s: Option<f64>,
+    /// The ingestor holding the feed's lease, when one does.
+    pub lease_owner: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FeedList {
+    pub feeds: Vec<FeedSummary>,
+}
+
+/// What the next fetch starts from.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CursorView {
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+    pub version: Option<String>,
+    pub sha256: Option<String>,
+    pub next_request: Option<String>,
+    /// SFTP: how many processed files are remembered.
+    pub sftp_files_seen: usize,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LeaseView {
+    pub owner: String,
+    pub expires_ms: i64,
+    pub fencing: i64,
+}
+
+/// One feed: its standing, its config as written, cursor and lease.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FeedDetail {
+    #[serde(flatten)]
+    pub summary: FeedSummary,
+    /// Where the entry is defined (`file:line`).
+    pub defined_at: String,
+    /// The `[[feed]]` entry as JSON; secrets appear by reference only.
+    #[schema(value_type = Object)]
+    pub config: serde_json::Value,
+    pub cursor: Option<CursorView>,
+    pub lease: Option<LeaseView>,
+    pub operator_generation: i64,
+}
+
+/// A feed to add or replace: the fields of a `[[feed]]` entry
+/// (docs/operators.md), e.g. `{"id": "clarity:GA:107556", "family":
+/// "clarity-json", "election_id": "2021-01-05-GA-runoff", "source":
+/// {"kind": "clarity", "base_url": "https://…/GA/107556", "file":
+/// "json/ALL.json"}}`. The schema names the required fields; the
+/// registry's validation (the same as `votewire feeds validate`) has the
+/// last word and answers 422 with every problem.
+#[derive(Debug, Deserialize, ToSchema)]
+#[allow(dead_code)] // documents the body; the registry validates it
+pub struct FeedConfigBody {
+    /// Unique across the registry: letters, digits and `:/._-`.
+    #[schema(pattern = "^[A-Za-z0-9:/._-]+$", min_length = 1, max_length = 200)]
+    pub id: String,
+    /// A transformer family (`votewire transform --list`).
+    pub family: String,
+    #[schema(min_length = 1)]
+    pub election_id: String,
+    pub source: FeedSourceBody,
+}
+
+/// Where the payload comes from; the other fields depend on `kind`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct FeedSourceBody {
+    pub kind: SourceKind,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    Http,
+    Clarity,
+    Ap,
+    Sftp,
+}
+
+/// One stored transition.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HistoryEvent {
+    pub at_ms: i64,
+    pub from: Option<String>,
+    pub to: String,
+    pub reason: String,
+    /// Who: an ingestor instance, or `api:<token name>` / `operator:<user>`.
+    pub actor: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HistoryPage {
+    pub events: Vec<HistoryEvent>,
+    /// Pass as `page_token` for the next (older) page.
+    pub next_page_token: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryQuery {
+    /// Events per page, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<i64>,
+    /// The previous page's `next_page_token`.
+    pub page_token: Option<String>,
+}
+
+/// An operator action, as stored.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ActionDone {
+    pub feed_id: String,
+    pub action: String,
+    pub health_before: String,
+    pub health_after: String,
+    pub actor: String,
+    pub at_ms: i64,
+    /// When running ingestors apply it.
+    pub applies: String,
+}
+
+/// Every unit's current result of one contest (the results topic's
+/// latest record per key).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ContestResults {
+    pub election_id: String,
+    pub contest_id: String,
+    /// `ContestResult` records (schemas/avro/contest_result.avsc) as JSON.
+    #[schema(value_type = Vec<Object>)]
+    pub results: Vec<serde_json::Value>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ElectionContests {
+    pub election_id: String,
+    pub contest_ids: Vec<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Liveness {
+    pub status: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Readiness {
+    pub status: String,
+    pub results_records_read: u64,
+}
+
+// --------------------------------------------------------------- handlers
+
+fn summary(feed: &ValidFeed, stored: Option<&FeedState>, now: i64) -> FeedSummary {
+    let e = &feed.entry;
+    FeedSummary {
+        id: e.id.get_ref().clone(),
+        family: e.family.get_ref().clone(),
+        election_id: e.election_id.clone(),
+        enabled: e.enabled,
+        health: stored.map_or("never run".into(), |s| s.health.clone()),
+        paused: stored.is_some_and(|s| s.paused),
+        source_seq: stored.map_or(0, |s| s.source_seq),
+        last_change_ms: stored.and_then(|s| s.last_change_ms),
+        last_fetch_ms: stored.and_then(|s| s.last_fetch_ms),
+        last_error_ms: stored.and_then(|s| s.last_error_ms),
+        freshness_s: stored
+            .and_then(|s| s.last_change_ms)
+            .map(|t| (now - t).max(0) as f64 / 1000.0),
+        lease_owner: stored
+            .and_then(|s| s.lease.as_ref())
+            .filter(|l| l.expires_ms > now)
+            .map(|l| l.owner.clone()),
+    }
+}
+
+async fn detail(state: &ApiState, feed: ValidFeed) -> Result<FeedDetail, Problem> {
+    let id = feed.entry.id.get_ref().clone();
+    let stored = state.state.load(&id).await.map_err(store_problem)?;
+    let now = now_ms();
+    Ok(FeedDetail {
+        summary: summary(&feed, stored.as_ref(), now),
+        defined_at: format!("{}:{}", feed.file.display(), feed.line),
+        config: state.registry.entry_json(&feed),
+        cursor: stored.as_ref().map(|s| CursorView {
+            etag: s.cursor.etag.clone(),
+            last_modified: s.cursor.last_modified.clone(),
+            version: s.cursor.version.clone(),
+            sha256: s.cursor.sha256.clone(),
+            next_request: s.cursor.next_request.clone(),
+            sftp_files_seen: s
+                .cursor
+                .sftp_seen
+                .as_deref()
+                .map_or(0, |t| t.lines().count()),
+        }),
+        lease: stored.as_ref().and_then(|s| {
+            s.lease
+                .as_ref()
+                .filter(|l| l.expires_ms > now)
+                .map(|l| LeaseView {
+                    owner: l.owner.clone(),
+                    expires_ms: l.expires_ms,
+                    fencing: l.fencing,
+                })
+        }),
+        operator_generation: stored.map_or(0, |s| s.operator_gen),
+    })
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "health",
+    responses((status = 200, description = "The process is up", body = Liveness)))]
+async fn healthz() -> Json<Liveness> {
+    Json(Liveness {
+        status: "ok".into(),
+    })
+}
+
+/// Readiness: the state store answers and the results topic has been read
+/// to its end once.
+#[utoipa::path(get, path = "/readyz", tag = "health",
+    responses(
+        (status = 200, description = "Ready to serve", body = Readiness),
+        (status = 503, description = "Not ready yet", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn readyz(State(state): State<Shared>) -> Result<Json<Readiness>, Problem> {
+    state
+        .state
+        .load("readyz-probe")
+        .await
+        .map_err(store_problem)?;
+    if !state.results.caught_up() {
+        return Err(Problem::unavailable(
+            "still reading the results topic from its beginning; retry shortly",
+        ));
+    }
+    Ok(Json(Readiness {
+        status: "ready".into(),
+        results_records_read: state.results.records(),
+    }))
+}
+
+/// Every feed in the registry with its health, last change and freshness.
+#[utoipa::path(get, path = "/v1/feeds", tag = "feeds", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The feeds", body = FeedList),
+        (status = 401, description = "No or unknown token", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The registry has problems", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The state store did not answer", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn list_feeds(
+    _caller: Caller,
+    State(state): State<Shared>,
+) -> Result<Json<FeedList>, Problem> {
+    let feeds = state.registry.feeds()?;
+    let now = now_ms();
+    let mut out = Vec::with_capacity(feeds.len());
+    for f in &feeds {
+        let stored = state
+            .state
+            .load(f.entry.id.get_ref())
+            .await
+            .map_err(store_problem)?;
+        out.push(summary(f, stored.as_ref(), now));
+    }
+    Ok(Json(FeedList { feeds: out }))
+}
+
+/// One feed: config (secrets by reference), cursor, lease owner.
+#[utoipa::path(get, path = "/v1/feeds/{id}", tag = "feeds", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The feed id (percent-encode `/`)")),
+    responses(
+        (status = 200, description = "The feed", body = FeedDetail),
+        (status = 401, description = "No or unknown token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such feed", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The registry has problems", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The state store did not answer", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn show_feed(
+    _caller: Caller,
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+) -> Result<Json<FeedDetail>, Problem> {
+    let feed = state.registry.find(&id)?;
+    Ok(Json(detail(&state, feed).await?))
+}
+
+/// The feed's stored transitions (health changes and operator actions),
+/// newest first, paginated.
+#[utoipa::path(get, path = "/v1/feeds/{id}/history", tag = "feeds", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The feed id"), HistoryQuery),
+    responses(
+        (status = 200, description = "A page of history", body = HistoryPage),
+        (status = 400, description = "A bad limit or page token", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or unknown token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such feed", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The registry has problems", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The state store did not answer", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn feed_history(
+    _caller: Caller,
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    query: Result<Query<HistoryQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<HistoryPage>, Problem> {
+    let Query(q) =
+        query.map_err(|e| Problem::typed(StatusCode::BAD_REQUEST, "bad-query", e.body_text()))?;
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(Problem::typed(
+            StatusCode::BAD_REQUEST,
+            "bad-query",
+            "limit must be between 1 and 500",
+        ));
+    }
+    state.registry.find(&id)?;
+    let (events, next) = state
+        .state
+        .history(&id, limit as i32, q.page_token.clone())
+        .await
+        .map_err(|e| match (&q.page_token, &e) {
+            (Some(_), votewire_ingestors::state::StateError::Store { .. }) => Problem::typed(
+                StatusCode::BAD_REQUEST,
+                "bad-query",
+                format!("page_token is not one this API gave out ({e})"),
+            ),
+            _ => store_problem(e),
+        })?;
+    Ok(Json(HistoryPage {
+        events: events
+            .into_iter()
+            .map(|e| HistoryEvent {
+                at_ms: e.at_ms,
+                from: e.from,
+                to: e.to,
+                reason: e.reason,
+                actor: e.actor,
+            })
+            .collect(),
+        next_page_token: next,
+    }))
+}
+
+/// Adds a feed to the registry (admin). Running ingestors pick it up at
+/// their next registry check.
+#[utoipa::path(post, path = "/v1/feeds", tag = "feeds", security(("bearer" = [])),
+    request_body(content = FeedConfigBody, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Added", body = FeedDetail),
+        (status = 400, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or unknown token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A read token", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The id exists, or the registry has problems", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The feed fails validation", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The state store did not answer", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn create_feed(
+    caller: Caller,
+    State(state): State<Shared>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Response, Problem> {
+    caller.require_admin()?;
+    let body = json_body(body)?;
+    let feed = state.registry.create(&body).await?;
+    let id = feed.entry.id.get_ref().clone();
+    record(&state, &id, &caller, "added through the API").await;
+    let location = format!("/v1/feeds/{}", encode_segment(&id));
+    let detail = detail(&state, feed).await?;
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(detail),
+    )
+        .into_response())
+}
+
+/// Replaces a feed's entry (admin). The feed must be alone in its file.
+#[utoipa::path(put, path = "/v1/feeds/{id}", tag = "feeds", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The feed id")),
+    request_body(content = FeedConfigBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Replaced", body = FeedDetail),
+        (status = 400, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or unknown token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A read token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such feed", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The feed shares its file, or the registry has problems", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The feed fails validation", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The state store did not answer", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn replace_feed(
+    caller: Caller,
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Json<FeedDetail>, Problem> {
+    caller.require_admin()?;
+    let body = json_body(body)?;
+    let feed = state.registry.replace(&id, &body).await?;
+    record(&state, &id, &caller, "replaced through the API").await;
+    Ok(Json(detail(&state, feed).await?))
+}
+
+/// Removes a feed from the registry (admin); its stored state and history
+/// stay. Running ingestors stop it at their next registry check.
+#[utoipa::path(delete, path = "/v1/feeds/{id}", tag = "feeds", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The feed id")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 401, description = "No or unknown token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A read token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such feed", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The feed shares its file, or the registry has problems", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The state store did not answer", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn delete_feed(
+    caller: Caller,
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, Problem> {
+    caller.require_admin()?;
+    state.registry.delete(&id).await?;
+    record(&state, &id, &caller, "deleted through the API").await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Records a registry edit in the feed's history (who, what, when). The
+/// edit itself has landed; a history write that fails is reported on
+/// stderr rather than undoing it.
+async fn record(state: &ApiState, id: &str, caller: &Caller, what: &str) {
+    let health = match state.state.load(id).await {
+        Ok(Some(s)) => s.health,
+        _ => "never run".into(),
+    };
+    let event = votewire_ingestors::state::HealthEvent {
+        at_ms: now_ms(),
+        from: Some(health.clone()),
+        to: health,
+        reason: what.to_string(),
+        actor: caller.actor(),
+    };
+    if let Err(e) = state.state.append_event(id, &event).await {
+        eprintln!("votewire api: feed {id}: recording {what:?} in the history: {e}");
+    }
+}
+
+fn encode_segment(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b':' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+async fn act(
+    state: &ApiState,
+    caller: &Caller,
+    id: &str,
+    action: OperatorAction,
+    name: &str,
+) -> Result<Json<ActionDone>, Problem> {
+    caller.require_admin()?;
+    state.registry.find(id)?;
+    let stored = state.state.load(id).await.map_err(store_problem)?;
+    let health = stored.as_ref().map_or("never run", |s| s.health.as_str());
+    match action {
+        OperatorAction::PollNow if matches!(health, "paused" | "quarantined") => {
+            return Err(Problem::conflict(format!(
+                "feed {id} is {health}; resume (or unquarantine) it first"
+            )));
+        }
+        OperatorAction::Resume if name == "unquarantine" && health != "quarantined" => {
+            return Err(Problem::conflict(format!(
+                "feed {id} is {health}, not quarantined; nothing to release"
+            )));
+        }
+        _ => {}
+    }
+    let at_ms = now_ms();
+    let actor = caller.actor();
+    let (before, after) = state
+        .state
+        .act(id, action, &actor, at_ms)
+        .await
+        .map_err(store_problem)?;
+    Ok(Json(ActionDone {
+        feed_id: id.to_string(),
+        action: name.to_string(),
+        health_before: before,
+        health_after: after,
+        actor,
+        at_ms,
+        applies: "running ingestors restart the feed at their next lease round (a third of the lease TTL)".into(),
+    }))
+}
+
+macro_rules! action_handler {
+    ($fn_name:ident, $path:literal, $action:expr, $name:literal, $doc:literal) => {
+        #[doc = $doc]
+        #[utoipa::path(post, path = $path, tag = "feed actions", security(("bearer" = [])),
+            params(("id" = String, Path, description = "The feed id")),
+            responses(
+                (status = 200, description = "Stored; applied within a lease round", body = ActionDone),
+                (status = 401, description = "No or unknown token", body = Problem, content_type = "application/problem+json"),
+                (status = 403, description = "A read token", body = Problem, content_type = "application/problem+json"),
+                (status = 404, description = "No such feed", body = Problem, content_type = "application/problem+json"),
+                (status = 409, description = "Not possible in the feed's state", body = Problem, content_type = "application/problem+json"),
+                (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
+                (status = 503, description = "The state store did not answer", body = Problem, content_type = "application/problem+json"),
+            ))]
+        async fn $fn_name(
+            caller: Caller,
+            State(state): State<Shared>,
+            Path(id): Path<String>,
+        ) -> Result<Json<ActionDone>, Problem> {
+            act(&state, &caller, &id, $action, $name).await
+        }
+    };
+}
+
+action_handler!(
+    pause_feed,
+    "/v1/feeds/{id}/pause",
+    OperatorAction::Pause,
+    "pause",
+    "Pauses a feed (admin): ingestors stop polling it."
+);
+action_handler!(
+    resume_feed,
+    "/v1/feeds/{id}/resume",
+    OperatorAction::Resume,
+    "resume",
+    "Resumes a paused or quarantined feed (admin)."
+);
+action_handler!(
+    poll_now,
+    "/v1/feeds/{id}/poll-now",
+    OperatorAction::PollNow,
+    "poll-now",
+    "Restarts a feed so it polls at once (admin)."
+);
+action_handler!(
+    unquarantine_feed,
+    "/v1/feeds/{id}/unquarantine",
+    OperatorAction::Resume,
+    "unquarantine",
+    "Releases a quarantined feed (admin); 409 when it is not quarantined."
+);
+action_handler!(
+    reset_cursor,
+    "/v1/feeds/{id}/reset-cursor",
+    OperatorAction::ResetCursor,
+    "reset-cursor",
+    "Forgets the feed's cursor so the next poll fetches everything (admin); source_seq stays."
+);
+
+/// Every unit's current result of one contest.
+#[utoipa::path(get, path = "/v1/results/{election}/{contest}", tag = "results", security(("bearer" = [])),
+    params(("election" = String, Path, description = "The election id"),
+           ("contest" = String, Path, description = "The contest id (shared id for merged contests, else `<feed>/<source contest id>`; percent-encode `/`)")),
+    responses(
+        (status = 200, description = "The contest's results", body = ContestResults),
+        (status = 401, description = "No or unknown token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No results for this contest (yet)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn contest_results(
+    _caller: Caller,
+    State(state): State<Shared>,
+    Path((election, contest)): Path<(String, String)>,
+) -> Result<Response, Problem> {
+    let results = state.results.contest(&election, &contest).ok_or_else(|| {
+        Problem::not_found(format!(
+            "no results for contest {contest:?} of {election:?}; GET /v1/results/{{election}} lists the contests"
+        ))
+    })?;
+    let body = ContestResults {
+        election_id: election,
+        contest_id: contest,
+        results: results
+            .iter()
+            .filter_map(|r| serde_json::to_value(r).ok())
+            .collect(),
+    };
+    // Results change within seconds on election night: caches may keep
+    // them briefly.
+    Ok(([(header::CACHE_CONTROL, "public, max-age=1")], Json(body)).into_response())
+}
+
+/// The contests of one election that have results.
+#[utoipa::path(get, path = "/v1/results/{election}", tag = "results", security(("bearer" = [])),
+    params(("election" = String, Path, description = "The election id")),
+    responses(
+        (status = 200, description = "The election's contests", body = ElectionContests),
+        (status = 401, description = "No or unknown token", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn election_contests(
+    _caller: Caller,
+    State(state): State<Shared>,
+    Path(election): Path<String>,
+) -> Json<ElectionContests> {
+    let contest_ids = state
+        .results
+        .contest_ids()
+        .into_iter()
+        .filter(|(e, _)| *e == election)
+        .map(|(_, c)| c)
+        .collect();
+    Json(ElectionContests {
+        election_id: election,
+        contest_ids,
+    })
+}
+
+async fn not_found() -> Problem {
+    Problem::not_found("no such endpoint; GET /openapi.json lists them")
+}
+
+async fn method_not_allowed() -> Problem {
+    Problem::typed(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "this endpoint does not take that method; GET /openapi.json lists what it takes",
+    )
+}
+
+/// Adds the bearer scheme, and the registered transformer families as the
+/// feed body's `family` enum (the list lives in code, not in the schema).
+struct BearerAuthAndFamilies;
+
+impl Modify for BearerAuthAndFamilies {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{RefOr, Schema};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        if let Some(RefOr::T(Schema::Object(body))) = components.schemas.get_mut("FeedConfigBody")
+            && let Some(RefOr::T(Schema::Object(family))) = body.properties.get_mut("family")
+        {
+            family.enum_values = Some(
+                votewire_transformers::FAMILIES
+                    .iter()
+                    .map(|f| serde_json::Value::String(f.name.to_string()))
+                    .collect(),
+            );
+        }
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "votewire operator API",
+        description = "Feeds, operator actions and results of a votewire election-night pool."
+    ),
+    components(schemas(Problem))
+)]
+struct ApiDoc;
+
+/// The router and the OpenAPI document, both built from the handlers.
+pub fn router(state: Shared) -> (axum::Router, utoipa::openapi::OpenApi) {
+    let (router, mut openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(list_feeds, create_feed))
+        .routes(routes!(show_feed, replace_feed, delete_feed))
+        .routes(routes!(feed_history))
+        .routes(routes!(pause_feed))
+        .routes(routes!(resume_feed))
+        .routes(routes!(poll_now))
+        .routes(routes!(unquarantine_feed))
+        .routes(routes!(reset_cursor))
+        .routes(routes!(contest_results))
+        .routes(routes!(election_contests))
+        .split_for_parts();
+    // After the routes: their schemas are in the components only now.
+    BearerAuthAndFamilies.modify(&mut openapi);
+    let spec = openapi.clone();
+    let router = router
+        .route(
+            "/openapi.json",
+            axum::routing::get(move || {
+                let spec = spec.clone();
+                async move { Json(spec) }
+            }),
+        )
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            rate_limit,
+        ))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state);
+    (router, openapi)
+}
+
+pub async fn run(config: &VotewireConfig, args: ApiArgs) -> anyhow::Result<ExitCode> {
+    let _telemetry = votewire_core::telemetry::init("votewire-api", &config.otlp)
+        .context("setting up OpenTelemetry export")?;
+    let inline = std::env::var("VOTEWIRE_API_TOKENS").ok();
+    let tokens = ApiTokens::load(args.tokens_file.as_deref(), inline.as_deref())
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let state_store = open_feed_state(config)
+        .await
+        .context("opening the feed-state store")?;
+    let results = Arc::new(ResultsView::default());
+    results_view::follow(&config.kafka, &config.topics.results, results.clone())
+        .context("reading the results topic")?;
+    let state = Arc::new(ApiState {
+        tokens,
+        registry: FeedRegistry::new(args.feeds.clone()),
+        state: state_store,
+        results,
+        limiter: RateLimiter {
+            per_second: args.rate_limit.max(0.1),
+            buckets: Mutex::new(HashMap::new()),
+        },
+    });
+    state
+        .registry
+        .feeds()
+        .map_err(|p| anyhow::anyhow!("{}\n{}", p.detail, p.errors.join("\n")))?;
+    let (app, _) = router(state);
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    eprintln!(
+        "votewire api: listening on http://{} (registry {})",
+        listener.local_addr()?,
+        args.feeds.display()
+    );
+    let run_for = args
+        .run_for
+        .as_deref()
+        .map(|v| {
+            votewire_ingestors::feeds::parse_duration(v)
+                .with_context(|| format!("--run-for {v:?} is not a duration"))
+        })
+        .transpose()?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        match run_for {
+            Some(d) => tokio::time::sleep(d).await,
+            None => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    })
+    .await
+    .context("serving the API")?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,144 @@
+//! The results topic, materialized: a thread reads every partition of the
+//! compacted results topic from the beginning and keeps the latest
+//! `ContestResult` per key, grouped by (election, contest). The API reads
+//! it; it is ready once every partition has been read to its end once.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use votewire_core::config::KafkaConfig;
+use votewire_schemas::{ContestResult, codec, schemas};
+
+type ContestUnits = BTreeMap<String, ContestResult>;
+
+/// The latest results, by (election, contest), then unit.
+#[derive(Default)]
+pub struct ResultsView {
+    contests: RwLock<HashMap<(String, String), ContestUnits>>,
+    /// Record key → where its result is filed (for tombstones).
+    keys: RwLock<HashMap<Vec<u8>, (String, String, String)>>,
+    caught_up: AtomicBool,
+    records: AtomicU64,
+    undecodable: AtomicU64,
+}
+
+impl ResultsView {
+    /// Every unit's result of one contest, by unit id.
+    pub fn contest(&self, election: &str, contest: &str) -> Option<Vec<ContestResult>> {
+        self.contests
+            .read()
+            .expect("results lock")
+            .get(&(election.to_string(), contest.to_string()))
+            .map(|units| units.values().cloned().collect())
+    }
+
+    /// Every (election, contest) held, sorted.
+    pub fn contest_ids(&self) -> Vec<(String, String)> {
+        let mut ids: Vec<_> = self
+            .contests
+            .read()
+            .expect("results lock")
+            .keys()
+            .cloned()
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    /// Whether every partition has been read to its end once.
+    pub fn caught_up(&self) -> bool {
+        self.caught_up.load(Ordering::Relaxed)
+    }
+
+    pub fn records(&self) -> u64 {
+        self.records.load(Ordering::Relaxed)
+    }
+
+    fn apply(&self, key: &[u8], payload: Option<&[u8]>) {
+        self.records.fetch_add(1, Ordering::Relaxed);
+        let Some(bytes) = payload else {
+            if let Some((e, c, u)) = self.keys.write().expect("keys lock").remove(key)
+                && let Some(units) = self
+                    .contests
+                    .write()
+                    .expect("results lock")
+                    .get_mut(&(e, c))
+            {
+                units.remove(&u);
+            }
+            return;
+        };
+        let Ok(result) = codec::decode::<ContestResult>(&schemas().contest_result, bytes) else {
+            self.undecodable.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        let place = (
+            result.election_id.clone(),
+            result.contest_id.clone(),
+            result.unit_id.clone(),
+        );
+        self.keys
+            .write()
+            .expect("keys lock")
+            .insert(key.to_vec(), place.clone());
+        self.contests
+            .write()
+            .expect("results lock")
+            .entry((place.0, place.1))
+            .or_default()
+            .insert(place.2, result);
+    }
+}
+
+/// Starts the thread that keeps `view` current from `topic`.
+pub fn follow(
+    kafka: &KafkaConfig,
+    topic: &str,
+    view: Arc<ResultsView>,
+) -> Result<std::thread::JoinHandle<()>, KafkaError> {
+    let mut cfg =
+        votewire_core::kafka::consumer_config(kafka, "api-results", "votewire-api-results");
+    cfg.set("enable.partition.eof", "true");
+    let consumer: BaseConsumer = cfg.create()?;
+    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic)
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    let mut tpl = TopicPartitionList::new();
+    for p in &partitions {
+        tpl.add_partition_offset(topic, *p, Offset::Beginning)?;
+    }
+    consumer.assign(&tpl)?;
+    if partitions.is_empty() {
+        view.caught_up.store(true, Ordering::Relaxed);
+    }
+    let mut at_end: std::collections::HashSet<i32> = std::collections::HashSet::new();
+    let total = partitions.len();
+    Ok(std::thread::Builder::new()
+        .name("results-view".into())
+        .spawn(move || {
+            loop {
+                match consumer.poll(Duration::from_millis(200)) {
+                    Some(Ok(m)) => view.apply(m.key().unwrap_or_default(), m.payload()),
+                    Some(Err(KafkaError::PartitionEOF(p))) => {
+                        at_end.insert(p);
+                        if at_end.len() >= total {
+                            view.caught_up.store(true, Ordering::Relaxed);
+                        }
+                    }
+                    Some(Err(e)) => eprintln!("votewire api: reading results: {e}"),
+                    None => {}
+                }
+            }
+        })
+        .expect("spawning the results-view thread"))
+}
