@@ -722,6 +722,7 @@ pub async fn run_member(
             || !report.caught_up.is_empty()
             || !report.partitions.is_empty()
         {
+            crate::fleet_metrics::record_batch(&report);
             on_batch(&report);
         }
     }

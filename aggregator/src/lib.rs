@@ -36,4 +36,5 @@
 
 pub mod contest_cells;
 pub mod fleet;
+pub mod fleet_metrics;
 pub mod rollup;

@@ -28,6 +28,7 @@
 
 pub mod config;
 pub mod kafka;
+pub mod metrics;
 pub mod schema_registry;
 pub mod state;
 pub mod telemetry;

@@ -43,6 +43,7 @@ pub mod cadence;
 pub mod clarity_source;
 pub mod conditional;
 pub mod embedded_state;
+pub mod feed_metrics;
 pub mod feeds;
 pub mod health;
 pub mod http;

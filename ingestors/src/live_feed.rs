@@ -432,6 +432,10 @@ pub struct StepReport {
     pub wait: Option<Duration>,
     /// More is ready right now (queued SFTP files): step again at once.
     pub more: bool,
+    /// The size of the payload fetched, when one was.
+    pub payload_bytes: Option<usize>,
+    /// The rejected payload's error class.
+    pub error_class: Option<&'static str>,
 }
 
 impl StepReport {
@@ -907,9 +911,48 @@ impl LiveFeed {
         Ok(Some(t))
     }
 
-    /// Runs one poll. On `Err` nothing was committed; the feed loop backs
-    /// off and tries again.
+    /// Runs one poll and records it in the feed metrics
+    /// ([`crate::feed_metrics`]). On `Err` nothing was committed; the feed
+    /// loop backs off and tries again.
     pub async fn step(
+        &mut self,
+        tools: &FeedTools,
+        publisher: &Publisher,
+        state: &dyn FeedStateStore,
+        lease: &Lease,
+        now_ms: i64,
+    ) -> Result<StepReport, FeedStepError> {
+        let started = Instant::now();
+        let result = self.poll_once(tools, publisher, state, lease, now_ms).await;
+        let (outcome, error_type) = match &result {
+            Ok(r) if r.published.is_some() => ("changed", None),
+            Ok(r) if r.rejected => ("rejected", r.error_class),
+            Ok(_) => ("unchanged", None),
+            Err(e) => (
+                "failed",
+                Some(match e {
+                    FeedStepError::Fetch { .. } => "fetch",
+                    FeedStepError::Publish { .. } => "publish",
+                    FeedStepError::State { .. } => "state",
+                    FeedStepError::Archive { .. } => "archive",
+                }),
+            ),
+        };
+        let report = result.as_ref().ok();
+        crate::feed_metrics::record_poll(&crate::feed_metrics::PollFacts {
+            feed_id: &self.spec.feed_id,
+            outcome,
+            took: started.elapsed(),
+            payload_bytes: report.and_then(|r| r.payload_bytes),
+            cells_changed: report.and_then(|r| r.published.as_ref().map(|p| p.cells_changed)),
+            error_type,
+            health: self.health.state.as_str(),
+            last_change_ms: self.health.last_change_ms,
+        });
+        result
+    }
+
+    async fn poll_once(
         &mut self,
         tools: &FeedTools,
         publisher: &Publisher,
@@ -965,6 +1008,7 @@ impl LiveFeed {
             Ok(Polled::Payload(p)) => p,
         };
         report.more = matches!(&self.poller, Poller::Sftp { ready, .. } if !ready.is_empty());
+        report.payload_bytes = Some(payload.bytes.len());
         if self.last_rejected_sha.as_deref() == Some(payload.sha256.as_str()) {
             // The same garbage again, right after it was dead-lettered.
             return Ok(report);
@@ -1158,6 +1202,7 @@ impl LiveFeed {
                     .set_attribute(KeyValue::new("error.type", err.class.as_str()));
                 end_span(&fetch_span, Some(&err.to_string()));
                 report.rejected = true;
+                report.error_class = Some(err.class.as_str());
                 report.transition = self
                     .observe(
                         Observation::Rejected(err.to_string()),

@@ -302,7 +302,9 @@ impl Publisher {
             ],
         );
         let headers = self.headers(facts, &span, schema_id);
+        let started = std::time::Instant::now();
         let sent = self.send_all(topic, records, &headers).await;
+        crate::feed_metrics::record_produce(topic, started.elapsed());
         end_span(
             &span,
             sent.as_ref().err().map(ToString::to_string).as_deref(),

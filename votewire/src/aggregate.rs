@@ -19,6 +19,9 @@ use votewire_ingestors::feeds::parse_duration;
 
 #[derive(clap::Args)]
 pub struct AggregateArgs {
+    /// Serve Prometheus metrics on this address (`GET /metrics`).
+    #[arg(long, env = "VOTEWIRE_METRICS_LISTEN")]
+    metrics_listen: Option<std::net::SocketAddr>,
     /// The consumer group every fleet member joins.
     #[arg(
         long,
@@ -50,10 +53,10 @@ fn duration_arg(flag: &str, v: &str) -> anyhow::Result<Duration> {
 }
 
 pub async fn run(config: &VotewireConfig, args: AggregateArgs) -> anyhow::Result<ExitCode> {
-    // Spans go to the configured OTLP endpoint through a bounded batch
-    // queue; flushed when this returns.
-    let _telemetry = votewire_core::telemetry::init("votewire-aggregate", &config.otlp)
-        .context("setting up OpenTelemetry export")?;
+    // Spans and metrics go to the configured OTLP endpoint on the SDK's
+    // threads (bounded queues; flushed when this returns).
+    let _observability =
+        crate::observability::start("votewire-aggregate", config, args.metrics_listen).await?;
     let instance = args
         .instance
         .clone()

@@ -39,6 +39,9 @@ use votewire_ingestors::state::{FeedStateStore, Lease, StateError, open_feed_sta
 
 #[derive(clap::Args)]
 pub struct IngestArgs {
+    /// Serve Prometheus metrics on this address (`GET /metrics`).
+    #[arg(long, env = "VOTEWIRE_METRICS_LISTEN")]
+    metrics_listen: Option<std::net::SocketAddr>,
     /// The feed registry: a TOML file or a directory of them.
     #[arg(long)]
     feeds: PathBuf,
@@ -123,10 +126,10 @@ fn by_id(feeds: Vec<ValidFeed>) -> HashMap<String, ValidFeed> {
 }
 
 pub async fn run(config: &VotewireConfig, args: IngestArgs) -> anyhow::Result<ExitCode> {
-    // Spans go to the configured OTLP endpoint through a bounded batch
-    // queue; flushed when this returns.
-    let _telemetry = votewire_core::telemetry::init("votewire-ingest", &config.otlp)
-        .context("setting up OpenTelemetry export")?;
+    // Spans and metrics go to the configured OTLP endpoint on the SDK's
+    // threads (bounded queues; flushed when this returns).
+    let _observability =
+        crate::observability::start("votewire-ingest", config, args.metrics_listen).await?;
     let registry = match load_registry(&args.feeds) {
         Ok(r) => r,
         Err(errors) => {

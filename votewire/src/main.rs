@@ -9,6 +9,7 @@ mod aggregate;
 mod api;
 mod feeds;
 mod ingest;
+mod observability;
 mod smoke;
 mod transform;
 

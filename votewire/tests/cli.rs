@@ -1112,7 +1112,9 @@ async fn replay_runoff(
 /// `aggregate.batch` that consumed the payload's cells is a child of (and
 /// links to) the votes `kafka.produce` span named in the records'
 /// `traceparent`, with `rollup.apply` and `results.produce` under it; and
-/// the results carry the trace id.
+/// the results carry the trace id. The same run is counted in metrics: the
+/// aggregator's Prometheus `/metrics` and both processes' OTLP metrics
+/// agree with the ingestor's own count of changed cells.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_trace_id_covers_fetch_to_results_across_the_ingest_and_aggregate_processes() {
     use std::time::Duration;
@@ -1137,8 +1139,13 @@ async fn one_trace_id_covers_fetch_to_results_across_the_ingest_and_aggregate_pr
     };
     // The aggregator first, so its partitions have caught up (an empty
     // topic) before the payload's cells arrive.
+    let metrics_addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let aggregator = traced(&aggregate_service)
-        .args(["aggregate", "--group"])
+        .args(["aggregate", "--metrics-listen", &metrics_addr.to_string()])
+        .args(["--group"])
         .arg(votewire_tests::unique("trace"))
         .args([
             "--instance",
@@ -1173,8 +1180,71 @@ async fn one_trace_id_covers_fetch_to_results_across_the_ingest_and_aggregate_pr
         1,
         "one payload:\n{stdout}"
     );
+    let changed_by_ingest: i64 = stdout
+        .lines()
+        .find_map(|l| l.split(" changed=").nth(1)?.trim().parse().ok())
+        .expect("the ingestor prints changed=N");
+    // The aggregator's Prometheus endpoint counts the same cells (the text
+    // is refreshed every 2 s).
+    let scrape = format!("http://{metrics_addr}/metrics");
+    let applied = r#"votewire_aggregator_cells_total{outcome="applied"} "#;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let text = loop {
+        let text = reqwest::get(&scrape).await.unwrap().text().await.unwrap();
+        let counted = text
+            .lines()
+            .find_map(|l| l.strip_prefix(applied)?.parse::<i64>().ok());
+        if counted == Some(changed_by_ingest) || tokio::time::Instant::now() >= deadline {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert!(
+        text.lines()
+            .any(|l| l == format!("{applied}{changed_by_ingest}")),
+        "the aggregator counted {changed_by_ingest} cells:\n{text}"
+    );
+    assert!(
+        text.contains("# TYPE votewire_aggregator_fetch_to_result_seconds histogram"),
+        "{text}"
+    );
     let (status, _, agg_stderr) = finish(aggregator, Duration::from_secs(90)).await;
     assert!(status.success(), "{agg_stderr}");
+
+    // Both processes exported their metrics over OTLP (the last export,
+    // at shutdown, holds the final cumulative values).
+    let otlp_sum = |service: &str, name: &str| {
+        let url = format!(
+            "{}/received?service={service}&name={name}",
+            stack.var("VOTEWIRE_OTLP_HTTP_ENDPOINT")
+        );
+        async move {
+            let got = votewire_tests::http::get_json(&url).await.unwrap();
+            got["metrics"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|m| {
+                    m["data"]["sum"]["dataPoints"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default()
+                })
+                .filter_map(|p| p["asInt"].as_str()?.parse::<i64>().ok())
+                .max()
+        }
+    };
+    assert_eq!(
+        otlp_sum(&ingest_service, "votewire.feed.cells_changed").await,
+        Some(changed_by_ingest),
+        "the ingestor's OTLP counter"
+    );
+    assert!(
+        otlp_sum(&aggregate_service, "votewire.aggregator.results")
+            .await
+            .is_some_and(|n| n > 0),
+        "the aggregator's OTLP counter"
+    );
 
     // The ingestor's one feed.fetch names the trace.
     let receiver = stack.var("VOTEWIRE_OTLP_HTTP_ENDPOINT");
@@ -1717,6 +1787,28 @@ async fn the_operator_api_edits_feeds_records_actions_and_serves_results() {
         &api.call(Method::POST, "/v1/feeds", admin, Some(huge)).await,
         413,
     );
+
+    // Prometheus scrapes the API without a token; the calls above are
+    // counted by route and status (the text is refreshed every 2 s).
+    let listed = r#"http_server_request_duration_seconds_count{http_request_method="GET",http_response_status_code="200",http_route="/v1/feeds"} "#;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let text = loop {
+        let text = reqwest::get(format!("{}/metrics", api.base))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if text.lines().any(|l| l.starts_with(listed)) || tokio::time::Instant::now() >= deadline {
+            break text;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    };
+    let count: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix(listed)?.parse().ok())
+        .unwrap_or_else(|| panic!("GET /v1/feeds counted:\n{text}"));
+    assert!(count >= 1, "{text}");
 
     // A tight rate limit answers 429 with Retry-After.
     let tight = start_api(&stack, &pipeline, registry.path(), &["--rate-limit", "1"]).await;

@@ -68,6 +68,7 @@ pub struct ApiArgs {
 }
 
 pub struct ApiState {
+    prometheus: votewire_core::metrics::PrometheusText,
     tokens: ApiTokens,
     registry: FeedRegistry,
     state: Arc<dyn FeedStateStore>,
@@ -114,6 +115,42 @@ impl RateLimiter {
             false
         }
     }
+}
+
+/// `http.server.request.duration` (s) by method, route and status.
+static HTTP_DURATION: std::sync::LazyLock<opentelemetry::metrics::Histogram<f64>> =
+    std::sync::LazyLock::new(|| {
+        opentelemetry::global::meter("votewire")
+            .f64_histogram("http.server.request.duration")
+            .with_unit("s")
+            .with_description("API requests, by method, route and status")
+            .with_boundaries(vec![
+                0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+            ])
+            .build()
+    });
+
+async fn http_metrics(req: Request, next: Next) -> Response {
+    use opentelemetry::KeyValue;
+    let method = req.method().to_string();
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
+    let started = Instant::now();
+    let resp = next.run(req).await;
+    HTTP_DURATION.record(
+        started.elapsed().as_secs_f64(),
+        &[
+            KeyValue::new("http.request.method", method),
+            KeyValue::new("http.route", route),
+            KeyValue::new(
+                "http.response.status_code",
+                i64::from(resp.status().as_u16()),
+            ),
+        ],
+    );
+    resp
 }
 
 async fn rate_limit(State(state): State<Shared>, req: Request, next: Next) -> Response {
@@ -813,6 +850,16 @@ async fn election_contests(
     })
 }
 
+/// Prometheus scrapes this process here (no token: metrics hold no
+/// secrets, and scrapers rarely carry one).
+async fn prometheus_metrics(State(state): State<Shared>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.prometheus.render(),
+    )
+        .into_response()
+}
+
 async fn not_found() -> Problem {
     Problem::not_found("no such endpoint; GET /openapi.json lists them")
 }
@@ -887,6 +934,8 @@ pub fn router(state: Shared) -> (axum::Router, utoipa::openapi::OpenApi) {
                 async move { Json(spec) }
             }),
         )
+        .route("/metrics", axum::routing::get(prometheus_metrics))
+        .route_layer(axum::middleware::from_fn(http_metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
@@ -899,8 +948,7 @@ pub fn router(state: Shared) -> (axum::Router, utoipa::openapi::OpenApi) {
 }
 
 pub async fn run(config: &VotewireConfig, args: ApiArgs) -> anyhow::Result<ExitCode> {
-    let _telemetry = votewire_core::telemetry::init("votewire-api", &config.otlp)
-        .context("setting up OpenTelemetry export")?;
+    let observability = crate::observability::start("votewire-api", config, None).await?;
     let inline = std::env::var("VOTEWIRE_API_TOKENS").ok();
     let tokens = ApiTokens::load(args.tokens_file.as_deref(), inline.as_deref())
         .map_err(|e| anyhow::anyhow!(e))?;
@@ -911,6 +959,7 @@ pub async fn run(config: &VotewireConfig, args: ApiArgs) -> anyhow::Result<ExitC
     results_view::follow(&config.kafka, &config.topics.results, results.clone())
         .context("reading the results topic")?;
     let state = Arc::new(ApiState {
+        prometheus: observability.prometheus(),
         tokens,
         registry: FeedRegistry::new(args.feeds.clone()),
         state: state_store,
