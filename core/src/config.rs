@@ -278,7 +278,35 @@ pub struct EnvOverride {
     apply: fn(&mut VotewireConfig, &str) -> Result<(), String>,
 }
 
-/// Every `VOTEWIRE_…` variable a votewire process reads, in one list.
+/// Variables one subcommand reads as its own arguments (`--feeds`,
+/// `--metrics-listen`, …) rather than as configuration: `votewire config
+/// env` lists them after [`ENV_OVERRIDES`].
+pub const SERVICE_VARIABLES: &[(&str, &str)] = &[
+    ("VOTEWIRE_CONFIG", "every subcommand: the config file"),
+    (
+        "VOTEWIRE_FEEDS",
+        "ingest, api, feeds: the feed registry (file or directory)",
+    ),
+    ("VOTEWIRE_INSTANCE", "ingest: this ingestor's name"),
+    (
+        "VOTEWIRE_METRICS_LISTEN",
+        "ingest, aggregate: serve Prometheus /metrics here",
+    ),
+    (
+        "VOTEWIRE_AGGREGATOR_GROUP",
+        "aggregate: the fleet's consumer group",
+    ),
+    (
+        "VOTEWIRE_API_TOKENS_FILE",
+        "api: lines of `<name> <read|admin> <token>`",
+    ),
+    (
+        "VOTEWIRE_API_TOKENS",
+        "api: the same lines, `;`-separated (values never printed)",
+    ),
+];
+
+/// Every `VOTEWIRE_…` variable that overrides configuration, in one list.
 pub const ENV_OVERRIDES: &[EnvOverride] = &[
     EnvOverride {
         var: "VOTEWIRE_STATE_DIR",

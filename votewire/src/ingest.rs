@@ -263,6 +263,7 @@ pub async fn run(config: &VotewireConfig, args: IngestArgs) -> anyhow::Result<Ex
                         match next.get(id) {
                             None => {
                                 removed += 1;
+                                votewire_ingestors::feed_metrics::forget_feed(id);
                                 if let Some(r) = running.remove(id) {
                                     r.stop().await;
                                 }
@@ -315,6 +316,7 @@ pub async fn run(config: &VotewireConfig, args: IngestArgs) -> anyhow::Result<Ex
         match round_result {
             Ok(round) => {
                 for lease in &round.hand_over {
+                    votewire_ingestors::feed_metrics::forget_feed(&lease.feed_id);
                     if let Some(r) = running.remove(&lease.feed_id) {
                         r.stop().await;
                     }
@@ -331,6 +333,7 @@ pub async fn run(config: &VotewireConfig, args: IngestArgs) -> anyhow::Result<Ex
                     .cloned()
                     .collect();
                 for f in lost {
+                    votewire_ingestors::feed_metrics::forget_feed(&f);
                     if let Some(r) = running.remove(&f) {
                         r.stop().await;
                         eprintln!("feed {f}: lease lost, stopped");

@@ -11,6 +11,7 @@ mod feeds;
 mod ingest;
 mod observability;
 mod smoke;
+mod tail;
 mod transform;
 
 use std::path::PathBuf;
@@ -49,8 +50,11 @@ enum Command {
     },
     /// Transform one payload file into vote cells (JSON lines).
     Transform(transform::TransformArgs),
-    /// Decode and print a results topic.
-    Tail,
+    /// Decode and print a topic (results) for subscribers.
+    Tail {
+        #[command(subcommand)]
+        what: tail::TailWhat,
+    },
     /// Replay an election night through the whole pipeline.
     Demo,
     /// Fetch a fixture over HTTP, publish it to Kafka and read it back.
@@ -149,7 +153,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             FeedsAction::History { id } => runtime.block_on(feeds::history(&config, &id))?,
         },
         Command::Transform(args) => transform::run(args)?,
-        Command::Tail => not_yet("tail", "operators and engineers"),
+        Command::Tail { what } => tail::run(&config, what)?,
         Command::Demo => not_yet("demo", "election night"),
         Command::Smoke(args) => runtime.block_on(smoke::run(&config, args))?,
         Command::Topics {
@@ -161,6 +165,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ConfigAction::Env => {
                     for o in votewire_core::config::ENV_OVERRIDES {
                         println!("{:<36} {}", o.var, o.describes);
+                    }
+                    for (var, describes) in votewire_core::config::SERVICE_VARIABLES {
+                        println!("{var:<36} {describes}");
                     }
                     println!(
                         "{:<36} any librdkafka property, _ read as .",
@@ -192,4 +199,45 @@ async fn topics_ensure(config: &VotewireConfig) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    fn env_vars(cmd: &clap::Command, out: &mut std::collections::BTreeSet<String>) {
+        for a in cmd.get_arguments() {
+            if let Some(v) = a.get_env() {
+                out.insert(v.to_string_lossy().into_owned());
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            env_vars(sub, out);
+        }
+    }
+
+    #[test]
+    fn every_variable_an_argument_reads_is_listed_and_nothing_else() {
+        let mut read = std::collections::BTreeSet::new();
+        env_vars(&super::Cli::command(), &mut read);
+        // `feeds pause --by` defaults to the login name.
+        read.retain(|v| v.starts_with("VOTEWIRE_"));
+        let listed: std::collections::BTreeSet<String> = votewire_core::config::SERVICE_VARIABLES
+            .iter()
+            .map(|(v, _)| v.to_string())
+            .collect();
+        let overrides: std::collections::BTreeSet<String> = votewire_core::config::ENV_OVERRIDES
+            .iter()
+            .map(|o| o.var.to_string())
+            .collect();
+        assert!(
+            read.is_disjoint(&overrides),
+            "an argument reads a config variable: {:?}",
+            read.intersection(&overrides).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            read, listed,
+            "SERVICE_VARIABLES lists what the arguments read"
+        );
+    }
 }

@@ -11,17 +11,15 @@ fn votewire() -> Command {
 }
 
 #[test]
-fn unbuilt_subcommands_say_so_and_exit_non_zero() {
-    for sub in [&["tail"][..], &["demo"]] {
-        let out = votewire().args(sub).output().unwrap();
-        assert_eq!(
-            out.status.code(),
-            Some(69),
-            "votewire {sub:?} must not pretend to work"
-        );
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains("not yet implemented"), "{sub:?}: {err}");
-    }
+fn the_unbuilt_demo_says_so_and_exits_non_zero() {
+    let out = votewire().arg("demo").output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(69),
+        "votewire demo must not pretend to work"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not yet implemented"), "{err}");
 }
 
 /// `votewire ingest` as a real process: it leases the feed, polls the
@@ -150,6 +148,9 @@ fn config_env_lists_every_override() {
     let text = String::from_utf8_lossy(&out.stdout);
     for o in votewire_core::config::ENV_OVERRIDES {
         assert!(text.contains(o.var), "{} missing from:\n{text}", o.var);
+    }
+    for (var, _) in votewire_core::config::SERVICE_VARIABLES {
+        assert!(text.contains(var), "{var} missing from:\n{text}");
     }
 }
 
@@ -1167,12 +1168,37 @@ async fn one_trace_id_covers_fetch_to_results_across_the_ingest_and_aggregate_pr
     let dir = tempfile::tempdir().unwrap();
     let feed_id = votewire_tests::unique("csv:trace");
     one_http_feed(dir.path(), "f.toml", &feed_id, &server.url("/pa.csv"));
+    // A second feed whose source refuses connections: its failed polls are
+    // counted by class (and its fetch spans are in traces of their own).
+    let broken_id = votewire_tests::unique("csv:down");
+    one_http_feed(
+        dir.path(),
+        "g.toml",
+        &broken_id,
+        "http://127.0.0.1:9/none.csv",
+    );
+    let ingest_metrics = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let ingestor = traced(&ingest_service)
-        .args(["ingest", "--lease-ttl", "3s", "--run-for", "4s"])
+        .args(["ingest", "--lease-ttl", "3s", "--run-for", "6s"])
+        .args(["--metrics-listen", &ingest_metrics.to_string()])
         .args(["--instance", "i1", "--feeds"])
         .arg(dir.path())
         .spawn()
         .unwrap();
+    // The ingestor's /metrics, once its payload is counted.
+    let cells_line =
+        format!("votewire_feed_cells_changed_total{{votewire_feed_id=\"{feed_id}\"}} ");
+    let failed_line = format!(
+        "votewire_feed_errors_total{{error_type=\"fetch\",votewire_feed_id=\"{broken_id}\"}} "
+    );
+    let ingest_text = scrape_until(&format!("http://{ingest_metrics}/metrics"), |t| {
+        t.lines().any(|l| l.starts_with(&cells_line))
+            && t.lines().any(|l| l.starts_with(&failed_line))
+    })
+    .await;
     let (status, stdout, stderr) = finish(ingestor, Duration::from_secs(60)).await;
     assert!(status.success(), "{stderr}");
     assert_eq!(
@@ -1186,19 +1212,12 @@ async fn one_trace_id_covers_fetch_to_results_across_the_ingest_and_aggregate_pr
         .expect("the ingestor prints changed=N");
     // The aggregator's Prometheus endpoint counts the same cells (the text
     // is refreshed every 2 s).
-    let scrape = format!("http://{metrics_addr}/metrics");
     let applied = r#"votewire_aggregator_cells_total{outcome="applied"} "#;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    let text = loop {
-        let text = reqwest::get(&scrape).await.unwrap().text().await.unwrap();
-        let counted = text
-            .lines()
-            .find_map(|l| l.strip_prefix(applied)?.parse::<i64>().ok());
-        if counted == Some(changed_by_ingest) || tokio::time::Instant::now() >= deadline {
-            break text;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    };
+    let want = format!("{applied}{changed_by_ingest}");
+    let text = scrape_until(&format!("http://{metrics_addr}/metrics"), |t| {
+        t.lines().any(|l| l == want)
+    })
+    .await;
     assert!(
         text.lines()
             .any(|l| l == format!("{applied}{changed_by_ingest}")),
@@ -1208,6 +1227,45 @@ async fn one_trace_id_covers_fetch_to_results_across_the_ingest_and_aggregate_pr
         text.contains("# TYPE votewire_aggregator_fetch_to_result_seconds histogram"),
         "{text}"
     );
+    assert_eq!(
+        ingest_text
+            .lines()
+            .find_map(|l| l.strip_prefix(&cells_line)?.parse::<i64>().ok()),
+        Some(changed_by_ingest),
+        "the ingestor's /metrics counts its changed cells:\n{ingest_text}"
+    );
+    // Every metric the Grafana dashboard queries is one these processes
+    // expose.
+    let dashboard: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            votewire_tests::workspace_root().join("deploy/grafana/dashboards/votewire.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let exposed = format!("{ingest_text}\n{text}");
+    let mut queried = 0;
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for t in panel["targets"].as_array().unwrap() {
+            let expr = t["expr"].as_str().unwrap();
+            for name in expr
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .filter(|w| w.starts_with("votewire_"))
+            {
+                queried += 1;
+                // A metric name, or a label the metrics carry.
+                assert!(
+                    exposed.contains(&format!("# TYPE {name} "))
+                        || exposed.contains(&format!("\n{name}{{"))
+                        || exposed.contains(&format!("\n{name} "))
+                        || exposed.contains(&format!("{name}=\"")),
+                    "panel {:?} queries {name}, which no process exposes",
+                    panel["title"]
+                );
+            }
+        }
+    }
+    assert!(queried >= 8, "the dashboard's queries were checked");
     let (status, _, agg_stderr) = finish(aggregator, Duration::from_secs(90)).await;
     assert!(status.success(), "{agg_stderr}");
 
@@ -1248,14 +1306,17 @@ async fn one_trace_id_covers_fetch_to_results_across_the_ingest_and_aggregate_pr
 
     // The ingestor's one feed.fetch names the trace.
     let receiver = stack.var("VOTEWIRE_OTLP_HTTP_ENDPOINT");
-    let fetches = votewire_tests::http::get_json(&format!(
+    let fetches: Vec<serde_json::Value> = votewire_tests::http::get_json(&format!(
         "{receiver}/received?service={ingest_service}&name=feed.fetch"
     ))
     .await
     .unwrap()["spans"]
         .as_array()
         .cloned()
-        .unwrap_or_default();
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|s| s["attributes"]["votewire.feed_id"] == feed_id.as_str())
+        .collect();
     assert_eq!(fetches.len(), 1, "one payload, one trace: {fetches:#?}");
     let fetch = &fetches[0];
     let trace_id = fetch["trace_id"].as_str().unwrap().to_string();
@@ -1352,6 +1413,22 @@ async fn one_trace_id_covers_fetch_to_results_across_the_ingest_and_aggregate_pr
             .all(|(_, r)| r.trace_id.as_deref() == Some(trace_id.as_str())),
         "every result names the payload's trace"
     );
+}
+
+/// Scrapes a Prometheus endpoint (refreshed every 2 s) until `done` holds
+/// or 15 s pass; returns the last text.
+async fn scrape_until(url: &str, done: impl Fn(&str) -> bool) -> String {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let text = match reqwest::get(url).await {
+            Ok(r) => r.text().await.unwrap_or_default(),
+            Err(_) => String::new(), // not listening yet
+        };
+        if done(&text) || tokio::time::Instant::now() >= deadline {
+            return text;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
 }
 
 /// `votewire api` running as a process.
@@ -1791,19 +1868,10 @@ async fn the_operator_api_edits_feeds_records_actions_and_serves_results() {
     // Prometheus scrapes the API without a token; the calls above are
     // counted by route and status (the text is refreshed every 2 s).
     let listed = r#"http_server_request_duration_seconds_count{http_request_method="GET",http_response_status_code="200",http_route="/v1/feeds"} "#;
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-    let text = loop {
-        let text = reqwest::get(format!("{}/metrics", api.base))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        if text.lines().any(|l| l.starts_with(listed)) || tokio::time::Instant::now() >= deadline {
-            break text;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-    };
+    let text = scrape_until(&format!("{}/metrics", api.base), |t| {
+        t.lines().any(|l| l.starts_with(listed))
+    })
+    .await;
     let count: u64 = text
         .lines()
         .find_map(|l| l.strip_prefix(listed)?.parse().ok())
@@ -1908,4 +1976,148 @@ async fn the_api_conforms_to_its_openapi_document_under_schemathesis() {
         "every operation tested:\n{report}"
     );
     drop(api.child);
+}
+
+#[path = "../examples/consume_results.rs"]
+mod consume_results_example;
+
+/// What subscribers are told to run works on the real broker: `votewire
+/// tail results` (table and JSON, with filters), the Python example
+/// (confluent-kafka + fastavro) and the Rust example (rdkafka +
+/// apache-avro, no votewire crate) each read back the results produced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribers_read_results_with_the_documented_examples() {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let stack = Stack::load();
+    let pipeline = votewire_tests::pipeline::TestPipeline::start("subscribe", 2).await;
+    let results = [
+        a_contest_result("Appling", [5_000, 3_000]),
+        a_contest_result("Bacon", [3_800, 900]),
+        a_contest_result("Cobb", [120_000, 180_000]),
+    ];
+    let producer: FutureProducer =
+        votewire_core::kafka::producer_config(&pipeline.kafka, "subscribe-test")
+            .create()
+            .unwrap();
+    let schema = &votewire_schemas::schemas().contest_result;
+    let key_of = |r: &votewire_schemas::ContestResult| {
+        format!("{}/{}/{}", r.election_id, r.contest_id, r.unit_id)
+    };
+    for r in &results {
+        let bytes = votewire_schemas::codec::encode(schema, r).unwrap();
+        producer
+            .send(
+                FutureRecord::to(&pipeline.topics.results)
+                    .key(&key_of(r))
+                    .payload(&bytes),
+                std::time::Duration::from_secs(10),
+            )
+            .await
+            .unwrap();
+    }
+    let by_unit = |unit: &str| results.iter().find(|r| r.unit_id == unit).unwrap();
+
+    // votewire tail results --json: every result, exactly.
+    let out = votewire_on(&stack, &pipeline)
+        .args(["tail", "results", "--idle", "3s", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    for l in &lines {
+        let want = by_unit(l["result"]["unit_id"].as_str().unwrap());
+        assert_eq!(l["key"], key_of(want).as_str());
+        assert_eq!(l["result"], serde_json::to_value(want).unwrap());
+    }
+    // Filters, and the human table.
+    let out = votewire_on(&stack, &pipeline)
+        .args(["tail", "results", "--idle", "3s", "--unit", "cob"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(
+        text.contains("Cobb") && text.contains("Raphael Warnock 180000 (60.0%)"),
+        "{text}"
+    );
+    let out = votewire_on(&stack, &pipeline)
+        .args([
+            "tail",
+            "results",
+            "--idle",
+            "2s",
+            "--contest",
+            "no-such-contest",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success() && out.stdout.is_empty());
+
+    // The Python example.
+    let script = votewire_tests::workspace_root().join("docs/examples/consume_results.py");
+    let out = tokio::process::Command::new(stack.var("VOTEWIRE_PYTHON"))
+        .arg(&script)
+        .args([
+            "--bootstrap",
+            &stack.var("VOTEWIRE_KAFKA_BOOTSTRAP_SERVERS"),
+        ])
+        .args(["--topic", &pipeline.topics.results, "--idle", "5"])
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let python: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // The Rust example.
+    let avsc = std::fs::read_to_string(
+        votewire_tests::workspace_root().join("schemas/avro/ContestResult.avsc"),
+    )
+    .unwrap();
+    let (bootstrap, topic) = (
+        stack.var("VOTEWIRE_KAFKA_BOOTSTRAP_SERVERS"),
+        pipeline.topics.results.clone(),
+    );
+    let rust = tokio::task::spawn_blocking(move || {
+        consume_results_example::read_results(
+            &bootstrap,
+            &topic,
+            &avsc,
+            std::time::Duration::from_secs(4),
+        )
+        .map_err(|e| e.to_string())
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let rust: Vec<serde_json::Value> = rust
+        .into_iter()
+        .map(|r| serde_json::json!({"key": r.key, "schema_id": r.schema_id, "result": r.result}))
+        .collect();
+    for (who, got) in [("python", &python), ("rust", &rust)] {
+        assert_eq!(got.len(), 3, "{who}: {got:?}");
+        for l in got {
+            let want = by_unit(l["result"]["unit_id"].as_str().unwrap());
+            assert_eq!(l["key"], key_of(want).as_str(), "{who}");
+            assert_eq!(l["schema_id"], schema.id, "{who}");
+            let r = &l["result"];
+            assert_eq!(r["total_votes"], want.total_votes, "{who}");
+            assert_eq!(r["contest_name"], want.contest_name.as_str(), "{who}");
+            assert_eq!(r["trace_id"], want.trace_id.as_deref().unwrap(), "{who}");
+            assert_eq!(r["last_updated"], want.last_updated, "{who}");
+            let votes: Vec<i64> = r["choices"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["votes"].as_i64().unwrap())
+                .collect();
+            let want_votes: Vec<i64> = want.choices.iter().map(|c| c.votes).collect();
+            assert_eq!(votes, want_votes, "{who}");
+        }
+    }
 }

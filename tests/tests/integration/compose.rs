@@ -6,24 +6,29 @@ use std::collections::BTreeSet;
 use std::process::Command;
 
 use serde_json::Value;
-use votewire_core::config::{ENV_OVERRIDES, KAFKA_PROPERTY_ENV_PREFIX};
+use votewire_core::config::{ENV_OVERRIDES, KAFKA_PROPERTY_ENV_PREFIX, SERVICE_VARIABLES};
 use votewire_tests::{Stack, workspace_root};
 
 fn compose() -> Value {
+    yaml("docker-compose.yml")
+}
+
+/// A YAML file of the repository, as JSON (PyYAML from the stack's venv).
+fn yaml(relative: &str) -> Value {
     let python = Stack::load().var("VOTEWIRE_PYTHON");
     let out = Command::new(&python)
         .args([
             "-c",
             "import json, sys, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))",
         ])
-        .arg(workspace_root().join("docker-compose.yml"))
+        .arg(workspace_root().join(relative))
         .output()
         .unwrap_or_else(|e| {
             panic!("running {python}: {e}; start the stack with `deploy/local/stack up`")
         });
     assert!(
         out.status.success(),
-        "docker-compose.yml does not parse as YAML: {}",
+        "{relative} does not parse as YAML: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap()
@@ -43,6 +48,8 @@ fn compose_declares_the_production_like_stack_and_every_service() {
         "dynamodb",
         "otel-collector",
         "jaeger",
+        "prometheus",
+        "grafana",
         "votewire-topics",
         "votewire-ingest",
         "votewire-aggregate",
@@ -103,7 +110,11 @@ fn compose_ports_match_the_local_stack_defaults_and_bind_loopback() {
 #[test]
 fn every_votewire_variable_in_compose_is_one_the_config_reads() {
     let doc = compose();
-    let known: BTreeSet<&str> = ENV_OVERRIDES.iter().map(|o| o.var).collect();
+    let known: BTreeSet<&str> = ENV_OVERRIDES
+        .iter()
+        .map(|o| o.var)
+        .chain(SERVICE_VARIABLES.iter().map(|(v, _)| *v))
+        .collect();
     let mut checked = 0;
     for (name, svc) in doc["services"].as_object().unwrap() {
         if !name.starts_with("votewire-") {
@@ -125,4 +136,111 @@ fn every_votewire_variable_in_compose_is_one_the_config_reads() {
         );
     }
     assert!(checked >= 20, "checked {checked} variables");
+}
+
+/// Every file compose mounts exists, and the observability chain is wired
+/// end to end: services export OTLP to the collector, the collector sends
+/// traces to Jaeger and exposes metrics where Prometheus scrapes them,
+/// Grafana's data source is that Prometheus and its dashboard is
+/// provisioned from the mounted directory.
+#[test]
+fn compose_mounts_exist_and_the_observability_chain_is_wired() {
+    let doc = compose();
+    let mut mounts = 0;
+    for (name, svc) in doc["services"].as_object().unwrap() {
+        for v in svc["volumes"].as_array().into_iter().flatten() {
+            let host = v.as_str().unwrap().split(':').next().unwrap();
+            assert!(
+                workspace_root().join(host).exists(),
+                "{name} mounts {host}, which does not exist"
+            );
+            mounts += 1;
+        }
+    }
+    assert!(mounts >= 6, "{mounts} mounts checked");
+
+    let collector = yaml("deploy/otel-collector.yaml");
+    let pipelines = &collector["service"]["pipelines"];
+    assert!(
+        pipelines["traces"]["exporters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e == "otlp/jaeger")
+    );
+    assert_eq!(
+        collector["exporters"]["otlp/jaeger"]["endpoint"],
+        "jaeger:4317"
+    );
+    let prom_endpoint = collector["exporters"]["prometheus"]["endpoint"]
+        .as_str()
+        .unwrap();
+    let prom_port = prom_endpoint.rsplit(':').next().unwrap();
+    let prometheus = yaml("deploy/prometheus.yaml");
+    let targets: Vec<String> = prometheus["scrape_configs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["static_configs"].as_array().unwrap().clone())
+        .flat_map(|s| s["targets"].as_array().unwrap().clone())
+        .map(|t| t.as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        targets.contains(&format!("otel-collector:{prom_port}")),
+        "Prometheus scrapes the collector's exporter: {targets:?}"
+    );
+    for t in &targets {
+        let host = t.split(':').next().unwrap();
+        assert!(
+            doc["services"][host].is_object(),
+            "Prometheus scrapes {t}, which is no compose service"
+        );
+    }
+    for svc in ["votewire-ingest", "votewire-aggregate"] {
+        let listen = doc["services"][svc]["environment"]["VOTEWIRE_METRICS_LISTEN"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{svc} serves /metrics"));
+        let port = listen.rsplit(':').next().unwrap();
+        assert!(
+            targets.contains(&format!("{svc}:{port}")),
+            "{svc} is scraped"
+        );
+    }
+    let datasource = yaml("deploy/grafana/provisioning/datasources/prometheus.yaml");
+    assert_eq!(
+        datasource["datasources"][0]["url"],
+        "http://prometheus:9090"
+    );
+    let uid = datasource["datasources"][0]["uid"].as_str().unwrap();
+    let provider = yaml("deploy/grafana/provisioning/dashboards/votewire.yaml");
+    let in_container = provider["providers"][0]["options"]["path"]
+        .as_str()
+        .unwrap();
+    assert!(
+        doc["services"]["grafana"]["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("./deploy/grafana/dashboards:{in_container}"))),
+        "the dashboards directory is mounted where the provider reads"
+    );
+    let dashboard: Value = serde_json::from_slice(
+        &std::fs::read(workspace_root().join("deploy/grafana/dashboards/votewire.json")).unwrap(),
+    )
+    .unwrap();
+    let panels = dashboard["panels"].as_array().unwrap();
+    for p in panels {
+        assert_eq!(p["datasource"]["uid"], uid, "{}", p["title"]);
+    }
+    for want in ["health", "Freshness", "lag", "Dead letters", "p99 fetch"] {
+        assert!(
+            panels
+                .iter()
+                .any(|p| p["title"].as_str().unwrap().contains(want)),
+            "a panel for {want}"
+        );
+    }
 }

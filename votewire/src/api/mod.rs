@@ -50,15 +50,20 @@ const MAX_BODY_BYTES: usize = 64 * 1024;
 
 #[derive(clap::Args)]
 pub struct ApiArgs {
-    /// Where to listen.
-    #[arg(long, env = "VOTEWIRE_API_LISTEN", default_value = "127.0.0.1:8088")]
-    listen: SocketAddr,
+    /// Where to listen (default: the config's `api.listen`,
+    /// `VOTEWIRE_API_LISTEN`).
+    #[arg(long)]
+    listen: Option<SocketAddr>,
     /// The feed registry directory (the one the ingestors follow).
     #[arg(long, env = "VOTEWIRE_FEEDS")]
     feeds: PathBuf,
     /// Tokens: lines of `<name> <read|admin> <token>`.
     #[arg(long, env = "VOTEWIRE_API_TOKENS_FILE")]
     tokens_file: Option<PathBuf>,
+    /// The same lines, `;`-separated. Prefer the variable: a command line
+    /// is visible to every user of the machine.
+    #[arg(long, env = "VOTEWIRE_API_TOKENS", hide_env_values = true)]
+    tokens: Option<String>,
     /// Requests per second per client address (bursts of twice that).
     #[arg(long, default_value_t = 50.0)]
     rate_limit: f64,
@@ -949,9 +954,17 @@ pub fn router(state: Shared) -> (axum::Router, utoipa::openapi::OpenApi) {
 
 pub async fn run(config: &VotewireConfig, args: ApiArgs) -> anyhow::Result<ExitCode> {
     let observability = crate::observability::start("votewire-api", config, None).await?;
-    let inline = std::env::var("VOTEWIRE_API_TOKENS").ok();
-    let tokens = ApiTokens::load(args.tokens_file.as_deref(), inline.as_deref())
+    let tokens = ApiTokens::load(args.tokens_file.as_deref(), args.tokens.as_deref())
         .map_err(|e| anyhow::anyhow!(e))?;
+    let listen = match args.listen {
+        Some(a) => a,
+        None => config.api.listen.parse().with_context(|| {
+            format!(
+                "api.listen {:?} is not an address like 127.0.0.1:8080",
+                config.api.listen
+            )
+        })?,
+    };
     let state_store = open_feed_state(config)
         .await
         .context("opening the feed-state store")?;
@@ -974,9 +987,9 @@ pub async fn run(config: &VotewireConfig, args: ApiArgs) -> anyhow::Result<ExitC
         .feeds()
         .map_err(|p| anyhow::anyhow!("{}\n{}", p.detail, p.errors.join("\n")))?;
     let (app, _) = router(state);
-    let listener = tokio::net::TcpListener::bind(args.listen)
+    let listener = tokio::net::TcpListener::bind(listen)
         .await
-        .with_context(|| format!("listening on {}", args.listen))?;
+        .with_context(|| format!("listening on {listen}"))?;
     eprintln!(
         "votewire api: listening on http://{} (registry {})",
         listener.local_addr()?,
