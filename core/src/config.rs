@@ -304,6 +304,14 @@ pub const SERVICE_VARIABLES: &[(&str, &str)] = &[
         "VOTEWIRE_API_TOKENS",
         "api: the same lines, `;`-separated (values never printed)",
     ),
+    (
+        "VOTEWIRE_API_URL",
+        "feeds list|show|history|add|<action>: the operator API to call",
+    ),
+    (
+        "VOTEWIRE_API_TOKEN",
+        "feeds …: the token sent to the operator API (value never printed)",
+    ),
 ];
 
 /// Every `VOTEWIRE_…` variable that overrides configuration, in one list.

@@ -1,6 +1,6 @@
-//! `votewire feeds`: validate a registry, dry-run one feed (`test`), and
-//! look at or act on feed state (`list`, `show`, `history`, `pause`,
-//! `resume`).
+//! `votewire feeds validate` and `feeds test`: check a registry, and
+//! dry-run one feed. The state commands (`list`, `show`, `history`, the
+//! operator actions, `add`) are in [`crate::operator`].
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -14,7 +14,6 @@ use votewire_ingestors::feeds::{ValidFeed, load_registry};
 use votewire_ingestors::http::{FetchLimits, client};
 use votewire_ingestors::live_feed::{FeedSpec, FeedTools, dry_run};
 use votewire_ingestors::published_view::read_published;
-use votewire_ingestors::state::{FeedStateStore, open_feed_state};
 use votewire_schemas::VoteCell;
 
 pub fn validate(path: &Path) -> ExitCode {
@@ -54,6 +53,16 @@ fn find(registry: &Path, id: &str) -> anyhow::Result<ValidFeed> {
         .into_iter()
         .find(|f| f.entry.id.get_ref() == id)
         .with_context(|| format!("no feed {id:?} in {}", registry.display()))
+}
+
+/// A spinner on stderr while a long step runs (hidden when stderr is not
+/// a terminal, so scripts and logs stay clean).
+fn spinner(what: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+    bar.set_message(what.to_string());
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar
 }
 
 /// One line naming a cell for people.
@@ -99,7 +108,10 @@ pub async fn test(config: &VotewireConfig, args: TestArgs) -> anyhow::Result<Exi
         feed.file.display(),
         feed.line
     );
-    let run = match dry_run(&spec, &tools).await {
+    let progress = spinner(&format!("fetching {}", spec.feed_id));
+    let fetched = dry_run(&spec, &tools).await;
+    progress.finish_and_clear();
+    let run = match fetched {
         Ok(r) => r,
         Err(e) => {
             eprintln!("feed {}: fetching: {e}", spec.feed_id);
@@ -131,10 +143,15 @@ pub async fn test(config: &VotewireConfig, args: TestArgs) -> anyhow::Result<Exi
     );
     let kafka = config.kafka.clone();
     let (topic, feed_id) = (config.topics.votes.clone(), spec.feed_id.clone());
+    let progress = spinner(&format!(
+        "reading what {} published on {}",
+        spec.feed_id, config.topics.votes
+    ));
     let view = tokio::task::spawn_blocking(move || {
         read_published(&kafka, &topic, &feed_id, idle, Duration::from_secs(120))
     })
     .await??;
+    progress.finish_and_clear();
     println!(
         "last published on {}: {} cells of this feed ({} records read)",
         config.topics.votes,
@@ -185,138 +202,5 @@ pub async fn test(config: &VotewireConfig, args: TestArgs) -> anyhow::Result<Exi
         new.len(),
         gone.len()
     );
-    Ok(ExitCode::SUCCESS)
-}
-
-#[derive(clap::Args)]
-pub struct StateArgs {
-    /// The feed registry: a TOML file or a directory of them.
-    #[arg(long, env = "VOTEWIRE_FEEDS")]
-    feeds: PathBuf,
-}
-
-async fn state_store(
-    config: &VotewireConfig,
-) -> anyhow::Result<std::sync::Arc<dyn FeedStateStore>> {
-    open_feed_state(config)
-        .await
-        .context("opening the feed-state store")
-}
-
-/// `feeds list`: every registry entry with its stored state.
-pub async fn list(config: &VotewireConfig, args: StateArgs) -> anyhow::Result<ExitCode> {
-    let feeds = load_registry(&args.feeds).map_err(|errors| {
-        anyhow::anyhow!(
-            "the registry has {} problem(s); run `votewire feeds validate`",
-            errors.len()
-        )
-    })?;
-    let state = state_store(config).await?;
-    println!(
-        "{:<32} {:<14} {:<8} {:<12} {:>6} {:<20}",
-        "feed", "family", "enabled", "health", "seq", "lease owner"
-    );
-    for f in &feeds {
-        let id = f.entry.id.get_ref();
-        let stored = state.load(id).await.context("reading feed state")?;
-        let (health, seq, owner) = match &stored {
-            Some(s) => (
-                s.health.clone(),
-                s.source_seq.to_string(),
-                s.lease.as_ref().map_or("-".into(), |l| l.owner.clone()),
-            ),
-            None => ("never run".into(), "-".into(), "-".into()),
-        };
-        println!(
-            "{:<32} {:<14} {:<8} {:<12} {:>6} {:<20}",
-            id,
-            f.entry.family.get_ref(),
-            if f.entry.enabled { "yes" } else { "no" },
-            health,
-            seq,
-            owner
-        );
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-#[derive(clap::Args)]
-pub struct ShowArgs {
-    /// The feed id.
-    id: String,
-    #[command(flatten)]
-    registry: StateArgs,
-}
-
-/// `feeds show`: one feed's config (secrets by reference only), cursor,
-/// health and lease.
-pub async fn show(config: &VotewireConfig, args: ShowArgs) -> anyhow::Result<ExitCode> {
-    let feed = find(&args.registry.feeds, &args.id)?;
-    println!(
-        "defined at {}:{}\n{:#?}",
-        feed.file.display(),
-        feed.line,
-        feed.entry
-    );
-    let state = state_store(config).await?;
-    match state.load(&args.id).await.context("reading feed state")? {
-        Some(s) => println!("{s:#?}"),
-        None => println!("no stored state: the feed has never run"),
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `feeds pause` / `feeds resume`: stored at once, with a history event;
-/// running ingestors pick it up on their next lease round.
-pub async fn set_paused(
-    config: &VotewireConfig,
-    id: &str,
-    paused: bool,
-    by: &str,
-) -> anyhow::Result<ExitCode> {
-    let state = state_store(config).await?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
-    let from = state
-        .set_paused(id, paused, &format!("operator:{by}"), now)
-        .await
-        .context("storing the operator action")?;
-    println!(
-        "feed {id}: {from} -> {} (running ingestors apply it within one lease round)",
-        if paused { "paused" } else { "healthy" }
-    );
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `feeds history`: the stored health transitions, newest first.
-pub async fn history(config: &VotewireConfig, id: &str) -> anyhow::Result<ExitCode> {
-    let state = state_store(config).await?;
-    let mut events = Vec::new();
-    let mut after = None;
-    loop {
-        let (page, next) = state
-            .history(id, 100, after)
-            .await
-            .context("reading feed events")?;
-        events.extend(page);
-        match next {
-            Some(n) => after = Some(n),
-            None => break,
-        }
-    }
-    if events.is_empty() {
-        println!("no health transitions stored for {id}");
-    }
-    for e in events {
-        println!(
-            "{} {} -> {} by {}: {}",
-            e.at_ms,
-            e.from.as_deref().unwrap_or("-"),
-            e.to,
-            e.actor,
-            e.reason
-        );
-    }
     Ok(ExitCode::SUCCESS)
 }

@@ -10,6 +10,7 @@ mod api;
 mod feeds;
 mod ingest;
 mod observability;
+mod operator;
 mod smoke;
 mod tail;
 mod transform;
@@ -76,30 +77,28 @@ enum FeedsAction {
     /// Check every feed entry in a file or directory; list every problem
     /// with its file, line and field; exit 1 if there is any.
     Validate { path: PathBuf },
-    /// List the registry's feeds with their stored health, seq and lease.
-    List(feeds::StateArgs),
+    /// List the feeds with their health, seq, last change and lease owner.
+    List(operator::Via),
     /// Show one feed's config (secrets by reference only), cursor, health
     /// and lease.
-    Show(feeds::ShowArgs),
+    Show {
+        id: String,
+        #[command(flatten)]
+        via: operator::Via,
+    },
     /// Fetch once, transform, print the diff against the last published
     /// cells. Produces nothing and stores nothing.
     Test(feeds::TestArgs),
-    /// Pause a feed: running ingestors stop polling it within a lease round.
-    Pause {
+    /// A feed's stored transitions and operator actions, newest first.
+    History {
         id: String,
-        /// Who is acting, for the history (default: $USER).
-        #[arg(long, env = "USER", default_value = "operator")]
-        by: String,
+        #[command(flatten)]
+        via: operator::Via,
     },
-    /// Resume a paused feed, or release a quarantined one.
-    Resume {
-        id: String,
-        /// Who is acting, for the history (default: $USER).
-        #[arg(long, env = "USER", default_value = "operator")]
-        by: String,
-    },
-    /// A feed's stored health transitions, newest first.
-    History { id: String },
+    /// Add the feeds of a TOML file (validated first).
+    Add(operator::AddArgs),
+    #[command(flatten)]
+    Action(operator::ActionName),
 }
 
 #[derive(Subcommand)]
@@ -141,16 +140,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Api(args) => runtime.block_on(api::run(&config, args))?,
         Command::Feeds { action } => match action {
             FeedsAction::Validate { path } => feeds::validate(&path),
-            FeedsAction::List(args) => runtime.block_on(feeds::list(&config, args))?,
-            FeedsAction::Show(args) => runtime.block_on(feeds::show(&config, args))?,
+            FeedsAction::List(via) => runtime.block_on(operator::list(&config, via))?,
+            FeedsAction::Show { id, via } => runtime.block_on(operator::show(&config, &id, via))?,
             FeedsAction::Test(args) => runtime.block_on(feeds::test(&config, args))?,
-            FeedsAction::Pause { id, by } => {
-                runtime.block_on(feeds::set_paused(&config, &id, true, &by))?
+            FeedsAction::History { id, via } => {
+                runtime.block_on(operator::history(&config, &id, via))?
             }
-            FeedsAction::Resume { id, by } => {
-                runtime.block_on(feeds::set_paused(&config, &id, false, &by))?
-            }
-            FeedsAction::History { id } => runtime.block_on(feeds::history(&config, &id))?,
+            FeedsAction::Add(args) => runtime.block_on(operator::add(&config, args))?,
+            FeedsAction::Action(which) => runtime.block_on(operator::act(&config, which))?,
         },
         Command::Transform(args) => transform::run(args)?,
         Command::Tail { what } => tail::run(&config, what)?,

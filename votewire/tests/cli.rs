@@ -485,11 +485,38 @@ url = "{}"
         let row = pipeline.state.load(&feed_id).await.unwrap().unwrap();
         assert_eq!(row.paused, paused, "after {action}");
     }
+    // The other actions, on the store directly.
+    let out = votewire_on(&stack, &pipeline)
+        .args(["feeds", "unquarantine", &feed_id, "--local"])
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "a healthy feed has no quarantine to end"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not quarantined"),
+        "{out:?}"
+    );
+    let before = pipeline.state.load(&feed_id).await.unwrap().unwrap();
+    assert_ne!(before.cursor, Default::default());
+    let out = votewire_on(&stack, &pipeline)
+        .args(["feeds", "reset-cursor", &feed_id, "--by", "tester"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let after = pipeline.state.load(&feed_id).await.unwrap().unwrap();
+    assert_eq!(after.cursor, Default::default());
+    assert_eq!(after.source_seq, before.source_seq);
     let out = votewire_on(&stack, &pipeline)
         .args(["feeds", "history", &feed_id])
         .output()
         .unwrap();
     let history = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        history.contains("by operator:tester: cursor reset by an operator"),
+        "{history}"
+    );
     assert!(
         history.contains("-> paused by operator:tester")
             && history.contains("-> healthy by operator:tester"),
@@ -1791,6 +1818,89 @@ async fn the_operator_api_edits_feeds_records_actions_and_serves_results() {
         &api.call(Method::GET, &format!("{path}/history?limit=0"), read, None)
             .await,
         400,
+    );
+
+    // The CLI through the API: the same feed, the same rules.
+    let cli = |token: &str, args: &[&str]| {
+        let mut c = votewire();
+        c.args(args)
+            .args(["--api", &api.base])
+            .env("VOTEWIRE_API_TOKEN", token)
+            .env_remove("VOTEWIRE_FEEDS");
+        c.output().unwrap()
+    };
+    let out = cli(READ_TOKEN, &["feeds", "list", "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed["feeds"][0]["id"], feed_id.as_str());
+    let out = cli(READ_TOKEN, &["feeds", "pause", &feed_id]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("403") && err.contains("needs an admin token"),
+        "{err}"
+    );
+    let out = cli(ADMIN_TOKEN, &["feeds", "poll-now", &feed_id, "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    let done: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (done["action"].as_str(), done["actor"].as_str()),
+        (Some("poll-now"), Some("api:ops"))
+    );
+    let out = cli(READ_TOKEN, &["feeds", "show", &feed_id]);
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        shown.contains("defined at") && shown.contains("health          healthy"),
+        "{shown}"
+    );
+    let out = cli(READ_TOKEN, &["feeds", "history", &feed_id, "--json"]);
+    let events: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(events[0]["reason"], "poll requested by an operator");
+    assert_eq!(
+        events.as_array().unwrap().len(),
+        6,
+        "every page was read: {events}"
+    );
+    let extra_dir = tempfile::tempdir().unwrap();
+    let extra_id = votewire_tests::unique("csv:added");
+    one_http_feed(
+        extra_dir.path(),
+        "extra.toml",
+        &extra_id,
+        "http://127.0.0.1:9/x.csv",
+    );
+    let out = cli(
+        ADMIN_TOKEN,
+        &[
+            "feeds",
+            "add",
+            extra_dir.path().join("extra.toml").to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("added {extra_id}")));
+    let out = cli(
+        ADMIN_TOKEN,
+        &[
+            "feeds",
+            "add",
+            extra_dir.path().join("extra.toml").to_str().unwrap(),
+        ],
+    );
+    assert!(!out.status.success(), "adding it twice is refused");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("409"),
+        "{out:?}"
+    );
+    let extra_path = format!("/v1/feeds/{}", extra_id.replace('/', "%2F"));
+    assert_eq!(
+        api.call(Method::DELETE, &extra_path, admin, None).await.0,
+        204
+    );
+    let out = cli("not-a-token-000000000000000", &["feeds", "list"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("VOTEWIRE_API_TOKEN"),
+        "{out:?}"
     );
 
     // Replacing and deleting.

@@ -42,7 +42,7 @@ use votewire_ingestors::state::{FeedState, FeedStateStore, OperatorAction, open_
 
 use auth::{ApiTokens, Caller};
 use problem::Problem;
-use registry::FeedRegistry;
+pub(crate) use registry::FeedRegistry;
 use results_view::ResultsView;
 
 /// The largest request body accepted.
@@ -212,7 +212,7 @@ fn json_body(
 // ---------------------------------------------------------------- schemas
 
 /// One feed's standing.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct FeedSummary {
     pub id: String,
     pub family: String,
@@ -231,17 +231,20 @@ pub struct FeedSummary {
     pub last_error_ms: Option<i64>,
     /// Seconds since the last change.
     pub freshness_s: Option<f64>,
-    /// The ingestor holding the feed's lease, when one does.
+    /// The ingestor holding the feed's lease (`lease_live`), or the last
+    /// one that did.
     pub lease_owner: Option<String>,
+    /// Whether `lease_owner` holds an unexpired lease now.
+    pub lease_live: bool,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct FeedList {
     pub feeds: Vec<FeedSummary>,
 }
 
 /// What the next fetch starts from.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct CursorView {
     pub etag: Option<String>,
     pub last_modified: Option<String>,
@@ -252,7 +255,7 @@ pub struct CursorView {
     pub sftp_files_seen: usize,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct LeaseView {
     pub owner: String,
     pub expires_ms: i64,
@@ -260,7 +263,7 @@ pub struct LeaseView {
 }
 
 /// One feed: its standing, its config as written, cursor and lease.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct FeedDetail {
     #[serde(flatten)]
     pub summary: FeedSummary,
@@ -311,7 +314,7 @@ pub enum SourceKind {
 }
 
 /// One stored transition.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct HistoryEvent {
     pub at_ms: i64,
     pub from: Option<String>,
@@ -321,7 +324,7 @@ pub struct HistoryEvent {
     pub actor: String,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct HistoryPage {
     pub events: Vec<HistoryEvent>,
     /// Pass as `page_token` for the next (older) page.
@@ -339,7 +342,7 @@ pub struct HistoryQuery {
 }
 
 /// An operator action, as stored.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ActionDone {
     pub feed_id: String,
     pub action: String,
@@ -381,7 +384,7 @@ pub struct Readiness {
 
 // --------------------------------------------------------------- handlers
 
-fn summary(feed: &ValidFeed, stored: Option<&FeedState>, now: i64) -> FeedSummary {
+pub(crate) fn summary(feed: &ValidFeed, stored: Option<&FeedState>, now: i64) -> FeedSummary {
     let e = &feed.entry;
     FeedSummary {
         id: e.id.get_ref().clone(),
@@ -399,19 +402,25 @@ fn summary(feed: &ValidFeed, stored: Option<&FeedState>, now: i64) -> FeedSummar
             .map(|t| (now - t).max(0) as f64 / 1000.0),
         lease_owner: stored
             .and_then(|s| s.lease.as_ref())
-            .filter(|l| l.expires_ms > now)
             .map(|l| l.owner.clone()),
+        lease_live: stored
+            .and_then(|s| s.lease.as_ref())
+            .is_some_and(|l| l.expires_ms > now),
     }
 }
 
-async fn detail(state: &ApiState, feed: ValidFeed) -> Result<FeedDetail, Problem> {
+pub(crate) async fn detail(
+    store: &dyn FeedStateStore,
+    registry: &FeedRegistry,
+    feed: ValidFeed,
+) -> Result<FeedDetail, Problem> {
     let id = feed.entry.id.get_ref().clone();
-    let stored = state.state.load(&id).await.map_err(store_problem)?;
+    let stored = store.load(&id).await.map_err(store_problem)?;
     let now = now_ms();
     Ok(FeedDetail {
         summary: summary(&feed, stored.as_ref(), now),
         defined_at: format!("{}:{}", feed.file.display(), feed.line),
-        config: state.registry.entry_json(&feed),
+        config: registry.entry_json(&feed),
         cursor: stored.as_ref().map(|s| CursorView {
             etag: s.cursor.etag.clone(),
             last_modified: s.cursor.last_modified.clone(),
@@ -515,7 +524,9 @@ async fn show_feed(
     Path(id): Path<String>,
 ) -> Result<Json<FeedDetail>, Problem> {
     let feed = state.registry.find(&id)?;
-    Ok(Json(detail(&state, feed).await?))
+    Ok(Json(
+        detail(state.state.as_ref(), &state.registry, feed).await?,
+    ))
 }
 
 /// The feed's stored transitions (health changes and operator actions),
@@ -561,18 +572,19 @@ async fn feed_history(
             _ => store_problem(e),
         })?;
     Ok(Json(HistoryPage {
-        events: events
-            .into_iter()
-            .map(|e| HistoryEvent {
-                at_ms: e.at_ms,
-                from: e.from,
-                to: e.to,
-                reason: e.reason,
-                actor: e.actor,
-            })
-            .collect(),
+        events: events.into_iter().map(history_event).collect(),
         next_page_token: next,
     }))
+}
+
+pub(crate) fn history_event(e: votewire_ingestors::state::HealthEvent) -> HistoryEvent {
+    HistoryEvent {
+        at_ms: e.at_ms,
+        from: e.from,
+        to: e.to,
+        reason: e.reason,
+        actor: e.actor,
+    }
 }
 
 /// Adds a feed to the registry (admin). Running ingestors pick it up at
@@ -601,7 +613,7 @@ async fn create_feed(
     let id = feed.entry.id.get_ref().clone();
     record(&state, &id, &caller, "added through the API").await;
     let location = format!("/v1/feeds/{}", encode_segment(&id));
-    let detail = detail(&state, feed).await?;
+    let detail = detail(state.state.as_ref(), &state.registry, feed).await?;
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, location)],
@@ -636,7 +648,9 @@ async fn replace_feed(
     let body = json_body(body)?;
     let feed = state.registry.replace(&id, &body).await?;
     record(&state, &id, &caller, "replaced through the API").await;
-    Ok(Json(detail(&state, feed).await?))
+    Ok(Json(
+        detail(state.state.as_ref(), &state.registry, feed).await?,
+    ))
 }
 
 /// Removes a feed from the registry (admin); its stored state and history
@@ -705,18 +719,8 @@ async fn act(
     state.registry.find(id)?;
     let stored = state.state.load(id).await.map_err(store_problem)?;
     let health = stored.as_ref().map_or("never run", |s| s.health.as_str());
-    match action {
-        OperatorAction::PollNow if matches!(health, "paused" | "quarantined") => {
-            return Err(Problem::conflict(format!(
-                "feed {id} is {health}; resume (or unquarantine) it first"
-            )));
-        }
-        OperatorAction::Resume if name == "unquarantine" && health != "quarantined" => {
-            return Err(Problem::conflict(format!(
-                "feed {id} is {health}, not quarantined; nothing to release"
-            )));
-        }
-        _ => {}
+    if let Some(why) = refusal(action, name, id, health) {
+        return Err(Problem::conflict(why));
     }
     let at_ms = now_ms();
     let actor = caller.actor();
@@ -725,15 +729,45 @@ async fn act(
         .act(id, action, &actor, at_ms)
         .await
         .map_err(store_problem)?;
-    Ok(Json(ActionDone {
+    Ok(Json(action_done(id, name, before, after, actor, at_ms)))
+}
+
+/// Why `action` (called `name`) cannot be done to a feed in `health`.
+pub(crate) fn refusal(
+    action: OperatorAction,
+    name: &str,
+    id: &str,
+    health: &str,
+) -> Option<String> {
+    match action {
+        OperatorAction::PollNow if matches!(health, "paused" | "quarantined") => Some(format!(
+            "feed {id} is {health}; resume (or unquarantine) it first"
+        )),
+        OperatorAction::Resume if name == "unquarantine" && health != "quarantined" => Some(
+            format!("feed {id} is {health}, not quarantined; nothing to release"),
+        ),
+        _ => None,
+    }
+}
+
+pub(crate) fn action_done(
+    id: &str,
+    name: &str,
+    health_before: String,
+    health_after: String,
+    actor: String,
+    at_ms: i64,
+) -> ActionDone {
+    ActionDone {
         feed_id: id.to_string(),
         action: name.to_string(),
-        health_before: before,
-        health_after: after,
+        health_before,
+        health_after,
         actor,
         at_ms,
-        applies: "running ingestors restart the feed at their next lease round (a third of the lease TTL)".into(),
-    }))
+        applies: "running ingestors restart the feed at their next lease round (a third of the lease TTL)"
+            .into(),
+    }
 }
 
 macro_rules! action_handler {

@@ -1,0 +1,503 @@
+//! The operator's feed commands (`votewire feeds list|show|history|add`
+//! and the actions `pause|resume|poll-now|unquarantine|reset-cursor`),
+//! through the operator API (`--api URL` or `VOTEWIRE_API_URL`, with
+//! `VOTEWIRE_API_TOKEN`) or straight on the state store and registry
+//! (`--local`, or when no API is named). Both ways print the same: a table
+//! for people, or with `--json` the API's own JSON.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use votewire_core::config::VotewireConfig;
+use votewire_ingestors::feeds::load_registry;
+use votewire_ingestors::state::{FeedStateStore, OperatorAction, open_feed_state};
+
+use crate::api::{self, ActionDone, FeedDetail, FeedList, HistoryEvent, HistoryPage};
+
+/// Where the command goes.
+#[derive(clap::Args, Clone)]
+pub struct Via {
+    /// The operator API, e.g. `http://127.0.0.1:8080` (token in
+    /// `VOTEWIRE_API_TOKEN`).
+    #[arg(long, env = "VOTEWIRE_API_URL")]
+    api: Option<String>,
+    /// The API token. Prefer the variable: a command line is visible to
+    /// every user of the machine.
+    #[arg(long, env = "VOTEWIRE_API_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Work on the state store and registry directly, even when an API is
+    /// named.
+    #[arg(long)]
+    local: bool,
+    /// Print the API's JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// The feed registry (file or directory): needed with `--local` for
+    /// `list`, `show` and `add`.
+    #[arg(long, env = "VOTEWIRE_FEEDS")]
+    feeds: Option<PathBuf>,
+}
+
+#[derive(clap::Subcommand)]
+pub enum ActionName {
+    /// Stop polling the feed (running ingestors apply it within a lease
+    /// round).
+    Pause(ActionArgs),
+    /// Poll again; also releases a quarantine.
+    Resume(ActionArgs),
+    /// Restart the feed so it polls at once.
+    PollNow(ActionArgs),
+    /// Release a quarantined feed.
+    Unquarantine(ActionArgs),
+    /// Forget the feed's cursor: the next poll fetches everything.
+    ResetCursor(ActionArgs),
+}
+
+#[derive(clap::Args)]
+pub struct ActionArgs {
+    id: String,
+    /// Who is acting, for the history with `--local` (through the API the
+    /// token's name is recorded).
+    #[arg(long, env = "USER", default_value = "operator")]
+    by: String,
+    #[command(flatten)]
+    via: Via,
+}
+
+/// A call through the API failed in a way the operator can act on.
+fn explain(status: reqwest::StatusCode, body: &serde_json::Value, what: &str) -> anyhow::Error {
+    let detail = body["detail"].as_str().unwrap_or("no detail given");
+    let mut msg = format!("{what}: the API answered {status}: {detail}");
+    for e in body["errors"].as_array().into_iter().flatten() {
+        msg.push_str(&format!("\n  {}", e.as_str().unwrap_or_default()));
+    }
+    let hint = match status.as_u16() {
+        401 => "\nset VOTEWIRE_API_TOKEN to a token the API knows (ask the pool's admin)",
+        403 => "\nthis needs an admin token",
+        404 => "\ncheck the id with `votewire feeds list`",
+        422 => "\nfix the listed problems; `votewire feeds validate FILE` checks a file locally",
+        429 => "\nthe API is rate limiting this address; wait a second and retry",
+        _ => "",
+    };
+    msg.push_str(hint);
+    anyhow::anyhow!(msg)
+}
+
+struct ApiClient {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+fn segment(id: &str) -> String {
+    id.replace('%', "%25")
+        .replace('/', "%2F")
+        .replace('?', "%3F")
+        .replace('#', "%23")
+}
+
+impl ApiClient {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+        what: &str,
+    ) -> anyhow::Result<serde_json::Value> {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base.trim_end_matches('/')))
+            .bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.with_context(|| {
+            format!(
+                "{what}: reaching the API at {}; is `votewire api` running?",
+                self.base
+            )
+        })?;
+        let status = resp.status();
+        let bytes = resp
+            .bytes()
+            .await
+            .with_context(|| format!("{what}: reading the answer"))?;
+        let body: serde_json::Value = if bytes.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .with_context(|| format!("{what}: the API's answer is not JSON"))?
+        };
+        if !status.is_success() {
+            return Err(explain(status, &body, what));
+        }
+        Ok(body)
+    }
+}
+
+enum Target {
+    Api(ApiClient),
+    Local {
+        state: std::sync::Arc<dyn FeedStateStore>,
+        registry: Option<PathBuf>,
+    },
+}
+
+async fn target(config: &VotewireConfig, via: &Via) -> anyhow::Result<Target> {
+    match (&via.api, via.local) {
+        (Some(base), false) => {
+            let token = via.token.clone().context(
+                "set VOTEWIRE_API_TOKEN to use the API (or pass --local to work on the state store)",
+            )?;
+            let http = reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .connect_timeout(Duration::from_secs(5))
+                .build()?;
+            Ok(Target::Api(ApiClient {
+                http,
+                base: base.clone(),
+                token,
+            }))
+        }
+        _ => Ok(Target::Local {
+            state: open_feed_state(config)
+                .await
+                .context("opening the feed-state store (or name the API with --api)")?,
+            registry: via.feeds.clone(),
+        }),
+    }
+}
+
+fn need_registry(registry: &Option<PathBuf>) -> anyhow::Result<&Path> {
+    registry.as_deref().context(
+        "name the feed registry with --feeds (or VOTEWIRE_FEEDS), or use the API with --api",
+    )
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+fn ago(ms: Option<i64>) -> String {
+    match ms {
+        Some(t) => format!("{}s ago", (now_ms() - t).max(0) / 1000),
+        None => "-".into(),
+    }
+}
+
+/// `feeds list`.
+pub async fn list(config: &VotewireConfig, via: Via) -> anyhow::Result<ExitCode> {
+    let feeds: FeedList = match target(config, &via).await? {
+        Target::Api(c) => serde_json::from_value(
+            c.call(reqwest::Method::GET, "/v1/feeds", None, "listing feeds")
+                .await?,
+        )?,
+        Target::Local { state, registry } => {
+            let registry = api::FeedRegistry::new(need_registry(&registry)?.to_path_buf());
+            let all = registry
+                .feeds()
+                .map_err(|p| anyhow::anyhow!("{}\n{}", p.detail, p.errors.join("\n")))?;
+            let now = now_ms();
+            let mut out = Vec::new();
+            for f in &all {
+                let stored = state
+                    .load(f.entry.id.get_ref())
+                    .await
+                    .context("reading feed state")?;
+                out.push(api::summary(f, stored.as_ref(), now));
+            }
+            FeedList { feeds: out }
+        }
+    };
+    if via.json {
+        print_json(&feeds)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:<32} {:<14} {:<8} {:<12} {:>6} {:<12} {:<12} {:<20}",
+        "feed", "family", "enabled", "health", "seq", "changed", "fetched", "lease owner"
+    );
+    for f in &feeds.feeds {
+        println!(
+            "{:<32} {:<14} {:<8} {:<12} {:>6} {:<12} {:<12} {:<20}",
+            f.id,
+            f.family,
+            if f.enabled { "yes" } else { "no" },
+            f.health,
+            if f.source_seq > 0 {
+                f.source_seq.to_string()
+            } else {
+                "-".into()
+            },
+            ago(f.last_change_ms),
+            ago(f.last_fetch_ms),
+            match (&f.lease_owner, f.lease_live) {
+                (Some(o), true) => o.clone(),
+                (Some(o), false) => format!("{o} (expired)"),
+                (None, _) => "-".into(),
+            }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `feeds show`.
+pub async fn show(config: &VotewireConfig, id: &str, via: Via) -> anyhow::Result<ExitCode> {
+    let detail: FeedDetail = match target(config, &via).await? {
+        Target::Api(c) => serde_json::from_value(
+            c.call(
+                reqwest::Method::GET,
+                &format!("/v1/feeds/{}", segment(id)),
+                None,
+                &format!("showing feed {id}"),
+            )
+            .await?,
+        )?,
+        Target::Local { state, registry } => {
+            let registry = api::FeedRegistry::new(need_registry(&registry)?.to_path_buf());
+            let feed = registry
+                .find(id)
+                .map_err(|p| anyhow::anyhow!("{}", p.detail))?;
+            api::detail(state.as_ref(), &registry, feed)
+                .await
+                .map_err(|p| anyhow::anyhow!("{}", p.detail))?
+        }
+    };
+    if via.json {
+        print_json(&detail)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let s = &detail.summary;
+    println!("feed {} ({}), election {}", s.id, s.family, s.election_id);
+    println!("  defined at      {}", detail.defined_at);
+    println!(
+        "  health          {}{}",
+        s.health,
+        if s.paused { " (paused)" } else { "" }
+    );
+    println!("  source_seq      {}", s.source_seq);
+    println!("  last change     {}", ago(s.last_change_ms));
+    println!("  last fetch      {}", ago(s.last_fetch_ms));
+    println!("  last error      {}", ago(s.last_error_ms));
+    match &detail.lease {
+        Some(l) => println!(
+            "  lease           {} (fencing {}, expires in {}s)",
+            l.owner,
+            l.fencing,
+            (l.expires_ms - now_ms()).max(0) / 1000
+        ),
+        None => println!("  lease           none (no ingestor holds it)"),
+    }
+    if let Some(c) = &detail.cursor {
+        println!(
+            "  cursor          version {} etag {} last-modified {} sha256 {} nextrequest {} sftp files {}",
+            c.version.as_deref().unwrap_or("-"),
+            c.etag.as_deref().unwrap_or("-"),
+            c.last_modified.as_deref().unwrap_or("-"),
+            c.sha256.as_deref().map_or("-", |h| &h[..h.len().min(16)]),
+            c.next_request.as_deref().unwrap_or("-"),
+            c.sftp_files_seen
+        );
+    }
+    println!("  config (secrets by reference):");
+    for line in serde_json::to_string_pretty(&detail.config)?.lines() {
+        println!("    {line}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `feeds history`: every stored transition, newest first.
+pub async fn history(config: &VotewireConfig, id: &str, via: Via) -> anyhow::Result<ExitCode> {
+    let mut events: Vec<HistoryEvent> = Vec::new();
+    let mut token: Option<String> = None;
+    let target = target(config, &via).await?;
+    loop {
+        let page: HistoryPage = match &target {
+            Target::Api(c) => {
+                let mut path = format!("/v1/feeds/{}/history?limit=500", segment(id));
+                if let Some(t) = &token {
+                    path.push_str(&format!("&page_token={}", segment(t)));
+                }
+                serde_json::from_value(
+                    c.call(
+                        reqwest::Method::GET,
+                        &path,
+                        None,
+                        &format!("reading {id}'s history"),
+                    )
+                    .await?,
+                )?
+            }
+            Target::Local { state, .. } => {
+                let (page, next) = state
+                    .history(id, 500, token.clone())
+                    .await
+                    .context("reading feed events")?;
+                HistoryPage {
+                    events: page.into_iter().map(api::history_event).collect(),
+                    next_page_token: next,
+                }
+            }
+        };
+        events.extend(page.events);
+        match page.next_page_token {
+            Some(t) => token = Some(t),
+            None => break,
+        }
+    }
+    if via.json {
+        print_json(&events)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if events.is_empty() {
+        println!("no transitions stored for {id}");
+    }
+    for e in events {
+        println!(
+            "{} {} -> {} by {}: {}",
+            e.at_ms,
+            e.from.as_deref().unwrap_or("-"),
+            e.to,
+            e.actor,
+            e.reason
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `feeds pause|resume|poll-now|unquarantine|reset-cursor`.
+pub async fn act(config: &VotewireConfig, which: ActionName) -> anyhow::Result<ExitCode> {
+    let (args, action, name) = match which {
+        ActionName::Pause(a) => (a, OperatorAction::Pause, "pause"),
+        ActionName::Resume(a) => (a, OperatorAction::Resume, "resume"),
+        ActionName::PollNow(a) => (a, OperatorAction::PollNow, "poll-now"),
+        ActionName::Unquarantine(a) => (a, OperatorAction::Resume, "unquarantine"),
+        ActionName::ResetCursor(a) => (a, OperatorAction::ResetCursor, "reset-cursor"),
+    };
+    let id = &args.id;
+    let done: ActionDone = match target(config, &args.via).await? {
+        Target::Api(c) => serde_json::from_value(
+            c.call(
+                reqwest::Method::POST,
+                &format!("/v1/feeds/{}/{name}", segment(id)),
+                None,
+                &format!("{name} {id}"),
+            )
+            .await?,
+        )?,
+        Target::Local { state, .. } => {
+            let stored = state.load(id).await.context("reading feed state")?;
+            let health = stored.as_ref().map_or("never run", |s| s.health.as_str());
+            if let Some(why) = api::refusal(action, name, id, health) {
+                anyhow::bail!("{why}");
+            }
+            let at_ms = now_ms();
+            let actor = format!("operator:{}", args.by);
+            let (before, after) = state
+                .act(id, action, &actor, at_ms)
+                .await
+                .context("storing the operator action")?;
+            api::action_done(id, name, before, after, actor, at_ms)
+        }
+    };
+    if args.via.json {
+        print_json(&done)?;
+    } else {
+        println!(
+            "feed {}: {} -> {} ({} by {}; {})",
+            done.feed_id,
+            done.health_before,
+            done.health_after,
+            done.action,
+            done.actor,
+            done.applies
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(clap::Args)]
+pub struct AddArgs {
+    /// A TOML file of `[[feed]]` entries.
+    file: PathBuf,
+    #[command(flatten)]
+    via: Via,
+}
+
+/// `feeds add FILE`: through the API, one POST per entry; with `--local`,
+/// the file is validated with the registry and copied into it.
+pub async fn add(config: &VotewireConfig, args: AddArgs) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(&args.file)
+        .with_context(|| format!("reading {}", args.file.display()))?;
+    // Every entry must be valid before anything is sent or written.
+    if let Err(errors) = load_registry(&args.file) {
+        for e in &errors {
+            eprintln!("{e}");
+        }
+        anyhow::bail!("{} problem(s); nothing was added", errors.len());
+    }
+    match target(config, &args.via).await? {
+        Target::Api(c) => {
+            let file: toml::Table = text.parse().context("parsing the file as TOML")?;
+            let entries = file
+                .get("feed")
+                .and_then(|f| f.as_array())
+                .cloned()
+                .unwrap_or_default();
+            for entry in entries {
+                let json = serde_json::to_value(&entry)?;
+                let id = json["id"].as_str().unwrap_or("?").to_string();
+                c.call(
+                    reqwest::Method::POST,
+                    "/v1/feeds",
+                    Some(&json),
+                    &format!("adding {id}"),
+                )
+                .await?;
+                println!("added {id}");
+            }
+        }
+        Target::Local { registry, .. } => {
+            let dir = need_registry(&registry)?;
+            anyhow::ensure!(
+                dir.is_dir(),
+                "{} is a file; --local add copies into a registry directory",
+                dir.display()
+            );
+            let name = args.file.file_name().context("the file has no name")?;
+            let dest = dir.join(name);
+            anyhow::ensure!(
+                !dest.exists(),
+                "{} exists; edit it, or give the new file another name",
+                dest.display()
+            );
+            let tmp = dest.with_extension("toml.writing");
+            std::fs::write(&tmp, &text)?;
+            std::fs::rename(&tmp, &dest)?;
+            if let Err(errors) = load_registry(dir) {
+                std::fs::remove_file(&dest)?;
+                for e in &errors {
+                    eprintln!("{e}");
+                }
+                anyhow::bail!(
+                    "with the rest of the registry: {} problem(s); nothing was added",
+                    errors.len()
+                );
+            }
+            println!(
+                "added {} (ingestors pick it up at their next registry check)",
+                dest.display()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
