@@ -37,4 +37,5 @@
 pub mod contest_cells;
 pub mod fleet;
 pub mod fleet_metrics;
+pub mod nist_export;
 pub mod rollup;

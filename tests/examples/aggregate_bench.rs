@@ -15,6 +15,7 @@
 //!
 //! ```text
 //! cargo run --release -p votewire-tests --example aggregate_bench -- 20
+//! VOTEWIRE_BENCH_OTLP=1 cargo run …   # with span and metric export on
 //! ```
 
 use std::sync::{Arc, Mutex};
@@ -137,6 +138,23 @@ async fn main() {
     let rounds: i64 = std::env::args()
         .nth(1)
         .map_or(20, |r| r.parse().expect("ROUNDS is a number"));
+    // With VOTEWIRE_BENCH_OTLP=1, spans and metrics are exported to the
+    // stack's OTLP receiver, as a deployed aggregator does; without it the
+    // global tracer and meter are no-ops.
+    let _export = std::env::var("VOTEWIRE_BENCH_OTLP").is_ok().then(|| {
+        let otlp = votewire_core::config::OtlpConfig {
+            endpoint: Some(
+                std::env::var("VOTEWIRE_OTLP_ENDPOINT").expect("the stack's OTLP endpoint"),
+            ),
+            protocol: votewire_core::config::OtlpProtocol::Grpc,
+            timeout_ms: 3_000,
+        };
+        println!("exporting spans and metrics over OTLP");
+        (
+            votewire_core::telemetry::init("aggregate-bench", &otlp).expect("span export"),
+            votewire_core::metrics::init_metrics("aggregate-bench", &otlp).expect("metrics"),
+        )
+    });
 
     // Throughput: a rebuild of ROUNDS × 51,444 cells.
     let pipeline = TestPipeline::start("bench-agg", 12).await;

@@ -7,6 +7,7 @@
 
 mod aggregate;
 mod api;
+mod export;
 mod feeds;
 mod ingest;
 mod observability;
@@ -51,6 +52,9 @@ enum Command {
     },
     /// Transform one payload file into vote cells (JSON lines).
     Transform(transform::TransformArgs),
+    /// Write an election's current results as a NIST SP 1500-100 v2
+    /// ElectionReport (XML or JSON).
+    Export(export::ExportArgs),
     /// Decode and print a topic (results) for subscribers.
     Tail {
         #[command(subcommand)]
@@ -151,6 +155,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         },
         Command::Transform(args) => transform::run(args)?,
         Command::Tail { what } => tail::run(&config, what)?,
+        Command::Export(args) => runtime.block_on(export::run(&config, args))?,
         Command::Demo => not_yet("demo", "election night"),
         Command::Smoke(args) => runtime.block_on(smoke::run(&config, args))?,
         Command::Topics {

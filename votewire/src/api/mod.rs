@@ -73,6 +73,7 @@ pub struct ApiArgs {
 }
 
 pub struct ApiState {
+    config: VotewireConfig,
     prometheus: votewire_core::metrics::PrometheusText,
     tokens: ApiTokens,
     registry: FeedRegistry,
@@ -863,6 +864,71 @@ async fn contest_results(
     Ok(([(header::CACHE_CONTROL, "public, max-age=1")], Json(body)).into_response())
 }
 
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ExportQuery {
+    /// `nist-cdf-xml` (default) or `nist-cdf-json`.
+    pub format: Option<String>,
+}
+
+/// An election's current results as a NIST SP 1500-100 v2
+/// `ElectionReport` (read from the votes topic: allow a few seconds).
+#[utoipa::path(get, path = "/v1/export/{election}", tag = "results", security(("bearer" = [])),
+    params(("election" = String, Path, description = "The election id"), ExportQuery),
+    responses(
+        (status = 200, description = "The ElectionReport (application/xml or application/json)", content((String = "application/xml"), (Object = "application/json"))),
+        (status = 400, description = "An unknown format", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or unknown token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No cells of this election", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The broker did not answer", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn export_election(
+    _caller: Caller,
+    State(state): State<Shared>,
+    Path(election): Path<String>,
+    query: Result<Query<ExportQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, Problem> {
+    let Query(q) =
+        query.map_err(|e| Problem::typed(StatusCode::BAD_REQUEST, "bad-query", e.body_text()))?;
+    let name = q.format.as_deref().unwrap_or("nist-cdf-xml");
+    let format = crate::export::format_of(name).ok_or_else(|| {
+        Problem::typed(
+            StatusCode::BAD_REQUEST,
+            "bad-query",
+            format!("format {name:?} is neither nist-cdf-xml nor nist-cdf-json"),
+        )
+    })?;
+    let (kafka, topic, e) = (
+        state.config.kafka.clone(),
+        state.config.topics.votes.clone(),
+        election.clone(),
+    );
+    let cells =
+        tokio::task::spawn_blocking(move || crate::export::current_cells(&kafka, &topic, &e))
+            .await
+            .map_err(|e| Problem::unavailable(format!("reading the votes topic: {e}")))?
+            .map_err(|e| {
+                Problem::unavailable(format!("reading the votes topic: {e}; retry shortly"))
+            })?;
+    if cells.is_empty() {
+        return Err(Problem::not_found(format!(
+            "no cells of election {election:?}; GET /v1/feeds shows each feed's election"
+        )));
+    }
+    let report = votewire_aggregator::nist_export::election_report(
+        &election,
+        &cells,
+        &crate::export::utc_now(),
+        format,
+    );
+    let content_type = match format {
+        votewire_aggregator::nist_export::ExportFormat::Xml => "application/xml",
+        votewire_aggregator::nist_export::ExportFormat::Json => "application/json",
+    };
+    Ok(([(header::CONTENT_TYPE, content_type)], report.bytes).into_response())
+}
+
 /// The contests of one election that have results.
 #[utoipa::path(get, path = "/v1/results/{election}", tag = "results", security(("bearer" = [])),
     params(("election" = String, Path, description = "The election id")),
@@ -961,6 +1027,7 @@ pub fn router(state: Shared) -> (axum::Router, utoipa::openapi::OpenApi) {
         .routes(routes!(reset_cursor))
         .routes(routes!(contest_results))
         .routes(routes!(election_contests))
+        .routes(routes!(export_election))
         .split_for_parts();
     // After the routes: their schemas are in the components only now.
     BearerAuthAndFamilies.modify(&mut openapi);
@@ -1006,6 +1073,7 @@ pub async fn run(config: &VotewireConfig, args: ApiArgs) -> anyhow::Result<ExitC
     results_view::follow(&config.kafka, &config.topics.results, results.clone())
         .context("reading the results topic")?;
     let state = Arc::new(ApiState {
+        config: config.clone(),
         prometheus: observability.prometheus(),
         tokens,
         registry: FeedRegistry::new(args.feeds.clone()),

@@ -1,0 +1,197 @@
+//! `votewire export`: an election's current results as a NIST SP 1500-100
+//! v2 `ElectionReport` (XML or JSON), from the compacted votes topic (see
+//! `votewire_aggregator::nist_export` for the mapping). Also served by the
+//! API at `GET /v1/export/{election}`.
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use votewire_aggregator::nist_export::{ExportFormat, ExportedReport, election_report};
+use votewire_core::config::{KafkaConfig, VotewireConfig};
+use votewire_schemas::{CellKey, VoteCell, codec, schemas};
+
+#[derive(clap::Args)]
+pub struct ExportArgs {
+    /// `nist-cdf-xml` or `nist-cdf-json`.
+    #[arg(long, value_parser = ["nist-cdf-xml", "nist-cdf-json"])]
+    format: String,
+    /// The election id (as the feeds name it).
+    #[arg(long)]
+    election: String,
+    /// Write here instead of stdout.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+pub fn format_of(name: &str) -> Option<ExportFormat> {
+    match name {
+        "nist-cdf-xml" => Some(ExportFormat::Xml),
+        "nist-cdf-json" => Some(ExportFormat::Json),
+        _ => None,
+    }
+}
+
+/// Now as `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn utc_now() -> String {
+    utc_timestamp(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64),
+    )
+}
+
+/// Seconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ`.
+fn utc_timestamp(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// The current cells of `election`: the votes topic read from its
+/// beginning to its end, the newest `source_seq` per cell.
+pub fn current_cells(
+    kafka: &KafkaConfig,
+    topic: &str,
+    election: &str,
+) -> Result<Vec<VoteCell>, KafkaError> {
+    let mut cfg = votewire_core::kafka::consumer_config(kafka, "export", "votewire-export");
+    cfg.set("enable.partition.eof", "true");
+    let consumer: BaseConsumer = cfg.create()?;
+    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic)
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    let mut tpl = TopicPartitionList::new();
+    for p in &partitions {
+        tpl.add_partition_offset(topic, *p, Offset::Beginning)?;
+    }
+    consumer.assign(&tpl)?;
+    let mut decoder = codec::VoteCellDecoder::new(schemas().vote_cell.id);
+    let mut cells: HashMap<CellKey, VoteCell> = HashMap::new();
+    let mut at_end = std::collections::HashSet::new();
+    // tansu under-reports high watermarks, so the end is each partition's
+    // EOF event, with an overall deadline.
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while at_end.len() < partitions.len() && Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(500)) {
+            Some(Ok(m)) => {
+                let Some(bytes) = m.payload() else { continue };
+                let Ok((key, cell)) = decoder.decode(bytes) else {
+                    continue; // the aggregator dead-letters these; nothing to export
+                };
+                if &*cell.header.election_id != election {
+                    continue;
+                }
+                match cells.get(&key) {
+                    Some(old) if old.header.source_seq > cell.header.source_seq => {}
+                    _ => {
+                        cells.insert(key, cell);
+                    }
+                }
+            }
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                at_end.insert(p);
+            }
+            Some(Err(e)) => return Err(e),
+            None => {}
+        }
+    }
+    let mut out: Vec<VoteCell> = cells.into_values().collect();
+    // A stable order: the same cells give the same document.
+    out.sort_by(|a, b| {
+        (
+            &a.header.provenance.feed_id,
+            &a.contest.source_id,
+            &a.choice.source_id,
+            &a.unit.source_id,
+            &a.vote_type_raw,
+        )
+            .cmp(&(
+                &b.header.provenance.feed_id,
+                &b.contest.source_id,
+                &b.choice.source_id,
+                &b.unit.source_id,
+                &b.vote_type_raw,
+            ))
+    });
+    Ok(out)
+}
+
+/// The report for `election`, read from `config`'s votes topic.
+pub async fn export(
+    config: &VotewireConfig,
+    election: &str,
+    format: ExportFormat,
+) -> anyhow::Result<ExportedReport> {
+    let (kafka, topic, e) = (
+        config.kafka.clone(),
+        config.topics.votes.clone(),
+        election.to_string(),
+    );
+    let cells = tokio::task::spawn_blocking(move || current_cells(&kafka, &topic, &e))
+        .await?
+        .with_context(|| format!("reading {}", config.topics.votes))?;
+    anyhow::ensure!(
+        !cells.is_empty(),
+        "no cells of election {election:?} on {}; check the id with `votewire tail results`",
+        config.topics.votes
+    );
+    Ok(election_report(election, &cells, &utc_now(), format))
+}
+
+pub async fn run(config: &VotewireConfig, args: ExportArgs) -> anyhow::Result<ExitCode> {
+    let format = format_of(&args.format).expect("clap checked the format");
+    let report = export(config, &args.election, format).await?;
+    match &args.out {
+        Some(path) => std::fs::write(path, &report.bytes)
+            .with_context(|| format!("writing {}", path.display()))?,
+        None => std::io::stdout().write_all(&report.bytes)?,
+    }
+    eprintln!(
+        "{}: {} contests, {} units, {} vote counts, status {}",
+        args.election, report.contests, report.units, report.vote_counts, report.status
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn timestamps_are_utc_civil_dates() {
+        // Expected values from Python's datetime.fromtimestamp(s, utc).
+        for (secs, want) in [
+            (0, "1970-01-01T00:00:00Z"),
+            (951_782_400, "2000-02-29T00:00:00Z"),
+            (1_609_891_000, "2021-01-05T23:56:40Z"),
+            (4_102_444_799, "2099-12-31T23:59:59Z"),
+        ] {
+            assert_eq!(super::utc_timestamp(secs), want);
+        }
+    }
+}
