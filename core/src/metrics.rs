@@ -181,6 +181,11 @@ pub fn init_metrics(service_name: &str, otlp: &OtlpConfig) -> Result<MetricsGuar
         .with_description("OTLP metric exports that failed; their data was dropped")
         .with_callback(|o| o.observe(OTLP_EXPORT_FAILURES.load(Ordering::Relaxed), &[]))
         .build();
+    let _spans = meter
+        .u64_observable_counter("votewire.otlp.spans.dropped")
+        .with_description("Spans dropped because their OTLP export failed")
+        .with_callback(|o| o.observe(crate::telemetry::spans_dropped(), &[]))
+        .build();
     Ok(MetricsGuard {
         provider,
         prometheus: PrometheusText(text),

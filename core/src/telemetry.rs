@@ -6,7 +6,10 @@
 //! thread with a bounded queue: when the collector is down, spans are dropped
 //! rather than blocking ingestion.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+use opentelemetry_sdk::error::OTelSdkResult;
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{Protocol, WithExportConfig};
@@ -57,6 +60,42 @@ impl Drop for TelemetryGuard {
     }
 }
 
+/// Spans whose export failed (collector down or too slow): they are
+/// dropped, never retried into the hot path.
+static SPANS_DROPPED: AtomicU64 = AtomicU64::new(0);
+
+/// How many spans this process dropped because their export failed.
+pub fn spans_dropped() -> u64 {
+    SPANS_DROPPED.load(Ordering::Relaxed)
+}
+
+/// The OTLP span exporter, counting the spans of failed exports.
+#[derive(Debug)]
+struct CountingSpanExporter(opentelemetry_otlp::SpanExporter);
+
+impl opentelemetry_sdk::trace::SpanExporter for CountingSpanExporter {
+    async fn export(&self, batch: Vec<opentelemetry_sdk::trace::SpanData>) -> OTelSdkResult {
+        let n = batch.len() as u64;
+        let r = self.0.export(batch).await;
+        if r.is_err() {
+            SPANS_DROPPED.fetch_add(n, Ordering::Relaxed);
+        }
+        r
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.0.shutdown_with_timeout(timeout)
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.0.force_flush()
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.0.set_resource(resource);
+    }
+}
+
 /// Builds a tracer provider exporting to `otlp`, or `None` when no endpoint is
 /// configured. For gRPC it must be called inside a Tokio runtime.
 pub fn tracer_provider(
@@ -99,7 +138,7 @@ pub fn tracer_provider(
         .build();
     Ok(Some(
         SdkTracerProvider::builder()
-            .with_batch_exporter(exporter)
+            .with_batch_exporter(CountingSpanExporter(exporter))
             .with_resource(resource)
             .build(),
     ))

@@ -16,8 +16,53 @@ use votewire_ingestors::live_feed::{FeedSpec, FeedTools, dry_run};
 use votewire_ingestors::published_view::read_published;
 use votewire_schemas::VoteCell;
 
-pub fn validate(path: &Path) -> ExitCode {
-    match load_registry(path) {
+/// `feeds validate`: every problem with its file, line and field; exit 1
+/// when there is any. With `json`, one object: `{ok, feeds, enabled,
+/// files, problems: [{file, line, field, message}]}`.
+pub fn validate(path: &Path, json: bool) -> ExitCode {
+    let result = load_registry(path);
+    if json {
+        let (ok, feeds, enabled, files, problems) = match &result {
+            Ok(feeds) => (
+                true,
+                feeds.len(),
+                feeds.iter().filter(|f| f.entry.enabled).count(),
+                feeds
+                    .iter()
+                    .map(|f| &f.file)
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .len(),
+                Vec::new(),
+            ),
+            Err(errors) => (
+                false,
+                0,
+                0,
+                0,
+                errors
+                    .iter()
+                    .map(|e| {
+                        serde_json::json!({
+                            "file": e.file.display().to_string(),
+                            "line": e.line,
+                            "field": e.field,
+                            "message": e.message,
+                        })
+                    })
+                    .collect(),
+            ),
+        };
+        println!(
+            "{}",
+            serde_json::json!({"ok": ok, "feeds": feeds, "enabled": enabled, "files": files, "problems": problems})
+        );
+        return if ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
+    }
+    match result {
         Ok(feeds) => {
             let files: std::collections::BTreeSet<_> = feeds.iter().map(|f| &f.file).collect();
             let enabled = feeds.iter().filter(|f| f.entry.enabled).count();
@@ -87,6 +132,12 @@ pub struct TestArgs {
     /// published cells stops.
     #[arg(long, default_value = "2s")]
     idle: String,
+    /// One JSON object instead of the report: `{feed_id, url, bytes,
+    /// sha256, version, cells, changed: [{cell, old, new}], new: [{cell,
+    /// votes}], gone: [{cell, votes}], same}`, or `{feed_id, rejected}` /
+    /// `{feed_id, fetch_error}`.
+    #[arg(long)]
+    json: bool,
 }
 
 /// `feeds test`: fetch once, transform, diff against the last published
@@ -94,13 +145,22 @@ pub struct TestArgs {
 /// accepted, 2 when the transformer rejects it, 1 when it cannot be
 /// fetched.
 pub async fn test(config: &VotewireConfig, args: TestArgs) -> anyhow::Result<ExitCode> {
+    let json = args.json;
+    // The human report; with --json only the final object is printed.
+    macro_rules! say {
+        ($($t:tt)*) => {
+            if !json {
+                println!($($t)*);
+            }
+        };
+    }
     let feed = find(&args.feeds, &args.id)?;
     let spec = FeedSpec::from_entry(&feed.entry)?;
     let idle = votewire_ingestors::feeds::parse_duration(&args.idle)
         .context("--idle is not a duration")?;
     let limits = FetchLimits::default();
     let tools = FeedTools::new(client(&limits)?, 1, None::<RawArchive>, 4);
-    println!(
+    say!(
         "feed {} ({}) from {:?}, defined at {}:{}",
         spec.feed_id,
         spec.family,
@@ -115,10 +175,16 @@ pub async fn test(config: &VotewireConfig, args: TestArgs) -> anyhow::Result<Exi
         Ok(r) => r,
         Err(e) => {
             eprintln!("feed {}: fetching: {e}", spec.feed_id);
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"feed_id": spec.feed_id, "fetch_error": e.to_string()})
+                );
+            }
             return Ok(ExitCode::FAILURE);
         }
     };
-    println!(
+    say!(
         "fetched {} bytes from {} (sha256 {}{})",
         run.bytes,
         run.url,
@@ -133,10 +199,20 @@ pub async fn test(config: &VotewireConfig, args: TestArgs) -> anyhow::Result<Exi
         Err(e) => {
             eprintln!("rejected: {e}");
             eprintln!("dry run: nothing was produced or stored");
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"feed_id": spec.feed_id, "rejected": {
+                        "class": e.class.as_str(),
+                        "location": e.location.to_string(),
+                        "message": e.message,
+                    }})
+                );
+            }
             return Ok(ExitCode::from(2));
         }
     };
-    println!(
+    say!(
         "transformed into {} cells in {:.1} ms",
         out.cells.len(),
         run.transform_time.as_secs_f64() * 1e3
@@ -152,7 +228,7 @@ pub async fn test(config: &VotewireConfig, args: TestArgs) -> anyhow::Result<Exi
     })
     .await??;
     progress.finish_and_clear();
-    println!(
+    say!(
         "last published on {}: {} cells of this feed ({} records read)",
         config.topics.votes,
         view.cells.len(),
@@ -181,26 +257,43 @@ pub async fn test(config: &VotewireConfig, args: TestArgs) -> anyhow::Result<Exi
     new.sort();
     let limit = if args.all { usize::MAX } else { 20 };
     for (what, old, now) in changed.iter().take(limit) {
-        println!("  ~ {what}: {old} -> {now}");
+        say!("  ~ {what}: {old} -> {now}");
     }
     for (what, votes) in new.iter().take(limit) {
-        println!("  + {what}: {votes}");
+        say!("  + {what}: {votes}");
     }
     for (what, votes) in gone.iter().take(limit) {
-        println!("  - {what}: {votes} (published, not in this payload)");
+        say!("  - {what}: {votes} (published, not in this payload)");
     }
     let hidden = [changed.len(), new.len(), gone.len()]
         .iter()
         .map(|n| n.saturating_sub(limit))
         .sum::<usize>();
     if hidden > 0 {
-        println!("  … {hidden} more (--all prints every one)");
+        say!("  … {hidden} more (--all prints every one)");
     }
-    println!(
+    say!(
         "{} changed, {} new, {} gone, {same} same. Dry run: nothing was produced or stored.",
         changed.len(),
         new.len(),
         gone.len()
     );
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "feed_id": spec.feed_id,
+                "url": run.url,
+                "bytes": run.bytes,
+                "sha256": run.sha256,
+                "version": run.version,
+                "cells": out.cells.len(),
+                "changed": changed.iter().map(|(c, o, n)| serde_json::json!({"cell": c, "old": o, "new": n})).collect::<Vec<_>>(),
+                "new": new.iter().map(|(c, v)| serde_json::json!({"cell": c, "votes": v})).collect::<Vec<_>>(),
+                "gone": gone.iter().map(|(c, v)| serde_json::json!({"cell": c, "votes": v})).collect::<Vec<_>>(),
+                "same": same,
+            })
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -80,7 +80,12 @@ enum Command {
 enum FeedsAction {
     /// Check every feed entry in a file or directory; list every problem
     /// with its file, line and field; exit 1 if there is any.
-    Validate { path: PathBuf },
+    Validate {
+        path: PathBuf,
+        /// One JSON object: ok, counts, and every problem.
+        #[arg(long)]
+        json: bool,
+    },
     /// List the feeds with their health, seq, last change and lease owner.
     List(operator::Via),
     /// Show one feed's config (secrets by reference only), cursor, health
@@ -143,7 +148,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Aggregate(args) => runtime.block_on(aggregate::run(&config, args))?,
         Command::Api(args) => runtime.block_on(api::run(&config, args))?,
         Command::Feeds { action } => match action {
-            FeedsAction::Validate { path } => feeds::validate(&path),
+            FeedsAction::Validate { path, json } => feeds::validate(&path, json),
             FeedsAction::List(via) => runtime.block_on(operator::list(&config, via))?,
             FeedsAction::Show { id, via } => runtime.block_on(operator::show(&config, &id, via))?,
             FeedsAction::Test(args) => runtime.block_on(feeds::test(&config, args))?,

@@ -336,6 +336,36 @@ fn feeds_validate_accepts_the_examples_and_lists_every_problem() {
         "{err}"
     );
     assert!(err.contains("problem(s)"), "{err}");
+    // The same as JSON, for scripts.
+    let out = votewire()
+        .args(["feeds", "validate", "--json"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["ok"], false);
+    let problems = v["problems"].as_array().unwrap();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p["line"] == 3 && p["field"] == "x family"),
+        "{v}"
+    );
+    let out = votewire()
+        .args(["feeds", "validate", "--json"])
+        .arg(root.join("deploy/feeds/examples"))
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (
+            v["ok"].as_bool(),
+            v["feeds"].as_u64(),
+            v["enabled"].as_u64()
+        ),
+        (Some(true), Some(5), Some(4))
+    );
 }
 
 /// `votewire` with the stack's addresses and `pipeline`'s topics and tables.
@@ -459,6 +489,23 @@ url = "{}"
         "{stdout}\n{stderr}"
     );
     assert!(stdout.contains("22387 -> 22388"), "{stdout}");
+    // The same diff as JSON.
+    let out = votewire_on(&stack, &pipeline)
+        .args([
+            "feeds", "test", &feed_id, "--json", "--idle", "1500ms", "--feeds",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let diff: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let changed = diff["changed"].as_array().unwrap();
+    assert_eq!(changed.len(), 1, "{diff}");
+    assert_eq!(
+        (changed[0]["old"].as_i64(), changed[0]["new"].as_i64()),
+        (Some(22387), Some(22388))
+    );
+    assert_eq!(diff["cells"].as_u64(), Some(first.cells_total as u64));
     assert_eq!(on_topic(), first.cells_total, "a dry run produces nothing");
 
     // A garbage payload: rejected, exit 2, still nothing produced.
@@ -474,6 +521,17 @@ url = "{}"
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("rejected"));
+    let out = votewire_on(&stack, &pipeline)
+        .args(["feeds", "test", &feed_id, "--json", "--feeds"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let rejected: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        rejected["rejected"]["class"], "not_this_format",
+        "{rejected}"
+    );
 
     // Pause, then resume: stored, with the operator's name in the history.
     for (action, paused) in [("pause", true), ("resume", false)] {
@@ -2520,4 +2578,76 @@ async fn export_writes_valid_nist_reports_that_read_back_to_the_same_cells() {
         404,
     );
     drop(api.child);
+}
+
+/// With the collector down, ingestion carries on: the payload is published
+/// and committed, the spans that could not be exported are dropped and
+/// counted (`votewire_otlp_spans_dropped_total` on /metrics).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingestion_carries_on_and_counts_dropped_spans_when_the_collector_is_down() {
+    use std::time::Duration;
+    use votewire_tests::http::{Canned, FixtureServer};
+    use votewire_tests::pipeline::TestPipeline;
+
+    let stack = Stack::load();
+    let pipeline = TestPipeline::start("otlp-down", 2).await;
+    let server = FixtureServer::start().await;
+    let csv = votewire_tests::fixture_bytes(
+        "precinct_csv/openelections-data-pa/20201103__pa__general__county.csv",
+    );
+    server.set("/pa.csv", Canned::ok(csv).header("etag", "\"v1\""));
+    let dir = tempfile::tempdir().unwrap();
+    let feed_id = votewire_tests::unique("csv:otlp-down");
+    one_http_feed(dir.path(), "f.toml", &feed_id, &server.url("/pa.csv"));
+    // Nothing listens on the discard port: every export fails at once.
+    let dead = "http://127.0.0.1:9";
+    let metrics = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let child = tokio::process::Command::from(votewire_on(&stack, &pipeline))
+        .env("VOTEWIRE_OTLP_ENDPOINT", dead)
+        .env("VOTEWIRE_OTLP_PROTOCOL", "grpc")
+        .env("OTEL_BSP_SCHEDULE_DELAY", "200")
+        .args([
+            "ingest",
+            "--lease-ttl",
+            "3s",
+            "--run-for",
+            "8s",
+            "--instance",
+            "i1",
+        ])
+        .args(["--metrics-listen", &metrics.to_string(), "--feeds"])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let dropped = "votewire_otlp_spans_dropped_total ";
+    let text = scrape_until(&format!("http://{metrics}/metrics"), |t| {
+        t.lines().any(|l| {
+            l.strip_prefix(dropped)
+                .and_then(|n| n.parse::<u64>().ok())
+                .is_some_and(|n| n > 0)
+        })
+    })
+    .await;
+    let (status, stdout, stderr) = finish(child, Duration::from_secs(60)).await;
+    assert!(status.success(), "{stderr}");
+    assert!(
+        text.lines().any(|l| l
+            .strip_prefix(dropped)
+            .and_then(|n| n.parse::<u64>().ok())
+            .is_some_and(|n| n > 0)),
+        "dropped spans are counted:\n{text}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with(&format!("feed={feed_id} seq=1"))),
+        "the payload was published regardless:\n{stdout}"
+    );
+    let row = pipeline.state.load(&feed_id).await.unwrap().unwrap();
+    assert_eq!(row.source_seq, 1, "and committed");
 }
