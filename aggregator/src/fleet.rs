@@ -338,6 +338,9 @@ pub async fn run_member(
     let mut parts: FxHashMap<i32, PartitionState> = FxHashMap::default();
     let mut totals = FleetTotals::default();
     let mut last_stats = Instant::now();
+    // Producer contexts are collected for span links only when spans are
+    // exported at all.
+    let tracing = votewire_core::telemetry::exporting();
 
     loop {
         if *stop.borrow() {
@@ -386,7 +389,8 @@ pub async fn run_member(
             {
                 cell_stamps.push(ts);
             }
-            if let Some(tp) = header_bytes(&m, "traceparent")
+            if tracing
+                && let Some(tp) = header_bytes(&m, "traceparent")
                 && tp != last_traceparent.as_slice()
             {
                 last_traceparent.clear();
@@ -729,11 +733,18 @@ pub async fn run_member(
     Ok(totals)
 }
 
-/// The value of `m`'s header `name`, if it has one.
+/// The value of `m`'s header `name`, if it has one. Searched from the
+/// last header back: the trace context is written last, and each header
+/// read is a call into librdkafka (a forward scan of every record's six
+/// headers cost a measured fifth of the rebuild throughput).
 fn header_bytes<'a>(m: &'a rdkafka::message::BorrowedMessage<'_>, name: &str) -> Option<&'a [u8]> {
     use rdkafka::message::Headers;
-    m.headers()
-        .and_then(|h| h.iter().find(|h| h.key == name).and_then(|h| h.value))
+    let h = m.headers()?;
+    (0..h.count())
+        .rev()
+        .map(|i| h.get(i))
+        .find(|h| h.key == name)
+        .and_then(|h| h.value)
 }
 
 /// The dead letter for a votes-topic record that does not decode: the

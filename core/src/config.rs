@@ -305,6 +305,10 @@ pub const SERVICE_VARIABLES: &[(&str, &str)] = &[
         "api: the same lines, `;`-separated (values never printed)",
     ),
     (
+        "VOTEWIRE_FIXTURES",
+        "demo: the real election-results fixtures (default ../shared/fixtures)",
+    ),
+    (
         "VOTEWIRE_API_URL",
         "feeds list|show|history|add|<action>: the operator API to call",
     ),

@@ -64,6 +64,15 @@ impl Drop for TelemetryGuard {
 /// dropped, never retried into the hot path.
 static SPANS_DROPPED: AtomicU64 = AtomicU64::new(0);
 
+/// Whether this process installed a span exporter ([`init`] with an
+/// endpoint): hot paths skip trace-context work nobody will export.
+static EXPORTING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether spans are exported (an OTLP endpoint is configured).
+pub fn exporting() -> bool {
+    EXPORTING.load(Ordering::Relaxed)
+}
+
 /// How many spans this process dropped because their export failed.
 pub fn spans_dropped() -> u64 {
     SPANS_DROPPED.load(Ordering::Relaxed)
@@ -171,6 +180,7 @@ pub fn init(service_name: &str, otlp: &OtlpConfig) -> Result<TelemetryGuard, Tel
         .try_init();
     if let Some(p) = &provider {
         opentelemetry::global::set_tracer_provider(p.clone());
+        EXPORTING.store(true, Ordering::Relaxed);
     }
     Ok(TelemetryGuard { provider })
 }

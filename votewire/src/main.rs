@@ -1,12 +1,11 @@
 //! `votewire`: one binary, every service.
 //!
 //! Each service is a subcommand (`ingest`, `aggregate`, `api`, …), so the same
-//! image runs every Fargate task and every local process. Subcommands that are
-//! not built yet say so and exit with status 69 (EX_UNAVAILABLE); none
-//! pretends to work.
+//! image runs every Fargate task and every local process.
 
 mod aggregate;
 mod api;
+mod demo;
 mod export;
 mod feeds;
 mod ingest;
@@ -60,8 +59,8 @@ enum Command {
         #[command(subcommand)]
         what: tail::TailWhat,
     },
-    /// Replay an election night through the whole pipeline.
-    Demo,
+    /// Replay the GA 2021 runoff night through the whole pipeline.
+    Demo(demo::DemoArgs),
     /// Fetch a fixture over HTTP, publish it to Kafka and read it back.
     Smoke(smoke::SmokeArgs),
     /// Kafka topic administration.
@@ -124,11 +123,6 @@ enum ConfigAction {
     Env,
 }
 
-fn not_yet(name: &str, issue: &str) -> ExitCode {
-    eprintln!("votewire {name}: not yet implemented (tracked in the {issue} issue)");
-    ExitCode::from(69)
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
@@ -161,7 +155,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Transform(args) => transform::run(args)?,
         Command::Tail { what } => tail::run(&config, what)?,
         Command::Export(args) => runtime.block_on(export::run(&config, args))?,
-        Command::Demo => not_yet("demo", "election night"),
+        Command::Demo(args) => runtime.block_on(demo::run(&config, args))?,
         Command::Smoke(args) => runtime.block_on(smoke::run(&config, args))?,
         Command::Topics {
             action: TopicsAction::Ensure,

@@ -10,18 +10,6 @@ fn votewire() -> Command {
     Command::new(env!("CARGO_BIN_EXE_votewire"))
 }
 
-#[test]
-fn the_unbuilt_demo_says_so_and_exits_non_zero() {
-    let out = votewire().arg("demo").output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(69),
-        "votewire demo must not pretend to work"
-    );
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("not yet implemented"), "{err}");
-}
-
 /// `votewire ingest` as a real process: it leases the feed, polls the
 /// Clarity site served by a real HTTP server, publishes each new version's
 /// cells to the real broker, and releases its lease when it stops.
@@ -1233,14 +1221,10 @@ async fn one_trace_id_covers_fetch_to_results_across_the_ingest_and_aggregate_pr
         .args(["aggregate", "--metrics-listen", &metrics_addr.to_string()])
         .args(["--group"])
         .arg(votewire_tests::unique("trace"))
-        .args([
-            "--instance",
-            "a1",
-            "--exit-when-idle",
-            "6s",
-            "--run-for",
-            "60s",
-        ])
+        // It runs until this test interrupts it (after scraping its
+        // /metrics), as an operator's Ctrl-C would: spans and metrics are
+        // flushed on the way out.
+        .args(["--instance", "a1", "--run-for", "120s"])
         .spawn()
         .unwrap();
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -1351,6 +1335,12 @@ async fn one_trace_id_covers_fetch_to_results_across_the_ingest_and_aggregate_pr
         }
     }
     assert!(queried >= 8, "the dashboard's queries were checked");
+    let pid = aggregator.id().expect("the aggregator runs").to_string();
+    let interrupted = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    assert!(interrupted.success());
     let (status, _, agg_stderr) = finish(aggregator, Duration::from_secs(90)).await;
     assert!(status.success(), "{agg_stderr}");
 
@@ -2650,4 +2640,88 @@ async fn ingestion_carries_on_and_counts_dropped_spans_when_the_collector_is_dow
     );
     let row = pipeline.state.load(&feed_id).await.unwrap().unwrap();
     assert_eq!(row.source_seq, 1, "and committed");
+}
+
+/// `votewire demo --check`: the GA 2021 runoff night replayed through a
+/// real ingestor process and a real aggregator process (a replay server
+/// plays the Clarity and AP captures on a compressed clock, HTML error
+/// snapshots included). It exits 0 only when the final results equal its
+/// independent computation; this test reads the final snapshots itself and
+/// checks the contract line against them.
+#[test]
+fn the_demo_replays_the_runoff_night_and_checks_the_final_results() {
+    let stack = Stack::load();
+    stack.kafka();
+    let out = votewire()
+        .current_dir(votewire_tests::workspace_root())
+        .args(["demo", "--check", "--seconds", "20", "--fixtures"])
+        .arg(votewire_tests::fixture("SOURCES.md").parent().unwrap())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let contract: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().expect("a last line")).unwrap();
+    let races = contract["races"].as_array().unwrap();
+    assert_eq!(
+        races.len(),
+        5,
+        "3 Clarity contests and 2 AP races: {contract}"
+    );
+    // AP's final statewide summary, read here from the capture.
+    let ap: serde_json::Value = serde_json::from_slice(&votewire_tests::fixture_bytes(
+        "ap_elections_api/ap_interactives_live_GA_2021-01-05/573_20210112T055132Z/GA.json",
+    ))
+    .unwrap();
+    for race in ap["results"].as_array().unwrap() {
+        let id = race["raceID"].as_str().unwrap();
+        let got = races
+            .iter()
+            .find(|r| r["source_feed_id"] == "ap:GA:2021-01-05" && r["contest_source_id"] == id)
+            .unwrap_or_else(|| panic!("{id} in {contract}"));
+        for c in race["summary"]["results"].as_array().unwrap() {
+            let choice = got["choices"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|x| x["choice_source_id"] == c["candidateID"])
+                .unwrap();
+            assert_eq!(choice["votes"], c["voteCount"], "{id}");
+        }
+    }
+    // Clarity's final snapshot, counties summed here.
+    let clarity: serde_json::Value = serde_json::from_slice(&votewire_tests::fixture_bytes(
+        "clarity_enr/GA_107556_runoff_2021_ALLjson_series/136_20210119T004017Z_v275237/ALL.json",
+    ))
+    .unwrap();
+    let mut warnock = 0;
+    for area in clarity["Contests"].as_array().unwrap() {
+        if area["A"] == "-1" {
+            continue; // the statewide row: not a county
+        }
+        let i = area["C"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .position(|c| c == "10100")
+            .unwrap();
+        warnock += area["V"][i][1].as_i64().unwrap();
+    }
+    let special = races
+        .iter()
+        .find(|r| r["source_feed_id"] == "clarity:GA:107556" && r["contest_source_id"] == "10100")
+        .unwrap();
+    assert_eq!(special["choices"][1]["votes"], warnock);
+    assert_eq!(
+        special["choices"][1]["choice_name"],
+        "Raphael Warnock (Dem)"
+    );
+    assert!(contract["cells_published"].as_u64().unwrap() > 0);
+    // HTML error snapshots are served as they were captured; whether a
+    // poll lands on one depends on the compressed clock.
+    assert!(contract["payloads_rejected"].is_u64(), "{contract}");
+    let p50 = contract["latency_ms"]["p50"].as_i64().unwrap();
+    let p99 = contract["latency_ms"]["p99"].as_i64().unwrap();
+    assert!(0 < p50 && p50 <= p99, "{contract}");
 }

@@ -1,0 +1,762 @@
+//! `votewire demo`: the Georgia 2021 Senate runoff night, replayed through
+//! the whole pipeline.
+//!
+//! A replay server on 127.0.0.1 plays the captured sources back on a
+//! compressed clock: the Clarity `ALL.json` series as a live Clarity site
+//! (`current_ver.txt` and versioned paths, HTML error snapshots included)
+//! and the AP interactives series as a live API. `votewire ingest` and
+//! `votewire aggregate` run as separate processes on fresh topics and
+//! tables, exactly as deployed. At the end the demo prints each race's
+//! statewide result as every source reported it.
+//!
+//! `--check` compares those results with an independent computation from
+//! the final snapshots (statewide sums of the Clarity counties, AP's own
+//! statewide summary), exits non-zero on any difference, and prints one
+//! JSON object as its last stdout line (the contract external checks read).
+//!
+//! The clock: gaps between snapshots longer than ten minutes of night are
+//! cut to ten minutes (the capture runs for two weeks after the night),
+//! and the result is played back in `--seconds` (60 by default).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use votewire_core::config::VotewireConfig;
+use votewire_schemas::{ContestResult, UnitType, codec, schemas};
+
+pub const ELECTION: &str = "2021-01-05-GA-runoff";
+const CLARITY_FEED: &str = "clarity:GA:107556";
+const AP_FEED: &str = "ap:GA:2021-01-05";
+const CLARITY_SERIES: &str = "clarity_enr/GA_107556_runoff_2021_ALLjson_series";
+const AP_SERIES: &str = "ap_elections_api/ap_interactives_live_GA_2021-01-05";
+/// The longest stretch of night kept between two snapshots.
+const GAP_CAP_MS: i64 = 10 * 60 * 1000;
+
+#[derive(clap::Args)]
+pub struct DemoArgs {
+    /// How long the whole night takes, in seconds.
+    #[arg(long, default_value_t = 60.0)]
+    seconds: f64,
+    /// Compare the final results with an independent computation; exit
+    /// non-zero on a difference; the last stdout line is the JSON summary.
+    #[arg(long)]
+    check: bool,
+    /// The real election-results fixtures.
+    #[arg(long, env = "VOTEWIRE_FIXTURES", default_value = "../shared/fixtures")]
+    fixtures: PathBuf,
+}
+
+/// One captured snapshot, placed on the compressed clock.
+struct Snapshot {
+    /// Milliseconds from the start of the replay.
+    at_ms: i64,
+    /// The capture's UTC time.
+    recorded: String,
+    bytes: bytes::Bytes,
+    version: Option<String>,
+    is_json: bool,
+}
+
+/// Reads a series directory through its `index.csv`.
+fn load_series(dir: &Path, has_version: bool) -> anyhow::Result<Vec<(i64, Snapshot)>> {
+    let index = std::fs::read_to_string(dir.join("index.csv")).with_context(|| {
+        format!(
+            "reading {}/index.csv (are the fixtures at --fixtures?)",
+            dir.display()
+        )
+    })?;
+    let mut out = Vec::new();
+    for line in index.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        anyhow::ensure!(
+            f.len() >= 6,
+            "{}: a short index line: {line}",
+            dir.display()
+        );
+        let recorded = f[1].to_string();
+        let (version, payload, path) = if has_version {
+            (Some(f[3].to_string()), f[5], f[6])
+        } else {
+            (None, f[4], f[5])
+        };
+        let epoch = parse_utc(&recorded)
+            .with_context(|| format!("{}: time {recorded:?}", dir.display()))?;
+        let bytes = std::fs::read(dir.join(path))
+            .with_context(|| format!("reading {}", dir.join(path).display()))?;
+        out.push((
+            epoch,
+            Snapshot {
+                at_ms: 0,
+                recorded,
+                bytes: bytes.into(),
+                version,
+                is_json: payload == "json",
+            },
+        ));
+    }
+    Ok(out)
+}
+
+/// `2021-01-05T22:47:41Z` as milliseconds since the epoch.
+fn parse_utc(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() != 20 || b[4] != b'-' || b[10] != b'T' || b[19] != b'Z' {
+        return None;
+    }
+    let n = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let (y, m, d) = (n(0..4)?, n(5..7)?, n(8..10)?);
+    let (hh, mm, ss) = (n(11..13)?, n(14..16)?, n(17..19)?);
+    // Days from civil (Howard Hinnant).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(((days * 24 + hh) * 60 + mm) * 60_000 + ss * 1000)
+}
+
+/// Both series on one compressed clock (gaps cut to [`GAP_CAP_MS`]).
+struct Night {
+    clarity: Vec<Snapshot>,
+    ap: Vec<Snapshot>,
+    length_ms: i64,
+}
+
+fn night(fixtures: &Path) -> anyhow::Result<Night> {
+    let clarity = load_series(&fixtures.join(CLARITY_SERIES), true)?;
+    let ap = load_series(&fixtures.join(AP_SERIES), false)?;
+    let mut times: Vec<i64> = clarity.iter().chain(&ap).map(|(t, _)| *t).collect();
+    times.sort_unstable();
+    times.dedup();
+    let mut compressed = BTreeMap::new();
+    let mut at = 0;
+    for (i, t) in times.iter().enumerate() {
+        if i > 0 {
+            at += (t - times[i - 1]).min(GAP_CAP_MS);
+        }
+        compressed.insert(*t, at);
+    }
+    let place = |series: Vec<(i64, Snapshot)>| -> Vec<Snapshot> {
+        series
+            .into_iter()
+            .map(|(t, mut s)| {
+                s.at_ms = compressed[&t];
+                s
+            })
+            .collect()
+    };
+    Ok(Night {
+        clarity: place(clarity),
+        ap: place(ap),
+        length_ms: at,
+    })
+}
+
+/// The replay server's state: the night and its clock.
+struct Replay {
+    night: Night,
+    started: Instant,
+    /// Night milliseconds per wall millisecond.
+    speed: f64,
+}
+
+impl Replay {
+    fn now_ms(&self) -> i64 {
+        (self.started.elapsed().as_secs_f64() * 1000.0 * self.speed) as i64
+    }
+
+    fn current<'a>(&self, series: &'a [Snapshot]) -> &'a Snapshot {
+        let now = self.now_ms();
+        series
+            .iter()
+            .rev()
+            .find(|s| s.at_ms <= now)
+            .unwrap_or(&series[0])
+    }
+}
+
+fn serve(s: &Snapshot, headers: &HeaderMap) -> Response {
+    let etag = format!("\"{:x}-{}\"", s.at_ms, s.bytes.len());
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .is_some_and(|v| v.as_bytes() == etag.as_bytes())
+    {
+        return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response();
+    }
+    let content_type = if s.is_json {
+        "application/json"
+    } else {
+        "text/html"
+    };
+    (
+        [
+            (header::CONTENT_TYPE, content_type.to_string()),
+            (header::ETAG, etag),
+        ],
+        s.bytes.clone(),
+    )
+        .into_response()
+}
+
+async fn clarity_version(State(r): State<Arc<Replay>>) -> Response {
+    let s = r.current(&r.night.clarity);
+    s.version.clone().unwrap_or_default().into_response()
+}
+
+async fn clarity_file(
+    State(r): State<Arc<Replay>>,
+    UrlPath(version): UrlPath<String>,
+    headers: HeaderMap,
+) -> Response {
+    let now = r.now_ms();
+    // The newest snapshot of that version played so far.
+    match r
+        .night
+        .clarity
+        .iter()
+        .rev()
+        .find(|s| s.at_ms <= now && s.version.as_deref() == Some(version.as_str()))
+    {
+        Some(s) => serve(s, &headers),
+        None => (StatusCode::NOT_FOUND, "no such version yet").into_response(),
+    }
+}
+
+async fn ap_file(State(r): State<Arc<Replay>>, headers: HeaderMap) -> Response {
+    serve(r.current(&r.night.ap), &headers)
+}
+
+/// One (source, race) at statewide level: the contract's `races` entry.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+struct Race {
+    source_feed_id: String,
+    contest_source_id: String,
+    unit: String,
+    choices: Vec<Choice>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+struct Choice {
+    choice_source_id: String,
+    choice_name: String,
+    votes: i64,
+}
+
+/// The statewide results an independent reading of the final snapshots
+/// gives: the Clarity counties summed per contest and choice position, and
+/// AP's statewide summary per race.
+fn independent(night: &Night, companions: &Companions) -> anyhow::Result<Vec<Race>> {
+    let last_json = |series: &[Snapshot]| -> anyhow::Result<serde_json::Value> {
+        let s = series
+            .iter()
+            .rev()
+            .find(|s| s.is_json)
+            .context("a series without a JSON snapshot")?;
+        serde_json::from_slice(&s.bytes).context("the final snapshot is not JSON")
+    };
+    let mut races = Vec::new();
+    let clarity = last_json(&night.clarity)?;
+    let mut sums: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    for area in clarity["Contests"].as_array().context("Contests")? {
+        if area["A"].as_str().map(str::trim) == Some("-1") {
+            continue; // the statewide row, when a snapshot has one, is not a county
+        }
+        let contests = area["C"].as_array().context("C")?;
+        for (i, c) in contests.iter().enumerate() {
+            let key = c.as_str().context("a contest id")?.trim().to_string();
+            let votes = area["V"][i].as_array().context("V")?;
+            let sum = sums.entry(key).or_insert_with(|| vec![0; votes.len()]);
+            for (j, v) in votes.iter().enumerate() {
+                sum[j] += v.as_i64().context("a count")?;
+            }
+        }
+    }
+    for (contest, votes) in sums {
+        races.push(Race {
+            source_feed_id: CLARITY_FEED.into(),
+            contest_source_id: contest.clone(),
+            unit: "state".into(),
+            choices: votes
+                .iter()
+                .enumerate()
+                .map(|(j, v)| Choice {
+                    choice_source_id: j.to_string(),
+                    choice_name: companions.clarity_choice(&contest, j),
+                    votes: *v,
+                })
+                .collect(),
+        });
+    }
+    let ap = last_json(&night.ap)?;
+    for race in ap["results"].as_array().context("results")? {
+        let id = race["raceID"].as_str().context("raceID")?.to_string();
+        let mut choices: Vec<Choice> = race["summary"]["results"]
+            .as_array()
+            .context("summary.results")?
+            .iter()
+            .map(|c| {
+                let cid = c["candidateID"].as_str().unwrap_or_default().to_string();
+                Choice {
+                    choice_name: companions.ap_candidate(&cid),
+                    choice_source_id: cid,
+                    votes: c["voteCount"].as_i64().unwrap_or_default(),
+                }
+            })
+            .collect();
+        choices.sort_by(|a, b| a.choice_source_id.cmp(&b.choice_source_id));
+        races.push(Race {
+            source_feed_id: AP_FEED.into(),
+            contest_source_id: id,
+            unit: "state".into(),
+            choices,
+        });
+    }
+    races.sort_by(|a, b| {
+        (&a.source_feed_id, &a.contest_source_id).cmp(&(&b.source_feed_id, &b.contest_source_id))
+    });
+    Ok(races)
+}
+
+/// The names the demo's companion files give.
+struct Companions {
+    clarity: serde_json::Value,
+    ap: serde_json::Value,
+}
+
+impl Companions {
+    fn clarity_choice(&self, contest: &str, j: usize) -> String {
+        self.clarity["contests"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["key"] == contest))
+            .and_then(|c| c["choices"][j]["name"].as_str())
+            .map_or_else(|| j.to_string(), str::to_string)
+    }
+
+    fn ap_candidate(&self, id: &str) -> String {
+        self.ap["races"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|r| r["candidates"].as_array().cloned().unwrap_or_default())
+            .find(|c| c["candidateID"] == id)
+            .and_then(|c| c["name"].as_str().map(str::to_string))
+            .unwrap_or_else(|| id.to_string())
+    }
+}
+
+/// The results topic as read so far: the latest result per key, and
+/// fetch → result latencies (record time minus the newest fetch behind
+/// the result).
+#[derive(Default)]
+struct ResultsSeen {
+    latest: BTreeMap<Vec<u8>, ContestResult>,
+    latencies_ms: Vec<i64>,
+}
+
+impl ResultsSeen {
+    /// Every source's statewide result per race.
+    fn statewide(&self) -> Vec<Race> {
+        let mut out: Vec<Race> = self
+            .latest
+            .values()
+            .filter(|r| r.unit_type == UnitType::State && r.election_id == ELECTION)
+            .map(|r| {
+                let contest = r
+                    .contest_id
+                    .strip_prefix(&format!("{}/", r.official_feed_id))
+                    .unwrap_or(&r.contest_id)
+                    .to_string();
+                let mut choices: Vec<Choice> = r
+                    .choices
+                    .iter()
+                    .map(|c| Choice {
+                        choice_source_id: c.choice_id.clone(),
+                        choice_name: c.choice_name.clone(),
+                        votes: c.votes,
+                    })
+                    .collect();
+                choices.sort_by(|a, b| a.choice_source_id.cmp(&b.choice_source_id));
+                Race {
+                    source_feed_id: r.official_feed_id.clone(),
+                    contest_source_id: contest,
+                    unit: "state".into(),
+                    choices,
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| {
+            (&a.source_feed_id, &a.contest_source_id)
+                .cmp(&(&b.source_feed_id, &b.contest_source_id))
+        });
+        out
+    }
+}
+
+/// Follows the results topic on a thread until `stop`.
+fn follow_results(
+    config: &VotewireConfig,
+    seen: Arc<std::sync::Mutex<ResultsSeen>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> anyhow::Result<std::thread::JoinHandle<()>> {
+    let topic = config.topics.results.clone();
+    let consumer: BaseConsumer =
+        votewire_core::kafka::consumer_config(&config.kafka, "demo-results", "votewire-demo")
+            .create()?;
+    let partitions = config.topics.contest_partitions;
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(&topic, p, Offset::Beginning)?;
+    }
+    consumer.assign(&tpl)?;
+    Ok(std::thread::spawn(move || {
+        let schema = &schemas().contest_result;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) else {
+                continue;
+            };
+            let (Some(key), Some(bytes)) = (m.key(), m.payload()) else {
+                continue;
+            };
+            let Ok(r) = codec::decode::<ContestResult>(schema, bytes) else {
+                continue;
+            };
+            let mut seen = seen.lock().expect("results lock");
+            if let Some(ts) = m.timestamp().to_millis() {
+                seen.latencies_ms.push(ts - r.last_updated);
+            }
+            seen.latest.insert(key.to_vec(), r);
+        }
+    }))
+}
+
+fn percentile(sorted: &[i64], p: usize) -> i64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    sorted[(sorted.len() * p).div_ceil(100).saturating_sub(1)]
+}
+
+fn feeds_toml(base: &str, clarity_companion: &Path, ap_companion: &Path) -> String {
+    format!(
+        r#"# Written by `votewire demo`: the replayed sources of the GA 2021 runoff night.
+[[feed]]
+id = "{CLARITY_FEED}"
+family = "clarity-json"
+election_id = "{ELECTION}"
+priority = 20
+companion = "{}"
+[feed.source]
+kind = "clarity"
+base_url = "{base}/GA/107556"
+file = "json/ALL.json"
+[feed.cadence]
+interval = "1s"
+jitter = "0s"
+stale_after = "10m"
+
+[[feed]]
+id = "{AP_FEED}"
+family = "ap-interactive"
+election_id = "{ELECTION}"
+priority = 10
+companion = "{}"
+[feed.source]
+kind = "http"
+url = "{base}/ap/GA.json"
+[feed.cadence]
+interval = "1s"
+jitter = "0s"
+stale_after = "10m"
+"#,
+        clarity_companion.display(),
+        ap_companion.display()
+    )
+}
+
+fn interrupt(child: &tokio::process::Child) {
+    if let Some(pid) = child.id() {
+        let _ = std::process::Command::new("kill")
+            .args(["-INT", &pid.to_string()])
+            .status();
+    }
+}
+
+pub async fn run(config: &VotewireConfig, args: DemoArgs) -> anyhow::Result<ExitCode> {
+    let root = std::env::current_dir()?;
+    let clarity_companion = root.join("deploy/demo/clarity-GA-107556-companion.json");
+    let ap_companion = root.join("deploy/demo/ap-GA-2021-01-05-companion.json");
+    let companions = Companions {
+        clarity: serde_json::from_slice(&std::fs::read(&clarity_companion).with_context(
+            || {
+                format!(
+                    "reading {} (run from the repository root)",
+                    clarity_companion.display()
+                )
+            },
+        )?)?,
+        ap: serde_json::from_slice(&std::fs::read(&ap_companion)?)?,
+    };
+    let night = night(&args.fixtures)?;
+    let expected = independent(&night, &companions)?;
+    let speed = night.length_ms as f64 / (args.seconds.max(1.0) * 1000.0);
+
+    // Fresh topics and tables for this run.
+    let run_id = format!(
+        "demo-{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    );
+    let mut config = config.clone();
+    config.topics.votes = format!("{run_id}.votes");
+    config.topics.snapshots = format!("{run_id}.snapshots");
+    config.topics.results = format!("{run_id}.results");
+    config.topics.feed_status = format!("{run_id}.status");
+    config.topics.dlq = format!("{run_id}.dlq");
+    config.state_store.table_prefix = format!("{}_", run_id.replace('-', "_"));
+    votewire_core::kafka::ensure_declared_topics(&config.kafka, &config.topics)
+        .await
+        .context("creating the demo's topics (is the stack up? deploy/local/stack up)")?;
+
+    // The replay server.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let (clarity_n, ap_n, length_ms) = (night.clarity.len(), night.ap.len(), night.length_ms);
+    let replay = Arc::new(Replay {
+        night,
+        started: Instant::now(),
+        speed,
+    });
+    let app = axum::Router::new()
+        .route(
+            "/GA/107556/current_ver.txt",
+            axum::routing::get(clarity_version),
+        )
+        .route(
+            "/GA/107556/{version}/json/ALL.json",
+            axum::routing::get(clarity_file),
+        )
+        .route("/ap/GA.json", axum::routing::get(ap_file))
+        .with_state(replay.clone());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    eprintln!(
+        "votewire demo: GA 2021 runoff night: {clarity_n} Clarity and {ap_n} AP snapshots, {:.1} h of night in {:.0} s, served at {base}",
+        length_ms as f64 / 3.6e6,
+        args.seconds
+    );
+
+    // The feeds, and the two services as processes.
+    let dir = tempfile::tempdir()?;
+    std::fs::write(
+        dir.path().join("ga-runoff.toml"),
+        feeds_toml(&base, &clarity_companion, &ap_companion),
+    )?;
+    let exe = std::env::current_exe()?;
+    let service = |args: &[&str]| {
+        let mut c = tokio::process::Command::new(&exe);
+        c.args(args)
+            .env("VOTEWIRE_TOPIC_VOTES", &config.topics.votes)
+            .env("VOTEWIRE_TOPIC_SNAPSHOTS", &config.topics.snapshots)
+            .env("VOTEWIRE_TOPIC_RESULTS", &config.topics.results)
+            .env("VOTEWIRE_TOPIC_FEED_STATUS", &config.topics.feed_status)
+            .env("VOTEWIRE_TOPIC_DLQ", &config.topics.dlq)
+            .env("VOTEWIRE_TABLE_PREFIX", &config.state_store.table_prefix)
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        c
+    };
+    // Each service's stderr goes to a log beside the feed registry; the
+    // demo prints their tails when the check fails.
+    let log = |name: &str| -> anyhow::Result<(PathBuf, std::fs::File)> {
+        let path = dir.path().join(format!("{name}.log"));
+        Ok((path.clone(), std::fs::File::create(&path)?))
+    };
+    let (aggregate_log, aggregate_err) = log("aggregate")?;
+    let (ingest_log, ingest_err) = log("ingest")?;
+    let aggregator = service(&[
+        "aggregate",
+        "--instance",
+        "demo-aggregate",
+        "--group",
+        &run_id,
+    ])
+    .stderr(aggregate_err)
+    .spawn()
+    .context("starting the aggregator")?;
+    let feeds_dir = dir.path().to_string_lossy().into_owned();
+    let mut ingestor = service(&[
+        "ingest",
+        "--instance",
+        "demo-ingest",
+        "--lease-ttl",
+        "3s",
+        "--feeds",
+        &feeds_dir,
+    ])
+    .stderr(ingest_err)
+    .spawn()
+    .context("starting the ingestor")?;
+    // The ingestor's payload lines, counted as they come.
+    let counts = Arc::new(std::sync::Mutex::new((0u64, 0u64)));
+    {
+        use tokio::io::AsyncBufReadExt;
+        let out = ingestor.stdout.take().expect("piped");
+        let counts = counts.clone();
+        tokio::spawn(async move {
+            let mut lines = tokio::io::BufReader::new(out).lines();
+            while let Ok(Some(l)) = lines.next_line().await {
+                let mut c = counts.lock().expect("counts lock");
+                if let Some(n) = l
+                    .split(" changed=")
+                    .nth(1)
+                    .and_then(|n| n.trim().parse::<u64>().ok())
+                {
+                    c.0 += n;
+                } else if l.contains("rejected (dead-lettered)") {
+                    c.1 += 1;
+                }
+            }
+        });
+    }
+    let seen = Arc::new(std::sync::Mutex::new(ResultsSeen::default()));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let follower = follow_results(&config, seen.clone(), stop.clone())?;
+
+    // The night, with a progress bar of the replay clock.
+    let bar = indicatif::ProgressBar::new(length_ms.max(1) as u64);
+    bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    while replay.now_ms() < length_ms {
+        let now = replay.now_ms();
+        let s = replay.current(&replay.night.clarity);
+        let c = *counts.lock().expect("counts lock");
+        bar.set_position(now.max(0) as u64);
+        bar.set_message(format!(
+            "night clock {} | {} cells published, {} payloads rejected",
+            s.recorded, c.0, c.1
+        ));
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    bar.finish_and_clear();
+
+    // The last snapshots stay up until the results have converged.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut quiet_since = Instant::now();
+    let mut last_count = 0;
+    loop {
+        let (now_races, n) = {
+            let s = seen.lock().expect("results lock");
+            (s.statewide(), s.latest.len())
+        };
+        if n != last_count {
+            last_count = n;
+            quiet_since = Instant::now();
+        }
+        let converged = now_races == expected;
+        if converged
+            || Instant::now() >= deadline
+            || (!args.check && quiet_since.elapsed() > Duration::from_secs(5))
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    interrupt(&ingestor);
+    interrupt(&aggregator);
+    for mut child in [ingestor, aggregator] {
+        if tokio::time::timeout(Duration::from_secs(20), child.wait())
+            .await
+            .is_err()
+        {
+            let _ = child.kill().await;
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = follower.join();
+
+    let (races, mut latencies) = {
+        let s = seen.lock().expect("results lock");
+        (s.statewide(), s.latencies_ms.clone())
+    };
+    latencies.sort_unstable();
+    println!("Final statewide results, as each source reported them:");
+    for r in &races {
+        println!("  {} / {}", r.source_feed_id, r.contest_source_id);
+        for c in &r.choices {
+            println!("      {:<40} {:>10}", c.choice_name, c.votes);
+        }
+    }
+    let (cells, rejected) = *counts.lock().expect("counts lock");
+    let matches = races == expected;
+    if args.check {
+        if !matches {
+            eprintln!("votewire demo --check: the results differ from the independent computation");
+            for (name, path) in [("ingest", &ingest_log), ("aggregate", &aggregate_log)] {
+                let text = std::fs::read_to_string(path).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(15).collect();
+                eprintln!("--- the last lines of {name}'s log:");
+                for l in tail.iter().rev() {
+                    eprintln!("  {l}");
+                }
+            }
+            for want in &expected {
+                match races.iter().find(|r| {
+                    r.source_feed_id == want.source_feed_id
+                        && r.contest_source_id == want.contest_source_id
+                }) {
+                    Some(got) if got == want => {}
+                    Some(got) => eprintln!("  {want:?}\n  != {got:?}"),
+                    None => eprintln!("  missing: {want:?}"),
+                }
+            }
+        }
+        println!(
+            "{}",
+            serde_json::json!({
+                "races": races,
+                "cells_published": cells,
+                "payloads_rejected": rejected,
+                "latency_ms": {"p50": percentile(&latencies, 50), "p99": percentile(&latencies, 99)},
+            })
+        );
+        if !matches {
+            return Ok(ExitCode::FAILURE);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn capture_times_parse_to_epoch_milliseconds() {
+        // Expected values from Python's datetime(..., tzinfo=utc).timestamp().
+        assert_eq!(super::parse_utc("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(
+            super::parse_utc("2021-01-05T22:47:41Z"),
+            Some(1_609_886_861_000)
+        );
+        assert_eq!(
+            super::parse_utc("2000-02-29T12:00:00Z"),
+            Some(951_825_600_000)
+        );
+        assert_eq!(super::parse_utc("2021-01-05 22:47:41"), None);
+    }
+}
