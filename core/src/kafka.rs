@@ -160,6 +160,31 @@ pub fn topic_partitions(
         .map(|t| t.partitions().len()))
 }
 
+/// Assigns `consumer` every partition of `topic`, each starting at
+/// `start`, with no consumer group involved (nothing is committed): how a
+/// reader of a whole compacted topic starts. Returns the partitions.
+pub fn assign_all_partitions<C: rdkafka::consumer::ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topic: &str,
+    start: rdkafka::Offset,
+    timeout: Duration,
+) -> Result<Vec<i32>, rdkafka::error::KafkaError> {
+    use rdkafka::consumer::Consumer;
+    let md = consumer.fetch_metadata(Some(topic), timeout)?;
+    let partitions: Vec<i32> = md
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic)
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in &partitions {
+        tpl.add_partition_offset(topic, *p, start)?;
+    }
+    consumer.assign(&tpl)?;
+    Ok(partitions)
+}
+
 /// Broker ids reachable through `kafka`, proving the cluster answers a real
 /// metadata request.
 pub fn broker_ids(kafka: &KafkaConfig) -> Result<Vec<i32>, KafkaSetupError> {

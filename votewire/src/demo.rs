@@ -28,9 +28,9 @@ use anyhow::Context;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::Offset;
+use rdkafka::consumer::BaseConsumer;
 use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
 use votewire_core::config::VotewireConfig;
 use votewire_schemas::{ContestResult, UnitType, codec, schemas};
 
@@ -414,12 +414,12 @@ fn follow_results(
     let consumer: BaseConsumer =
         votewire_core::kafka::consumer_config(&config.kafka, "demo-results", "votewire-demo")
             .create()?;
-    let partitions = config.topics.contest_partitions;
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition_offset(&topic, p, Offset::Beginning)?;
-    }
-    consumer.assign(&tpl)?;
+    votewire_core::kafka::assign_all_partitions(
+        &consumer,
+        &topic,
+        Offset::Beginning,
+        Duration::from_secs(10),
+    )?;
     Ok(std::thread::spawn(move || {
         let schema = &schemas().contest_result;
         while !stop.load(std::sync::atomic::Ordering::Relaxed) {

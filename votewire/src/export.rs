@@ -10,10 +10,10 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::Offset;
+use rdkafka::consumer::BaseConsumer;
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
 use votewire_aggregator::nist_export::{ExportFormat, ExportedReport, election_report};
 use votewire_core::config::{KafkaConfig, VotewireConfig};
 use votewire_schemas::{CellKey, VoteCell, codec, schemas};
@@ -80,18 +80,12 @@ pub fn current_cells(
     let mut cfg = votewire_core::kafka::consumer_config(kafka, "export", "votewire-export");
     cfg.set("enable.partition.eof", "true");
     let consumer: BaseConsumer = cfg.create()?;
-    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
-    let partitions: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .filter(|t| t.name() == topic)
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
-    let mut tpl = TopicPartitionList::new();
-    for p in &partitions {
-        tpl.add_partition_offset(topic, *p, Offset::Beginning)?;
-    }
-    consumer.assign(&tpl)?;
+    let partitions = votewire_core::kafka::assign_all_partitions(
+        &consumer,
+        topic,
+        Offset::Beginning,
+        Duration::from_secs(10),
+    )?;
     let mut decoder = codec::VoteCellDecoder::new(schemas().vote_cell.id);
     let mut cells: HashMap<CellKey, VoteCell> = HashMap::new();
     let mut at_end = std::collections::HashSet::new();

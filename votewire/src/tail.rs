@@ -9,9 +9,9 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::Offset;
+use rdkafka::consumer::BaseConsumer;
 use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
 use votewire_core::config::VotewireConfig;
 use votewire_ingestors::feeds::parse_duration;
 use votewire_schemas::{ContestResult, codec, schemas};
@@ -106,30 +106,23 @@ pub fn run(config: &VotewireConfig, what: TailWhat) -> anyhow::Result<ExitCode> 
         votewire_core::kafka::consumer_config(&config.kafka, "tail", "votewire-tail")
             .create()
             .context("creating the consumer")?;
-    let metadata = consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .with_context(|| format!("reading the metadata of {topic}"))?;
-    let partitions: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .filter(|t| t.name() == topic)
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
-    if partitions.is_empty() {
-        anyhow::bail!(
-            "{topic} has no partitions: is this the right topic (topics.results, VOTEWIRE_TOPIC_RESULTS) and broker?"
-        );
-    }
     let start = if args.from == "end" {
         Offset::End
     } else {
         Offset::Beginning
     };
-    let mut tpl = TopicPartitionList::new();
-    for p in &partitions {
-        tpl.add_partition_offset(topic, *p, start)?;
+    let partitions = votewire_core::kafka::assign_all_partitions(
+        &consumer,
+        topic,
+        start,
+        Duration::from_secs(10),
+    )
+    .with_context(|| format!("reading the metadata of {topic}"))?;
+    if partitions.is_empty() {
+        anyhow::bail!(
+            "{topic} has no partitions: is this the right topic (topics.results, VOTEWIRE_TOPIC_RESULTS) and broker?"
+        );
     }
-    consumer.assign(&tpl)?;
     let schema = &schemas().contest_result;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());

@@ -1619,6 +1619,37 @@ fn assert_problem(got: &(u16, reqwest::header::HeaderMap, serde_json::Value), st
     );
 }
 
+/// The results topic's key of `r`, as the aggregator writes it.
+fn result_key(r: &votewire_schemas::ContestResult) -> String {
+    format!("{}/{}/{}", r.election_id, r.contest_id, r.unit_id)
+}
+
+/// Produces `results` to the pipeline's results topic, as the aggregator
+/// writes them (Confluent-framed, keyed by election/contest/unit).
+async fn produce_results(
+    pipeline: &votewire_tests::pipeline::TestPipeline,
+    results: &[votewire_schemas::ContestResult],
+) {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let producer: FutureProducer =
+        votewire_core::kafka::producer_config(&pipeline.kafka, "results-test")
+            .create()
+            .unwrap();
+    let schema = &votewire_schemas::schemas().contest_result;
+    for r in results {
+        let bytes = votewire_schemas::codec::encode(schema, r).unwrap();
+        producer
+            .send(
+                FutureRecord::to(&pipeline.topics.results)
+                    .key(&result_key(r))
+                    .payload(&bytes),
+                std::time::Duration::from_secs(10),
+            )
+            .await
+            .unwrap();
+    }
+}
+
 fn a_contest_result(unit: &str, votes: [i64; 2]) -> votewire_schemas::ContestResult {
     use votewire_schemas::{ChoiceResult, ContestResult, Contribution, FeedMode, UnitType};
     let total = votes[0] + votes[1];
@@ -1672,7 +1703,6 @@ fn a_contest_result(unit: &str, votes: [i64; 2]) -> votewire_schemas::ContestRes
 /// topic, the OpenAPI document, body and rate limits.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_operator_api_edits_feeds_records_actions_and_serves_results() {
-    use rdkafka::producer::{FutureProducer, FutureRecord};
     use reqwest::Method;
     use serde_json::json;
 
@@ -1683,24 +1713,7 @@ async fn the_operator_api_edits_feeds_records_actions_and_serves_results() {
         a_contest_result("Appling", [5_000, 3_000]),
         a_contest_result("Bacon", [3_800, 900]),
     ];
-    let producer: FutureProducer =
-        votewire_core::kafka::producer_config(&pipeline.kafka, "api-test")
-            .create()
-            .unwrap();
-    let schema = &votewire_schemas::schemas().contest_result;
-    for r in &results {
-        let key = format!("{}/{}/{}", r.election_id, r.contest_id, r.unit_id);
-        let bytes = votewire_schemas::codec::encode(schema, r).unwrap();
-        producer
-            .send(
-                FutureRecord::to(&pipeline.topics.results)
-                    .key(&key)
-                    .payload(&bytes),
-                std::time::Duration::from_secs(10),
-            )
-            .await
-            .unwrap();
-    }
+    produce_results(&pipeline, &results).await;
     let registry = tempfile::tempdir().unwrap();
     let api = start_api(&stack, &pipeline, registry.path(), &[]).await;
     let (read, admin) = (Some(READ_TOKEN), Some(ADMIN_TOKEN));
@@ -2153,7 +2166,6 @@ mod consume_results_example;
 /// apache-avro, no votewire crate) each read back the results produced.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscribers_read_results_with_the_documented_examples() {
-    use rdkafka::producer::{FutureProducer, FutureRecord};
     let stack = Stack::load();
     let pipeline = votewire_tests::pipeline::TestPipeline::start("subscribe", 2).await;
     let results = [
@@ -2161,26 +2173,9 @@ async fn subscribers_read_results_with_the_documented_examples() {
         a_contest_result("Bacon", [3_800, 900]),
         a_contest_result("Cobb", [120_000, 180_000]),
     ];
-    let producer: FutureProducer =
-        votewire_core::kafka::producer_config(&pipeline.kafka, "subscribe-test")
-            .create()
-            .unwrap();
+    produce_results(&pipeline, &results).await;
     let schema = &votewire_schemas::schemas().contest_result;
-    let key_of = |r: &votewire_schemas::ContestResult| {
-        format!("{}/{}/{}", r.election_id, r.contest_id, r.unit_id)
-    };
-    for r in &results {
-        let bytes = votewire_schemas::codec::encode(schema, r).unwrap();
-        producer
-            .send(
-                FutureRecord::to(&pipeline.topics.results)
-                    .key(&key_of(r))
-                    .payload(&bytes),
-                std::time::Duration::from_secs(10),
-            )
-            .await
-            .unwrap();
-    }
+    let key_of = result_key;
     let by_unit = |unit: &str| results.iter().find(|r| r.unit_id == unit).unwrap();
 
     // votewire tail results --json: every result, exactly.

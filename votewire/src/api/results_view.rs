@@ -8,10 +8,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::Offset;
+use rdkafka::consumer::BaseConsumer;
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
 use votewire_core::config::KafkaConfig;
 use votewire_schemas::{ContestResult, codec, schemas};
 
@@ -106,18 +106,12 @@ pub fn follow(
         votewire_core::kafka::consumer_config(kafka, "api-results", "votewire-api-results");
     cfg.set("enable.partition.eof", "true");
     let consumer: BaseConsumer = cfg.create()?;
-    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
-    let partitions: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .filter(|t| t.name() == topic)
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
-    let mut tpl = TopicPartitionList::new();
-    for p in &partitions {
-        tpl.add_partition_offset(topic, *p, Offset::Beginning)?;
-    }
-    consumer.assign(&tpl)?;
+    let partitions = votewire_core::kafka::assign_all_partitions(
+        &consumer,
+        topic,
+        Offset::Beginning,
+        Duration::from_secs(10),
+    )?;
     if partitions.is_empty() {
         view.caught_up.store(true, Ordering::Relaxed);
     }
