@@ -1990,7 +1990,61 @@ async fn the_operator_api_edits_feeds_records_actions_and_serves_results() {
         )
         .await;
     assert_eq!(r.0, 200, "{}", r.2);
-    assert_eq!(r.1.get("cache-control").unwrap(), "public, max-age=1");
+    assert_eq!(
+        r.1.get("cache-control").unwrap(),
+        "public, max-age=1, stale-while-revalidate=10"
+    );
+    // A CDN revalidating with the ETag gets a bodiless 304.
+    let etag = r.1.get("etag").unwrap().to_str().unwrap().to_string();
+    let revalidated = reqwest::Client::new()
+        .get(format!(
+            "{}/v1/results/2021-01-05-GA-runoff/us-senate-ga%2Fspecial",
+            api.base
+        ))
+        .bearer_auth(READ_TOKEN)
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revalidated.status().as_u16(), 304);
+    assert_eq!(revalidated.headers().get("etag").unwrap(), etag.as_str());
+    assert!(revalidated.bytes().await.unwrap().is_empty());
+    // A new count for one county: a new version, so a new ETag and a 200.
+    let mut later = results[1].clone();
+    later.choices[0].votes += 10;
+    later.total_votes += 10;
+    produce_results(&pipeline, std::slice::from_ref(&later)).await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let r = reqwest::Client::new()
+            .get(format!(
+                "{}/v1/results/2021-01-05-GA-runoff/us-senate-ga%2Fspecial",
+                api.base
+            ))
+            .bearer_auth(READ_TOKEN)
+            .header("if-none-match", &etag)
+            .send()
+            .await
+            .unwrap();
+        if r.status().as_u16() == 200 {
+            assert_ne!(r.headers().get("etag").unwrap(), etag.as_str());
+            let body: serde_json::Value = r.json().await.unwrap();
+            assert!(
+                body["results"]
+                    .as_array()
+                    .unwrap()
+                    .contains(&serde_json::to_value(&later).unwrap()),
+                "{body}"
+            );
+            break;
+        }
+        assert_eq!(r.status().as_u16(), 304);
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the change never showed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
     let got = r.2["results"].as_array().unwrap();
     let want: Vec<serde_json::Value> = results
         .iter()

@@ -836,7 +836,8 @@ action_handler!(
     params(("election" = String, Path, description = "The election id"),
            ("contest" = String, Path, description = "The contest id (shared id for merged contests, else `<feed>/<source contest id>`; percent-encode `/`)")),
     responses(
-        (status = 200, description = "The contest's results", body = ContestResults),
+        (status = 200, description = "The contest's results, with an ETag", body = ContestResults),
+        (status = 304, description = "Unchanged since the ETag sent in If-None-Match"),
         (status = 401, description = "No or unknown token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No results for this contest (yet)", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
@@ -845,6 +846,7 @@ async fn contest_results(
     _caller: Caller,
     State(state): State<Shared>,
     Path((election, contest)): Path<(String, String)>,
+    headers: axum::http::HeaderMap,
 ) -> Result<Response, Problem> {
     let results = state.results.contest(&election, &contest).ok_or_else(|| {
         Problem::not_found(format!(
@@ -859,9 +861,37 @@ async fn contest_results(
             .filter_map(|r| serde_json::to_value(r).ok())
             .collect(),
     };
-    // Results change within seconds on election night: caches may keep
-    // them briefly.
-    Ok(([(header::CACHE_CONTROL, "public, max-age=1")], Json(body)).into_response())
+    Ok(cacheable(&headers, &body))
+}
+
+/// How results are cached: a CDN may serve them for a second, and for ten
+/// more while it revalidates with `If-None-Match`, which costs the origin
+/// a 304 and no body when nothing changed.
+const RESULTS_CACHE_CONTROL: &str = "public, max-age=1, stale-while-revalidate=10";
+
+/// `body` as JSON with a strong ETag (a hash of the bytes), or 304 when
+/// the request already holds that version.
+fn cacheable(request: &axum::http::HeaderMap, body: &impl Serialize) -> Response {
+    use sha2::Digest;
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    let etag = format!("\"{}\"", hex::encode(&sha2::Sha256::digest(&bytes)[..12]));
+    let matches = request
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    let cache = [
+        (header::CACHE_CONTROL, RESULTS_CACHE_CONTROL.to_string()),
+        (header::ETAG, etag),
+    ];
+    if matches {
+        return (StatusCode::NOT_MODIFIED, cache).into_response();
+    }
+    (
+        cache,
+        [(header::CONTENT_TYPE, "application/json".to_string())],
+        bytes,
+    )
+        .into_response()
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -933,7 +963,8 @@ async fn export_election(
 #[utoipa::path(get, path = "/v1/results/{election}", tag = "results", security(("bearer" = [])),
     params(("election" = String, Path, description = "The election id")),
     responses(
-        (status = 200, description = "The election's contests", body = ElectionContests),
+        (status = 200, description = "The election's contests, with an ETag", body = ElectionContests),
+        (status = 304, description = "Unchanged since the ETag sent in If-None-Match"),
         (status = 401, description = "No or unknown token", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -941,7 +972,8 @@ async fn election_contests(
     _caller: Caller,
     State(state): State<Shared>,
     Path(election): Path<String>,
-) -> Json<ElectionContests> {
+    headers: axum::http::HeaderMap,
+) -> Response {
     let contest_ids = state
         .results
         .contest_ids()
@@ -949,10 +981,13 @@ async fn election_contests(
         .filter(|(e, _)| *e == election)
         .map(|(_, c)| c)
         .collect();
-    Json(ElectionContests {
-        election_id: election,
-        contest_ids,
-    })
+    cacheable(
+        &headers,
+        &ElectionContests {
+            election_id: election,
+            contest_ids,
+        },
+    )
 }
 
 /// Prometheus scrapes this process here (no token: metrics hold no
