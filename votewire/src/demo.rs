@@ -9,7 +9,8 @@
 //! tables, exactly as deployed. At the end the demo prints each race's
 //! statewide result as every source reported it.
 //!
-//! `--check` compares those results with an independent computation from
+//! `--check` brings the local stack up first when its broker does not
+//! answer, and compares the results with an independent computation from
 //! the final snapshots (statewide sums of the Clarity counties, AP's own
 //! statewide summary), exits non-zero on any difference, and prints one
 //! JSON object as its last stdout line (the contract external checks read).
@@ -493,7 +494,79 @@ fn interrupt(child: &tokio::process::Child) {
     }
 }
 
+/// `KEY=VALUE` lines of the stack's env file (`deploy/local/stack env`
+/// names it); comments and blank lines are skipped.
+fn stack_env(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect()
+}
+
+/// With `--check`, a broker that does not answer means the local stack is
+/// down: bring it up (`deploy/local/stack up`, installing what is
+/// missing) and run the demo again in the stack's environment. `None`
+/// when the broker answers.
+async fn stack_up_and_rerun(
+    config: &VotewireConfig,
+    args: &DemoArgs,
+) -> anyhow::Result<Option<ExitCode>> {
+    let mut probe = config.kafka.clone();
+    probe.request_timeout_ms = 3_000;
+    let reachable = tokio::task::spawn_blocking(move || votewire_core::kafka::broker_ids(&probe))
+        .await?
+        .is_ok_and(|ids| !ids.is_empty());
+    if reachable {
+        return Ok(None);
+    }
+    let script = Path::new("deploy/local/stack");
+    anyhow::ensure!(
+        std::env::var_os("VOTEWIRE_DEMO_RESTARTED").is_none() && script.is_file(),
+        "the broker at {} does not answer; start the local stack (deploy/local/stack up, from the repository root)",
+        config.kafka.bootstrap_servers
+    );
+    eprintln!("votewire demo: the broker does not answer; bringing the local stack up");
+    // The stack's report goes to stderr: stdout ends with the JSON line.
+    let up = tokio::process::Command::new(script)
+        .arg("up")
+        .stdout(std::io::stderr())
+        .status()
+        .await?;
+    anyhow::ensure!(up.success(), "deploy/local/stack up failed");
+    let env_file = tokio::process::Command::new(script)
+        .arg("env")
+        .output()
+        .await?;
+    let path = String::from_utf8_lossy(&env_file.stdout).trim().to_string();
+    let vars = stack_env(
+        &std::fs::read_to_string(&path)
+            .with_context(|| format!("reading the stack's env file {path:?}"))?,
+    );
+    let status = tokio::process::Command::new(std::env::current_exe()?)
+        .arg("demo")
+        .arg("--check")
+        .args(["--seconds", &args.seconds.to_string()])
+        .arg("--fixtures")
+        .arg(&args.fixtures)
+        .envs(vars)
+        .env("VOTEWIRE_DEMO_RESTARTED", "1")
+        .status()
+        .await?;
+    Ok(Some(if status.success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }))
+}
+
 pub async fn run(config: &VotewireConfig, args: DemoArgs) -> anyhow::Result<ExitCode> {
+    if args.check
+        && let Some(code) = stack_up_and_rerun(config, &args).await?
+    {
+        return Ok(code);
+    }
     let root = std::env::current_dir()?;
     let clarity_companion = root.join("deploy/demo/clarity-GA-107556-companion.json");
     let ap_companion = root.join("deploy/demo/ap-GA-2021-01-05-companion.json");
@@ -745,6 +818,23 @@ pub async fn run(config: &VotewireConfig, args: DemoArgs) -> anyhow::Result<Exit
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_stack_env_file_reads_as_variables() {
+        let vars = super::stack_env(
+            "# written by deploy/local/stack\nVOTEWIRE_KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092\n\nAWS_ACCESS_KEY_ID=x=y\nnot a variable\n",
+        );
+        assert_eq!(
+            vars,
+            [
+                (
+                    "VOTEWIRE_KAFKA_BOOTSTRAP_SERVERS".to_string(),
+                    "127.0.0.1:9092".to_string()
+                ),
+                ("AWS_ACCESS_KEY_ID".to_string(), "x=y".to_string()),
+            ]
+        );
+    }
+
     #[test]
     fn capture_times_parse_to_epoch_milliseconds() {
         // Expected values from Python's datetime(..., tzinfo=utc).timestamp().
