@@ -73,6 +73,9 @@ pub struct ApiArgs {
 }
 
 pub struct ApiState {
+    /// Rendered contest answers (version, JSON, ETag), reused until the
+    /// contest changes: a CDN's revalidations cost a lookup, not a render.
+    rendered: Mutex<HashMap<(String, String), RenderedContest>>,
     config: VotewireConfig,
     prometheus: votewire_core::metrics::PrometheusText,
     tokens: ApiTokens,
@@ -83,6 +86,9 @@ pub struct ApiState {
 }
 
 type Shared = Arc<ApiState>;
+
+/// A contest's rendered answer: (contest version, JSON bytes, ETag).
+type RenderedContest = (u64, Arc<Vec<u8>>, String);
 
 impl FromRequestParts<Shared> for Caller {
     type Rejection = Problem;
@@ -848,20 +854,49 @@ async fn contest_results(
     Path((election, contest)): Path<(String, String)>,
     headers: axum::http::HeaderMap,
 ) -> Result<Response, Problem> {
-    let results = state.results.contest(&election, &contest).ok_or_else(|| {
+    let not_found = || {
         Problem::not_found(format!(
             "no results for contest {contest:?} of {election:?}; GET /v1/results/{{election}} lists the contests"
         ))
-    })?;
-    let body = ContestResults {
-        election_id: election,
-        contest_id: contest,
-        results: results
-            .iter()
-            .filter_map(|r| serde_json::to_value(r).ok())
-            .collect(),
     };
-    Ok(cacheable(&headers, &body))
+    let version = state
+        .results
+        .version(&election, &contest)
+        .ok_or_else(not_found)?;
+    let key = (election.clone(), contest.clone());
+    let cached = state
+        .rendered
+        .lock()
+        .expect("rendered lock")
+        .get(&key)
+        .filter(|(v, _, _)| *v == version)
+        .map(|(_, bytes, etag)| (bytes.clone(), etag.clone()));
+    let (bytes, etag) = match cached {
+        Some(hit) => hit,
+        None => {
+            let results = state
+                .results
+                .contest(&election, &contest)
+                .ok_or_else(not_found)?;
+            let body = ContestResults {
+                election_id: election,
+                contest_id: contest,
+                results: results
+                    .iter()
+                    .filter_map(|r| serde_json::to_value(r).ok())
+                    .collect(),
+            };
+            let bytes = Arc::new(serde_json::to_vec(&body).unwrap_or_default());
+            let etag = etag_of(&bytes);
+            state
+                .rendered
+                .lock()
+                .expect("rendered lock")
+                .insert(key, (version, bytes.clone(), etag.clone()));
+            (bytes, etag)
+        }
+    };
+    Ok(respond_cacheable(&headers, &bytes, etag))
 }
 
 /// How results are cached: a CDN may serve them for a second, and for ten
@@ -869,12 +904,23 @@ async fn contest_results(
 /// a 304 and no body when nothing changed.
 const RESULTS_CACHE_CONTROL: &str = "public, max-age=1, stale-while-revalidate=10";
 
-/// `body` as JSON with a strong ETag (a hash of the bytes), or 304 when
-/// the request already holds that version.
-fn cacheable(request: &axum::http::HeaderMap, body: &impl Serialize) -> Response {
+/// A strong ETag for a body: a hash of its bytes.
+fn etag_of(bytes: &[u8]) -> String {
     use sha2::Digest;
+    format!("\"{}\"", hex::encode(&sha2::Sha256::digest(bytes)[..12]))
+}
+
+/// `body` as JSON with a strong ETag, or 304 when the request already
+/// holds that version.
+fn cacheable(request: &axum::http::HeaderMap, body: &impl Serialize) -> Response {
     let bytes = serde_json::to_vec(body).unwrap_or_default();
-    let etag = format!("\"{}\"", hex::encode(&sha2::Sha256::digest(&bytes)[..12]));
+    let etag = etag_of(&bytes);
+    respond_cacheable(request, &bytes, etag)
+}
+
+/// JSON `bytes` under `etag` with the results' caching headers, or a
+/// bodiless 304 when `If-None-Match` names that ETag.
+fn respond_cacheable(request: &axum::http::HeaderMap, bytes: &[u8], etag: String) -> Response {
     let matches = request
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
@@ -889,7 +935,7 @@ fn cacheable(request: &axum::http::HeaderMap, body: &impl Serialize) -> Response
     (
         cache,
         [(header::CONTENT_TYPE, "application/json".to_string())],
-        bytes,
+        bytes.to_vec(),
     )
         .into_response()
 }
@@ -1108,6 +1154,7 @@ pub async fn run(config: &VotewireConfig, args: ApiArgs) -> anyhow::Result<ExitC
     results_view::follow(&config.kafka, &config.topics.results, results.clone())
         .context("reading the results topic")?;
     let state = Arc::new(ApiState {
+        rendered: Mutex::new(HashMap::new()),
         config: config.clone(),
         prometheus: observability.prometheus(),
         tokens,

@@ -23,6 +23,10 @@ pub struct ResultsView {
     contests: RwLock<HashMap<(String, String), ContestUnits>>,
     /// Record key → where its result is filed (for tombstones).
     keys: RwLock<HashMap<Vec<u8>, (String, String, String)>>,
+    /// Per (election, contest): the version of its last change, from one
+    /// counter, so a rendered answer can be reused until its contest moves.
+    versions: RwLock<HashMap<(String, String), u64>>,
+    next_version: AtomicU64,
     caught_up: AtomicBool,
     records: AtomicU64,
     undecodable: AtomicU64,
@@ -36,6 +40,23 @@ impl ResultsView {
             .expect("results lock")
             .get(&(election.to_string(), contest.to_string()))
             .map(|units| units.values().cloned().collect())
+    }
+
+    /// The version of a contest's last change, if it has results.
+    pub fn version(&self, election: &str, contest: &str) -> Option<u64> {
+        self.versions
+            .read()
+            .expect("versions lock")
+            .get(&(election.to_string(), contest.to_string()))
+            .copied()
+    }
+
+    fn bump(&self, election: &str, contest: &str) {
+        let v = self.next_version.fetch_add(1, Ordering::Relaxed) + 1;
+        self.versions
+            .write()
+            .expect("versions lock")
+            .insert((election.to_string(), contest.to_string()), v);
     }
 
     /// Every (election, contest) held, sorted.
@@ -68,9 +89,10 @@ impl ResultsView {
                     .contests
                     .write()
                     .expect("results lock")
-                    .get_mut(&(e, c))
+                    .get_mut(&(e.clone(), c.clone()))
             {
                 units.remove(&u);
+                self.bump(&e, &c);
             }
             return;
         };
@@ -90,9 +112,10 @@ impl ResultsView {
         self.contests
             .write()
             .expect("results lock")
-            .entry((place.0, place.1))
+            .entry((place.0.clone(), place.1.clone()))
             .or_default()
             .insert(place.2, result);
+        self.bump(&place.0, &place.1);
     }
 }
 
