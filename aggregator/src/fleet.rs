@@ -338,8 +338,8 @@ pub async fn run_member(
     let mut parts: FxHashMap<i32, PartitionState> = FxHashMap::default();
     let mut totals = FleetTotals::default();
     let mut last_stats = Instant::now();
-    // Producer contexts are collected for span links only when spans are
-    // exported at all.
+    // Spans (and the producer contexts they link) are built only when
+    // they are exported at all.
     let tracing = votewire_core::telemetry::exporting();
 
     loop {
@@ -479,33 +479,34 @@ pub async fn run_member(
         // the newest producer context among its records (so a single
         // payload's trace runs from `feed.fetch` to `results.produce`) and
         // it links every distinct producer context it consumed.
-        let batch_span = (report.cells + report.cells_rejected > 0 || !report.caught_up.is_empty())
-            .then(|| {
-                let parent = upstream
-                    .last()
-                    .map(|sc| Context::new().with_remote_span_context(sc.clone()))
-                    .unwrap_or_default();
-                linked_span(
-                    &parent,
-                    "aggregate.batch",
-                    SpanKind::Consumer,
-                    Some(started_wall),
-                    vec![
-                        KeyValue::new("messaging.system", "kafka"),
-                        KeyValue::new("messaging.operation.type", "process"),
-                        KeyValue::new("messaging.operation.name", "process"),
-                        KeyValue::new("messaging.destination.name", topics.votes.clone()),
-                        KeyValue::new("messaging.consumer.group.name", cfg.group_id.clone()),
-                        KeyValue::new(
-                            "messaging.batch.message_count",
-                            (report.cells + report.cells_rejected) as i64,
-                        ),
-                        KeyValue::new("votewire.instance", cfg.instance.clone()),
-                        KeyValue::new("votewire.links_dropped", upstream_dropped as i64),
-                    ],
-                    std::mem::take(&mut upstream),
-                )
-            });
+        let batch_span = (tracing
+            && (report.cells + report.cells_rejected > 0 || !report.caught_up.is_empty()))
+        .then(|| {
+            let parent = upstream
+                .last()
+                .map(|sc| Context::new().with_remote_span_context(sc.clone()))
+                .unwrap_or_default();
+            linked_span(
+                &parent,
+                "aggregate.batch",
+                SpanKind::Consumer,
+                Some(started_wall),
+                vec![
+                    KeyValue::new("messaging.system", "kafka"),
+                    KeyValue::new("messaging.operation.type", "process"),
+                    KeyValue::new("messaging.operation.name", "process"),
+                    KeyValue::new("messaging.destination.name", topics.votes.clone()),
+                    KeyValue::new("messaging.consumer.group.name", cfg.group_id.clone()),
+                    KeyValue::new(
+                        "messaging.batch.message_count",
+                        (report.cells + report.cells_rejected) as i64,
+                    ),
+                    KeyValue::new("votewire.instance", cfg.instance.clone()),
+                    KeyValue::new("votewire.links_dropped", upstream_dropped as i64),
+                ],
+                std::mem::take(&mut upstream),
+            )
+        });
 
         // Roll up every dirty contest of every caught-up partition and keep
         // the results that differ from what this member last published.

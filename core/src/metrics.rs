@@ -28,7 +28,7 @@ use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider, Temporality};
 
 use crate::config::{OtlpConfig, OtlpProtocol};
-use crate::telemetry::{TelemetryError, service_name_or_env};
+use crate::telemetry::{TelemetryError, build_error, service_name_or_env, signal_url};
 
 /// The latest Prometheus rendering of this process's metrics.
 #[derive(Clone, Default)]
@@ -143,11 +143,7 @@ pub fn init_metrics(service_name: &str, otlp: &OtlpConfig) -> Result<MetricsGuar
         );
     if let Some(endpoint) = &otlp.endpoint {
         let timeout = Duration::from_millis(otlp.timeout_ms);
-        let err = |e: opentelemetry_otlp::ExporterBuildError| TelemetryError::Exporter {
-            protocol: otlp.protocol,
-            endpoint: endpoint.clone(),
-            message: e.to_string(),
-        };
+        let err = build_error(otlp, endpoint);
         let exporter = match otlp.protocol {
             OtlpProtocol::Grpc => opentelemetry_otlp::MetricExporter::builder()
                 .with_tonic()
@@ -158,11 +154,7 @@ pub fn init_metrics(service_name: &str, otlp: &OtlpConfig) -> Result<MetricsGuar
             OtlpProtocol::Http => opentelemetry_otlp::MetricExporter::builder()
                 .with_http()
                 .with_protocol(Protocol::HttpBinary)
-                .with_endpoint(if endpoint.ends_with("/v1/metrics") {
-                    endpoint.clone()
-                } else {
-                    format!("{}/v1/metrics", endpoint.trim_end_matches('/'))
-                })
+                .with_endpoint(signal_url(endpoint, "/v1/metrics"))
                 .with_timeout(timeout)
                 .build()
                 .map_err(err)?,

@@ -60,6 +60,29 @@ impl Drop for TelemetryGuard {
     }
 }
 
+/// The OTLP/HTTP URL of one signal (`/v1/traces`, `/v1/metrics`) under
+/// `endpoint`, unless the endpoint already names it.
+pub(crate) fn signal_url(endpoint: &str, path: &str) -> String {
+    if endpoint.ends_with(path) {
+        endpoint.to_string()
+    } else {
+        format!("{}{path}", endpoint.trim_end_matches('/'))
+    }
+}
+
+/// Maps an exporter build failure to the error naming `otlp`'s endpoint.
+pub(crate) fn build_error(
+    otlp: &OtlpConfig,
+    endpoint: &str,
+) -> impl Fn(opentelemetry_otlp::ExporterBuildError) -> TelemetryError {
+    let (protocol, endpoint) = (otlp.protocol, endpoint.to_string());
+    move |e| TelemetryError::Exporter {
+        protocol,
+        endpoint: endpoint.clone(),
+        message: e.to_string(),
+    }
+}
+
 /// Spans whose export failed (collector down or too slow): they are
 /// dropped, never retried into the hot path.
 static SPANS_DROPPED: AtomicU64 = AtomicU64::new(0);
@@ -115,11 +138,7 @@ pub fn tracer_provider(
         return Ok(None);
     };
     let timeout = Duration::from_millis(otlp.timeout_ms);
-    let err = |e: opentelemetry_otlp::ExporterBuildError| TelemetryError::Exporter {
-        protocol: otlp.protocol,
-        endpoint: endpoint.clone(),
-        message: e.to_string(),
-    };
+    let err = build_error(otlp, endpoint);
     let exporter = match otlp.protocol {
         OtlpProtocol::Grpc => opentelemetry_otlp::SpanExporter::builder()
             .with_tonic()
@@ -128,11 +147,7 @@ pub fn tracer_provider(
             .build()
             .map_err(err)?,
         OtlpProtocol::Http => {
-            let url = if endpoint.ends_with("/v1/traces") {
-                endpoint.clone()
-            } else {
-                format!("{}/v1/traces", endpoint.trim_end_matches('/'))
-            };
+            let url = signal_url(endpoint, "/v1/traces");
             opentelemetry_otlp::SpanExporter::builder()
                 .with_http()
                 .with_protocol(Protocol::HttpBinary)

@@ -29,7 +29,6 @@ pub struct ResultsView {
     next_version: AtomicU64,
     caught_up: AtomicBool,
     records: AtomicU64,
-    undecodable: AtomicU64,
 }
 
 impl ResultsView {
@@ -97,8 +96,7 @@ impl ResultsView {
             return;
         };
         let Ok(result) = codec::decode::<ContestResult>(&schemas().contest_result, bytes) else {
-            self.undecodable.fetch_add(1, Ordering::Relaxed);
-            return;
+            return; // not a ContestResult: nothing this view can serve
         };
         let place = (
             result.election_id.clone(),
