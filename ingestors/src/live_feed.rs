@@ -1007,6 +1007,12 @@ impl LiveFeed {
             }
             Ok(Polled::Payload(p)) => p,
         };
+        // When the bytes were in hand: `fetched_at`, where fetch → result
+        // latency starts (an SFTP poll lists, waits for a stable file, then
+        // reads it, so the poll's start would overstate it).
+        let fetched_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(now_ms, |d| i64::try_from(d.as_millis()).unwrap_or(now_ms));
         report.more = matches!(&self.poller, Poller::Sftp { ready, .. } if !ready.is_empty());
         report.payload_bytes = Some(payload.bytes.len());
         if self.last_rejected_sha.as_deref() == Some(payload.sha256.as_str()) {
@@ -1064,7 +1070,7 @@ impl LiveFeed {
             mode: self.spec.mode,
             source_seq: seq,
             source_version: payload.version.clone(),
-            fetched_at: now_ms,
+            fetched_at: fetched_ms,
             fetch_id: fetch_id.clone(),
             source_uri: payload.url.clone(),
             payload_sha256: payload.sha256.clone(),

@@ -40,6 +40,20 @@ const CLARITY_FEED: &str = "clarity:GA:107556";
 const AP_FEED: &str = "ap:GA:2021-01-05";
 const CLARITY_SERIES: &str = "clarity_enr/GA_107556_runoff_2021_ALLjson_series";
 const AP_SERIES: &str = "ap_elections_api/ap_interactives_live_GA_2021-01-05";
+/// OpenElections' precinct file of the runoff, dropped onto SFTP in two
+/// parts (counties A–L, then every county) as county uploads would be.
+const CSV_FEED: &str = "csv:GA:openelections";
+const CSV_FILE: &str = "precinct_csv/openelections-data-ga/20210105__ga__runoff.csv";
+/// Where in the night (as a fraction) the two CSV drops land.
+const CSV_DROPS: [(f64, &str); 2] = [
+    (0.45, "20210105__ga__runoff__counties-a-l.csv"),
+    (0.85, "20210105__ga__runoff.csv"),
+];
+/// A Texas SOS race-by-county page, served for the scrape path.
+const TX_FEED: &str = "html:txsos:2014-senate";
+const TX_ELECTION: &str = "2014-11-04-TX-general";
+const TX_PAGE: &str = "sos_html/rc-2014_general_senate.html";
+const TX_MAPPING: &str = "deploy/feeds/mappings/txsos-race-by-county.toml";
 /// The longest stretch of night kept between two snapshots.
 const GAP_CAP_MS: i64 = 10 * 60 * 1000;
 
@@ -55,6 +69,10 @@ pub struct DemoArgs {
     /// The real election-results fixtures.
     #[arg(long, env = "VOTEWIRE_FIXTURES", default_value = "../shared/fixtures")]
     fixtures: PathBuf,
+    /// Serve the live results page (`votewire api`) here during the
+    /// replay; port 0 picks a free port; `off` serves none.
+    #[arg(long, default_value = "127.0.0.1:8090")]
+    live_listen: String,
 }
 
 /// One captured snapshot, placed on the compressed clock.
@@ -128,11 +146,16 @@ fn parse_utc(s: &str) -> Option<i64> {
     Some(((days * 24 + hh) * 60 + mm) * 60_000 + ss * 1000)
 }
 
-/// Both series on one compressed clock (gaps cut to [`GAP_CAP_MS`]).
+/// Both series on one compressed clock (gaps cut to [`GAP_CAP_MS`]), and
+/// the files that are not a series.
 struct Night {
     clarity: Vec<Snapshot>,
     ap: Vec<Snapshot>,
     length_ms: i64,
+    /// The OpenElections precinct CSV, whole.
+    csv: Vec<u8>,
+    /// The Texas SOS page.
+    tx_page: bytes::Bytes,
 }
 
 fn night(fixtures: &Path) -> anyhow::Result<Night> {
@@ -158,11 +181,40 @@ fn night(fixtures: &Path) -> anyhow::Result<Night> {
             })
             .collect()
     };
+    let read = |rel: &str| {
+        std::fs::read(fixtures.join(rel))
+            .with_context(|| format!("reading {}", fixtures.join(rel).display()))
+    };
     Ok(Night {
         clarity: place(clarity),
         ap: place(ap),
         length_ms: at,
+        csv: read(CSV_FILE)?,
+        tx_page: read(TX_PAGE)?.into(),
     })
+}
+
+/// The first CSV drop: the header and the rows of counties A to L.
+fn csv_counties_a_to_l(csv: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(csv);
+    let mut out = String::new();
+    for (i, line) in text.lines().enumerate() {
+        let first = line.chars().next().map(|c| c.to_ascii_uppercase());
+        if i == 0 || first.is_some_and(|c| c <= 'L') {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out.into_bytes()
+}
+
+/// Drops `bytes` as `name` into `dir` the way a careful uploader does: a
+/// `.part` file renamed into place, then the `.done` marker.
+fn drop_file(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+    let part = dir.join(format!("{name}.part"));
+    std::fs::write(&part, bytes)?;
+    std::fs::rename(&part, dir.join(name))?;
+    std::fs::write(dir.join(format!("{name}.done")), b"")
 }
 
 /// The replay server's state: the night and its clock.
@@ -237,6 +289,14 @@ async fn clarity_file(
 
 async fn ap_file(State(r): State<Arc<Replay>>, headers: HeaderMap) -> Response {
     serve(r.current(&r.night.ap), &headers)
+}
+
+async fn tx_page(State(r): State<Arc<Replay>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=ISO-8859-1")],
+        r.night.tx_page.clone(),
+    )
+        .into_response()
 }
 
 /// One (source, race) at statewide level: the contract's `races` entry.
@@ -324,10 +384,145 @@ fn independent(night: &Night, companions: &Companions) -> anyhow::Result<Vec<Rac
             choices,
         });
     }
+    races.push(tx_statewide(&night.tx_page)?);
     races.sort_by(|a, b| {
         (&a.source_feed_id, &a.contest_source_id).cmp(&(&b.source_feed_id, &b.contest_source_id))
     });
     Ok(races)
+}
+
+/// Votes per (contest, county), then per choice.
+type CountyVotes = BTreeMap<(String, String), BTreeMap<String, i64>>;
+
+/// The OpenElections file summed by a plain split: every vote-type column
+/// of every precinct row, per `office[|district]`, county and
+/// `candidate|party`. The file names no state, so its results stop at the
+/// counties: this is what the CSV feed is checked against.
+fn csv_by_county(csv: &[u8]) -> anyhow::Result<CountyVotes> {
+    let text = std::str::from_utf8(csv).context("the CSV is not UTF-8")?;
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().context("an empty CSV")?.split(',').collect();
+    let col = |name: &str| {
+        header
+            .iter()
+            .position(|h| *h == name)
+            .with_context(|| format!("no {name} column"))
+    };
+    let (county, office, district) = (col("county")?, col("office")?, col("district")?);
+    let (party, candidate) = (col("party")?, col("candidate")?);
+    let vote_columns: Vec<usize> = header
+        .iter()
+        .enumerate()
+        .filter(|(_, h)| h.ends_with("_votes"))
+        .map(|(i, _)| i)
+        .collect();
+    let mut sums = CountyVotes::new();
+    for line in lines.filter(|l| !l.trim().is_empty()) {
+        let f: Vec<&str> = line.split(',').collect();
+        anyhow::ensure!(f.len() == header.len(), "a short CSV line: {line}");
+        let contest = if f[district].is_empty() {
+            f[office].to_string()
+        } else {
+            format!("{}|{}", f[office], f[district])
+        };
+        let votes = sums
+            .entry((contest, f[county].to_string()))
+            .or_default()
+            .entry(format!("{}|{}", f[candidate], f[party]))
+            .or_default();
+        for &i in &vote_columns {
+            *votes += f[i].trim().parse::<i64>().unwrap_or(0);
+        }
+    }
+    Ok(sums)
+}
+
+/// The text of each `<td>`/`<th>` cell of each `<tr>` of an HTML page, by
+/// a plain scan (tags dropped, entities left as they are).
+fn html_rows(page: &str) -> Vec<Vec<String>> {
+    let lower = page.to_ascii_lowercase();
+    let mut rows = Vec::new();
+    for (start, _) in lower.match_indices("<tr") {
+        let end = lower[start + 3..]
+            .find("<tr")
+            .map_or(lower.len(), |e| start + 3 + e);
+        let row = &page[start..end];
+        let row_lower = &lower[start..end];
+        let mut cells = Vec::new();
+        let mut at = 0;
+        while let Some(open) = row_lower[at..]
+            .find("<td")
+            .into_iter()
+            .chain(row_lower[at..].find("<th"))
+            .min()
+        {
+            let from = at + open + 3;
+            let next = row_lower[from..]
+                .find("<td")
+                .into_iter()
+                .chain(row_lower[from..].find("<th"))
+                .chain(row_lower[from..].find("</tr"))
+                .min()
+                .map_or(row.len(), |e| from + e);
+            let mut text = String::new();
+            let mut in_tag = true; // still inside the opening <td ...>
+            for ch in row[from..next].chars() {
+                match ch {
+                    '<' => in_tag = true,
+                    '>' => in_tag = false,
+                    c if !in_tag => text.push(c),
+                    _ => {}
+                }
+            }
+            cells.push(text.split_whitespace().collect::<Vec<_>>().join(" "));
+            at = next;
+        }
+        rows.push(cells);
+    }
+    rows
+}
+
+/// The Texas page's own ALL COUNTIES row, read by [`html_rows`]: the
+/// candidate columns are those before "Total Votes"; a name is the first
+/// two header rows joined.
+fn tx_statewide(page: &[u8]) -> anyhow::Result<Race> {
+    let page: String = page.iter().map(|&b| b as char).collect(); // ISO-8859-1
+    let rows = html_rows(&page);
+    let (first, second, third) = (&rows[0], &rows[1], &rows[2]);
+    let total_at = (1..second.len())
+        .find(|&i| second[i] == "Total" && third.get(i).is_some_and(|t| t == "Votes"))
+        .context("no Total Votes column")?;
+    let all = rows
+        .iter()
+        .find(|r| r.first().is_some_and(|c| c == "ALL COUNTIES"))
+        .context("no ALL COUNTIES row")?;
+    let mut choices: Vec<Choice> = (1..total_at)
+        .map(|i| {
+            let name = format!("{} {}", first[i], second[i]);
+            Ok(Choice {
+                choice_source_id: name.clone(),
+                choice_name: name,
+                votes: all[i].replace(',', "").parse().context("a count")?,
+            })
+        })
+        .collect::<anyhow::Result<_>>()?;
+    choices.sort_by(|a, b| a.choice_source_id.cmp(&b.choice_source_id));
+    // The race is the text of the second <h3> (the first is the time).
+    let lower = page.to_ascii_lowercase();
+    let h3 = lower
+        .match_indices("<h3")
+        .nth(1)
+        .context("no second <h3>")?
+        .0;
+    let open = h3 + lower[h3..].find('>').context("an open <h3")? + 1;
+    let close = open + lower[open..].find("</h3").context("an unclosed <h3>")?;
+    let contest = page[open..close].trim().to_string();
+    Ok(Race {
+        source_feed_id: TX_FEED.into(),
+        contest_source_id: contest,
+        unit: "state".into(),
+        choices,
+    })
 }
 
 /// The names the demo's companion files give.
@@ -367,12 +562,36 @@ struct ResultsSeen {
 }
 
 impl ResultsSeen {
+    /// The CSV feed's county results, shaped like [`csv_by_county`].
+    fn csv_counties(&self) -> CountyVotes {
+        self.latest
+            .values()
+            .filter(|r| r.official_feed_id == CSV_FEED && r.unit_type == UnitType::County)
+            .map(|r| {
+                let contest = r
+                    .contest_id
+                    .strip_prefix(&format!("{CSV_FEED}/"))
+                    .unwrap_or(&r.contest_id)
+                    .to_string();
+                let choices = r
+                    .choices
+                    .iter()
+                    .map(|c| (c.choice_id.clone(), c.votes))
+                    .collect();
+                ((contest, r.unit_id.clone()), choices)
+            })
+            .collect()
+    }
+
     /// Every source's statewide result per race.
     fn statewide(&self) -> Vec<Race> {
         let mut out: Vec<Race> = self
             .latest
             .values()
-            .filter(|r| r.unit_type == UnitType::State && r.election_id == ELECTION)
+            .filter(|r| {
+                r.unit_type == UnitType::State
+                    && (r.election_id == ELECTION || r.election_id == TX_ELECTION)
+            })
             .map(|r| {
                 let contest = r
                     .contest_id
@@ -449,7 +668,97 @@ fn percentile(sorted: &[i64], p: usize) -> i64 {
     sorted[(sorted.len() * p).div_ceil(100).saturating_sub(1)]
 }
 
-fn feeds_toml(base: &str, clarity_companion: &Path, ap_companion: &Path) -> String {
+/// The local SFTP server's drop directory for this run, from the stack's
+/// `VOTEWIRE_SFTP_*` variables: `None` when the stack names no SFTP server.
+struct SftpDrop {
+    /// The directory on this machine (inside the server's chroot).
+    local: PathBuf,
+    /// The feed's `[feed.source]` table.
+    source_toml: String,
+}
+
+impl SftpDrop {
+    fn from_env(run_id: &str) -> anyhow::Result<Option<SftpDrop>> {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let (Some(root), Some(host), Some(port), Some(user), Some(key), Some(known_hosts)) = (
+            var("VOTEWIRE_SFTP_ROOT"),
+            var("VOTEWIRE_SFTP_HOST"),
+            var("VOTEWIRE_SFTP_PORT"),
+            var("VOTEWIRE_SFTP_USER"),
+            var("VOTEWIRE_SFTP_KEY"),
+            var("VOTEWIRE_SFTP_KNOWN_HOSTS"),
+        ) else {
+            return Ok(None);
+        };
+        let local = Path::new(&root).join("drop").join(run_id);
+        std::fs::create_dir_all(&local)
+            .with_context(|| format!("creating the SFTP drop {}", local.display()))?;
+        let source_toml = format!(
+            r#"[feed.source]
+kind = "sftp"
+host = "{host}"
+port = {port}
+user = "{user}"
+key_file = "{key}"
+known_hosts = "{known_hosts}"
+glob = "/drop/{run_id}/*.csv"
+min_age = "1s"
+done_marker = ".done"
+"#
+        );
+        Ok(Some(SftpDrop { local, source_toml }))
+    }
+}
+
+/// The Texas feed, with the shipped race-by-county mapping inline.
+fn tx_feed_toml(base: &str, mapping: &str) -> anyhow::Result<String> {
+    let mapping: toml::Table = toml::from_str(mapping).context("the Texas mapping")?;
+    let feed = toml::toml! {
+        id = TX_FEED
+        family = "html-table"
+        election_id = TX_ELECTION
+        [source]
+        kind = "html"
+        [cadence]
+        interval = "2s"
+        jitter = "0s"
+        stale_after = "10m"
+    };
+    let mut feed = feed;
+    feed["source"].as_table_mut().context("source")?.insert(
+        "url".into(),
+        format!("{base}/tx/elchist175_race1.htm").into(),
+    );
+    feed.insert("mapping".into(), mapping.into());
+    let mut doc = toml::Table::new();
+    doc.insert("feed".into(), vec![toml::Value::Table(feed)].into());
+    Ok(toml::to_string(&doc)?)
+}
+
+fn feeds_toml(
+    base: &str,
+    clarity_companion: &Path,
+    ap_companion: &Path,
+    sftp: Option<&SftpDrop>,
+) -> String {
+    let csv = sftp.map_or_else(String::new, |d| {
+        format!(
+            r#"
+[[feed]]
+id = "{CSV_FEED}"
+family = "csv"
+election_id = "{ELECTION}"
+priority = 5
+{}[feed.cadence]
+interval = "1s"
+jitter = "0s"
+stale_after = "1h"
+[feed.results]
+parent = "GA"
+"#,
+            d.source_toml
+        )
+    });
     format!(
         r#"# Written by `votewire demo`: the replayed sources of the GA 2021 runoff night.
 [[feed]]
@@ -480,7 +789,7 @@ url = "{base}/ap/GA.json"
 interval = "1s"
 jitter = "0s"
 stale_after = "10m"
-"#,
+{csv}"#,
         clarity_companion.display(),
         ap_companion.display()
     )
@@ -550,6 +859,7 @@ async fn stack_up_and_rerun(
         .args(["--seconds", &args.seconds.to_string()])
         .arg("--fixtures")
         .arg(&args.fixtures)
+        .args(["--live-listen", &args.live_listen])
         .envs(vars)
         .env("VOTEWIRE_DEMO_RESTARTED", "1")
         .status()
@@ -559,6 +869,78 @@ async fn stack_up_and_rerun(
     } else {
         ExitCode::FAILURE
     }))
+}
+
+/// The address `--live-listen` names (a free port for port 0), or `None`
+/// for `off`.
+fn live_address(listen: &str) -> anyhow::Result<Option<std::net::SocketAddr>> {
+    if listen == "off" {
+        return Ok(None);
+    }
+    let addr: std::net::SocketAddr = listen.parse().with_context(|| {
+        format!("--live-listen {listen:?} is not an address like 127.0.0.1:8090")
+    })?;
+    if addr.port() != 0 {
+        return Ok(Some(addr));
+    }
+    let probe = std::net::TcpListener::bind(addr)?;
+    Ok(Some(probe.local_addr()?))
+}
+
+/// A one-off admin token for the demo's API: nobody uses it (the live
+/// page is public), but the API does not start without one.
+fn one_off_token() -> anyhow::Result<String> {
+    use std::io::Read;
+    let mut bytes = [0u8; 24];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(hex::encode(bytes))
+}
+
+/// Statewide votes per (contest id, choice id) as `/live/contests` serves
+/// them, to know when the page's source has caught up.
+async fn live_statewide(
+    client: &reqwest::Client,
+    base: &str,
+) -> anyhow::Result<BTreeMap<(String, String), i64>> {
+    let body: serde_json::Value = client
+        .get(format!("{base}/live/contests?election={ELECTION}"))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let mut out = BTreeMap::new();
+    for c in body["contests"].as_array().context("contests")? {
+        let id = c["contest_id"].as_str().unwrap_or_default().to_string();
+        for ch in c["state"]["choices"].as_array().into_iter().flatten() {
+            out.insert(
+                (
+                    id.clone(),
+                    ch["choice_id"].as_str().unwrap_or_default().to_string(),
+                ),
+                ch["votes"].as_i64().unwrap_or_default(),
+            );
+        }
+    }
+    Ok(out)
+}
+
+fn statewide_votes(races: &[Race]) -> BTreeMap<(String, String), i64> {
+    races
+        .iter()
+        .filter(|r| r.source_feed_id != TX_FEED)
+        .flat_map(|r| {
+            r.choices.iter().map(move |c| {
+                (
+                    (
+                        format!("{}/{}", r.source_feed_id, r.contest_source_id),
+                        c.choice_source_id.clone(),
+                    ),
+                    c.votes,
+                )
+            })
+        })
+        .collect()
 }
 
 pub async fn run(config: &VotewireConfig, args: DemoArgs) -> anyhow::Result<ExitCode> {
@@ -582,7 +964,6 @@ pub async fn run(config: &VotewireConfig, args: DemoArgs) -> anyhow::Result<Exit
         ap: serde_json::from_slice(&std::fs::read(&ap_companion)?)?,
     };
     let night = night(&args.fixtures)?;
-    let expected = independent(&night, &companions)?;
     let speed = night.length_ms as f64 / (args.seconds.max(1.0) * 1000.0);
 
     // Fresh topics and tables for this run.
@@ -592,6 +973,21 @@ pub async fn run(config: &VotewireConfig, args: DemoArgs) -> anyhow::Result<Exit
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs())
     );
+    let sftp = SftpDrop::from_env(&run_id)?;
+    if sftp.is_none() {
+        eprintln!(
+            "votewire demo: no VOTEWIRE_SFTP_* variables (the stack's env file sets them): the CSV drop is left out"
+        );
+    }
+    let expected = independent(&night, &companions)?;
+    let expected_counties = if sftp.is_some() {
+        csv_by_county(&night.csv)?
+    } else {
+        BTreeMap::new()
+    };
+    let tx_mapping = std::fs::read_to_string(root.join(TX_MAPPING))
+        .with_context(|| format!("reading {TX_MAPPING}"))?;
+    let csv_parts = [csv_counties_a_to_l(&night.csv), night.csv.clone()];
     let mut config = config.clone();
     config.topics.votes = format!("{run_id}.votes");
     config.topics.snapshots = format!("{run_id}.snapshots");
@@ -622,6 +1018,7 @@ pub async fn run(config: &VotewireConfig, args: DemoArgs) -> anyhow::Result<Exit
             axum::routing::get(clarity_file),
         )
         .route("/ap/GA.json", axum::routing::get(ap_file))
+        .route("/tx/elchist175_race1.htm", axum::routing::get(tx_page))
         .with_state(replay.clone());
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
@@ -636,7 +1033,11 @@ pub async fn run(config: &VotewireConfig, args: DemoArgs) -> anyhow::Result<Exit
     let dir = tempfile::tempdir()?;
     std::fs::write(
         dir.path().join("ga-runoff.toml"),
-        feeds_toml(&base, &clarity_companion, &ap_companion),
+        feeds_toml(&base, &clarity_companion, &ap_companion, sftp.as_ref()),
+    )?;
+    std::fs::write(
+        dir.path().join("tx-senate.toml"),
+        tx_feed_toml(&base, &tx_mapping)?,
     )?;
     let exe = std::env::current_exe()?;
     let service = |args: &[&str]| {
@@ -671,6 +1072,36 @@ pub async fn run(config: &VotewireConfig, args: DemoArgs) -> anyhow::Result<Exit
     .spawn()
     .context("starting the aggregator")?;
     let feeds_dir = dir.path().to_string_lossy().into_owned();
+    // The live page: a real `votewire api` on the demo's results topic.
+    let live = live_address(&args.live_listen)?;
+    let api = match live {
+        Some(addr) => {
+            let (_, api_err) = log("api")?;
+            let child = service(&["api", "--listen", &addr.to_string(), "--feeds", &feeds_dir])
+                .env(
+                    "VOTEWIRE_API_TOKENS",
+                    format!("demo admin {}", one_off_token()?),
+                )
+                .stderr(api_err)
+                .spawn()
+                .context("starting the API")?;
+            let client = reqwest::Client::builder()
+                .timeout(Duration::from_secs(2))
+                .build()?;
+            let base = format!("http://{addr}");
+            let up = Instant::now();
+            while client.get(format!("{base}/healthz")).send().await.is_err() {
+                anyhow::ensure!(
+                    up.elapsed() < Duration::from_secs(20),
+                    "the API did not answer at {base} within 20 s (is the port taken? --live-listen)"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            eprintln!("votewire demo: live results at {base}/live?election={ELECTION}");
+            Some((child, client, base))
+        }
+        None => None,
+    };
     let mut ingestor = service(&[
         "ingest",
         "--instance",
@@ -716,8 +1147,17 @@ pub async fn run(config: &VotewireConfig, args: DemoArgs) -> anyhow::Result<Exit
         indicatif::ProgressStyle::with_template("{bar:40} {msg}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
+    let mut drops = 0;
     while replay.now_ms() < length_ms {
         let now = replay.now_ms();
+        if let Some(d) = &sftp
+            && let Some((at, name)) = CSV_DROPS.get(drops)
+            && now as f64 >= at * length_ms as f64
+        {
+            drop_file(&d.local, name, &csv_parts[drops])
+                .with_context(|| format!("dropping {name} into {}", d.local.display()))?;
+            drops += 1;
+        }
         let s = replay.current(&replay.night.clarity);
         let c = *counts.lock().expect("counts lock");
         bar.set_position(now.max(0) as u64);
@@ -734,15 +1174,15 @@ pub async fn run(config: &VotewireConfig, args: DemoArgs) -> anyhow::Result<Exit
     let mut quiet_since = Instant::now();
     let mut last_count = 0;
     loop {
-        let (now_races, n) = {
+        let (now_races, counties, n) = {
             let s = seen.lock().expect("results lock");
-            (s.statewide(), s.latest.len())
+            (s.statewide(), s.csv_counties(), s.latest.len())
         };
         if n != last_count {
             last_count = n;
             quiet_since = Instant::now();
         }
-        let converged = now_races == expected;
+        let converged = now_races == expected && counties == expected_counties;
         if converged
             || Instant::now() >= deadline
             || (!args.check && quiet_since.elapsed() > Duration::from_secs(5))
@@ -751,9 +1191,28 @@ pub async fn run(config: &VotewireConfig, args: DemoArgs) -> anyhow::Result<Exit
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    // The live page's source catches up before it stops: what readers
+    // see last is the final result.
+    if let Some((_, client, base)) = &api {
+        let want = statewide_votes(&seen.lock().expect("results lock").statewide());
+        let until = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < until
+            && live_statewide(client, base).await.ok().as_ref() != Some(&want)
+        {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        // One more stream tick, so every open page has the last event.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
     interrupt(&ingestor);
     interrupt(&aggregator);
-    for mut child in [ingestor, aggregator] {
+    if let Some((child, _, _)) = &api {
+        interrupt(child);
+    }
+    for mut child in [ingestor, aggregator]
+        .into_iter()
+        .chain(api.map(|(child, _, _)| child))
+    {
         if tokio::time::timeout(Duration::from_secs(20), child.wait())
             .await
             .is_err()
@@ -764,9 +1223,9 @@ pub async fn run(config: &VotewireConfig, args: DemoArgs) -> anyhow::Result<Exit
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = follower.join();
 
-    let (races, mut latencies) = {
+    let (races, counties, mut latencies) = {
         let s = seen.lock().expect("results lock");
-        (s.statewide(), s.latencies_ms.clone())
+        (s.statewide(), s.csv_counties(), s.latencies_ms.clone())
     };
     latencies.sort_unstable();
     println!("Final statewide results, as each source reported them:");
@@ -777,7 +1236,17 @@ pub async fn run(config: &VotewireConfig, args: DemoArgs) -> anyhow::Result<Exit
         }
     }
     let (cells, rejected) = *counts.lock().expect("counts lock");
-    let matches = races == expected;
+    if sftp.is_some() {
+        let equal = expected_counties
+            .iter()
+            .filter(|(k, v)| counties.get(*k) == Some(*v))
+            .count();
+        println!(
+            "{CSV_FEED} (dropped over SFTP; the file names no state): {equal} of {} (contest, county) results equal the file's own sums",
+            expected_counties.len()
+        );
+    }
+    let matches = races == expected && counties == expected_counties;
     if args.check {
         if !matches {
             eprintln!("votewire demo --check: the results differ from the independent computation");
@@ -788,6 +1257,16 @@ pub async fn run(config: &VotewireConfig, args: DemoArgs) -> anyhow::Result<Exit
                 for l in tail.iter().rev() {
                     eprintln!("  {l}");
                 }
+            }
+            for (k, want) in expected_counties
+                .iter()
+                .filter(|(k, v)| counties.get(*k) != Some(*v))
+                .take(10)
+            {
+                eprintln!(
+                    "  {CSV_FEED} {k:?}: want {want:?}, got {:?}",
+                    counties.get(k)
+                );
             }
             for want in &expected {
                 match races.iter().find(|r| {

@@ -1696,6 +1696,149 @@ fn a_contest_result(unit: &str, votes: [i64; 2]) -> votewire_schemas::ContestRes
     }
 }
 
+/// The live page's parts on a real `votewire api`: `/live`, its script and
+/// `/live/contests` need no token (the operator calls still do), the JSON
+/// revalidates with its ETag, and `/live/events` streams every contest
+/// first, then the contest again when a new result lands on the topic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_page_is_public_and_its_stream_pushes_each_change() {
+    use futures::StreamExt;
+    use reqwest::Method;
+    use votewire_schemas::UnitType;
+
+    let stack = Stack::load();
+    let pipeline = votewire_tests::pipeline::TestPipeline::start("live", 2).await;
+    let mut state = a_contest_result("GA", [8_800, 3_900]);
+    state.unit_type = UnitType::State;
+    state.parent_unit_id = None;
+    let results = [
+        state.clone(),
+        a_contest_result("Bacon", [3_800, 900]),
+        a_contest_result("Appling", [5_000, 3_000]),
+    ];
+    produce_results(&pipeline, &results).await;
+    let registry = tempfile::tempdir().unwrap();
+    let api = start_api(&stack, &pipeline, registry.path(), &[]).await;
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .unwrap();
+
+    let page = client
+        .get(format!("{}/live", api.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    let policy = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(policy.contains("default-src 'self'"), "{policy}");
+    let html = page.text().await.unwrap();
+    assert!(html.contains("<script src=\"/live/live.js\"></script>"));
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "no external assets"
+    );
+    let script = client
+        .get(format!("{}/live/live.js", api.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(script.status().as_u16(), 200);
+    assert!(script.text().await.unwrap().contains("EventSource"));
+    // The operator side still wants a token.
+    assert_problem(
+        &api.call(Method::GET, "/v1/results/2021-01-05-GA-runoff", None, None)
+            .await,
+        401,
+    );
+
+    // The JSON, once the view has read the topic.
+    let path = "/live/contests?election=2021-01-05-GA-runoff";
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    let (headers, body) = loop {
+        let r = api.call(Method::GET, path, None, None).await;
+        assert_eq!(r.0, 200, "{}", r.2);
+        // Units land on different partitions: wait for all three.
+        let c = &r.2["contests"][0];
+        if c["counties"].as_array().map(Vec::len) == Some(2) && c["state"].is_object() {
+            break (r.1, r.2);
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{}", r.2);
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    let contest = &body["contests"][0];
+    assert_eq!(contest["contest_id"], "us-senate-ga/special");
+    assert_eq!(contest["state"]["unit_id"], "GA");
+    assert_eq!(contest["state"]["choices"][1]["votes"], 3_900);
+    assert_eq!(contest["state"]["precincts_reporting"], 3);
+    let counties: Vec<&str> = contest["counties"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["unit_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(counties, ["Appling", "Bacon"], "by name");
+    let etag = headers["etag"].to_str().unwrap().to_string();
+    let again = client
+        .get(format!("{}{path}", api.base))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status().as_u16(), 304);
+
+    // The stream: the contest first, then again after a new result.
+    let stream = client
+        .get(format!(
+            "{}/live/events?election=2021-01-05-GA-runoff",
+            api.base
+        ))
+        .timeout(std::time::Duration::from_secs(30))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        stream.headers()["content-type"].to_str().unwrap(),
+        "text/event-stream"
+    );
+    let mut chunks = stream.bytes_stream();
+    let mut buffered = String::new();
+    let mut next_event = async || -> serde_json::Value {
+        loop {
+            if let Some(end) = buffered.find("\n\n") {
+                let event: String = buffered.drain(..end + 2).collect();
+                if !event.contains("event: contest") {
+                    continue; // a keep-alive comment
+                }
+                let data = event
+                    .lines()
+                    .find_map(|l| l.strip_prefix("data: "))
+                    .expect("a data line");
+                return serde_json::from_str(data).unwrap();
+            }
+            let chunk = tokio::time::timeout(std::time::Duration::from_secs(20), chunks.next())
+                .await
+                .expect("an event within 20 s")
+                .expect("the stream stays open")
+                .unwrap();
+            buffered.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    };
+    let first = next_event().await;
+    assert_eq!(first["state"]["choices"][1]["votes"], 3_900);
+    let mut later = state.clone();
+    later.choices[1].votes = 4_500;
+    later.total_votes = 13_300;
+    produce_results(&pipeline, std::slice::from_ref(&later)).await;
+    let pushed = next_event().await;
+    assert_eq!(pushed["contest_id"], "us-senate-ga/special");
+    assert_eq!(pushed["state"]["choices"][1]["votes"], 4_500);
+    assert_eq!(pushed["state"]["total_votes"], 13_300);
+}
+
 /// The operator API as a process on the real stack: tokens and scopes
 /// (401 / 403), problem details, adding, replacing and deleting a feed in
 /// the registry directory with validation, the operator actions recorded
@@ -2694,29 +2837,104 @@ async fn ingestion_carries_on_and_counts_dropped_spans_when_the_collector_is_dow
 /// `votewire demo --check`: the GA 2021 runoff night replayed through a
 /// real ingestor process and a real aggregator process (a replay server
 /// plays the Clarity and AP captures on a compressed clock, HTML error
-/// snapshots included). It exits 0 only when the final results equal its
-/// independent computation; this test reads the final snapshots itself and
-/// checks the contract line against them.
+/// snapshots included; the OpenElections CSV lands on the real SFTP
+/// server; a Texas SOS page is scraped). It exits 0 only when the final
+/// results equal its independent computation; this test reads the final
+/// snapshots itself and checks the contract line against them.
+///
+/// Meanwhile the live page (`votewire api` started by the demo) is open
+/// in Debian's headless Chromium, driven by playwright-core
+/// (tests/browser/live.cjs): its numbers change without a reload, end
+/// equal to the final results, and a race's county table, picked from the
+/// keyboard, equals the CSV's county sums. The screenshot is kept at
+/// target/browser/live-page.png.
 #[test]
 fn the_demo_replays_the_runoff_night_and_checks_the_final_results() {
+    use std::io::{BufRead, Read};
+    use std::process::Stdio;
+    use std::time::Duration;
     let stack = Stack::load();
     stack.kafka();
-    let out = votewire()
-        .current_dir(votewire_tests::workspace_root())
-        .args(["demo", "--check", "--seconds", "20", "--fixtures"])
+    let root = votewire_tests::workspace_root();
+    let modules = std::env::var("VOTEWIRE_BROWSER_MODULES").expect(
+        "VOTEWIRE_BROWSER_MODULES: deploy/local/stack up installs playwright-core and names it in stack.env",
+    );
+    assert!(
+        std::path::Path::new(&modules)
+            .join("playwright-core")
+            .is_dir(),
+        "playwright-core is not installed under {modules}: run deploy/local/stack up"
+    );
+    let mut demo = votewire()
+        .current_dir(&root)
+        .args([
+            "demo",
+            "--check",
+            "--seconds",
+            "20",
+            "--live-listen",
+            "127.0.0.1:0",
+            "--fixtures",
+        ])
         .arg(votewire_tests::fixture("SOURCES.md").parent().unwrap())
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let (url_tx, url_rx) = std::sync::mpsc::channel();
+    let stderr = demo.stderr.take().unwrap();
+    let stderr = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Some(url) = line.split("live results at ").nth(1) {
+                let _ = url_tx.send(url.trim().to_string());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    let mut stdout_pipe = demo.stdout.take().unwrap();
+    let stdout = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout_pipe.read_to_string(&mut s);
+        s
+    });
+    let url = url_rx
+        .recv_timeout(Duration::from_secs(180))
+        .expect("the demo names its live page on stderr");
+    let screenshot = root.join("target/browser/live-page.png");
+    std::fs::create_dir_all(screenshot.parent().unwrap()).unwrap();
+    let mut browser = Command::new("node")
+        .arg(root.join("tests/browser/live.cjs"))
+        .arg(&url)
+        .arg(&screenshot)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("node (the machine's Node.js) runs the browser script");
+    let status = demo.wait().unwrap();
+    let (stdout, stderr) = (stdout.join().unwrap(), stderr.join().unwrap());
+    drop(browser.stdin.take()); // the replay is over: the script wraps up
+    let browser = browser.wait_with_output().unwrap();
+    assert!(status.success(), "{stdout}\n{stderr}");
+    assert!(
+        browser.status.success(),
+        "the browser script failed: {}",
+        String::from_utf8_lossy(&browser.stderr)
+    );
+
     let contract: serde_json::Value =
         serde_json::from_str(stdout.lines().last().expect("a last line")).unwrap();
     let races = contract["races"].as_array().unwrap();
     assert_eq!(
         races.len(),
-        5,
-        "3 Clarity contests and 2 AP races: {contract}"
+        6,
+        "3 Clarity contests, 2 AP races and the Texas page's race: {contract}"
     );
     // AP's final statewide summary, read here from the capture.
     let ap: serde_json::Value = serde_json::from_slice(&votewire_tests::fixture_bytes(
@@ -2766,6 +2984,20 @@ fn the_demo_replays_the_runoff_night_and_checks_the_final_results() {
         special["choices"][1]["choice_name"],
         "Raphael Warnock (Dem)"
     );
+    // The Texas page's ALL COUNTIES row, as printed in the fixture.
+    let texas = races
+        .iter()
+        .find(|r| r["source_feed_id"] == "html:txsos:2014-senate")
+        .unwrap_or_else(|| panic!("the Texas race in {contract}"));
+    assert_eq!(texas["contest_source_id"], "U. S. Senator");
+    let cornyn = texas["choices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["choice_source_id"] == "John Cornyn (Incumbent)")
+        .unwrap();
+    assert_eq!(cornyn["votes"], 2_855_068);
+    assert_eq!(texas["choices"].as_array().unwrap().len(), 5, "{texas}");
     assert!(contract["cells_published"].as_u64().unwrap() > 0);
     // HTML error snapshots are served as they were captured; whether a
     // poll lands on one depends on the compressed clock.
@@ -2773,4 +3005,66 @@ fn the_demo_replays_the_runoff_night_and_checks_the_final_results() {
     let p50 = contract["latency_ms"]["p50"].as_i64().unwrap();
     let p99 = contract["latency_ms"]["p99"].as_i64().unwrap();
     assert!(0 < p50 && p50 <= p99, "{contract}");
+
+    // The page, as the browser saw it.
+    let page: serde_json::Value = serde_json::from_str(
+        String::from_utf8_lossy(&browser.stdout)
+            .lines()
+            .last()
+            .expect("the browser script's line"),
+    )
+    .unwrap();
+    assert_eq!(page["marker_kept"], true, "the page reloaded: {page}");
+    assert!(
+        page["distinct_states"].as_u64().unwrap() >= 3,
+        "the numbers changed in place during the replay: {page}"
+    );
+    assert_eq!(page["errors"], serde_json::json!([]), "{page}");
+    for race in races
+        .iter()
+        .filter(|r| r["source_feed_id"] != "html:txsos:2014-senate")
+    {
+        let card = &page["final"][format!(
+            "{}/{}",
+            race["source_feed_id"].as_str().unwrap(),
+            race["contest_source_id"].as_str().unwrap()
+        )];
+        for c in race["choices"].as_array().unwrap() {
+            assert_eq!(
+                card[c["choice_source_id"].as_str().unwrap()],
+                c["votes"],
+                "the page's final card for {race}: {card}"
+            );
+        }
+    }
+    // The county table the keyboard opened: the CSV's U.S. Senate
+    // (Special), summed per county here from the file itself.
+    let table = &page["county_table"];
+    assert_eq!(table["contest_id"], table["asked_for"], "{table}");
+    assert_eq!(
+        table["contest_id"],
+        "csv:GA:openelections/U.S. Senate (Special)"
+    );
+    let csv = String::from_utf8(votewire_tests::fixture_bytes(
+        "precinct_csv/openelections-data-ga/20210105__ga__runoff.csv",
+    ))
+    .unwrap();
+    let mut by_county: std::collections::BTreeMap<String, std::collections::BTreeMap<String, i64>> =
+        Default::default();
+    for line in csv.lines().skip(1) {
+        // county,precinct,office,district,party,candidate,4 vote columns
+        let f: Vec<&str> = line.split(',').collect();
+        if f[2] != "U.S. Senate (Special)" {
+            continue;
+        }
+        let votes: i64 = f[6..10].iter().map(|v| v.parse::<i64>().unwrap()).sum();
+        *by_county
+            .entry(f[0].to_string())
+            .or_default()
+            .entry(format!("{}|{}", f[5], f[4]))
+            .or_default() += votes;
+    }
+    let shown: std::collections::BTreeMap<String, std::collections::BTreeMap<String, i64>> =
+        serde_json::from_value(table["units"].clone()).unwrap();
+    assert_eq!(shown, by_county);
 }

@@ -251,3 +251,27 @@ fn pages_without_the_mapped_table_or_with_bad_numbers_are_rejected() {
     let e = transform(b"<table></table>", &ctx("h"), &FamilyInputs::default()).unwrap_err();
     assert!(e.message.contains("mapping"));
 }
+
+#[test]
+fn the_statewide_race_page_has_only_its_five_candidates_as_choices() {
+    // The page's header rows name five candidates, then Total Votes,
+    // Registered Voters, TurnOut%, Provisional Ballots and the precinct
+    // counts: the turnout columns are not choices.
+    let cells = run("rc-2014_general_senate.html", "txsos-race-by-county");
+    let choices: std::collections::BTreeSet<String> = cells
+        .iter()
+        .map(|c| c.choice.source_id.to_string())
+        .collect();
+    assert_eq!(
+        choices,
+        [
+            "David M. Alameel",
+            "Emily \"Spicybrown\" Sanchez",
+            "John Cornyn (Incumbent)",
+            "Mohammed Tahiro",
+            "Rebecca Paddock",
+        ]
+        .map(String::from)
+        .into()
+    );
+}

@@ -10,8 +10,12 @@
 //! `api:<token name>`. Errors are RFC 9457 problems ([`problem`]). Bodies
 //! are capped at 64 KiB and each client address at `--rate-limit`
 //! requests per second (twice that in a burst).
+//!
+//! The live results page ([`live`]: `/live`, `/live/contests`,
+//! `/live/events`) is for readers: public, read-only, results only.
 
 mod auth;
+mod live;
 mod problem;
 mod registry;
 mod results_view;
@@ -83,6 +87,11 @@ pub struct ApiState {
     state: Arc<dyn FeedStateStore>,
     results: Arc<ResultsView>,
     limiter: RateLimiter,
+    /// Open live streams, at most [`live::MAX_STREAMS`].
+    live_streams: Arc<tokio::sync::Semaphore>,
+    /// Set when the API stops: live streams end, so the graceful shutdown
+    /// does not wait on readers who never hang up.
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 type Shared = Arc<ApiState>;
@@ -1109,6 +1118,7 @@ pub fn router(state: Shared) -> (axum::Router, utoipa::openapi::OpenApi) {
         .routes(routes!(contest_results))
         .routes(routes!(election_contests))
         .routes(routes!(export_election))
+        .routes(routes!(live::contests))
         .split_for_parts();
     // After the routes: their schemas are in the components only now.
     BearerAuthAndFamilies.modify(&mut openapi);
@@ -1122,6 +1132,13 @@ pub fn router(state: Shared) -> (axum::Router, utoipa::openapi::OpenApi) {
             }),
         )
         .route("/metrics", axum::routing::get(prometheus_metrics))
+        .route("/live", axum::routing::get(live::page))
+        .route("/live/events", axum::routing::get(live::events))
+        .route("/live/live.js", axum::routing::get(live::script))
+        .route(
+            "/favicon.ico",
+            axum::routing::get(|| async { StatusCode::NO_CONTENT }),
+        )
         .route_layer(axum::middleware::from_fn(http_metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -1161,6 +1178,8 @@ pub async fn run(config: &VotewireConfig, args: ApiArgs) -> anyhow::Result<ExitC
         registry: FeedRegistry::new(args.feeds.clone()),
         state: state_store,
         results,
+        live_streams: Arc::new(tokio::sync::Semaphore::new(live::MAX_STREAMS)),
+        stopping: tokio::sync::watch::channel(false).0,
         limiter: RateLimiter {
             per_second: args.rate_limit.max(0.1),
             buckets: Mutex::new(HashMap::new()),
@@ -1170,6 +1189,7 @@ pub async fn run(config: &VotewireConfig, args: ApiArgs) -> anyhow::Result<ExitC
         .registry
         .feeds()
         .map_err(|p| anyhow::anyhow!("{}\n{}", p.detail, p.errors.join("\n")))?;
+    let stopping = state.stopping.clone();
     let (app, _) = router(state);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -1198,6 +1218,7 @@ pub async fn run(config: &VotewireConfig, args: ApiArgs) -> anyhow::Result<ExitC
                 let _ = tokio::signal::ctrl_c().await;
             }
         }
+        stopping.send_replace(true);
     })
     .await
     .context("serving the API")?;

@@ -18,7 +18,6 @@ use votewire_schemas::{ContestResult, codec, schemas};
 type ContestUnits = BTreeMap<String, ContestResult>;
 
 /// The latest results, by (election, contest), then unit.
-#[derive(Default)]
 pub struct ResultsView {
     contests: RwLock<HashMap<(String, String), ContestUnits>>,
     /// Record key → where its result is filed (for tombstones).
@@ -29,6 +28,23 @@ pub struct ResultsView {
     next_version: AtomicU64,
     caught_up: AtomicBool,
     records: AtomicU64,
+    /// Each change's (election, contest), for the live page's streams.
+    changes: tokio::sync::broadcast::Sender<(String, String)>,
+}
+
+impl Default for ResultsView {
+    fn default() -> Self {
+        Self {
+            contests: RwLock::default(),
+            keys: RwLock::default(),
+            versions: RwLock::default(),
+            next_version: AtomicU64::default(),
+            caught_up: AtomicBool::default(),
+            records: AtomicU64::default(),
+            // A slow stream that falls this far behind resends everything.
+            changes: tokio::sync::broadcast::channel(4096).0,
+        }
+    }
 }
 
 impl ResultsView {
@@ -50,12 +66,20 @@ impl ResultsView {
             .copied()
     }
 
+    /// Changes from now on, as (election, contest).
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<(String, String)> {
+        self.changes.subscribe()
+    }
+
     fn bump(&self, election: &str, contest: &str) {
         let v = self.next_version.fetch_add(1, Ordering::Relaxed) + 1;
+        let id = (election.to_string(), contest.to_string());
         self.versions
             .write()
             .expect("versions lock")
-            .insert((election.to_string(), contest.to_string()), v);
+            .insert(id.clone(), v);
+        // No live stream open is not an error.
+        let _ = self.changes.send(id);
     }
 
     /// Every (election, contest) held, sorted.
