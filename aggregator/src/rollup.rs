@@ -98,6 +98,9 @@ struct Source {
     priority: i32,
     mode: FeedMode,
     units: HashMap<Arc<str>, UnitOwn>,
+    /// The feed's configured parent (`[feed.results] parent`): the top of
+    /// its hierarchy, above units it names only as parents.
+    root: Option<Arc<str>>,
 }
 
 /// A unit after its subtree was folded in.
@@ -186,8 +189,13 @@ fn unit_paths(cells: &ContestCells) -> HashMap<Arc<str>, HashMap<Arc<str>, Arc<s
     // Per feed: source unit id → (explicit shared id, parent link).
     type Links = (Option<Arc<str>>, Option<Arc<str>>);
     let mut per_feed: HashMap<Arc<str>, HashMap<Arc<str>, Links>> = HashMap::new();
+    // Per feed: its configured root, the top of its hierarchy.
+    let mut roots: HashMap<Arc<str>, Arc<str>> = HashMap::new();
     for (_, c) in cells.iter() {
         let l = c.links.as_deref();
+        if let Some(r) = l.and_then(|l| l.root_unit_id.clone()) {
+            roots.entry(c.header.source_feed_id.clone()).or_insert(r);
+        }
         per_feed
             .entry(c.header.source_feed_id.clone())
             .or_default()
@@ -202,6 +210,25 @@ fn unit_paths(cells: &ContestCells) -> HashMap<Arc<str>, HashMap<Arc<str>, Arc<s
     per_feed
         .into_iter()
         .map(|(feed, units)| {
+            let feed_root = roots.get(&feed).cloned();
+            // A parent the source does not report is a shared id, or,
+            // when the feed has a root, a unit under that root.
+            let unreported = |u: &Arc<str>| -> (Option<Arc<str>>, Option<Arc<str>>) {
+                match &feed_root {
+                    Some(r) if r != u => (Some(r.clone()), Some(u.clone())),
+                    _ => (Some(u.clone()), None),
+                }
+            };
+            let path_of = |root: Option<Arc<str>>, chain: &[Arc<str>]| -> Arc<str> {
+                let mut path: String = root.as_deref().unwrap_or("").to_string();
+                for part in chain.iter().rev() {
+                    if !path.is_empty() {
+                        path.push('/');
+                    }
+                    path.push_str(&normalized(part));
+                }
+                Arc::from(path)
+            };
             let mut paths: HashMap<Arc<str>, Arc<str>> = HashMap::new();
             for sid in units.keys() {
                 // Walk up to a root or an explicitly shared id (at most 32
@@ -219,18 +246,25 @@ fn unit_paths(cells: &ContestCells) -> HashMap<Arc<str>, HashMap<Arc<str>, Arc<s
                             chain.push(u);
                             at = parent.clone();
                         }
-                        // A parent this source does not report: a shared id.
-                        None => root = Some(u),
+                        None => {
+                            let (r, below) = unreported(&u);
+                            chain.extend(below);
+                            root = r;
+                        }
                     }
                 }
-                let mut path: String = root.as_deref().unwrap_or("").to_string();
-                for part in chain.iter().rev() {
-                    if !path.is_empty() {
-                        path.push('/');
-                    }
-                    path.push_str(&normalized(part));
-                }
-                paths.insert(sid.clone(), Arc::from(path));
+                paths.insert(sid.clone(), path_of(root, &chain));
+            }
+            // Parents named but not reported get their paths too.
+            let named: Vec<Arc<str>> = units
+                .values()
+                .filter_map(|(_, p)| p.clone())
+                .filter(|p| !units.contains_key(p))
+                .collect();
+            for p in named {
+                let (r, below) = unreported(&p);
+                let chain: Vec<Arc<str>> = below.into_iter().collect();
+                paths.insert(p, path_of(r, &chain));
             }
             // Shared parents named in links resolve to themselves.
             (feed, paths)
@@ -274,6 +308,7 @@ pub fn roll_up(key: &ContestKey, cells: &ContestCells) -> Vec<ContestResult> {
                     priority,
                     mode: c.header.mode,
                     units: HashMap::new(),
+                    root: links.and_then(|l| l.root_unit_id.clone()),
                 });
                 sources.len() - 1
             });
@@ -384,6 +419,31 @@ pub fn roll_up(key: &ContestKey, cells: &ContestCells) -> Vec<ContestResult> {
                 }
             }
         }
+        // A unit a source names only as a parent (a precinct file's
+        // county), with no parent from anyone: under the source's root.
+        for &s in &by_priority {
+            let Some(root) = sources[s].root.clone() else {
+                continue;
+            };
+            let mut named: Vec<Arc<str>> = sources[s]
+                .units
+                .values()
+                .filter_map(|u| u.parent.clone())
+                .filter(|p| {
+                    *p != root
+                        && !parent_of.contains_key(p)
+                        && !sources.iter().any(|x| x.units.contains_key(p))
+                })
+                .collect();
+            named.sort();
+            named.dedup();
+            for p in named {
+                parent_of.insert(p, root.clone());
+                if seen.insert(root.clone()) {
+                    ids.push(root.clone());
+                }
+            }
+        }
     }
     ids.sort();
     for id in &ids {
@@ -417,32 +477,6 @@ pub fn roll_up(key: &ContestKey, cells: &ContestCells) -> Vec<ContestResult> {
             .first()
             .map(|s| sources[*s].units[id].info.0.unit_type)
     };
-    let types: HashMap<Arc<str>, UnitType> = ids
-        .iter()
-        .map(|id| {
-            let t = reported_type(id).unwrap_or_else(|| {
-                // Known only as a parent: one level above its children.
-                let kid_types: Vec<UnitType> = children
-                    .get(id)
-                    .map(|cs| cs.iter().filter_map(&reported_type).collect())
-                    .unwrap_or_default();
-                if kid_types.contains(&UnitType::County) {
-                    UnitType::State
-                } else if kid_types.iter().any(|t| {
-                    matches!(
-                        t,
-                        UnitType::Precinct | UnitType::SplitPrecinct | UnitType::CombinedPrecinct
-                    )
-                }) {
-                    UnitType::County
-                } else {
-                    UnitType::Other
-                }
-            });
-            (id.clone(), t)
-        })
-        .collect();
-
     // Post-order: every unit after all of its children.
     let mut order: Vec<Arc<str>> = Vec::with_capacity(ids.len());
     let mut placed: std::collections::HashSet<Arc<str>> = Default::default();
@@ -462,6 +496,33 @@ pub fn roll_up(key: &ContestKey, cells: &ContestCells) -> Vec<ContestResult> {
                 }
             }
         }
+    }
+
+    // Types in post-order, so a unit known only as a parent is typed from
+    // its children's types, reported or inferred (precincts -> county ->
+    // state).
+    let mut types: HashMap<Arc<str>, UnitType> = HashMap::with_capacity(order.len());
+    for id in &order {
+        let t = reported_type(id).unwrap_or_else(|| {
+            // Known only as a parent: one level above its children.
+            let kid_types: Vec<UnitType> = children
+                .get(id)
+                .map(|cs| cs.iter().filter_map(|c| types.get(c).copied()).collect())
+                .unwrap_or_default();
+            if kid_types.contains(&UnitType::County) {
+                UnitType::State
+            } else if kid_types.iter().any(|t| {
+                matches!(
+                    t,
+                    UnitType::Precinct | UnitType::SplitPrecinct | UnitType::CombinedPrecinct
+                )
+            }) {
+                UnitType::County
+            } else {
+                UnitType::Other
+            }
+        });
+        types.insert(id.clone(), t);
     }
 
     let mut evals: HashMap<Arc<str>, UnitEval> = HashMap::with_capacity(order.len());
@@ -640,7 +701,18 @@ pub fn roll_up(key: &ContestKey, cells: &ContestCells) -> Vec<ContestResult> {
             (Some(r), Some(s)) => r.iter().any(|(k, v)| s.get(k).copied().unwrap_or(0) != *v),
             _ => false,
         };
-        let unit_name = official_own.map_or_else(|| id.to_string(), |o| o.info.0.name.to_string());
+        // A unit known only as a parent has no name of its own: its id,
+        // less its parent's path when the id is a path under it.
+        let unit_name = official_own.map_or_else(
+            || {
+                parent_of
+                    .get(id)
+                    .and_then(|p| id.strip_prefix(&**p)?.strip_prefix('/'))
+                    .unwrap_or(id)
+                    .to_string()
+            },
+            |o| o.info.0.name.to_string(),
+        );
         out.push(ContestResult {
             election_id: election_id.clone(),
             contest_id: key.contest_id.clone(),
@@ -1160,6 +1232,7 @@ mod merged_tests {
             winner: None,
             raw_ref: None,
             links: Some(Arc::new(ResultLinks {
+                root_unit_id: None,
                 contest_id: Some("race".into()),
                 unit_id: unit_link.map(Into::into),
                 parent_unit_id: parent.map(Into::into),
@@ -1167,6 +1240,115 @@ mod merged_tests {
                 priority,
             })),
         }
+    }
+
+    /// Precinct cells of one feed whose links name the county and the
+    /// feed's root `ST`, as the ingestor stamps a precinct file with
+    /// `[feed.results] parent = "ST"`; `merged` links the contest too.
+    fn precinct_file(merged: bool, root: &str) -> Vec<VoteCell> {
+        [
+            ("p1", "C1", ("1", "Ann"), 10),
+            ("p1", "C1", ("2", "Bo"), 4),
+            ("p2", "C1", ("1", "Ann"), 5),
+            ("p3", "C2", ("1", "Ann"), 7),
+            ("p3", "C2", ("2", "Bo"), 20),
+        ]
+        .into_iter()
+        .map(|(unit, county, choice, votes)| {
+            let mut c = cell(
+                "csv",
+                5,
+                unit,
+                UnitType::Precinct,
+                Some(county),
+                None,
+                choice,
+                votes,
+            );
+            let mut links = (**c.links.as_ref().unwrap()).clone();
+            links.root_unit_id = Some(root.into());
+            if !merged {
+                links.contest_id = None;
+            }
+            c.links = Some(Arc::new(links));
+            c
+        })
+        .collect()
+    }
+
+    #[test]
+    fn a_precinct_file_rolls_up_through_its_counties_to_the_feeds_root() {
+        for merged_contest in [false, true] {
+            let cells = precinct_file(merged_contest, "ST");
+            let key = ContestKey::of(&cells[0]);
+            let mut cc = ContestCells::default();
+            for c in cells {
+                cc.apply(c.cell_key().0, c);
+            }
+            let r: BTreeMap<String, ContestResult> = roll_up(&key, &cc)
+                .into_iter()
+                .map(|r| (r.unit_id.clone(), r))
+                .collect();
+            let votes = |u: &ContestResult| -> Vec<(String, i64)> {
+                u.choices
+                    .iter()
+                    .map(|c| (c.choice_name.clone(), c.votes))
+                    .collect()
+            };
+            let st = &r["ST"];
+            assert_eq!(st.unit_type, UnitType::State, "{merged_contest}");
+            assert_eq!(st.parent_unit_id, None);
+            assert_eq!(
+                votes(st),
+                [("Ann".to_string(), 22), ("Bo".to_string(), 24)],
+                "{merged_contest}"
+            );
+            // The counties, named only as parents: typed one level up from
+            // their precincts and placed under the root.
+            let c1 = r
+                .values()
+                .find(|u| u.unit_name == "C1")
+                .unwrap_or_else(|| panic!("{:?}", r.keys()));
+            assert_eq!(c1.unit_type, UnitType::County);
+            assert_eq!(c1.parent_unit_id.as_deref(), Some("ST"));
+            assert_eq!(votes(c1), [("Ann".to_string(), 15), ("Bo".to_string(), 4)]);
+            assert_eq!(r.len(), 6, "3 precincts, 2 counties, the root");
+        }
+    }
+
+    #[test]
+    fn a_precinct_files_counties_merge_with_a_county_site_under_the_same_root() {
+        // The county's own site reports C1 under GA; the precinct file,
+        // rooted at GA too, names C1 only as its precincts' parent.
+        let mut cells = precinct_file(true, "GA");
+        cells.push(cell(
+            "county-site",
+            10,
+            "C1",
+            UnitType::County,
+            Some("GA"),
+            None,
+            ("1", "Ann"),
+            15,
+        ));
+        let key = ContestKey::of(&cells[0]);
+        let mut cc = ContestCells::default();
+        for c in cells {
+            cc.apply(c.cell_key().0, c);
+        }
+        let r = roll_up(&key, &cc);
+        let ids: Vec<&str> = r.iter().map(|u| u.unit_id.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["GA", "GA/C1", "GA/C1/p1", "GA/C1/p2", "GA/C2", "GA/C2/p3"],
+            "one C1, both sources' precincts under it"
+        );
+        let c1 = r.iter().find(|u| u.unit_id == "GA/C1").unwrap();
+        assert_eq!(c1.parent_unit_id.as_deref(), Some("GA"));
+        assert_eq!(c1.official_feed_id, "county-site", "the higher priority");
+        let c2 = r.iter().find(|u| u.unit_id == "GA/C2").unwrap();
+        assert_eq!(c2.parent_unit_id.as_deref(), Some("GA"));
+        assert_eq!(c2.unit_type, UnitType::County);
     }
 
     fn merged(cells: Vec<VoteCell>) -> BTreeMap<String, ContestResult> {

@@ -113,6 +113,7 @@ impl ResultLinker {
             parent_unit_id,
             choice_id: c.choices.get(&*choice.source_id).map(|s| text(s)),
             priority: self.priority,
+            root_unit_id: c.parent.as_deref().map(text),
         })
     }
 }

@@ -363,12 +363,24 @@ pub fn encode_vote_cell_keyed(cell: &VoteCell, key_hex: &str, schema_id: u32, ou
         put_opt(o, l.parent_unit_id.as_deref(), put_str);
         put_opt(o, l.choice_id.as_deref(), put_str);
         put_long(o, l.priority.into());
+        put_opt(o, l.root_unit_id.as_deref(), put_str);
     });
 }
 
 /// Schema ids of earlier `VoteCell` layouts that decoders still read: id 1
-/// had no `links` field (records on a compacted topic outlive upgrades).
-pub const LEGACY_VOTE_CELL_IDS: &[u32] = &[1];
+/// had no `links` field, id 6 had `links` without `root_unit_id` (records
+/// on a compacted topic outlive upgrades).
+pub const LEGACY_VOTE_CELL_IDS: [u32; 2] = [1, 6];
+
+/// Which fields a framed `VoteCell` carries, by its schema id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum VoteCellLayout {
+    /// Id 1: no `links`.
+    WithoutLinks,
+    /// Id 6: `links` without `root_unit_id`.
+    LinksWithoutRoot,
+    Current,
+}
 
 /// Decodes a framed `VoteCell` written with `expected_id`, checking the key
 /// it was published under against the recomputed key.
@@ -395,7 +407,7 @@ pub struct VoteCellDecoder {
     units: HashMap<[u64; 6], Arc<ReportingUnitRef>>,
     choices: HashMap<[u64; 5], Arc<ChoiceRef>>,
     headers: HashMap<[u64; 13], Arc<PayloadHeader>>,
-    links: HashMap<[u64; 5], Arc<ResultLinks>>,
+    links: HashMap<[u64; 6], Arc<ResultLinks>>,
     last_contest: LastSection<ContestRef>,
     last_unit: LastSection<ReportingUnitRef>,
     last_choice: LastSection<ChoiceRef>,
@@ -453,7 +465,11 @@ impl VoteCellDecoder {
         }
     }
 
-    fn links(&mut self, r: &mut Reader<'_>) -> Result<Option<Arc<ResultLinks>>, CodecError> {
+    fn links(
+        &mut self,
+        r: &mut Reader<'_>,
+        with_root: bool,
+    ) -> Result<Option<Arc<ResultLinks>>, CodecError> {
         match r.long()? {
             0 => return Ok(None),
             1 => {}
@@ -464,12 +480,14 @@ impl VoteCellDecoder {
         let parent_unit_id = self.opt_text(r)?;
         let choice_id = self.opt_text(r)?;
         let priority = r.int()?;
+        let root_unit_id = if with_root { self.opt_text(r)? } else { None };
         let k = [
             ident(contest_id.as_ref()),
             ident(unit_id.as_ref()),
             ident(parent_unit_id.as_ref()),
             ident(choice_id.as_ref()),
             priority as u32 as u64,
+            ident(root_unit_id.as_ref()),
         ];
         Ok(Some(
             self.links
@@ -481,6 +499,7 @@ impl VoteCellDecoder {
                         parent_unit_id,
                         choice_id,
                         priority,
+                        root_unit_id,
                     })
                 })
                 .clone(),
@@ -638,14 +657,19 @@ impl VoteCellDecoder {
             *self = Self::new(self.expected_id);
         }
         let (id, datum) = split_frame(bytes)?;
-        let with_links = id == self.expected_id;
-        if !with_links && !LEGACY_VOTE_CELL_IDS.contains(&id) {
-            return Err(CodecError::UnexpectedSchemaId {
-                name: "VoteCell",
-                expected: self.expected_id,
-                found: id,
-            });
-        }
+        let [without_links, without_root] = LEGACY_VOTE_CELL_IDS;
+        let layout = match id {
+            _ if id == self.expected_id => VoteCellLayout::Current,
+            _ if id == without_links => VoteCellLayout::WithoutLinks,
+            _ if id == without_root => VoteCellLayout::LinksWithoutRoot,
+            _ => {
+                return Err(CodecError::UnexpectedSchemaId {
+                    name: "VoteCell",
+                    expected: self.expected_id,
+                    found: id,
+                });
+            }
+        };
         let mut r = Reader { buf: datum, pos: 0 };
         let key_hex = r.str()?;
         let lower_hex = |b: u8| b.is_ascii_digit() || (b'a'..=b'f').contains(&b);
@@ -738,10 +762,10 @@ impl VoteCellDecoder {
             }
         };
         let raw_ref = self.opt_text(&mut r)?;
-        let links = if with_links {
-            self.links(&mut r)?
-        } else {
-            None
+        let links = match layout {
+            VoteCellLayout::WithoutLinks => None,
+            VoteCellLayout::LinksWithoutRoot => self.links(&mut r, false)?,
+            VoteCellLayout::Current => self.links(&mut r, true)?,
         };
         let cell = VoteCell {
             header,

@@ -219,6 +219,8 @@ pub struct ResultLinks {
     pub parent_unit_id: Option<Text>,
     pub choice_id: Option<Text>,
     pub priority: i32,
+    /// The feed's configured parent: the top of its unit hierarchy.
+    pub root_unit_id: Option<Text>,
 }
 
 /// The identity of a cell: what its key is a hash of.

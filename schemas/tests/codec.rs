@@ -71,6 +71,7 @@ fn cell(full: bool) -> VoteCell {
                 parent_unit_id: Some(t("GA")),
                 choice_id: Some(t("perdue")),
                 priority: -3,
+                root_unit_id: Some(t("GA")),
             })
         }),
     }
@@ -188,6 +189,7 @@ fn avro_value(c: &VoteCell) -> Value {
                         ("parent_unit_id", os(&l.parent_unit_id)),
                         ("choice_id", os(&l.choice_id)),
                         ("priority", Value::Int(l.priority)),
+                        ("root_unit_id", os(&l.root_unit_id)),
                     ])),
                 ),
             },
@@ -437,6 +439,27 @@ fn a_stream_decoder_shares_the_parts_cells_repeat_and_returns_their_keys() {
     assert_eq!(out.header.source_seq, first.header.source_seq + 1);
     assert!(!Arc::ptr_eq(&out.header, &decoded[0].header));
     assert!(Arc::ptr_eq(&out.contest, &decoded[0].contest));
+}
+
+#[test]
+fn records_of_the_layout_without_root_unit_id_still_decode() {
+    let s = &schemas().vote_cell;
+    assert_ne!(s.id, 6, "the current layout has its own id");
+    let mut cell = cell(true);
+    let mut links = (**cell.links.as_ref().unwrap()).clone();
+    links.root_unit_id = None;
+    cell.links = Some(std::sync::Arc::new(links));
+    let mut current = Vec::new();
+    codec::encode_vote_cell(&cell, s.id, &mut current);
+    // The id-6 layout is the current one minus the trailing root_unit_id
+    // union (its null branch is one zero byte), under id 6.
+    assert_eq!(current.last(), Some(&0));
+    let mut legacy = current[..current.len() - 1].to_vec();
+    legacy[1..5].copy_from_slice(&6u32.to_be_bytes());
+    assert_eq!(codec::decode_vote_cell(&legacy, s.id).unwrap(), cell);
+    let mut short = legacy.clone();
+    short[1..5].copy_from_slice(&s.id.to_be_bytes());
+    assert!(codec::decode_vote_cell(&short, s.id).is_err());
 }
 
 #[test]

@@ -3,17 +3,24 @@
 //!
 //! A replay server on 127.0.0.1 plays the captured sources back on a
 //! compressed clock: the Clarity `ALL.json` series as a live Clarity site
-//! (`current_ver.txt` and versioned paths, HTML error snapshots included)
-//! and the AP interactives series as a live API. `votewire ingest` and
-//! `votewire aggregate` run as separate processes on fresh topics and
-//! tables, exactly as deployed. At the end the demo prints each race's
-//! statewide result as every source reported it.
+//! (`current_ver.txt` and versioned paths, HTML error snapshots included),
+//! the AP interactives series as a live API, and a Texas SOS
+//! race-by-county page for the scrape path. The OpenElections precinct
+//! CSV is dropped onto the local SFTP server in two parts (counties A–L
+//! at 45% of the night, every county at 85%), written as `.part`, renamed,
+//! then marked `.done`, as a careful uploader does. `votewire ingest`,
+//! `votewire aggregate` and `votewire api` (the live page, `/live`) run as
+//! separate processes on fresh topics and tables, exactly as deployed. At
+//! the end the demo prints each race's statewide result as every source
+//! reported it.
 //!
 //! `--check` brings the local stack up first when its broker does not
 //! answer, and compares the results with an independent computation from
 //! the final snapshots (statewide sums of the Clarity counties, AP's own
-//! statewide summary), exits non-zero on any difference, and prints one
-//! JSON object as its last stdout line (the contract external checks read).
+//! statewide summary, the CSV summed per county and statewide by a plain
+//! split, the Texas page's ALL COUNTIES row), exits non-zero on any
+//! difference, and prints one JSON object as its last stdout line (the
+//! contract external checks read).
 //!
 //! The clock: gaps between snapshots longer than ten minutes of night are
 //! cut to ten minutes (the capture runs for two weeks after the night),
@@ -62,6 +69,10 @@ pub struct DemoArgs {
     /// How long the whole night takes, in seconds.
     #[arg(long, default_value_t = 60.0)]
     seconds: f64,
+    /// Or the replay speed, as a multiple of real time (780 plays the
+    /// 13 h night in a minute); overrides --seconds.
+    #[arg(long)]
+    speed: Option<f64>,
     /// Compare the final results with an independent computation; exit
     /// non-zero on a difference; the last stdout line is the JSON summary.
     #[arg(long)]
@@ -391,13 +402,13 @@ fn independent(night: &Night, companions: &Companions) -> anyhow::Result<Vec<Rac
     Ok(races)
 }
 
-/// Votes per (contest, county), then per choice.
+/// Votes per (contest, county), then per choice (`candidate|party`).
 type CountyVotes = BTreeMap<(String, String), BTreeMap<String, i64>>;
 
 /// The OpenElections file summed by a plain split: every vote-type column
 /// of every precinct row, per `office[|district]`, county and
-/// `candidate|party`. The file names no state, so its results stop at the
-/// counties: this is what the CSV feed is checked against.
+/// `candidate|party`: the CSV feed's county results are checked against
+/// these, and its statewide results against their sums.
 fn csv_by_county(csv: &[u8]) -> anyhow::Result<CountyVotes> {
     let text = std::str::from_utf8(csv).context("the CSV is not UTF-8")?;
     let mut lines = text.lines();
@@ -435,6 +446,37 @@ fn csv_by_county(csv: &[u8]) -> anyhow::Result<CountyVotes> {
         }
     }
     Ok(sums)
+}
+
+/// The CSV's statewide races: its county sums added up (the feed's
+/// `[feed.results] parent = "GA"` puts the counties under the state).
+fn csv_statewide(counties: &CountyVotes) -> Vec<Race> {
+    let mut by_contest: BTreeMap<&str, BTreeMap<&str, i64>> = BTreeMap::new();
+    for ((contest, _), choices) in counties {
+        for (choice, votes) in choices {
+            *by_contest
+                .entry(contest)
+                .or_default()
+                .entry(choice)
+                .or_default() += votes;
+        }
+    }
+    by_contest
+        .into_iter()
+        .map(|(contest, choices)| Race {
+            source_feed_id: CSV_FEED.into(),
+            contest_source_id: contest.to_string(),
+            unit: "state".into(),
+            choices: choices
+                .into_iter()
+                .map(|(id, votes)| Choice {
+                    choice_source_id: id.to_string(),
+                    choice_name: id.split('|').next().unwrap_or(id).to_string(),
+                    votes,
+                })
+                .collect(),
+        })
+        .collect()
 }
 
 /// The text of each `<td>`/`<th>` cell of each `<tr>` of an HTML page, by
@@ -559,6 +601,8 @@ impl Companions {
 struct ResultsSeen {
     latest: BTreeMap<Vec<u8>, ContestResult>,
     latencies_ms: Vec<i64>,
+    /// The same, per official source.
+    latencies_by_source: BTreeMap<String, Vec<i64>>,
 }
 
 impl ResultsSeen {
@@ -655,6 +699,10 @@ fn follow_results(
             let mut seen = seen.lock().expect("results lock");
             if let Some(ts) = m.timestamp().to_millis() {
                 seen.latencies_ms.push(ts - r.last_updated);
+                seen.latencies_by_source
+                    .entry(r.official_feed_id.clone())
+                    .or_default()
+                    .push(ts - r.last_updated);
             }
             seen.latest.insert(key.to_vec(), r);
         }
@@ -857,6 +905,11 @@ async fn stack_up_and_rerun(
         .arg("demo")
         .arg("--check")
         .args(["--seconds", &args.seconds.to_string()])
+        .args(
+            args.speed
+                .map(|s| vec!["--speed".to_string(), s.to_string()])
+                .unwrap_or_default(),
+        )
         .arg("--fixtures")
         .arg(&args.fixtures)
         .args(["--live-listen", &args.live_listen])
@@ -964,7 +1017,10 @@ pub async fn run(config: &VotewireConfig, args: DemoArgs) -> anyhow::Result<Exit
         ap: serde_json::from_slice(&std::fs::read(&ap_companion)?)?,
     };
     let night = night(&args.fixtures)?;
-    let speed = night.length_ms as f64 / (args.seconds.max(1.0) * 1000.0);
+    let speed = match args.speed {
+        Some(s) => s.max(1.0),
+        None => night.length_ms as f64 / (args.seconds.max(1.0) * 1000.0),
+    };
 
     // Fresh topics and tables for this run.
     let run_id = format!(
@@ -979,12 +1035,16 @@ pub async fn run(config: &VotewireConfig, args: DemoArgs) -> anyhow::Result<Exit
             "votewire demo: no VOTEWIRE_SFTP_* variables (the stack's env file sets them): the CSV drop is left out"
         );
     }
-    let expected = independent(&night, &companions)?;
+    let mut expected = independent(&night, &companions)?;
     let expected_counties = if sftp.is_some() {
         csv_by_county(&night.csv)?
     } else {
         BTreeMap::new()
     };
+    expected.extend(csv_statewide(&expected_counties));
+    expected.sort_by(|a, b| {
+        (&a.source_feed_id, &a.contest_source_id).cmp(&(&b.source_feed_id, &b.contest_source_id))
+    });
     let tx_mapping = std::fs::read_to_string(root.join(TX_MAPPING))
         .with_context(|| format!("reading {TX_MAPPING}"))?;
     let csv_parts = [csv_counties_a_to_l(&night.csv), night.csv.clone()];
@@ -1026,7 +1086,7 @@ pub async fn run(config: &VotewireConfig, args: DemoArgs) -> anyhow::Result<Exit
     eprintln!(
         "votewire demo: GA 2021 runoff night: {clarity_n} Clarity and {ap_n} AP snapshots, {:.1} h of night in {:.0} s, served at {base}",
         length_ms as f64 / 3.6e6,
-        args.seconds
+        length_ms as f64 / speed / 1000.0
     );
 
     // The feeds, and the two services as processes.
@@ -1223,11 +1283,26 @@ pub async fn run(config: &VotewireConfig, args: DemoArgs) -> anyhow::Result<Exit
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = follower.join();
 
-    let (races, counties, mut latencies) = {
+    let (races, counties, mut latencies, by_source) = {
         let s = seen.lock().expect("results lock");
-        (s.statewide(), s.csv_counties(), s.latencies_ms.clone())
+        (
+            s.statewide(),
+            s.csv_counties(),
+            s.latencies_ms.clone(),
+            s.latencies_by_source.clone(),
+        )
     };
     latencies.sort_unstable();
+    println!("Fetch -> result latency, per source (every result at every unit):");
+    for (source, mut ms) in by_source {
+        ms.sort_unstable();
+        println!(
+            "  {source:<28} {:>6} results  p50 {:>5} ms  p99 {:>5} ms",
+            ms.len(),
+            percentile(&ms, 50),
+            percentile(&ms, 99)
+        );
+    }
     println!("Final statewide results, as each source reported them:");
     for r in &races {
         println!("  {} / {}", r.source_feed_id, r.contest_source_id);
@@ -1242,7 +1317,7 @@ pub async fn run(config: &VotewireConfig, args: DemoArgs) -> anyhow::Result<Exit
             .filter(|(k, v)| counties.get(*k) == Some(*v))
             .count();
         println!(
-            "{CSV_FEED} (dropped over SFTP; the file names no state): {equal} of {} (contest, county) results equal the file's own sums",
+            "{CSV_FEED} (dropped over SFTP): {equal} of {} (contest, county) results equal the file's own sums",
             expected_counties.len()
         );
     }

@@ -2933,8 +2933,8 @@ fn the_demo_replays_the_runoff_night_and_checks_the_final_results() {
     let races = contract["races"].as_array().unwrap();
     assert_eq!(
         races.len(),
-        6,
-        "3 Clarity contests, 2 AP races and the Texas page's race: {contract}"
+        9,
+        "3 Clarity contests, 2 AP races, 3 CSV contests and the Texas page's race: {contract}"
     );
     // AP's final statewide summary, read here from the capture.
     let ap: serde_json::Value = serde_json::from_slice(&votewire_tests::fixture_bytes(
@@ -3067,4 +3067,31 @@ fn the_demo_replays_the_runoff_night_and_checks_the_final_results() {
     let shown: std::collections::BTreeMap<String, std::collections::BTreeMap<String, i64>> =
         serde_json::from_value(table["units"].clone()).unwrap();
     assert_eq!(shown, by_county);
+    // The file names no state: its counties roll up to the feed's
+    // `[feed.results] parent = "GA"`.
+    let mut statewide: std::collections::BTreeMap<String, i64> = Default::default();
+    for choices in by_county.values() {
+        for (choice, votes) in choices {
+            *statewide.entry(choice.clone()).or_default() += votes;
+        }
+    }
+    let csv_special = races
+        .iter()
+        .find(|r| {
+            r["source_feed_id"] == "csv:GA:openelections"
+                && r["contest_source_id"] == "U.S. Senate (Special)"
+        })
+        .unwrap_or_else(|| panic!("the CSV's special election in {contract}"));
+    let reported: std::collections::BTreeMap<String, i64> = csv_special["choices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["choice_source_id"].as_str().unwrap().to_string(),
+                c["votes"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(reported, statewide);
 }

@@ -149,7 +149,7 @@ async fn without_a_registry_the_committed_ids_apply() {
     let set = resolve_schema_ids(&SchemaRegistryConfig::default(), &TopicsConfig::default())
         .await
         .unwrap();
-    assert_eq!(set.vote_cell.id, 6);
+    assert_eq!(set.vote_cell.id, 7, "schemas/ids.json");
     assert_eq!(set.dead_letter.id, 5);
 }
 
