@@ -2,7 +2,8 @@
 # The results origin under reader traffic: `wrk` against
 # GET /v1/results/{election}/{contest} of a release `votewire api` on the
 # local stack, first as full 200 answers, then as CDN revalidations
-# (If-None-Match with the current ETag: bodiless 304s). The results topic
+# (If-None-Match with the current ETag: bodiless 304s); then the same two
+# for the live page's public JSON, /live/contests. The results topic
 # holds one contest at every GA county (159 results), written in the
 # aggregator's wire format by the stack's Python (fastavro).
 #
@@ -55,7 +56,7 @@ PY
 TOKEN="bench-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 REGISTRY=$(mktemp -d)
 VOTEWIRE_API_TOKENS="bench read $TOKEN" target/release/votewire api --listen 127.0.0.1:18089 \
-  --feeds "$REGISTRY" --rate-limit 10000000 --run-for "$(( SECONDS_EACH * 3 + 30 ))s" 2>/dev/null &
+  --feeds "$REGISTRY" --rate-limit 10000000 --run-for "$(( SECONDS_EACH * 5 + 30 ))s" 2>/dev/null &
 API=$!
 trap 'kill $API 2>/dev/null || true; rm -rf "$REGISTRY"' EXIT
 URL="http://127.0.0.1:18089/v1/results/bench/clarity:GA:107556%2F10100"
@@ -72,4 +73,13 @@ wrk -t2 -c"$CONNECTIONS" -d"${SECONDS_EACH}s" --latency -H "Authorization: Beare
 echo "== 304: CDN revalidations with If-None-Match"
 wrk -t2 -c"$CONNECTIONS" -d"${SECONDS_EACH}s" --latency -H "Authorization: Bearer $TOKEN" \
   -H "If-None-Match: $ETAG" "$URL" \
+  | grep -E "Requests/sec|Latency |Non-2xx| 50%| 99%|requests in"
+LIVE="http://127.0.0.1:18089/live/contests?election=bench"
+LBYTES=$(curl -sf "$LIVE" | wc -c)
+LETAG=$(curl -sfI "$LIVE" | awk 'tolower($1)=="etag:" {print $2}' | tr -d '\r')
+echo "== /live/contests 200: the live page's JSON, no token (body $LBYTES bytes)"
+wrk -t2 -c"$CONNECTIONS" -d"${SECONDS_EACH}s" --latency "$LIVE" \
+  | grep -E "Requests/sec|Latency |Non-2xx| 50%| 99%|requests in"
+echo "== /live/contests 304: CDN revalidations"
+wrk -t2 -c"$CONNECTIONS" -d"${SECONDS_EACH}s" --latency -H "If-None-Match: $LETAG" "$LIVE" \
   | grep -E "Requests/sec|Latency |Non-2xx| 50%| 99%|requests in"

@@ -17,6 +17,7 @@
 
 use std::collections::BTreeSet;
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Query, State};
@@ -30,7 +31,7 @@ use votewire_schemas::{ContestResult, UnitType};
 
 use super::problem::Problem;
 use super::results_view::ResultsView;
-use super::{Shared, cacheable};
+use super::{Shared, etag_of, respond_cacheable};
 
 /// The page and its script, served as they are.
 const PAGE: &str = include_str!("live.html");
@@ -199,11 +200,40 @@ pub async fn contests(
     Query(q): Query<LiveQuery>,
     headers: axum::http::HeaderMap,
 ) -> Response {
-    let contests = contests_of(&state.results, q.election.as_deref())
-        .into_iter()
-        .filter_map(|(e, c)| live_contest(&state.results, &e, &c))
-        .collect();
-    cacheable(&headers, &LiveContests { contests })
+    // Rendered once per change of the view: a CDN's revalidations, and
+    // every reader between two changes, cost a lookup.
+    let version = state.results.last_version();
+    let cached = state
+        .live_rendered
+        .lock()
+        .expect("live cache lock")
+        .get(&q.election)
+        .filter(|(v, _, _)| *v == version)
+        .map(|(_, bytes, etag)| (bytes.clone(), etag.clone()));
+    let (bytes, etag) = match cached {
+        Some(hit) => hit,
+        None => {
+            let contests: Vec<LiveContest> = contests_of(&state.results, q.election.as_deref())
+                .into_iter()
+                .filter_map(|(e, c)| live_contest(&state.results, &e, &c))
+                .collect();
+            let known = !contests.is_empty();
+            let bytes =
+                Arc::new(serde_json::to_vec(&LiveContests { contests }).unwrap_or_default());
+            let etag = etag_of(&bytes);
+            if known {
+                // Only elections that exist are kept, and not too many:
+                // a query string must not grow the cache without bound.
+                let mut cache = state.live_rendered.lock().expect("live cache lock");
+                if cache.len() >= 1024 {
+                    cache.clear();
+                }
+                cache.insert(q.election.clone(), (version, bytes.clone(), etag.clone()));
+            }
+            (bytes, etag)
+        }
+    };
+    respond_cacheable(&headers, &bytes, etag)
 }
 
 /// The live stream: an `event: contest` per contest, then per change.

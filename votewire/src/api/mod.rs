@@ -87,6 +87,9 @@ pub struct ApiState {
     state: Arc<dyn FeedStateStore>,
     results: Arc<ResultsView>,
     limiter: RateLimiter,
+    /// `/live/contests` answers by election filter, reused until any
+    /// result changes: (view version, JSON, ETag).
+    live_rendered: Mutex<HashMap<Option<String>, RenderedContest>>,
     /// Open live streams, at most [`live::MAX_STREAMS`].
     live_streams: Arc<tokio::sync::Semaphore>,
     /// Set when the API stops: live streams end, so the graceful shutdown
@@ -1179,6 +1182,7 @@ pub async fn run(config: &VotewireConfig, args: ApiArgs) -> anyhow::Result<ExitC
         state: state_store,
         results,
         live_streams: Arc::new(tokio::sync::Semaphore::new(live::MAX_STREAMS)),
+        live_rendered: Mutex::new(HashMap::new()),
         stopping: tokio::sync::watch::channel(false).0,
         limiter: RateLimiter {
             per_second: args.rate_limit.max(0.1),

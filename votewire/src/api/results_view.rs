@@ -82,6 +82,11 @@ impl ResultsView {
         let _ = self.changes.send(id);
     }
 
+    /// The version of the last change to any contest.
+    pub fn last_version(&self) -> u64 {
+        self.next_version.load(Ordering::Relaxed)
+    }
+
     /// Every (election, contest) held, sorted.
     pub fn contest_ids(&self) -> Vec<(String, String)> {
         let mut ids: Vec<_> = self
