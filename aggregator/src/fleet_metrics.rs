@@ -54,6 +54,15 @@ static METRICS: LazyLock<FleetMetrics> = LazyLock::new(|| {
             }
         })
         .build();
+    // What the aggregator service autoscales on (deploy/terraform): this
+    // member's unconsumed records over all its partitions.
+    meter
+        .i64_observable_gauge("votewire.aggregator.lag.total")
+        .with_description("Records this member has not consumed, over all its partitions")
+        .with_callback(|o| {
+            o.observe(LAG.lock().expect("lag lock").values().sum(), &[]);
+        })
+        .build();
     let latency = |name: &'static str, description: &'static str| {
         meter
             .f64_histogram(name)

@@ -64,6 +64,15 @@ static METRICS: LazyLock<FeedMetrics> = LazyLock::new(|| {
             }
         })
         .build();
+    // What the ingestor service autoscales on (deploy/terraform): the
+    // feeds this process runs, one per lease it holds.
+    meter
+        .u64_observable_gauge("votewire.ingest.feeds_owned")
+        .with_description("Feeds this ingestor runs (one lease each)")
+        .with_callback(|o| {
+            o.observe(STANDING.lock().expect("standing lock").len() as u64, &[]);
+        })
+        .build();
     meter
         .u64_observable_gauge("votewire.feed.health")
         .with_description("1 for the feed's current health state")

@@ -1303,6 +1303,19 @@ async fn one_trace_id_covers_fetch_to_results_across_the_ingest_and_aggregate_pr
         Some(changed_by_ingest),
         "the ingestor's /metrics counts its changed cells:\n{ingest_text}"
     );
+    // The autoscaling metrics (deploy/terraform/autoscaling.tf): both
+    // feeds run here, and the aggregator reports its total lag.
+    assert!(
+        ingest_text
+            .lines()
+            .any(|l| l.starts_with("votewire_ingest_feeds_owned") && l.ends_with(" 2")),
+        "two feeds owned:\n{ingest_text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("votewire_aggregator_lag_total")),
+        "{text}"
+    );
     // Every metric the Grafana dashboard queries is one these processes
     // expose.
     let dashboard: serde_json::Value = serde_json::from_slice(
@@ -3094,4 +3107,80 @@ fn the_demo_replays_the_runoff_night_and_checks_the_final_results() {
         })
         .collect();
     assert_eq!(reported, statewide);
+}
+
+/// deploy/terraform, as far as CI can check it without terraform or AWS
+/// (docs/deploy.md lists what is not checked): every file parses,
+/// references only what is declared and uses everything it declares
+/// (deploy/terraform/check.py, python-hcl2 in the stack's venv); the task
+/// definitions set only variables votewire reads (`votewire config env`);
+/// the autoscaling metrics are instruments votewire defines.
+#[test]
+fn the_terraform_parses_and_names_only_real_variables_and_metrics() {
+    let root = votewire_tests::workspace_root();
+    let python = std::env::var("VOTEWIRE_PYTHON")
+        .expect("VOTEWIRE_PYTHON: the stack's venv (deploy/local/stack up) holds python-hcl2");
+    let out = Command::new(python)
+        .arg(root.join("deploy/terraform/check.py"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(report["files"].as_array().unwrap().len() >= 10, "{report}");
+    for want in [
+        "aws_msk_cluster.votewire",
+        "aws_dynamodb_table.feeds",
+        "aws_dynamodb_table.feed_events",
+        "aws_ecs_service.ingestor",
+        "aws_ecs_service.aggregator",
+        "aws_appautoscaling_policy.ingestor_feeds",
+        "aws_appautoscaling_policy.aggregator_lag",
+        "aws_s3_bucket.archive",
+        "aws_iam_role.ingestor",
+        "aws_iam_role.aggregator",
+    ] {
+        assert!(
+            report["resources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r == want),
+            "{want} in {report}"
+        );
+    }
+    let env = votewire().args(["config", "env"]).output().unwrap();
+    let known = String::from_utf8_lossy(&env.stdout).to_string();
+    for name in report["environment"].as_array().unwrap() {
+        let name = name.as_str().unwrap();
+        // Names built in HCL (`VOTEWIRE_KAFKA_PROPERTY_${…}`) show as their
+        // prefix; every librdkafka property passes through that prefix.
+        let ok = name.starts_with("VOTEWIRE_KAFKA_PROPERTY_")
+            || name == "VOTEWIRE_TOPIC_"
+            || known
+                .lines()
+                .any(|l| l.split_whitespace().next() == Some(name));
+        assert!(
+            ok,
+            "the Terraform sets {name}, which votewire does not read"
+        );
+    }
+    let sources = [
+        "ingestors/src/feed_metrics.rs",
+        "aggregator/src/fleet_metrics.rs",
+    ]
+    .map(|p| std::fs::read_to_string(root.join(p)).unwrap())
+    .join("\n");
+    let metrics = report["metrics"].as_array().unwrap();
+    assert_eq!(metrics.len(), 2, "{report}");
+    for m in metrics {
+        assert!(
+            sources.contains(&format!("\"{}\"", m.as_str().unwrap())),
+            "autoscaling reads {m}, which votewire does not define"
+        );
+    }
 }
