@@ -96,6 +96,7 @@ async fn main() {
         schemas: votewire_schemas::schemas().clone(),
         vote_partitions: PARTITIONS,
         delivery_timeout: Duration::from_secs(60),
+        renewal: None,
     };
 
     // 1. Throughput on the GA 2018 primary (51,444 cells).

@@ -45,7 +45,7 @@ pub struct FetchedBody {
 pub enum FetchError {
     #[error("building the HTTP client: {0}")]
     Client(#[source] reqwest::Error),
-    #[error("fetching {url}: {source}")]
+    #[error("fetching {url}: {}", transport_reason(.source))]
     Transport {
         url: String,
         #[source]
@@ -62,6 +62,26 @@ pub enum FetchError {
     },
     #[error("fetching {url}: body exceeds the {max_bytes}-byte limit")]
     TooLarge { url: String, max_bytes: u64 },
+}
+
+/// What went wrong on the wire, in words an operator acts on: a timeout
+/// says so (reqwest's own text does not), anything else names its root
+/// cause.
+fn transport_reason(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        return "timed out (no complete answer within the feed's timeout)".into();
+    }
+    let mut root: &dyn std::error::Error = e;
+    while let Some(next) = root.source() {
+        root = next;
+    }
+    if e.is_connect() {
+        format!("could not connect: {root}")
+    } else if std::ptr::addr_eq(root, e as &dyn std::error::Error) {
+        e.to_string()
+    } else {
+        format!("{e}: {root}")
+    }
 }
 
 impl FetchError {

@@ -26,6 +26,18 @@
 //! `tracestate` when there is vendor state) of the `kafka.produce` span
 //! that sent them.
 //!
+//! # A stuck producer is replaced
+//!
+//! An idempotent producer carries a producer id and sequence numbers the
+//! broker must remember. A broker that lost them (tansu restarted on sqlite
+//! does; a Kafka cluster restored from backup can) fails every later
+//! delivery of that producer, while a new producer is served. With
+//! [`ProducerRenewal`], after [`ProducerRenewal::AFTER_FAILED_PAYLOADS`]
+//! payloads in a row failed in full, the publisher builds a new producer
+//! from the same configuration and uses it from the next payload on. Cells
+//! are keyed upserts, so what the old producer may still deliver late is
+//! harmless; the cursor still advances only after a full acknowledgement.
+//!
 //! # Spans
 //!
 //! Under the payload's `feed.fetch` span ([`FetchFacts::trace`]):
@@ -211,6 +223,62 @@ pub struct Publisher {
     /// Partitions of the votes topic (the declared count).
     pub vote_partitions: i32,
     pub delivery_timeout: Duration,
+    /// How to replace a stuck producer (module doc); `None` keeps
+    /// `producer` for good.
+    pub renewal: Option<ProducerRenewal>,
+}
+
+/// A replacement producer, built from the first one's configuration once
+/// payloads keep failing in full.
+pub struct ProducerRenewal {
+    config: rdkafka::ClientConfig,
+    current: std::sync::RwLock<Option<FutureProducer>>,
+    failed_in_a_row: std::sync::atomic::AtomicU32,
+    renewals: std::sync::atomic::AtomicU32,
+}
+
+impl ProducerRenewal {
+    /// Payloads failed in full, one after another, before a new producer.
+    pub const AFTER_FAILED_PAYLOADS: u32 = 3;
+
+    pub fn new(config: rdkafka::ClientConfig) -> ProducerRenewal {
+        ProducerRenewal {
+            config,
+            current: std::sync::RwLock::new(None),
+            failed_in_a_row: Default::default(),
+            renewals: Default::default(),
+        }
+    }
+
+    /// How many times the producer was replaced.
+    pub fn renewals(&self) -> u32 {
+        self.renewals.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Records a payload's outcome; builds a new producer after enough
+    /// full failures in a row.
+    fn record(&self, failed_in_full: bool) {
+        use std::sync::atomic::Ordering;
+        if !failed_in_full {
+            self.failed_in_a_row.store(0, Ordering::Relaxed);
+            return;
+        }
+        let n = self.failed_in_a_row.fetch_add(1, Ordering::Relaxed) + 1;
+        if n < Self::AFTER_FAILED_PAYLOADS {
+            return;
+        }
+        match self.config.create::<FutureProducer>() {
+            Ok(fresh) => {
+                *self.current.write().expect("producer lock") = Some(fresh);
+                self.failed_in_a_row.store(0, Ordering::Relaxed);
+                let total = self.renewals.fetch_add(1, Ordering::Relaxed) + 1;
+                eprintln!(
+                    "votewire publish: {n} payloads in a row failed in full; a new Kafka producer takes over (renewal {total})"
+                );
+            }
+            Err(e) => eprintln!("votewire publish: building a new Kafka producer: {e}"),
+        }
+    }
 }
 
 /// A cell key as its 32 lower-case hex digits, without allocating.
@@ -321,6 +389,11 @@ impl Publisher {
         headers: &OwnedHeaders,
     ) -> Result<(), PublishError> {
         let total = records.len();
+        let producer = self
+            .renewal
+            .as_ref()
+            .and_then(|r| r.current.read().expect("producer lock").clone())
+            .unwrap_or_else(|| self.producer.clone());
         let futures = records.iter().map(|(partition, key, value)| {
             let mut rec = FutureRecord::to(topic)
                 .key(key.as_ref())
@@ -329,13 +402,18 @@ impl Publisher {
             if let Some(p) = partition {
                 rec = rec.partition(*p);
             }
-            self.producer.send(rec, self.delivery_timeout)
+            producer.send(rec, self.delivery_timeout)
         });
         let results = join_all(futures).await;
         let failures: Vec<String> = results
             .into_iter()
             .filter_map(|r| r.err().map(|(e, _)| e.to_string()))
             .collect();
+        if let Some(r) = &self.renewal
+            && total > 0
+        {
+            r.record(failures.len() == total);
+        }
         if let Some(first) = failures.first() {
             return Err(PublishError::Delivery {
                 topic: topic.to_string(),

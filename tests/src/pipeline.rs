@@ -93,6 +93,7 @@ fn publisher_for(kafka_cfg: &KafkaConfig, topics: &TopicsConfig, partitions: i32
         schemas: votewire_schemas::schemas().clone(),
         vote_partitions: partitions,
         delivery_timeout: Duration::from_secs(30),
+        renewal: None,
     }
 }
 

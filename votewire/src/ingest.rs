@@ -173,7 +173,8 @@ pub async fn run(config: &VotewireConfig, args: IngestArgs) -> anyhow::Result<Ex
             config.topics.votes, config.topics.contest_partitions
         );
     }
-    let producer = producer_config(&config.kafka, &instance)
+    let producer_settings = producer_config(&config.kafka, &instance);
+    let producer = producer_settings
         .create()
         .context("creating the Kafka producer")?;
     let limits = FetchLimits::default();
@@ -207,6 +208,9 @@ pub async fn run(config: &VotewireConfig, args: IngestArgs) -> anyhow::Result<Ex
             schemas: votewire_schemas::schemas().clone(),
             vote_partitions,
             delivery_timeout: Duration::from_secs(30),
+            renewal: Some(votewire_ingestors::publish::ProducerRenewal::new(
+                producer_settings,
+            )),
         },
         tools: FeedTools {
             abort_after_produce: fault.as_deref() == Some("abort-after-produce"),
