@@ -309,6 +309,10 @@ pub const SERVICE_VARIABLES: &[(&str, &str)] = &[
         "demo: the real election-results fixtures (default ../shared/fixtures)",
     ),
     (
+        "VOTEWIRE_DEMO_LOGS",
+        "demo: keep the services' logs in this directory (the chaos suite reads them)",
+    ),
+    (
         "VOTEWIRE_API_URL",
         "feeds list|show|history|add|<action>: the operator API to call",
     ),

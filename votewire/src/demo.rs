@@ -84,7 +84,42 @@ pub struct DemoArgs {
     /// replay; port 0 picks a free port; `off` serves none.
     #[arg(long, default_value = "127.0.0.1:8090")]
     live_listen: String,
+    /// Inject a fault at 40% of the night (the chaos suite, tests/chaos):
+    /// the final results must still equal the undisturbed computation.
+    #[arg(long, value_enum)]
+    chaos: Option<Chaos>,
+    /// A fault injected from outside (the chaos suite) writes the wall
+    /// time it cleared (ms since the epoch) here; the demo measures the
+    /// recovery from it.
+    #[arg(long, hide = true)]
+    fault_cleared_file: Option<PathBuf>,
+    /// Keep the services' logs in this directory.
+    #[arg(long, env = "VOTEWIRE_DEMO_LOGS")]
+    keep_logs: Option<PathBuf>,
 }
+
+/// The faults the demo injects itself (the chaos suite injects the others
+/// from outside: broker, DynamoDB and sshd outages).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Chaos {
+    /// `kill -9` the ingestor; a new one starts a second later and takes
+    /// the feeds over once their leases expire.
+    KillIngestor,
+    /// Two aggregators share the group from the start; `kill -9` one, and
+    /// a new one joins a second later.
+    KillAggregator,
+    /// From 40% to 60% of the night the sources misbehave: Clarity's
+    /// version file answers 500 to every other request, its ALL.json is
+    /// truncated, AP's API hangs
+    /// past the client's timeout, the Texas page is an HTML error page,
+    /// and the first CSV drop is written slowly in place.
+    UpstreamFaults,
+}
+
+/// Where in the night (as a fraction) a fault starts, and where an
+/// upstream fault ends.
+const CHAOS_AT: f64 = 0.40;
+const CHAOS_UNTIL: f64 = 0.60;
 
 /// One captured snapshot, placed on the compressed clock.
 struct Snapshot {
@@ -219,6 +254,20 @@ fn csv_counties_a_to_l(csv: &[u8]) -> Vec<u8> {
     out.into_bytes()
 }
 
+/// Writes `bytes` as `name` in place, a chunk every 200 ms over about two
+/// seconds (a slow uploader), then the `.done` marker.
+fn drip_file(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::File::create(dir.join(name))?;
+    for chunk in bytes.chunks(bytes.len().div_ceil(10).max(1)) {
+        f.write_all(chunk)?;
+        f.flush()?;
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    drop(f);
+    std::fs::write(dir.join(format!("{name}.done")), b"")
+}
+
 /// Drops `bytes` as `name` into `dir` the way a careful uploader does: a
 /// `.part` file renamed into place, then the `.done` marker.
 fn drop_file(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
@@ -234,6 +283,17 @@ struct Replay {
     started: Instant,
     /// Night milliseconds per wall millisecond.
     speed: f64,
+    /// Sources misbehave while set (`--chaos upstream-faults`).
+    faulty: std::sync::atomic::AtomicBool,
+    /// Requests for Clarity's version file while faulty: every other one
+    /// answers 500, the others lead to a truncated ALL.json.
+    version_requests: std::sync::atomic::AtomicU64,
+}
+
+impl Replay {
+    fn faulty(&self) -> bool {
+        self.faulty.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 impl Replay {
@@ -275,6 +335,14 @@ fn serve(s: &Snapshot, headers: &HeaderMap) -> Response {
 }
 
 async fn clarity_version(State(r): State<Arc<Replay>>) -> Response {
+    if r.faulty()
+        && r.version_requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            % 2
+            == 0
+    {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "upstream fault").into_response();
+    }
     let s = r.current(&r.night.clarity);
     s.version.clone().unwrap_or_default().into_response()
 }
@@ -293,16 +361,33 @@ async fn clarity_file(
         .rev()
         .find(|s| s.at_ms <= now && s.version.as_deref() == Some(version.as_str()))
     {
+        // Truncated: the first half of the body, as a cut connection leaves it.
+        Some(s) if r.faulty() => (
+            [(header::CONTENT_TYPE, "application/json")],
+            s.bytes.slice(..s.bytes.len() / 2),
+        )
+            .into_response(),
         Some(s) => serve(s, &headers),
         None => (StatusCode::NOT_FOUND, "no such version yet").into_response(),
     }
 }
 
 async fn ap_file(State(r): State<Arc<Replay>>, headers: HeaderMap) -> Response {
+    if r.faulty() {
+        // Hangs past any client timeout.
+        tokio::time::sleep(Duration::from_secs(60)).await;
+    }
     serve(r.current(&r.night.ap), &headers)
 }
 
 async fn tx_page(State(r): State<Arc<Replay>>) -> Response {
+    if r.faulty() {
+        return (
+            [(header::CONTENT_TYPE, "text/html")],
+            "<html><head><title>503 Service Unavailable</title></head><body><h1>Service Unavailable</h1></body></html>",
+        )
+            .into_response();
+    }
     (
         [(header::CONTENT_TYPE, "text/html; charset=ISO-8859-1")],
         r.night.tx_page.clone(),
@@ -594,6 +679,28 @@ impl Companions {
     }
 }
 
+/// A statewide result as it came off the results topic.
+#[derive(Debug, Clone)]
+struct StatewideEvent {
+    contest_id: String,
+    /// The record's timestamp (wall ms).
+    at: i64,
+    /// The newest fetch behind it (wall ms).
+    fetched: i64,
+}
+
+/// Recovery from a fault that ended at `over` (wall ms): how long until
+/// the first statewide result from a payload fetched after it was
+/// produced, that is, until the pipeline ran end to end again (`only`:
+/// of the contests whose id starts with it).
+fn first_result_after(events: &[StatewideEvent], over: i64, only: &str) -> Option<i64> {
+    events
+        .iter()
+        .filter(|e| e.contest_id.starts_with(only) && e.fetched >= over)
+        .map(|e| e.at - over)
+        .min()
+}
+
 /// The results topic as read so far: the latest result per key, and
 /// fetch → result latencies (record time minus the newest fetch behind
 /// the result).
@@ -603,6 +710,12 @@ struct ResultsSeen {
     latencies_ms: Vec<i64>,
     /// The same, per official source.
     latencies_by_source: BTreeMap<String, Vec<i64>>,
+    /// Per key and contributing feed: the newest `source_seq` seen.
+    seqs: BTreeMap<(Vec<u8>, String), i64>,
+    /// Results that went back to an older `source_seq` of a feed.
+    regressions: Vec<String>,
+    /// Statewide results as they came: (contest, record time, newest fetch).
+    statewide_events: Vec<StatewideEvent>,
 }
 
 impl ResultsSeen {
@@ -697,7 +810,29 @@ fn follow_results(
                 continue;
             };
             let mut seen = seen.lock().expect("results lock");
+            for c in &r.contributors {
+                let k = (key.to_vec(), c.feed_id.clone());
+                match seen.seqs.get(&k).copied() {
+                    Some(before) if c.source_seq < before => {
+                        let what = format!(
+                            "{} / {}: {} went from source_seq {before} back to {}",
+                            r.contest_id, r.unit_id, c.feed_id, c.source_seq
+                        );
+                        seen.regressions.push(what);
+                    }
+                    _ => {
+                        seen.seqs.insert(k, c.source_seq);
+                    }
+                }
+            }
             if let Some(ts) = m.timestamp().to_millis() {
+                if r.unit_type == UnitType::State {
+                    seen.statewide_events.push(StatewideEvent {
+                        contest_id: r.contest_id.clone(),
+                        at: ts,
+                        fetched: r.last_updated,
+                    });
+                }
                 seen.latencies_ms.push(ts - r.last_updated);
                 seen.latencies_by_source
                     .entry(r.official_feed_id.clone())
@@ -707,6 +842,12 @@ fn follow_results(
             seen.latest.insert(key.to_vec(), r);
         }
     }))
+}
+
+fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 fn percentile(sorted: &[i64], p: usize) -> i64 {
@@ -833,6 +974,9 @@ companion = "{}"
 [feed.source]
 kind = "http"
 url = "{base}/ap/GA.json"
+[feed.limits]
+timeout = "5s"
+max_bytes = 8_388_608
 [feed.cadence]
 interval = "1s"
 jitter = "0s"
@@ -913,6 +1057,12 @@ async fn stack_up_and_rerun(
         .arg("--fixtures")
         .arg(&args.fixtures)
         .args(["--live-listen", &args.live_listen])
+        .args(
+            args.chaos
+                .and_then(|c| clap::ValueEnum::to_possible_value(&c))
+                .map(|v| vec!["--chaos".to_string(), v.get_name().to_string()])
+                .unwrap_or_default(),
+        )
         .envs(vars)
         .env("VOTEWIRE_DEMO_RESTARTED", "1")
         .status()
@@ -1023,11 +1173,13 @@ pub async fn run(config: &VotewireConfig, args: DemoArgs) -> anyhow::Result<Exit
     };
 
     // Fresh topics and tables for this run.
+    // Unique per run, also when several demos start in one second.
     let run_id = format!(
-        "demo-{}",
+        "demo-{}-{}",
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs())
+            .map_or(0, |d| d.as_secs()),
+        std::process::id()
     );
     let sftp = SftpDrop::from_env(&run_id)?;
     if sftp.is_none() {
@@ -1067,6 +1219,8 @@ pub async fn run(config: &VotewireConfig, args: DemoArgs) -> anyhow::Result<Exit
         night,
         started: Instant::now(),
         speed,
+        faulty: std::sync::atomic::AtomicBool::new(false),
+        version_requests: std::sync::atomic::AtomicU64::new(0),
     });
     let app = axum::Router::new()
         .route(
@@ -1119,18 +1273,19 @@ pub async fn run(config: &VotewireConfig, args: DemoArgs) -> anyhow::Result<Exit
         let path = dir.path().join(format!("{name}.log"));
         Ok((path.clone(), std::fs::File::create(&path)?))
     };
-    let (aggregate_log, aggregate_err) = log("aggregate")?;
-    let (ingest_log, ingest_err) = log("ingest")?;
-    let aggregator = service(&[
-        "aggregate",
-        "--instance",
-        "demo-aggregate",
-        "--group",
-        &run_id,
-    ])
-    .stderr(aggregate_err)
-    .spawn()
-    .context("starting the aggregator")?;
+    let spawn_aggregator = |instance: &str| -> anyhow::Result<tokio::process::Child> {
+        let (_, err) = log(instance)?;
+        service(&["aggregate", "--instance", instance, "--group", &run_id])
+            .stderr(err)
+            .spawn()
+            .context("starting an aggregator")
+    };
+    // Under --chaos kill-aggregator two members share the group from the
+    // start (tansu cannot rejoin a group that emptied).
+    let mut aggregators = vec![spawn_aggregator("demo-aggregate")?];
+    if args.chaos == Some(Chaos::KillAggregator) {
+        aggregators.push(spawn_aggregator("demo-aggregate-2")?);
+    }
     let feeds_dir = dir.path().to_string_lossy().into_owned();
     // The live page: a real `votewire api` on the demo's results topic.
     let live = live_address(&args.live_listen)?;
@@ -1162,24 +1317,29 @@ pub async fn run(config: &VotewireConfig, args: DemoArgs) -> anyhow::Result<Exit
         }
         None => None,
     };
-    let mut ingestor = service(&[
-        "ingest",
-        "--instance",
-        "demo-ingest",
-        "--lease-ttl",
-        "3s",
-        "--feeds",
-        &feeds_dir,
-    ])
-    .stderr(ingest_err)
-    .spawn()
-    .context("starting the ingestor")?;
-    // The ingestor's payload lines, counted as they come.
+    // Each ingestor's payload lines, counted as they come: in all, and
+    // cells per ingestor instance.
     let counts = Arc::new(std::sync::Mutex::new((0u64, 0u64)));
-    {
+    let per_instance: Arc<std::sync::Mutex<BTreeMap<String, u64>>> = Arc::default();
+    let spawn_ingestor = |instance: &str| -> anyhow::Result<tokio::process::Child> {
         use tokio::io::AsyncBufReadExt;
-        let out = ingestor.stdout.take().expect("piped");
+        let (_, err) = log(instance)?;
+        let mut child = service(&[
+            "ingest",
+            "--instance",
+            instance,
+            "--lease-ttl",
+            "3s",
+            "--feeds",
+            &feeds_dir,
+        ])
+        .stderr(err)
+        .spawn()
+        .context("starting the ingestor")?;
+        let out = child.stdout.take().expect("piped");
         let counts = counts.clone();
+        let per_instance = per_instance.clone();
+        let instance = instance.to_string();
         tokio::spawn(async move {
             let mut lines = tokio::io::BufReader::new(out).lines();
             while let Ok(Some(l)) = lines.next_line().await {
@@ -1190,12 +1350,19 @@ pub async fn run(config: &VotewireConfig, args: DemoArgs) -> anyhow::Result<Exit
                     .and_then(|n| n.trim().parse::<u64>().ok())
                 {
                     c.0 += n;
+                    *per_instance
+                        .lock()
+                        .expect("instances lock")
+                        .entry(instance.clone())
+                        .or_default() += n;
                 } else if l.contains("rejected (dead-lettered)") {
                     c.1 += 1;
                 }
             }
         });
-    }
+        Ok(child)
+    };
+    let mut ingestor = spawn_ingestor("demo-ingest")?;
     let seen = Arc::new(std::sync::Mutex::new(ResultsSeen::default()));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let follower = follow_results(&config, seen.clone(), stop.clone())?;
@@ -1208,14 +1375,88 @@ pub async fn run(config: &VotewireConfig, args: DemoArgs) -> anyhow::Result<Exit
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let mut drops = 0;
+    // (fault injected, fault over), as wall milliseconds since the epoch.
+    let mut fault: (Option<i64>, Option<i64>) = (None, None);
     while replay.now_ms() < length_ms {
+        // A service that stopped on its own ends the demo at once.
+        for (what, child) in std::iter::once(("the ingestor", &mut ingestor))
+            .chain(aggregators.iter_mut().map(|a| ("an aggregator", a)))
+        {
+            if let Some(status) = child.try_wait()? {
+                let logs: Vec<String> = std::fs::read_dir(dir.path())?
+                    .flatten()
+                    .filter(|e| e.path().extension().is_some_and(|x| x == "log"))
+                    .map(|e| {
+                        let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+                        let tail: Vec<&str> = text.lines().rev().take(10).collect();
+                        format!(
+                            "--- {}:\n{}",
+                            e.file_name().to_string_lossy(),
+                            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                        )
+                    })
+                    .collect();
+                anyhow::bail!(
+                    "{what} stopped ({status}) during the night\n{}",
+                    logs.join("\n")
+                );
+            }
+        }
         let now = replay.now_ms();
+        let at_fraction = |f: f64| now as f64 >= f * length_ms as f64;
+        if let Some(chaos) = args.chaos
+            && fault.0.is_none()
+            && at_fraction(CHAOS_AT)
+        {
+            fault.0 = Some(wall_ms());
+            match chaos {
+                Chaos::KillIngestor => {
+                    ingestor.start_kill()?; // SIGKILL
+                    ingestor.wait().await?;
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    ingestor = spawn_ingestor("demo-ingest-2")?;
+                    fault.1 = Some(wall_ms());
+                }
+                Chaos::KillAggregator => {
+                    let mut victim = aggregators.remove(0);
+                    victim.start_kill()?;
+                    victim.wait().await?;
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    aggregators.push(spawn_aggregator("demo-aggregate-3")?);
+                    fault.1 = Some(wall_ms());
+                }
+                Chaos::UpstreamFaults => {
+                    replay
+                        .faulty
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+            eprintln!("votewire demo: chaos: {chaos:?} injected");
+        }
+        if args.chaos == Some(Chaos::UpstreamFaults)
+            && fault.1.is_none()
+            && at_fraction(CHAOS_UNTIL)
+        {
+            replay
+                .faulty
+                .store(false, std::sync::atomic::Ordering::Relaxed);
+            fault.1 = Some(wall_ms());
+            eprintln!("votewire demo: chaos: the sources behave again");
+        }
         if let Some(d) = &sftp
             && let Some((at, name)) = CSV_DROPS.get(drops)
-            && now as f64 >= at * length_ms as f64
+            && at_fraction(*at)
         {
-            drop_file(&d.local, name, &csv_parts[drops])
-                .with_context(|| format!("dropping {name} into {}", d.local.display()))?;
+            if replay.faulty() {
+                // A slow uploader, in place: the ingestor must wait for
+                // the whole file (stable size, age, the .done marker).
+                let (dir, name, bytes) =
+                    (d.local.clone(), name.to_string(), csv_parts[drops].clone());
+                tokio::task::spawn_blocking(move || drip_file(&dir, &name, &bytes));
+            } else {
+                drop_file(&d.local, name, &csv_parts[drops])
+                    .with_context(|| format!("dropping {name} into {}", d.local.display()))?;
+            }
             drops += 1;
         }
         let s = replay.current(&replay.night.clarity);
@@ -1265,12 +1506,15 @@ pub async fn run(config: &VotewireConfig, args: DemoArgs) -> anyhow::Result<Exit
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     interrupt(&ingestor);
-    interrupt(&aggregator);
+    for a in &aggregators {
+        interrupt(a);
+    }
     if let Some((child, _, _)) = &api {
         interrupt(child);
     }
-    for mut child in [ingestor, aggregator]
+    for mut child in [ingestor]
         .into_iter()
+        .chain(aggregators)
         .chain(api.map(|(child, _, _)| child))
     {
         if tokio::time::timeout(Duration::from_secs(20), child.wait())
@@ -1282,16 +1526,49 @@ pub async fn run(config: &VotewireConfig, args: DemoArgs) -> anyhow::Result<Exit
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = follower.join();
+    for (instance, cells) in per_instance.lock().expect("instances lock").iter() {
+        eprintln!("votewire demo: {instance} published {cells} cells");
+    }
+    // The services' logs, kept where asked (the chaos suite reads them).
+    if let Some(keep) = &args.keep_logs {
+        std::fs::create_dir_all(keep)?;
+        for e in std::fs::read_dir(dir.path())?.flatten() {
+            if e.path().extension().is_some_and(|x| x == "log") {
+                std::fs::copy(e.path(), keep.join(e.file_name()))?;
+            }
+        }
+    }
 
-    let (races, counties, mut latencies, by_source) = {
+    let (races, counties, mut latencies, by_source, regressions, events) = {
         let s = seen.lock().expect("results lock");
         (
             s.statewide(),
             s.csv_counties(),
             s.latencies_ms.clone(),
             s.latencies_by_source.clone(),
+            s.regressions.clone(),
+            s.statewide_events.clone(),
         )
     };
+    let external = args
+        .fault_cleared_file
+        .as_ref()
+        .and_then(|f| std::fs::read_to_string(f).ok())
+        .and_then(|t| t.trim().parse::<i64>().ok());
+    let label = args
+        .chaos
+        .map_or_else(|| "external fault".to_string(), |c| format!("{c:?}"));
+    if let Some(over) = fault.1.or(external) {
+        let recovery = first_result_after(&events, over, "");
+        // The CSV's first statewide result from a file fetched after it.
+        let csv = first_result_after(&events, over, CSV_FEED);
+        let ms = |v: Option<i64>| v.map_or_else(|| "none".to_string(), |ms| ms.to_string());
+        eprintln!(
+            "votewire demo: chaos: {label} recovery_ms={} csv_ms={}",
+            ms(recovery),
+            ms(csv)
+        );
+    }
     latencies.sort_unstable();
     println!("Fetch -> result latency, per source (every result at every unit):");
     for (source, mut ms) in by_source {
@@ -1321,11 +1598,23 @@ pub async fn run(config: &VotewireConfig, args: DemoArgs) -> anyhow::Result<Exit
             expected_counties.len()
         );
     }
-    let matches = races == expected && counties == expected_counties;
+    for r in regressions.iter().take(10) {
+        eprintln!("votewire demo: a result regressed: {r}");
+    }
+    let matches = races == expected && counties == expected_counties && regressions.is_empty();
     if args.check {
         if !matches {
-            eprintln!("votewire demo --check: the results differ from the independent computation");
-            for (name, path) in [("ingest", &ingest_log), ("aggregate", &aggregate_log)] {
+            eprintln!(
+                "votewire demo --check: the results differ from the independent computation, or regressed ({} times)",
+                regressions.len()
+            );
+            let mut logs: Vec<PathBuf> = std::fs::read_dir(dir.path())?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "log"))
+                .collect();
+            logs.sort();
+            for path in &logs {
+                let name = path.file_stem().unwrap_or_default().to_string_lossy();
                 let text = std::fs::read_to_string(path).unwrap_or_default();
                 let tail: Vec<&str> = text.lines().rev().take(15).collect();
                 eprintln!("--- the last lines of {name}'s log:");
@@ -1387,6 +1676,24 @@ mod tests {
                 ("AWS_ACCESS_KEY_ID".to_string(), "x=y".to_string()),
             ]
         );
+    }
+
+    #[test]
+    fn recovery_is_the_first_result_from_a_payload_fetched_after_the_fault() {
+        use super::{StatewideEvent, first_result_after};
+        let e = |contest: &str, at: i64, fetched: i64| StatewideEvent {
+            contest_id: contest.into(),
+            at,
+            fetched,
+        };
+        let events = [
+            e("clarity/1", 21_000, 19_000), // fetched before the fault ended
+            e("csv/1", 26_000, 25_500),
+            e("clarity/1", 23_400, 23_000),
+        ];
+        assert_eq!(first_result_after(&events, 20_000, ""), Some(3_400));
+        assert_eq!(first_result_after(&events, 20_000, "csv"), Some(6_000));
+        assert_eq!(first_result_after(&events, 30_000, ""), None);
     }
 
     #[test]

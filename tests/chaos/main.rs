@@ -1,0 +1,164 @@
+//! The chaos suite: the GA 2021 runoff replay (`votewire demo --check`) as
+//! the workload, with one fault injected mid-night per scenario. Every
+//! scenario asserts what the brief asks of a real night:
+//!
+//! * nothing lost and nothing double-counted: the final statewide results
+//!   of all 9 races (and the CSV's 465 county results) equal the
+//!   independent computation from the final snapshots, which is what an
+//!   undisturbed run produces (`--check` exits 1 otherwise);
+//! * no result regresses to an older `source_seq` of a feed (`--check`
+//!   follows the results topic and fails on any);
+//! * the fault really happened and the pipeline recovered: each scenario
+//!   checks its own evidence, and prints its recovery time (recorded in
+//!   BENCHMARKS.md).
+//!
+//! The demo injects process kills and upstream faults itself (`--chaos`);
+//! broker, DynamoDB and sshd outages are injected here, against private
+//! instances (a tansu on sqlite, a TCP proxy in front of moto, a second
+//! sshd on the stack's configuration), so the shared stack other tests use
+//! is never disturbed. Produce errors a real broker cannot be made to
+//! return come from librdkafka's mock cluster (`produce_errors.rs`).
+//!
+//! Run: `set -a; . .votewire/stack.env; set +a; cargo nextest run -p votewire --test chaos`.
+
+mod outages;
+mod processes;
+mod produce_errors;
+
+use std::io::{BufRead, Read};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// How long the compressed night lasts in each scenario.
+pub const NIGHT_SECONDS: &str = "24";
+
+/// What one replay ended with.
+pub struct Replay {
+    pub contract: serde_json::Value,
+    pub stdout: String,
+    pub stderr: String,
+    /// The services' logs, kept by the demo (`VOTEWIRE_DEMO_LOGS`).
+    pub logs: PathBuf,
+    _logs_dir: tempfile::TempDir,
+}
+
+impl Replay {
+    /// The recovery time the demo measured for its own fault, if any.
+    pub fn recovery_ms(&self) -> Option<i64> {
+        self.stderr
+            .lines()
+            .find_map(|l| l.split("recovery_ms=").nth(1))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+    }
+
+    /// How long after the fault the CSV's first result from a file
+    /// fetched after it came.
+    pub fn csv_ms(&self) -> Option<i64> {
+        self.stderr
+            .lines()
+            .find_map(|l| l.split("csv_ms=").nth(1))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+    }
+
+    /// Every service log's text, joined.
+    pub fn log_text(&self, prefix: &str) -> String {
+        let mut out = String::new();
+        for e in std::fs::read_dir(&self.logs).unwrap().flatten() {
+            if e.file_name().to_string_lossy().starts_with(prefix) {
+                out.push_str(&std::fs::read_to_string(e.path()).unwrap_or_default());
+            }
+        }
+        out
+    }
+}
+
+/// Runs `votewire demo --check` with `args` and `env`; `during` is called
+/// once the replay has started (its night clock running), on this thread,
+/// with the demo still running. Panics, with the demo's output, unless the
+/// demo exits 0 with the 9 races of the contract.
+pub fn replay(args: &[&str], env: &[(&str, String)], during: impl FnOnce()) -> Replay {
+    let logs = tempfile::tempdir().unwrap();
+    let mut demo = Command::new(env!("CARGO_BIN_EXE_votewire"))
+        .current_dir(votewire_tests::workspace_root())
+        .args(["demo", "--check", "--seconds", NIGHT_SECONDS])
+        .args(["--live-listen", "off", "--fixtures"])
+        .arg(votewire_tests::fixture("SOURCES.md").parent().unwrap())
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .env("VOTEWIRE_DEMO_LOGS", logs.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let stderr = demo.stderr.take().unwrap();
+    let stderr = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.contains("h of night in") {
+                let _ = started_tx.send(());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    let mut out = demo.stdout.take().unwrap();
+    let stdout = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    if started_rx.recv_timeout(Duration::from_secs(120)).is_ok() {
+        during();
+    }
+    let status = demo.wait().unwrap();
+    let (stdout, stderr) = (stdout.join().unwrap(), stderr.join().unwrap());
+    assert!(status.success(), "the replay failed:\n{stdout}\n{stderr}");
+    let contract: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().expect("the contract line")).unwrap();
+    assert_eq!(
+        contract["races"].as_array().map(Vec::len),
+        Some(9),
+        "{contract}"
+    );
+    assert!(
+        stdout.contains("465 of 465 (contest, county) results equal"),
+        "{stdout}"
+    );
+    Replay {
+        contract,
+        stdout,
+        stderr,
+        logs: logs.path().to_path_buf(),
+        _logs_dir: logs,
+    }
+}
+
+/// The wall time a fault takes to clear: the fraction of the night at
+/// which to inject it.
+pub fn night_fraction(f: f64) -> Duration {
+    Duration::from_secs_f64(NIGHT_SECONDS.parse::<f64>().unwrap() * f)
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Prints a scenario's recovery time where `cargo nextest --no-capture`
+/// (and the CI log) shows it.
+pub fn report(scenario: &str, recovery_ms: Option<i64>) {
+    eprintln!(
+        "chaos: {scenario}: recovery {}",
+        recovery_ms.map_or_else(|| "not measured".to_string(), |ms| format!("{ms} ms"))
+    );
+}
