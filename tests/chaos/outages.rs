@@ -4,13 +4,13 @@
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::{free_port, night_fraction, replay, report};
+use crate::{Replay, free_port, night_fraction, replay, report};
 
 const OUTAGE: Duration = Duration::from_secs(10);
 
@@ -37,14 +37,28 @@ fn stop(child: &mut Child) {
     }
 }
 
-/// The wall time (ms since the epoch) an outage ended, written where the
-/// demo reads it to measure recovery (`--fault-cleared-file`).
-fn mark_cleared(file: &Path) {
-    let ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis();
-    std::fs::write(file, ms.to_string()).unwrap();
+/// Replays the night with `env`; at 40% of it runs `down`, waits
+/// [`OUTAGE`], runs `up`, and tells the demo when the outage ended (the
+/// wall time in ms, in the file `--fault-cleared-file` names) so that it
+/// measures the recovery from there.
+fn replay_through_outage(env: &[(&str, String)], down: impl FnOnce(), up: impl FnOnce()) -> Replay {
+    let dir = tempfile::tempdir().unwrap();
+    let cleared = dir.path().join("cleared");
+    replay(
+        &["--fault-cleared-file", cleared.to_str().unwrap()],
+        env,
+        || {
+            std::thread::sleep(night_fraction(0.4));
+            down();
+            std::thread::sleep(OUTAGE);
+            up();
+            let ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis();
+            std::fs::write(&cleared, ms.to_string()).unwrap();
+        },
+    )
 }
 
 /// 3. The broker gone for 10 s at 40% of the night: every connection to it
@@ -91,20 +105,13 @@ fn the_broker_unreachable_for_ten_seconds_loses_and_doubles_nothing() {
         .spawn()
         .unwrap();
     wait_for_port(port, "tansu");
-    let cleared = dir.path().join("cleared");
-    let run = replay(
-        &["--fault-cleared-file", cleared.to_str().unwrap()],
+    let run = replay_through_outage(
         &[(
             "VOTEWIRE_KAFKA_BOOTSTRAP_SERVERS",
             format!("127.0.0.1:{}", proxy.port),
         )],
-        || {
-            std::thread::sleep(night_fraction(0.4));
-            proxy.pause();
-            std::thread::sleep(OUTAGE);
-            proxy.resume();
-            mark_cleared(&cleared);
-        },
+        || proxy.pause(),
+        || proxy.resume(),
     );
     stop(&mut broker);
     let ingest = run.log_text("demo-ingest");
@@ -187,21 +194,13 @@ fn dynamodb_unreachable_for_ten_seconds_loses_and_doubles_nothing() {
         .parse()
         .unwrap_or_else(|e| panic!("{endpoint}: {e}"));
     let proxy = PausableProxy::start(target);
-    let dir = tempfile::tempdir().unwrap();
-    let cleared = dir.path().join("cleared");
-    let run = replay(
-        &["--fault-cleared-file", cleared.to_str().unwrap()],
+    let run = replay_through_outage(
         &[(
             "VOTEWIRE_DYNAMODB_ENDPOINT",
             format!("http://127.0.0.1:{}", proxy.port),
         )],
-        || {
-            std::thread::sleep(night_fraction(0.4));
-            proxy.pause();
-            std::thread::sleep(OUTAGE);
-            proxy.resume();
-            mark_cleared(&cleared);
-        },
+        || proxy.pause(),
+        || proxy.resume(),
     );
     let ingest = run.log_text("demo-ingest");
     assert!(
@@ -250,11 +249,9 @@ fn sshd_stopped_for_ten_seconds_loses_and_doubles_nothing() {
             .spawn()
             .unwrap()
     };
-    let mut sshd = start();
+    let sshd = std::cell::RefCell::new(start());
     wait_for_port(port, "sshd");
-    let cleared = dir.path().join("cleared");
-    let run = replay(
-        &["--fault-cleared-file", cleared.to_str().unwrap()],
+    let run = replay_through_outage(
         &[
             ("VOTEWIRE_SFTP_PORT", port.to_string()),
             (
@@ -262,18 +259,15 @@ fn sshd_stopped_for_ten_seconds_loses_and_doubles_nothing() {
                 known_hosts.display().to_string(),
             ),
         ],
+        // With its sessions (its children), so the ingestor's open SFTP
+        // session breaks too.
+        || stop(&mut sshd.borrow_mut()),
         || {
-            std::thread::sleep(night_fraction(0.4));
-            // With its sessions (its children), so the ingestor's open
-            // SFTP session breaks too.
-            stop(&mut sshd);
-            std::thread::sleep(OUTAGE);
-            sshd = start();
+            *sshd.borrow_mut() = start();
             wait_for_port(port, "sshd, restarted");
-            mark_cleared(&cleared);
         },
     );
-    stop(&mut sshd);
+    stop(&mut sshd.borrow_mut());
     let ingest = run.log_text("demo-ingest");
     assert!(
         ingest.contains("sftp") || ingest.contains("SFTP") || ingest.contains("ssh"),
