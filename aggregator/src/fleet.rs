@@ -665,13 +665,13 @@ pub async fn run_member(
             report.results_produced += 1;
             report
                 .fetch_to_result_ms
-                .push(wall_ms().saturating_sub(newest_fetch));
+                .push(votewire_core::unix_ms().saturating_sub(newest_fetch));
             if let Some(state) = parts.get_mut(&p) {
                 state.published.insert(rk, result);
             }
         }
         if failed_partitions.is_empty() {
-            let acked = wall_ms();
+            let acked = votewire_core::unix_ms();
             report.cell_to_result_ms = cell_stamps.iter().map(|t| acked - t).collect();
         }
         // Commit what was consumed, except partitions whose results did not
@@ -772,7 +772,7 @@ fn undecodable_cell(
         error_location: Some(format!("partition {} offset {}", m.partition(), m.offset())),
         error_message: e.to_string(),
         retryable: false,
-        fetched_at: wall_ms(),
+        fetched_at: votewire_core::unix_ms(),
         trace_id: header("traceparent").and_then(|t| t.split('-').nth(1).map(str::to_string)),
     }
 }
@@ -814,12 +814,6 @@ async fn settle(
             failed.insert(sent.0);
         }
     }
-}
-
-fn wall_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// Applies the rebalance events the callback recorded: assigned partitions

@@ -35,3 +35,12 @@ pub mod telemetry;
 pub mod trace_context;
 
 pub use config::{ConfigError, VotewireConfig};
+
+/// Wall-clock milliseconds since the Unix epoch (0 before 1970; saturates
+/// far in the future): the time base of `fetched_at`, leases and record
+/// timestamps everywhere in votewire.
+pub fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}

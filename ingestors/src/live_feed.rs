@@ -1010,9 +1010,7 @@ impl LiveFeed {
         // When the bytes were in hand: `fetched_at`, where fetch → result
         // latency starts (an SFTP poll lists, waits for a stable file, then
         // reads it, so the poll's start would overstate it).
-        let fetched_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(now_ms, |d| i64::try_from(d.as_millis()).unwrap_or(now_ms));
+        let fetched_ms = votewire_core::unix_ms();
         report.more = matches!(&self.poller, Poller::Sftp { ready, .. } if !ready.is_empty());
         report.payload_bytes = Some(payload.bytes.len());
         if self.last_rejected_sha.as_deref() == Some(payload.sha256.as_str()) {

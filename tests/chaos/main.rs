@@ -113,11 +113,18 @@ pub fn replay(args: &[&str], env: &[(&str, String)], during: impl FnOnce()) -> R
         let _ = out.read_to_string(&mut s);
         s
     });
-    if started_rx.recv_timeout(Duration::from_secs(120)).is_ok() {
+    // The fault is injected only once the night runs; a demo that ends
+    // before that fails the scenario (it must never pass undisturbed).
+    let started = started_rx.recv_timeout(Duration::from_secs(120)).is_ok();
+    if started {
         during();
     }
     let status = demo.wait().unwrap();
     let (stdout, stderr) = (stdout.join().unwrap(), stderr.join().unwrap());
+    assert!(
+        started,
+        "the replay never started its night:\n{stdout}\n{stderr}"
+    );
     assert!(status.success(), "the replay failed:\n{stdout}\n{stderr}");
     let contract: serde_json::Value =
         serde_json::from_str(stdout.lines().last().expect("the contract line")).unwrap();
@@ -139,8 +146,8 @@ pub fn replay(args: &[&str], env: &[(&str, String)], during: impl FnOnce()) -> R
     }
 }
 
-/// The wall time a fault takes to clear: the fraction of the night at
-/// which to inject it.
+/// The wall time from the start of the replay to fraction `f` of its
+/// night (when a scenario injects its fault).
 pub fn night_fraction(f: f64) -> Duration {
     Duration::from_secs_f64(NIGHT_SECONDS.parse::<f64>().unwrap() * f)
 }

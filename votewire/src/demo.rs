@@ -844,12 +844,6 @@ fn follow_results(
     }))
 }
 
-fn wall_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
 fn percentile(sorted: &[i64], p: usize) -> i64 {
     if sorted.is_empty() {
         return 0;
@@ -1408,14 +1402,14 @@ pub async fn run(config: &VotewireConfig, args: DemoArgs) -> anyhow::Result<Exit
             && fault.0.is_none()
             && at_fraction(CHAOS_AT)
         {
-            fault.0 = Some(wall_ms());
+            fault.0 = Some(votewire_core::unix_ms());
             match chaos {
                 Chaos::KillIngestor => {
                     ingestor.start_kill()?; // SIGKILL
                     ingestor.wait().await?;
                     tokio::time::sleep(Duration::from_secs(1)).await;
                     ingestor = spawn_ingestor("demo-ingest-2")?;
-                    fault.1 = Some(wall_ms());
+                    fault.1 = Some(votewire_core::unix_ms());
                 }
                 Chaos::KillAggregator => {
                     let mut victim = aggregators.remove(0);
@@ -1423,7 +1417,7 @@ pub async fn run(config: &VotewireConfig, args: DemoArgs) -> anyhow::Result<Exit
                     victim.wait().await?;
                     tokio::time::sleep(Duration::from_secs(1)).await;
                     aggregators.push(spawn_aggregator("demo-aggregate-3")?);
-                    fault.1 = Some(wall_ms());
+                    fault.1 = Some(votewire_core::unix_ms());
                 }
                 Chaos::UpstreamFaults => {
                     replay
@@ -1440,7 +1434,7 @@ pub async fn run(config: &VotewireConfig, args: DemoArgs) -> anyhow::Result<Exit
             replay
                 .faulty
                 .store(false, std::sync::atomic::Ordering::Relaxed);
-            fault.1 = Some(wall_ms());
+            fault.1 = Some(votewire_core::unix_ms());
             eprintln!("votewire demo: chaos: the sources behave again");
         }
         if let Some(d) = &sftp

@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use tokio::sync::{Mutex, watch};
@@ -63,12 +63,6 @@ pub struct IngestArgs {
     /// Print one line per accepted or rejected payload on stdout.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     print_payloads: bool,
-}
-
-fn wall_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 struct Shared {
@@ -306,7 +300,7 @@ pub async fn run(config: &VotewireConfig, args: IngestArgs) -> anyhow::Result<Ex
             &instance,
             &prios,
             &last_fetch,
-            wall_ms(),
+            votewire_core::unix_ms(),
             ttl_ms,
             5,
         )
@@ -484,60 +478,66 @@ fn spawn_feed(
             }
         };
         let live = Arc::new(Mutex::new(live));
-        run_feed_loop(&cadence, &Backoff::default(), stop_rx, wall_ms, || {
-            let (live, shared) = (live.clone(), shared.clone());
-            let lease = lease_rx.borrow().clone();
-            async move {
-                let mut f = live.lock().await;
-                let fetched_at = wall_ms();
-                let result = f
-                    .step(
-                        &shared.tools,
-                        &shared.publisher,
-                        shared.state.as_ref(),
-                        &lease,
-                        fetched_at,
-                    )
-                    .await;
-                if let Ok(mut m) = shared.last_fetch.lock() {
-                    m.insert(f.feed_id().to_string(), fetched_at);
-                }
-                match result {
-                    Ok(report) => {
-                        if shared.print_payloads {
-                            if let Some(p) = &report.published {
-                                println!(
-                                    "feed={} seq={} cells={} changed={}",
-                                    f.feed_id(),
-                                    f.source_seq,
-                                    p.cells_total,
-                                    p.cells_changed
-                                );
+        run_feed_loop(
+            &cadence,
+            &Backoff::default(),
+            stop_rx,
+            votewire_core::unix_ms,
+            || {
+                let (live, shared) = (live.clone(), shared.clone());
+                let lease = lease_rx.borrow().clone();
+                async move {
+                    let mut f = live.lock().await;
+                    let fetched_at = votewire_core::unix_ms();
+                    let result = f
+                        .step(
+                            &shared.tools,
+                            &shared.publisher,
+                            shared.state.as_ref(),
+                            &lease,
+                            fetched_at,
+                        )
+                        .await;
+                    if let Ok(mut m) = shared.last_fetch.lock() {
+                        m.insert(f.feed_id().to_string(), fetched_at);
+                    }
+                    match result {
+                        Ok(report) => {
+                            if shared.print_payloads {
+                                if let Some(p) = &report.published {
+                                    println!(
+                                        "feed={} seq={} cells={} changed={}",
+                                        f.feed_id(),
+                                        f.source_seq,
+                                        p.cells_total,
+                                        p.cells_changed
+                                    );
+                                }
+                                if report.rejected {
+                                    println!("feed={} rejected (dead-lettered)", f.feed_id());
+                                }
                             }
-                            if report.rejected {
-                                println!("feed={} rejected (dead-lettered)", f.feed_id());
-                            }
+                            report.outcome()
                         }
-                        report.outcome()
-                    }
-                    Err(e) if e.is_retryable() => {
-                        eprintln!("{e}");
-                        StepOutcome::Failed
-                    }
-                    // Fenced: the lease lapsed. The next lease round either
-                    // hands this loop the re-taken lease or stops it; until
-                    // then, back off.
-                    Err(FeedStepError::State {
-                        source: StateError::Fenced { .. },
-                        ..
-                    }) => StepOutcome::Failed,
-                    Err(e) => {
-                        eprintln!("{e}; stopping this feed");
-                        StepOutcome::Stop
+                        Err(e) if e.is_retryable() => {
+                            eprintln!("{e}");
+                            StepOutcome::Failed
+                        }
+                        // Fenced: the lease lapsed. The next lease round either
+                        // hands this loop the re-taken lease or stops it; until
+                        // then, back off.
+                        Err(FeedStepError::State {
+                            source: StateError::Fenced { .. },
+                            ..
+                        }) => StepOutcome::Failed,
+                        Err(e) => {
+                            eprintln!("{e}; stopping this feed");
+                            StepOutcome::Stop
+                        }
                     }
                 }
-            }
-        })
+            },
+        )
         .await;
     });
     RunningFeed {

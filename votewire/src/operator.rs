@@ -176,12 +176,6 @@ fn need_registry(registry: &Option<PathBuf>) -> anyhow::Result<&Path> {
     )
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
@@ -189,7 +183,7 @@ fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
 
 fn ago(ms: Option<i64>) -> String {
     match ms {
-        Some(t) => format!("{}s ago", (now_ms() - t).max(0) / 1000),
+        Some(t) => format!("{}s ago", (votewire_core::unix_ms() - t).max(0) / 1000),
         None => "-".into(),
     }
 }
@@ -206,7 +200,7 @@ pub async fn list(config: &VotewireConfig, via: Via) -> anyhow::Result<ExitCode>
             let all = registry
                 .feeds()
                 .map_err(|p| anyhow::anyhow!("{}\n{}", p.detail, p.errors.join("\n")))?;
-            let now = now_ms();
+            let now = votewire_core::unix_ms();
             let mut out = Vec::new();
             for f in &all {
                 let stored = state
@@ -293,7 +287,7 @@ pub async fn show(config: &VotewireConfig, id: &str, via: Via) -> anyhow::Result
             "  lease           {} (fencing {}, expires in {}s)",
             l.owner,
             l.fencing,
-            (l.expires_ms - now_ms()).max(0) / 1000
+            (l.expires_ms - votewire_core::unix_ms()).max(0) / 1000
         ),
         None => println!("  lease           none (no ingestor holds it)"),
     }
@@ -400,7 +394,7 @@ pub async fn act(config: &VotewireConfig, which: ActionName) -> anyhow::Result<E
             if let Some(why) = api::refusal(action, name, id, health) {
                 anyhow::bail!("{why}");
             }
-            let at_ms = now_ms();
+            let at_ms = votewire_core::unix_ms();
             let actor = format!("operator:{}", args.by);
             let (before, after) = state
                 .act(id, action, &actor, at_ms)

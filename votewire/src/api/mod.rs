@@ -195,12 +195,6 @@ async fn rate_limit(State(state): State<Shared>, req: Request, next: Next) -> Re
     }
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
 fn store_problem(e: votewire_ingestors::state::StateError) -> Problem {
     Problem::unavailable(format!("the feed-state store: {e}; retry shortly"))
 }
@@ -435,7 +429,7 @@ pub(crate) async fn detail(
 ) -> Result<FeedDetail, Problem> {
     let id = feed.entry.id.get_ref().clone();
     let stored = store.load(&id).await.map_err(store_problem)?;
-    let now = now_ms();
+    let now = votewire_core::unix_ms();
     Ok(FeedDetail {
         summary: summary(&feed, stored.as_ref(), now),
         defined_at: format!("{}:{}", feed.file.display(), feed.line),
@@ -513,7 +507,7 @@ async fn list_feeds(
     State(state): State<Shared>,
 ) -> Result<Json<FeedList>, Problem> {
     let feeds = state.registry.feeds()?;
-    let now = now_ms();
+    let now = votewire_core::unix_ms();
     let mut out = Vec::with_capacity(feeds.len());
     for f in &feeds {
         let stored = state
@@ -705,7 +699,7 @@ async fn record(state: &ApiState, id: &str, caller: &Caller, what: &str) {
         _ => "never run".into(),
     };
     let event = votewire_ingestors::state::HealthEvent {
-        at_ms: now_ms(),
+        at_ms: votewire_core::unix_ms(),
         from: Some(health.clone()),
         to: health,
         reason: what.to_string(),
@@ -741,7 +735,7 @@ async fn act(
     if let Some(why) = refusal(action, name, id, health) {
         return Err(Problem::conflict(why));
     }
-    let at_ms = now_ms();
+    let at_ms = votewire_core::unix_ms();
     let actor = caller.actor();
     let (before, after) = state
         .state
