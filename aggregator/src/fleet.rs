@@ -41,7 +41,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use rustc_hash::FxHashMap;
 use tokio::sync::watch;
 use votewire_core::config::{KafkaConfig, TopicsConfig};
-use votewire_core::kafka::{consumer_config, producer_config};
+use votewire_core::kafka::{KafkaClientContext, consumer_config, producer_config};
 use votewire_core::trace_context::{child_span, end_span, linked_span, parse_traceparent};
 use votewire_schemas::{ContestResult, DeadLetter, ErrorClass, codec, schemas};
 
@@ -171,9 +171,20 @@ struct RebuildContext {
     topic: String,
     events: Mutex<Vec<RebalanceEvent>>,
     pending: AtomicBool,
+    /// MSK IAM tokens, as every votewire client signs them.
+    msk_iam: votewire_core::msk_iam::MskIamTokens,
 }
 
-impl ClientContext for RebuildContext {}
+impl ClientContext for RebuildContext {
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
+    fn generate_oauth_token(
+        &self,
+        oauthbearer_config: Option<&str>,
+    ) -> Result<rdkafka::client::OAuthToken, Box<dyn std::error::Error>> {
+        Ok(self.msk_iam.generate(oauthbearer_config)?)
+    }
+}
 
 impl ConsumerContext for RebuildContext {
     fn rebalance(
@@ -309,6 +320,7 @@ pub async fn run_member(
         topic: topics.votes.clone(),
         events: Mutex::new(Vec::new()),
         pending: AtomicBool::new(false),
+        msk_iam: Default::default(),
     };
     let mut consumer_cfg =
         consumer_config(kafka, &format!("aggregate-{}", cfg.instance), &cfg.group_id);
@@ -329,10 +341,11 @@ pub async fn run_member(
         .map_err(kafka_err("subscribing to the votes topic"))?;
     // A batch's results are all produced before any is awaited, so they
     // batch by themselves; lingering would only add latency.
-    let producer: FutureProducer = producer_config(kafka, &format!("aggregate-{}", cfg.instance))
-        .set("linger.ms", "1")
-        .create()
-        .map_err(kafka_err("creating the producer"))?;
+    let producer: FutureProducer<KafkaClientContext> =
+        producer_config(kafka, &format!("aggregate-{}", cfg.instance))
+            .set("linger.ms", "1")
+            .create_with_context(KafkaClientContext::default())
+            .map_err(kafka_err("creating the producer"))?;
     let schema = &schemas().contest_result;
     let mut decoder = codec::VoteCellDecoder::new(schemas().vote_cell.id);
     let mut parts: FxHashMap<i32, PartitionState> = FxHashMap::default();

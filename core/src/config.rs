@@ -110,6 +110,10 @@ pub struct KafkaConfig {
     pub properties: BTreeMap<String, String>,
     /// Timeout for admin and metadata calls, in milliseconds.
     pub request_timeout_ms: u64,
+    /// Amazon MSK with IAM access control in this region: every client
+    /// speaks `SASL_SSL` + `OAUTHBEARER` with tokens signed by the process's
+    /// AWS credentials (see `votewire_core::msk_iam`). Unset: no IAM.
+    pub msk_iam_region: Option<String>,
 }
 
 /// Topic names and their declared shapes.
@@ -221,6 +225,7 @@ impl Default for KafkaConfig {
             client_id: "votewire".into(),
             properties: BTreeMap::new(),
             request_timeout_ms: 10_000,
+            msk_iam_region: None,
         }
     }
 }
@@ -337,6 +342,14 @@ pub const ENV_OVERRIDES: &[EnvOverride] = &[
         describes: "kafka.bootstrap_servers",
         apply: |c, v| {
             c.kafka.bootstrap_servers = v.to_string();
+            Ok(())
+        },
+    },
+    EnvOverride {
+        var: "VOTEWIRE_KAFKA_MSK_IAM_REGION",
+        describes: "kafka.msk_iam_region (IAM access control on Amazon MSK)",
+        apply: |c, v| {
+            c.kafka.msk_iam_region = (!v.is_empty()).then(|| v.to_string());
             Ok(())
         },
     },

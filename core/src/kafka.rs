@@ -11,16 +11,58 @@
 //! after votewire's tuning defaults and before the delivery guarantees, so an
 //! operator can add SASL/SSL or tune batching but cannot silently turn off
 //! idempotence or enable auto-commit.
+//!
+//! Every client is built with a [`KafkaClientContext`] (create them with
+//! `create_with_context(KafkaClientContext::default())`): it answers
+//! librdkafka's `OAUTHBEARER` token requests when `kafka.msk_iam_region`
+//! turns on MSK IAM access control (`SASL_SSL`, [`crate::msk_iam`]).
 
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
+use rdkafka::ClientContext;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::client::OAuthToken;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
 use crate::config::{KafkaConfig, TopicsConfig};
+use crate::msk_iam::{self, MskIamTokens};
+
+/// The context of every Kafka client votewire builds: it signs MSK IAM
+/// tokens when librdkafka asks for one (only with `OAUTHBEARER`, that is
+/// with `kafka.msk_iam_region` set).
+#[derive(Debug, Default)]
+pub struct KafkaClientContext {
+    msk_iam: std::sync::Arc<MskIamTokens>,
+}
+
+impl KafkaClientContext {
+    /// A context whose tokens come from `tokens`, which the caller may keep
+    /// to count them (tests sign with fixed credentials; the default uses
+    /// the process's credential chain).
+    pub fn with_msk_iam(tokens: std::sync::Arc<MskIamTokens>) -> KafkaClientContext {
+        KafkaClientContext { msk_iam: tokens }
+    }
+
+    /// The token source.
+    pub fn msk_iam(&self) -> &MskIamTokens {
+        &self.msk_iam
+    }
+}
+
+impl ClientContext for KafkaClientContext {
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
+    fn generate_oauth_token(
+        &self,
+        oauthbearer_config: Option<&str>,
+    ) -> Result<OAuthToken, Box<dyn std::error::Error>> {
+        Ok(self.msk_iam.generate(oauthbearer_config)?)
+    }
+}
+
+impl ConsumerContext for KafkaClientContext {}
 
 /// What went wrong talking to Kafka, with what we were doing.
 #[derive(Debug, thiserror::Error)]
@@ -67,10 +109,30 @@ fn base_config(kafka: &KafkaConfig, role: &str) -> ClientConfig {
     c
 }
 
+/// MSK IAM access control first (an operator property may still override
+/// it, say `security.protocol` behind a TLS-terminating proxy), then the
+/// operator's own librdkafka properties.
 fn apply_operator_properties(c: &mut ClientConfig, kafka: &KafkaConfig) {
+    if let Some(region) = &kafka.msk_iam_region {
+        c.set("security.protocol", "SASL_SSL")
+            .set("sasl.mechanism", "OAUTHBEARER")
+            .set(
+                "sasl.oauthbearer.config",
+                msk_iam::oauthbearer_config(region),
+            );
+        msk_iam::prefetch_credentials(region);
+    }
     for (k, v) in &kafka.properties {
         c.set(k, v);
     }
+}
+
+/// A client for metadata only: the common settings plus the operator's
+/// (SASL/SSL included), nothing tuned for producing or consuming.
+fn metadata_config(kafka: &KafkaConfig) -> ClientConfig {
+    let mut c = base_config(kafka, "metadata");
+    apply_operator_properties(&mut c, kafka);
+    c
 }
 
 /// An idempotent, `acks=all` producer configuration for `role` (such as
@@ -140,13 +202,12 @@ pub fn topic_partitions(
     kafka: &KafkaConfig,
     topic: &str,
 ) -> Result<Option<usize>, KafkaSetupError> {
-    let consumer: BaseConsumer =
-        base_config(kafka, "metadata")
-            .create()
-            .map_err(|source| KafkaSetupError::Build {
-                role: "metadata",
-                source,
-            })?;
+    let consumer: BaseConsumer<KafkaClientContext> = metadata_config(kafka)
+        .create_with_context(KafkaClientContext::default())
+        .map_err(|source| KafkaSetupError::Build {
+            role: "metadata",
+            source,
+        })?;
     let md = consumer
         .fetch_metadata(Some(topic), Duration::from_millis(kafka.request_timeout_ms))
         .map_err(|source| KafkaSetupError::Metadata {
@@ -188,13 +249,12 @@ pub fn assign_all_partitions<C: rdkafka::consumer::ConsumerContext>(
 /// Broker ids reachable through `kafka`, proving the cluster answers a real
 /// metadata request.
 pub fn broker_ids(kafka: &KafkaConfig) -> Result<Vec<i32>, KafkaSetupError> {
-    let consumer: BaseConsumer =
-        base_config(kafka, "metadata")
-            .create()
-            .map_err(|source| KafkaSetupError::Build {
-                role: "metadata",
-                source,
-            })?;
+    let consumer: BaseConsumer<KafkaClientContext> = metadata_config(kafka)
+        .create_with_context(KafkaClientContext::default())
+        .map_err(|source| KafkaSetupError::Build {
+            role: "metadata",
+            source,
+        })?;
     let md = consumer
         .fetch_metadata(None, Duration::from_millis(kafka.request_timeout_ms))
         .map_err(|source| KafkaSetupError::Metadata {
@@ -222,13 +282,13 @@ pub async fn ensure_topics(
 ) -> Result<Vec<(TopicSpec, TopicOutcome)>, KafkaSetupError> {
     let mut admin_config = base_config(kafka, "admin");
     apply_operator_properties(&mut admin_config, kafka);
-    let admin: AdminClient<DefaultClientContext> =
-        admin_config
-            .create()
-            .map_err(|source| KafkaSetupError::Build {
-                role: "admin",
-                source,
-            })?;
+    let admin: AdminClient<KafkaClientContext> = admin_config
+        .create_with_context(KafkaClientContext::default())
+        .map_err(|source| KafkaSetupError::Build {
+            role: "admin",
+            source,
+        })?;
+    set_admin_token(&admin, &admin_config)?;
     let mut out = Vec::with_capacity(specs.len());
     for spec in specs {
         if let Some(partitions) = topic_partitions(kafka, &spec.name)? {
@@ -269,6 +329,55 @@ pub async fn ensure_topics(
     Ok(out)
 }
 
+/// rust-rdkafka's admin client never serves librdkafka's token-refresh
+/// event (its poll thread reads only admin results), so with `OAUTHBEARER`
+/// the admin client gets its token here, once: it lives 15 minutes, far
+/// longer than `topics ensure` runs.
+fn set_admin_token(
+    admin: &AdminClient<KafkaClientContext>,
+    config: &ClientConfig,
+) -> Result<(), KafkaSetupError> {
+    if config.get("sasl.mechanism") != Some("OAUTHBEARER") {
+        return Ok(());
+    }
+    let failed = |reason: String| KafkaSetupError::Build {
+        role: "admin",
+        source: KafkaError::ClientCreation(reason),
+    };
+    let client = admin.inner();
+    let token = client
+        .context()
+        .generate_oauth_token(config.get("sasl.oauthbearer.config"))
+        .map_err(|e| failed(e.to_string()))?;
+    let value = std::ffi::CString::new(token.token).map_err(|e| failed(e.to_string()))?;
+    let principal =
+        std::ffi::CString::new(token.principal_name).map_err(|e| failed(e.to_string()))?;
+    let mut err = vec![0u8; 512];
+    // SAFETY: the client is alive for the call; the strings are
+    // NUL-terminated and outlive it; no extensions (null, 0); `err` is a
+    // writable buffer of the length passed.
+    let code = unsafe {
+        rdkafka::bindings::rd_kafka_oauthbearer_set_token(
+            client.native_ptr(),
+            value.as_ptr(),
+            token.lifetime_ms,
+            principal.as_ptr(),
+            std::ptr::null_mut(),
+            0,
+            err.as_mut_ptr().cast(),
+            err.len(),
+        )
+    };
+    if code != rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+        let end = err.iter().position(|b| *b == 0).unwrap_or(err.len());
+        return Err(failed(format!(
+            "setting the OAUTHBEARER token ({code:?}): {}",
+            String::from_utf8_lossy(&err[..end])
+        )));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -295,6 +404,42 @@ mod tests {
         assert_eq!(
             c.get("partition.assignment.strategy"),
             Some("cooperative-sticky")
+        );
+    }
+
+    #[test]
+    fn msk_iam_turns_every_client_to_sasl_ssl_with_oauthbearer() {
+        let kafka = KafkaConfig {
+            msk_iam_region: Some("eu-west-1".into()),
+            ..KafkaConfig::default()
+        };
+        for c in [
+            producer_config(&kafka, "ingest"),
+            consumer_config(&kafka, "aggregate", "g"),
+            metadata_config(&kafka),
+        ] {
+            assert_eq!(c.get("security.protocol"), Some("SASL_SSL"));
+            assert_eq!(c.get("sasl.mechanism"), Some("OAUTHBEARER"));
+            assert_eq!(
+                c.get("sasl.oauthbearer.config"),
+                Some("votewire-msk-iam region=eu-west-1")
+            );
+        }
+        let plain = producer_config(&KafkaConfig::default(), "ingest");
+        assert_eq!(plain.get("sasl.mechanism"), None);
+    }
+
+    #[test]
+    fn metadata_clients_sign_in_like_the_others() {
+        // `topics ensure` and the partition count on a SASL cluster: the
+        // metadata client once left the operator's properties out.
+        let mut kafka = KafkaConfig::default();
+        kafka
+            .properties
+            .insert("sasl.mechanisms".into(), "SCRAM-SHA-512".into());
+        assert_eq!(
+            metadata_config(&kafka).get("sasl.mechanisms"),
+            Some("SCRAM-SHA-512")
         );
     }
 

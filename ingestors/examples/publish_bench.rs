@@ -87,9 +87,10 @@ async fn main() {
     )
     .await
     .expect("creating bench topics");
-    let producer: FutureProducer = producer_config(&config.kafka, "publish-bench")
-        .create()
-        .expect("producer");
+    let producer: FutureProducer<votewire_core::kafka::KafkaClientContext> =
+        producer_config(&config.kafka, "publish-bench")
+            .create_with_context(votewire_core::kafka::KafkaClientContext::default())
+            .expect("producer");
     let publisher = Publisher {
         producer: producer.clone(),
         topics: topics.clone(),

@@ -52,6 +52,7 @@ use opentelemetry::{Context, KeyValue};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use votewire_core::config::TopicsConfig;
+use votewire_core::kafka::KafkaClientContext;
 use votewire_core::trace_context::{self, child_span, end_span};
 use votewire_schemas::codec::{self, CodecError};
 use votewire_schemas::{
@@ -217,7 +218,7 @@ impl PublishError {
 
 /// Produces a feed's records.
 pub struct Publisher {
-    pub producer: FutureProducer,
+    pub producer: FutureProducer<KafkaClientContext>,
     pub topics: TopicsConfig,
     pub schemas: SchemaSet,
     /// Partitions of the votes topic (the declared count).
@@ -232,7 +233,7 @@ pub struct Publisher {
 /// payloads keep failing in full.
 pub struct ProducerRenewal {
     config: rdkafka::ClientConfig,
-    current: std::sync::RwLock<Option<FutureProducer>>,
+    current: std::sync::RwLock<Option<FutureProducer<KafkaClientContext>>>,
     failed_in_a_row: std::sync::atomic::AtomicU32,
     renewals: std::sync::atomic::AtomicU32,
 }
@@ -267,7 +268,11 @@ impl ProducerRenewal {
         if n < Self::AFTER_FAILED_PAYLOADS {
             return;
         }
-        match self.config.create::<FutureProducer>() {
+        match self
+            .config
+            .create_with_context::<_, FutureProducer<KafkaClientContext>>(
+                KafkaClientContext::default(),
+            ) {
             Ok(fresh) => {
                 *self.current.write().expect("producer lock") = Some(fresh);
                 self.failed_in_a_row.store(0, Ordering::Relaxed);

@@ -50,9 +50,10 @@ pub fn read_published(
         what,
     };
     let group = format!("votewire-feeds-test-{}", uuid::Uuid::now_v7().simple());
-    let consumer: BaseConsumer = consumer_config(kafka, "feeds-test", &group)
-        .create()
-        .map_err(|e| err(format!("creating a consumer: {e}")))?;
+    let consumer: BaseConsumer<votewire_core::kafka::KafkaClientContext> =
+        consumer_config(kafka, "feeds-test", &group)
+            .create_with_context(votewire_core::kafka::KafkaClientContext::default())
+            .map_err(|e| err(format!("creating a consumer: {e}")))?;
     let partitions = topic_partitions(kafka, topic)
         .map_err(|e| err(format!("reading metadata: {e}")))?
         .ok_or_else(|| err("the topic does not exist".into()))?;

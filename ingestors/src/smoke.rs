@@ -79,9 +79,10 @@ pub async fn run(
 
     let fetch_id = uuid::Uuid::now_v7().to_string();
     let produced_at = Instant::now();
-    let producer: FutureProducer = kafka::producer_config(kafka_cfg, "smoke")
-        .create()
-        .map_err(kafka_err("producer build"))?;
+    let producer: FutureProducer<kafka::KafkaClientContext> =
+        kafka::producer_config(kafka_cfg, "smoke")
+            .create_with_context(kafka::KafkaClientContext::default())
+            .map_err(kafka_err("producer build"))?;
     let headers = OwnedHeaders::new()
         .insert(Header {
             key: "feed_id",
@@ -110,9 +111,10 @@ pub async fn run(
 
     let consumed_at = Instant::now();
     let group = format!("votewire-smoke-{fetch_id}");
-    let consumer: StreamConsumer = kafka::consumer_config(kafka_cfg, "smoke", &group)
-        .create()
-        .map_err(kafka_err("consumer build"))?;
+    let consumer: StreamConsumer<kafka::KafkaClientContext> =
+        kafka::consumer_config(kafka_cfg, "smoke", &group)
+            .create_with_context(kafka::KafkaClientContext::default())
+            .map_err(kafka_err("consumer build"))?;
     consumer
         .subscribe(&[topic])
         .map_err(kafka_err("subscribe"))?;

@@ -47,7 +47,9 @@ async fn produce_errors_and_request_timeouts_leave_the_cursor_where_it_was() {
         .insert("request.timeout.ms".into(), "1000".into());
     let settings = votewire_core::kafka::producer_config(&kafka, "chaos-produce");
     let publisher = Publisher {
-        producer: settings.create().unwrap(),
+        producer: settings
+            .create_with_context(votewire_core::kafka::KafkaClientContext::default())
+            .unwrap(),
         topics: topics.clone(),
         schemas: votewire_schemas::schemas().clone(),
         vote_partitions: 2,

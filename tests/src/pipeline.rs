@@ -84,9 +84,10 @@ impl TestPipeline {
 }
 
 fn publisher_for(kafka_cfg: &KafkaConfig, topics: &TopicsConfig, partitions: i32) -> Publisher {
-    let producer: FutureProducer = kafka::producer_config(kafka_cfg, "ingest-test")
-        .create()
-        .expect("creating a producer");
+    let producer: FutureProducer<kafka::KafkaClientContext> =
+        kafka::producer_config(kafka_cfg, "ingest-test")
+            .create_with_context(kafka::KafkaClientContext::default())
+            .expect("creating a producer");
     Publisher {
         producer,
         topics: topics.clone(),

@@ -40,6 +40,7 @@ use rdkafka::Offset;
 use rdkafka::consumer::BaseConsumer;
 use rdkafka::message::Message;
 use votewire_core::config::VotewireConfig;
+use votewire_core::kafka::KafkaClientContext;
 use votewire_schemas::{ContestResult, UnitType, codec, schemas};
 
 pub const ELECTION: &str = "2021-01-05-GA-runoff";
@@ -788,9 +789,9 @@ fn follow_results(
     stop: Arc<std::sync::atomic::AtomicBool>,
 ) -> anyhow::Result<std::thread::JoinHandle<()>> {
     let topic = config.topics.results.clone();
-    let consumer: BaseConsumer =
+    let consumer: BaseConsumer<KafkaClientContext> =
         votewire_core::kafka::consumer_config(&config.kafka, "demo-results", "votewire-demo")
-            .create()?;
+            .create_with_context(KafkaClientContext::default())?;
     votewire_core::kafka::assign_all_partitions(
         &consumer,
         &topic,

@@ -16,6 +16,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use votewire_aggregator::nist_export::{ExportFormat, ExportedReport, election_report};
 use votewire_core::config::{KafkaConfig, VotewireConfig};
+use votewire_core::kafka::KafkaClientContext;
 use votewire_schemas::{CellKey, VoteCell, codec, schemas};
 
 #[derive(clap::Args)]
@@ -79,7 +80,8 @@ pub fn current_cells(
 ) -> Result<Vec<VoteCell>, KafkaError> {
     let mut cfg = votewire_core::kafka::consumer_config(kafka, "export", "votewire-export");
     cfg.set("enable.partition.eof", "true");
-    let consumer: BaseConsumer = cfg.create()?;
+    let consumer: BaseConsumer<KafkaClientContext> =
+        cfg.create_with_context(KafkaClientContext::default())?;
     let partitions = votewire_core::kafka::assign_all_partitions(
         &consumer,
         topic,

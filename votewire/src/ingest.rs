@@ -169,7 +169,7 @@ pub async fn run(config: &VotewireConfig, args: IngestArgs) -> anyhow::Result<Ex
     }
     let producer_settings = producer_config(&config.kafka, &instance);
     let producer = producer_settings
-        .create()
+        .create_with_context(votewire_core::kafka::KafkaClientContext::default())
         .context("creating the Kafka producer")?;
     let limits = FetchLimits::default();
     let archive = match &config.archive.s3_bucket {

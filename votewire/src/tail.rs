@@ -13,6 +13,7 @@ use rdkafka::Offset;
 use rdkafka::consumer::BaseConsumer;
 use rdkafka::message::Message;
 use votewire_core::config::VotewireConfig;
+use votewire_core::kafka::KafkaClientContext;
 use votewire_ingestors::feeds::parse_duration;
 use votewire_schemas::{ContestResult, codec, schemas};
 
@@ -102,9 +103,9 @@ pub fn run(config: &VotewireConfig, what: TailWhat) -> anyhow::Result<ExitCode> 
         .map(|v| parse_duration(v).with_context(|| format!("--idle {v:?} is not a duration")))
         .transpose()?;
     let topic = &config.topics.results;
-    let consumer: BaseConsumer =
+    let consumer: BaseConsumer<KafkaClientContext> =
         votewire_core::kafka::consumer_config(&config.kafka, "tail", "votewire-tail")
-            .create()
+            .create_with_context(KafkaClientContext::default())
             .context("creating the consumer")?;
     let start = if args.from == "end" {
         Offset::End

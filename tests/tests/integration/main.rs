@@ -15,6 +15,7 @@ mod harness;
 mod http_source;
 mod leases;
 mod live_feed;
+mod msk_iam;
 mod otlp;
 mod publish_series;
 mod schema_registry;

@@ -13,6 +13,7 @@ use rdkafka::consumer::BaseConsumer;
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use votewire_core::config::KafkaConfig;
+use votewire_core::kafka::KafkaClientContext;
 use votewire_schemas::{ContestResult, codec, schemas};
 
 type ContestUnits = BTreeMap<String, ContestResult>;
@@ -155,7 +156,8 @@ pub fn follow(
     let mut cfg =
         votewire_core::kafka::consumer_config(kafka, "api-results", "votewire-api-results");
     cfg.set("enable.partition.eof", "true");
-    let consumer: BaseConsumer = cfg.create()?;
+    let consumer: BaseConsumer<KafkaClientContext> =
+        cfg.create_with_context(KafkaClientContext::default())?;
     let partitions = votewire_core::kafka::assign_all_partitions(
         &consumer,
         topic,
