@@ -37,17 +37,21 @@ locals {
       { name = "VOTEWIRE_TOPIC_FEED_STATUS", value = var.topics["feed_status"] },
       { name = "VOTEWIRE_TOPIC_DLQ", value = var.topics["dlq"] },
     ],
-    local.create_msk ? [
+    local.msk_iam ? [
+      # SASL_SSL + OAUTHBEARER, tokens signed with the task role.
+      { name = "VOTEWIRE_KAFKA_MSK_IAM_REGION", value = var.region },
+      ] : local.msk_scram ? [
       { name = "VOTEWIRE_KAFKA_PROPERTY_SECURITY_PROTOCOL", value = "SASL_SSL" },
       { name = "VOTEWIRE_KAFKA_PROPERTY_SASL_MECHANISMS", value = "SCRAM-SHA-512" },
       ] : [
       for k, v in var.kafka_properties : { name = "VOTEWIRE_KAFKA_PROPERTY_${upper(replace(k, ".", "_"))}", value = v }
     ],
   )
-  # SASL credentials as secret environment variables, per service.
+  # SASL credentials as secret environment variables, per service (none
+  # with MSK IAM: the task role is the credential).
   kafka_secrets = {
     for svc in ["ingestor", "aggregator", "admin"] : svc => (
-      local.create_msk ? [
+      local.msk_iam ? [] : local.msk_scram ? [
         { name = "VOTEWIRE_KAFKA_PROPERTY_SASL_USERNAME", valueFrom = "${aws_secretsmanager_secret.kafka_user[svc].arn}:username::" },
         { name = "VOTEWIRE_KAFKA_PROPERTY_SASL_PASSWORD", valueFrom = "${aws_secretsmanager_secret.kafka_user[svc].arn}:password::" },
         ] : var.kafka_credentials_secret_arn == "" ? [] : [
@@ -160,7 +164,8 @@ resource "aws_ecs_task_definition" "topics" {
   network_mode             = "awsvpc"
   cpu                      = 256
   memory                   = 512
-  execution_role_arn       = local.create_msk ? aws_iam_role.admin_execution[0].arn : aws_iam_role.execution.arn
+  execution_role_arn       = local.msk_scram ? aws_iam_role.admin_execution[0].arn : aws_iam_role.execution.arn
+  task_role_arn            = local.msk_iam ? aws_iam_role.topics[0].arn : null
   container_definitions = jsonencode([
     {
       name      = "votewire"
@@ -170,7 +175,7 @@ resource "aws_ecs_task_definition" "topics" {
       environment = concat(local.common_environment, [
         { name = "VOTEWIRE_KAFKA_PROPERTY_REQUEST_TIMEOUT_MS", value = "30000" },
       ])
-      secrets          = local.kafka_secrets[local.create_msk ? "admin" : "ingestor"]
+      secrets          = local.kafka_secrets[local.msk_scram ? "admin" : "ingestor"]
       logConfiguration = local.log_options["topics"]
     },
   ])

@@ -1,6 +1,16 @@
 # One execution role (pull the image, write logs, read the Kafka credentials)
 # and one task role per service, each naming exactly the tables, bucket
-# prefix, file system and topics it uses.
+# prefix, file system and, with MSK IAM access control, the cluster, topics
+# and consumer group it uses.
+
+locals {
+  # MSK IAM resource ARNs: arn:…:kafka:<region>:<account>:<kind>/<cluster name>/<cluster uuid>/<name>.
+  msk_cluster_arn          = local.msk_iam ? aws_msk_cluster.votewire[0].arn : ""
+  msk_resource_prefix      = local.msk_iam ? "arn:${local.partition}:kafka:${var.region}:${local.account_id}" : ""
+  msk_resource_path        = local.msk_iam ? "${var.name}/${aws_msk_cluster.votewire[0].cluster_uuid}" : ""
+  msk_topic_arns           = { for k, t in var.topics : k => "${local.msk_resource_prefix}:topic/${local.msk_resource_path}/${t}" }
+  msk_aggregator_group_arn = "${local.msk_resource_prefix}:group/${local.msk_resource_path}/${var.name}-aggregator"
+}
 
 data "aws_iam_policy_document" "ecs_tasks_assume" {
   statement {
@@ -29,7 +39,7 @@ resource "aws_iam_role_policy_attachment" "execution_ecr_logs" {
 
 locals {
   # The services' credentials; the admin user's stay with the topics task.
-  kafka_secret_arns = local.create_msk ? [for u in ["ingestor", "aggregator"] : aws_secretsmanager_secret.kafka_user[u].arn] : compact([var.kafka_credentials_secret_arn])
+  kafka_secret_arns = local.msk_scram ? [for u in ["ingestor", "aggregator"] : aws_secretsmanager_secret.kafka_user[u].arn] : local.create_msk ? [] : compact([var.kafka_credentials_secret_arn])
 }
 
 data "aws_iam_policy_document" "execution_secrets" {
@@ -40,7 +50,7 @@ data "aws_iam_policy_document" "execution_secrets" {
     resources = local.kafka_secret_arns
   }
   dynamic "statement" {
-    for_each = local.create_msk ? [1] : []
+    for_each = local.msk_scram ? [1] : []
     content {
       sid       = "KafkaCredentialsKey"
       actions   = ["kms:Decrypt"]
@@ -74,6 +84,22 @@ data "aws_iam_policy_document" "ingestor" {
       aws_dynamodb_table.feed_events.arn,
       aws_dynamodb_table.instances.arn,
     ]
+  }
+  dynamic "statement" {
+    for_each = local.msk_iam ? [1] : []
+    content {
+      sid       = "KafkaConnect"
+      actions   = ["kafka-cluster:Connect", "kafka-cluster:WriteDataIdempotently"]
+      resources = [local.msk_cluster_arn]
+    }
+  }
+  dynamic "statement" {
+    for_each = local.msk_iam ? [1] : []
+    content {
+      sid       = "KafkaWrite"
+      actions   = ["kafka-cluster:DescribeTopic", "kafka-cluster:WriteData"]
+      resources = [for t in ["votes", "snapshots", "feed_status", "dlq"] : local.msk_topic_arns[t]]
+    }
   }
   statement {
     sid       = "RawArchive"
@@ -116,6 +142,38 @@ resource "aws_iam_role_policy" "ingestor" {
 # ---------------------------------------------------------------- aggregator
 
 data "aws_iam_policy_document" "aggregator" {
+  dynamic "statement" {
+    for_each = local.msk_iam ? [1] : []
+    content {
+      sid       = "KafkaConnect"
+      actions   = ["kafka-cluster:Connect", "kafka-cluster:WriteDataIdempotently"]
+      resources = [local.msk_cluster_arn]
+    }
+  }
+  dynamic "statement" {
+    for_each = local.msk_iam ? [1] : []
+    content {
+      sid       = "KafkaReadVotes"
+      actions   = ["kafka-cluster:DescribeTopic", "kafka-cluster:ReadData"]
+      resources = [local.msk_topic_arns["votes"]]
+    }
+  }
+  dynamic "statement" {
+    for_each = local.msk_iam ? [1] : []
+    content {
+      sid       = "KafkaWriteResults"
+      actions   = ["kafka-cluster:DescribeTopic", "kafka-cluster:WriteData"]
+      resources = [local.msk_topic_arns["results"], local.msk_topic_arns["dlq"]]
+    }
+  }
+  dynamic "statement" {
+    for_each = local.msk_iam ? [1] : []
+    content {
+      sid       = "KafkaGroup"
+      actions   = ["kafka-cluster:DescribeGroup", "kafka-cluster:AlterGroup"]
+      resources = [local.msk_aggregator_group_arn]
+    }
+  }
   statement {
     sid       = "Telemetry"
     actions   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
@@ -145,19 +203,19 @@ resource "aws_iam_role_policy" "aggregator" {
 # the only one that can read the admin credentials. No task role: it calls
 # no AWS API.
 resource "aws_iam_role" "admin_execution" {
-  count              = local.create_msk ? 1 : 0
+  count              = local.msk_scram ? 1 : 0
   name               = "${var.name}-admin-execution"
   assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
 }
 
 resource "aws_iam_role_policy_attachment" "admin_execution_ecr_logs" {
-  count      = local.create_msk ? 1 : 0
+  count      = local.msk_scram ? 1 : 0
   role       = aws_iam_role.admin_execution[0].name
   policy_arn = "arn:${local.partition}:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
 }
 
 data "aws_iam_policy_document" "admin_secret" {
-  count = local.create_msk ? 1 : 0
+  count = local.msk_scram ? 1 : 0
   statement {
     actions   = ["secretsmanager:GetSecretValue"]
     resources = [aws_secretsmanager_secret.kafka_user["admin"].arn]
@@ -169,8 +227,41 @@ data "aws_iam_policy_document" "admin_secret" {
 }
 
 resource "aws_iam_role_policy" "admin_secret" {
-  count  = local.create_msk ? 1 : 0
+  count  = local.msk_scram ? 1 : 0
   name   = "kafka-admin-credentials"
   role   = aws_iam_role.admin_execution[0].id
   policy = data.aws_iam_policy_document.admin_secret[0].json
+}
+
+# With MSK IAM access control, `votewire topics ensure` signs in as this
+# role: it may create and describe votewire's topics and nothing else.
+data "aws_iam_policy_document" "topics" {
+  count = local.msk_iam ? 1 : 0
+  statement {
+    sid       = "KafkaConnect"
+    actions   = ["kafka-cluster:Connect", "kafka-cluster:DescribeCluster"]
+    resources = [local.msk_cluster_arn]
+  }
+  statement {
+    sid = "KafkaTopics"
+    actions = [
+      "kafka-cluster:CreateTopic",
+      "kafka-cluster:DescribeTopic",
+      "kafka-cluster:DescribeTopicDynamicConfiguration",
+    ]
+    resources = values(local.msk_topic_arns)
+  }
+}
+
+resource "aws_iam_role" "topics" {
+  count              = local.msk_iam ? 1 : 0
+  name               = "${var.name}-topics"
+  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
+}
+
+resource "aws_iam_role_policy" "topics" {
+  count  = local.msk_iam ? 1 : 0
+  name   = "topics"
+  role   = aws_iam_role.topics[0].id
+  policy = data.aws_iam_policy_document.topics[0].json
 }

@@ -1,17 +1,22 @@
-# MSK, unless kafka_bootstrap_servers names your own cluster. votewire's Kafka
-# client (librdkafka) authenticates with SASL/SCRAM over TLS, one user per
-# service plus an admin (topics, ACLs); the credentials live in Secrets
-# Manager under the AmazonMSK_ prefix MSK requires, encrypted with a key of
-# their own, and reach the tasks as secret environment variables. Each
-# service's topics are closed to everyone else by Kafka ACLs: the
-# `kafka_acls` output is the script that sets them (docs/deploy.md).
+# MSK, unless kafka_bootstrap_servers names your own cluster. Clients speak
+# TLS and sign in one of two ways (var.msk_auth):
+# - iam (default): IAM access control. votewire signs an OAUTHBEARER token
+#   with the task role's credentials (VOTEWIRE_KAFKA_MSK_IAM_REGION), and
+#   each role's policy names exactly its cluster, topic and group ARNs
+#   (iam.tf). No Kafka password exists.
+# - scram: SASL/SCRAM, one user per service plus an admin (topics, ACLs);
+#   the credentials live in Secrets Manager under the AmazonMSK_ prefix MSK
+#   requires, encrypted with a key of their own, and reach the tasks as
+#   secret environment variables. Each service's topics are closed to
+#   everyone else by Kafka ACLs: the `kafka_acls` output is the script that
+#   sets them (docs/deploy.md).
 
 locals {
-  kafka_users = local.create_msk ? toset(["admin", "ingestor", "aggregator"]) : toset([])
+  kafka_users = local.msk_scram ? toset(["admin", "ingestor", "aggregator"]) : toset([])
 }
 
 resource "aws_kms_key" "kafka_credentials" {
-  count               = local.create_msk ? 1 : 0
+  count               = local.msk_scram ? 1 : 0
   description         = "${var.name}: the MSK SCRAM credentials"
   enable_key_rotation = true
 }
@@ -69,7 +74,8 @@ resource "aws_msk_cluster" "votewire" {
 
   client_authentication {
     sasl {
-      scram = true
+      iam   = local.msk_iam
+      scram = local.msk_scram
     }
   }
 
@@ -99,7 +105,7 @@ resource "aws_msk_cluster" "votewire" {
 }
 
 resource "aws_msk_scram_secret_association" "votewire" {
-  count           = local.create_msk ? 1 : 0
+  count           = local.msk_scram ? 1 : 0
   cluster_arn     = aws_msk_cluster.votewire[0].arn
   secret_arn_list = [for u in local.kafka_users : aws_secretsmanager_secret.kafka_user[u].arn]
   depends_on      = [aws_secretsmanager_secret_version.kafka_user]

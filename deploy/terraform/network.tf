@@ -17,17 +17,18 @@ resource "aws_vpc_security_group_egress_rule" "tasks_out" {
 resource "aws_security_group" "brokers" {
   count       = local.create_msk ? 1 : 0
   name        = "${var.name}-msk"
-  description = "MSK brokers: SASL/SCRAM over TLS from the tasks only"
+  description = "MSK brokers: SASL over TLS from the tasks only"
   vpc_id      = var.vpc_id
 }
 
 resource "aws_vpc_security_group_ingress_rule" "brokers_from_tasks" {
   count                        = local.create_msk ? 1 : 0
   security_group_id            = aws_security_group.brokers[0].id
-  description                  = "SASL/SCRAM TLS listener"
+  # MSK's listeners: 9098 for IAM, 9096 for SASL/SCRAM.
+  description                  = local.msk_iam ? "SASL/IAM TLS listener" : "SASL/SCRAM TLS listener"
   ip_protocol                  = "tcp"
-  from_port                    = 9096
-  to_port                      = 9096
+  from_port                    = local.msk_iam ? 9098 : 9096
+  to_port                      = local.msk_iam ? 9098 : 9096
   referenced_security_group_id = aws_security_group.tasks.id
 }
 

@@ -34,8 +34,8 @@ output "run_topics_ensure" {
 }
 
 output "kafka_acls" {
-  description = "With MSK: the ACLs that give each service exactly its topics (run with the admin user's client properties, docs/deploy.md)."
-  value = !local.create_msk ? "" : join("\n", concat(
+  description = "With MSK and msk_auth = scram: the ACLs that give each service exactly its topics (run with the admin user's client properties, docs/deploy.md). Empty with IAM access control, where the task roles name the topics."
+  value = !local.msk_scram ? "" : join("\n", concat(
     [for t in ["votes", "snapshots", "feed_status", "dlq"] :
     "kafka-acls.sh --bootstrap-server $BOOTSTRAP --command-config admin.properties --add --allow-principal User:${var.name}-ingestor --operation Write --operation Describe --topic ${var.topics[t]}"],
     [

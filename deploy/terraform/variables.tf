@@ -48,6 +48,16 @@ variable "kafka_bootstrap_servers" {
   default     = ""
 }
 
+variable "msk_auth" {
+  description = "How the services sign in to the MSK cluster this creates: iam (IAM access control: each task role names exactly its topic and group ARNs; votewire signs the tokens, kafka.msk_iam_region) or scram (one SASL/SCRAM user per service in Secrets Manager; topic permissions are Kafka ACLs, the kafka_acls output)."
+  type        = string
+  default     = "iam"
+  validation {
+    condition     = contains(["iam", "scram"], var.msk_auth)
+    error_message = "msk_auth is iam or scram."
+  }
+}
+
 variable "kafka_properties" {
   description = "librdkafka properties for your own Kafka (security.protocol, sasl.mechanisms, ...). Credentials go in kafka_credentials_secret_arn, never here."
   type        = map(string)

@@ -28,7 +28,9 @@ locals {
   tags = merge({ "app" = var.name, "environment" = var.environment }, var.tags)
   # The Kafka cluster votewire talks to: the one created here, or yours.
   create_msk       = var.kafka_bootstrap_servers == ""
-  kafka_bootstrap  = local.create_msk ? aws_msk_cluster.votewire[0].bootstrap_brokers_sasl_scram : var.kafka_bootstrap_servers
+  msk_iam          = local.create_msk && var.msk_auth == "iam"
+  msk_scram        = local.create_msk && var.msk_auth == "scram"
+  kafka_bootstrap  = !local.create_msk ? var.kafka_bootstrap_servers : local.msk_iam ? aws_msk_cluster.votewire[0].bootstrap_brokers_sasl_iam : aws_msk_cluster.votewire[0].bootstrap_brokers_sasl_scram
   account_id       = data.aws_caller_identity.current.account_id
   partition        = data.aws_partition.current.partition
   ingestor_tasks   = max(var.ingestor_min_tasks, ceil(var.expected_feeds / var.feeds_per_ingestor))
