@@ -69,7 +69,10 @@ fn replay_through_outage(env: &[(&str, String)], down: impl FnOnce(), up: impl F
 ///    storage service fails every request (`Storage(UnableToSend)` for
 ///    Produce, Fetch and Metadata, after one `OneshotRecv`), so no client
 ///    can recover, whatever it does (reproduced by hand, recorded in
-///    BENCHMARKS.md). So this scenario takes the broker off the network
+///    BENCHMARKS.md). The cause is a panic in tansu's sqlite storage
+///    (`more or less than one row`, tansu-storage-0.6.0 src/lite.rs:503)
+///    on an idempotent Produce whose producer epoch it has no row for; the
+///    panic ends its storage task. So this scenario takes the broker off the network
 ///    instead: a private tansu whose advertised address is a proxy, and
 ///    the proxy paused. What votewire has to survive is the same: the
 ///    broker unreachable, in-flight produces and fetches failing, and its
