@@ -3109,6 +3109,69 @@ fn the_demo_replays_the_runoff_night_and_checks_the_final_results() {
     assert_eq!(reported, statewide);
 }
 
+/// deploy/Dockerfile's runtime stage, as far as CI can check it without a
+/// Docker engine: it installs exactly the Debian packages whose shared
+/// libraries the votewire binary loads (a `-sys` crate that links a new
+/// system library fails here, not in production), plus the CA
+/// certificates TLS verifies against. The C library and GCC's runtime
+/// (libc6, libgcc-s1) are in every Debian image.
+#[test]
+fn the_images_runtime_stage_installs_exactly_the_libraries_the_binary_loads() {
+    let ldd = Command::new("ldd")
+        .arg(env!("CARGO_BIN_EXE_votewire"))
+        .output()
+        .expect("ldd (Debian's libc-bin)");
+    assert!(ldd.status.success());
+    let mut needed = std::collections::BTreeSet::new();
+    for line in String::from_utf8_lossy(&ldd.stdout).lines() {
+        let Some((_, rest)) = line.split_once("=> ") else {
+            continue;
+        };
+        let path = rest.split_whitespace().next().unwrap();
+        // /lib is a link to /usr/lib on merged-/usr systems; dpkg knows one.
+        let canonical = std::fs::canonicalize(path).unwrap();
+        let owner = [std::path::PathBuf::from(path), canonical]
+            .iter()
+            .find_map(|p| {
+                let out = Command::new("dpkg").arg("-S").arg(p).output().ok()?;
+                let text = String::from_utf8_lossy(&out.stdout).to_string();
+                out.status
+                    .success()
+                    .then(|| text.split(':').next().unwrap().trim().to_string())
+            })
+            .unwrap_or_else(|| panic!("no Debian package owns {path}"));
+        needed.insert(owner);
+    }
+    assert!(needed.contains("libc6"), "{needed:?}");
+    needed.remove("libc6");
+    needed.remove("libgcc-s1");
+
+    let dockerfile =
+        std::fs::read_to_string(votewire_tests::workspace_root().join("deploy/Dockerfile"))
+            .unwrap();
+    let runtime = dockerfile
+        .rsplit_once("\nFROM ")
+        .expect("a second (runtime) stage")
+        .1;
+    let install = runtime
+        .split("--no-install-recommends")
+        .nth(1)
+        .expect("the runtime stage installs packages");
+    let mut installed: std::collections::BTreeSet<String> = install
+        .split_whitespace()
+        .take_while(|w| *w != "\\" && *w != "&&")
+        .map(str::to_string)
+        .collect();
+    assert!(
+        installed.remove("ca-certificates"),
+        "TLS to brokers and sources needs the CA certificates"
+    );
+    assert_eq!(
+        installed, needed,
+        "deploy/Dockerfile's runtime packages (left) against the packages owning the libraries `ldd` lists for the binary (right)"
+    );
+}
+
 /// deploy/terraform, as far as CI can check it without terraform or AWS
 /// (docs/deploy.md lists what is not checked): every file parses,
 /// references only what is declared and uses everything it declares
