@@ -25,6 +25,8 @@ pub struct FeedCadence {
     pub jitter: Duration,
     /// `(from_ms, until_ms, interval)`: a tighter cadence inside the window.
     pub window: Option<(i64, i64, Duration)>,
+    /// The cap of the failure backoff ([`FeedCadence::backoff`]).
+    pub retry_max: Duration,
 }
 
 impl FeedCadence {
@@ -48,7 +50,17 @@ impl FeedCadence {
             interval,
             jitter,
             window,
+            retry_max: parse_duration(&c.retry_max)?,
         })
+    }
+
+    /// The backoff after failed steps: exponential with full jitter, up to
+    /// `retry_max`.
+    pub fn backoff(&self) -> Backoff {
+        Backoff {
+            cap: self.retry_max,
+            ..Backoff::default()
+        }
     }
 
     /// The interval in force at `now_ms` (Unix milliseconds), without jitter.
@@ -165,6 +177,7 @@ mod tests {
                 interval: "5s".into(),
             }),
             stale_after: "30m".into(),
+            retry_max: "15s".into(),
         };
         let fc = FeedCadence::from_config(&c).expect("valid cadence");
         // 2021-01-06T00:00:00Z is poll close, computed by hand.
@@ -182,11 +195,28 @@ mod tests {
     }
 
     #[test]
+    fn failures_back_off_up_to_the_feeds_retry_max() {
+        let mut c = CadenceConfig::default();
+        let fc = FeedCadence::from_config(&c).unwrap();
+        assert_eq!(fc.retry_max, Duration::from_secs(15), "the default");
+        c.retry_max = "4s".into();
+        let b = FeedCadence::from_config(&c).unwrap().backoff();
+        assert_eq!(b.cap, Duration::from_secs(4));
+        // After 20 failures the ceiling is far past the cap: every wait is
+        // within it, and they still vary (full jitter).
+        let waits: Vec<Duration> = (0..200).map(|_| b.delay(20)).collect();
+        assert!(waits.iter().all(|d| *d <= Duration::from_secs(4)));
+        assert!(waits.iter().any(|d| *d > Duration::from_secs(2)));
+        assert!(waits.iter().any(|d| *d != waits[0]));
+    }
+
+    #[test]
     fn jitter_stays_within_its_bound() {
         let fc = FeedCadence {
             interval: Duration::from_secs(5),
             jitter: Duration::from_secs(2),
             window: None,
+            retry_max: Duration::from_secs(15),
         };
         let delays: Vec<Duration> = (0..200).map(|_| fc.next_delay(0)).collect();
         assert!(delays.iter().all(|d| *d >= Duration::from_secs(5)));

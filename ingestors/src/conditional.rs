@@ -96,7 +96,10 @@ impl Default for Backoff {
     fn default() -> Self {
         Self {
             base: Duration::from_millis(500),
-            cap: Duration::from_secs(60),
+            // A source that is back is polled again within 15 s: on a
+            // results night a minute's silence after an outage is news
+            // missed. Feeds set their own cap (`cadence.retry_max`).
+            cap: Duration::from_secs(15),
         }
     }
 }

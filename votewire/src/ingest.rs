@@ -480,7 +480,7 @@ fn spawn_feed(
         let live = Arc::new(Mutex::new(live));
         run_feed_loop(
             &cadence,
-            &Backoff::default(),
+            &cadence.backoff(),
             stop_rx,
             votewire_core::unix_ms,
             || {

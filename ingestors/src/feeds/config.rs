@@ -171,6 +171,15 @@ pub struct CadenceConfig {
     pub window: Option<CadenceWindow>,
     /// The feed is `stale` after this long without a change.
     pub stale_after: String,
+    /// The longest wait between retries after failures (exponential backoff
+    /// with full jitter up to this): how late, at most, a source that comes
+    /// back is polled again. Default 15 s.
+    #[serde(default = "retry_max")]
+    pub retry_max: String,
+}
+
+fn retry_max() -> String {
+    "15s".into()
 }
 
 impl Default for CadenceConfig {
@@ -180,6 +189,7 @@ impl Default for CadenceConfig {
             jitter: "3s".into(),
             window: None,
             stale_after: "30m".into(),
+            retry_max: retry_max(),
         }
     }
 }

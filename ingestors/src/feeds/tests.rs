@@ -73,6 +73,7 @@ url = "https://example.org/page.htm"
 interval = "fast"
 jitter = "1s"
 stale_after = "10m"
+retry_max = "soon"
 "#;
 
 #[test]
@@ -98,6 +99,7 @@ fn every_problem_is_reported_with_file_line_and_field() {
     has("a source.headers: Authorization carries a credential");
     has("b mapping: family html-table needs a [feed.mapping]");
     has("b cadence.interval: \"fast\" is not a duration");
+    has("b cadence.retry_max: \"soon\" is not a duration");
     has("dup.toml:2: a id: duplicate id; first defined at");
     has("dup.toml:3: a family: an html source is read by the html-table family");
     assert!(

@@ -232,6 +232,7 @@ fn check_entry(e: &FeedEntry, file: &Path, text: &str, errors: &mut Vec<FeedConf
         ("cadence.interval", &c.interval),
         ("cadence.jitter", &c.jitter),
         ("cadence.stale_after", &c.stale_after),
+        ("cadence.retry_max", &c.retry_max),
     ] {
         if parse_duration(value).is_none() {
             err(

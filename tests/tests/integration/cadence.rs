@@ -15,6 +15,7 @@ fn every(ms: u64) -> FeedCadence {
         interval: Duration::from_millis(ms),
         jitter: Duration::ZERO,
         window: None,
+        retry_max: Duration::from_secs(15),
     }
 }
 
