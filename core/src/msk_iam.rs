@@ -11,10 +11,11 @@
 //!
 //! librdkafka asks for a token when a client starts and again at 80% of the
 //! token's lifetime ([`ClientContext::generate_oauth_token`]); signing is
-//! local and takes microseconds. The AWS credentials come from the default
+//! local, with no network call. The AWS credentials come from the default
 //! chain (environment, profile, the ECS task role, IMDS), loaded by one
 //! background thread per process and refreshed five minutes before they
-//! expire. They are never logged and never leave the process except as a
+//! expire; the first token waits for the first credentials, at most 10 s.
+//! They are never logged and never leave the process except as a
 //! signature.
 //!
 //! The signing is checked against AWS's own signer
