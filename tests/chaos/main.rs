@@ -152,14 +152,7 @@ pub fn night_fraction(f: f64) -> Duration {
     Duration::from_secs_f64(NIGHT_SECONDS.parse::<f64>().unwrap() * f)
 }
 
-/// A free TCP port on 127.0.0.1.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use votewire_tests::free_port;
 
 /// Prints a scenario's recovery time where `cargo nextest --no-capture`
 /// (and the CI log) shows it.

@@ -11,16 +11,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::{Replay, free_port, night_fraction, replay, report};
+use votewire_tests::wait_for_port;
 
 const OUTAGE: Duration = Duration::from_secs(10);
-
-fn wait_for_port(port: u16, what: &str) {
-    let until = Instant::now() + Duration::from_secs(60);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < until, "{what} did not listen on {port}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 /// SIGTERM to `child` and its direct children (an sshd's sessions), then
 /// waits for it (SIGKILL after 20 s). Only these pids are signalled.
@@ -79,19 +72,7 @@ fn replay_through_outage(env: &[(&str, String)], down: impl FnOnce(), up: impl F
 ///    return.
 #[test]
 fn the_broker_unreachable_for_ten_seconds_loses_and_doubles_nothing() {
-    let tansu = [
-        "tansu",
-        &format!("{}/.cargo/bin/tansu", std::env::var("HOME").unwrap()),
-    ]
-    .into_iter()
-    .find(|b| {
-        Command::new(b)
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    })
-    .expect("tansu (deploy/local/stack install builds it)")
-    .to_string();
+    let tansu = votewire_tests::tansu_binary();
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let proxy = PausableProxy::start(([127, 0, 0, 1], port).into());

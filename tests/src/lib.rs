@@ -59,6 +59,48 @@ pub fn fixture_bytes(relative: &str) -> Vec<u8> {
 
 const START_HINT: &str = "start the local stack with `deploy/local/stack up`";
 
+/// A free TCP port on 127.0.0.1 (for a private broker, sshd or proxy).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits until something listens on 127.0.0.1:`port`; panics, naming
+/// `what`, after a minute.
+pub fn wait_for_port(port: u16, what: &str) {
+    let until = std::time::Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < until,
+            "{what} did not listen on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The tansu binary `deploy/local/stack install` built (on `PATH` or in
+/// `~/.cargo/bin`), for tests that run a private broker.
+pub fn tansu_binary() -> String {
+    [
+        "tansu".to_string(),
+        format!(
+            "{}/.cargo/bin/tansu",
+            std::env::var("HOME").unwrap_or_default()
+        ),
+    ]
+    .into_iter()
+    .find(|b| {
+        std::process::Command::new(b)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })
+    .expect("tansu (deploy/local/stack install builds it)")
+}
+
 /// How to reach the local stack.
 #[derive(Debug, Clone)]
 pub struct Stack {

@@ -12,43 +12,8 @@
 
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
-use votewire_tests::fixture;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_for_port(port: u16, what: &str) {
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "{what} never listened on {port}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn tansu() -> String {
-    [
-        "tansu".to_string(),
-        format!("{}/.cargo/bin/tansu", std::env::var("HOME").unwrap()),
-    ]
-    .into_iter()
-    .find(|b| {
-        Command::new(b)
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    })
-    .expect("tansu (deploy/local/stack install builds it)")
-}
+use votewire_tests::{fixture, free_port, tansu_binary, wait_for_port};
 
 /// A child process killed when the test ends, pass or fail.
 struct Running(Child);
@@ -66,7 +31,7 @@ fn start_tansu(dir: &Path, port: u16, advertised: u16, authentication: bool) -> 
         .append(true)
         .open(dir.join("tansu.log"))
         .unwrap();
-    let mut cmd = Command::new(tansu());
+    let mut cmd = Command::new(tansu_binary());
     cmd.current_dir(dir)
         .args(["broker", "--listener-url"])
         .arg(format!("tcp://127.0.0.1:{port}"))
@@ -123,7 +88,7 @@ fn secure_broker() -> SecureBroker {
     // The user goes into the broker's storage while it still lets anyone in.
     {
         let _open = start_tansu(dir.path(), port, port, false);
-        let out = Command::new(tansu())
+        let out = Command::new(tansu_binary())
             .args(["user", "create", "--broker"])
             .arg(format!("tcp://127.0.0.1:{port}"))
             .args(["votewire-ingestor", &password])

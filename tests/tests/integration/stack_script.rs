@@ -4,9 +4,9 @@
 //! SFTP root, so it never disturbs the stack the other tests use. It reuses
 //! the main stack's Python venv to avoid a second pip install.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use votewire_tests::free_port;
 
 use votewire_tests::{Stack, unique, workspace_root};
 
@@ -71,14 +71,6 @@ impl Drop for SecondStack {
         let _ = std::fs::remove_dir_all(&self.sftp_root);
         let _ = std::fs::remove_dir_all(format!("{}-keys", self.sftp_root.display()));
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn text(o: &Output) -> String {
