@@ -127,6 +127,15 @@ fn apply_operator_properties(c: &mut ClientConfig, kafka: &KafkaConfig) {
     }
 }
 
+/// librdkafka asks for an `OAUTHBEARER` token with an event that only a
+/// poll serves, and it connects to no broker before it has one. A consumer
+/// that first asks for metadata (before any poll) polls once here, so
+/// with MSK IAM it signs in instead of timing out. Without OAUTHBEARER
+/// the poll finds nothing: the consumer is not assigned yet.
+fn serve_token_request<C: ConsumerContext>(consumer: &BaseConsumer<C>) {
+    let _ = consumer.poll(Duration::ZERO);
+}
+
 /// A client for metadata only: the common settings plus the operator's
 /// (SASL/SSL included), nothing tuned for producing or consuming.
 fn metadata_config(kafka: &KafkaConfig) -> ClientConfig {
@@ -208,6 +217,7 @@ pub fn topic_partitions(
             role: "metadata",
             source,
         })?;
+    serve_token_request(&consumer);
     let md = consumer
         .fetch_metadata(Some(topic), Duration::from_millis(kafka.request_timeout_ms))
         .map_err(|source| KafkaSetupError::Metadata {
@@ -231,6 +241,7 @@ pub fn assign_all_partitions<C: rdkafka::consumer::ConsumerContext>(
     timeout: Duration,
 ) -> Result<Vec<i32>, rdkafka::error::KafkaError> {
     use rdkafka::consumer::Consumer;
+    serve_token_request(consumer);
     let md = consumer.fetch_metadata(Some(topic), timeout)?;
     let partitions: Vec<i32> = md
         .topics()
@@ -255,6 +266,7 @@ pub fn broker_ids(kafka: &KafkaConfig) -> Result<Vec<i32>, KafkaSetupError> {
             role: "metadata",
             source,
         })?;
+    serve_token_request(&consumer);
     let md = consumer
         .fetch_metadata(None, Duration::from_millis(kafka.request_timeout_ms))
         .map_err(|source| KafkaSetupError::Metadata {

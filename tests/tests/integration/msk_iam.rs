@@ -173,6 +173,26 @@ fn librdkafka_asks_votewires_context_for_msk_iam_tokens() {
         },
     );
 
+    // A reader that asks for metadata before its first poll (every
+    // whole-topic reader: the API's results view, export, tail) gets its
+    // token first; otherwise librdkafka would never connect.
+    let reader_tokens = tokens();
+    let reader: BaseConsumer<KafkaClientContext> = consumer_config(&kafka, "msk-iam-test", "r")
+        .create_with_context(KafkaClientContext::with_msk_iam(reader_tokens.clone()))
+        .unwrap();
+    let unreachable = votewire_core::kafka::assign_all_partitions(
+        &reader,
+        "votewire.results.v1",
+        rdkafka::Offset::Beginning,
+        Duration::from_millis(500),
+    );
+    assert!(unreachable.is_err(), "no broker listens there");
+    assert_eq!(
+        reader_tokens.issued(),
+        1,
+        "signed before the metadata request"
+    );
+
     // Without msk_iam_region nothing asks: plain clients stay plain.
     let plain_tokens = tokens();
     let _plain: FutureProducer<KafkaClientContext> =
