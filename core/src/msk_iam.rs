@@ -57,7 +57,7 @@ pub enum MskIamError {
     )]
     Sign { region: String, reason: String },
     #[error(
-        "no AWS credentials for the MSK IAM token: {reason} (librdkafka retries; check the task role or AWS_… variables)"
+        "no AWS credentials for the MSK IAM token: {reason} (a retry can help once they arrive; check the task role or AWS_… variables)"
     )]
     NoCredentials { reason: String },
     #[error(
