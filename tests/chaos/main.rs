@@ -25,7 +25,6 @@ mod outages;
 mod processes;
 mod produce_errors;
 
-use std::io::{BufRead, Read};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -46,19 +45,27 @@ pub struct Replay {
 impl Replay {
     /// The recovery time the demo measured for its own fault, if any.
     pub fn recovery_ms(&self) -> Option<i64> {
-        self.stderr
-            .lines()
-            .find_map(|l| l.split("recovery_ms=").nth(1))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        self.figure("recovery_ms=")
     }
 
     /// How long after the fault the CSV's first result from a file
     /// fetched after it came.
     pub fn csv_ms(&self) -> Option<i64> {
+        self.figure("csv_ms=")
+    }
+
+    /// A figure the demo printed on stderr as `<name><ms>`.
+    fn figure(&self, name: &str) -> Option<i64> {
         self.stderr
             .lines()
-            .find_map(|l| l.split("csv_ms=").nth(1))
+            .find_map(|l| l.split(name).nth(1))
             .and_then(|v| v.split_whitespace().next()?.parse().ok())
+    }
+
+    /// Reports `recovery` for `scenario`; it must have been measured.
+    pub fn report_measured(&self, scenario: &str, recovery: Option<i64>) {
+        assert!(recovery.is_some(), "{}", self.stderr);
+        report(scenario, recovery);
     }
 
     /// Every service log's text, joined.
@@ -91,28 +98,10 @@ pub fn replay(args: &[&str], env: &[(&str, String)], during: impl FnOnce()) -> R
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let (started_tx, started_rx) = std::sync::mpsc::channel();
-    let stderr = demo.stderr.take().unwrap();
-    let stderr = std::thread::spawn(move || {
-        let mut all = String::new();
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if line.contains("h of night in") {
-                let _ = started_tx.send(());
-            }
-            all.push_str(&line);
-            all.push('\n');
-        }
-        all
+    let (stderr, started_rx) = votewire_tests::read_lines(demo.stderr.take().unwrap(), |line| {
+        line.contains("h of night in").then_some(())
     });
-    let mut out = demo.stdout.take().unwrap();
-    let stdout = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
+    let (stdout, _) = votewire_tests::read_lines(demo.stdout.take().unwrap(), |_| None::<()>);
     // The fault is injected only once the night runs; a demo that ends
     // before that fails the scenario (it must never pass undisturbed).
     let started = started_rx.recv_timeout(Duration::from_secs(120)).is_ok();

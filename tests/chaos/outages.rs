@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::{Replay, free_port, night_fraction, replay, report};
+use crate::{Replay, free_port, night_fraction, replay};
 use votewire_tests::wait_for_port;
 
 const OUTAGE: Duration = Duration::from_secs(10);
@@ -103,9 +103,7 @@ fn the_broker_unreachable_for_ten_seconds_loses_and_doubles_nothing() {
         ingest.contains("Disconnected") || ingest.contains("failed"),
         "the ingestor saw the broker go:\n{ingest}"
     );
-    let recovery = run.recovery_ms();
-    assert!(recovery.is_some(), "{}", run.stderr);
-    report("broker unreachable 10 s", recovery);
+    run.report_measured("broker unreachable 10 s", run.recovery_ms());
 }
 
 /// A TCP proxy that can be paused: while paused it closes every open
@@ -191,9 +189,7 @@ fn dynamodb_unreachable_for_ten_seconds_loses_and_doubles_nothing() {
         ingest.to_lowercase().contains("state store") || ingest.contains("dynamodb"),
         "the ingestor reported the unreachable state store:\n{ingest}"
     );
-    let recovery = run.recovery_ms();
-    assert!(recovery.is_some(), "{}", run.stderr);
-    report("DynamoDB unreachable 10 s", recovery);
+    run.report_measured("DynamoDB unreachable 10 s", run.recovery_ms());
 }
 
 /// 5. sshd stopped for 10 s: a second sshd on the stack's configuration and
@@ -259,7 +255,5 @@ fn sshd_stopped_for_ten_seconds_loses_and_doubles_nothing() {
     );
     // Only the CSV comes over SFTP: its results after the outage are the
     // recovery.
-    let recovery = run.csv_ms();
-    assert!(recovery.is_some(), "{}", run.stderr);
-    report("sshd stopped 10 s (CSV results after it)", recovery);
+    run.report_measured("sshd stopped 10 s (CSV results after it)", run.csv_ms());
 }

@@ -30,9 +30,7 @@ fn an_ingestor_killed_mid_night_loses_and_doubles_nothing() {
         run.log_text("demo-ingest-2").contains("leased"),
         "it took the leases over"
     );
-    let recovery = run.recovery_ms();
-    assert!(recovery.is_some(), "{}", run.stderr);
-    report("kill -9 ingestor", recovery);
+    run.report_measured("kill -9 ingestor", run.recovery_ms());
 }
 
 /// 2. Two aggregators share the group; `kill -9` one at 40% of the night,
@@ -60,9 +58,7 @@ fn an_aggregator_killed_mid_night_loses_and_doubles_nothing() {
         })
         .unwrap_or_else(|| panic!("the new member's summary:\n{joined}"));
     assert!(cells > 0, "the new member consumed no cell:\n{joined}");
-    let recovery = run.recovery_ms();
-    assert!(recovery.is_some(), "{}", run.stderr);
-    report("kill -9 aggregator, a new one joins", recovery);
+    run.report_measured("kill -9 aggregator, a new one joins", run.recovery_ms());
 }
 
 /// 6. From 40% to 60% of the night: Clarity's version file answers 500 to

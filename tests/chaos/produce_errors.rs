@@ -11,15 +11,12 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use votewire_ingestors::health::HealthMachine;
 use votewire_ingestors::http::{FetchLimits, client};
-use votewire_ingestors::live_feed::{FeedSpec, FeedTools, LiveFeed, SourceSpec};
+use votewire_ingestors::live_feed::{FeedTools, LiveFeed};
 use votewire_ingestors::publish::{ProducerRenewal, Publisher};
 use votewire_ingestors::state::FeedStateStore;
-use votewire_schemas::FeedMode;
 use votewire_tests::http::{Canned, FixtureServer};
-use votewire_tests::pipeline::TestPipeline;
+use votewire_tests::pipeline::{PA_COUNTY_CSV, TestPipeline, http_source, pa_csv_feed};
 use votewire_tests::{fixture_bytes, unique};
-
-const PA_COUNTY: &str = "precinct_csv/openelections-data-pa/20201103__pa__general__county.csv";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn produce_errors_and_request_timeouts_leave_the_cursor_where_it_was() {
@@ -60,30 +57,12 @@ async fn produce_errors_and_request_timeouts_leave_the_cursor_where_it_was() {
     let server = FixtureServer::start().await;
     server.set(
         "/pa.csv",
-        Canned::ok(fixture_bytes(PA_COUNTY)).header("etag", "\"v1\""),
+        Canned::ok(fixture_bytes(PA_COUNTY_CSV)).header("etag", "\"v1\""),
     );
     let feed_id = unique("csv:chaos");
     let state = &pipeline.state;
-    let lease = state
-        .acquire_lease(&feed_id, "ingestor-a", 1_000, 3_600_000)
-        .await
-        .unwrap()
-        .unwrap();
-    let spec = FeedSpec {
-        feed_id: feed_id.clone(),
-        election_id: "2020-11-03-PA".into(),
-        family: "csv".into(),
-        mode: FeedMode::Live,
-        source: SourceSpec::Http {
-            url: server.url("/pa.csv"),
-            headers: Default::default(),
-            follow_next_request: false,
-        },
-        mapping: None,
-        companion: None,
-        limits: FetchLimits::default(),
-        result_links: None,
-    };
+    let lease = pipeline.lease(&feed_id).await;
+    let spec = pa_csv_feed(&feed_id, http_source(server.url("/pa.csv")));
     let tools = FeedTools::new(client(&FetchLimits::default()).unwrap(), 4, None, 4);
     let mut feed = LiveFeed::resume(
         state,

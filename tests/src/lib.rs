@@ -59,6 +59,36 @@ pub fn fixture_bytes(relative: &str) -> Vec<u8> {
 
 const START_HINT: &str = "start the local stack with `deploy/local/stack up`";
 
+/// Reads a child's output on a thread until it ends and returns all of it
+/// from the join handle. Each line for which `watch` returns a value sends
+/// it on the channel as it arrives (a running demo names its page, or says
+/// its night started).
+pub fn read_lines<T: Send + 'static>(
+    stream: impl std::io::Read + Send + 'static,
+    watch: impl Fn(&str) -> Option<T> + Send + 'static,
+) -> (
+    std::thread::JoinHandle<String>,
+    std::sync::mpsc::Receiver<T>,
+) {
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in std::io::BufReader::new(stream)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Some(v) = watch(&line) {
+                let _ = tx.send(v);
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    (reader, rx)
+}
+
 /// A free TCP port on 127.0.0.1 (for a private broker, sshd or proxy).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -12,8 +12,10 @@ use rdkafka::producer::FutureProducer;
 use rdkafka::{Offset, TopicPartitionList};
 use votewire_core::config::{KafkaConfig, StateStoreConfig, TopicsConfig};
 use votewire_core::kafka::{self, TopicSpec};
+use votewire_ingestors::http::FetchLimits;
+use votewire_ingestors::live_feed::{FeedSpec, SourceSpec};
 use votewire_ingestors::publish::Publisher;
-use votewire_ingestors::state::{DynamoFeedState, FeedStateStore};
+use votewire_ingestors::state::{DynamoFeedState, FeedStateStore, Lease};
 
 use crate::{Stack, unique};
 
@@ -27,7 +29,45 @@ pub struct TestPipeline {
     pub store: StateStoreConfig,
 }
 
+/// The OpenElections PA 2020 general, by county: the CSV the live-feed
+/// tests serve and change.
+pub const PA_COUNTY_CSV: &str =
+    "precinct_csv/openelections-data-pa/20201103__pa__general__county.csv";
+
+/// A live `csv` feed of the PA 2020 general read from `source`.
+pub fn pa_csv_feed(feed_id: &str, source: SourceSpec) -> FeedSpec {
+    FeedSpec {
+        feed_id: feed_id.to_string(),
+        election_id: "2020-11-03-PA".into(),
+        family: "csv".into(),
+        mode: votewire_schemas::FeedMode::Live,
+        source,
+        mapping: None,
+        companion: None,
+        limits: FetchLimits::default(),
+        result_links: None,
+    }
+}
+
+/// A plain HTTP source (no headers, no pagination).
+pub fn http_source(url: String) -> SourceSpec {
+    SourceSpec::Http {
+        url,
+        headers: Default::default(),
+        follow_next_request: false,
+    }
+}
+
 impl TestPipeline {
+    /// `ingestor-a`'s lease on `feed_id`, taken at t = 1 s for an hour.
+    pub async fn lease(&self, feed_id: &str) -> Lease {
+        self.state
+            .acquire_lease(feed_id, "ingestor-a", 1_000, 3_600_000)
+            .await
+            .unwrap()
+            .expect("a fresh feed's lease is free")
+    }
+
     /// Creates `<prefix>-….votes` and `….results` (compacted,
     /// `vote_partitions` each) and
     /// single-partition snapshots, DLQ and feed-status topics, and the

@@ -385,16 +385,14 @@ fn votewire_on(stack: &Stack, pipeline: &votewire_tests::pipeline::TestPipeline)
 async fn feeds_test_diffs_a_dry_run_and_operators_pause_and_resume() {
     use votewire_ingestors::health::HealthMachine;
     use votewire_ingestors::http::{FetchLimits, client};
-    use votewire_ingestors::live_feed::{FeedSpec, FeedTools, LiveFeed, SourceSpec};
+    use votewire_ingestors::live_feed::{FeedTools, LiveFeed};
     use votewire_tests::http::{Canned, FixtureServer};
     use votewire_tests::pipeline::{TestPipeline, drain};
 
     let stack = Stack::load();
     let pipeline = TestPipeline::start("feedscli", 2).await;
     let server = FixtureServer::start().await;
-    let original = votewire_tests::fixture_bytes(
-        "precinct_csv/openelections-data-pa/20201103__pa__general__county.csv",
-    );
+    let original = votewire_tests::fixture_bytes(votewire_tests::pipeline::PA_COUNTY_CSV);
     let text = String::from_utf8(original.clone()).unwrap();
     let (before, after) = (
         "Clinton,Registered Voters,,,,22387,",
@@ -405,27 +403,11 @@ async fn feeds_test_diffs_a_dry_run_and_operators_pause_and_resume() {
 
     // What an ingestor published earlier.
     let feed_id = votewire_tests::unique("csv:PA");
-    let lease = pipeline
-        .state
-        .acquire_lease(&feed_id, "ingestor-a", 1_000, 3_600_000)
-        .await
-        .unwrap()
-        .unwrap();
-    let spec = FeedSpec {
-        feed_id: feed_id.clone(),
-        election_id: "2020-11-03-PA".into(),
-        family: "csv".into(),
-        mode: votewire_schemas::FeedMode::Live,
-        source: SourceSpec::Http {
-            url: server.url("/pa.csv"),
-            headers: Default::default(),
-            follow_next_request: false,
-        },
-        mapping: None,
-        companion: None,
-        limits: FetchLimits::default(),
-        result_links: None,
-    };
+    let lease = pipeline.lease(&feed_id).await;
+    let spec = votewire_tests::pipeline::pa_csv_feed(
+        &feed_id,
+        votewire_tests::pipeline::http_source(server.url("/pa.csv")),
+    );
     let tools = FeedTools::new(client(&FetchLimits::default()).unwrap(), 2, None, 4);
     let mut feed = LiveFeed::resume(
         &pipeline.state,
@@ -2863,7 +2845,6 @@ async fn ingestion_carries_on_and_counts_dropped_spans_when_the_collector_is_dow
 /// target/browser/live-page.png.
 #[test]
 fn the_demo_replays_the_runoff_night_and_checks_the_final_results() {
-    use std::io::{BufRead, Read};
     use std::process::Stdio;
     use std::time::Duration;
     let stack = Stack::load();
@@ -2894,28 +2875,12 @@ fn the_demo_replays_the_runoff_night_and_checks_the_final_results() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let (url_tx, url_rx) = std::sync::mpsc::channel();
-    let stderr = demo.stderr.take().unwrap();
-    let stderr = std::thread::spawn(move || {
-        let mut all = String::new();
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if let Some(url) = line.split("live results at ").nth(1) {
-                let _ = url_tx.send(url.trim().to_string());
-            }
-            all.push_str(&line);
-            all.push('\n');
-        }
-        all
+    let (stderr, url_rx) = votewire_tests::read_lines(demo.stderr.take().unwrap(), |line| {
+        line.split("live results at ")
+            .nth(1)
+            .map(|url| url.trim().to_string())
     });
-    let mut stdout_pipe = demo.stdout.take().unwrap();
-    let stdout = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stdout_pipe.read_to_string(&mut s);
-        s
-    });
+    let (stdout, _) = votewire_tests::read_lines(demo.stdout.take().unwrap(), |_| None::<()>);
     let url = url_rx
         .recv_timeout(Duration::from_secs(180))
         .expect("the demo names its live page on stderr");

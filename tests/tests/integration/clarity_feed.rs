@@ -34,11 +34,7 @@ async fn the_served_runoff_series_publishes_only_changes_and_dead_letters_the_er
         std::fs::read(workspace_root().join("deploy/demo/clarity-GA-107556-companion.json"))
             .unwrap();
     let feed_id = unique("clarity:GA:107556");
-    let lease = state
-        .acquire_lease(&feed_id, "ingestor-a", 1_000, 3_600_000)
-        .await
-        .unwrap()
-        .unwrap();
+    let lease = pipeline.lease(&feed_id).await;
     let spec = FeedSpec {
         feed_id: feed_id.clone(),
         election_id: "2021-01-05-GA-runoff".into(),

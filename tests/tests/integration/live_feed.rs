@@ -10,17 +10,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use votewire_ingestors::health::HealthMachine;
 use votewire_ingestors::http::{FetchLimits, client};
-use votewire_ingestors::live_feed::{FeedSpec, FeedTools, LiveFeed, SourceSpec};
+use votewire_ingestors::live_feed::{FeedTools, LiveFeed, SourceSpec};
 use votewire_ingestors::sftp::SftpEndpoint;
 use votewire_ingestors::sftp_drop::DropConfig;
 use votewire_ingestors::state::FeedStateStore;
-use votewire_ingestors::state::Lease;
-use votewire_schemas::FeedMode;
 use votewire_tests::http::{Canned, FixtureServer};
-use votewire_tests::pipeline::{TestPipeline, drain};
+use votewire_tests::pipeline::{PA_COUNTY_CSV, TestPipeline, drain, http_source, pa_csv_feed};
 use votewire_tests::{Stack, fixture_bytes, unique};
 
-const PA_COUNTY: &str = "precinct_csv/openelections-data-pa/20201103__pa__general__county.csv";
 const ONE_COUNT: (&str, &str) = (
     "Clinton,Registered Voters,,,,22387,",
     "Clinton,Registered Voters,,,,22388,",
@@ -28,7 +25,7 @@ const ONE_COUNT: (&str, &str) = (
 
 /// The PA county file with one count changed by hand.
 fn pa_with_one_count_changed() -> Vec<u8> {
-    let text = String::from_utf8(fixture_bytes(PA_COUNTY)).unwrap();
+    let text = String::from_utf8(fixture_bytes(PA_COUNTY_CSV)).unwrap();
     assert!(
         text.contains(ONE_COUNT.0),
         "the fixture has the row we edit"
@@ -45,29 +42,6 @@ fn tools(archive: Option<&Path>) -> FeedTools {
     )
 }
 
-fn spec(feed_id: &str, source: SourceSpec) -> FeedSpec {
-    FeedSpec {
-        feed_id: feed_id.to_string(),
-        election_id: "2020-11-03-PA".into(),
-        family: "csv".into(),
-        mode: FeedMode::Live,
-        source,
-        mapping: None,
-        companion: None,
-        limits: FetchLimits::default(),
-        result_links: None,
-    }
-}
-
-async fn lease_for(pipeline: &TestPipeline, feed_id: &str) -> Lease {
-    pipeline
-        .state
-        .acquire_lease(feed_id, "ingestor-a", 1_000, 3_600_000)
-        .await
-        .unwrap()
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_http_csv_feed_publishes_only_changes_and_dead_letters_an_error_page() {
     let pipeline = TestPipeline::start("httpfeed", 4).await;
@@ -75,21 +49,16 @@ async fn an_http_csv_feed_publishes_only_changes_and_dead_letters_an_error_page(
     let archive = tempfile::tempdir().unwrap();
     let tools = tools(Some(archive.path()));
     let server = FixtureServer::start().await;
-    let original = fixture_bytes(PA_COUNTY);
+    let original = fixture_bytes(PA_COUNTY_CSV);
     server.set(
         "/pa/county.csv",
         Canned::ok(original.clone()).header("etag", "\"v1\""),
     );
     let feed_id = unique("csv:PA");
-    let lease = lease_for(&pipeline, &feed_id).await;
-    let source = SourceSpec::Http {
-        url: server.url("/pa/county.csv"),
-        headers: Default::default(),
-        follow_next_request: false,
-    };
+    let lease = pipeline.lease(&feed_id).await;
     let mut feed = LiveFeed::resume(
         state,
-        spec(&feed_id, source),
+        pa_csv_feed(&feed_id, http_source(server.url("/pa/county.csv"))),
         "ingestor-a",
         HealthMachine::new(5, 3_600_000),
     )
@@ -238,14 +207,14 @@ async fn an_sftp_drop_feed_reads_stable_files_in_order_once_across_a_restart() {
     let tools = tools(None);
     let (remote_dir, local_dir) = target.fresh_dir("livefeed");
     let old = unix_now() - 120;
-    std::fs::write(local_dir.join("a.csv"), fixture_bytes(PA_COUNTY)).unwrap();
+    std::fs::write(local_dir.join("a.csv"), fixture_bytes(PA_COUNTY_CSV)).unwrap();
     set_mtime(&local_dir.join("a.csv"), old);
     std::fs::write(local_dir.join("b.csv"), pa_with_one_count_changed()).unwrap();
     set_mtime(&local_dir.join("b.csv"), old + 1);
     std::fs::write(local_dir.join("c.csv.part"), b"half a file").unwrap();
 
     let feed_id = unique("sftp:PA");
-    let lease = lease_for(&pipeline, &feed_id).await;
+    let lease = pipeline.lease(&feed_id).await;
     let source = SourceSpec::Sftp {
         endpoint: SftpEndpoint {
             host: target.host.clone(),
@@ -264,7 +233,7 @@ async fn an_sftp_drop_feed_reads_stable_files_in_order_once_across_a_restart() {
             max_bytes: 1 << 20,
         },
     };
-    let spec = spec(&feed_id, source);
+    let spec = pa_csv_feed(&feed_id, source);
     let resume = || {
         LiveFeed::resume(
             state,
@@ -307,8 +276,8 @@ async fn an_sftp_drop_feed_reads_stable_files_in_order_once_across_a_restart() {
     }
     // A re-upload with different content is read again: its one changed
     // count against the restarted feed's empty memory republishes all.
-    std::fs::write(local_dir.join("a.csv"), fixture_bytes(PA_COUNTY)).unwrap();
-    let text = String::from_utf8(fixture_bytes(PA_COUNTY)).unwrap();
+    std::fs::write(local_dir.join("a.csv"), fixture_bytes(PA_COUNTY_CSV)).unwrap();
+    let text = String::from_utf8(fixture_bytes(PA_COUNTY_CSV)).unwrap();
     std::fs::write(
         local_dir.join("a.csv"),
         text.replacen(ONE_COUNT.0, "Clinton,Registered Voters,,,,22399,", 1),
