@@ -252,11 +252,7 @@ fn shared_cache(region: &str) -> Arc<CredentialsCache> {
                 .name("msk-iam-credentials".into())
                 .spawn(move || refresh_forever(&c, &region));
             if let Err(e) = spawned {
-                cache
-                    .state
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .last_error = Some(format!("starting the credentials thread: {e}"));
+                cache.record(Err(format!("starting the credentials thread: {e}")));
             }
             cache
         })
@@ -281,18 +277,29 @@ fn shared_credentials(region: &str, wait: Duration) -> Result<Credentials, MskIa
     }
 }
 
+impl CredentialsCache {
+    /// Stores a load's outcome (fresh credentials replace the last error; a
+    /// failure keeps the last good credentials) and wakes the waiters.
+    fn record(&self, outcome: Result<Credentials, String>) {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        match outcome {
+            Ok(c) => {
+                s.credentials = Some(c);
+                s.last_error = None;
+            }
+            Err(e) => s.last_error = Some(e),
+        }
+        self.ready.notify_all();
+    }
+}
+
 fn refresh_forever(cache: &CredentialsCache, region: &str) {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
         Ok(r) => r,
-        Err(e) => {
-            let mut s = cache.state.lock().unwrap_or_else(|p| p.into_inner());
-            s.last_error = Some(format!("starting the credentials runtime: {e}"));
-            cache.ready.notify_all();
-            return;
-        }
+        Err(e) => return cache.record(Err(format!("starting the credentials runtime: {e}"))),
     };
     runtime.block_on(async {
         let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
@@ -300,48 +307,28 @@ fn refresh_forever(cache: &CredentialsCache, region: &str) {
             .load()
             .await;
         let Some(provider) = sdk.credentials_provider() else {
-            let mut s = cache.state.lock().unwrap_or_else(|p| p.into_inner());
-            s.last_error = Some("the AWS SDK has no credentials provider".into());
-            cache.ready.notify_all();
-            return;
+            return cache.record(Err("the AWS SDK has no credentials provider".into()));
         };
         loop {
-            let loaded =
-                tokio::time::timeout(CREDENTIALS_LOAD_TIMEOUT, provider.provide_credentials())
-                    .await;
-            let next = {
-                let mut s = cache.state.lock().unwrap_or_else(|p| p.into_inner());
-                let next = match loaded {
-                    Ok(Ok(c)) => {
-                        let next = next_refresh(c.expiry(), SystemTime::now());
-                        s.credentials = Some(c);
-                        s.last_error = None;
-                        next
-                    }
-                    Ok(Err(e)) => {
-                        // The provider's message names the chain's sources,
-                        // never a secret.
-                        s.last_error = Some(e.to_string());
-                        Duration::from_secs(5)
-                    }
-                    Err(_) => {
-                        s.last_error = Some(format!(
-                            "loading timed out after {CREDENTIALS_LOAD_TIMEOUT:?}"
-                        ));
-                        Duration::from_secs(5)
-                    }
-                };
-                cache.ready.notify_all();
-                next
+            let load =
+                tokio::time::timeout(CREDENTIALS_LOAD_TIMEOUT, provider.provide_credentials());
+            let outcome = match load.await {
+                Ok(Ok(c)) => Ok(c),
+                // The provider's message names the chain's sources, never
+                // a secret.
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err(format!(
+                    "loading timed out after {CREDENTIALS_LOAD_TIMEOUT:?}"
+                )),
             };
-            if let Some(e) = &cache
-                .state
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .last_error
-            {
-                tracing::warn!(error = %e, "MSK IAM: no AWS credentials; retrying in 5 s");
-            }
+            let next = match &outcome {
+                Ok(c) => next_refresh(c.expiry(), SystemTime::now()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "MSK IAM: no AWS credentials; retrying in 5 s");
+                    Duration::from_secs(5)
+                }
+            };
+            cache.record(outcome);
             tokio::time::sleep(next).await;
         }
     });
