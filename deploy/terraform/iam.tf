@@ -66,9 +66,35 @@ resource "aws_iam_role_policy" "execution_secrets" {
   policy = data.aws_iam_policy_document.execution_secrets[0].json
 }
 
+# ---------------------------------------------------------------- both services
+
+# What both services do: send traces and metrics through the sidecar and,
+# with MSK IAM access control, connect as an idempotent producer.
+data "aws_iam_policy_document" "service_common" {
+  statement {
+    sid       = "Telemetry"
+    actions   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
+    resources = ["*"] # X-Ray has no resource-level permissions
+  }
+  statement {
+    sid       = "MetricsAsEmbeddedLogs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"]
+    resources = ["${aws_cloudwatch_log_group.metrics.arn}:*"]
+  }
+  dynamic "statement" {
+    for_each = local.msk_iam ? [1] : []
+    content {
+      sid       = "KafkaConnect"
+      actions   = ["kafka-cluster:Connect", "kafka-cluster:WriteDataIdempotently"]
+      resources = [local.msk_cluster_arn]
+    }
+  }
+}
+
 # ---------------------------------------------------------------- ingestor
 
 data "aws_iam_policy_document" "ingestor" {
+  source_policy_documents = [data.aws_iam_policy_document.service_common.json]
   statement {
     sid = "FeedState"
     actions = [
@@ -84,14 +110,6 @@ data "aws_iam_policy_document" "ingestor" {
       aws_dynamodb_table.feed_events.arn,
       aws_dynamodb_table.instances.arn,
     ]
-  }
-  dynamic "statement" {
-    for_each = local.msk_iam ? [1] : []
-    content {
-      sid       = "KafkaConnect"
-      actions   = ["kafka-cluster:Connect", "kafka-cluster:WriteDataIdempotently"]
-      resources = [local.msk_cluster_arn]
-    }
   }
   dynamic "statement" {
     for_each = local.msk_iam ? [1] : []
@@ -116,16 +134,6 @@ data "aws_iam_policy_document" "ingestor" {
       values   = [aws_efs_access_point.feeds.arn]
     }
   }
-  statement {
-    sid       = "Telemetry"
-    actions   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
-    resources = ["*"] # X-Ray has no resource-level permissions
-  }
-  statement {
-    sid       = "MetricsAsEmbeddedLogs"
-    actions   = ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"]
-    resources = ["${aws_cloudwatch_log_group.metrics.arn}:*"]
-  }
 }
 
 resource "aws_iam_role" "ingestor" {
@@ -141,48 +149,21 @@ resource "aws_iam_role_policy" "ingestor" {
 
 # ---------------------------------------------------------------- aggregator
 
+# The aggregator calls no AWS data API: beyond the common part, only its
+# topics and its consumer group (MSK IAM).
 data "aws_iam_policy_document" "aggregator" {
+  source_policy_documents = [data.aws_iam_policy_document.service_common.json]
   dynamic "statement" {
-    for_each = local.msk_iam ? [1] : []
+    for_each = local.msk_iam ? {
+      KafkaReadVotes    = { actions = ["kafka-cluster:DescribeTopic", "kafka-cluster:ReadData"], resources = [local.msk_topic_arns["votes"]] }
+      KafkaWriteResults = { actions = ["kafka-cluster:DescribeTopic", "kafka-cluster:WriteData"], resources = [local.msk_topic_arns["results"], local.msk_topic_arns["dlq"]] }
+      KafkaGroup        = { actions = ["kafka-cluster:DescribeGroup", "kafka-cluster:AlterGroup"], resources = [local.msk_aggregator_group_arn] }
+    } : {}
     content {
-      sid       = "KafkaConnect"
-      actions   = ["kafka-cluster:Connect", "kafka-cluster:WriteDataIdempotently"]
-      resources = [local.msk_cluster_arn]
+      sid       = statement.key
+      actions   = statement.value.actions
+      resources = statement.value.resources
     }
-  }
-  dynamic "statement" {
-    for_each = local.msk_iam ? [1] : []
-    content {
-      sid       = "KafkaReadVotes"
-      actions   = ["kafka-cluster:DescribeTopic", "kafka-cluster:ReadData"]
-      resources = [local.msk_topic_arns["votes"]]
-    }
-  }
-  dynamic "statement" {
-    for_each = local.msk_iam ? [1] : []
-    content {
-      sid       = "KafkaWriteResults"
-      actions   = ["kafka-cluster:DescribeTopic", "kafka-cluster:WriteData"]
-      resources = [local.msk_topic_arns["results"], local.msk_topic_arns["dlq"]]
-    }
-  }
-  dynamic "statement" {
-    for_each = local.msk_iam ? [1] : []
-    content {
-      sid       = "KafkaGroup"
-      actions   = ["kafka-cluster:DescribeGroup", "kafka-cluster:AlterGroup"]
-      resources = [local.msk_aggregator_group_arn]
-    }
-  }
-  statement {
-    sid       = "Telemetry"
-    actions   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
-    resources = ["*"] # X-Ray has no resource-level permissions
-  }
-  statement {
-    sid       = "MetricsAsEmbeddedLogs"
-    actions   = ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"]
-    resources = ["${aws_cloudwatch_log_group.metrics.arn}:*"]
   }
 }
 
@@ -199,9 +180,10 @@ resource "aws_iam_role_policy" "aggregator" {
 
 # ---------------------------------------------------------------- topics (one-off)
 
-# `votewire topics ensure` as the Kafka admin user: its own execution role,
-# the only one that can read the admin credentials. No task role: it calls
-# no AWS API.
+# `votewire topics ensure`. With SCRAM it signs in as the Kafka admin user,
+# through its own execution role, the only one that can read the admin
+# credentials. With MSK IAM it needs no secret: its task role (`topics`,
+# below) may create and describe votewire's topics.
 resource "aws_iam_role" "admin_execution" {
   count              = local.msk_scram ? 1 : 0
   name               = "${var.name}-admin-execution"
