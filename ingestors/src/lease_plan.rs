@@ -12,8 +12,12 @@
 //!    instances racing for the same expired leases mostly pick different
 //!    ones (the conditional write in [`crate::state`] settles the rest);
 //! 3. if nothing is expired and it is still short, asks the most loaded
-//!    instance to hand a few leases over, but only one holding more than
-//!    the target, so rebalancing always converges.
+//!    instance to hand leases over, but only one holding more than the
+//!    target, so rebalancing always converges. It asks for at most a
+//!    quarter of the target per round (or `min_steal`, when that is more),
+//!    so a joining instance reaches its share in about four rounds whatever
+//!    the fleet's size: KCL's fixed one-lease-per-round would take an
+//!    instance joining 4 others on 1,000 feeds 200 rounds.
 //!
 //! Rebalancing is a handover, not KCL's steal: the thief marks the lease
 //! `handover_to`, the owner stops polling the feed and releases the lease
@@ -65,12 +69,15 @@ pub struct LeasePlan {
 
 /// Plans one lease round for instance `me`, given the instances with a
 /// fresh heartbeat (`alive`, which may or may not include `me`).
+/// `min_steal` is the fewest handovers a short instance may ask for in one
+/// round; it may ask for up to a quarter of the target when that is more.
+/// Zero turns stealing off.
 pub fn plan_leases(
     me: &str,
     alive: &[&str],
     leases: &[LeaseView],
     now_ms: i64,
-    max_steal: usize,
+    min_steal: usize,
 ) -> LeasePlan {
     let mut load: BTreeMap<&str, Vec<&LeaseView>> = BTreeMap::new();
     load.entry(me).or_default();
@@ -117,7 +124,8 @@ pub fn plan_leases(
     short -= take.len();
 
     let mut steal = Vec::new();
-    if short > 0 && max_steal > 0 {
+    if short > 0 && min_steal > 0 {
+        let per_round = min_steal.max(target.div_ceil(4));
         // The most loaded other instance, ties broken by name.
         let victim = load
             .iter()
@@ -130,7 +138,7 @@ pub fn plan_leases(
                 .filter(|l| l.handover_to.is_none())
                 .collect();
             let surplus = candidates.len().saturating_sub(target);
-            let n = short.min(max_steal).min(surplus);
+            let n = short.min(per_round).min(surplus);
             // Steal the lowest-priority feeds first: they matter least if
             // the handover costs a cadence.
             candidates.sort_by_key(|l| {
@@ -171,21 +179,49 @@ pub struct LeaseRound {
 /// Conditional lease writes in flight at once during a round.
 const RENEW_CONCURRENCY: usize = 16;
 
+/// The times a lease round works with.
+#[derive(Debug, Clone, Copy)]
+pub struct LeaseClock {
+    /// The round's start, in ms since the epoch; every lease written in the
+    /// round expires `ttl_ms` after it.
+    pub now_ms: i64,
+    pub ttl_ms: i64,
+    /// How long this instance's previous round took (0 for the first).
+    pub last_round_ms: i64,
+}
+
+impl LeaseClock {
+    /// A held lease with more than this left is not renewed this round.
+    ///
+    /// Rounds start every third of the TTL, or back to back when one takes
+    /// longer. A lease skipped now is renewed by the end of the next round:
+    /// within `max(ttl / 3, round) + round`. The margin allows three rounds
+    /// of the last one's length, so a state store that slows down between
+    /// rounds still renews in time; and it is never below half the TTL,
+    /// which on a fast store halves the writes.
+    pub fn renew_within_ms(&self) -> i64 {
+        let round = self.last_round_ms.max(0);
+        (self.ttl_ms / 2).max(self.ttl_ms / 3 + round.saturating_mul(3))
+    }
+}
+
 /// Runs one lease round against the state store: heartbeat, read the
 /// leases, plan, then renew, take and ask for handovers with conditional
 /// writes. `registry` is every configured feed with its priority; rows of
 /// feeds no longer configured are left to expire. `last_fetch` (feed →
 /// ms) rides on the renewals, so the feeds row shows when each feed was
-/// last fetched without a write per poll.
+/// last fetched without a write per poll. `min_steal` is as for
+/// [`plan_leases`].
 pub async fn lease_round(
     state: &dyn FeedStateStore,
     me: &str,
     registry: &[(String, i32)],
     last_fetch: &HashMap<String, i64>,
-    now_ms: i64,
-    ttl_ms: i64,
-    max_steal: usize,
+    clock: LeaseClock,
+    min_steal: usize,
 ) -> Result<LeaseRound, StateError> {
+    let LeaseClock { now_ms, ttl_ms, .. } = clock;
+    let renew_within_ms = clock.renew_within_ms();
     state.heartbeat(me, now_ms, ttl_ms).await?;
     let alive = state.live_instances(now_ms).await?;
     let alive: Vec<&str> = alive.iter().map(String::as_str).collect();
@@ -210,7 +246,7 @@ pub async fn lease_round(
             },
         })
         .collect();
-    let plan = plan_leases(me, &alive, &views, now_ms, max_steal);
+    let plan = plan_leases(me, &alive, &views, now_ms, min_steal);
     let mut round = LeaseRound {
         target: plan.target,
         instances: plan.instances,
@@ -218,12 +254,12 @@ pub async fn lease_round(
     };
     // Renewals and takes go out RENEW_CONCURRENCY at a time: a thousand
     // sequential conditional writes would outlast the TTL they renew.
-    // A lease with more than half its TTL left is not renewed this round
-    // (rounds run every third of the TTL): half the writes, same safety.
+    // A lease that outlasts the next round is not renewed this one
+    // (`LeaseClock::renew_within_ms`).
     let (fresh, due): (Vec<&String>, Vec<&String>) = plan.renew.iter().partition(|id| {
-        by_id
-            .get(id.as_str())
-            .is_some_and(|r| r.owner.as_deref() == Some(me) && r.expires_ms - now_ms > ttl_ms / 2)
+        by_id.get(id.as_str()).is_some_and(|r| {
+            r.owner.as_deref() == Some(me) && r.expires_ms - now_ms > renew_within_ms
+        })
     });
     for id in fresh {
         let r = by_id[id.as_str()];
@@ -397,6 +433,58 @@ mod tests {
         assert_eq!(counts.iter().sum::<usize>(), 200);
         // The target is ceil(200 / 3) = 67: nobody above it, nobody far below.
         assert!(counts.iter().all(|c| (66..=67).contains(c)), "{counts:?}");
+    }
+
+    #[test]
+    fn an_instance_joining_a_large_fleet_reaches_its_share_in_a_few_rounds() {
+        // Four instances hold 1,000 feeds; a fifth joins. Its share is 200:
+        // five handovers a round would take 40 rounds.
+        let fleet = ["a", "b", "c", "d"];
+        let mut table = feeds(1_000);
+        for (i, l) in table.iter_mut().enumerate() {
+            l.owner = Some(fleet[i % 4].to_string());
+            l.expires_ms = TTL;
+        }
+        let all = ["a", "b", "c", "d", "e"];
+        let mut now = 0;
+        let mut rounds = 0;
+        while owned(&table, "e", now) < 200 {
+            rounds += 1;
+            assert!(
+                rounds <= 8,
+                "e holds {} after 8 rounds",
+                owned(&table, "e", now)
+            );
+            for me in all {
+                let plan = plan_leases(me, &all, &table, now, 5);
+                apply(me, &plan, &mut table, now);
+            }
+            now += 2_000;
+        }
+        let counts: Vec<usize> = all.iter().map(|w| owned(&table, w, now)).collect();
+        assert_eq!(counts.iter().sum::<usize>(), 1_000, "{counts:?}");
+        assert!(counts.iter().all(|c| *c == 200), "{counts:?}");
+    }
+
+    #[test]
+    fn a_skipped_lease_outlasts_the_next_round_however_long_rounds_take() {
+        for ttl_ms in [4_000, 10_000, 30_000] {
+            for last_round_ms in [0, 50, 400, 1_000, 1_300, 3_000] {
+                let clock = LeaseClock {
+                    now_ms: 0,
+                    ttl_ms,
+                    last_round_ms,
+                };
+                let within = clock.renew_within_ms();
+                assert!(within >= ttl_ms / 2, "{ttl_ms} {last_round_ms}: {within}");
+                // The next round starts after max(ttl / 3, round) and its
+                // write lands within another round, even one a third slower.
+                let next_write = (ttl_ms / 3).max(last_round_ms) + last_round_ms * 4 / 3;
+                if last_round_ms <= ttl_ms / 3 {
+                    assert!(within > next_write, "{ttl_ms} {last_round_ms}: {within}");
+                }
+            }
+        }
     }
 
     #[test]

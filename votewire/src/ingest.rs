@@ -32,7 +32,7 @@ use votewire_ingestors::conditional::Backoff;
 use votewire_ingestors::feeds::{ValidFeed, feed_files, load_registry, parse_duration};
 use votewire_ingestors::health::HealthMachine;
 use votewire_ingestors::http::{FetchLimits, client_for};
-use votewire_ingestors::lease_plan::lease_round;
+use votewire_ingestors::lease_plan::{LeaseClock, lease_round};
 use votewire_ingestors::live_feed::{FeedSpec, FeedStepError, FeedTools, LiveFeed};
 use votewire_ingestors::publish::Publisher;
 use votewire_ingestors::state::{FeedStateStore, Lease, StateError, open_feed_state};
@@ -149,6 +149,14 @@ pub async fn run(config: &VotewireConfig, args: IngestArgs) -> anyhow::Result<Ex
     let state = open_feed_state(config)
         .await
         .context("opening the feed-state store")?;
+    // Announce this instance before the Kafka checks: instances started
+    // together then count each other in their first lease round, instead
+    // of the first one up taking every feed for the others to ask back.
+    let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+    state
+        .heartbeat(&instance, votewire_core::unix_ms(), ttl_ms)
+        .await
+        .context("announcing this instance in the feed-state store")?;
     ensure_declared_topics(&config.kafka, &config.topics)
         .await
         .context("ensuring topics")?;
@@ -233,8 +241,8 @@ pub async fn run(config: &VotewireConfig, args: IngestArgs) -> anyhow::Result<Ex
         feeds.len()
     );
 
-    let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
     let started = tokio::time::Instant::now();
+    let mut last_round = Duration::ZERO;
     let mut running: HashMap<String, RunningFeed> = HashMap::new();
     let mut held: Vec<Lease> = Vec::new();
     let ctrl_c = tokio::signal::ctrl_c();
@@ -295,20 +303,24 @@ pub async fn run(config: &VotewireConfig, args: IngestArgs) -> anyhow::Result<Ex
             .lock()
             .map(|m| m.clone())
             .unwrap_or_default();
+        let clock = LeaseClock {
+            now_ms: votewire_core::unix_ms(),
+            ttl_ms,
+            last_round_ms: i64::try_from(last_round.as_millis()).unwrap_or(i64::MAX),
+        };
         let round_result = lease_round(
             shared.state.as_ref(),
             &instance,
             &prios,
             &last_fetch,
-            votewire_core::unix_ms(),
-            ttl_ms,
+            clock,
             5,
         )
         .await;
-        if round_started.elapsed() > ttl / 3 {
+        last_round = round_started.elapsed();
+        if last_round > ttl / 3 {
             eprintln!(
-                "lease round took {:?} (TTL {ttl:?}): the state store is slow; leases may lapse",
-                round_started.elapsed()
+                "lease round took {last_round:?} (TTL {ttl:?}): the state store is slow; leases may lapse"
             );
         }
         match round_result {
@@ -401,8 +413,10 @@ pub async fn run(config: &VotewireConfig, args: IngestArgs) -> anyhow::Result<Ex
         if done {
             break;
         }
+        // Rounds start every third of the TTL, however long each took
+        // (back to back when one took longer).
         tokio::select! {
-            _ = tokio::time::sleep(ttl / 3) => {}
+            _ = tokio::time::sleep_until(round_started + ttl / 3) => {}
             _ = &mut ctrl_c => break,
         }
     }

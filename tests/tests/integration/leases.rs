@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use votewire_ingestors::lease_plan::lease_round;
+use votewire_ingestors::lease_plan::{LeaseClock, lease_round};
 use votewire_ingestors::state::{DynamoFeedState, FeedStateStore};
 use votewire_tests::Stack;
 
@@ -37,14 +37,19 @@ fn spawn_instance(
     holding: Holding,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        let mut last_round_ms = 0;
         loop {
+            let started = wall_ms();
             let round = lease_round(
                 &state,
                 me,
                 &registry,
                 &HashMap::new(),
-                wall_ms(),
-                TTL_MS,
+                LeaseClock {
+                    now_ms: wall_ms(),
+                    ttl_ms: TTL_MS,
+                    last_round_ms,
+                },
                 20,
             )
             .await
@@ -52,6 +57,7 @@ fn spawn_instance(
             // A feed may be polled from after the conditional write until
             // its lease expires or the instance stops it.
             let after = wall_ms();
+            last_round_ms = after - started;
             {
                 let mut h = holding.lock().unwrap();
                 let mine = h.entry(me.to_string()).or_default();
