@@ -264,7 +264,8 @@ pub trait FeedStateStore: Send + Sync {
     /// Every feed row's lease, for the lease plan.
     async fn lease_rows(&self) -> Result<Vec<LeaseRow>, StateError>;
 
-    /// Records that `instance` is alive until `now_ms + ttl_ms`.
+    /// Records that `instance` is alive until `now_ms + ttl_ms`; a `ttl_ms`
+    /// of 0 withdraws it (a stopping instance).
     async fn heartbeat(&self, instance: &str, now_ms: i64, ttl_ms: i64) -> Result<(), StateError>;
 
     /// Instances whose heartbeat has not expired at `now_ms`, sorted.

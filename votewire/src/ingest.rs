@@ -149,14 +149,6 @@ pub async fn run(config: &VotewireConfig, args: IngestArgs) -> anyhow::Result<Ex
     let state = open_feed_state(config)
         .await
         .context("opening the feed-state store")?;
-    // Announce this instance before the Kafka checks: instances started
-    // together then count each other in their first lease round, instead
-    // of the first one up taking every feed for the others to ask back.
-    let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
-    state
-        .heartbeat(&instance, votewire_core::unix_ms(), ttl_ms)
-        .await
-        .context("announcing this instance in the feed-state store")?;
     ensure_declared_topics(&config.kafka, &config.topics)
         .await
         .context("ensuring topics")?;
@@ -241,13 +233,32 @@ pub async fn run(config: &VotewireConfig, args: IngestArgs) -> anyhow::Result<Ex
         feeds.len()
     );
 
+    let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    // Announce this instance, then wait a third of the TTL before the first
+    // lease round: instances started together count each other in it,
+    // instead of the first one up taking every feed for the others to ask
+    // back. Only an instance past its Kafka checks announces itself, so
+    // one crash-looping on a bad config is never counted, and never leaves
+    // a share of the feeds waiting for it.
+    shared
+        .state
+        .heartbeat(&instance, votewire_core::unix_ms(), ttl_ms)
+        .await
+        .context("announcing this instance in the feed-state store")?;
+    let interrupted = tokio::select! {
+        _ = tokio::time::sleep(ttl / 3) => false,
+        _ = &mut ctrl_c => true,
+    };
     let started = tokio::time::Instant::now();
     let mut last_round = Duration::ZERO;
     let mut running: HashMap<String, RunningFeed> = HashMap::new();
     let mut held: Vec<Lease> = Vec::new();
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
     loop {
+        if interrupted {
+            break;
+        }
         // Hot reload: re-read the registry when its files changed.
         let now_stamp = registry_stamp(&args.feeds);
         if now_stamp != stamp {
@@ -419,6 +430,16 @@ pub async fn run(config: &VotewireConfig, args: IngestArgs) -> anyhow::Result<Ex
             _ = tokio::time::sleep_until(round_started + ttl / 3) => {}
             _ = &mut ctrl_c => break,
         }
+    }
+    // Withdraw the heartbeat first (it expires now): the others stop
+    // counting this instance and take its released leases in their next
+    // round, instead of leaving its share free until the heartbeat lapses.
+    if let Err(e) = shared
+        .state
+        .heartbeat(&instance, votewire_core::unix_ms(), 0)
+        .await
+    {
+        eprintln!("votewire ingest: withdrawing the heartbeat: {e}");
     }
     for (_, r) in running.drain() {
         r.stop().await;

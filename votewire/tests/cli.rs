@@ -120,6 +120,13 @@ stale_after = "10m"
     assert!(seen.iter().all(|(p, _)| p.starts_with("/GA/107556/")));
     // The lease was released: another instance could take it right away.
     let state = votewire_ingestors::state::DynamoFeedState::new(dynamo, &store_cfg);
+    // And the instance withdrew its heartbeat (it lived for a TTL from its
+    // last round), so nobody counts it when sharing out the feeds.
+    let live = state
+        .live_instances(votewire_core::unix_ms())
+        .await
+        .unwrap();
+    assert!(!live.contains(&"it-1".to_string()), "{live:?}");
     let row = state.load(&feed_id).await.unwrap().unwrap();
     assert_eq!(row.source_seq, 2);
     assert!(
@@ -1064,6 +1071,44 @@ async fn two_ingestors_split_200_feeds_and_the_survivor_takes_all_after_a_kill_9
             "{path}: {runs:?}"
         );
     }
+}
+
+/// An ingestor that cannot reach Kafka exits with the error, and it never
+/// announced itself: the others do not count it when sharing out the
+/// feeds, so a task crash-looping on a bad broker address leaves no share
+/// of them waiting for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ingestor_that_fails_its_kafka_checks_is_never_counted_as_an_instance() {
+    use votewire_tests::pipeline::TestPipeline;
+    let stack = Stack::load();
+    let pipeline = TestPipeline::start("crashloop", 1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let feed_id = votewire_tests::unique("crashloop");
+    one_http_feed(dir.path(), "f.toml", &feed_id, "http://127.0.0.1:9/f.csv");
+    let closed = votewire_tests::free_port();
+    let child = tokio::process::Command::from(votewire_on(&stack, &pipeline))
+        .env(
+            "VOTEWIRE_KAFKA_BOOTSTRAP_SERVERS",
+            format!("127.0.0.1:{closed}"),
+        )
+        // A heartbeat written before the checks would outlive their
+        // failure (about 10 s) by far.
+        .args(["ingest", "--instance", "crashloop-1", "--lease-ttl", "60s"])
+        .arg("--feeds")
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (status, _, stderr) = finish(child, std::time::Duration::from_secs(60)).await;
+    assert!(!status.success(), "{stderr}");
+    assert!(stderr.contains("ensuring topics"), "{stderr}");
+    let live = pipeline
+        .state
+        .live_instances(votewire_core::unix_ms())
+        .await
+        .unwrap();
+    assert!(live.is_empty(), "counted: {live:?}");
 }
 
 /// The aggregator fleet's result does not depend on how many members
