@@ -10,6 +10,9 @@
 //! | `votewire.feed.freshness` (s) | gauge | `votewire.feed_id`: seconds since the last change |
 //! | `votewire.feed.health` | gauge | `votewire.feed_id`, `state`: 1 for the current state |
 //! | `votewire.kafka.produce.duration` (s) | histogram | `messaging.destination.name` |
+//! | `votewire.ingest.feeds_owned` | gauge | none: the feeds this process runs |
+//! | `votewire.ingest.lease_round.duration` (s) | histogram | none |
+//! | `votewire.ingest.lease_changes` | counter | `change` (`taken`, `handed_over`, `lost`) |
 //!
 //! Instruments bind to the global meter provider the first time they are
 //! used, so a process installs it (`init_metrics`) before its feeds run.
@@ -39,6 +42,8 @@ pub struct FeedMetrics {
     cells_changed: Counter<u64>,
     errors: Counter<u64>,
     produce_duration: Histogram<f64>,
+    lease_round_duration: Histogram<f64>,
+    lease_changes: Counter<u64>,
 }
 
 static STANDING: LazyLock<Mutex<HashMap<String, FeedStanding>>> =
@@ -114,6 +119,20 @@ static METRICS: LazyLock<FeedMetrics> = LazyLock::new(|| {
             .with_description("Producing one payload's records to a topic until every ack")
             .with_boundaries(DURATION_BUCKETS.to_vec())
             .build(),
+        lease_round_duration: meter
+            .f64_histogram("votewire.ingest.lease_round.duration")
+            .with_unit("s")
+            .with_description(
+                "One lease round; near a third of the lease TTL, leases start to lapse",
+            )
+            .with_boundaries(DURATION_BUCKETS.to_vec())
+            .build(),
+        lease_changes: meter
+            .u64_counter("votewire.ingest.lease_changes")
+            .with_description(
+                "Leases taken, handed over on request, and lost (lapsed before renewal)",
+            )
+            .build(),
     }
 });
 
@@ -166,6 +185,34 @@ pub fn record_produce(topic: &str, took: Duration) {
             topic.to_string(),
         )],
     );
+}
+
+/// What one lease round changed, for the metrics.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LeaseRoundFacts {
+    pub took: Duration,
+    /// Feeds started under a newly taken lease.
+    pub taken: usize,
+    /// Feeds stopped because a live instance asked for them.
+    pub handed_over: usize,
+    /// Feeds stopped because their lease lapsed or moved without a handover.
+    pub lost: usize,
+}
+
+/// Records one lease round.
+pub fn record_lease_round(r: &LeaseRoundFacts) {
+    let m = &*METRICS;
+    m.lease_round_duration.record(r.took.as_secs_f64(), &[]);
+    for (change, n) in [
+        ("taken", r.taken),
+        ("handed_over", r.handed_over),
+        ("lost", r.lost),
+    ] {
+        if n > 0 {
+            m.lease_changes
+                .add(n as u64, &[KeyValue::new("change", change)]);
+        }
+    }
 }
 
 /// Forgets a feed this process no longer runs (its gauges stop).

@@ -336,6 +336,18 @@ pub async fn run(config: &VotewireConfig, args: IngestArgs) -> anyhow::Result<Ex
         }
         match round_result {
             Ok(round) => {
+                let before: std::collections::HashSet<&str> =
+                    held.iter().map(|l| l.feed_id.as_str()).collect();
+                let mut facts = votewire_ingestors::feed_metrics::LeaseRoundFacts {
+                    took: last_round,
+                    taken: round
+                        .held
+                        .iter()
+                        .filter(|l| !before.contains(l.feed_id.as_str()))
+                        .count(),
+                    handed_over: round.hand_over.len(),
+                    lost: 0,
+                };
                 for lease in &round.hand_over {
                     votewire_ingestors::feed_metrics::forget_feed(&lease.feed_id);
                     if let Some(r) = running.remove(&lease.feed_id) {
@@ -353,6 +365,8 @@ pub async fn run(config: &VotewireConfig, args: IngestArgs) -> anyhow::Result<Ex
                     .filter(|f| !now_held.contains(f.as_str()))
                     .cloned()
                     .collect();
+                facts.lost = lost.len();
+                votewire_ingestors::feed_metrics::record_lease_round(&facts);
                 for f in lost {
                     votewire_ingestors::feed_metrics::forget_feed(&f);
                     if let Some(r) = running.remove(&f) {

@@ -1386,6 +1386,19 @@ async fn one_trace_id_covers_fetch_to_results_across_the_ingest_and_aggregate_pr
             .any(|l| l.starts_with("votewire_ingest_feeds_owned") && l.ends_with(" 2")),
         "two feeds owned:\n{ingest_text}"
     );
+    // The lease rounds: timed, and both leases counted as taken.
+    assert!(
+        ingest_text
+            .lines()
+            .any(|l| l.starts_with("votewire_ingest_lease_round_duration_seconds_count")),
+        "{ingest_text}"
+    );
+    assert!(
+        ingest_text.lines().any(|l| l
+            .starts_with("votewire_ingest_lease_changes_total{change=\"taken\"}")
+            && l.ends_with(" 2")),
+        "two leases taken:\n{ingest_text}"
+    );
     assert!(
         text.lines()
             .any(|l| l.starts_with("votewire_aggregator_lag_total")),
