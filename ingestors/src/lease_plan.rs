@@ -191,7 +191,8 @@ pub struct LeaseClock {
 }
 
 impl LeaseClock {
-    /// A held lease with more than this left is not renewed this round.
+    /// A held lease with more than this left is not renewed this round,
+    /// and the round's heartbeat lasts this long.
     ///
     /// Rounds start every third of the TTL, or back to back when one takes
     /// longer. A lease skipped now is renewed by the end of the next round:
@@ -222,7 +223,13 @@ pub async fn lease_round(
 ) -> Result<LeaseRound, StateError> {
     let LeaseClock { now_ms, ttl_ms, .. } = clock;
     let renew_within_ms = clock.renew_within_ms();
-    state.heartbeat(me, now_ms, ttl_ms).await?;
+    // The heartbeat lives only as long as the shortest lease this round
+    // may leave unrenewed, so it never outlives this instance's leases: if
+    // the instance dies, the others stop counting it by the time its
+    // leases lapse, and take them in their next round instead of holding
+    // back its share for another round. The next round's heartbeat comes
+    // sooner than that (`LeaseClock::renew_within_ms`).
+    state.heartbeat(me, now_ms, renew_within_ms).await?;
     let alive = state.live_instances(now_ms).await?;
     let alive: Vec<&str> = alive.iter().map(String::as_str).collect();
     let rows = state.lease_rows().await?;
