@@ -394,19 +394,23 @@ fn set_admin_token(
 mod tests {
     use super::*;
 
+    /// The default config with these operator properties.
+    fn with_properties(properties: &[(&str, &str)]) -> KafkaConfig {
+        let mut kafka = KafkaConfig::default();
+        for (k, v) in properties {
+            kafka.properties.insert(k.to_string(), v.to_string());
+        }
+        kafka
+    }
+
     #[test]
     fn operator_properties_cannot_turn_off_idempotence_or_enable_auto_commit() {
-        let mut kafka = KafkaConfig::default();
-        kafka
-            .properties
-            .insert("enable.idempotence".into(), "false".into());
-        kafka.properties.insert("acks".into(), "1".into());
-        kafka
-            .properties
-            .insert("enable.auto.commit".into(), "true".into());
-        kafka
-            .properties
-            .insert("security.protocol".into(), "SASL_SSL".into());
+        let kafka = with_properties(&[
+            ("enable.idempotence", "false"),
+            ("acks", "1"),
+            ("enable.auto.commit", "true"),
+            ("security.protocol", "SASL_SSL"),
+        ]);
         let p = producer_config(&kafka, "ingest");
         assert_eq!(p.get("enable.idempotence"), Some("true"));
         assert_eq!(p.get("acks"), Some("all"));
@@ -445,10 +449,7 @@ mod tests {
     fn metadata_clients_sign_in_like_the_others() {
         // `topics ensure` and the partition count on a SASL cluster: the
         // metadata client once left the operator's properties out.
-        let mut kafka = KafkaConfig::default();
-        kafka
-            .properties
-            .insert("sasl.mechanisms".into(), "SCRAM-SHA-512".into());
+        let kafka = with_properties(&[("sasl.mechanisms", "SCRAM-SHA-512")]);
         assert_eq!(
             metadata_config(&kafka).get("sasl.mechanisms"),
             Some("SCRAM-SHA-512")

@@ -236,28 +236,28 @@ pub async fn run(config: &VotewireConfig, args: IngestArgs) -> anyhow::Result<Ex
     let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
-    // Announce this instance, then wait a third of the TTL before the first
-    // lease round: instances started together count each other in it,
-    // instead of the first one up taking every feed for the others to ask
-    // back. Only an instance past its Kafka checks announces itself, so
-    // one crash-looping on a bad config is never counted, and never leaves
-    // a share of the feeds waiting for it.
+    // Announce this instance; the first lease round comes a third of the
+    // TTL later, like every other. Instances started together so count each
+    // other in it, instead of the first one up taking every feed for the
+    // others to ask back. Only an instance past its Kafka checks announces
+    // itself, so one crash-looping on a bad config is never counted, and
+    // never leaves a share of the feeds waiting for it.
     shared
         .state
         .heartbeat(&instance, votewire_core::unix_ms(), ttl_ms)
         .await
         .context("announcing this instance in the feed-state store")?;
-    let interrupted = tokio::select! {
-        _ = tokio::time::sleep(ttl / 3) => false,
-        _ = &mut ctrl_c => true,
-    };
-    let started = tokio::time::Instant::now();
+    // Rounds start every third of the TTL, however long each took (back to
+    // back when one took longer). `--run-for` counts from the first.
+    let mut next_round = tokio::time::Instant::now() + ttl / 3;
+    let started = next_round;
     let mut last_round = Duration::ZERO;
     let mut running: HashMap<String, RunningFeed> = HashMap::new();
     let mut held: Vec<Lease> = Vec::new();
     loop {
-        if interrupted {
-            break;
+        tokio::select! {
+            _ = tokio::time::sleep_until(next_round) => {}
+            _ = &mut ctrl_c => break,
         }
         // Hot reload: re-read the registry when its files changed.
         let now_stamp = registry_stamp(&args.feeds);
@@ -309,6 +309,7 @@ pub async fn run(config: &VotewireConfig, args: IngestArgs) -> anyhow::Result<Ex
             }
         }
         let round_started = tokio::time::Instant::now();
+        next_round = round_started + ttl / 3;
         let last_fetch = shared
             .last_fetch
             .lock()
@@ -336,18 +337,6 @@ pub async fn run(config: &VotewireConfig, args: IngestArgs) -> anyhow::Result<Ex
         }
         match round_result {
             Ok(round) => {
-                let before: std::collections::HashSet<&str> =
-                    held.iter().map(|l| l.feed_id.as_str()).collect();
-                let mut facts = votewire_ingestors::feed_metrics::LeaseRoundFacts {
-                    took: last_round,
-                    taken: round
-                        .held
-                        .iter()
-                        .filter(|l| !before.contains(l.feed_id.as_str()))
-                        .count(),
-                    handed_over: round.hand_over.len(),
-                    lost: 0,
-                };
                 for lease in &round.hand_over {
                     votewire_ingestors::feed_metrics::forget_feed(&lease.feed_id);
                     if let Some(r) = running.remove(&lease.feed_id) {
@@ -365,8 +354,17 @@ pub async fn run(config: &VotewireConfig, args: IngestArgs) -> anyhow::Result<Ex
                     .filter(|f| !now_held.contains(f.as_str()))
                     .cloned()
                     .collect();
-                facts.lost = lost.len();
-                votewire_ingestors::feed_metrics::record_lease_round(&facts);
+                let held_before: std::collections::HashSet<&str> =
+                    held.iter().map(|l| l.feed_id.as_str()).collect();
+                let taken = now_held.difference(&held_before).count();
+                votewire_ingestors::feed_metrics::record_lease_round(
+                    &votewire_ingestors::feed_metrics::LeaseRoundFacts {
+                        took: last_round,
+                        taken,
+                        handed_over: round.hand_over.len(),
+                        lost: lost.len(),
+                    },
+                );
                 for f in lost {
                     votewire_ingestors::feed_metrics::forget_feed(&f);
                     if let Some(r) = running.remove(&f) {
@@ -434,15 +432,8 @@ pub async fn run(config: &VotewireConfig, args: IngestArgs) -> anyhow::Result<Ex
             }
             Err(e) => eprintln!("lease round failed (feeds keep running until their TTL): {e}"),
         }
-        let done = run_for.is_some_and(|d| started.elapsed() >= d);
-        if done {
+        if run_for.is_some_and(|d| started.elapsed() >= d) {
             break;
-        }
-        // Rounds start every third of the TTL, however long each took
-        // (back to back when one took longer).
-        tokio::select! {
-            _ = tokio::time::sleep_until(round_started + ttl / 3) => {}
-            _ = &mut ctrl_c => break,
         }
     }
     // Withdraw the heartbeat first (it expires now): the others stop
