@@ -211,19 +211,7 @@ pub fn topic_partitions(
     kafka: &KafkaConfig,
     topic: &str,
 ) -> Result<Option<usize>, KafkaSetupError> {
-    let consumer: BaseConsumer<KafkaClientContext> = metadata_config(kafka)
-        .create_with_context(KafkaClientContext::default())
-        .map_err(|source| KafkaSetupError::Build {
-            role: "metadata",
-            source,
-        })?;
-    serve_token_request(&consumer);
-    let md = consumer
-        .fetch_metadata(Some(topic), Duration::from_millis(kafka.request_timeout_ms))
-        .map_err(|source| KafkaSetupError::Metadata {
-            bootstrap: kafka.bootstrap_servers.clone(),
-            source,
-        })?;
+    let md = cluster_metadata(kafka, Some(topic))?;
     Ok(md
         .topics()
         .iter()
@@ -260,6 +248,16 @@ pub fn assign_all_partitions<C: rdkafka::consumer::ConsumerContext>(
 /// Broker ids reachable through `kafka`, proving the cluster answers a real
 /// metadata request.
 pub fn broker_ids(kafka: &KafkaConfig) -> Result<Vec<i32>, KafkaSetupError> {
+    let md = cluster_metadata(kafka, None)?;
+    Ok(md.brokers().iter().map(|b| b.id()).collect())
+}
+
+/// One metadata request (for `topic`, or the whole cluster) through a
+/// short-lived client signed in like every other.
+fn cluster_metadata(
+    kafka: &KafkaConfig,
+    topic: Option<&str>,
+) -> Result<rdkafka::metadata::Metadata, KafkaSetupError> {
     let consumer: BaseConsumer<KafkaClientContext> = metadata_config(kafka)
         .create_with_context(KafkaClientContext::default())
         .map_err(|source| KafkaSetupError::Build {
@@ -267,13 +265,12 @@ pub fn broker_ids(kafka: &KafkaConfig) -> Result<Vec<i32>, KafkaSetupError> {
             source,
         })?;
     serve_token_request(&consumer);
-    let md = consumer
-        .fetch_metadata(None, Duration::from_millis(kafka.request_timeout_ms))
+    consumer
+        .fetch_metadata(topic, Duration::from_millis(kafka.request_timeout_ms))
         .map_err(|source| KafkaSetupError::Metadata {
             bootstrap: kafka.bootstrap_servers.clone(),
             source,
-        })?;
-    Ok(md.brokers().iter().map(|b| b.id()).collect())
+        })
 }
 
 /// Creates every declared topic of `kafka`'s cluster that is missing (see
