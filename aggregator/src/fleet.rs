@@ -14,13 +14,13 @@
 //!
 //! An assigned partition is read from its beginning (the rebalance
 //! callback rewrites the assignment's offsets), and nothing is published
-//! for it until it has caught up. "Caught up" cannot be judged from the
-//! high watermark alone on the local broker: tansu 0.6.0 reports the base
-//! offset of a partition's last batch as its high watermark (measured:
-//! 10,000 records readable, 8,739 reported), so a partition is caught up
-//! once it has passed the watermark seen at assignment **and** either
-//! stayed quiet for `rebuild_idle` or passed a later watermark larger than
-//! that one (every batch that existed at assignment then lies below it).
+//! for it until it has caught up: until its position has reached the high
+//! watermark read at assignment. Every record that existed when the
+//! partition was assigned then lies behind the position, so the first
+//! results it publishes are computed from the whole compacted history, and
+//! no quiet period is waited for. A partition whose watermark cannot be
+//! read stays in rebuild, and the read is tried again each batch: a
+//! partition assumed empty would publish partial results.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -92,8 +92,6 @@ pub struct FleetConfig {
     pub coalesce: Duration,
     /// Cells per batch at most.
     pub max_batch: usize,
-    /// Quiet time that tells a rebuilding partition it has caught up.
-    pub rebuild_idle: Duration,
     /// How often lag and throughput per partition are reported.
     pub stats_every: Duration,
     /// Results produced and not yet acknowledged, at most.
@@ -107,7 +105,6 @@ impl FleetConfig {
             instance: instance.to_string(),
             coalesce: Duration::from_millis(10),
             max_batch: 50_000,
-            rebuild_idle: Duration::from_millis(500),
             stats_every: Duration::from_secs(5),
             max_in_flight: 10_000,
         }
@@ -255,12 +252,9 @@ impl RebuildContext {
 /// Where a rebuilding partition is in its catch-up.
 #[derive(Debug)]
 struct Rebuild {
-    /// The high watermark reported at assignment.
-    assigned_hw: i64,
-    /// When a record of this partition last arrived (or the assignment).
-    last_record: Instant,
-    /// When the watermark was last re-read.
-    last_check: Instant,
+    /// The high watermark read at assignment (`None` until a read
+    /// succeeds).
+    assigned_hw: Option<i64>,
 }
 
 /// One assigned partition's state.
@@ -282,15 +276,10 @@ struct PartitionState {
 }
 
 impl PartitionState {
-    fn new(assigned_hw: i64) -> Self {
-        let now = Instant::now();
+    fn new(assigned_hw: Option<i64>) -> Self {
         Self {
             contests: FxHashMap::default(),
-            rebuild: Some(Rebuild {
-                assigned_hw,
-                last_record: now,
-                last_check: now,
-            }),
+            rebuild: Some(Rebuild { assigned_hw }),
             next_offset: None,
             published: HashMap::new(),
             dirty: HashSet::new(),
@@ -324,11 +313,6 @@ pub async fn run_member(
     };
     let mut consumer_cfg =
         consumer_config(kafka, &format!("aggregate-{}", cfg.instance), &cfg.group_id);
-    // A fetch returns as soon as there is data, but tansu holds an empty
-    // fetch for the whole wait (librdkafka's default 500 ms): measured
-    // ~1 s from cell to result at replay load with the default, so the
-    // wait is short.
-    consumer_cfg.set("fetch.wait.max.ms", "5");
     // When the prefetch queue is full (64 MB, about 140,000 cells) the
     // next fetch is postponed by this much: librdkafka's default (1 s)
     // made a rebuild crawl at one queue-full per second.
@@ -392,9 +376,6 @@ pub async fn run_member(
                 return;
             };
             state.next_offset = Some(m.offset() + 1);
-            if let Some(r) = state.rebuild.as_mut() {
-                r.last_record = Instant::now();
-            }
             *per_partition.entry(p).or_insert(0) += 1;
             state.cells_since_stats += 1;
             if state.rebuild.is_none()
@@ -462,25 +443,24 @@ pub async fn run_member(
         report.per_partition.sort();
 
         // Partitions that caught up publish every contest they hold.
+        let positions = rebuild_positions(&consumer, &topics.votes, &parts);
         for (p, state) in parts.iter_mut() {
             let Some(r) = state.rebuild.as_mut() else {
                 continue;
             };
-            let position = state.next_offset.unwrap_or(0);
-            if position < r.assigned_hw {
+            if r.assigned_hw.is_none() {
+                r.assigned_hw = high_watermark(&consumer, &topics.votes, *p);
+            }
+            let Some(assigned_hw) = r.assigned_hw else {
                 continue;
-            }
-            let quiet = r.last_record.elapsed() >= cfg.rebuild_idle;
-            let mut passed_newer = false;
-            if !quiet && r.last_check.elapsed() >= Duration::from_millis(100) {
-                r.last_check = Instant::now();
-                if let Ok((_, hw)) =
-                    consumer.fetch_watermarks(&topics.votes, *p, Duration::from_secs(2))
-                {
-                    passed_newer = hw > r.assigned_hw && position >= hw;
-                }
-            }
-            if quiet || passed_newer {
+            };
+            // The consumer's position also moves past offsets that hold no
+            // record for us (compacted away, transaction markers).
+            let position = state
+                .next_offset
+                .unwrap_or(0)
+                .max(positions.get(p).copied().unwrap_or(0));
+            if position >= assigned_hw {
                 state.rebuild = None;
                 state.dirty = state.contests.keys().cloned().collect();
                 report.caught_up.push(*p);
@@ -829,6 +809,46 @@ async fn settle(
     }
 }
 
+/// The high watermark of `partition`, or `None` when the broker did not
+/// answer within 5 s (the partition then stays in rebuild).
+fn high_watermark(
+    consumer: &StreamConsumer<RebuildContext>,
+    topic: &str,
+    partition: i32,
+) -> Option<i64> {
+    match consumer.fetch_watermarks(topic, partition, Duration::from_secs(5)) {
+        Ok((_, hw)) => Some(hw),
+        Err(e) => {
+            eprintln!(
+                "aggregator: reading {topic} partition {partition}'s high watermark: {e}; still rebuilding, trying again"
+            );
+            None
+        }
+    }
+}
+
+/// The consumer's position in each rebuilding partition (empty when none
+/// is rebuilding).
+fn rebuild_positions(
+    consumer: &StreamConsumer<RebuildContext>,
+    topic: &str,
+    parts: &FxHashMap<i32, PartitionState>,
+) -> HashMap<i32, i64> {
+    if parts.values().all(|s| s.rebuild.is_none()) {
+        return HashMap::new();
+    }
+    let Ok(tpl) = consumer.position() else {
+        return HashMap::new();
+    };
+    tpl.elements_for_topic(topic)
+        .iter()
+        .filter_map(|e| match e.offset() {
+            rdkafka::Offset::Offset(o) => Some((e.partition(), o)),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Applies the rebalance events the callback recorded: assigned partitions
 /// start rebuilding, revoked ones are dropped with their state.
 fn apply_events(
@@ -840,10 +860,7 @@ fn apply_events(
         match event {
             RebalanceEvent::Assigned(ps) => {
                 for p in ps {
-                    let hw = consumer
-                        .fetch_watermarks(topic, p, Duration::from_secs(5))
-                        .map_or(0, |(_, hw)| hw);
-                    parts.insert(p, PartitionState::new(hw));
+                    parts.insert(p, PartitionState::new(high_watermark(consumer, topic, p)));
                 }
             }
             RebalanceEvent::Revoked(ps) => {

@@ -130,12 +130,22 @@ pub struct TopicsConfig {
     pub feed_status: String,
     /// `DeadLetter` records for rejected payloads.
     pub dlq: String,
-    /// Partition count for the votes and results topics.
+    /// Partition count for the votes and results topics. A contest's
+    /// partition is `hash(election, contest) % partitions`, so choose it
+    /// before the night: adding partitions later moves contests.
     pub contest_partitions: i32,
     /// Partition count for the other topics.
     pub other_partitions: i32,
-    /// Replication factor used when creating topics (1 locally, 3 on MSK).
+    /// Replication factor of every topic votewire creates (default 3, as
+    /// MSK's `min.insync.replicas=2` requires; 1 for a one-broker cluster).
+    /// `topics ensure` refuses one above the broker count or below the
+    /// `min.insync.replicas` that applies.
     pub replication_factor: i32,
+    /// Topic-level settings for every topic votewire creates (for example
+    /// `"min.insync.replicas"`, `"retention.ms"`, `"segment.ms"`,
+    /// `"min.cleanable.dirty.ratio"`), compared on topics that exist.
+    /// `cleanup.policy` is votewire's to set and is refused here.
+    pub config: BTreeMap<String, String>,
 }
 
 /// Where feed state, cursors and leases live.
@@ -240,7 +250,8 @@ impl Default for TopicsConfig {
             dlq: "votewire.dlq.v1".into(),
             contest_partitions: 12,
             other_partitions: 3,
-            replication_factor: 1,
+            replication_factor: 3,
+            config: BTreeMap::new(),
         }
     }
 }
@@ -402,6 +413,30 @@ pub const ENV_OVERRIDES: &[EnvOverride] = &[
         },
     },
     EnvOverride {
+        var: "VOTEWIRE_TOPICS_CONTEST_PARTITIONS",
+        describes: "topics.contest_partitions",
+        apply: |c, v| {
+            c.topics.contest_partitions = positive(v)?;
+            Ok(())
+        },
+    },
+    EnvOverride {
+        var: "VOTEWIRE_TOPICS_OTHER_PARTITIONS",
+        describes: "topics.other_partitions",
+        apply: |c, v| {
+            c.topics.other_partitions = positive(v)?;
+            Ok(())
+        },
+    },
+    EnvOverride {
+        var: "VOTEWIRE_TOPICS_REPLICATION_FACTOR",
+        describes: "topics.replication_factor",
+        apply: |c, v| {
+            c.topics.replication_factor = positive(v)?;
+            Ok(())
+        },
+    },
+    EnvOverride {
         var: "VOTEWIRE_STATE_STORE",
         describes: "state_store.kind (dynamodb | embedded)",
         apply: |c, v| {
@@ -494,6 +529,19 @@ pub const ENV_OVERRIDES: &[EnvOverride] = &[
 /// Prefix of the pass-through librdkafka property variables.
 pub const KAFKA_PROPERTY_ENV_PREFIX: &str = "VOTEWIRE_KAFKA_PROPERTY_";
 
+/// `VOTEWIRE_TOPICS_CONFIG_<NAME>` sets the topic setting `<name>` in
+/// `[topics.config]` (lowercased, `_` becoming `.`: `…_RETENTION_MS` is
+/// `retention.ms`).
+pub const TOPICS_CONFIG_ENV_PREFIX: &str = "VOTEWIRE_TOPICS_CONFIG_";
+
+/// A whole number above zero (partition counts, replication factors).
+fn positive(v: &str) -> Result<i32, String> {
+    match v.trim().parse::<i32>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err("expected a whole number above 0".into()),
+    }
+}
+
 impl VotewireConfig {
     /// Parses a TOML document. `origin` names it in errors.
     pub fn from_toml_str(text: &str, origin: &Path) -> Result<Self, ConfigError> {
@@ -530,6 +578,11 @@ impl VotewireConfig {
             if let Some(property) = name.strip_prefix(KAFKA_PROPERTY_ENV_PREFIX) {
                 let key = property.to_ascii_lowercase().replace('_', ".");
                 self.kafka.properties.insert(key, value);
+                continue;
+            }
+            if let Some(setting) = name.strip_prefix(TOPICS_CONFIG_ENV_PREFIX) {
+                let key = setting.to_ascii_lowercase().replace('_', ".");
+                self.topics.config.insert(key, value);
                 continue;
             }
             if let Some(o) = ENV_OVERRIDES.iter().find(|o| o.var == name) {

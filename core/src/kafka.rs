@@ -4,8 +4,7 @@
 //!   `enable.idempotence=true`, lz4 compression, a short `linger.ms`).
 //! * [`consumer_config`] builds a consumer that never auto-commits and uses
 //!   cooperative-sticky assignment.
-//! * [`declared_topics`] is the topic set votewire needs, with partition counts
-//!   and cleanup policies; [`ensure_topics`] creates what is missing.
+//! * [`crate::topics`] declares the topic set and creates or checks it.
 //!
 //! Operator-supplied librdkafka properties (`[kafka.properties]`) are applied
 //! after votewire's tuning defaults and before the delivery guarantees, so an
@@ -21,12 +20,12 @@ use std::time::Duration;
 
 use rdkafka::ClientConfig;
 use rdkafka::ClientContext;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::AdminClient;
 use rdkafka::client::OAuthToken;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::error::KafkaError;
 
-use crate::config::{KafkaConfig, TopicsConfig};
+use crate::config::KafkaConfig;
 use crate::msk_iam::{self, MskIamTokens};
 
 /// The context of every Kafka client votewire builds: it signs MSK IAM
@@ -87,13 +86,29 @@ pub enum KafkaSetupError {
         #[source]
         source: KafkaError,
     },
+    #[error("describing the configuration of {resource}: {source}")]
+    DescribeConfigs {
+        resource: String,
+        #[source]
+        source: KafkaError,
+    },
+    #[error("not creating topic {topic}: {problem}; change {setting}")]
+    TopicRefused {
+        topic: String,
+        problem: String,
+        setting: &'static str,
+    },
 }
 
 impl KafkaSetupError {
     /// Whether trying again later can help (the broker may be starting or
-    /// briefly unreachable); a build error is a configuration mistake.
+    /// briefly unreachable); a build error or a refused topic is a
+    /// configuration mistake.
     pub fn is_retryable(&self) -> bool {
-        !matches!(self, KafkaSetupError::Build { .. })
+        !matches!(
+            self,
+            KafkaSetupError::Build { .. } | KafkaSetupError::TopicRefused { .. }
+        )
     }
 }
 
@@ -103,7 +118,7 @@ fn base_config(kafka: &KafkaConfig, role: &str) -> ClientConfig {
     c.set("bootstrap.servers", &kafka.bootstrap_servers)
         .set("client.id", format!("{}-{role}", kafka.client_id))
         .set("socket.timeout.ms", kafka.request_timeout_ms.to_string())
-        // tansu and MSK both answer metadata quickly; keep retries snappy.
+        // Kafka and MSK answer metadata quickly; keep retries snappy.
         .set("reconnect.backoff.ms", "50")
         .set("reconnect.backoff.max.ms", "2000");
     c
@@ -173,39 +188,6 @@ pub fn consumer_config(kafka: &KafkaConfig, role: &str, group_id: &str) -> Clien
     c
 }
 
-/// One topic votewire needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TopicSpec {
-    pub name: String,
-    pub partitions: i32,
-    /// `compact` or `delete`.
-    pub cleanup_policy: &'static str,
-}
-
-/// The declared topic set: compacted votes, results and feed status;
-/// time-retained snapshots and dead letters.
-pub fn declared_topics(topics: &TopicsConfig) -> Vec<TopicSpec> {
-    let spec = |name: &str, partitions, cleanup_policy| TopicSpec {
-        name: name.to_string(),
-        partitions,
-        cleanup_policy,
-    };
-    vec![
-        spec(&topics.votes, topics.contest_partitions, "compact"),
-        spec(&topics.snapshots, topics.other_partitions, "delete"),
-        spec(&topics.results, topics.contest_partitions, "compact"),
-        spec(&topics.feed_status, topics.other_partitions, "compact"),
-        spec(&topics.dlq, topics.other_partitions, "delete"),
-    ]
-}
-
-/// What [`ensure_topics`] did for one topic.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TopicOutcome {
-    Created,
-    AlreadyExisted { partitions: usize },
-}
-
 /// Number of partitions of `topic`, or `None` when the broker doesn't know it.
 pub fn topic_partitions(
     kafka: &KafkaConfig,
@@ -245,6 +227,73 @@ pub fn assign_all_partitions<C: rdkafka::consumer::ConsumerContext>(
     Ok(partitions)
 }
 
+/// Where a read of a whole topic ends: each partition's high watermark
+/// when the read began. A reader that has consumed up to every one of them
+/// has seen every record that existed then, so "caught up" is exact, never
+/// a guess from a quiet period.
+#[derive(Debug, Clone, Default)]
+pub struct ReadEnd {
+    /// Partitions not yet read to their end, with that end.
+    remaining: std::collections::HashMap<i32, i64>,
+}
+
+impl ReadEnd {
+    /// Reads the watermarks of `partitions` of `topic`; a partition whose
+    /// low and high watermarks are equal (empty, or compacted or deleted
+    /// to nothing) is done from the start.
+    pub fn of<C: rdkafka::consumer::ConsumerContext>(
+        consumer: &BaseConsumer<C>,
+        topic: &str,
+        partitions: &[i32],
+        timeout: Duration,
+    ) -> Result<ReadEnd, KafkaError> {
+        let mut remaining = std::collections::HashMap::new();
+        for &p in partitions {
+            let (low, high) = consumer.fetch_watermarks(topic, p, timeout)?;
+            if high > low {
+                remaining.insert(p, high);
+            }
+        }
+        Ok(ReadEnd { remaining })
+    }
+
+    /// Notes a record consumed at `offset` of `partition`.
+    pub fn consumed(&mut self, partition: i32, offset: i64) {
+        if self
+            .remaining
+            .get(&partition)
+            .is_some_and(|end| offset + 1 >= *end)
+        {
+            self.remaining.remove(&partition);
+        }
+    }
+
+    /// Notes the consumer's positions, which also move past offsets that
+    /// hold no record (compacted away, transaction markers).
+    pub fn positions<C: rdkafka::consumer::ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
+        if self.remaining.is_empty() {
+            return;
+        }
+        if let Ok(tpl) = consumer.position() {
+            for e in tpl.elements() {
+                if let rdkafka::Offset::Offset(o) = e.offset() {
+                    self.consumed(e.partition(), o - 1);
+                }
+            }
+        }
+    }
+
+    /// Whether every partition has been read to its end.
+    pub fn reached(&self) -> bool {
+        self.remaining.is_empty()
+    }
+
+    /// How many partitions are still short of their end.
+    pub fn partitions_left(&self) -> usize {
+        self.remaining.len()
+    }
+}
+
 /// Broker ids reachable through `kafka`, proving the cluster answers a real
 /// metadata request.
 pub fn broker_ids(kafka: &KafkaConfig) -> Result<Vec<i32>, KafkaSetupError> {
@@ -254,7 +303,7 @@ pub fn broker_ids(kafka: &KafkaConfig) -> Result<Vec<i32>, KafkaSetupError> {
 
 /// One metadata request (for `topic`, or the whole cluster) through a
 /// short-lived client signed in like every other.
-fn cluster_metadata(
+pub(crate) fn cluster_metadata(
     kafka: &KafkaConfig,
     topic: Option<&str>,
 ) -> Result<rdkafka::metadata::Metadata, KafkaSetupError> {
@@ -273,22 +322,11 @@ fn cluster_metadata(
         })
 }
 
-/// Creates every declared topic of `kafka`'s cluster that is missing (see
-/// [`declared_topics`]): what each service does at start.
-pub async fn ensure_declared_topics(
+/// An admin client signed in like every other (with its `OAUTHBEARER`
+/// token set, see [`set_admin_token`]).
+pub(crate) fn admin_client(
     kafka: &KafkaConfig,
-    topics: &TopicsConfig,
-) -> Result<Vec<(TopicSpec, TopicOutcome)>, KafkaSetupError> {
-    ensure_topics(kafka, &declared_topics(topics), topics.replication_factor).await
-}
-
-/// Creates every topic in `specs` that does not exist yet. Existing topics are
-/// left as they are (their partition count is reported, not changed).
-pub async fn ensure_topics(
-    kafka: &KafkaConfig,
-    specs: &[TopicSpec],
-    replication_factor: i32,
-) -> Result<Vec<(TopicSpec, TopicOutcome)>, KafkaSetupError> {
+) -> Result<AdminClient<KafkaClientContext>, KafkaSetupError> {
     let mut admin_config = base_config(kafka, "admin");
     apply_operator_properties(&mut admin_config, kafka);
     let admin: AdminClient<KafkaClientContext> = admin_config
@@ -298,44 +336,7 @@ pub async fn ensure_topics(
             source,
         })?;
     set_admin_token(&admin, &admin_config)?;
-    let mut out = Vec::with_capacity(specs.len());
-    for spec in specs {
-        if let Some(partitions) = topic_partitions(kafka, &spec.name)? {
-            out.push((spec.clone(), TopicOutcome::AlreadyExisted { partitions }));
-            continue;
-        }
-        let new = NewTopic::new(
-            &spec.name,
-            spec.partitions,
-            TopicReplication::Fixed(replication_factor),
-        )
-        .set("cleanup.policy", spec.cleanup_policy);
-        let opts = AdminOptions::new()
-            .operation_timeout(Some(Duration::from_millis(kafka.request_timeout_ms)))
-            .request_timeout(Some(Duration::from_millis(kafka.request_timeout_ms)));
-        let results = admin.create_topics([&new], &opts).await.map_err(|source| {
-            KafkaSetupError::CreateTopic {
-                topic: spec.name.clone(),
-                source,
-            }
-        })?;
-        for r in results {
-            match r {
-                Ok(_) => out.push((spec.clone(), TopicOutcome::Created)),
-                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {
-                    let partitions = topic_partitions(kafka, &spec.name)?.unwrap_or(0);
-                    out.push((spec.clone(), TopicOutcome::AlreadyExisted { partitions }));
-                }
-                Err((topic, code)) => {
-                    return Err(KafkaSetupError::CreateTopic {
-                        topic,
-                        source: KafkaError::AdminOp(code),
-                    });
-                }
-            }
-        }
-    }
-    Ok(out)
+    Ok(admin)
 }
 
 /// rust-rdkafka's admin client never serves librdkafka's token-refresh
@@ -451,16 +452,5 @@ mod tests {
             metadata_config(&kafka).get("sasl.mechanisms"),
             Some("SCRAM-SHA-512")
         );
-    }
-
-    #[test]
-    fn votes_results_and_feed_status_are_compacted() {
-        let specs = declared_topics(&TopicsConfig::default());
-        let policy = |n: &str| specs.iter().find(|s| s.name == n).unwrap().cleanup_policy;
-        assert_eq!(policy("votewire.votes.v1"), "compact");
-        assert_eq!(policy("votewire.results.v1"), "compact");
-        assert_eq!(policy("votewire.feed-status.v1"), "compact");
-        assert_eq!(policy("votewire.snapshots.v1"), "delete");
-        assert_eq!(policy("votewire.dlq.v1"), "delete");
     }
 }

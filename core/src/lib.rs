@@ -9,9 +9,11 @@
 //!   overridden by `VOTEWIRE_…` environment variables. Production settings
 //!   (MSK bootstrap servers, SASL/SSL, the AWS region) need configuration only;
 //!   any librdkafka property passes through untouched.
-//! * [`kafka`]: how producers, consumers and the admin client are built, and
-//!   the declared topic set ([`kafka::TopicSpec`]) that `votewire topics ensure`
-//!   creates.
+//! * [`kafka`]: how producers, consumers and the admin client are built.
+//! * [`topics`]: the declared topic set ([`topics::TopicSpec`]), which
+//!   `votewire topics ensure` and every service at start create or check
+//!   against the cluster (replication factor against its brokers and
+//!   `min.insync.replicas`).
 //! * [`msk_iam`]: Amazon MSK IAM access control: the `OAUTHBEARER` token
 //!   every client signs with the process's AWS credentials when
 //!   `kafka.msk_iam_region` is set.
@@ -36,6 +38,7 @@ pub mod msk_iam;
 pub mod schema_registry;
 pub mod state;
 pub mod telemetry;
+pub mod topics;
 pub mod trace_context;
 
 pub use config::{ConfigError, VotewireConfig};

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Readiness probes for the local stack: each sends one real protocol request.
 
-    probe.py kafka HOST:PORT          Kafka metadata request (confluent-kafka)
+    probe.py kafka HOST:PORT [IDS]    Kafka metadata request (confluent-kafka) listing
+                                      every broker id in IDS (comma-separated)
     probe.py dynamodb URL             DynamoDB ListTables (boto3, from moto's deps)
     probe.py otlp GRPC_PORT HTTP_PORT an OTLP trace export over gRPC and over HTTP
 
@@ -12,14 +13,23 @@ import sys
 import time
 
 
-def kafka(addr):
+def kafka(addr, want_ids=""):
+    """A Metadata request sent to ADDR alone; WANT_IDS (comma-separated node
+    ids) must all be listed as live brokers, so a node that is up but not
+    yet registered with the controller (or fenced) is not ready."""
     from confluent_kafka.admin import AdminClient
     admin = AdminClient({"bootstrap.servers": addr, "socket.timeout.ms": 2000,
                          "log_level": 0, "logger": _quiet_logger()})
     md = admin.list_topics(timeout=3)
     if not md.brokers:
         raise RuntimeError("metadata listed no brokers")
-    return f"{len(md.brokers)} broker(s), {len(md.topics)} topic(s)"
+    listed = sorted(md.brokers)
+    want = sorted(int(i) for i in want_ids.split(",") if i)
+    missing = [i for i in want if i not in listed]
+    if missing:
+        raise RuntimeError(f"metadata lists brokers {listed}, not yet {missing}")
+    ids = ",".join(str(i) for i in listed)
+    return f"metadata lists brokers {ids}, {len(md.topics)} topic(s)"
 
 
 def _quiet_logger():

@@ -36,7 +36,13 @@ locals {
       { name = "VOTEWIRE_TOPIC_RESULTS", value = var.topics["results"] },
       { name = "VOTEWIRE_TOPIC_FEED_STATUS", value = var.topics["feed_status"] },
       { name = "VOTEWIRE_TOPIC_DLQ", value = var.topics["dlq"] },
+      # The topics' shapes: `topics ensure` creates them so, and every service
+      # at start checks the topics against them.
+      { name = "VOTEWIRE_TOPICS_CONTEST_PARTITIONS", value = tostring(var.contest_partitions) },
+      { name = "VOTEWIRE_TOPICS_OTHER_PARTITIONS", value = tostring(var.other_partitions) },
+      { name = "VOTEWIRE_TOPICS_REPLICATION_FACTOR", value = tostring(var.replication_factor) },
     ],
+    [for k, v in var.topic_config : { name = "VOTEWIRE_TOPICS_CONFIG_${upper(replace(k, ".", "_"))}", value = v }],
     local.msk_iam ? [
       # SASL_SSL + OAUTHBEARER, tokens signed with the task role.
       { name = "VOTEWIRE_KAFKA_MSK_IAM_REGION", value = var.region },

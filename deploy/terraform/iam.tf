@@ -89,6 +89,17 @@ data "aws_iam_policy_document" "service_common" {
       resources = [local.msk_cluster_arn]
     }
   }
+  # Every service checks all five declared topics at start (partitions,
+  # replication, cleanup policy: votewire_core::topics); reading their
+  # metadata and settings is all it may do to the ones it does not use.
+  dynamic "statement" {
+    for_each = local.msk_iam ? [1] : []
+    content {
+      sid       = "KafkaDescribeTopics"
+      actions   = ["kafka-cluster:DescribeTopic", "kafka-cluster:DescribeTopicDynamicConfiguration"]
+      resources = values(local.msk_topic_arns)
+    }
+  }
 }
 
 # ---------------------------------------------------------------- ingestor
@@ -220,8 +231,14 @@ resource "aws_iam_role_policy" "admin_secret" {
 data "aws_iam_policy_document" "topics" {
   count = local.msk_iam ? 1 : 0
   statement {
-    sid       = "KafkaConnect"
-    actions   = ["kafka-cluster:Connect", "kafka-cluster:DescribeCluster"]
+    sid = "KafkaConnect"
+    # DescribeClusterDynamicConfiguration: the cluster's min.insync.replicas,
+    # which a new topic's replication factor is checked against.
+    actions = [
+      "kafka-cluster:Connect",
+      "kafka-cluster:DescribeCluster",
+      "kafka-cluster:DescribeClusterDynamicConfiguration",
+    ]
     resources = [local.msk_cluster_arn]
   }
   statement {

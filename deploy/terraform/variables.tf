@@ -112,6 +112,24 @@ variable "contest_partitions" {
   default     = 48
 }
 
+variable "other_partitions" {
+  description = "Partitions of the snapshots, feed-status and dead-letter topics."
+  type        = number
+  default     = 6
+}
+
+variable "replication_factor" {
+  description = "Replication factor of votewire's topics: at least the cluster's min.insync.replicas (2 here) and at most msk_brokers; `votewire topics ensure` refuses anything else."
+  type        = number
+  default     = 3
+}
+
+variable "topic_config" {
+  description = "Topic-level settings for every votewire topic (retention.ms, min.compaction.lag.ms, ...), as VOTEWIRE_TOPICS_CONFIG_* variables; cleanup.policy is votewire's to set."
+  type        = map(string)
+  default     = {}
+}
+
 # ---------------------------------------------------------------- state and archive
 
 variable "table_prefix" {

@@ -22,7 +22,8 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use votewire_core::VotewireConfig;
 use votewire_core::config::TopicsConfig;
-use votewire_core::kafka::{TopicSpec, ensure_topics, producer_config};
+use votewire_core::kafka::producer_config;
+use votewire_core::topics::{TopicSpec, ensure_topics};
 use votewire_ingestors::publish::{FetchFacts, PublishedCells, Publisher, contest_partition};
 use votewire_schemas::codec;
 use votewire_transformers::{FamilyInputs, PayloadContext, transform};
@@ -71,11 +72,8 @@ async fn main() {
         ..TopicsConfig::default()
     };
     let raw_topic = format!("{run}.raw");
-    let spec = |name: &str, partitions| TopicSpec {
-        name: name.to_string(),
-        partitions,
-        cleanup_policy: "delete",
-    };
+    let rf = config.topics.replication_factor;
+    let spec = |name: &str, partitions| TopicSpec::new(name, partitions, rf, "delete");
     ensure_topics(
         &config.kafka,
         &[
@@ -83,7 +81,6 @@ async fn main() {
             spec(&raw_topic, PARTITIONS),
             spec(&topics.snapshots, 1),
         ],
-        1,
     )
     .await
     .expect("creating bench topics");

@@ -174,6 +174,11 @@ pub struct LeaseRound {
     pub instances: usize,
     /// Every configured feed's operator generation, from the same scan.
     pub operator_gens: HashMap<String, i64>,
+    /// The earliest expiry (ms since the epoch) of a lease another instance
+    /// holds, when one is still live: if that instance has died, the lease
+    /// is free from then on, so the next round is best run just after it
+    /// rather than up to a third of the TTL later.
+    pub next_foreign_lapse_ms: Option<i64>,
 }
 
 /// Conditional lease writes in flight at once during a round.
@@ -204,6 +209,15 @@ impl LeaseClock {
         let round = self.last_round_ms.max(0);
         (self.ttl_ms / 2).max(self.ttl_ms / 3 + round.saturating_mul(3))
     }
+}
+
+/// The earliest expiry after `now_ms` of a lease held by another instance.
+fn next_foreign_lapse(me: &str, views: &[LeaseView], now_ms: i64) -> Option<i64> {
+    views
+        .iter()
+        .filter(|v| v.owner.as_deref().is_some_and(|o| o != me) && v.expires_ms > now_ms)
+        .map(|v| v.expires_ms)
+        .min()
 }
 
 /// Runs one lease round against the state store: heartbeat, read the
@@ -257,6 +271,7 @@ pub async fn lease_round(
     let mut round = LeaseRound {
         target: plan.target,
         instances: plan.instances,
+        next_foreign_lapse_ms: next_foreign_lapse(me, &views, now_ms),
         ..LeaseRound::default()
     };
     // Renewals and takes go out RENEW_CONCURRENCY at a time: a thousand

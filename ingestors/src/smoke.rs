@@ -13,7 +13,7 @@ use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use votewire_core::config::KafkaConfig;
-use votewire_core::kafka;
+use votewire_core::{kafka, topics};
 
 use crate::http::{self, FetchError, FetchLimits};
 
@@ -58,6 +58,7 @@ pub async fn run(
     kafka_cfg: &KafkaConfig,
     url: &str,
     topic: &str,
+    replication_factor: i32,
 ) -> Result<SmokeReport, SmokeError> {
     let kafka_err = |step| move |source| SmokeError::Kafka { step, source };
     let limits = FetchLimits::default();
@@ -66,14 +67,10 @@ pub async fn run(
     let body = http::fetch_capped(&client, url, &limits).await?;
     let fetch_ms = started.elapsed().as_millis();
 
-    // Topics are never auto-created (tansu doesn't, and production clusters
-    // shouldn't): declare the smoke topic first.
-    let spec = kafka::TopicSpec {
-        name: topic.to_string(),
-        partitions: 1,
-        cleanup_policy: "delete",
-    };
-    kafka::ensure_topics(kafka_cfg, &[spec], 1)
+    // Topics are never auto-created (production clusters don't, and the
+    // local stack's Kafka doesn't either): declare the smoke topic first.
+    let spec = topics::TopicSpec::new(topic, 1, replication_factor, "delete");
+    topics::ensure_topics(kafka_cfg, &[spec])
         .await
         .map_err(SmokeError::Topic)?;
 

@@ -13,14 +13,16 @@
 //!   BENCHMARKS.md).
 //!
 //! The demo injects process kills and upstream faults itself (`--chaos`);
-//! broker, DynamoDB and sshd outages are injected here, against private
-//! instances (a tansu on sqlite, a TCP proxy in front of moto, a second
-//! sshd on the stack's configuration), so the shared stack other tests use
-//! is never disturbed. Produce errors a real broker cannot be made to
-//! return come from librdkafka's mock cluster (`produce_errors.rs`).
+//! Kafka, DynamoDB and sshd faults are injected here, against private
+//! instances (a three-node Apache Kafka cluster per scenario, a TCP proxy
+//! in front of moto, a second sshd on the stack's configuration), so the
+//! shared stack other tests use is never disturbed. Produce errors a real
+//! broker cannot be made to return on demand come from librdkafka's mock
+//! cluster (`produce_errors.rs`).
 //!
 //! Run: `set -a; . .votewire/stack.env; set +a; cargo nextest run -p votewire --test chaos`.
 
+mod kafka_faults;
 mod outages;
 mod processes;
 mod produce_errors;
@@ -85,10 +87,21 @@ impl Replay {
 /// with the demo still running. Panics, with the demo's output, unless the
 /// demo exits 0 with the 9 races of the contract.
 pub fn replay(args: &[&str], env: &[(&str, String)], during: impl FnOnce()) -> Replay {
+    replay_night(NIGHT_SECONDS, args, env, during)
+}
+
+/// [`replay`] with a night of `seconds` (a fault that takes longer than
+/// the default night needs a longer one to recover within).
+pub fn replay_night(
+    seconds: &str,
+    args: &[&str],
+    env: &[(&str, String)],
+    during: impl FnOnce(),
+) -> Replay {
     let logs = tempfile::tempdir().unwrap();
     let mut demo = Command::new(env!("CARGO_BIN_EXE_votewire"))
         .current_dir(votewire_tests::workspace_root())
-        .args(["demo", "--check", "--seconds", NIGHT_SECONDS])
+        .args(["demo", "--check", "--seconds", seconds])
         .args(["--live-listen", "off", "--fixtures"])
         .arg(votewire_tests::fixture("SOURCES.md").parent().unwrap())
         .args(args)

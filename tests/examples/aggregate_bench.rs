@@ -69,12 +69,6 @@ async fn run_until(
             {
                 cfg.coalesce = Duration::from_millis(ms);
             }
-            if let Some(ms) = std::env::var("BENCH_REBUILD_IDLE_MS")
-                .ok()
-                .and_then(|v| v.parse().ok())
-            {
-                cfg.rebuild_idle = Duration::from_millis(ms);
-            }
             run_member(&kafka, &topics, &cfg, stop_rx, |b| {
                 let now = Instant::now();
                 let mut sp = span.lock().unwrap();
@@ -114,8 +108,7 @@ async fn run_until(
 fn raw_consume(pipeline: &TestPipeline, target: usize) -> usize {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::{Offset, TopicPartitionList};
-    let mut cfg = votewire_core::kafka::consumer_config(&pipeline.kafka, "bench", &unique("raw"));
-    cfg.set("fetch.wait.max.ms", "5");
+    let cfg = votewire_core::kafka::consumer_config(&pipeline.kafka, "bench", &unique("raw"));
     let consumer: BaseConsumer = cfg.create().expect("a consumer");
     let mut tpl = TopicPartitionList::new();
     for p in 0..pipeline.vote_partitions {
@@ -210,9 +203,8 @@ async fn main() {
         reports.len(),
         reports.iter().map(|b| b.cells).max().unwrap_or(0)
     );
-    // Until every partition caught up and published. The member waits
-    // `rebuild_idle` (500 ms) of quiet before it calls a partition caught
-    // up: idle wall time, no CPU.
+    // Until every partition caught up (reached the high watermark read at
+    // assignment) and published.
     println!(
         "rebuild cells={target} results={results} wall_s={wall:.2} cpu_s={cpu:.2} cells_per_cpu_s={:.0} cells_per_wall_s={:.0}",
         target as f64 / cpu,

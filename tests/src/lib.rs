@@ -1,7 +1,7 @@
 //! Support for votewire's integration tests.
 //!
 //! Integration tests talk to the real local stack started by
-//! `deploy/local/stack up` (tansu, moto, a private sshd, the OTLP receiver).
+//! `deploy/local/stack up` (Apache Kafka, moto, a private sshd, the OTLP receiver).
 //! This module finds that stack through the `stack.env` file `up` writes,
 //! and **fails** (never skips) with the service's name and the command to
 //! start it when something is unreachable.
@@ -17,6 +17,7 @@ use std::time::Duration;
 use votewire_core::config::{KafkaConfig, OtlpConfig, OtlpProtocol, StateStoreConfig};
 
 pub mod http;
+pub mod kafka_cluster;
 pub mod pipeline;
 pub mod replay;
 
@@ -111,26 +112,6 @@ pub fn wait_for_port(port: u16, what: &str) {
     }
 }
 
-/// The tansu binary `deploy/local/stack install` built (on `PATH` or in
-/// `~/.cargo/bin`), for tests that run a private broker.
-pub fn tansu_binary() -> String {
-    [
-        "tansu".to_string(),
-        format!(
-            "{}/.cargo/bin/tansu",
-            std::env::var("HOME").unwrap_or_default()
-        ),
-    ]
-    .into_iter()
-    .find(|b| {
-        std::process::Command::new(b)
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    })
-    .expect("tansu (deploy/local/stack install builds it)")
-}
-
 /// How to reach the local stack.
 #[derive(Debug, Clone)]
 pub struct Stack {
@@ -192,11 +173,19 @@ impl Stack {
         };
         if let Err(e) = votewire_core::kafka::broker_ids(&kafka) {
             panic!(
-                "Kafka broker (tansu) at {} is unreachable: {e}; {START_HINT}",
+                "Kafka at {} is unreachable: {e}; {START_HINT}",
                 kafka.bootstrap_servers
             );
         }
         kafka
+    }
+
+    /// The replication factor for topics on the local cluster (3 on the
+    /// default three nodes, 1 on one), as `stack.env` says.
+    pub fn replication_factor(&self) -> i32 {
+        let v = self.var("VOTEWIRE_TOPICS_REPLICATION_FACTOR");
+        v.parse()
+            .unwrap_or_else(|_| panic!("VOTEWIRE_TOPICS_REPLICATION_FACTOR={v:?} is not a number"))
     }
 
     /// State-store settings for the local moto endpoint with a fresh table

@@ -11,7 +11,8 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::producer::FutureProducer;
 use rdkafka::{Offset, TopicPartitionList};
 use votewire_core::config::{KafkaConfig, StateStoreConfig, TopicsConfig};
-use votewire_core::kafka::{self, TopicSpec};
+use votewire_core::kafka;
+use votewire_core::topics::{self, TopicSpec};
 use votewire_ingestors::http::FetchLimits;
 use votewire_ingestors::live_feed::{FeedSpec, SourceSpec};
 use votewire_ingestors::publish::Publisher;
@@ -87,12 +88,11 @@ impl TestPipeline {
             results: format!("{base}.results"),
             ..TopicsConfig::default()
         };
-        let spec = |name: &str, partitions, cleanup_policy| TopicSpec {
-            name: name.to_string(),
-            partitions,
-            cleanup_policy,
+        let rf = stack.replication_factor();
+        let spec = |name: &str, partitions, cleanup_policy| {
+            TopicSpec::new(name, partitions, rf, cleanup_policy)
         };
-        kafka::ensure_topics(
+        topics::ensure_topics(
             &kafka_cfg,
             &[
                 spec(&topics.votes, vote_partitions, "compact"),
@@ -101,7 +101,6 @@ impl TestPipeline {
                 spec(&topics.dlq, 1, "delete"),
                 spec(&topics.feed_status, 1, "compact"),
             ],
-            1,
         )
         .await
         .expect("creating test topics");
@@ -161,11 +160,9 @@ pub fn clarity_all_json_walk(bytes: &[u8]) -> BTreeMap<(String, String, usize), 
 /// (partition, key, value, `feed_id` header) of one record.
 pub type Drained = (i32, Vec<u8>, Vec<u8>, Option<String>);
 
-/// Reads `topic` from the beginning until it has been idle for 3 s.
-///
-/// tansu 0.6.0 reports high watermarks that lag the records a consumer can
-/// read (seen: 6,453 reported, 6,463 readable), so watermarks are not a
-/// completeness check here.
+/// Reads `topic` from the beginning to the high watermarks it has now:
+/// every record written before the call, and nothing is guessed from a
+/// quiet period. Panics if that takes over 60 s.
 pub fn drain(kafka_cfg: &KafkaConfig, topic: &str, partitions: i32) -> Vec<Drained> {
     let consumer: BaseConsumer = kafka::consumer_config(kafka_cfg, "test", &unique("drain"))
         .create()
@@ -176,14 +173,21 @@ pub fn drain(kafka_cfg: &KafkaConfig, topic: &str, partitions: i32) -> Vec<Drain
             .expect("assigning a partition");
     }
     consumer.assign(&tpl).expect("assigning partitions");
+    let all: Vec<i32> = (0..partitions).collect();
+    let mut end = kafka::ReadEnd::of(&consumer, topic, &all, Duration::from_secs(10))
+        .expect("reading the high watermarks");
     let mut out = Vec::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let mut idle = 0;
-    while std::time::Instant::now() < deadline && idle < 6 {
-        match consumer.poll(Duration::from_millis(500)) {
-            None => idle += 1,
+    while !end.reached() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{topic}: {} partition(s) not read to their end in 60 s",
+            end.partitions_left()
+        );
+        match consumer.poll(Duration::from_millis(200)) {
+            None => end.positions(&consumer),
             Some(Ok(m)) => {
-                idle = 0;
+                end.consumed(m.partition(), m.offset());
                 let feed = m.headers().and_then(|h| {
                     h.iter()
                         .find(|h| h.key == "feed_id")

@@ -14,7 +14,7 @@ use anyhow::Context;
 use tokio::sync::watch;
 use votewire_aggregator::fleet::{FleetConfig, run_member};
 use votewire_core::config::VotewireConfig;
-use votewire_core::kafka::ensure_declared_topics;
+use votewire_core::topics::ensure_declared_topics;
 use votewire_ingestors::feeds::parse_duration;
 
 #[derive(clap::Args)]
@@ -73,9 +73,14 @@ pub async fn run(config: &VotewireConfig, args: AggregateArgs) -> anyhow::Result
         .transpose()?;
     let mut fleet = FleetConfig::new(&args.group, &instance);
     fleet.coalesce = duration_arg("--coalesce", &args.coalesce)?;
-    ensure_declared_topics(&config.kafka, &config.topics)
+    for report in ensure_declared_topics(&config.kafka, &config.topics)
         .await
-        .context("ensuring topics")?;
+        .context("ensuring topics")?
+    {
+        if let Some(line) = report.differences() {
+            eprintln!("votewire aggregate: warning: {line}");
+        }
+    }
     eprintln!(
         "votewire aggregate: {instance} joining group {} on {} → {}",
         args.group, config.topics.votes, config.topics.results

@@ -1202,7 +1202,7 @@ pub async fn run(config: &VotewireConfig, args: DemoArgs) -> anyhow::Result<Exit
     config.topics.feed_status = format!("{run_id}.status");
     config.topics.dlq = format!("{run_id}.dlq");
     config.state_store.table_prefix = format!("{}_", run_id.replace('-', "_"));
-    votewire_core::kafka::ensure_declared_topics(&config.kafka, &config.topics)
+    votewire_core::topics::ensure_declared_topics(&config.kafka, &config.topics)
         .await
         .context("creating the demo's topics (is the stack up? deploy/local/stack up)")?;
 

@@ -128,10 +128,6 @@ pub struct TestArgs {
     /// Print every difference, not the first 20 of each kind.
     #[arg(long)]
     all: bool,
-    /// How long the votes topic must be quiet before the read of the last
-    /// published cells stops.
-    #[arg(long, default_value = "2s")]
-    idle: String,
     /// One JSON object instead of the report: `{feed_id, url, bytes,
     /// sha256, version, cells, changed: [{cell, old, new}], new: [{cell,
     /// votes}], gone: [{cell, votes}], same}`, or `{feed_id, rejected}` /
@@ -156,8 +152,6 @@ pub async fn test(config: &VotewireConfig, args: TestArgs) -> anyhow::Result<Exi
     }
     let feed = find(&args.feeds, &args.id)?;
     let spec = FeedSpec::from_entry(&feed.entry)?;
-    let idle = votewire_ingestors::feeds::parse_duration(&args.idle)
-        .context("--idle is not a duration")?;
     let limits = FetchLimits::default();
     let tools = FeedTools::new(client(&limits)?, 1, None::<RawArchive>, 4);
     say!(
@@ -224,7 +218,7 @@ pub async fn test(config: &VotewireConfig, args: TestArgs) -> anyhow::Result<Exi
         spec.feed_id, config.topics.votes
     ));
     let view = tokio::task::spawn_blocking(move || {
-        read_published(&kafka, &topic, &feed_id, idle, Duration::from_secs(120))
+        read_published(&kafka, &topic, &feed_id, Duration::from_secs(120))
     })
     .await??;
     progress.finish_and_clear();

@@ -25,7 +25,8 @@ use std::time::{Duration, SystemTime};
 use anyhow::Context;
 use tokio::sync::{Mutex, watch};
 use votewire_core::config::VotewireConfig;
-use votewire_core::kafka::{ensure_declared_topics, producer_config, topic_partitions};
+use votewire_core::kafka::{producer_config, topic_partitions};
+use votewire_core::topics::ensure_declared_topics;
 use votewire_ingestors::archive::RawArchive;
 use votewire_ingestors::cadence::{FeedCadence, StepOutcome, run_feed_loop};
 use votewire_ingestors::conditional::Backoff;
@@ -36,6 +37,10 @@ use votewire_ingestors::lease_plan::{LeaseClock, lease_round};
 use votewire_ingestors::live_feed::{FeedSpec, FeedStepError, FeedTools, LiveFeed};
 use votewire_ingestors::publish::Publisher;
 use votewire_ingestors::state::{FeedStateStore, Lease, StateError, open_feed_state};
+
+/// How long after a peer's lease would lapse the round that may take it
+/// runs: clock reads and the store's own write time differ by a few ms.
+const LAPSE_MARGIN: Duration = Duration::from_millis(100);
 
 #[derive(clap::Args)]
 pub struct IngestArgs {
@@ -149,9 +154,14 @@ pub async fn run(config: &VotewireConfig, args: IngestArgs) -> anyhow::Result<Ex
     let state = open_feed_state(config)
         .await
         .context("opening the feed-state store")?;
-    ensure_declared_topics(&config.kafka, &config.topics)
+    for report in ensure_declared_topics(&config.kafka, &config.topics)
         .await
-        .context("ensuring topics")?;
+        .context("ensuring topics")?
+    {
+        if let Some(line) = report.differences() {
+            eprintln!("votewire ingest: warning: {line}");
+        }
+    }
     // Partition by the topic's real partition count: a topic created
     // earlier with another count than this config declares must still get
     // every cell of a contest on one partition, and never an unknown one.
@@ -334,6 +344,19 @@ pub async fn run(config: &VotewireConfig, args: IngestArgs) -> anyhow::Result<Ex
             eprintln!(
                 "lease round took {last_round:?} (TTL {ttl:?}): the state store is slow; leases may lapse"
             );
+        }
+        // A peer that died leaves its leases to lapse, and its heartbeat
+        // lapses no later than they do (`LeaseClock::renew_within_ms`): the
+        // next round runs just after the earliest foreign lease would
+        // lapse, so a dead peer's feeds move within one round of their
+        // lapse, not a third of the TTL later. A live peer renews before
+        // that, and the extra round then only renews and reads.
+        if let Ok(round) = &round_result
+            && let Some(lapse_ms) = round.next_foreign_lapse_ms
+        {
+            let until = u64::try_from(lapse_ms - clock.now_ms).unwrap_or(0);
+            next_round =
+                next_round.min(round_started + Duration::from_millis(until) + LAPSE_MARGIN);
         }
         match round_result {
             Ok(round) => {

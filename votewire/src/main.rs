@@ -174,6 +174,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         "{:<36} any librdkafka property, _ read as .",
                         format!("{}<NAME>", votewire_core::config::KAFKA_PROPERTY_ENV_PREFIX)
                     );
+                    println!(
+                        "{:<36} topics.config.<name>: a topic setting, _ read as .",
+                        format!("{}<NAME>", votewire_core::config::TOPICS_CONFIG_ENV_PREFIX)
+                    );
                 }
             }
             ExitCode::SUCCESS
@@ -182,22 +186,43 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 async fn topics_ensure(config: &VotewireConfig) -> anyhow::Result<ExitCode> {
-    use votewire_core::kafka::{TopicOutcome, declared_topics, ensure_topics};
-    let specs = declared_topics(&config.topics);
-    let outcomes = ensure_topics(&config.kafka, &specs, config.topics.replication_factor)
+    use votewire_core::topics::{TopicOutcome, ensure_declared_topics};
+    let reports = ensure_declared_topics(&config.kafka, &config.topics)
         .await
         .context("ensuring topics")?;
-    for (spec, outcome) in outcomes {
-        match outcome {
-            TopicOutcome::Created => println!(
-                "created  {:<28} partitions={} cleanup.policy={}",
-                spec.name, spec.partitions, spec.cleanup_policy
-            ),
-            TopicOutcome::AlreadyExisted { partitions } => println!(
-                "exists   {:<28} partitions={partitions} (declared {})",
-                spec.name, spec.partitions
-            ),
+    let mut differ = 0;
+    for report in &reports {
+        let spec = &report.spec;
+        let shape = format!(
+            "partitions={} replication={} cleanup.policy={}",
+            spec.partitions, spec.replication_factor, spec.cleanup_policy
+        );
+        match &report.outcome {
+            TopicOutcome::Created => println!("created  {:<28} {shape}", spec.name),
+            TopicOutcome::Matches => println!("exists   {:<28} {shape}", spec.name),
+            TopicOutcome::Differs(_) => {
+                differ += 1;
+                println!("DIFFERS  {:<28} declared {shape}", spec.name);
+                if let Some(line) = report.differences() {
+                    eprintln!("votewire topics ensure: {line}");
+                }
+            }
         }
+    }
+    for report in &reports {
+        if let Some(why) = &report.settings_unread {
+            eprintln!(
+                "votewire topics ensure: warning: {}'s settings were not compared: {why}",
+                report.spec.name
+            );
+        }
+    }
+    if differ > 0 {
+        eprintln!(
+            "votewire topics ensure: {differ} existing topic(s) differ from the declaration; \
+             nothing was changed on them (alter them with Kafka's tools, or change [topics] to match)"
+        );
+        return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
 }

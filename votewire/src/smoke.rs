@@ -39,9 +39,14 @@ pub async fn run(config: &VotewireConfig, args: SmokeArgs) -> anyhow::Result<Exi
         )
     });
     println!("serving  {} at {url}", args.fixture.display());
-    let report = votewire_ingestors::smoke::run(&config.kafka, &url, &topic)
-        .await
-        .context("smoke pipeline")?;
+    let report = votewire_ingestors::smoke::run(
+        &config.kafka,
+        &url,
+        &topic,
+        config.topics.replication_factor,
+    )
+    .await
+    .context("smoke pipeline")?;
     server.abort();
     println!(
         "fetched  {} bytes sha256={} in {} ms",

@@ -1,52 +1,19 @@
 //! Signing in to a Kafka cluster the way production does: SASL/SCRAM over
-//! TLS, against a real broker that requires authentication.
+//! TLS, against a real Apache Kafka that requires authentication.
 //!
-//! The broker is a private tansu with `--authentication` (SCRAM-SHA-512
-//! users in its sqlite storage). tansu 0.6.0 cannot serve TLS itself (its
-//! `--cert` and `--key` flags exclude each other), so a real TLS terminator,
-//! socat with OpenSSL, stands in front of it, as a load balancer would, and
-//! tansu advertises socat's address. The votewire binary then runs
-//! `topics ensure` and `smoke` (produce, consume in a group, commit) with
-//! only `VOTEWIRE_KAFKA_…` variables, as the Terraform's SCRAM mode sets
-//! them.
+//! The broker is a private one-node Kafka started by `deploy/local/stack`
+//! with a second listener, `SASL_SSL` with SCRAM-SHA-512, whose certificate
+//! is a self-signed one made here; the SCRAM user is written when the node
+//! is formatted (`StorageTool format --add-scram`), as KRaft clusters take
+//! their first credentials. The votewire binary then runs `topics ensure`
+//! and `smoke` (produce, consume in a group, commit) with only
+//! `VOTEWIRE_KAFKA_…` variables, as the Terraform's SCRAM mode sets them.
 
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 
-use votewire_tests::{fixture, free_port, tansu_binary, wait_for_port};
-
-/// A child process killed when the test ends, pass or fail.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_tansu(dir: &Path, port: u16, advertised: u16, authentication: bool) -> Running {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("tansu.log"))
-        .unwrap();
-    let mut cmd = Command::new(tansu_binary());
-    cmd.current_dir(dir)
-        .args(["broker", "--listener-url"])
-        .arg(format!("tcp://127.0.0.1:{port}"))
-        .arg("--advertised-listener-url")
-        .arg(format!("tcp://127.0.0.1:{advertised}"))
-        .args(["--storage-engine", "sqlite://tansu.db"])
-        .stdout(log.try_clone().unwrap())
-        .stderr(log);
-    if authentication {
-        cmd.arg("--authentication");
-    }
-    let child = Running(cmd.spawn().unwrap());
-    wait_for_port(port, "tansu");
-    child
-}
+use votewire_tests::fixture;
+use votewire_tests::kafka_cluster::{ClusterOptions, KafkaCluster};
 
 /// The SASL_SSL broker: its address, the CA file that verifies it, and
 /// the SCRAM user's password.
@@ -55,8 +22,7 @@ struct SecureBroker {
     ca: std::path::PathBuf,
     password: String,
     _dir: tempfile::TempDir,
-    _broker: Running,
-    _tls: Running,
+    _cluster: KafkaCluster,
 }
 
 fn secure_broker() -> SecureBroker {
@@ -82,46 +48,40 @@ fn secure_broker() -> SecureBroker {
         "{}",
         String::from_utf8_lossy(&openssl.stderr)
     );
-    let (port, tls_port) = (free_port(), free_port());
+    // Kafka's PEM key store: the private key (PKCS#8, unencrypted) and the
+    // certificate in one file.
+    let keystore = dir.path().join("keystore.pem");
+    let mut pem = std::fs::read_to_string(&key).unwrap();
+    pem.push_str(&std::fs::read_to_string(&ca).unwrap());
+    std::fs::write(&keystore, pem).unwrap();
+    let secure_port = votewire_tests::free_port();
     let password = votewire_tests::unique("pw");
-
-    // The user goes into the broker's storage while it still lets anyone in.
-    {
-        let _open = start_tansu(dir.path(), port, port, false);
-        let out = Command::new(tansu_binary())
-            .args(["user", "create", "--broker"])
-            .arg(format!("tcp://127.0.0.1:{port}"))
-            .args(["votewire-ingestor", &password])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "tansu user create: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let broker = start_tansu(dir.path(), port, tls_port, true);
-    let tls = Running(
-        Command::new("socat")
-            .arg(format!(
-                "OPENSSL-LISTEN:{tls_port},bind=127.0.0.1,reuseaddr,fork,verify=0,cert={},key={}",
-                ca.display(),
-                key.display()
-            ))
-            .arg(format!("TCP:127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("socat (deploy/local/stack installs it)"),
+    let properties = format!(
+        "listeners=PLAINTEXT://127.0.0.1:{{base_port}},CONTROLLER://127.0.0.1:{{controller_port}},SECURE://127.0.0.1:{secure_port}
+advertised.listeners=PLAINTEXT://127.0.0.1:{{base_port}},SECURE://127.0.0.1:{secure_port}
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SECURE:SASL_SSL
+sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.secure.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.secure.ssl.keystore.type=PEM
+listener.name.secure.ssl.keystore.location={}
+",
+        keystore.display()
     );
-    wait_for_port(tls_port, "socat");
+    let cluster = KafkaCluster::start_with(
+        1,
+        ClusterOptions {
+            extra_properties: properties,
+            add_scram: Some(format!(
+                "SCRAM-SHA-512=[name=votewire-ingestor,password={password}]"
+            )),
+        },
+    );
     SecureBroker {
-        bootstrap: format!("127.0.0.1:{tls_port}"),
+        bootstrap: format!("127.0.0.1:{secure_port}"),
         ca,
         password,
         _dir: dir,
-        _broker: broker,
-        _tls: tls,
+        _cluster: cluster,
     }
 }
 
@@ -136,6 +96,7 @@ fn votewire_on(broker: &SecureBroker, password: &str, ca: Option<&Path>, args: &
         .env("VOTEWIRE_KAFKA_PROPERTY_SASL_USERNAME", "votewire-ingestor")
         .env("VOTEWIRE_KAFKA_PROPERTY_SASL_PASSWORD", password)
         .env("VOTEWIRE_KAFKA_PROPERTY_SOCKET_TIMEOUT_MS", "5000")
+        .env("VOTEWIRE_TOPICS_REPLICATION_FACTOR", "1")
         .env_remove("VOTEWIRE_CONFIG");
     if let Some(ca) = ca {
         cmd.env("VOTEWIRE_KAFKA_PROPERTY_SSL_CA_LOCATION", ca);

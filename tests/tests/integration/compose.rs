@@ -6,7 +6,9 @@ use std::collections::BTreeSet;
 use std::process::Command;
 
 use serde_json::Value;
-use votewire_core::config::{ENV_OVERRIDES, KAFKA_PROPERTY_ENV_PREFIX, SERVICE_VARIABLES};
+use votewire_core::config::{
+    ENV_OVERRIDES, KAFKA_PROPERTY_ENV_PREFIX, SERVICE_VARIABLES, TOPICS_CONFIG_ENV_PREFIX,
+};
 use votewire_tests::{Stack, workspace_root};
 
 fn compose() -> Value {
@@ -44,7 +46,9 @@ fn compose_declares_the_production_like_stack_and_every_service() {
         .map(String::as_str)
         .collect();
     for s in [
-        "kafka",
+        "kafka-1",
+        "kafka-2",
+        "kafka-3",
         "dynamodb",
         "otel-collector",
         "jaeger",
@@ -61,7 +65,7 @@ fn compose_declares_the_production_like_stack_and_every_service() {
         );
     }
     assert!(
-        doc["services"]["kafka"]["environment"]["KAFKA_PROCESS_ROLES"]
+        doc["services"]["kafka-1"]["environment"]["KAFKA_PROCESS_ROLES"]
             .as_str()
             .is_some_and(|r| r.contains("controller")),
         "Kafka runs in KRaft mode"
@@ -87,7 +91,9 @@ fn compose_ports_match_the_local_stack_defaults_and_bind_loopback() {
             .map(|a| a.iter().map(|p| p.as_str().unwrap().to_string()).collect())
             .unwrap_or_default()
     };
-    assert_eq!(ports("kafka"), ["127.0.0.1:9092:9092"]);
+    assert_eq!(ports("kafka-1"), ["127.0.0.1:9092:9092"]);
+    assert_eq!(ports("kafka-2"), ["127.0.0.1:9093:9093"]);
+    assert_eq!(ports("kafka-3"), ["127.0.0.1:9094:9094"]);
     assert_eq!(ports("dynamodb"), ["127.0.0.1:8000:8000"]);
     assert_eq!(
         ports("otel-collector"),
@@ -125,7 +131,9 @@ fn every_votewire_variable_in_compose_is_one_the_config_reads() {
             .expect("votewire services set env");
         for var in env.keys().filter(|k| k.starts_with("VOTEWIRE_")) {
             assert!(
-                known.contains(var.as_str()) || var.starts_with(KAFKA_PROPERTY_ENV_PREFIX),
+                known.contains(var.as_str())
+                    || var.starts_with(KAFKA_PROPERTY_ENV_PREFIX)
+                    || var.starts_with(TOPICS_CONFIG_ENV_PREFIX),
                 "{name} sets {var}, which votewire does not read"
             );
             checked += 1;
@@ -243,4 +251,71 @@ fn compose_mounts_exist_and_the_observability_chain_is_wired() {
             "a panel for {want}"
         );
     }
+}
+
+/// The compose cluster runs what the local stack runs: the same Kafka
+/// release as deploy/local/kafka/pom.xml, and every replication and
+/// topic-creation setting equal to the stack's generated node properties
+/// (the apache/kafka image reads `KAFKA_A_B` as `a.b`).
+#[test]
+fn compose_kafka_matches_the_local_stacks_release_and_replication_settings() {
+    let doc = compose();
+    let pom = std::fs::read_to_string(workspace_root().join("deploy/local/kafka/pom.xml")).unwrap();
+    let version = pom
+        .split("<kafka.version>")
+        .nth(1)
+        .and_then(|r| r.split("</kafka.version>").next())
+        .expect("kafka.version in the POM");
+    let stack = Stack::load();
+    let node =
+        std::path::PathBuf::from(stack.var("VOTEWIRE_STATE_DIR")).join("kafka/node-1.properties");
+    let properties = std::fs::read_to_string(&node)
+        .unwrap_or_else(|e| panic!("{} (deploy/local/stack up writes it): {e}", node.display()));
+    let stack_value = |key: &str| {
+        properties
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .filter(|(k, _)| *k == key)
+            .map(|(_, v)| v.to_string())
+            .next_back()
+    };
+    assert_eq!(
+        stack.var("VOTEWIRE_KAFKA_NODES"),
+        "3",
+        "the comparison is with the default three-node stack"
+    );
+    for i in 1..=3 {
+        let svc = &doc["services"][format!("kafka-{i}")];
+        assert_eq!(
+            svc["image"].as_str(),
+            Some(format!("apache/kafka:{version}").as_str()),
+            "kafka-{i} runs the POM's release"
+        );
+        let env = svc["environment"].as_object().expect("kafka env");
+        for key in [
+            "auto.create.topics.enable",
+            "default.replication.factor",
+            "min.insync.replicas",
+            "offsets.topic.replication.factor",
+            "transaction.state.log.replication.factor",
+            "transaction.state.log.min.isr",
+            "share.coordinator.state.topic.replication.factor",
+            "share.coordinator.state.topic.min.isr",
+            "group.initial.rebalance.delay.ms",
+            "process.roles",
+        ] {
+            let var = format!("KAFKA_{}", key.to_ascii_uppercase().replace('.', "_"));
+            assert_eq!(
+                env.get(&var).and_then(Value::as_str).map(str::to_string),
+                stack_value(key),
+                "kafka-{i}: {var} in docker-compose.yml against {key} in {}",
+                node.display()
+            );
+        }
+    }
+    let votewire_env = &doc["services"]["votewire-ingest"]["environment"];
+    assert_eq!(
+        votewire_env["VOTEWIRE_TOPICS_REPLICATION_FACTOR"].as_str(),
+        Some("3")
+    );
 }

@@ -26,7 +26,7 @@ fn an_unreachable_broker_fails_with_the_service_name_and_the_start_command() {
     let text = panic_text(move || {
         stack.kafka();
     });
-    assert!(text.contains("Kafka broker (tansu)"), "{text}");
+    assert!(text.contains("Kafka at "), "{text}");
     assert!(text.contains("deploy/local/stack up"), "{text}");
 }
 

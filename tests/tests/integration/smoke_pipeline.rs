@@ -8,7 +8,8 @@ use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use sha2::{Digest, Sha256};
-use votewire_core::kafka::{self, TopicSpec};
+use votewire_core::kafka;
+use votewire_core::topics::{self, TopicSpec};
 use votewire_ingestors::http::{FetchLimits, client, fetch_capped};
 use votewire_tests::http::{Canned, FixtureServer};
 use votewire_tests::{Stack, fixture_bytes, unique};
@@ -40,14 +41,14 @@ async fn a_fetched_fixture_round_trips_through_kafka_with_bytes_and_headers_inta
     assert_eq!(fetched.etag.as_deref(), Some("\"v273729\""));
 
     let topic = unique("smoke");
-    kafka::ensure_topics(
+    topics::ensure_topics(
         &kafka_cfg,
-        &[TopicSpec {
-            name: topic.clone(),
-            partitions: 3,
-            cleanup_policy: "delete",
-        }],
-        1,
+        &[TopicSpec::new(
+            &topic,
+            3,
+            stack.replication_factor(),
+            "delete",
+        )],
     )
     .await
     .expect("create the test topic");

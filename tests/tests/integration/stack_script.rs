@@ -2,11 +2,12 @@
 //!
 //! This test starts a *second* stack on its own ports, state directory and
 //! SFTP root, so it never disturbs the stack the other tests use. It reuses
-//! the main stack's Python venv to avoid a second pip install.
+//! the main stack's Python venv and Kafka jars to avoid a second install.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use votewire_tests::free_port;
+use votewire_tests::kafka_cluster::free_port_run;
 
 use votewire_tests::{Stack, unique, workspace_root};
 
@@ -20,6 +21,8 @@ impl SecondStack {
     fn new(main: &Stack) -> SecondStack {
         let state_dir = tempfile::tempdir().unwrap();
         let ports: Vec<u16> = (0..5).map(|_| free_port()).collect();
+        // Three Kafka nodes: client ports kafka_base.., controllers kafka_base+3..
+        let kafka_base = free_port_run(6);
         let sftp_root = PathBuf::from(format!("/srv/{}", unique("votewire-sftp-stacktest")));
         let venv = Path::new(&main.var("VOTEWIRE_PYTHON"))
             .parent()
@@ -28,13 +31,19 @@ impl SecondStack {
             .to_path_buf();
         let env = vec![
             ("VOTEWIRE_STATE_DIR", state_dir.path().display().to_string()),
-            ("VOTEWIRE_KAFKA_PORT", ports[0].to_string()),
+            ("VOTEWIRE_KAFKA_PORT", kafka_base.to_string()),
+            (
+                "VOTEWIRE_KAFKA_CONTROLLER_PORT",
+                (kafka_base + 3).to_string(),
+            ),
+            ("VOTEWIRE_KAFKA_NODES", "3".to_string()),
             ("VOTEWIRE_DYNAMODB_PORT", ports[1].to_string()),
             ("VOTEWIRE_SFTP_PORT", ports[2].to_string()),
             ("VOTEWIRE_OTLP_GRPC_PORT", ports[3].to_string()),
             ("VOTEWIRE_OTLP_HTTP_PORT", ports[4].to_string()),
             ("VOTEWIRE_SFTP_ROOT", sftp_root.display().to_string()),
             ("VOTEWIRE_VENV", venv.display().to_string()),
+            ("VOTEWIRE_KAFKA_LIBS", main.var("VOTEWIRE_KAFKA_LIBS")),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
@@ -47,8 +56,13 @@ impl SecondStack {
     }
 
     fn run(&self, verb: &str) -> Output {
+        self.run_on(verb, &[])
+    }
+
+    fn run_on(&self, verb: &str, services: &[&str]) -> Output {
         Command::new(workspace_root().join("deploy/local/stack"))
             .arg(verb)
+            .args(services)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .output()
             .expect("run deploy/local/stack")
@@ -73,6 +87,17 @@ impl Drop for SecondStack {
     }
 }
 
+/// Node `i` (0-based)'s client port in `stack`'s environment.
+fn ports_of(stack: &SecondStack, i: u16) -> u16 {
+    let base: u16 = stack
+        .env
+        .iter()
+        .find(|(k, _)| k == "VOTEWIRE_KAFKA_PORT")
+        .and_then(|(_, v)| v.parse().ok())
+        .expect("VOTEWIRE_KAFKA_PORT");
+    base + i
+}
+
 fn text(o: &Output) -> String {
     format!(
         "{}{}",
@@ -81,7 +106,7 @@ fn text(o: &Output) -> String {
     )
 }
 
-const SERVICES: [&str; 4] = ["kafka", "dynamodb", "sftp", "otlp"];
+const SERVICES: [&str; 6] = ["kafka-1", "kafka-2", "kafka-3", "dynamodb", "sftp", "otlp"];
 
 #[test]
 fn up_twice_is_a_no_op_and_down_then_status_reports_everything_down() {
@@ -122,6 +147,53 @@ fn up_twice_is_a_no_op_and_down_then_status_reports_everything_down() {
     }
     let pids_again: Vec<_> = SERVICES.iter().map(|s| second.pid(s)).collect();
     assert_eq!(pids, pids_again, "the second up restarted something");
+    // Every Kafka node's readiness line comes from a Metadata request
+    // listing it; the last node up sees the whole cluster.
+    assert!(
+        first_out.contains("metadata lists brokers 1,2,3"),
+        "{first_out}"
+    );
+    let env = std::fs::read_to_string(second.state_dir.path().join("stack.env")).unwrap();
+    let bootstrap = format!(
+        "VOTEWIRE_KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:{},127.0.0.1:{},127.0.0.1:{}",
+        ports_of(&second, 0),
+        ports_of(&second, 1),
+        ports_of(&second, 2)
+    );
+    assert!(env.contains(&bootstrap), "{env}");
+    assert!(
+        env.contains("VOTEWIRE_TOPICS_REPLICATION_FACTOR=3"),
+        "{env}"
+    );
+
+    // One node down: status says which and fails; up brings back only it.
+    let one_down = second.run_on("down", &["kafka-2"]);
+    assert!(one_down.status.success(), "{}", text(&one_down));
+    let status = second.run("status");
+    let status_out = text(&status);
+    assert!(!status.status.success(), "{status_out}");
+    assert!(
+        status_out
+            .lines()
+            .any(|l| l.starts_with("kafka-2") && l.contains(" down ")),
+        "{status_out}"
+    );
+    assert!(
+        status_out
+            .lines()
+            .any(|l| l.starts_with("kafka-1") && l.contains(" up ")),
+        "{status_out}"
+    );
+    let back = second.run("up");
+    assert!(back.status.success(), "{}", text(&back));
+    let pids_back: Vec<_> = SERVICES.iter().map(|s| second.pid(s)).collect();
+    for (i, s) in SERVICES.iter().enumerate() {
+        if *s == "kafka-2" {
+            assert_ne!(pids_back[i], pids[i], "kafka-2 was started again");
+        } else {
+            assert_eq!(pids_back[i], pids[i], "{s} was left alone");
+        }
+    }
 
     let status = second.run("status");
     assert!(
