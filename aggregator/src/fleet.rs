@@ -139,7 +139,7 @@ pub struct BatchReport {
 pub struct PartitionStat {
     pub partition: i32,
     /// Records between this member's position and the partition's high
-    /// watermark (never below 0: tansu under-reports watermarks).
+    /// watermark (never below 0).
     pub lag: i64,
     pub cells_per_s: f64,
     /// Still rebuilding (nothing published for it yet).
@@ -255,7 +255,16 @@ struct Rebuild {
     /// The high watermark read at assignment (`None` until a read
     /// succeeds).
     assigned_hw: Option<i64>,
+    /// When the watermark was last asked for: a failed read is tried again
+    /// every [`WATERMARK_RETRY`], not every batch (each try blocks the
+    /// member for up to [`WATERMARK_TIMEOUT`]).
+    last_try: Instant,
 }
+
+/// How long one high-watermark read may block the member.
+const WATERMARK_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often a partition whose watermark could not be read tries again.
+const WATERMARK_RETRY: Duration = Duration::from_secs(2);
 
 /// One assigned partition's state.
 #[derive(Debug)]
@@ -279,7 +288,10 @@ impl PartitionState {
     fn new(assigned_hw: Option<i64>) -> Self {
         Self {
             contests: FxHashMap::default(),
-            rebuild: Some(Rebuild { assigned_hw }),
+            rebuild: Some(Rebuild {
+                assigned_hw,
+                last_try: Instant::now(),
+            }),
             next_offset: None,
             published: HashMap::new(),
             dirty: HashSet::new(),
@@ -448,18 +460,21 @@ pub async fn run_member(
             let Some(r) = state.rebuild.as_mut() else {
                 continue;
             };
-            if r.assigned_hw.is_none() {
+            if r.assigned_hw.is_none() && r.last_try.elapsed() >= WATERMARK_RETRY {
+                r.last_try = Instant::now();
                 r.assigned_hw = high_watermark(&consumer, &topics.votes, *p);
             }
             let Some(assigned_hw) = r.assigned_hw else {
                 continue;
             };
-            // The consumer's position also moves past offsets that hold no
-            // record for us (compacted away, transaction markers).
-            let position = state
-                .next_offset
-                .unwrap_or(0)
-                .max(positions.get(p).copied().unwrap_or(0));
+            // Once a record of this assignment arrived, the consumer's
+            // position also moves past offsets that hold no record for us
+            // (compacted away, transaction markers); before that it may
+            // still be a previous assignment's.
+            let position = match state.next_offset {
+                Some(next) => next.max(positions.get(p).copied().unwrap_or(0)),
+                None => 0,
+            };
             if position >= assigned_hw {
                 state.rebuild = None;
                 state.dirty = state.contests.keys().cloned().collect();
@@ -810,13 +825,14 @@ async fn settle(
 }
 
 /// The high watermark of `partition`, or `None` when the broker did not
-/// answer within 5 s (the partition then stays in rebuild).
+/// answer within [`WATERMARK_TIMEOUT`] (the partition then stays in
+/// rebuild).
 fn high_watermark(
     consumer: &StreamConsumer<RebuildContext>,
     topic: &str,
     partition: i32,
 ) -> Option<i64> {
-    match consumer.fetch_watermarks(topic, partition, Duration::from_secs(5)) {
+    match consumer.fetch_watermarks(topic, partition, WATERMARK_TIMEOUT) {
         Ok((_, hw)) => Some(hw),
         Err(e) => {
             eprintln!(

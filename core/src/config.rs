@@ -580,7 +580,10 @@ impl VotewireConfig {
                 self.kafka.properties.insert(key, value);
                 continue;
             }
-            if let Some(setting) = name.strip_prefix(TOPICS_CONFIG_ENV_PREFIX) {
+            if let Some(setting) = name
+                .strip_prefix(TOPICS_CONFIG_ENV_PREFIX)
+                .filter(|s| !s.is_empty())
+            {
                 let key = setting.to_ascii_lowercase().replace('_', ".");
                 self.topics.config.insert(key, value);
                 continue;

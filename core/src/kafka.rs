@@ -97,6 +97,8 @@ pub enum KafkaSetupError {
         topic: String,
         problem: String,
         setting: &'static str,
+        /// Only when the cluster may change under us (brokers restarting).
+        retry_may_help: bool,
     },
 }
 
@@ -107,7 +109,11 @@ impl KafkaSetupError {
     pub fn is_retryable(&self) -> bool {
         !matches!(
             self,
-            KafkaSetupError::Build { .. } | KafkaSetupError::TopicRefused { .. }
+            KafkaSetupError::Build { .. }
+                | KafkaSetupError::TopicRefused {
+                    retry_may_help: false,
+                    ..
+                }
         )
     }
 }
@@ -212,13 +218,28 @@ pub fn assign_all_partitions<C: rdkafka::consumer::ConsumerContext>(
 ) -> Result<Vec<i32>, rdkafka::error::KafkaError> {
     use rdkafka::consumer::Consumer;
     serve_token_request(consumer);
-    let md = consumer.fetch_metadata(Some(topic), timeout)?;
-    let partitions: Vec<i32> = md
-        .topics()
-        .iter()
-        .filter(|t| t.name() == topic)
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
+    // A topic created a moment ago may not be in every broker's metadata
+    // yet (the answer is then an error or no partitions): ask again until
+    // it is, rather than assign nothing and read nothing.
+    let deadline = std::time::Instant::now() + timeout;
+    let partitions: Vec<i32> = loop {
+        let md = consumer.fetch_metadata(Some(topic), timeout)?;
+        let found: Vec<i32> = md
+            .topics()
+            .iter()
+            .filter(|t| t.name() == topic && t.error().is_none())
+            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+            .collect();
+        if !found.is_empty() {
+            break found;
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(KafkaError::MetadataFetch(
+                rdkafka::error::RDKafkaErrorCode::UnknownTopicOrPartition,
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
     let mut tpl = rdkafka::TopicPartitionList::new();
     for p in &partitions {
         tpl.add_partition_offset(topic, *p, start)?;

@@ -94,6 +94,9 @@ pub enum TopicOutcome {
     Matches,
     /// It existed and differs; nothing was changed.
     Differs(Vec<TopicDifference>),
+    /// The broker would not describe it to this principal (why); it was
+    /// neither created nor checked.
+    Unreadable(String),
 }
 
 /// One declared topic and its outcome.
@@ -153,6 +156,7 @@ pub async fn ensure_topics(
                           are compacted, snapshots and dead letters deleted)"
                     .into(),
                 setting: "topics.config (remove cleanup.policy)",
+                retry_may_help: false,
             });
         }
     }
@@ -165,13 +169,27 @@ pub async fn ensure_topics(
         .filter(|t| t.error().is_none() && !t.partitions().is_empty())
         .map(|t| (t.name(), t))
         .collect();
+    // A topic this principal may not describe exists as far as we can
+    // tell (creating it would be refused as well): it is reported, not
+    // created. Each service may describe only the topics it uses.
+    let unreadable: BTreeMap<&str, String> = md
+        .topics()
+        .iter()
+        .filter_map(|t| {
+            let code = RDKafkaErrorCode::from(t.error()?);
+            (code == RDKafkaErrorCode::TopicAuthorizationFailed)
+                .then(|| (t.name(), format!("describing it: {code}")))
+        })
+        .collect();
     let opts = AdminOptions::new()
         .operation_timeout(Some(Duration::from_millis(kafka.request_timeout_ms)))
         .request_timeout(Some(Duration::from_millis(kafka.request_timeout_ms)));
 
     let missing: Vec<&TopicSpec> = specs
         .iter()
-        .filter(|s| !existing.contains_key(s.name.as_str()))
+        .filter(|s| {
+            !existing.contains_key(s.name.as_str()) && !unreadable.contains_key(s.name.as_str())
+        })
         .collect();
     if !missing.is_empty() {
         let cluster_min_isr = broker_min_insync_replicas(&admin, &opts, &brokers).await?;
@@ -188,6 +206,14 @@ pub async fn ensure_topics(
 
     let mut out = Vec::with_capacity(specs.len());
     for spec in specs {
+        if let Some(why) = unreadable.get(spec.name.as_str()) {
+            out.push(TopicReport {
+                spec: spec.clone(),
+                outcome: TopicOutcome::Unreadable(why.clone()),
+                settings_unread: Some(why.clone()),
+            });
+            continue;
+        }
         let (outcome, settings_unread) = match existing.get(spec.name.as_str()) {
             Some(topic) => match &actual_settings {
                 Ok(all) => match all.get(spec.name.as_str()) {
@@ -197,7 +223,7 @@ pub async fn ensure_topics(
                 },
                 Err(e) => (compare(spec, topic, None), Some(e.to_string())),
             },
-            None => (create(&admin, &opts, spec).await?, None),
+            None => (create(kafka, &admin, &opts, spec).await?, None),
         };
         out.push(TopicReport {
             spec: spec.clone(),
@@ -219,15 +245,21 @@ fn check_replication(
         topic: spec.name.clone(),
         problem,
         setting,
+        retry_may_help: false,
     };
     let broker_count = i32::try_from(brokers).unwrap_or(i32::MAX);
     if rf < 1 || rf > broker_count {
-        return Err(refuse(
-            format!(
-                "replication factor {rf} needs 1 to {broker_count} (the cluster's live brokers)"
+        // Only live brokers are listed: during a rolling restart a retry
+        // may find enough.
+        return Err(KafkaSetupError::TopicRefused {
+            topic: spec.name.clone(),
+            problem: format!(
+                "replication factor {rf} needs 1 to {broker_count} (the cluster's live brokers \
+                 now; a retry helps if a broker is restarting)"
             ),
-            "topics.replication_factor (VOTEWIRE_TOPICS_REPLICATION_FACTOR)",
-        ));
+            setting: "topics.replication_factor (VOTEWIRE_TOPICS_REPLICATION_FACTOR)",
+            retry_may_help: rf >= 1,
+        });
     }
     let (min_isr, from) = match spec.settings.get("min.insync.replicas") {
         Some(v) => (
@@ -254,6 +286,7 @@ fn check_replication(
 }
 
 async fn create(
+    kafka: &KafkaConfig,
     admin: &AdminClient<KafkaClientContext>,
     opts: &AdminOptions,
     spec: &TopicSpec,
@@ -281,7 +314,37 @@ async fn create(
             Err((_, code)) => return Err(failed(KafkaError::AdminOp(code))),
         }
     }
+    wait_until_led(kafka, spec).await?;
     Ok(TopicOutcome::Created)
+}
+
+/// Waits until the brokers' metadata shows every partition of a topic just
+/// created with a leader: the controller answers CreateTopics before every
+/// broker knows the topic, and a producer or reader starting right after
+/// would otherwise see it missing.
+async fn wait_until_led(kafka: &KafkaConfig, spec: &TopicSpec) -> Result<(), KafkaSetupError> {
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(kafka.request_timeout_ms);
+    loop {
+        let md = cluster_metadata(kafka, Some(&spec.name))?;
+        let led = md.topics().iter().any(|t| {
+            t.name() == spec.name
+                && t.error().is_none()
+                && t.partitions().len() == usize::try_from(spec.partitions).unwrap_or(0)
+                && t.partitions()
+                    .iter()
+                    .all(|p| p.leader() >= 0 && p.error().is_none())
+        });
+        if led {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(KafkaSetupError::CreateTopic {
+                topic: spec.name.clone(),
+                source: KafkaError::AdminOp(RDKafkaErrorCode::LeaderNotAvailable),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 fn compare(
@@ -354,13 +417,22 @@ async fn broker_min_insync_replicas(
     };
     let resource = format!("broker {broker}");
     let results = describe(admin, opts, &[ResourceSpecifier::Broker(broker)], &resource).await?;
-    let value = results
+    // Never guessed: a principal that may not read the broker's settings
+    // must not get a replication factor past the check.
+    let failed = |code| KafkaSetupError::DescribeConfigs {
+        resource: resource.clone(),
+        source: KafkaError::AdminOp(code),
+    };
+    let config = results
         .into_iter()
         .next()
-        .and_then(|r| r.ok())
-        .and_then(|c| c.get("min.insync.replicas").and_then(|e| e.value.clone()));
-    // Kafka's own default when a broker does not say.
-    Ok(value.and_then(|v| v.parse().ok()).unwrap_or(1))
+        .ok_or_else(|| failed(RDKafkaErrorCode::UnknownTopicOrPartition))?
+        .map_err(failed)?;
+    config
+        .get("min.insync.replicas")
+        .and_then(|e| e.value.as_deref())
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| failed(RDKafkaErrorCode::InvalidConfig))
 }
 
 /// Every topic setting of each of `topics`, by topic name, or why that

@@ -10,6 +10,11 @@
 //!    see the same broker.
 //! 2. **Fetch-complete to all cells acked**, per payload size: transform
 //!    plus publish of a payload already in memory, every cell new each time.
+//! 3. **Transactions**: the same records sent by an idempotent producer
+//!    (today's publish, every delivery awaited) and by a transactional one
+//!    (begin, send, commit: what publishing a payload's cells and manifest
+//!    atomically would cost), alternating, for the large payload and for a
+//!    small one (300 cells, a county page's worth).
 //!
 //! ```text
 //! cargo run --release -p votewire-ingestors --example publish_bench -- [RUNS]
@@ -253,6 +258,129 @@ async fn main() {
             "  {what:<32} {cells:>6} cells  p50 {:>7.1} ms  p99 {:>7.1} ms",
             percentile(&times, 0.5),
             percentile(&times, 0.99)
+        );
+    }
+
+    // 3. Transactions against idempotent sends.
+    let records: Vec<Record> = raw
+        .iter()
+        .map(|(p, k, v)| Record {
+            partition: *p,
+            key: k.clone(),
+            value: v.clone(),
+        })
+        .collect();
+    transactions(&config, &raw_topic, &records, &same_headers, runs).await;
+}
+
+/// One record of the throughput table.
+struct Record {
+    partition: i32,
+    key: String,
+    value: Vec<u8>,
+}
+
+/// Sends `records` with `producer`, awaiting every delivery; inside one
+/// transaction when `transactional`. Returns the seconds taken.
+async fn send_all(
+    producer: &FutureProducer<votewire_core::kafka::KafkaClientContext>,
+    topic: &str,
+    records: &[Record],
+    headers: &OwnedHeaders,
+    transactional: bool,
+) -> f64 {
+    use rdkafka::producer::Producer;
+    let t = Instant::now();
+    if transactional {
+        producer.begin_transaction().expect("begin_transaction");
+    }
+    let futures = records.iter().map(|r| {
+        producer.send(
+            FutureRecord::to(topic)
+                .partition(r.partition)
+                .key(r.key.as_str())
+                .payload(r.value.as_slice())
+                .headers(headers.clone()),
+            Duration::from_secs(60),
+        )
+    });
+    let failed = join_all(futures)
+        .await
+        .iter()
+        .filter(|r| r.is_err())
+        .count();
+    assert_eq!(failed, 0, "deliveries failed");
+    if transactional {
+        producer
+            .commit_transaction(Duration::from_secs(60))
+            .expect("commit_transaction");
+    }
+    t.elapsed().as_secs_f64()
+}
+
+async fn transactions(
+    config: &VotewireConfig,
+    topic: &str,
+    records: &[Record],
+    headers: &OwnedHeaders,
+    runs: usize,
+) {
+    use rdkafka::producer::Producer;
+    let idempotent: FutureProducer<votewire_core::kafka::KafkaClientContext> =
+        producer_config(&config.kafka, "txn-bench-idempotent")
+            .create_with_context(votewire_core::kafka::KafkaClientContext::default())
+            .expect("producer");
+    let mut txn_config = producer_config(&config.kafka, "txn-bench-transactional");
+    txn_config.set(
+        "transactional.id",
+        format!("votewire-txn-bench-{}", std::process::id()),
+    );
+    let transactional: FutureProducer<votewire_core::kafka::KafkaClientContext> = txn_config
+        .create_with_context(votewire_core::kafka::KafkaClientContext::default())
+        .expect("transactional producer");
+    let t = Instant::now();
+    transactional
+        .init_transactions(Duration::from_secs(60))
+        .expect("init_transactions");
+    println!(
+        "transactions: init_transactions took {:.0} ms (once per producer)",
+        t.elapsed().as_secs_f64() * 1e3
+    );
+    // Every n-th record: the small payload touches every partition, as a
+    // county page's contests do.
+    let step = (records.len() / 300).max(1);
+    let small: Vec<Record> = records
+        .iter()
+        .step_by(step)
+        .take(300)
+        .map(|r| Record {
+            partition: r.partition,
+            key: r.key.clone(),
+            value: r.value.clone(),
+        })
+        .collect();
+    let small = small.as_slice();
+    for (what, set, n) in [
+        ("large payload", records, runs),
+        ("small payload", small, runs * 10),
+    ] {
+        let (mut plain, mut txn) = (Vec::new(), Vec::new());
+        for _ in 0..n {
+            plain.push(send_all(&idempotent, topic, set, headers, false).await);
+            txn.push(send_all(&transactional, topic, set, headers, true).await);
+        }
+        plain.sort_by(f64::total_cmp);
+        txn.sort_by(f64::total_cmp);
+        let (p, t) = (percentile(&plain, 0.5), percentile(&txn, 0.5));
+        println!(
+            "  {what} ({} records, {n} alternating runs): idempotent p50 {:.1} ms ({:.0} records/s), \
+             one transaction p50 {:.1} ms ({:.0} records/s); transaction/idempotent time {:.2}",
+            set.len(),
+            p * 1e3,
+            set.len() as f64 / p,
+            t * 1e3,
+            set.len() as f64 / t,
+            t / p
         );
     }
 }

@@ -348,6 +348,32 @@ mod tests {
 
     const TTL: i64 = 10_000;
 
+    #[test]
+    fn the_next_foreign_lapse_is_the_earliest_live_lease_of_another_instance() {
+        let lease = |id: &str, owner: Option<&str>, expires_ms| LeaseView {
+            feed_id: id.into(),
+            owner: owner.map(str::to_string),
+            expires_ms,
+            priority: 0,
+            handover_to: None,
+        };
+        let now = 100_000;
+        let views = vec![
+            lease("mine-soon", Some("a"), now + 500),
+            lease("theirs-later", Some("b"), now + 7_000),
+            lease("theirs-soon", Some("c"), now + 2_000),
+            lease("theirs-lapsed", Some("b"), now - 1),
+            lease("free", None, 0),
+        ];
+        assert_eq!(next_foreign_lapse("a", &views, now), Some(now + 2_000));
+        assert_eq!(next_foreign_lapse("c", &views, now), Some(now + 500));
+        let only_mine = vec![
+            lease("mine", Some("a"), now + 500),
+            lease("gone", Some("b"), now),
+        ];
+        assert_eq!(next_foreign_lapse("a", &only_mine, now), None);
+    }
+
     fn feeds(n: usize) -> Vec<LeaseView> {
         (0..n)
             .map(|i| LeaseView {

@@ -29,8 +29,8 @@
 //! # A stuck producer is replaced
 //!
 //! An idempotent producer carries a producer id and sequence numbers the
-//! broker must remember. A broker that lost them (tansu restarted on sqlite
-//! does; a Kafka cluster restored from backup can) fails every later
+//! broker must remember. A broker that lost them (a Kafka cluster restored
+//! from backup, or a young Kafka-protocol broker after a restart) fails every later
 //! delivery of that producer, while a new producer is served. With
 //! [`ProducerRenewal`], after [`ProducerRenewal::AFTER_FAILED_PAYLOADS`]
 //! payloads in a row failed in full, the publisher builds a new producer

@@ -88,7 +88,10 @@ impl KafkaCluster {
                 "VOTEWIRE_KAFKA_CONTROLLER_PORT",
                 self.controller_port.to_string(),
             )
-            .env("VOTEWIRE_KAFKA_LIBS", shared.var("VOTEWIRE_KAFKA_LIBS"))
+            .env(
+                "VOTEWIRE_KAFKA_LIBS",
+                shared.var("VOTEWIRE_STACK_KAFKA_LIBS"),
+            )
             .env("VOTEWIRE_VENV", venv_of(&shared))
             .env_remove("VOTEWIRE_KAFKA_EXTRA_PROPERTIES")
             .env_remove("VOTEWIRE_KAFKA_ADD_SCRAM");

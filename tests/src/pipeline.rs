@@ -74,6 +74,16 @@ impl TestPipeline {
     /// single-partition snapshots, DLQ and feed-status topics, and the
     /// state tables under a fresh prefix.
     pub async fn start(prefix: &str, vote_partitions: i32) -> TestPipeline {
+        TestPipeline::start_with(prefix, vote_partitions, &BTreeMap::new()).await
+    }
+
+    /// [`TestPipeline::start`] with topic settings for the compacted votes
+    /// and results topics (`segment.ms`, `min.cleanable.dirty.ratio`, …).
+    pub async fn start_with(
+        prefix: &str,
+        vote_partitions: i32,
+        compacted_settings: &BTreeMap<String, String>,
+    ) -> TestPipeline {
         let stack = Stack::load();
         let kafka_cfg = stack.kafka();
         let (store, client) = stack.dynamodb().await;
@@ -92,11 +102,15 @@ impl TestPipeline {
         let spec = |name: &str, partitions, cleanup_policy| {
             TopicSpec::new(name, partitions, rf, cleanup_policy)
         };
+        let compacted = |name: &str| TopicSpec {
+            settings: compacted_settings.clone(),
+            ..spec(name, vote_partitions, "compact")
+        };
         topics::ensure_topics(
             &kafka_cfg,
             &[
-                spec(&topics.votes, vote_partitions, "compact"),
-                spec(&topics.results, vote_partitions, "compact"),
+                compacted(&topics.votes),
+                compacted(&topics.results),
                 spec(&topics.snapshots, 1, "delete"),
                 spec(&topics.dlq, 1, "delete"),
                 spec(&topics.feed_status, 1, "compact"),

@@ -1276,7 +1276,8 @@ pub async fn run(config: &VotewireConfig, args: DemoArgs) -> anyhow::Result<Exit
             .context("starting an aggregator")
     };
     // Under --chaos kill-aggregator two members share the group from the
-    // start (tansu cannot rejoin a group that emptied).
+    // start, so the kill moves partitions to a live member and then to the
+    // one that joins.
     let mut aggregators = vec![spawn_aggregator("demo-aggregate")?];
     if args.chaos == Some(Chaos::KillAggregator) {
         aggregators.push(spawn_aggregator("demo-aggregate-2")?);

@@ -91,8 +91,9 @@ pub fn current_cells(
     let mut decoder = codec::VoteCellDecoder::new(schemas().vote_cell.id);
     let mut cells: HashMap<CellKey, VoteCell> = HashMap::new();
     let mut at_end = std::collections::HashSet::new();
-    // tansu under-reports high watermarks, so the end is each partition's
-    // EOF event, with an overall deadline.
+    // The end is each partition's EOF event (librdkafka's
+    // `enable.partition.eof`: the position reached the high watermark),
+    // with an overall deadline.
     let deadline = Instant::now() + Duration::from_secs(300);
     while at_end.len() < partitions.len() && Instant::now() < deadline {
         match consumer.poll(Duration::from_millis(500)) {

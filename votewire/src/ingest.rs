@@ -42,6 +42,11 @@ use votewire_ingestors::state::{FeedStateStore, Lease, StateError, open_feed_sta
 /// runs: clock reads and the store's own write time differ by a few ms.
 const LAPSE_MARGIN: Duration = Duration::from_millis(100);
 
+/// The least time between the end of a round and an extra round run for a
+/// lapse: a dead peer's leases lapse in a few batches, and each extra
+/// round reads the whole lease table.
+const LAPSE_MIN_GAP: Duration = Duration::from_millis(500);
+
 #[derive(clap::Args)]
 pub struct IngestArgs {
     /// Serve Prometheus metrics on this address (`GET /metrics`).
@@ -355,8 +360,9 @@ pub async fn run(config: &VotewireConfig, args: IngestArgs) -> anyhow::Result<Ex
             && let Some(lapse_ms) = round.next_foreign_lapse_ms
         {
             let until = u64::try_from(lapse_ms - clock.now_ms).unwrap_or(0);
-            next_round =
-                next_round.min(round_started + Duration::from_millis(until) + LAPSE_MARGIN);
+            let wake = (round_started + Duration::from_millis(until) + LAPSE_MARGIN)
+                .max(tokio::time::Instant::now() + LAPSE_MIN_GAP);
+            next_round = next_round.min(wake);
         }
         match round_result {
             Ok(round) => {

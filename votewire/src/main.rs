@@ -200,6 +200,9 @@ async fn topics_ensure(config: &VotewireConfig) -> anyhow::Result<ExitCode> {
         match &report.outcome {
             TopicOutcome::Created => println!("created  {:<28} {shape}", spec.name),
             TopicOutcome::Matches => println!("exists   {:<28} {shape}", spec.name),
+            TopicOutcome::Unreadable(why) => {
+                println!("UNREAD   {:<28} not checked: {why}", spec.name)
+            }
             TopicOutcome::Differs(_) => {
                 differ += 1;
                 println!("DIFFERS  {:<28} declared {shape}", spec.name);

@@ -120,7 +120,7 @@ async fn wait_for(what: &str, deadline: Duration, mut ok: impl FnMut() -> bool) 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_instances_split_200_feeds_failover_within_the_ttl_and_a_joiner_gets_its_share() {
+async fn two_instances_split_200_feeds_the_survivor_takes_all_and_a_joiner_gets_its_share() {
     let (cfg, client) = Stack::load().dynamodb().await;
     let state = DynamoFeedState::new(client, &cfg);
     state.ensure_tables().await.unwrap();
@@ -156,17 +156,11 @@ async fn two_instances_split_200_feeds_failover_within_the_ttl_and_a_joiner_gets
     })
     .await;
 
-    // kill -9 `b`: no release, its leases just stop being renewed.
+    // kill -9 `b`: no release, its leases just stop being renewed. Its
+    // last lease lapses at the latest expiry it wrote.
     b.abort();
     let _ = b.await;
     let killed_ms = wall_ms();
-    let failover = wait_for(
-        "a to own all 200",
-        Duration::from_millis(TTL_MS as u64) + Duration::from_secs(90),
-        || count(&holding, "a") == FEEDS,
-    )
-    .await;
-    // b's last lease lapsed at the latest expiry it wrote.
     let lapsed_ms = state
         .lease_rows()
         .await
@@ -175,6 +169,12 @@ async fn two_instances_split_200_feeds_failover_within_the_ttl_and_a_joiner_gets
         .filter(|r| r.owner.as_deref() == Some("b"))
         .map(|r| r.expires_ms)
         .max();
+    let failover = wait_for(
+        "a to own all 200",
+        Duration::from_millis(TTL_MS as u64) + Duration::from_secs(90),
+        || count(&holding, "a") == FEEDS,
+    )
+    .await;
 
     // `c` joins: it gets its share by handover, without two owners at once.
     state.heartbeat("c", wall_ms(), TTL_MS).await.unwrap();

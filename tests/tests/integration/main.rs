@@ -7,6 +7,7 @@ mod archive_s3;
 mod cadence;
 mod clarity_feed;
 mod clarity_source;
+mod compaction;
 mod compose;
 mod dynamodb;
 mod feed_state;

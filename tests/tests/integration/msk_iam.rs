@@ -1,8 +1,9 @@
 //! MSK IAM access control: votewire's tokens against AWS's own signer, and
 //! real librdkafka clients asking votewire's context for them.
 //!
-//! No broker here speaks MSK's IAM authenticator (tansu has no
-//! OAUTHBEARER; librdkafka's mock cluster has no SASL), so what reaches
+//! No broker here speaks MSK's IAM authenticator (Apache Kafka's
+//! OAUTHBEARER needs a validator for AWS's tokens, which only MSK has;
+//! librdkafka's mock cluster has no SASL), so what reaches
 //! AWS is checked in two halves: the token is the one AWS's reference
 //! signer (`aws-msk-iam-sasl-signer-python`, in the stack's venv) makes
 //! from the same credentials at the same second, and librdkafka, configured

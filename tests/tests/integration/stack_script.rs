@@ -43,7 +43,7 @@ impl SecondStack {
             ("VOTEWIRE_OTLP_HTTP_PORT", ports[4].to_string()),
             ("VOTEWIRE_SFTP_ROOT", sftp_root.display().to_string()),
             ("VOTEWIRE_VENV", venv.display().to_string()),
-            ("VOTEWIRE_KAFKA_LIBS", main.var("VOTEWIRE_KAFKA_LIBS")),
+            ("VOTEWIRE_KAFKA_LIBS", main.var("VOTEWIRE_STACK_KAFKA_LIBS")),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
