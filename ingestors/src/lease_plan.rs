@@ -339,6 +339,12 @@ pub async fn lease_round(
             state.request_handover(r, me).await?;
         }
     }
+    // A lease's expiry counts from the round's start: on a store slower
+    // than the TTL, one written early in the round may have lapsed (and
+    // been taken by another instance) before the round ends. Such a lease
+    // is not held, and its feed is not started.
+    let ended_ms = votewire_core::unix_ms();
+    round.held.retain(|l| l.expires_ms > ended_ms);
     Ok(round)
 }
 

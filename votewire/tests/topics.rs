@@ -139,7 +139,7 @@ fn a_replication_factor_below_min_insync_replicas_or_above_the_brokers_is_refuse
     let out = text(&four);
     assert!(!four.status.success(), "{out}");
     assert!(
-        out.contains("replication factor 4 needs 1 to 3 (the cluster's live brokers)"),
+        out.contains("replication factor 4 needs 1 to 3 (the cluster's live brokers now"),
         "{out}"
     );
     assert_eq!(shape(&kafka, &topics[0].1), None, "nothing was created");

@@ -22,16 +22,25 @@ use votewire_tests::unique;
 const PARTITIONS: i32 = 3;
 const SEGMENT_MS: u64 = 500;
 
-/// Runs a fleet member on `topics` until it has published and been idle
-/// for 2 s.
-async fn run_until_idle(kafka: &KafkaConfig, topics: &TopicsConfig, group: &str) {
+/// Runs a fleet member on `topics` while `during` runs, then until it has
+/// published and been idle for 2 s; returns what `during` returned and how
+/// many results the member produced.
+async fn run_until_idle<T>(
+    kafka: &KafkaConfig,
+    topics: &TopicsConfig,
+    group: &str,
+    during: impl std::future::Future<Output = T>,
+) -> (T, usize) {
     let (stop_tx, stop_rx) = watch::channel(false);
     let last = Arc::new(Mutex::new((Instant::now(), false)));
+    let produced = Arc::new(Mutex::new(0usize));
     let member = {
         let (kafka, topics, last) = (kafka.clone(), topics.clone(), last.clone());
+        let produced = produced.clone();
         let cfg = FleetConfig::new(group, "compaction-agg");
         tokio::spawn(async move {
             run_member(&kafka, &topics, &cfg, stop_rx, |b| {
+                *produced.lock().unwrap() += b.results_produced;
                 let mut l = last.lock().unwrap();
                 *l = (Instant::now(), l.1 || b.results_produced > 0);
             })
@@ -39,6 +48,7 @@ async fn run_until_idle(kafka: &KafkaConfig, topics: &TopicsConfig, group: &str)
             .expect("the member runs")
         })
     };
+    let out = during.await;
     let deadline = Instant::now() + Duration::from_secs(180);
     loop {
         let (at, published) = *last.lock().unwrap();
@@ -50,6 +60,8 @@ async fn run_until_idle(kafka: &KafkaConfig, topics: &TopicsConfig, group: &str)
     }
     stop_tx.send(true).unwrap();
     member.await.unwrap();
+    let produced = *produced.lock().unwrap();
+    (out, produced)
 }
 
 /// Writes the last record of every partition of `topic` again, unchanged,
@@ -124,12 +136,23 @@ async fn compacted_votes_and_results_keep_the_latest_value_and_a_rebuild_publish
     .collect();
     let pipeline = TestPipeline::start_with("compaction", PARTITIONS, &settings).await;
     let feed_id = unique("clarity:GA:107556");
-    // 40 ms apart, so the night spans about ten segments.
-    let accepted = publish_ga_runoff(
-        &pipeline.publisher,
-        &feed_id,
-        137,
-        Duration::from_millis(40),
+    // The member runs through the night, so results are rewritten as the
+    // snapshots come; 40 ms apart, the night spans about ten segments.
+    let (accepted, results_written) = run_until_idle(
+        &pipeline.kafka,
+        &pipeline.topics,
+        &unique("compaction-a"),
+        async {
+            // Time for the member to join before the night starts.
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            publish_ga_runoff(
+                &pipeline.publisher,
+                &feed_id,
+                137,
+                Duration::from_millis(40),
+            )
+            .await
+        },
     )
     .await;
     let last = accepted.last().unwrap();
@@ -137,7 +160,6 @@ async fn compacted_votes_and_results_keep_the_latest_value_and_a_rebuild_publish
     // at work already while the night is read back).
     let cells_written: usize = accepted.iter().map(|a| a.cells_changed).sum();
 
-    run_until_idle(&pipeline.kafka, &pipeline.topics, &unique("compaction-a")).await;
     let first = compacted(&results_of(
         &pipeline.kafka,
         &pipeline.topics.results,
@@ -156,7 +178,6 @@ async fn compacted_votes_and_results_keep_the_latest_value_and_a_rebuild_publish
         cells_written > keys * 2,
         "the night rewrote its cells many times: {cells_written} written, {keys} keys"
     );
-    let results_written = results_of(&pipeline.kafka, &pipeline.topics.results, PARTITIONS).len();
     roll(&pipeline.kafka, &pipeline.topics.votes).await;
     roll(&pipeline.kafka, &pipeline.topics.results).await;
     // Compacted means well under what was written: at most every key once
@@ -209,7 +230,13 @@ async fn compacted_votes_and_results_keep_the_latest_value_and_a_rebuild_publish
     )
     .await
     .unwrap();
-    run_until_idle(&pipeline.kafka, &rebuilt_topics, &unique("compaction-b")).await;
+    run_until_idle(
+        &pipeline.kafka,
+        &rebuilt_topics,
+        &unique("compaction-b"),
+        async {},
+    )
+    .await;
     let rebuilt = compacted(&results_of(
         &pipeline.kafka,
         &rebuilt_topics.results,
