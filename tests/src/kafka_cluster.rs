@@ -79,22 +79,14 @@ impl KafkaCluster {
     pub fn stack(&self, args: &[&str]) -> String {
         let shared = Stack::load();
         let extra = self.dir.path().join("extra.properties");
-        let mut cmd = Command::new(workspace_root().join("deploy/local/stack"));
-        cmd.args(args)
-            .env("VOTEWIRE_STATE_DIR", self.dir.path())
-            .env("VOTEWIRE_KAFKA_NODES", self.nodes.to_string())
-            .env("VOTEWIRE_KAFKA_PORT", self.base_port.to_string())
-            .env(
-                "VOTEWIRE_KAFKA_CONTROLLER_PORT",
-                self.controller_port.to_string(),
-            )
-            .env(
-                "VOTEWIRE_KAFKA_LIBS",
-                shared.var("VOTEWIRE_STACK_KAFKA_LIBS"),
-            )
-            .env("VOTEWIRE_VENV", venv_of(&shared))
-            .env_remove("VOTEWIRE_KAFKA_EXTRA_PROPERTIES")
-            .env_remove("VOTEWIRE_KAFKA_ADD_SCRAM");
+        let mut cmd = self.stack_command(args);
+        cmd.env(
+            "VOTEWIRE_KAFKA_LIBS",
+            shared.var("VOTEWIRE_STACK_KAFKA_LIBS"),
+        )
+        .env("VOTEWIRE_VENV", venv_of(&shared))
+        .env_remove("VOTEWIRE_KAFKA_EXTRA_PROPERTIES")
+        .env_remove("VOTEWIRE_KAFKA_ADD_SCRAM");
         if !self.options.extra_properties.is_empty() {
             let text = self
                 .options
@@ -167,18 +159,26 @@ impl KafkaCluster {
     }
 }
 
-impl Drop for KafkaCluster {
-    fn drop(&mut self) {
-        let _ = Command::new(workspace_root().join("deploy/local/stack"))
-            .args(["down", "kafka"])
+impl KafkaCluster {
+    /// `deploy/local/stack ARGS` aimed at this cluster's state directory,
+    /// node count and ports.
+    fn stack_command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(workspace_root().join("deploy/local/stack"));
+        cmd.args(args)
             .env("VOTEWIRE_STATE_DIR", self.dir.path())
             .env("VOTEWIRE_KAFKA_NODES", self.nodes.to_string())
             .env("VOTEWIRE_KAFKA_PORT", self.base_port.to_string())
             .env(
                 "VOTEWIRE_KAFKA_CONTROLLER_PORT",
                 self.controller_port.to_string(),
-            )
-            .output();
+            );
+        cmd
+    }
+}
+
+impl Drop for KafkaCluster {
+    fn drop(&mut self) {
+        let _ = self.stack_command(&["down", "kafka"]).output();
     }
 }
 

@@ -27,21 +27,31 @@ async fn member_until_idle(
     idle: Duration,
     during: impl std::future::Future<Output = Vec<AcceptedSnapshot>>,
 ) -> (FleetTotals, Vec<BatchReport>, Vec<AcceptedSnapshot>) {
-    member_with(pipeline, FleetConfig::new(group, "it-agg-1"), idle, during).await
+    member_with(
+        &pipeline.kafka,
+        &pipeline.topics,
+        FleetConfig::new(group, "it-agg-1"),
+        idle,
+        during,
+    )
+    .await
 }
 
-/// [`member_until_idle`] with a given fleet config.
-async fn member_with(
-    pipeline: &TestPipeline,
+/// [`member_until_idle`] on any topics, with a given fleet config: one
+/// member runs while `during` runs, then until it has published and been
+/// idle for `idle`.
+pub(crate) async fn member_with<T>(
+    kafka: &votewire_core::config::KafkaConfig,
+    topics: &votewire_core::config::TopicsConfig,
     cfg: FleetConfig,
     idle: Duration,
-    during: impl std::future::Future<Output = Vec<AcceptedSnapshot>>,
-) -> (FleetTotals, Vec<BatchReport>, Vec<AcceptedSnapshot>) {
+    during: impl std::future::Future<Output = T>,
+) -> (FleetTotals, Vec<BatchReport>, T) {
     let (stop_tx, stop_rx) = watch::channel(false);
     let reports = Arc::new(Mutex::new(Vec::new()));
     let last = Arc::new(Mutex::new((Instant::now(), false)));
     let member = {
-        let (kafka, topics) = (pipeline.kafka.clone(), pipeline.topics.clone());
+        let (kafka, topics) = (kafka.clone(), topics.clone());
         let (reports, last) = (reports.clone(), last.clone());
         tokio::spawn(async move {
             run_member(&kafka, &topics, &cfg, stop_rx, |b| {

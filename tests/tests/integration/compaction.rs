@@ -6,12 +6,10 @@
 //! results come from the snapshots' own JSON walk, never from the rollup.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use tokio::sync::watch;
-use votewire_aggregator::fleet::{FleetConfig, run_member};
+use votewire_aggregator::fleet::FleetConfig;
 use votewire_core::config::{KafkaConfig, TopicsConfig};
 use votewire_core::topics::{TopicSpec, ensure_topics};
 use votewire_schemas::ContestResult;
@@ -22,46 +20,19 @@ use votewire_tests::unique;
 const PARTITIONS: i32 = 3;
 const SEGMENT_MS: u64 = 500;
 
-/// Runs a fleet member on `topics` while `during` runs, then until it has
-/// published and been idle for 2 s; returns what `during` returned and how
-/// many results the member produced.
+/// One fleet member on `topics` through `during` and until it has been
+/// idle for 2 s (the aggregate tests' `member_with`); returns what
+/// `during` returned and how many results the member produced.
 async fn run_until_idle<T>(
     kafka: &KafkaConfig,
     topics: &TopicsConfig,
     group: &str,
     during: impl std::future::Future<Output = T>,
 ) -> (T, usize) {
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let last = Arc::new(Mutex::new((Instant::now(), false)));
-    let produced = Arc::new(Mutex::new(0usize));
-    let member = {
-        let (kafka, topics, last) = (kafka.clone(), topics.clone(), last.clone());
-        let produced = produced.clone();
-        let cfg = FleetConfig::new(group, "compaction-agg");
-        tokio::spawn(async move {
-            run_member(&kafka, &topics, &cfg, stop_rx, |b| {
-                *produced.lock().unwrap() += b.results_produced;
-                let mut l = last.lock().unwrap();
-                *l = (Instant::now(), l.1 || b.results_produced > 0);
-            })
-            .await
-            .expect("the member runs")
-        })
-    };
-    let out = during.await;
-    let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
-        let (at, published) = *last.lock().unwrap();
-        if published && at.elapsed() >= Duration::from_secs(2) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the member never went idle");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    stop_tx.send(true).unwrap();
-    member.await.unwrap();
-    let produced = *produced.lock().unwrap();
-    (out, produced)
+    let cfg = FleetConfig::new(group, "compaction-agg");
+    let (_, reports, out) =
+        crate::aggregate::member_with(kafka, topics, cfg, Duration::from_secs(2), during).await;
+    (out, reports.iter().map(|b| b.results_produced).sum())
 }
 
 /// Writes the last record of every partition of `topic` again, unchanged,
