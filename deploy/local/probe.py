@@ -4,7 +4,11 @@
     probe.py kafka HOST:PORT [IDS]    Kafka metadata request (confluent-kafka) listing
                                       every broker id in IDS (comma-separated)
     probe.py dynamodb URL             DynamoDB ListTables (boto3, from moto's deps)
-    probe.py otlp GRPC_PORT HTTP_PORT an OTLP trace export over gRPC and over HTTP
+    probe.py otlp GRPC_PORT HTTP_PORT an OTLP trace export over gRPC and over HTTP, read
+                                      back from the receiver's /received
+    probe.py jaeger GRPC_PORT HTTP_PORT QUERY_PORT
+                                      an OTLP trace export over gRPC and over HTTP, read
+                                      back through Jaeger's query API (/api/v3/traces)
 
 Exit 0 when the service answered, 1 otherwise (with the reason on stderr).
 """
@@ -50,8 +54,8 @@ def dynamodb(url):
     return f"{len(tables)} table(s)"
 
 
-def otlp(grpc_port, http_port):
-    import json
+def _export_probe_spans(grpc_port, http_port):
+    """Exports one span over gRPC and one over HTTP, in one new trace; returns its id."""
     import os
     import urllib.request
 
@@ -78,7 +82,15 @@ def otlp(grpc_port, http_port):
                                  data=request("http").SerializeToString(),
                                  headers={"Content-Type": "application/x-protobuf"})
     urllib.request.urlopen(req, timeout=3).read()
-    with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/received?trace_id={trace_id.hex()}",
+    return trace_id.hex()
+
+
+def otlp(grpc_port, http_port):
+    import json
+    import urllib.request
+
+    trace_id = _export_probe_spans(grpc_port, http_port)
+    with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/received?trace_id={trace_id}",
                                 timeout=3) as r:
         got = json.load(r)["spans"]
     if len(got) != 2:
@@ -86,8 +98,33 @@ def otlp(grpc_port, http_port):
     return "grpc and http exports received"
 
 
+def jaeger(grpc_port, http_port, query_port):
+    import json
+    import urllib.error
+    import urllib.request
+
+    trace_id = _export_probe_spans(grpc_port, http_port)
+    # Jaeger stores a span once its batch closes (200 ms in the stack's config).
+    deadline = time.monotonic() + 5
+    got = 0
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{query_port}/api/v3/traces/{trace_id}",
+                                        timeout=3) as r:
+                body = json.load(r)
+            got = sum(len(ss.get("spans", [])) for rs in body["result"]["resourceSpans"]
+                      for ss in rs.get("scopeSpans", []))
+            if got == 2:
+                return "grpc and http exports read back through the query API"
+        except urllib.error.HTTPError as e:
+            if e.code != 404:  # 404: not stored yet
+                raise
+        time.sleep(0.2)
+    raise RuntimeError(f"exported 2 probe spans, Jaeger's query API returned {got}")
+
+
 def main():
-    probes = {"kafka": kafka, "dynamodb": dynamodb, "otlp": otlp}
+    probes = {"kafka": kafka, "dynamodb": dynamodb, "otlp": otlp, "jaeger": jaeger}
     if len(sys.argv) < 3 or sys.argv[1] not in probes:
         sys.exit(__doc__)
     try:

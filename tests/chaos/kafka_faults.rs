@@ -129,7 +129,7 @@ fn starts_in_log(cluster: &KafkaCluster, i: usize) -> usize {
     node_log(cluster, i).matches("Kafka Server started").count()
 }
 
-/// 3. The whole cluster stopped for 10 s mid-night and started again.
+/// Scenario 3: the whole cluster stopped for 10 s mid-night and started again.
 /// Stopping and starting three nodes takes up to a minute here (the last
 /// node's controlled shutdown has no quorum left, and each start replays
 /// the metadata log), so this night lasts 60 s and the fault comes at 30%

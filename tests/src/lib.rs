@@ -1,7 +1,8 @@
 //! Support for votewire's integration tests.
 //!
 //! Integration tests talk to the real local stack started by
-//! `deploy/local/stack up` (Apache Kafka, moto, a private sshd, the OTLP receiver).
+//! `deploy/local/stack up` (Apache Kafka, moto, a private sshd, Jaeger and the
+//! OTLP metrics receiver).
 //! This module finds that stack through the `stack.env` file `up` writes,
 //! and **fails** (never skips) with the service's name and the command to
 //! start it when something is unreachable.
@@ -17,6 +18,7 @@ use std::time::Duration;
 use votewire_core::config::{KafkaConfig, OtlpConfig, OtlpProtocol, StateStoreConfig};
 
 pub mod http;
+pub mod jaeger;
 pub mod kafka_cluster;
 pub mod pipeline;
 pub mod replay;
@@ -229,29 +231,35 @@ impl Stack {
         }
     }
 
-    /// Spans the OTLP receiver holds for `trace_id` (lower-case hex), waiting
-    /// up to `within` for at least `at_least` of them.
-    pub async fn received_spans(
+    /// The spans of trace `trace_id` (lower-case hex) as the stack's Jaeger
+    /// serves them (see [`jaeger`]), waiting up to `within` for at least
+    /// `at_least` of them.
+    pub async fn traced_spans(
         &self,
         trace_id: &str,
         at_least: usize,
         within: Duration,
     ) -> Vec<serde_json::Value> {
-        let base = self.var("VOTEWIRE_OTLP_HTTP_ENDPOINT");
-        let url = format!("{base}/received?trace_id={trace_id}");
+        let base = self.var("VOTEWIRE_JAEGER_QUERY_URL");
         let deadline = tokio::time::Instant::now() + within;
         loop {
-            let spans = http::get_json(&url).await.unwrap_or_else(|e| {
-                panic!("OTLP receiver at {base} is unreachable: {e}; {START_HINT}")
-            })["spans"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
+            let spans = jaeger::trace_spans(&base, trace_id)
+                .await
+                .unwrap_or_else(|e| panic!("Jaeger at {base} is unreachable: {e}; {START_HINT}"));
             if spans.len() >= at_least || tokio::time::Instant::now() >= deadline {
                 return spans;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// The spans of every trace holding an `operation` span of `service`,
+    /// from the stack's Jaeger.
+    pub async fn spans_of(&self, service: &str, operation: &str) -> Vec<serde_json::Value> {
+        let base = self.var("VOTEWIRE_JAEGER_QUERY_URL");
+        jaeger::find_spans(&base, service, operation)
+            .await
+            .unwrap_or_else(|e| panic!("Jaeger at {base} is unreachable: {e}; {START_HINT}"))
     }
 
     /// SFTP connection parameters; see [`SftpTarget`].

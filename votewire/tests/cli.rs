@@ -1252,7 +1252,8 @@ async fn replay_runoff(
 }
 
 /// One payload's trace crosses two processes: an ingestor and an
-/// aggregator, both exporting to the real OTLP receiver, produce one trace
+/// aggregator, both exporting to the stack's Jaeger and read back through
+/// its query API, produce one trace
 /// whose root is the ingestor's `feed.fetch`; `feed.transform`,
 /// `feed.diff`, `kafka.produce` and `state.commit` are its children; every
 /// `aggregate.batch` that consumed the payload's cells is a child of (and
@@ -1260,7 +1261,8 @@ async fn replay_runoff(
 /// `traceparent`, with `rollup.apply` and `results.produce` under it; and
 /// the results carry the trace id. The same run is counted in metrics: the
 /// aggregator's Prometheus `/metrics` and both processes' OTLP metrics
-/// agree with the ingestor's own count of changed cells.
+/// agree with the ingestor's own count of changed cells (Jaeger forwards
+/// metrics to the stack's OTLP receiver).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_trace_id_covers_fetch_to_results_across_the_ingest_and_aggregate_processes() {
     use std::time::Duration;
@@ -1445,9 +1447,11 @@ async fn one_trace_id_covers_fetch_to_results_across_the_ingest_and_aggregate_pr
     // Both processes exported their metrics over OTLP (the last export,
     // at shutdown, holds the final cumulative values).
     let otlp_sum = |service: &str, name: &str| {
+        // Jaeger keeps traces only; it forwards metrics to the stack's
+        // OTLP receiver.
         let url = format!(
             "{}/received?service={service}&name={name}",
-            stack.var("VOTEWIRE_OTLP_HTTP_ENDPOINT")
+            stack.var("VOTEWIRE_OTLP_RECEIVER_URL")
         );
         async move {
             let got = votewire_tests::http::get_json(&url).await.unwrap();
@@ -1477,17 +1481,13 @@ async fn one_trace_id_covers_fetch_to_results_across_the_ingest_and_aggregate_pr
         "the aggregator's OTLP counter"
     );
 
-    // The ingestor's one feed.fetch names the trace.
-    let receiver = stack.var("VOTEWIRE_OTLP_HTTP_ENDPOINT");
-    let fetches: Vec<serde_json::Value> = votewire_tests::http::get_json(&format!(
-        "{receiver}/received?service={ingest_service}&name=feed.fetch"
-    ))
-    .await
-    .unwrap()["spans"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
+    // The ingestor's one feed.fetch names the trace: found as an engineer
+    // finds it, by service and operation in Jaeger's query API.
+    let fetches: Vec<serde_json::Value> = stack
+        .spans_of(&ingest_service, "feed.fetch")
+        .await
         .into_iter()
+        .filter(|s| s["name"] == "feed.fetch")
         .filter(|s| s["attributes"]["votewire.feed_id"] == feed_id.as_str())
         .collect();
     assert_eq!(fetches.len(), 1, "one payload, one trace: {fetches:#?}");
@@ -1496,7 +1496,7 @@ async fn one_trace_id_covers_fetch_to_results_across_the_ingest_and_aggregate_pr
     assert_eq!(fetch["parent_span_id"], "", "feed.fetch is the root");
     assert_eq!(fetch["attributes"]["votewire.feed_id"], feed_id.as_str());
     let spans = stack
-        .received_spans(&trace_id, 9, Duration::from_secs(10))
+        .traced_spans(&trace_id, 9, Duration::from_secs(10))
         .await;
     let named =
         |n: &str| -> Vec<&serde_json::Value> { spans.iter().filter(|s| s["name"] == n).collect() };
@@ -1576,6 +1576,33 @@ async fn one_trace_id_covers_fetch_to_results_across_the_ingest_and_aggregate_pr
         })
         .sum();
     assert!(produced > 0, "results were produced in this trace");
+    // The whole trace is one tree across both processes: one root, and
+    // every other span's parent is in the trace.
+    let ids: std::collections::BTreeSet<&str> = spans
+        .iter()
+        .map(|s| s["span_id"].as_str().unwrap())
+        .collect();
+    let roots: Vec<&serde_json::Value> =
+        spans.iter().filter(|s| s["parent_span_id"] == "").collect();
+    assert_eq!(roots.len(), 1, "one root: {roots:#?}");
+    assert!(
+        spans
+            .iter()
+            .all(|s| s["parent_span_id"] == ""
+                || ids.contains(s["parent_span_id"].as_str().unwrap())),
+        "every span's parent is in the trace: {spans:#?}"
+    );
+    let services: std::collections::BTreeSet<&str> = spans
+        .iter()
+        .map(|s| s["service"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        services,
+        [aggregate_service.as_str(), ingest_service.as_str()]
+            .into_iter()
+            .collect(),
+        "the ingestor's and the aggregator's spans"
+    );
 
     // Subscribers see the trace id on the results.
     let results = votewire_tests::replay::results_of(&pipeline.kafka, &pipeline.topics.results, 2);

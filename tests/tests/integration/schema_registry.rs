@@ -1,6 +1,11 @@
 //! The Confluent REST client against a minimal in-test stand-in registry (no
 //! schema registry can be installed on these machines; the guide allows a
-//! stand-in here). The wire format itself is tested for real in schemas/.
+//! stand-in here). Checked on the polyglot kind: Karapace is not on PyPI,
+//! Confluent's registry is not on Maven Central, and Apicurio Registry's app
+//! does not resolve from Central (3.3.3 needs
+//! apicurio-registry-schema-util-provider 3.3.3, which is not served; 3.0.9's
+//! parent POM is not served). The wire format itself is tested for real in
+//! schemas/.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

@@ -2,7 +2,8 @@
 //!
 //! This test starts a *second* stack on its own ports, state directory and
 //! SFTP root, so it never disturbs the stack the other tests use. It reuses
-//! the main stack's Python venv and Kafka jars to avoid a second install.
+//! the main stack's Python venv, Kafka jars and Jaeger binary to avoid a second
+//! install.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -20,7 +21,7 @@ struct SecondStack {
 impl SecondStack {
     fn new(main: &Stack) -> SecondStack {
         let state_dir = tempfile::tempdir().unwrap();
-        let ports: Vec<u16> = (0..5).map(|_| free_port()).collect();
+        let ports: Vec<u16> = (0..9).map(|_| free_port()).collect();
         // Three Kafka nodes: client ports kafka_base.., controllers kafka_base+3..
         let kafka_base = free_port_run(6);
         let sftp_root = PathBuf::from(format!("/srv/{}", unique("votewire-sftp-stacktest")));
@@ -41,9 +42,14 @@ impl SecondStack {
             ("VOTEWIRE_SFTP_PORT", ports[2].to_string()),
             ("VOTEWIRE_OTLP_GRPC_PORT", ports[3].to_string()),
             ("VOTEWIRE_OTLP_HTTP_PORT", ports[4].to_string()),
+            ("VOTEWIRE_OTLP_RECEIVER_GRPC_PORT", ports[5].to_string()),
+            ("VOTEWIRE_OTLP_RECEIVER_HTTP_PORT", ports[6].to_string()),
+            ("VOTEWIRE_JAEGER_QUERY_PORT", ports[7].to_string()),
+            ("VOTEWIRE_JAEGER_QUERY_GRPC_PORT", ports[8].to_string()),
             ("VOTEWIRE_SFTP_ROOT", sftp_root.display().to_string()),
             ("VOTEWIRE_VENV", venv.display().to_string()),
             ("VOTEWIRE_KAFKA_LIBS", main.var("VOTEWIRE_STACK_KAFKA_LIBS")),
+            ("VOTEWIRE_JAEGER_BIN", main.var("VOTEWIRE_STACK_JAEGER_BIN")),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
@@ -106,7 +112,9 @@ fn text(o: &Output) -> String {
     )
 }
 
-const SERVICES: [&str; 6] = ["kafka-1", "kafka-2", "kafka-3", "dynamodb", "sftp", "otlp"];
+const SERVICES: [&str; 7] = [
+    "kafka-1", "kafka-2", "kafka-3", "dynamodb", "sftp", "otlp", "jaeger",
+];
 
 #[test]
 fn up_twice_is_a_no_op_and_down_then_status_reports_everything_down() {
