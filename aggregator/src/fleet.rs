@@ -46,6 +46,7 @@ use votewire_core::trace_context::{child_span, end_span, linked_span, parse_trac
 use votewire_schemas::{ContestResult, DeadLetter, ErrorClass, codec, schemas};
 
 use crate::contest_cells::{ContestCells, ContestKey, contest_fingerprint};
+use crate::high_watermarks::HighWatermarks;
 use crate::rollup::{result_key, roll_up};
 
 /// The aggregator could not run (or stopped).
@@ -170,10 +171,16 @@ struct RebuildContext {
     pending: AtomicBool,
     /// MSK IAM tokens, as every votewire client signs them.
     msk_iam: votewire_core::msk_iam::MskIamTokens,
+    /// The votes partitions' watermarks from librdkafka's statistics.
+    high_watermarks: HighWatermarks,
 }
 
 impl ClientContext for RebuildContext {
     const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
+    fn stats_raw(&self, statistics: &[u8]) {
+        self.high_watermarks.record(statistics, &self.topic);
+    }
 
     fn generate_oauth_token(
         &self,
@@ -322,6 +329,7 @@ pub async fn run_member(
         events: Mutex::new(Vec::new()),
         pending: AtomicBool::new(false),
         msk_iam: Default::default(),
+        high_watermarks: HighWatermarks::default(),
     };
     let mut consumer_cfg =
         consumer_config(kafka, &format!("aggregate-{}", cfg.instance), &cfg.group_id);
@@ -329,6 +337,15 @@ pub async fn run_member(
     // next fetch is postponed by this much: librdkafka's default (1 s)
     // made a rebuild crawl at one queue-full per second.
     consumer_cfg.set("fetch.queue.backoff.ms", "10");
+    // A ListOffsets request (the watermark read at assignment) waits on the
+    // broker connection behind a long-poll fetch: bounded to 100 ms here,
+    // not librdkafka's 500. New records end a fetch's wait at once.
+    consumer_cfg.set("fetch.wait.max.ms", "100");
+    // The lag figures come from the statistics, not from requests.
+    consumer_cfg.set(
+        "statistics.interval.ms",
+        cfg.stats_every.as_millis().clamp(100, 60_000).to_string(),
+    );
     let consumer: StreamConsumer<RebuildContext> = consumer_cfg
         .create_with_context(context)
         .map_err(kafka_err("creating the consumer"))?;
@@ -710,8 +727,10 @@ pub async fn run_member(
                 .map(|(p, state)| {
                     let position = state.next_offset.unwrap_or(0);
                     let lag = consumer
-                        .fetch_watermarks(&topics.votes, *p, Duration::from_secs(2))
-                        .map_or(0, |(_, hw)| (hw - position).max(0));
+                        .context()
+                        .high_watermarks
+                        .get(*p)
+                        .map_or(0, |hw| (hw - position).max(0));
                     let rate = state.cells_since_stats as f64 / secs;
                     state.cells_since_stats = 0;
                     PartitionStat {

@@ -123,6 +123,9 @@ pub fn replay_night(
     }
     let status = demo.wait().unwrap();
     let (stdout, stderr) = (stdout.join().unwrap(), stderr.join().unwrap());
+    if !(started && status.success()) {
+        print_log_tails(logs.path());
+    }
     assert!(
         started,
         "the replay never started its night:\n{stdout}\n{stderr}"
@@ -145,6 +148,27 @@ pub fn replay_night(
         stderr,
         logs: logs.path().to_path_buf(),
         _logs_dir: logs,
+    }
+}
+
+/// The last lines of every service log of a failed replay, on stderr (the
+/// logs' folder goes with the test), so a failure in CI can be read.
+fn print_log_tails(logs: &std::path::Path) {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(logs)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.sort();
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = &lines[lines.len().saturating_sub(40)..];
+        eprintln!(
+            "---- last {} of {} lines of {}\n{}",
+            tail.len(),
+            lines.len(),
+            f.display(),
+            tail.join("\n")
+        );
     }
 }
 
