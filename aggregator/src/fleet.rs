@@ -268,8 +268,11 @@ struct Rebuild {
     last_try: Instant,
 }
 
-/// How long one high-watermark read may block the member.
-const WATERMARK_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long one high-watermark read may block the member. A read answers
+/// within `fetch.wait.max.ms` (100 ms) and a round trip; after a broker
+/// outage every partition without a leader fails its read, and this is
+/// what each of them costs the batch loop.
+const WATERMARK_TIMEOUT: Duration = Duration::from_secs(1);
 /// How often a partition whose watermark could not be read tries again.
 const WATERMARK_RETRY: Duration = Duration::from_secs(2);
 

@@ -166,14 +166,28 @@ async fn a_member_running_through_the_night_coalesces_and_ends_on_the_final_snap
     let final_state = compacted(&records);
     assert_results_equal_walk(&final_state, &feed_id, accepted.last().unwrap());
     assert_no_regression(&records);
-    // Coalescing: no key gets more records than there were snapshots that
-    // changed anything, and far fewer records than cells overall.
+    // Coalescing: fewer records than changed cells (a county's candidates
+    // change together), and a key gets about one record per snapshot that
+    // changed anything. Not exactly one: on
+    // Kafka a payload's cells of one partition can reach the member in
+    // two fetches (the high watermark moves per replicated produce
+    // request), and a batch that ends between them publishes the contest
+    // once with part of the snapshot applied and again with all of it.
     let mut per_key: HashMap<&str, usize> = HashMap::new();
     for (k, _) in &records {
         *per_key.entry(k).or_insert(0) += 1;
     }
     let changing = accepted.iter().filter(|a| a.cells_changed > 0).count();
-    assert!(per_key.values().all(|n| *n <= changing), "{per_key:?}");
+    assert!(
+        records.len() < cells_published,
+        "{} records for {cells_published} cells",
+        records.len()
+    );
+    let over: Vec<(&&str, &usize)> = per_key.iter().filter(|(_, n)| **n > 2 * changing).collect();
+    assert!(
+        over.is_empty(),
+        "more than two records per changing snapshot ({changing}): {over:?}"
+    );
     // Lag and throughput per partition were reported while it ran.
     let stats: Vec<_> = reports.iter().flat_map(|r| r.partitions.iter()).collect();
     assert!(
