@@ -47,7 +47,6 @@ pub struct VotewireConfig {
     pub archive: ArchiveConfig,
     pub otlp: OtlpConfig,
     pub api: ApiConfig,
-    pub schema_registry: SchemaRegistryConfig,
 }
 
 /// Where raw payloads are archived: local files under `state_dir/archive`
@@ -70,27 +69,6 @@ impl Default for ArchiveConfig {
             s3_bucket: None,
             s3_prefix: "raw/".into(),
             s3_endpoint_url: None,
-        }
-    }
-}
-
-/// An optional Confluent-compatible schema registry.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct SchemaRegistryConfig {
-    /// Registry base URL; unset means the committed ids in `schemas/ids.json`.
-    /// Basic-auth credentials come from `VOTEWIRE_SCHEMA_REGISTRY_USERNAME`
-    /// and `VOTEWIRE_SCHEMA_REGISTRY_PASSWORD`.
-    pub url: Option<String>,
-    /// Timeout of one registry call, in milliseconds.
-    pub timeout_ms: u64,
-}
-
-impl Default for SchemaRegistryConfig {
-    fn default() -> Self {
-        Self {
-            url: None,
-            timeout_ms: 5_000,
         }
     }
 }
@@ -223,7 +201,6 @@ impl Default for VotewireConfig {
             archive: ArchiveConfig::default(),
             otlp: OtlpConfig::default(),
             api: ApiConfig::default(),
-            schema_registry: SchemaRegistryConfig::default(),
         }
     }
 }
@@ -505,14 +482,6 @@ pub const ENV_OVERRIDES: &[EnvOverride] = &[
                 "http" => OtlpProtocol::Http,
                 _ => return Err("expected grpc or http".into()),
             };
-            Ok(())
-        },
-    },
-    EnvOverride {
-        var: "VOTEWIRE_SCHEMA_REGISTRY_URL",
-        describes: "schema_registry.url",
-        apply: |c, v| {
-            c.schema_registry.url = (!v.is_empty()).then(|| v.to_string());
             Ok(())
         },
     },

@@ -17,8 +17,6 @@
 //! * [`msk_iam`]: Amazon MSK IAM access control: the `OAUTHBEARER` token
 //!   every client signs with the process's AWS credentials when
 //!   `kafka.msk_iam_region` is set.
-//! * [`schema_registry`]: a Confluent Schema Registry client; without a
-//!   registry the committed schema ids apply.
 //! * [`state`]: the DynamoDB client for feed state, cursors and leases.
 //! * [`telemetry`]: tracing plus OpenTelemetry export over OTLP.
 //!
@@ -35,7 +33,6 @@ pub mod config;
 pub mod kafka;
 pub mod metrics;
 pub mod msk_iam;
-pub mod schema_registry;
 pub mod state;
 pub mod telemetry;
 pub mod topics;

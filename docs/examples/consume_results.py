@@ -7,8 +7,8 @@ every race first, then every update) and prints one JSON object per result:
 
 Records use the Confluent wire format: byte 0 is 0 (the magic byte),
 bytes 1-4 the big-endian schema id, then the Avro binary body. The schema
-is read from schemas/avro/ContestResult.avsc; with a schema registry you
-would fetch it by that id instead.
+is read from schemas/avro/ContestResult.avsc, the schema of that id in
+schemas/ids.json.
 
     python3 docs/examples/consume_results.py --bootstrap 127.0.0.1:9092 \\
         --topic votewire.results.v1 [--idle 5]

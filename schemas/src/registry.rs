@@ -1,9 +1,9 @@
 //! The embedded schemas, each parsed once, with the schema ids used in the
 //! Confluent wire format.
 //!
-//! Without a schema registry the ids come from the committed `ids.json`; with
-//! one, `votewire_core::schema_registry` registers these texts and the ids
-//! it returns replace these via [`SchemaSet::with_ids`].
+//! The ids come from the committed `ids.json` (votewire runs no schema
+//! registry: none could be run on the project's machines, see
+//! docs/subscribers.md).
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -92,13 +92,6 @@ impl SchemaSet {
             feed_status: load(3),
             dead_letter: load(4),
         }
-    }
-
-    /// The same schemas with ids assigned by a registry.
-    pub fn with_ids(&self, ids: &BTreeMap<String, u32>) -> SchemaSet {
-        let mut merged = committed_ids();
-        merged.extend(ids.iter().map(|(k, v)| (k.clone(), *v)));
-        SchemaSet::build(&merged)
     }
 
     /// Every schema, in [`SCHEMA_SOURCES`] order.

@@ -19,7 +19,6 @@ mod live_feed;
 mod msk_iam;
 mod otlp;
 mod publish_series;
-mod schema_registry;
 mod sftp;
 mod sftp_drop;
 mod smoke_pipeline;
