@@ -173,6 +173,14 @@ async fn serve(State(routes): State<Arc<Mutex<Routes>>>, req: Request) -> Respon
 
 /// GETs `url` and parses JSON, with a 5 s timeout.
 pub async fn get_json(url: &str) -> Result<serde_json::Value, String> {
+    get_json_if_found(url)
+        .await?
+        .ok_or_else(|| format!("{url}: HTTP 404 Not Found"))
+}
+
+/// [`get_json`], with `None` when the server answers 404 (nothing there
+/// yet); any other failure is an error.
+pub async fn get_json_if_found(url: &str) -> Result<Option<serde_json::Value>, String> {
     let client = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(5))
         .build()
@@ -180,8 +188,13 @@ pub async fn get_json(url: &str) -> Result<serde_json::Value, String> {
     let resp = client.get(url).send().await.map_err(|e| e.to_string())?;
     let status = resp.status();
     let text = resp.text().await.map_err(|e| e.to_string())?;
+    if status == StatusCode::NOT_FOUND {
+        return Ok(None);
+    }
     if !status.is_success() {
         return Err(format!("{url}: HTTP {status}: {text}"));
     }
-    serde_json::from_str(&text).map_err(|e| format!("{url}: {e}"))
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| format!("{url}: {e}"))
 }

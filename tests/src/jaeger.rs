@@ -41,21 +41,10 @@ pub async fn find_spans(
 }
 
 async fn get_traces(url: &str) -> Result<Vec<Value>, String> {
-    let client = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(5))
-        .build()
-        .map_err(|e| e.to_string())?;
-    let resp = client.get(url).send().await.map_err(|e| e.to_string())?;
-    let status = resp.status();
-    let text = resp.text().await.map_err(|e| e.to_string())?;
-    if status == reqwest::StatusCode::NOT_FOUND {
-        return Ok(Vec::new());
-    }
-    if !status.is_success() {
-        return Err(format!("{url}: HTTP {status}: {text}"));
-    }
-    let body: Value = serde_json::from_str(&text).map_err(|e| format!("{url}: {e}"))?;
-    Ok(flatten(&body["result"]))
+    Ok(crate::http::get_json_if_found(url)
+        .await?
+        .map(|body| flatten(&body["result"]))
+        .unwrap_or_default())
 }
 
 /// The spans of an OTLP JSON `TracesData`, flattened.
