@@ -50,6 +50,8 @@ url = "http://127.0.0.1:$PORT/feed/$i.csv"
 interval = "$CADENCE"
 jitter = "1s"
 stale_after = "10m"
+[feed.mapping]
+final_newline = "optional"   # the PA county file ends without a newline
 
 EOF
 done > "$work/feeds.toml"

@@ -43,7 +43,7 @@ use tokio::sync::watch;
 use votewire_core::config::{KafkaConfig, TopicsConfig};
 use votewire_core::kafka::{KafkaClientContext, consumer_config, producer_config};
 use votewire_core::trace_context::{child_span, end_span, linked_span, parse_traceparent};
-use votewire_schemas::{ContestResult, DeadLetter, ErrorClass, codec, schemas};
+use votewire_schemas::{ContestResult, DeadLetter, ErrorClass, MAX_VOTES, codec, schemas};
 
 use crate::contest_cells::{ContestCells, ContestKey, contest_fingerprint};
 use crate::high_watermarks::HighWatermarks;
@@ -435,6 +435,16 @@ pub async fn run_member(
                 return; // A tombstone: cells are never deleted by one.
             };
             match decoder.decode(payload) {
+                Ok((_, cell)) if cell.votes.unsigned_abs() > MAX_VOTES as u64 => {
+                    // Only a producer other than votewire's ingestors can
+                    // write one; it must not reach a sum.
+                    report.cells_rejected += 1;
+                    let why = format!(
+                        "votes {} is past the {MAX_VOTES} bound of one cell",
+                        cell.votes
+                    );
+                    dead_letters.push((p, undecodable_cell(&topics.votes, &m, &why)));
+                }
                 Ok((ck, cell)) => {
                     report.cells += 1;
                     let fp = contest_fingerprint(&cell);
@@ -783,7 +793,7 @@ fn header_bytes<'a>(m: &'a rdkafka::message::BorrowedMessage<'_>, name: &str) ->
 fn undecodable_cell(
     topic: &str,
     m: &rdkafka::message::BorrowedMessage<'_>,
-    e: &votewire_schemas::codec::CodecError,
+    e: &dyn std::fmt::Display,
 ) -> DeadLetter {
     let header =
         |name: &str| header_bytes(m, name).map(|v| String::from_utf8_lossy(v).into_owned());

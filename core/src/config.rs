@@ -73,8 +73,9 @@ impl Default for ArchiveConfig {
     }
 }
 
-/// How to reach the Kafka-protocol cluster.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+/// How to reach the Kafka-protocol cluster. Its `Debug` form (what `config
+/// show` prints) redacts every property that holds a secret.
+#[derive(Clone, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct KafkaConfig {
     /// Comma-separated `host:port` list (`bootstrap.servers`).
@@ -92,6 +93,53 @@ pub struct KafkaConfig {
     /// speaks `SASL_SSL` + `OAUTHBEARER` with tokens signed by the process's
     /// AWS credentials (see `votewire_core::msk_iam`). Unset: no IAM.
     pub msk_iam_region: Option<String>,
+}
+
+/// Whether a librdkafka property holds a secret (`sasl.password`,
+/// `ssl.key.password`, `sasl.oauthbearer.client.secret`, a JAAS config, a
+/// PEM key, ...): matched on the name, so a property added later is
+/// redacted too.
+pub fn is_secret_property(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    [
+        "password",
+        "secret",
+        "jaas",
+        "token",
+        "key.pem",
+        "private",
+        "credential",
+    ]
+    .iter()
+    .any(|s| n.contains(s))
+        || n.ends_with(".key")
+}
+
+/// A value printed in place of a secret.
+pub const REDACTED: &str = "<redacted>";
+
+impl std::fmt::Debug for KafkaConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let properties: BTreeMap<&str, &str> = self
+            .properties
+            .iter()
+            .map(|(k, v)| {
+                let shown = if is_secret_property(k) {
+                    REDACTED
+                } else {
+                    v.as_str()
+                };
+                (k.as_str(), shown)
+            })
+            .collect();
+        f.debug_struct("KafkaConfig")
+            .field("bootstrap_servers", &self.bootstrap_servers)
+            .field("client_id", &self.client_id)
+            .field("properties", &properties)
+            .field("request_timeout_ms", &self.request_timeout_ms)
+            .field("msk_iam_region", &self.msk_iam_region)
+            .finish()
+    }
 }
 
 /// Topic names and their declared shapes.
@@ -189,6 +237,10 @@ pub enum OtlpProtocol {
 pub struct ApiConfig {
     /// Listen address; `127.0.0.1:8080` locally.
     pub listen: String,
+    /// Proxies (CIDRs or addresses) whose `X-Forwarded-For` names the
+    /// client, such as the load balancer's subnet. Empty: every request's
+    /// peer is its client, and `X-Forwarded-For` is ignored.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for VotewireConfig {
@@ -260,6 +312,7 @@ impl Default for ApiConfig {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:8080".into(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -493,6 +546,19 @@ pub const ENV_OVERRIDES: &[EnvOverride] = &[
             Ok(())
         },
     },
+    EnvOverride {
+        var: "VOTEWIRE_API_TRUSTED_PROXIES",
+        describes: "api.trusted_proxies (comma-separated CIDRs)",
+        apply: |c, v| {
+            c.api.trusted_proxies = v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect();
+            Ok(())
+        },
+    },
 ];
 
 /// Prefix of the pass-through librdkafka property variables.
@@ -609,6 +675,25 @@ mod tests {
             Some("http://127.0.0.1:8000")
         );
         assert_eq!(c.state_store.region, "us-west-2");
+    }
+
+    #[test]
+    fn secret_kafka_properties_never_reach_the_debug_form() {
+        let mut c = VotewireConfig::default();
+        for (k, v) in [
+            ("sasl.password", "hunter2-sasl"),
+            ("ssl.key.password", "hunter2-key"),
+            ("sasl.oauthbearer.client.secret", "hunter2-oauth"),
+            ("sasl.jaas.config", "hunter2-jaas"),
+            ("ssl.key.pem", "hunter2-pem"),
+            ("security.protocol", "SASL_SSL"),
+        ] {
+            c.kafka.properties.insert(k.into(), v.into());
+        }
+        let shown = format!("{c:#?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("SASL_SSL"), "{shown}");
+        assert_eq!(shown.matches(REDACTED).count(), 5, "{shown}");
     }
 
     #[test]

@@ -4,8 +4,10 @@
 //!
 //! Two places, one interface:
 //! - **local files** (the default, under the state directory): written to
-//!   a temporary name and renamed into place, so a crash never leaves a
-//!   partial payload under a real name; referenced as `file://<path>`;
+//!   a temporary name, fsynced and renamed into place (and the directory
+//!   fsynced), so a crash never leaves a partial payload under a real name;
+//!   a file already there is used only if its bytes still hash to its name;
+//!   referenced as `file://<path>`;
 //! - **S3** (when `[archive] s3_bucket` is set): `PutObject` of
 //!   `<prefix><aa>/<bb>/<sha256>` unless a `HeadObject` finds it there
 //!   already; referenced as `s3://<bucket>/<key>`. Tested against moto's S3
@@ -95,12 +97,20 @@ impl RawArchive {
             RawArchive::Local { root } => {
                 let path = Self::path_of(root, &sha256);
                 let io = |e: std::io::Error| err(e.to_string());
-                if !path.exists() {
+                // A file already there is trusted only if it still holds
+                // these bytes (a crash before fsync, a disk fault or a hand
+                // edit can leave it short or changed); otherwise it is
+                // written again. The write is durable before the archive
+                // reference is handed out: file fsync, rename, directory
+                // fsync.
+                let intact = std::fs::read(&path)
+                    .is_ok_and(|there| hex::encode(Sha256::digest(&there)) == sha256);
+                if !intact {
                     let dir = path.parent().expect("sharded path has a parent");
                     std::fs::create_dir_all(dir).map_err(io)?;
-                    let tmp = dir.join(format!(".{sha256}.{}", uuid::Uuid::now_v7().simple()));
-                    std::fs::write(&tmp, bytes).map_err(io)?;
-                    std::fs::rename(&tmp, &path).map_err(io)?;
+                    let mut file = atomic_write_file::AtomicWriteFile::open(&path).map_err(io)?;
+                    std::io::Write::write_all(&mut file, bytes).map_err(io)?;
+                    file.commit().map_err(io)?;
                 }
                 let abs = std::fs::canonicalize(&path).map_err(io)?;
                 Ok((sha256.clone(), format!("file://{}", abs.display())))
@@ -253,6 +263,24 @@ mod tests {
         );
         let files: Vec<_> = walk(dir.path());
         assert_eq!(files.len(), 1, "no temporary files left behind: {files:?}");
+    }
+
+    #[tokio::test]
+    async fn an_archived_file_that_no_longer_matches_its_hash_is_written_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let archive = RawArchive::local(dir.path());
+        let (sha, _) = archive.store(b"county,votes\nA,35\n").await.unwrap();
+        let path = RawArchive::path_of(dir.path(), &sha);
+        // A crash before the data reached the disk, or a hand edit.
+        std::fs::write(&path, b"county,votes\nA,3").unwrap();
+        archive.store(b"county,votes\nA,35\n").await.unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"county,votes\nA,35\n");
+        // No temporary file is left beside it.
+        let left: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left.len(), 1, "{left:?}");
     }
 
     #[test]

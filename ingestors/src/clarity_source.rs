@@ -127,8 +127,15 @@ impl ApCursor {
     /// falls back to the base URL) when the link makes no progress.
     pub fn advance(&mut self, next_request: Option<&str>) -> bool {
         let current = self.url().to_string();
+        // The key goes wherever `nextrequest` points: only within the
+        // base URL's origin.
+        let same_origin =
+            |n: &str| match (reqwest::Url::parse(&self.base_url), reqwest::Url::parse(n)) {
+                (Ok(a), Ok(b)) => a.origin() == b.origin(),
+                _ => false,
+            };
         match next_request {
-            Some(n) if n != current && !self.followed.iter().any(|f| f == n) => {
+            Some(n) if n != current && !self.followed.iter().any(|f| f == n) && same_origin(n) => {
                 self.followed.push(current);
                 if self.followed.len() > 32 {
                     self.followed.remove(0);
@@ -146,5 +153,32 @@ impl ApCursor {
     /// After a rejected payload, start again from the base URL.
     pub fn reset(&mut self) {
         self.next = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nextrequest_is_followed_only_within_the_sources_origin() {
+        let base = "https://api.ap.org/v2/elections/2021-01-05?statepostal=GA";
+        let mut ap = ApCursor::new(base);
+        assert!(ap.advance(Some(
+            "https://api.ap.org/v2/elections/2021-01-05?nextrequest=1"
+        )));
+        assert_eq!(
+            ap.url(),
+            "https://api.ap.org/v2/elections/2021-01-05?nextrequest=1"
+        );
+        for elsewhere in [
+            "https://collector.example/steal",
+            "http://api.ap.org/v2/elections/2021-01-05?nextrequest=2",
+            "https://api.ap.org:8443/v2/elections?nextrequest=2",
+            "not a url",
+        ] {
+            assert!(!ap.advance(Some(elsewhere)), "{elsewhere}");
+            assert_eq!(ap.url(), base, "{elsewhere}: back to the base URL");
+        }
     }
 }

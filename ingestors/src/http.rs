@@ -62,6 +62,12 @@ pub enum FetchError {
     },
     #[error("fetching {url}: body exceeds the {max_bytes}-byte limit")]
     TooLarge { url: String, max_bytes: u64 },
+    #[error(
+        "fetching {url}: redirected to {location}, another origin; a source that sends a \
+         credential follows redirects only within its origin, so set the feed's URL to the \
+         final one if it is trusted"
+    )]
+    RedirectRefused { url: String, location: String },
 }
 
 /// What went wrong on the wire, in words an operator acts on: a timeout
@@ -89,7 +95,9 @@ impl FetchError {
     /// body will look the same next time.
     pub fn is_retryable(&self) -> bool {
         match self {
-            FetchError::Client(_) | FetchError::TooLarge { .. } => false,
+            FetchError::Client(_)
+            | FetchError::TooLarge { .. }
+            | FetchError::RedirectRefused { .. } => false,
             FetchError::Transport { .. } => true,
             FetchError::Status {
                 status,
@@ -123,6 +131,56 @@ pub fn client_for(
         .build()
         .map_err(FetchError::Client)
 }
+
+/// The client for sources that send a credential (`secret_headers`, an AP
+/// key): like [`client_for`], but it follows a redirect only within the
+/// source's origin (or from http to https on the same host and port).
+/// reqwest drops `Authorization` and cookies on a cross-host redirect, but
+/// not an `x-api-key` or any other header a feed names, so a redirect to
+/// another host would hand it the credential.
+pub fn credentialed_client_for(
+    limits: &FetchLimits,
+    instance: Option<&str>,
+) -> Result<reqwest::Client, FetchError> {
+    let version = concat!("votewire/", env!("CARGO_PKG_VERSION"));
+    let agent = match instance {
+        Some(i) => format!("{version} ({i})"),
+        None => version.to_string(),
+    };
+    reqwest::Client::builder()
+        .connect_timeout(limits.connect_timeout)
+        .timeout(limits.total_timeout)
+        .user_agent(agent)
+        .redirect(reqwest::redirect::Policy::custom(|attempt| {
+            let Some(first) = attempt.previous().first() else {
+                return attempt.stop();
+            };
+            if attempt.previous().len() >= 10 {
+                attempt.error("more than 10 redirects")
+            } else if same_origin_or_upgrade(first, attempt.url()) {
+                attempt.follow()
+            } else {
+                attempt.stop()
+            }
+        }))
+        .build()
+        .map_err(FetchError::Client)
+}
+
+/// Whether `to` is `from`'s origin, or the same host and port reached over
+/// https instead of http.
+fn same_origin_or_upgrade(from: &reqwest::Url, to: &reqwest::Url) -> bool {
+    let same_host = from.host_str() == to.host_str();
+    let same =
+        from.scheme() == to.scheme() && from.port_or_known_default() == to.port_or_known_default();
+    let upgrade = from.scheme() == "http"
+        && to.scheme() == "https"
+        && (from.port() == to.port() || (from.port().is_none() && to.port().is_none()));
+    same_host && (same || upgrade)
+}
+
+/// The most of an error body read to classify it (an AP 403 says "quota").
+const MAX_ERROR_BODY_BYTES: usize = 4096;
 
 /// GETs `url`, streaming at most `limits.max_bytes` bytes.
 pub async fn fetch_capped(
@@ -169,9 +227,11 @@ pub async fn fetch_capped_with(
         url: url.to_string(),
         source,
     };
+    // The feed's own limit: the client's timeout is only a fallback.
     let response = client
         .get(url)
         .headers(headers)
+        .timeout(limits.total_timeout)
         .send()
         .await
         .map_err(transport)?;
@@ -187,11 +247,33 @@ pub async fn fetch_capped_with(
             content_type: None,
         });
     }
+    if response.status().is_redirection() {
+        // Only the credentialed client stops at a redirect: one it would
+        // not follow.
+        let location = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("(no Location)");
+        return Err(FetchError::RedirectRefused {
+            url: url.to_string(),
+            location: votewire_transformers::error::bounded_quote(location.to_string()),
+        });
+    }
     if !response.status().is_success() {
         let retry_after = retry_after(response.headers());
         let quota_exceeded = status == 403 && {
-            let body = response.text().await.unwrap_or_default();
-            let lower = body.chars().take(2048).collect::<String>().to_lowercase();
+            // A bounded read: an error body can be as hostile as a payload.
+            let mut body = Vec::new();
+            let mut stream = response.bytes_stream();
+            while body.len() < MAX_ERROR_BODY_BYTES {
+                match stream.next().await {
+                    Some(Ok(chunk)) => body.extend_from_slice(&chunk),
+                    _ => break,
+                }
+            }
+            body.truncate(MAX_ERROR_BODY_BYTES);
+            let lower = String::from_utf8_lossy(&body).to_lowercase();
             lower.contains("quota") || lower.contains("rate limit")
         };
         return Err(FetchError::Status {

@@ -56,3 +56,4 @@ pub mod sftp;
 pub mod sftp_drop;
 pub mod smoke;
 pub mod state;
+pub mod transform_run;

@@ -32,7 +32,7 @@ use opentelemetry::trace::{SpanKind, TraceContextExt};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use votewire_core::trace_context::{self, child_span, end_span, root_span};
 use votewire_schemas::{FeedHealth, FeedMode};
-use votewire_transformers::{FamilyInputs, PayloadContext};
+use votewire_transformers::PayloadContext;
 
 use crate::archive::{ArchiveError, RawArchive};
 use crate::cadence::StepOutcome;
@@ -44,8 +44,11 @@ use crate::http::{FetchError, FetchLimits};
 use crate::publish::{FetchFacts, PublishError, Published, PublishedCells, Publisher};
 use crate::result_links::ResultLinker;
 use crate::sftp::{SftpEndpoint, SftpError, SftpSession};
-use crate::sftp_drop::{DropConfig, DropWatcher, FileIdentity, ReadyFile};
+use crate::sftp_drop::{DropConfig, DropWatcher, FileIdentity, ProcessedFiles, ReadyFile};
 use crate::state::{FeedCursor, FeedStateStore, HealthEvent, Lease, StateError};
+use crate::transform_run::{
+    DEFAULT_TRANSFORM_TIMEOUT, TransformJob, TransformThreads, run_transform,
+};
 
 /// Why a feed's registry entry cannot be turned into a running feed. Not
 /// retryable: the entry or the files it names must change.
@@ -178,8 +181,10 @@ pub struct FeedSpec {
     pub mode: FeedMode,
     pub source: SourceSpec,
     pub mapping: Option<toml::Table>,
-    pub companion: Option<Vec<u8>>,
+    pub companion: Option<Arc<[u8]>>,
     pub limits: FetchLimits,
+    /// How long one payload's transform may take (`limits.transform_timeout`).
+    pub transform_timeout: Duration,
     /// `[feed.results]` with the feed's priority, stamped on every cell.
     pub result_links: Option<Arc<ResultLinker>>,
 }
@@ -189,14 +194,31 @@ fn secret(feed_id: &str, what: &str, r: &SecretRef) -> Result<String, FeedSpecEr
         feed_id: feed_id.to_string(),
         what: format!("{what}: {why}"),
     };
-    match r {
-        SecretRef::Env(var) => std::env::var(var)
-            .map(|v| v.trim().to_string())
-            .map_err(|_| err(format!("environment variable {var} is not set"))),
-        SecretRef::File(path) => std::fs::read_to_string(path)
-            .map(|v| v.trim().to_string())
-            .map_err(|e| err(format!("reading {}: {e}", path.display()))),
+    crate::feeds::secrets::read_secret(r).map_err(err)
+}
+
+/// The most a companion file (names for Clarity JSON and AP interactives,
+/// a few MB at most) may hold.
+const MAX_COMPANION_BYTES: u64 = 32 * 1024 * 1024;
+
+/// A companion file, read only if it is a regular file within
+/// [`MAX_COMPANION_BYTES`] (`/dev/zero` or a FIFO must not take the
+/// ingestor down).
+fn read_companion(path: &std::path::Path) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let meta = file.metadata().map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("not a regular file".into());
     }
+    let mut bytes = Vec::new();
+    file.take(MAX_COMPANION_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > MAX_COMPANION_BYTES {
+        return Err(format!("larger than the {MAX_COMPANION_BYTES}-byte limit"));
+    }
+    Ok(bytes)
 }
 
 fn header(
@@ -313,13 +335,22 @@ impl FeedSpec {
         };
         let companion = match &entry.companion {
             None => None,
-            Some(p) => Some(std::fs::read(p.get_ref()).map_err(|e| {
-                err(format!(
-                    "reading its companion file {}: {e}",
-                    p.get_ref().display()
-                ))
-            })?),
+            Some(p) => Some(
+                read_companion(p.get_ref())
+                    .map_err(|e| {
+                        err(format!(
+                            "reading its companion file {}: {e}",
+                            p.get_ref().display()
+                        ))
+                    })?
+                    .into(),
+            ),
         };
+        let transform_timeout = limits_cfg
+            .transform_timeout
+            .as_deref()
+            .and_then(parse_duration)
+            .unwrap_or(DEFAULT_TRANSFORM_TIMEOUT);
         Ok(FeedSpec {
             feed_id: feed_id.clone(),
             election_id: entry.election_id.clone(),
@@ -333,6 +364,7 @@ impl FeedSpec {
             mapping: entry.mapping.as_ref().map(|m| m.get_ref().clone()),
             companion,
             limits,
+            transform_timeout,
             result_links: entry
                 .results
                 .as_ref()
@@ -348,10 +380,14 @@ impl FeedSpec {
 #[derive(Clone)]
 pub struct FeedTools {
     pub http: reqwest::Client,
+    /// For sources that send a credential: redirects within the origin only.
+    pub http_credentialed: reqwest::Client,
     pub gate: HostGate,
     pub backoff: Backoff,
     pub archive: Option<RawArchive>,
     pub work: std::sync::Arc<tokio::sync::Semaphore>,
+    /// Where transforms run: off the async workers, one per core at most.
+    pub transforms: TransformThreads,
     /// Fault injection for the crash-safety test only: abort the process
     /// right after a payload's cells were acknowledged and before its
     /// cursor is committed (`VOTEWIRE_FAULT=abort-after-produce`).
@@ -369,10 +405,13 @@ impl FeedTools {
     ) -> FeedTools {
         FeedTools {
             http,
+            http_credentialed: crate::http::credentialed_client_for(&FetchLimits::default(), None)
+                .expect("a client with default settings builds"),
             gate: HostGate::new(per_host),
             backoff: Backoff::default(),
             archive,
             work: std::sync::Arc::new(tokio::sync::Semaphore::new(concurrent_payloads.max(1))),
+            transforms: TransformThreads::per_core(),
             abort_after_produce: false,
         }
     }
@@ -449,36 +488,50 @@ impl StepReport {
     }
 }
 
-/// The SFTP processed set, one `sha256 size mtime path` line per file (the
-/// path last, so it may hold spaces).
-fn encode_seen(seen: &[FileIdentity]) -> Option<String> {
-    (!seen.is_empty()).then(|| {
-        seen.iter()
-            .filter(|i| !i.path.contains('\n'))
-            .map(|i| format!("{} {} {} {}", i.sha256, i.size, i.mtime, i.path))
-            .collect::<Vec<_>>()
-            .join("\n")
-    })
+/// The SFTP processed set: a `floor <mtime>` line when the floor is set,
+/// then one `sha256 size mtime path` line per file (the path last, so it
+/// may hold spaces).
+fn encode_seen(seen: &ProcessedFiles) -> Option<String> {
+    let floor = (seen.floor_mtime > 0).then(|| format!("floor {}", seen.floor_mtime));
+    let lines: Vec<String> = floor
+        .into_iter()
+        .chain(
+            seen.files
+                .iter()
+                .filter(|i| !i.path.contains('\n'))
+                .map(|i| format!("{} {} {} {}", i.sha256, i.size, i.mtime, i.path)),
+        )
+        .collect();
+    (!lines.is_empty()).then(|| lines.join("\n"))
 }
 
-fn decode_seen(s: Option<&str>) -> Vec<FileIdentity> {
-    s.unwrap_or_default()
-        .lines()
-        .filter_map(|l| {
-            let mut parts = l.splitn(4, ' ');
+fn decode_seen(s: Option<&str>) -> ProcessedFiles {
+    let mut seen = ProcessedFiles::default();
+    for l in s.unwrap_or_default().lines() {
+        if let Some(floor) = l.strip_prefix("floor ") {
+            seen.floor_mtime = floor.parse().unwrap_or(0);
+            continue;
+        }
+        let mut parts = l.splitn(4, ' ');
+        let file = (|| {
             Some(FileIdentity {
                 sha256: parts.next()?.to_string(),
                 size: parts.next()?.parse().ok()?,
                 mtime: parts.next()?.parse().ok()?,
                 path: parts.next()?.to_string(),
             })
-        })
-        .collect()
+        })();
+        seen.files.extend(file);
+    }
+    seen
 }
 
-/// The most files the processed set keeps (newest by mtime): it lives in
-/// one DynamoDB item.
-const SEEN_CAP: usize = 2_000;
+/// The most files the processed set keeps by name (newest by mtime), and
+/// the most bytes their entries take: it lives in one DynamoDB item (400
+/// KB at most), beside the rest of the cursor. Older files are covered by
+/// the floor.
+const SEEN_CAP: usize = crate::sftp_drop::MAX_REMEMBERED;
+const SEEN_MAX_BYTES: usize = 128 * 1024;
 
 fn unix_now() -> u64 {
     std::time::SystemTime::now()
@@ -563,7 +616,7 @@ impl LiveFeed {
                 }),
             },
             SourceSpec::Sftp { drop, .. } => Poller::Sftp {
-                watcher: Some(DropWatcher::new(
+                watcher: Some(DropWatcher::resume(
                     drop.clone(),
                     decode_seen(cursor.sftp_seen.as_deref()),
                 )),
@@ -626,14 +679,12 @@ impl LiveFeed {
         else {
             return None;
         };
-        let mut seen = w.processed();
+        let mut seen = w.processed_files();
         if let Some(e) = extra {
-            seen.retain(|i| i.path != e.path);
-            seen.push(e.clone());
+            seen.files.retain(|i| i.path != e.path);
+            seen.files.push(e.clone());
         }
-        seen.sort_by(|a, b| (b.mtime, &b.path).cmp(&(a.mtime, &a.path)));
-        seen.truncate(SEEN_CAP);
-        encode_seen(&seen)
+        encode_seen(&seen.bounded(SEEN_CAP, SEEN_MAX_BYTES))
     }
 
     /// Polls the source once.
@@ -719,7 +770,12 @@ impl LiveFeed {
                     return Ok(Polled::Wait(d));
                 }
                 let permit = tools.gate.enter(&host).await;
-                let polled = poll_with(&tools.http, &target, validators, headers, &limits).await;
+                let client = if headers.values().any(HeaderValue::is_sensitive) {
+                    &tools.http_credentialed
+                } else {
+                    &tools.http
+                };
+                let polled = poll_with(client, &target, validators, headers, &limits).await;
                 drop(permit);
                 let cursor_with =
                     |etag: Option<String>, lm: Option<String>, sha: Option<String>| FeedCursor {
@@ -1079,9 +1135,12 @@ impl LiveFeed {
         facts.archive_ref = archive_ref;
         facts.trace = fetch_span.clone();
         facts.result_links = self.spec.result_links.clone();
-        let inputs = FamilyInputs {
-            mapping: self.spec.mapping.as_ref(),
-            companion: self.spec.companion.as_deref(),
+        let job = TransformJob {
+            family: self.spec.family.clone(),
+            bytes: payload.bytes.clone(),
+            ctx: ctx.clone(),
+            mapping: self.spec.mapping.clone(),
+            companion: self.spec.companion.clone(),
         };
         let transform_span = child_span(
             &fetch_span,
@@ -1092,8 +1151,7 @@ impl LiveFeed {
                 KeyValue::new("votewire.family", self.spec.family.clone()),
             ],
         );
-        let transformed =
-            votewire_transformers::transform(&self.spec.family, &payload.bytes, &ctx, &inputs);
+        let transformed = run_transform(&tools.transforms, job, self.spec.transform_timeout).await;
         match &transformed {
             Ok(out) => {
                 transform_span.span().set_attribute(KeyValue::new(
@@ -1128,7 +1186,7 @@ impl LiveFeed {
                         && out.facts.next_request.is_some()
                     {
                         eprintln!(
-                            "feed {}: nextrequest makes no progress; back to the base URL",
+                            "feed {}: nextrequest makes no progress or leaves the source's origin; back to the base URL",
                             self.spec.feed_id
                         );
                     }
@@ -1311,12 +1369,15 @@ pub async fn dry_run(spec: &FeedSpec, tools: &FeedTools) -> Result<DryRun, Sourc
         trace_id: None,
         content_type,
     };
-    let inputs = FamilyInputs {
-        mapping: spec.mapping.as_ref(),
-        companion: spec.companion.as_deref(),
+    let job = TransformJob {
+        family: spec.family.clone(),
+        bytes: bytes.clone(),
+        ctx,
+        mapping: spec.mapping.clone(),
+        companion: spec.companion.clone(),
     };
     let started = Instant::now();
-    let result = votewire_transformers::transform(&spec.family, &bytes, &ctx, &inputs);
+    let result = run_transform(&tools.transforms, job, spec.transform_timeout).await;
     Ok(DryRun {
         url,
         bytes: bytes.len(),
@@ -1347,9 +1408,18 @@ mod tests {
                 sha256: "cd".repeat(32),
             },
         ];
+        let seen = ProcessedFiles {
+            floor_mtime: 0,
+            files: seen,
+        };
         assert_eq!(decode_seen(encode_seen(&seen).as_deref()), seen);
-        assert_eq!(encode_seen(&[]), None);
-        assert!(decode_seen(Some("garbage")).is_empty());
+        let floored = ProcessedFiles {
+            floor_mtime: 1_699_999_000,
+            ..seen.clone()
+        };
+        assert_eq!(decode_seen(encode_seen(&floored).as_deref()), floored);
+        assert_eq!(encode_seen(&ProcessedFiles::default()), None);
+        assert_eq!(decode_seen(Some("garbage")), ProcessedFiles::default());
     }
 
     #[test]

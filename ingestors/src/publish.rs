@@ -60,6 +60,11 @@ use votewire_schemas::{
 };
 use votewire_transformers::TransformError;
 use votewire_transformers::cells::{CellRow, CellTable};
+use votewire_transformers::error::bounded_to;
+
+/// The most bytes one text field of a dead letter or a rejected manifest
+/// carries (a source URI with a long query string, an error message).
+const MAX_DEAD_LETTER_FIELD_BYTES: usize = 2048;
 
 /// A 64-bit fingerprint (xxh3) of everything a cell's published value is
 /// compared on: votes, precincts reporting and total, expected-vote share,
@@ -571,18 +576,21 @@ impl Publisher {
         err: &TransformError,
         facts: &FetchFacts,
     ) -> Result<(), PublishError> {
+        // Every text field is bounded, so that a dead letter always fits a
+        // record whatever the payload or its source quoted.
+        let bounded = |s: &str| bounded_to(s.to_string(), MAX_DEAD_LETTER_FIELD_BYTES);
         let dead = DeadLetter {
-            feed_id: facts.feed_id.clone(),
-            election_id: facts.election_id.clone(),
-            fetch_id: facts.fetch_id.clone(),
-            family: facts.family.clone(),
-            source_uri: facts.source_uri.clone(),
+            feed_id: bounded(&facts.feed_id),
+            election_id: bounded(&facts.election_id),
+            fetch_id: bounded(&facts.fetch_id),
+            family: bounded(&facts.family),
+            source_uri: bounded(&facts.source_uri),
             payload_sha256: facts.payload_sha256.clone(),
             payload_bytes: facts.payload_bytes,
             archive_ref: facts.archive_ref.clone(),
             error_class: err.class,
-            error_location: Some(err.location.to_string()),
-            error_message: err.message.clone(),
+            error_location: Some(bounded(&err.location.to_string())),
+            error_message: bounded(&err.message),
             retryable: err.is_retryable(),
             fetched_at: facts.fetched_at,
             trace_id: facts.trace_id(),
@@ -602,8 +610,8 @@ impl Publisher {
         .await?;
         let mut manifest = self.manifest(facts, SnapshotStatus::Rejected, None);
         manifest.error_class = Some(err.class.as_str().to_string());
-        manifest.error_location = Some(err.location.to_string());
-        manifest.error_message = Some(err.message.clone());
+        manifest.error_location = Some(bounded(&err.location.to_string()));
+        manifest.error_message = Some(bounded(&err.message));
         let bytes =
             codec::encode(&self.schemas.snapshot_manifest, &manifest).map_err(|source| {
                 PublishError::Encode {

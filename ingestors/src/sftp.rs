@@ -68,6 +68,19 @@ pub enum SftpError {
         #[source]
         source: std::io::Error,
     },
+    /// The entry is a symlink, a FIFO, a device or a directory: never read
+    /// (a FIFO blocks, a symlink can point anywhere the account can read).
+    #[error("{path} on {endpoint} is not a regular file: not read")]
+    NotARegularFile { endpoint: String, path: String },
+    /// What was read is not the size the listing gave: the file changed
+    /// (or was cut) while it was read. Retried on the next poll.
+    #[error("{path} on {endpoint}: listed at {listed} bytes, {read} read: it changed while read")]
+    ChangedWhileRead {
+        endpoint: String,
+        path: String,
+        listed: u64,
+        read: u64,
+    },
 }
 
 impl SftpError {
@@ -76,7 +89,10 @@ impl SftpError {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            SftpError::Connect { .. } | SftpError::Ssh { .. } | SftpError::Read { .. }
+            SftpError::Connect { .. }
+                | SftpError::Ssh { .. }
+                | SftpError::Read { .. }
+                | SftpError::ChangedWhileRead { .. }
         )
     }
 }
@@ -89,6 +105,9 @@ pub struct RemoteFile {
     /// Modification time, seconds since the Unix epoch.
     pub mtime: u64,
     pub is_dir: bool,
+    /// A regular file (not a symlink, FIFO, device or directory), as the
+    /// listing (an lstat) says.
+    pub is_file: bool,
 }
 
 /// An authenticated SFTP session.
@@ -162,6 +181,7 @@ impl SftpSession {
                 size: st.size.unwrap_or(0),
                 mtime: st.mtime.unwrap_or(0),
                 is_dir: st.is_dir(),
+                is_file: st.file_type().is_file(),
             })
             .collect())
     }
@@ -181,6 +201,7 @@ impl SftpSession {
             size: st.size.unwrap_or(0),
             mtime: st.mtime.unwrap_or(0),
             is_dir: st.is_dir(),
+            is_file: st.file_type().is_file(),
         })
     }
 
@@ -193,6 +214,41 @@ impl SftpSession {
                 endpoint: self.endpoint.clone(),
                 source,
             })
+    }
+
+    /// Reads a file a listing gave as `listed_size` bytes: only if it is
+    /// still a regular file (an lstat, so a symlink is refused, not
+    /// followed), and only if exactly that many bytes come back.
+    pub fn read_listed(
+        &self,
+        path: &str,
+        listed_size: u64,
+        max_bytes: u64,
+    ) -> Result<Vec<u8>, SftpError> {
+        let st = self
+            .sftp
+            .lstat(Path::new(path))
+            .map_err(|source| SftpError::Ssh {
+                step: "lstat",
+                endpoint: self.endpoint.clone(),
+                source,
+            })?;
+        if !st.file_type().is_file() {
+            return Err(SftpError::NotARegularFile {
+                endpoint: self.endpoint.clone(),
+                path: path.to_string(),
+            });
+        }
+        let bytes = self.read(path, max_bytes)?;
+        if bytes.len() as u64 != listed_size {
+            return Err(SftpError::ChangedWhileRead {
+                endpoint: self.endpoint.clone(),
+                path: path.to_string(),
+                listed: listed_size,
+                read: bytes.len() as u64,
+            });
+        }
+        Ok(bytes)
     }
 
     /// Reads a whole file, refusing more than `max_bytes`.

@@ -6,10 +6,18 @@
 //! convention (`x.csv` is ready once `x.csv.done` exists) the marker is
 //! required too. Ready files are returned in (mtime, name) order.
 //!
+//! Only regular files are read: a symlink (which could point anywhere the
+//! account can read) or a FIFO (which blocks a reader) is skipped, and a
+//! file is read only if exactly its listed size comes back.
+//!
 //! A file's identity is (path, size, mtime, sha256). A re-upload under the
 //! same name is read again; if its bytes are identical to what was last
 //! processed for that path it is recorded and skipped. The processed set is
 //! part of the feed cursor, so a restart does not re-read processed files.
+//! It is bounded ([`MAX_REMEMBERED`] files): when older entries are
+//! dropped, the **floor** rises past their mtimes, and a file whose mtime
+//! is below the floor counts as processed. A file is recorded before it is
+//! moved to the archive directory, so a failed move never republishes it.
 //!
 //! All calls block (`ssh2`): run them in `tokio::task::spawn_blocking`.
 
@@ -78,6 +86,43 @@ fn is_temporary(name: &str) -> bool {
             .any(|s| name.ends_with(s))
 }
 
+/// The most processed files remembered by name (newest by mtime); older
+/// ones are covered by the floor.
+pub const MAX_REMEMBERED: usize = 2_000;
+
+/// What a drop feed has processed, as its cursor keeps it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProcessedFiles {
+    /// Files with an mtime below this count as processed.
+    pub floor_mtime: u64,
+    pub files: Vec<FileIdentity>,
+}
+
+impl ProcessedFiles {
+    /// Keeps the newest `max` files and at most `max_bytes` of encoded
+    /// entries (a long name costs its length), raising the floor past every
+    /// file dropped.
+    pub fn bounded(mut self, max: usize, max_bytes: usize) -> ProcessedFiles {
+        self.files
+            .sort_by(|a, b| (b.mtime, &b.path).cmp(&(a.mtime, &a.path)));
+        let mut bytes = 0usize;
+        let keep = self
+            .files
+            .iter()
+            .take(max)
+            .take_while(|f| {
+                bytes += f.path.len() + f.sha256.len() + 42;
+                bytes <= max_bytes
+            })
+            .count();
+        if let Some(newest_dropped) = self.files.get(keep).map(|f| f.mtime) {
+            self.floor_mtime = self.floor_mtime.max(newest_dropped + 1);
+        }
+        self.files.truncate(keep);
+        self
+    }
+}
+
 /// Watches one drop directory.
 pub struct DropWatcher {
     pub config: DropConfig,
@@ -85,6 +130,8 @@ pub struct DropWatcher {
     last_listing: HashMap<String, (u64, u64)>,
     /// Processed identities (persisted in the cursor).
     processed: BTreeMap<String, FileIdentity>,
+    /// Files older than this count as processed.
+    floor_mtime: u64,
 }
 
 impl DropWatcher {
@@ -93,16 +140,55 @@ impl DropWatcher {
         config: DropConfig,
         processed: impl IntoIterator<Item = FileIdentity>,
     ) -> DropWatcher {
+        DropWatcher::resume(
+            config,
+            ProcessedFiles {
+                floor_mtime: 0,
+                files: processed.into_iter().collect(),
+            },
+        )
+    }
+
+    /// A watcher resumed from its cursor's processed files and floor.
+    pub fn resume(config: DropConfig, processed: ProcessedFiles) -> DropWatcher {
         DropWatcher {
             config,
             last_listing: HashMap::new(),
-            processed: processed.into_iter().map(|i| (i.path.clone(), i)).collect(),
+            processed: processed
+                .files
+                .into_iter()
+                .map(|i| (i.path.clone(), i))
+                .collect(),
+            floor_mtime: processed.floor_mtime,
         }
     }
 
     /// The processed set, for the cursor.
     pub fn processed(&self) -> Vec<FileIdentity> {
         self.processed.values().cloned().collect()
+    }
+
+    /// The processed set and floor, for the cursor.
+    pub fn processed_files(&self) -> ProcessedFiles {
+        ProcessedFiles {
+            floor_mtime: self.floor_mtime,
+            files: self.processed(),
+        }
+    }
+
+    /// Records `identity` and, past [`MAX_REMEMBERED`], forgets the oldest
+    /// names behind a raised floor.
+    fn record(&mut self, identity: FileIdentity) {
+        self.processed.insert(identity.path.clone(), identity);
+        if self.processed.len() > MAX_REMEMBERED {
+            let bounded = self.processed_files().bounded(MAX_REMEMBERED, usize::MAX);
+            self.floor_mtime = bounded.floor_mtime;
+            self.processed = bounded
+                .files
+                .into_iter()
+                .map(|i| (i.path.clone(), i))
+                .collect();
+        }
     }
 
     /// Lists the directory and returns the files that became ready and were
@@ -120,7 +206,7 @@ impl DropWatcher {
             .collect();
         let mut candidates: Vec<&RemoteFile> = listing
             .iter()
-            .filter(|f| !f.is_dir)
+            .filter(|f| f.is_file)
             .filter(|f| {
                 let name = f.path.rsplit('/').next().unwrap_or(&f.path);
                 !is_temporary(name)
@@ -137,14 +223,24 @@ impl DropWatcher {
         for f in candidates {
             let stable = self.last_listing.get(&f.path) == Some(&(f.size, f.mtime));
             let old_enough = now_unix.saturating_sub(f.mtime) >= self.config.min_age_secs;
-            let already = self
-                .processed
-                .get(&f.path)
-                .is_some_and(|p| p.size == f.size && p.mtime == f.mtime);
+            let already = f.mtime < self.floor_mtime
+                || self
+                    .processed
+                    .get(&f.path)
+                    .is_some_and(|p| p.size == f.size && p.mtime == f.mtime);
             if !stable || !old_enough || already {
                 continue;
             }
-            let bytes = session.read(&f.path, self.config.max_bytes)?;
+            let bytes = match session.read_listed(&f.path, f.size, self.config.max_bytes) {
+                Ok(b) => b,
+                // Replaced by a symlink or a FIFO since the listing, or
+                // still being written: not a payload; looked at again on
+                // the next poll.
+                Err(SftpError::NotARegularFile { .. } | SftpError::ChangedWhileRead { .. }) => {
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             let sha256 = hex::encode(Sha256::digest(&bytes));
             let identity = FileIdentity {
                 path: f.path.clone(),
@@ -157,7 +253,7 @@ impl DropWatcher {
                 .get(&f.path)
                 .is_some_and(|p| p.sha256 == identity.sha256);
             if identical {
-                self.processed.insert(f.path.clone(), identity);
+                self.record(identity);
                 continue;
             }
             ready.push(ReadyFile { identity, bytes });
@@ -172,24 +268,24 @@ impl DropWatcher {
     /// Records a file as handled without moving it (a rejected payload:
     /// the same bytes are not read again, a changed re-upload is).
     pub fn remember(&mut self, identity: FileIdentity) {
-        self.processed.insert(identity.path.clone(), identity);
+        self.record(identity);
     }
 
     /// Records a file as processed, after every cell from it was
-    /// acknowledged; moves it to the archive directory when configured.
+    /// acknowledged, then moves it to the archive directory when
+    /// configured. It is recorded first: a move that fails leaves the file
+    /// in the folder, processed, and it is not published again.
     pub fn mark_processed(
         &mut self,
         session: &SftpSession,
         identity: FileIdentity,
     ) -> Result<(), SftpError> {
+        let from = identity.path.clone();
+        self.record(identity);
         if let Some(archive) = &self.config.archive_dir {
-            let name = identity.path.rsplit('/').next().unwrap_or(&identity.path);
-            session.rename(
-                &identity.path,
-                &format!("{}/{name}", archive.trim_end_matches('/')),
-            )?;
+            let name = from.rsplit('/').next().unwrap_or(&from);
+            session.rename(&from, &format!("{}/{name}", archive.trim_end_matches('/')))?;
         }
-        self.processed.insert(identity.path.clone(), identity);
         Ok(())
     }
 }
@@ -197,6 +293,37 @@ impl DropWatcher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_remembered_set_is_bounded_and_the_floor_covers_what_it_forgets() {
+        let id = |i: u64, name: &str| FileIdentity {
+            path: format!("/drop/{name}"),
+            size: 1,
+            mtime: 1_000 + i,
+            sha256: "ab".repeat(32),
+        };
+        let all = ProcessedFiles {
+            floor_mtime: 0,
+            files: (0..10).map(|i| id(i, &format!("{i}.csv"))).collect(),
+        };
+        let kept = all.clone().bounded(4, usize::MAX);
+        assert_eq!(kept.files.len(), 4);
+        assert!(kept.files.iter().all(|f| f.mtime >= 1_006));
+        assert_eq!(
+            kept.floor_mtime, 1_006,
+            "every forgotten file is below the floor"
+        );
+        // Long names: the encoded size is bounded too.
+        let long = ProcessedFiles {
+            floor_mtime: 0,
+            files: (0..10).map(|i| id(i, &"x".repeat(10_000))).collect(),
+        };
+        let kept = long.bounded(2_000, 64 * 1024);
+        assert!(kept.files.len() <= 6, "{}", kept.files.len());
+        assert!(kept.floor_mtime > 1_000);
+        // Nothing forgotten, no floor.
+        assert_eq!(all.clone().bounded(100, usize::MAX).floor_mtime, 0);
+    }
 
     #[test]
     fn patterns_and_temporary_names() {

@@ -191,6 +191,14 @@ pub struct PayloadHeader {
 /// cost one allocation per distinct contest, unit and choice rather than one
 /// per cell. The Avro record is flat; the codec writes the header's fields in
 /// their schema positions.
+/// The largest count one cell may carry, in either direction. All the votes
+/// cast in the United States in 2020 were about 158 million; no contest in
+/// any unit comes near a billion, and at a billion per cell an `i64` sum
+/// holds 9.2 billion cells, more than any contest's state can hold in
+/// memory. Transformers refuse counts past it; the aggregator dead-letters
+/// a votes-topic record past it.
+pub const MAX_VOTES: i64 = 1_000_000_000;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VoteCell {
     pub header: Arc<PayloadHeader>,

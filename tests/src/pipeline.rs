@@ -43,9 +43,11 @@ pub fn pa_csv_feed(feed_id: &str, source: SourceSpec) -> FeedSpec {
         family: "csv".into(),
         mode: votewire_schemas::FeedMode::Live,
         source,
-        mapping: None,
+        // This OpenElections file does not end with a newline.
+        mapping: Some(toml::toml! { final_newline = "optional" }),
         companion: None,
         limits: FetchLimits::default(),
+        transform_timeout: votewire_ingestors::transform_run::DEFAULT_TRANSFORM_TIMEOUT,
         result_links: None,
     }
 }

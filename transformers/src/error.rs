@@ -61,19 +61,50 @@ pub struct Rejector<'a> {
     pub feed_id: &'a str,
 }
 
+/// The most of a message or a location path an error keeps, in bytes. A
+/// message quotes payload text (a bad vote cell, a contest key), and a
+/// payload is untrusted: a 32 MB field must not become a 32 MB error, which
+/// would not fit a dead-letter record and would be logged whole.
+pub const MAX_QUOTED_BYTES: usize = 240;
+
+/// `s` cut to at most [`MAX_QUOTED_BYTES`] bytes (on a character boundary),
+/// saying how long it was when it was cut.
+pub fn bounded_quote(s: String) -> String {
+    bounded_to(s, MAX_QUOTED_BYTES)
+}
+
+/// `s` cut to at most `max` bytes plus a short suffix saying how many bytes
+/// it had; unchanged when it fits.
+pub fn bounded_to(s: String, max: usize) -> String {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes in all)", &s[..end], s.len())
+}
+
 impl Rejector<'_> {
+    /// An error of `class` at `location`. The message and a path location
+    /// are bounded ([`MAX_QUOTED_BYTES`]) whatever the payload quoted.
     pub fn reject(
         &self,
         class: ErrorClass,
         location: Location,
         message: impl Into<String>,
     ) -> TransformError {
+        let location = match location {
+            Location::Path(p) => Location::Path(bounded_quote(p)),
+            other => other,
+        };
         TransformError {
             family: self.family,
-            feed_id: self.feed_id.to_string(),
+            feed_id: bounded_quote(self.feed_id.to_string()),
             class,
             location,
-            message: message.into(),
+            message: bounded_quote(message.into()),
         }
     }
 

@@ -16,9 +16,11 @@
 //! Families are listed once, in [`registry::FAMILIES`].
 
 pub mod cells;
+pub mod counts;
 pub mod error;
 pub mod json;
 pub mod limits;
+pub mod nesting;
 pub mod payload;
 pub mod registry;
 pub mod timefmt;

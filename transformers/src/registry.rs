@@ -2,7 +2,9 @@
 //!
 //! Adding a family means adding its folder and one line here.
 
-use crate::error::{Location, TransformError};
+use crate::cells::CellTable;
+use crate::counts::check_count;
+use crate::error::{Location, Rejector, TransformError};
 use crate::payload::{FamilyInputs, PayloadContext, Transformed};
 
 /// A transformer family: its name (the `family` of a feed entry) and its
@@ -17,6 +19,9 @@ pub struct Family {
     pub check_mapping: fn(&toml::Table) -> Result<(), String>,
     /// Whether the family cannot work without a mapping.
     pub needs_mapping: bool,
+    /// Whether the format defines negative counts (WinEDS's signed `000-1`
+    /// adjustment rows); everywhere else a negative count is garbage.
+    pub signed_counts: bool,
 }
 
 /// A family whose mapping, if any, must deserialize as `T`.
@@ -44,6 +49,7 @@ pub const FAMILIES: &[Family] = &[
         transform: crate::clarity_xml::transform,
         check_mapping: mapping_of::<crate::clarity_xml::ClarityXmlConfig>,
         needs_mapping: false,
+        signed_counts: false,
     },
     Family {
         name: crate::clarity_json::FAMILY,
@@ -51,6 +57,7 @@ pub const FAMILIES: &[Family] = &[
         transform: crate::clarity_json::transform,
         check_mapping: mapping_of::<crate::clarity_json::ClarityJsonConfig>,
         needs_mapping: false,
+        signed_counts: false,
     },
     Family {
         name: crate::ap_v2::FAMILY,
@@ -58,6 +65,7 @@ pub const FAMILIES: &[Family] = &[
         transform: crate::ap_v2::transform,
         check_mapping: mapping_of::<crate::ap_v2::ApV2Config>,
         needs_mapping: false,
+        signed_counts: false,
     },
     Family {
         name: crate::ap_interactive::FAMILY,
@@ -65,6 +73,7 @@ pub const FAMILIES: &[Family] = &[
         transform: crate::ap_interactive::transform,
         check_mapping: no_mapping,
         needs_mapping: false,
+        signed_counts: false,
     },
     Family {
         name: crate::nist_cdf::FAMILY_XML,
@@ -72,6 +81,7 @@ pub const FAMILIES: &[Family] = &[
         transform: crate::nist_cdf::transform_xml,
         check_mapping: no_mapping,
         needs_mapping: false,
+        signed_counts: false,
     },
     Family {
         name: crate::nist_cdf::FAMILY_JSON,
@@ -79,6 +89,7 @@ pub const FAMILIES: &[Family] = &[
         transform: crate::nist_cdf::transform_json,
         check_mapping: no_mapping,
         needs_mapping: false,
+        signed_counts: false,
     },
     Family {
         name: crate::nist_cdf::FAMILY_V1_XML,
@@ -86,6 +97,7 @@ pub const FAMILIES: &[Family] = &[
         transform: crate::nist_cdf::transform_v1_xml,
         check_mapping: no_mapping,
         needs_mapping: false,
+        signed_counts: false,
     },
     Family {
         name: crate::csv_table::FAMILY,
@@ -93,6 +105,7 @@ pub const FAMILIES: &[Family] = &[
         transform: crate::csv_table::transform,
         check_mapping: mapping_of::<crate::csv_table::CsvMapping>,
         needs_mapping: false,
+        signed_counts: false,
     },
     Family {
         name: crate::html_table::FAMILY,
@@ -100,6 +113,7 @@ pub const FAMILIES: &[Family] = &[
         transform: crate::html_table::transform,
         check_mapping: mapping_of::<crate::html_table::HtmlMapping>,
         needs_mapping: true,
+        signed_counts: false,
     },
     Family {
         name: crate::wineds_txt::FAMILY,
@@ -107,6 +121,7 @@ pub const FAMILIES: &[Family] = &[
         transform: crate::wineds_txt::transform,
         check_mapping: no_mapping,
         needs_mapping: false,
+        signed_counts: true,
     },
     Family {
         name: crate::npr_json::FAMILY,
@@ -114,6 +129,7 @@ pub const FAMILIES: &[Family] = &[
         transform: crate::npr_json::transform,
         check_mapping: no_mapping,
         needs_mapping: false,
+        signed_counts: false,
     },
     Family {
         name: crate::politico_json::FAMILY,
@@ -121,6 +137,7 @@ pub const FAMILIES: &[Family] = &[
         transform: crate::politico_json::transform,
         check_mapping: no_mapping,
         needs_mapping: false,
+        signed_counts: false,
     },
     Family {
         name: crate::dominion_cvr::FAMILY,
@@ -128,6 +145,7 @@ pub const FAMILIES: &[Family] = &[
         transform: crate::dominion_cvr::transform,
         check_mapping: no_mapping,
         needs_mapping: false,
+        signed_counts: false,
     },
 ];
 
@@ -157,5 +175,48 @@ pub fn transform(
                 .join(", ")
         ),
     })?;
-    (f.transform)(bytes, ctx, inputs)
+    let out = (f.transform)(bytes, ctx, inputs)?;
+    check_rows(f, &out.cells, &ctx.feed_id)?;
+    Ok(out)
+}
+
+/// Every row a family returns, checked once more against what a count and
+/// the measures beside it may be, so that no family can publish a negative,
+/// absurd or non-finite value even where its own parsing let one through.
+fn check_rows(f: &Family, cells: &CellTable, feed_id: &str) -> Result<(), TransformError> {
+    let r = Rejector {
+        family: f.name,
+        feed_id,
+    };
+    for row in cells.rows() {
+        let problem = match check_count(row.votes, f.signed_counts) {
+            Err(p) => Some(format!("votes {} is {p}", row.votes)),
+            Ok(_) => match (
+                row.precincts_reporting,
+                row.precincts_total,
+                row.pct_expected_vote,
+            ) {
+                (Some(n), _, _) | (_, Some(n), _) if n < 0 => {
+                    Some(format!("a negative precinct count ({n})"))
+                }
+                (_, _, Some(p)) if !p.is_finite() || p < 0.0 => {
+                    Some(format!("expected-vote share {p} is not a share"))
+                }
+                _ => None,
+            },
+        };
+        if let Some(problem) = problem {
+            return Err(r.schema(
+                Location::Path(format!(
+                    "contest {:?} / unit {:?} / choice {:?} ({})",
+                    &*cells.contest(row.contest).source_id,
+                    &*cells.unit(row.unit).source_id,
+                    &*cells.choice(row.choice).source_id,
+                    cells.label(row.label).1,
+                )),
+                problem,
+            ));
+        }
+    }
+    Ok(())
 }

@@ -30,15 +30,32 @@ struct Civil {
     offset_min: i32,
 }
 
+/// Days in month `m` of year `y` (proleptic Gregorian).
+fn days_in_month(y: i64, m: u32) -> u32 {
+    match m {
+        4 | 6 | 9 | 11 => 30,
+        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 => 28,
+        _ => 31,
+    }
+}
+
+/// The most a UTC offset can be: real zones run from -12:00 to +14:00.
+const MAX_OFFSET_MIN: i32 = 14 * 60;
+
 fn epoch_ms(t: Civil) -> Option<i64> {
     // Election results are dated; anything outside this range is garbage (and
-    // would overflow the arithmetic below).
+    // would overflow the arithmetic below). A date that does not exist
+    // (`11/31/2020`, `2/29/2021`) is refused, never rolled into the next
+    // month.
     if !(1900..=2200).contains(&t.y)
         || !(1..=12).contains(&t.mo)
-        || !(1..=31).contains(&t.d)
+        || t.d < 1
+        || t.d > days_in_month(t.y, t.mo)
         || t.h > 23
         || t.mi > 59
         || t.s > 60
+        || t.offset_min.abs() > MAX_OFFSET_MIN
     {
         return None;
     }
@@ -91,6 +108,11 @@ pub fn parse_us_datetime(s: &str, default_offset_min: Option<i32>) -> Option<i64
     let mut h: u32 = t.next()?.parse().ok()?;
     let mi: u32 = t.next()?.parse().ok()?;
     let sec: u32 = t.next().map(str::parse).transpose().ok()?.unwrap_or(0);
+    // A 12-hour clock runs from 1 to 12: `13:05 PM` and `0:30 AM` are not
+    // times.
+    if ampm.is_some() && !(1..=12).contains(&h) {
+        return None;
+    }
     match ampm.as_deref() {
         Some("PM") if h < 12 => h += 12,
         Some("AM") if h == 12 => h = 0,
@@ -129,9 +151,16 @@ pub fn parse_iso8601(s: &str, assume_utc: bool) -> Option<i64> {
     } else if let Some(i) = rest.rfind(['+', '-']).filter(|&i| i >= 5) {
         let (t, off) = rest.split_at(i);
         let sign = if off.starts_with('-') { -1 } else { 1 };
+        // `+hh`, `+hhmm` or `+hh:mm`, digits only, minutes below 60.
         let off = off[1..].replace(':', "");
+        if !(off.len() == 2 || off.len() == 4) || !off.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
         let hh: i32 = off.get(0..2)?.parse().ok()?;
         let mm: i32 = off.get(2..4).map(str::parse).transpose().ok()?.unwrap_or(0);
+        if mm > 59 {
+            return None;
+        }
         (t, sign * (hh * 60 + mm))
     } else if assume_utc {
         (rest, 0)
@@ -194,6 +223,38 @@ mod tests {
         assert_eq!(
             parse_us_datetime("1/1/999999999999999 5:07:56 PM EST", None),
             None
+        );
+    }
+
+    #[test]
+    fn impossible_dates_times_and_offsets_are_refused() {
+        // Days past the month's end are not rolled into the next month.
+        assert_eq!(parse_us_datetime("11/31/2020 1:05:50 PM EST", None), None);
+        assert_eq!(parse_us_datetime("2/29/2021 1:05:50 PM EST", None), None);
+        assert_eq!(parse_us_datetime("4/31/2021 1:05:50 PM EST", None), None);
+        assert_eq!(parse_us_datetime("2/30/2020 1:05:50 PM EST", None), None);
+        assert!(parse_us_datetime("2/29/2020 1:05:50 PM EST", None).is_some());
+        assert!(parse_us_datetime("12/31/2020 11:59:59 PM EST", None).is_some());
+        assert_eq!(parse_us_datetime("1/0/2021 1:05:50 PM EST", None), None);
+        // A 12-hour clock has no 13 and no 0.
+        assert_eq!(parse_us_datetime("11/3/2020 13:05 PM EST", None), None);
+        assert_eq!(parse_us_datetime("11/3/2020 0:05 AM EST", None), None);
+        assert!(parse_us_datetime("11/3/2020 13:05 EST", None).is_some());
+        assert_eq!(parse_us_datetime("11/3/2020 10:60 PM EST", None), None);
+        // Offsets: real zones only, minutes below 60, digits only.
+        assert_eq!(parse_iso8601("2021-01-05T19:00:00+99:99", false), None);
+        assert_eq!(parse_iso8601("2021-01-05T19:00:00+15:00", false), None);
+        assert_eq!(parse_iso8601("2021-01-05T19:00:00+05:60", false), None);
+        assert_eq!(parse_iso8601("2021-01-05T19:00:00+5", false), None);
+        assert_eq!(parse_iso8601("2021-01-05T19:00:00+0a:00", false), None);
+        assert_eq!(parse_iso8601("2021-02-29T19:00:00Z", false), None);
+        assert_eq!(
+            parse_iso8601("2021-01-05T19:00:00+14:00", false),
+            Some(1_609_822_800_000)
+        );
+        assert_eq!(
+            parse_iso8601("2021-01-05T19:00:00-0500", false),
+            Some(1_609_891_200_000)
         );
     }
 

@@ -106,6 +106,14 @@ fn classify(rel: &str) -> Class {
         "precinct_csv/openelections-data-pa/ERStat_readme.txt" => {
             NotAPayload("PA DoS file-layout documentation")
         }
+        "precinct_csv/openelections-data-pa/20201103__pa__general__county.csv"
+        | "precinct_csv/openelections-data-pa/20201103__pa__general__delaware__precinct.csv" => {
+            Parses(
+                "csv",
+                Some("deploy/feeds/mappings/openelections-no-final-newline.toml"),
+                None,
+            )
+        }
         _ if rel.starts_with("precinct_csv/") => Parses("csv", None, None),
         _ if rel.starts_with("sos_html/rc-") => Parses(
             "html-table",

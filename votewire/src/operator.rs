@@ -474,9 +474,9 @@ pub async fn add(config: &VotewireConfig, args: AddArgs) -> anyhow::Result<ExitC
                 "{} exists; edit it, or give the new file another name",
                 dest.display()
             );
-            let tmp = dest.with_extension("toml.writing");
-            std::fs::write(&tmp, &text)?;
-            std::fs::rename(&tmp, &dest)?;
+            let mut file = atomic_write_file::AtomicWriteFile::open(&dest)?;
+            std::io::Write::write_all(&mut file, text.as_bytes())?;
+            file.commit()?;
             if let Err(errors) = load_registry(dir) {
                 std::fs::remove_file(&dest)?;
                 for e in &errors {

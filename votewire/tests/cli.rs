@@ -448,6 +448,8 @@ election_id = "2020-11-03-PA"
 [feed.source]
 kind = "http"
 url = "{}"
+[feed.mapping]
+final_newline = "optional"      # the PA county file ends without a newline
 "#,
             server.url("/pa.csv")
         ),
@@ -596,7 +598,8 @@ async fn ingest_follows_registry_edits_and_operator_actions_without_a_restart() 
         format!(
             "[[feed]]\nid = \"{id}\"\nfamily = \"csv\"\nelection_id = \"2020-11-03-PA\"\n\
              [feed.source]\nkind = \"http\"\nurl = \"{}\"\n\
-             [feed.cadence]\ninterval = \"1s\"\njitter = \"0s\"\nstale_after = \"10m\"\n",
+             [feed.cadence]\ninterval = \"1s\"\njitter = \"0s\"\nstale_after = \"10m\"\n\
+             [feed.mapping]\nfinal_newline = \"optional\"\n",
             server.url(path)
         )
     };
@@ -737,7 +740,8 @@ fn one_http_feed(dir: &std::path::Path, file: &str, id: &str, url: &str) {
         format!(
             "[[feed]]\nid = \"{id}\"\nfamily = \"csv\"\nelection_id = \"it\"\n\
              [feed.source]\nkind = \"http\"\nurl = \"{url}\"\n\
-             [feed.cadence]\ninterval = \"1s\"\njitter = \"0s\"\nstale_after = \"10m\"\n\n"
+             [feed.cadence]\ninterval = \"1s\"\njitter = \"0s\"\nstale_after = \"10m\"\n\
+             [feed.mapping]\nfinal_newline = \"optional\"\n\n"
         ),
     )
     .unwrap();
@@ -2401,6 +2405,60 @@ fn the_api_refuses_to_start_without_tokens() {
     assert!(err.contains("no API tokens"), "{err}");
 }
 
+/// One client cannot hold the API: a connection that never finishes its
+/// headers (slowloris) is closed, and one address holds at most 16 live
+/// streams while another address still gets one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_or_greedy_client_cannot_hold_the_api() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let stack = Stack::load();
+    let pipeline = votewire_tests::pipeline::TestPipeline::start("apilimits", 2).await;
+    let registry = tempfile::tempdir().unwrap();
+    let api = start_api(&stack, &pipeline, registry.path(), &[]).await;
+    let addr = api.base.trim_start_matches("http://").to_string();
+
+    // Headers begun and never finished.
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    slow.write_all(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 512];
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(40), async {
+        loop {
+            match slow.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(
+        closed.is_ok(),
+        "a connection that never sent its headers is still open"
+    );
+
+    // Live streams: 16 per client, then 429; the 127.0.0.2 client (same
+    // machine, another address) still gets one.
+    let client = reqwest::Client::new();
+    let url = format!("{}/live/events", api.base);
+    let mut open = Vec::new();
+    for _ in 0..16 {
+        let r = client.get(&url).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        open.push(r);
+    }
+    let refused = client.get(&url).send().await.unwrap();
+    assert_eq!(refused.status(), 429);
+    assert!(refused.headers().contains_key("retry-after"));
+    let other = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .build()
+        .unwrap();
+    assert_eq!(other.get(&url).send().await.unwrap().status(), 200);
+    drop(open);
+    drop(api.child);
+}
+
 /// The API answers every request schemathesis generates from its own
 /// OpenAPI document (coverage, fuzzing and stateful phases; every check
 /// but positive-data acceptance, because a schema cannot express feed
@@ -2866,6 +2924,8 @@ async fn export_writes_valid_nist_reports_that_read_back_to_the_same_cells() {
     let mut from_cli: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out_dir.path().join("report.json")).unwrap())
             .unwrap();
+    let first_generated = body["GeneratedDate"].clone();
+    assert!(first_generated.is_string(), "{body}");
     let mut from_api = body;
     for doc in [&mut from_cli, &mut from_api] {
         doc["GeneratedDate"] = serde_json::Value::Null;
@@ -2873,6 +2933,22 @@ async fn export_writes_valid_nist_reports_that_read_back_to_the_same_cells() {
     assert_eq!(
         from_api, from_cli,
         "the API and the CLI write the same report"
+    );
+    // Asked again at once, the API answers from its last scan (with the
+    // first answer's generation time, to the second): a read token cannot
+    // start a scan of the votes topic per request.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (_, _, again) = api
+        .call(
+            reqwest::Method::GET,
+            &format!("/v1/export/{election}?format=nist-cdf-json"),
+            Some(READ_TOKEN),
+            None,
+        )
+        .await;
+    assert_eq!(
+        again["GeneratedDate"], first_generated,
+        "served from the last scan"
     );
     assert_problem(
         &api.call(

@@ -213,6 +213,10 @@ pub struct LimitsConfig {
     pub timeout: String,
     /// Largest accepted payload, in bytes.
     pub max_bytes: u64,
+    /// Most time one payload's transform may take (default `10s`); a
+    /// payload past it is rejected as `LimitExceeded`.
+    #[serde(default)]
+    pub transform_timeout: Option<String>,
 }
 
 impl Default for LimitsConfig {
@@ -220,6 +224,7 @@ impl Default for LimitsConfig {
         Self {
             timeout: "20s".into(),
             max_bytes: 64 * 1024 * 1024,
+            transform_timeout: None,
         }
     }
 }

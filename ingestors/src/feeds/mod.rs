@@ -5,10 +5,12 @@
 //! reports every problem with its file, line and field, which is what
 //! `votewire feeds validate` prints.
 //!
-//! Credentials are references only (`{ env = "VAR" }` or `{ file = "path" }`);
+//! Credentials are references only (`{ env = "FEED_SECRET_…" }` or
+//! `{ file = "name" }` under the feed-secrets directory; see [`secrets`]);
 //! a credential-looking header with a literal value is rejected.
 
 mod config;
+pub mod secrets;
 #[cfg(test)]
 mod tests;
 mod validate;

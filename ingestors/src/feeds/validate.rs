@@ -285,6 +285,15 @@ fn check_entry(e: &FeedEntry, file: &Path, text: &str, errors: &mut Vec<FeedConf
             format!("{:?} is not a duration", l.timeout),
         );
     }
+    if let Some(t) = &l.transform_timeout
+        && parse_duration(t).is_none_or(|d| d.is_zero() || d > Duration::from_secs(300))
+    {
+        err(
+            limits_span.clone(),
+            "limits.transform_timeout",
+            format!("{t:?} is not a duration between 1ms and 300s"),
+        );
+    }
     if l.max_bytes == 0 || l.max_bytes > 1 << 30 {
         err(
             limits_span.clone(),
@@ -319,6 +328,9 @@ fn check_entry(e: &FeedEntry, file: &Path, text: &str, errors: &mut Vec<FeedConf
                     );
                 }
             }
+            if !secret_headers.is_empty() {
+                check_secret_transport(url, source_span.clone(), &mut err);
+            }
             for (name, r) in secret_headers {
                 check_secret(
                     r,
@@ -352,6 +364,7 @@ fn check_entry(e: &FeedEntry, file: &Path, text: &str, errors: &mut Vec<FeedConf
                     format!("{url:?} is not an http(s) URL"),
                 );
             }
+            check_secret_transport(url, source_span.clone(), &mut err);
             check_secret(api_key, "source.api_key", source_span.clone(), &mut err);
         }
         SourceConfig::Sftp {
@@ -407,22 +420,40 @@ fn check_secret(
     span: std::ops::Range<usize>,
     err: &mut impl FnMut(std::ops::Range<usize>, &str, String),
 ) {
-    match r {
-        SecretRef::Env(var)
-            if var.is_empty()
-                || !var
-                    .chars()
-                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_') =>
-        {
-            err(
-                span,
-                field,
-                format!("{var:?} is not an environment variable name (A-Z, 0-9, _)"),
-            );
-        }
-        SecretRef::File(p) if p.as_os_str().is_empty() => {
-            err(span, field, "empty file path".into())
-        }
-        _ => {}
+    if let Err(why) = super::secrets::check_reference(r) {
+        err(span, field, why);
+    }
+}
+
+/// Whether `url`'s host is this machine (plain http is allowed only there
+/// for a source that sends a credential).
+fn is_loopback_url(url: &str) -> bool {
+    let Ok(u) = reqwest::Url::parse(url) else {
+        return false;
+    };
+    let host = u.host_str().unwrap_or_default();
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || bare
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// A source that sends a credential sends it over https only, unless the
+/// source is on this machine.
+fn check_secret_transport(
+    url: &str,
+    span: std::ops::Range<usize>,
+    err: &mut impl FnMut(std::ops::Range<usize>, &str, String),
+) {
+    if !url.starts_with("https://") && !is_loopback_url(url) {
+        err(
+            span,
+            "source.url",
+            format!(
+                "{url:?} is not https, and this source sends a credential: only a loopback \
+                 source may be plain http"
+            ),
+        );
     }
 }

@@ -48,8 +48,9 @@ async fn the_served_runoff_series_publishes_only_changes_and_dead_letters_the_er
             revalidate_every: 1,
         },
         mapping: None,
-        companion: Some(companion),
+        companion: Some(companion.into()),
         limits: FetchLimits::default(),
+        transform_timeout: votewire_ingestors::transform_run::DEFAULT_TRANSFORM_TIMEOUT,
         result_links: None,
     };
     let mut feed = LiveFeed::resume(state, spec, "ingestor-a", HealthMachine::new(5, 3_600_000))

@@ -200,3 +200,143 @@ async fn a_failing_host_is_backed_off_for_every_feed_and_concurrency_is_limited_
             .is_ok()
     );
 }
+
+/// A credential goes only where the feed's URL points: the credentialed
+/// client follows a redirect within the origin (or an http-to-https upgrade
+/// of it) and refuses one to another origin, which never sees the header.
+/// The public client still follows redirects as before.
+#[tokio::test]
+async fn a_credential_never_follows_a_redirect_to_another_origin() {
+    use reqwest::header::{HeaderMap, HeaderValue};
+    use votewire_ingestors::conditional::poll_with;
+    use votewire_ingestors::http::credentialed_client_for;
+
+    let source = FixtureServer::start().await;
+    let elsewhere = FixtureServer::start().await;
+    let limits = FetchLimits::default();
+    let credentialed = credentialed_client_for(&limits, None).unwrap();
+    let mut headers = HeaderMap::new();
+    let mut key = HeaderValue::from_static("s3cret-key");
+    key.set_sensitive(true);
+    headers.insert("x-api-key", key);
+
+    elsewhere.set("/collect", Canned::ok("{}"));
+    source.set(
+        "/away",
+        Canned::status(302, "").header("location", &elsewhere.url("/collect")),
+    );
+    source.set(
+        "/moved",
+        Canned::status(301, "").header("location", &source.url("/here")),
+    );
+    source.set("/here", Canned::ok("{\"ok\":true}"));
+
+    let refused = poll_with(
+        &credentialed,
+        &source.url("/away"),
+        &HttpValidators::default(),
+        &headers,
+        &limits,
+    )
+    .await;
+    match refused {
+        Err(e @ FetchError::RedirectRefused { .. }) => {
+            assert!(!e.is_retryable());
+            assert!(e.to_string().contains("another origin"), "{e}");
+        }
+        other => panic!("a cross-origin redirect was not refused: {other:?}"),
+    }
+    assert!(
+        elsewhere.seen().is_empty(),
+        "the other origin was contacted: {:?}",
+        elsewhere.seen()
+    );
+
+    let followed = poll_with(
+        &credentialed,
+        &source.url("/moved"),
+        &HttpValidators::default(),
+        &headers,
+        &limits,
+    )
+    .await
+    .unwrap();
+    assert!(matches!(followed, PollOutcome::Changed(b) if &b.bytes[..] == b"{\"ok\":true}"));
+    let here = source.seen();
+    let (_, sent) = here.iter().find(|(p, _)| p == "/here").unwrap();
+    assert_eq!(sent.get("x-api-key").unwrap(), "s3cret-key");
+
+    // Without a credential the public client follows as it always did.
+    let public = client(&limits).unwrap();
+    assert!(matches!(
+        poll(
+            &public,
+            &source.url("/away"),
+            &HttpValidators::default(),
+            &limits
+        )
+        .await,
+        Ok(PollOutcome::Changed(_))
+    ));
+}
+
+/// The feed's own `limits.timeout` bounds a poll, whatever the client's
+/// default, and a huge error body is classified from its first few KB.
+#[tokio::test]
+async fn a_feeds_timeout_bounds_its_poll_and_an_error_body_is_classified_from_its_head() {
+    let server = FixtureServer::start().await;
+    let http = client(&FetchLimits::default()).unwrap();
+    server.set("/slow", Canned::ok("late").delayed(Duration::from_secs(5)));
+    let tight = FetchLimits {
+        total_timeout: Duration::from_millis(500),
+        ..FetchLimits::default()
+    };
+    let started = Instant::now();
+    let e = poll(
+        &http,
+        &server.url("/slow"),
+        &HttpValidators::default(),
+        &tight,
+    )
+    .await
+    .unwrap_err();
+    assert!(e.to_string().contains("timed out"), "{e}");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "the 500 ms feed timeout was not applied: {:?}",
+        started.elapsed()
+    );
+
+    // A 403 whose 8 MB body starts with AP's quota words is a wait; one
+    // whose 8 MB body does not is a plain 403. Either way only the head of
+    // the body is read.
+    let mut body = b"quota exceeded ".to_vec();
+    body.resize(8 << 20, b'x');
+    server.set("/quota", Canned::status(403, body));
+    server.set("/forbidden", Canned::status(403, vec![b'x'; 8 << 20]));
+    let limits = FetchLimits::default();
+    assert!(matches!(
+        poll(
+            &http,
+            &server.url("/quota"),
+            &HttpValidators::default(),
+            &limits
+        )
+        .await,
+        Ok(PollOutcome::Wait { status: 403, .. })
+    ));
+    assert!(matches!(
+        poll(
+            &http,
+            &server.url("/forbidden"),
+            &HttpValidators::default(),
+            &limits
+        )
+        .await,
+        Err(FetchError::Status {
+            status: 403,
+            quota_exceeded: false,
+            ..
+        })
+    ));
+}

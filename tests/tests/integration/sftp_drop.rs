@@ -225,3 +225,110 @@ async fn done_markers_ordering_and_archiving() {
         assert!(!local.join(n).exists());
     }
 }
+
+/// A symlink in the drop folder (to a file the account can read, such as
+/// its own key) and a FIFO (which would block a reader forever) are never
+/// read; the regular file beside them is.
+#[tokio::test]
+async fn symlinks_and_fifos_in_the_drop_folder_are_never_read() {
+    let stack = Stack::load();
+    let target = stack.sftp();
+    let (remote, local) = target.fresh_dir("drop-links");
+    let t = now() - 300;
+    std::fs::write(local.join("real.csv"), b"county,votes\nA,35\n").unwrap();
+    set_mtime(&local.join("real.csv"), t);
+    std::os::unix::fs::symlink(&target.key, local.join("key.csv")).unwrap();
+    let fifo = local.join("pipe.csv");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success(), "mkfifo");
+    let cfg = config(&remote);
+    let ready = tokio::time::timeout(
+        Duration::from_secs(30),
+        with_session(&stack, move |s| {
+            let mut w = DropWatcher::new(cfg, []);
+            let mut ready = w.poll(s, t + 300).unwrap();
+            ready.extend(w.poll(s, t + 300).unwrap());
+            ready
+        }),
+    )
+    .await
+    .expect("a FIFO in the folder must not block the poll");
+    assert_eq!(names(&ready), ["real.csv"]);
+}
+
+/// A processed file whose move to the archive directory fails (here the
+/// directory does not exist) stays in the folder and is not published
+/// again, in this run or after a restart from the cursor's set.
+#[tokio::test]
+async fn a_file_whose_archive_move_fails_is_not_published_again() {
+    let stack = Stack::load();
+    let (remote, local) = stack.sftp().fresh_dir("drop-move-fails");
+    let t = now() - 300;
+    std::fs::write(local.join("a.csv"), b"county,votes\nA,35\n").unwrap();
+    set_mtime(&local.join("a.csv"), t);
+    let mut cfg = config(&remote);
+    cfg.archive_dir = Some(format!("{remote}/no-such-archive"));
+    let (first, moved, again, after_restart) = with_session(&stack, move |s| {
+        let mut w = DropWatcher::new(cfg.clone(), []);
+        w.poll(s, t + 300).unwrap();
+        let first = w.poll(s, t + 300).unwrap();
+        let moved = w.mark_processed(s, first[0].identity.clone());
+        w.poll(s, t + 300).unwrap();
+        let again = w.poll(s, t + 300).unwrap();
+        let mut restarted = DropWatcher::resume(cfg, w.processed_files());
+        restarted.poll(s, t + 300).unwrap();
+        let after_restart = restarted.poll(s, t + 300).unwrap();
+        (first, moved, again, after_restart)
+    })
+    .await;
+    assert_eq!(names(&first), ["a.csv"]);
+    assert!(moved.is_err(), "the move failed");
+    assert!(local.join("a.csv").is_file(), "the file is still there");
+    assert!(again.is_empty(), "republished after a failed move");
+    assert!(after_restart.is_empty(), "republished after a restart");
+}
+
+/// More files than the cursor remembers by name: after a restart from the
+/// bounded set, the older files still in the folder are below its floor
+/// and not published again, and a new file is.
+#[tokio::test]
+async fn past_the_remembered_names_a_restart_republishes_nothing_old() {
+    use votewire_ingestors::sftp_drop::MAX_REMEMBERED;
+    let stack = Stack::load();
+    let (remote, local) = stack.sftp().fresh_dir("drop-floor");
+    let t = now() - 100_000;
+    let n = MAX_REMEMBERED + 50;
+    for i in 0..n {
+        let p = local.join(format!("{i:05}.csv"));
+        std::fs::write(&p, format!("county,votes\nA,{i}\n")).unwrap();
+        set_mtime(&p, t + i as u64);
+    }
+    let cfg = config(&remote);
+    let local2 = local.clone();
+    let (first, after_restart) = with_session(&stack, move |s| {
+        let mut w = DropWatcher::new(cfg.clone(), []);
+        w.poll(s, now()).unwrap();
+        let first = w.poll(s, now()).unwrap();
+        for r in &first {
+            w.mark_processed(s, r.identity.clone()).unwrap();
+        }
+        let kept = w.processed_files();
+        assert!(kept.files.len() <= MAX_REMEMBERED);
+        assert!(
+            kept.floor_mtime > t,
+            "the floor rose past the forgotten names"
+        );
+        let newer = local2.join("new.csv");
+        std::fs::write(&newer, b"county,votes\nB,1\n").unwrap();
+        set_mtime(&newer, now() - 60);
+        let mut restarted = DropWatcher::resume(cfg, kept);
+        restarted.poll(s, now()).unwrap();
+        (first.len(), restarted.poll(s, now()).unwrap())
+    })
+    .await;
+    assert_eq!(first, n);
+    assert_eq!(names(&after_restart), ["new.csv"]);
+}

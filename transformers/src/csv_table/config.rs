@@ -27,4 +27,19 @@ pub struct CsvMapping {
     /// (state drops such as CO's 2024 file are Latin-1). `utf-8` makes
     /// invalid UTF-8 an error.
     pub encoding: Option<String>,
+    /// Whether the last row must end with a line end (default `required`).
+    /// A last row without one is read as a file cut while it was written or
+    /// sent: its last value may be the `3` of a `35`. `optional` is for a
+    /// publisher that never ends its files with a newline (some
+    /// OpenElections files); a short last row is a truncation either way.
+    pub final_newline: Option<FinalNewline>,
+}
+
+/// See [`CsvMapping::final_newline`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinalNewline {
+    #[default]
+    Required,
+    Optional,
 }

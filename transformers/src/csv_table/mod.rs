@@ -17,7 +17,7 @@ mod parse;
 #[cfg(test)]
 mod tests;
 
-pub use config::CsvMapping;
+pub use config::{CsvMapping, FinalNewline};
 
 use crate::error::{Rejector, TransformError};
 use crate::payload::{FamilyInputs, PayloadContext, PayloadFacts, Transformed};

@@ -6,8 +6,9 @@ use rustc_hash::FxHashMap;
 use votewire_schemas::vote_type::normalize_vote_type;
 use votewire_schemas::*;
 
-use super::config::CsvMapping;
+use super::config::{CsvMapping, FinalNewline};
 use crate::cells::{CellBuilder, CellTable, choice_kind, is_virtual_unit_name};
+use crate::counts::{check_count, count_from_text};
 use crate::error::{Location, Rejector, TransformError};
 use crate::limits::looks_like_html;
 use crate::payload::PayloadContext;
@@ -151,27 +152,8 @@ fn trim(b: &[u8]) -> &[u8] {
     &b[s..e]
 }
 
-/// `1089`, `"1,089"`, `-3`: thousands separators allowed, nothing else.
-fn parse_count(b: &[u8]) -> Option<i64> {
-    let (neg, digits) = match b.split_first()? {
-        (b'-', rest) => (true, rest),
-        (b'+', rest) => (false, rest),
-        _ => (false, b),
-    };
-    let mut n: i64 = 0;
-    let mut any = false;
-    for &d in digits {
-        match d {
-            b'0'..=b'9' => {
-                n = n.checked_mul(10)?.checked_add(i64::from(d - b'0'))?;
-                any = true;
-            }
-            b',' => {}
-            _ => return None,
-        }
-    }
-    any.then_some(if neg { -n } else { n })
-}
+/// The longest line accepted.
+const MAX_LINE_BYTES: usize = 1024 * 1024;
 
 const PSEUDO_OFFICES: [&str; 4] = [
     "registered voters",
@@ -200,6 +182,41 @@ pub(super) fn parse(
         None if std::str::from_utf8(bytes).is_ok() => encoding_rs::UTF_8,
         None => encoding_rs::WINDOWS_1252,
     };
+    // A line of a results file is a few hundred bytes; one of megabytes is
+    // an attack on the reader's buffers (a 200 MB line once cost 2.1 GB).
+    let mut line_start = 0usize;
+    for (line, end) in bytes
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| **c == b'\n')
+        .map(|(i, _)| i)
+        .chain(std::iter::once(bytes.len()))
+        .enumerate()
+    {
+        if end - line_start > MAX_LINE_BYTES {
+            return Err(r.limit(
+                Location::Line {
+                    line: line as u64 + 1,
+                    column: None,
+                },
+                format!(
+                    "a line of {} bytes; the limit is {MAX_LINE_BYTES}",
+                    end - line_start
+                ),
+            ));
+        }
+        line_start = end + 1;
+    }
+    let ends_with_line_end = bytes.ends_with(b"\n") || bytes.ends_with(b"\r");
+    if !ends_with_line_end && m.final_newline.unwrap_or_default() == FinalNewline::Required {
+        let line = 1 + bytes.iter().filter(|&&c| c == b'\n').count() as u64;
+        return Err(r.truncated(
+            Location::Line { line, column: None },
+            "the last row has no line end, so the file may have been cut while it was written \
+             or sent (its last value could be the 3 of a 35); if this publisher never ends its \
+             files with a newline, set final_newline = \"optional\" in the feed's [mapping]",
+        ));
+    }
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -218,6 +235,10 @@ pub(super) fn parse(
         return Err(r.truncated(Location::Whole, "no header row"));
     }
     let cols = columns(&rec, m, &mut b, r)?;
+    let header_fields = rec.len();
+    // The last non-blank row's line and field count: a short last row is a
+    // cut file, whatever the line end says.
+    let mut last_row: Option<(u64, usize)> = None;
     let unit_level_precinct = cols.precinct.is_some();
 
     // contest -> (id, kind, display name); choice -> (id, kind).
@@ -231,6 +252,9 @@ pub(super) fn parse(
     let mut measure_contests: FxHashMap<u32, (bool, bool)> = FxHashMap::default();
     while reader.read_byte_record(&mut rec).map_err(csv_err)? {
         let line = rec.position().map_or(0, |p| p.line());
+        if !(rec.len() == 1 && rec[0].trim_ascii().is_empty()) {
+            last_row = Some((line, rec.len()));
+        }
         let get = |c: Option<usize>| c.and_then(|c| rec.get(c)).map(trim).unwrap_or(b"");
         let text = |b: &[u8], col: Option<usize>| -> Result<String, TransformError> {
             if encoding != encoding_rs::UTF_8 {
@@ -383,17 +407,30 @@ pub(super) fn parse(
             if v.is_empty() {
                 continue;
             }
-            let votes = parse_count(v).ok_or_else(|| {
-                r.schema(
-                    Location::Line {
-                        line,
-                        column: Some(*col as u64 + 1),
-                    },
-                    format!("{raw} = {:?} is not a count", String::from_utf8_lossy(v)),
-                )
-            })?;
+            let votes = count_from_text(v)
+                .and_then(|n| check_count(n, false))
+                .map_err(|problem| {
+                    r.schema(
+                        Location::Line {
+                            line,
+                            column: Some(*col as u64 + 1),
+                        },
+                        format!(
+                            "{raw} = {:?} is {problem}",
+                            String::from_utf8_lossy(&v[..v.len().min(64)])
+                        ),
+                    )
+                })?;
             b.push(contest, unit, choice, *label, votes);
         }
+    }
+    if let Some((line, fields)) = last_row.filter(|&(_, n)| n < header_fields) {
+        return Err(r.truncated(
+            Location::Line { line, column: None },
+            format!(
+                "the last row has {fields} of the header's {header_fields} fields: the file was cut"
+            ),
+        ));
     }
     // Contests whose only choices are Yes/No (plus pseudo rows) are measures.
     for (contest, (yes_no, no_candidate)) in measure_contests {

@@ -74,11 +74,33 @@ fn by_column(cells: &[VoteCell]) -> BTreeMap<String, (usize, i64)> {
     m
 }
 
+/// The mapping for OpenElections files that do not end with a newline (two
+/// of the PA files), which the family otherwise reads as cut.
+fn no_final_newline() -> toml::Table {
+    toml::from_str("final_newline = \"optional\"").unwrap()
+}
+
+/// The inputs a real file needs: the PA files that end without a newline
+/// say so.
+fn inputs_for(bytes: &[u8], optional: &toml::Table) -> FamilyInputs<'static> {
+    // Leaked once per test process: a FamilyInputs borrows its mapping.
+    let _ = optional;
+    if bytes.ends_with(b"\n") {
+        FamilyInputs::default()
+    } else {
+        FamilyInputs {
+            mapping: Some(Box::leak(Box::new(no_final_newline()))),
+            ..FamilyInputs::default()
+        }
+    }
+}
+
 #[test]
 fn every_real_csv_matches_an_independent_count_column_by_column() {
+    let optional = no_final_newline();
     for f in FILES {
         let bytes = fixture(f);
-        let out = transform(&bytes, &ctx("csv:test"), &FamilyInputs::default())
+        let out = transform(&bytes, &ctx("csv:test"), &inputs_for(&bytes, &optional))
             .unwrap_or_else(|e| panic!("{f}: {e}"));
         assert_eq!(
             by_column(&out.cells),
@@ -144,7 +166,10 @@ fn county_level_files_pseudo_rows_and_measures_are_classified() {
     let out = transform(
         &fixture("precinct_csv/openelections-data-pa/20201103__pa__general__county.csv"),
         &ctx("csv:pa"),
-        &FamilyInputs::default(),
+        &FamilyInputs {
+            mapping: Some(&no_final_newline()),
+            ..FamilyInputs::default()
+        },
     )
     .unwrap();
     let reg = out
@@ -175,7 +200,10 @@ fn county_level_files_pseudo_rows_and_measures_are_classified() {
             "precinct_csv/openelections-data-pa/20201103__pa__general__delaware__precinct.csv",
         ),
         &ctx("csv:pa"),
-        &FamilyInputs::default(),
+        &FamilyInputs {
+            mapping: Some(&no_final_newline()),
+            ..FamilyInputs::default()
+        },
     )
     .unwrap();
     let over = delaware
@@ -191,7 +219,7 @@ fn swapped_columns_thousands_separators_bom_and_crlf() {
     let forest = "\u{feff}county,precinct,office,district,candidate,party,votes,election_day,mail\r\n\
                   Forest,BARNETT,President,,Joseph R. Biden,DEM,\"1,089\",700,389\r\n\
                   Forest,BARNETT,Amendment,,Yes,,12,,\r\n\
-                  Forest,BARNETT,Amendment,,No,,-1,,\r\n";
+                  Forest,BARNETT,Amendment,,No,,1,,\r\n";
     let out = transform(
         forest.as_bytes(),
         &ctx("csv:forest"),
@@ -210,7 +238,7 @@ fn swapped_columns_thousands_separators_bom_and_crlf() {
     let no = out.cells.iter().find(|c| &*c.choice.name == "No").unwrap();
     assert_eq!(
         (no.votes, no.contest.kind, no.choice.kind),
-        (-1, ContestKind::BallotMeasure, ChoiceKind::No)
+        (1, ContestKind::BallotMeasure, ChoiceKind::No)
     );
 }
 
@@ -315,4 +343,100 @@ fn bad_csv_is_rejected_with_line_and_column() {
     assert_eq!(e.class, ErrorClass::SchemaViolation);
     let auto = transform(latin1, &ctx("c"), &FamilyInputs::default()).unwrap();
     assert_eq!(&*auto.cells[0].choice.name, "García");
+}
+
+#[test]
+fn a_file_cut_inside_its_last_row_is_a_truncation() {
+    let whole = "county,precinct,office,district,party,candidate,votes\n\
+                 Fulton,01A,Governor,,REP,KEMP,17\n\
+                 Fulton,01A,Governor,,DEM,ABRAMS,35\n";
+    assert_eq!(
+        transform(whole.as_bytes(), &ctx("csv:cut"), &FamilyInputs::default())
+            .unwrap()
+            .cells
+            .len(),
+        2
+    );
+    let optional = no_final_newline();
+    let lenient = FamilyInputs {
+        mapping: Some(&optional),
+        ..FamilyInputs::default()
+    };
+    // Every cut inside the last row: the `3` of `35`, a row short of
+    // fields, a row cut inside a quoted name.
+    for cut in 1..=("Fulton,01A,Governor,,DEM,ABRAMS,35\n".len() - 1) {
+        let bytes = &whole.as_bytes()[..whole.len() - cut];
+        let e = transform(bytes, &ctx("csv:cut"), &FamilyInputs::default()).unwrap_err();
+        assert_eq!(e.class, ErrorClass::Truncated, "cut {cut}: {e}");
+        assert_eq!(e.location.to_string(), "line 3", "cut {cut}");
+        assert!(e.message.contains("final_newline"), "{e}");
+        assert!(e.is_retryable());
+        // Without the newline rule a short last row is still a cut (cut 3
+        // leaves `ABRAMS,`: seven fields, the last one empty, so no cell).
+        if cut > 3 {
+            let e = transform(bytes, &ctx("csv:cut"), &lenient).unwrap_err();
+            assert_eq!(e.class, ErrorClass::Truncated, "cut {cut}: {e}");
+            assert!(e.message.contains("of the header's 7 fields"), "{e}");
+        }
+    }
+    let quoted = "county,precinct,office,district,party,candidate,votes\n\
+                  Fulton,01A,Governor,,DEM,\"ABRAMS, ST";
+    assert_eq!(
+        transform(quoted.as_bytes(), &ctx("csv:cut"), &lenient)
+            .unwrap_err()
+            .class,
+        ErrorClass::Truncated
+    );
+    // The real files that end without a newline are refused without the
+    // setting, and say which setting.
+    let pa = fixture("precinct_csv/openelections-data-pa/20201103__pa__general__county.csv");
+    let e = transform(&pa, &ctx("csv:pa"), &FamilyInputs::default()).unwrap_err();
+    assert_eq!(e.class, ErrorClass::Truncated);
+    assert!(e.message.contains("final_newline = \"optional\""), "{e}");
+}
+
+#[test]
+fn counts_outside_any_real_range_are_refused_where_they_are() {
+    let header = "county,precinct,office,district,party,candidate,votes\n";
+    for (value, says) in [
+        ("-5", "a negative count"),
+        ("9223372036854775807", "ceiling"),
+        ("99999999999999999999", "ceiling"),
+        ("1000000001", "ceiling"),
+        ("9007199254740993", "ceiling"),
+        ("12.5", "not a whole number"),
+        ("1e30", "not a whole number"),
+        ("0x10", "not a number"),
+    ] {
+        let text = format!("{header}Fulton,01A,Governor,,DEM,ABRAMS,{value}\n");
+        let e =
+            transform(text.as_bytes(), &ctx("csv:range"), &FamilyInputs::default()).unwrap_err();
+        assert_eq!(e.class, ErrorClass::SchemaViolation, "{value}: {e}");
+        assert_eq!(e.location.to_string(), "line 2, column 7", "{value}");
+        assert!(e.message.contains(says), "{value}: {e}");
+    }
+    let ok = format!("{header}Fulton,01A,Governor,,DEM,ABRAMS,\"1,000,000,000\"\n");
+    let out = transform(ok.as_bytes(), &ctx("csv:range"), &FamilyInputs::default()).unwrap();
+    assert_eq!(out.cells[0].votes, 1_000_000_000);
+}
+
+#[test]
+fn a_huge_field_is_a_bounded_limit_error_not_a_huge_error() {
+    let mut text =
+        b"county,precinct,office,district,party,candidate,votes\nFulton,01A,Governor,,DEM,ABRAMS,"
+            .to_vec();
+    text.extend(std::iter::repeat_n(b'9', 2 * 1024 * 1024));
+    text.push(b'\n');
+    let e = transform(&text, &ctx("csv:huge"), &FamilyInputs::default()).unwrap_err();
+    assert_eq!(e.class, ErrorClass::LimitExceeded, "{e}");
+    assert_eq!(e.location.to_string(), "line 2");
+    // A bad value just under the line limit is quoted, not copied whole.
+    let mut text =
+        b"county,precinct,office,district,party,candidate,votes\nFulton,01A,Governor,,DEM,ABRAMS,"
+            .to_vec();
+    text.extend(std::iter::repeat_n(b'x', 900 * 1024));
+    text.push(b'\n');
+    let e = transform(&text, &ctx("csv:huge"), &FamilyInputs::default()).unwrap_err();
+    assert_eq!(e.class, ErrorClass::SchemaViolation);
+    assert!(e.to_string().len() < 1024, "{} bytes", e.to_string().len());
 }

@@ -6,6 +6,7 @@ use votewire_schemas::vote_type::normalize_vote_type;
 use votewire_schemas::*;
 
 use crate::cells::{CellBuilder, CellTable, choice_kind};
+use crate::counts::{MAX_VOTES, check_count};
 use crate::error::{Location, Rejector, TransformError};
 use crate::json::{check_json_start, json_error};
 use crate::limits::{MAX_EXPANSION_RATIO, MAX_PAYLOAD_BYTES, is_zip};
@@ -219,16 +220,35 @@ pub(super) fn tally(
                             .or_default() += 1;
                     }
                     for (label, n) in [("Undervotes", c.undervotes), ("Overvotes", c.overvotes)] {
-                        if n != 0 {
-                            *tallies
-                                .entry((
-                                    c.id,
-                                    label.to_string(),
-                                    ballot.precinct_portion_id,
-                                    s.counting_group_id,
-                                ))
-                                .or_default() += n;
+                        if n == 0 {
+                            continue;
                         }
+                        // One card's under- or overvotes in one contest:
+                        // never negative, never more than a count can be,
+                        // and the sum is checked (a wrapped sum is a
+                        // plausible-looking wrong number).
+                        let bad = |problem: String| {
+                            r.schema(
+                                Location::Path(format!(
+                                    "{name}/Sessions/Cards/Contests[@Id={}]/{label}",
+                                    c.id
+                                )),
+                                problem,
+                            )
+                        };
+                        check_count(n, false).map_err(|p| bad(format!("{n} is {p}")))?;
+                        let total = tallies
+                            .entry((
+                                c.id,
+                                label.to_string(),
+                                ballot.precinct_portion_id,
+                                s.counting_group_id,
+                            ))
+                            .or_default();
+                        *total = total
+                            .checked_add(n)
+                            .filter(|t| *t <= MAX_VOTES)
+                            .ok_or_else(|| bad(format!("the {label} total passes {MAX_VOTES}")))?;
                     }
                 }
             }

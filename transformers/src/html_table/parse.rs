@@ -137,8 +137,10 @@ fn count(s: &str) -> Result<Option<i64>, ()> {
     if t.is_empty() || t.chars().all(|c| c == '.' || c == '-') {
         return Ok(None);
     }
-    let digits: String = t.chars().filter(|c| *c != ',').collect();
-    digits.parse::<i64>().map(Some).map_err(|_| ())
+    crate::counts::count_from_text(t.as_bytes())
+        .and_then(|n| crate::counts::check_count(n, false))
+        .map(Some)
+        .map_err(|_| ())
 }
 
 /// The first `M/D/YYYY h:mm[:ss] [AM|PM]` in a text.
@@ -163,6 +165,7 @@ pub(super) fn parse(
     m: &HtmlMapping,
     r: &Rejector,
 ) -> Result<CellTable, TransformError> {
+    crate::nesting::check_html_depth(page.as_bytes(), r)?;
     let doc = Html::parse_document(page);
     let as_of = match &m.as_of {
         Some(sel) => {
@@ -201,7 +204,10 @@ fn bad_count(table: usize, row: usize, pos: usize, value: &str, r: &Rejector) ->
             row + 1,
             pos + 1
         )),
-        format!("{value:?} is not a count"),
+        format!(
+            "{:?} is not a count (a whole number from 0 to 1,000,000,000)",
+            &value[..value.floor_char_boundary(64)]
+        ),
     )
 }
 

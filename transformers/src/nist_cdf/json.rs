@@ -3,6 +3,7 @@
 use serde_json::Value;
 
 use super::model::*;
+use crate::counts::count_from_json;
 use crate::error::{Location, Rejector, TransformError};
 use crate::json::{check_json_start, json_error};
 
@@ -83,20 +84,12 @@ pub(super) fn read(bytes: &[u8], r: &Rejector) -> Result<Report, TransformError>
                     counts: Vec::new(),
                 };
                 for (vi, vc) in list(&s["VoteCounts"]).enumerate() {
-                    let count = vc["Count"]
-                        .as_i64()
-                        .or_else(|| {
-                            vc["Count"]
-                                .as_f64()
-                                .filter(|f| f.fract() == 0.0)
-                                .map(|f| f as i64)
-                        })
-                        .ok_or_else(|| {
-                            r.schema(
-                                Location::Path(format!("{at}/VoteCounts/{vi}/Count")),
-                                format!("Count {} is not a whole number", vc["Count"]),
-                            )
-                        })?;
+                    let count = count_from_json(&vc["Count"], false).map_err(|problem| {
+                        r.schema(
+                            Location::Path(format!("{at}/VoteCounts/{vi}/Count")),
+                            format!("Count {} is {problem}", vc["Count"]),
+                        )
+                    })?;
                     sel.counts.push(Count {
                         gp_unit_id: str_of(&vc["GpUnitId"])
                             .map(|s| collapse_id(&s))

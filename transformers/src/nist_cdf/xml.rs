@@ -8,11 +8,20 @@
 use roxmltree::{Document, Node, ParsingOptions};
 
 use super::model::*;
+use crate::counts::{check_count, count_from_text};
 use crate::error::{Location, Rejector, TransformError};
 use crate::limits::{looks_like_html, utf8};
 
 const NS: &str = "http://itl.nist.gov/ns/voting/1500-100/v2";
 const XSI: &str = "http://www.w3.org/2001/XMLSchema-instance";
+
+/// The most nodes (elements, text runs, attributes' owners) a document may
+/// have. A node costs roxmltree about 70 bytes beside the text, so this
+/// bounds the tree near 300 MB; real reports have one node per 20 to 30
+/// bytes (the 257 KB Google Civics sample has 12 thousand), so a 64 MB
+/// real report fits and 64 MB of `<a/>` (16 million nodes, which cost 1.2
+/// GB under the old 50 million limit) does not.
+const MAX_XML_NODES: u32 = 4_000_000;
 
 /// Which XML profile a family reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,9 +35,10 @@ pub(super) fn read(bytes: &[u8], r: &Rejector, profile: Profile) -> Result<Repor
         return Err(r.not_this_format(Location::Byte(0), "an HTML page, not NIST ERR XML"));
     }
     let text = utf8(bytes, r)?;
+    crate::nesting::check_xml_depth(text.as_bytes(), r)?;
     let opts = ParsingOptions {
         allow_dtd: false,
-        nodes_limit: 50_000_000,
+        nodes_limit: MAX_XML_NODES,
     };
     let doc = Document::parse_with_options(text, opts).map_err(|e| {
         let pos = e.pos();
@@ -40,6 +50,10 @@ pub(super) fn read(bytes: &[u8], r: &Rejector, profile: Profile) -> Result<Repor
             roxmltree::Error::DtdDetected => r.schema(
                 at,
                 "DTDs are refused (no entity declarations, no external entities)",
+            ),
+            roxmltree::Error::NodesLimitReached => r.limit(
+                at,
+                format!("more than {MAX_XML_NODES} XML nodes; no results report has that many"),
             ),
             roxmltree::Error::UnexpectedEndOfStream | roxmltree::Error::UnclosedRootNode => {
                 r.truncated(at, format!("XML ends early: {e}"))
@@ -136,20 +150,17 @@ pub(super) fn read(bytes: &[u8], r: &Rejector, profile: Profile) -> Result<Repor
                 };
                 for v in children(s, "VoteCounts") {
                     let raw = child_text(v, "Count").unwrap_or_default();
-                    let count = raw
-                        .trim()
-                        .parse::<f64>()
-                        .ok()
-                        .filter(|f| f.fract() == 0.0)
-                        .ok_or_else(|| {
+                    let count = count_from_text(raw.as_bytes())
+                        .and_then(|n| check_count(n, false))
+                        .map_err(|problem| {
                             r.schema(
                                 Location::Path(format!(
                                     "{}/ContestSelection[@ObjectId='{}']/VoteCounts/Count",
                                     contest.location, sel.id
                                 )),
-                                format!("Count {raw:?} is not a whole number"),
+                                format!("Count {raw:?} is {problem}"),
                             )
-                        })? as i64;
+                        })?;
                     sel.counts.push(Count {
                         gp_unit_id: child_text(v, "GpUnitId")
                             .map(|s| collapse_id(&s))

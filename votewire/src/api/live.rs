@@ -237,7 +237,27 @@ pub async fn contests(
 }
 
 /// The live stream: an `event: contest` per contest, then per change.
-pub async fn events(State(state): State<Shared>, Query(q): Query<LiveQuery>) -> Response {
+pub async fn events(
+    State(state): State<Shared>,
+    who: Option<axum::Extension<super::client_limits::ClientKey>>,
+    Query(q): Query<LiveQuery>,
+) -> Response {
+    let who = who.map_or(
+        super::client_limits::ClientKey::of(std::net::IpAddr::from([127, 0, 0, 1])),
+        |w| w.0,
+    );
+    let Some(hold) = state.streams_per_client.hold(who) else {
+        return Problem::typed(
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            "rate-limited",
+            format!(
+                "this client holds {} live streams already; close one or poll /live/contests",
+                super::client_limits::MAX_STREAMS_PER_CLIENT
+            ),
+        )
+        .retry_after(5)
+        .into_response();
+    };
     let Ok(permit) = state.live_streams.clone().try_acquire_owned() else {
         return Problem::unavailable(format!(
             "{MAX_STREAMS} live streams are open; poll /live/contests instead"
@@ -250,6 +270,7 @@ pub async fn events(State(state): State<Shared>, Query(q): Query<LiveQuery>) -> 
     let view = state.results.clone();
     tokio::spawn(async move {
         let _permit = permit;
+        let _hold = hold;
         let election = q.election;
         let mut pending = contests_of(&view, election.as_deref());
         loop {

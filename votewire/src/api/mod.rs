@@ -15,10 +15,12 @@
 //! `/live/events`) is for readers: public, read-only, results only.
 
 mod auth;
+mod client_limits;
 mod live;
 mod problem;
 mod registry;
 mod results_view;
+mod serve;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -45,6 +47,7 @@ use votewire_ingestors::feeds::ValidFeed;
 use votewire_ingestors::state::{FeedState, FeedStateStore, OperatorAction, open_feed_state};
 
 use auth::{ApiTokens, Caller};
+use client_limits::{ClientKey, RateLimiter, StreamsPerClient, TrustedProxies};
 use problem::Problem;
 pub(crate) use registry::FeedRegistry;
 use results_view::ResultsView;
@@ -87,6 +90,13 @@ pub struct ApiState {
     state: Arc<dyn FeedStateStore>,
     results: Arc<ResultsView>,
     limiter: RateLimiter,
+    /// Whose `X-Forwarded-For` names the client.
+    proxies: TrustedProxies,
+    /// Live streams per client, at most [`client_limits::MAX_STREAMS_PER_CLIENT`] each.
+    streams_per_client: StreamsPerClient,
+    /// The last export per (election, format), and the lock that lets one
+    /// votes-topic scan run at a time.
+    exports: tokio::sync::Mutex<HashMap<(String, &'static str), CachedExport>>,
     /// `/live/contests` answers by election filter, reused until any
     /// result changes: (view version, JSON, ETag).
     live_rendered: Mutex<HashMap<Option<String>, RenderedContest>>,
@@ -112,32 +122,6 @@ impl FromRequestParts<Shared> for Caller {
                 .get(header::AUTHORIZATION)
                 .map(|v| v.as_bytes()),
         )
-    }
-}
-
-/// A token bucket per client address.
-struct RateLimiter {
-    per_second: f64,
-    buckets: Mutex<HashMap<IpAddr, (f64, Instant)>>,
-}
-
-impl RateLimiter {
-    fn allow(&self, who: IpAddr) -> bool {
-        let burst = self.per_second * 2.0;
-        let mut buckets = self.buckets.lock().expect("limiter lock");
-        if buckets.len() > 100_000 {
-            buckets.clear(); // a flood of addresses: start over rather than grow
-        }
-        let now = Instant::now();
-        let (tokens, at) = buckets.entry(who).or_insert((burst, now));
-        *tokens = (*tokens + at.elapsed().as_secs_f64() * self.per_second).min(burst);
-        *at = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            true
-        } else {
-            false
-        }
     }
 }
 
@@ -177,11 +161,17 @@ async fn http_metrics(req: Request, next: Next) -> Response {
     resp
 }
 
-async fn rate_limit(State(state): State<Shared>, req: Request, next: Next) -> Response {
-    let who = req
+async fn rate_limit(State(state): State<Shared>, mut req: Request, next: Next) -> Response {
+    let peer = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map_or(IpAddr::from([127, 0, 0, 1]), |c| c.0.ip());
+    let forwarded = req
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok());
+    let who = ClientKey::of(state.proxies.client_of(peer, forwarded));
+    req.extensions_mut().insert(who);
     if state.limiter.allow(who) {
         next.run(req).await
     } else {
@@ -981,6 +971,27 @@ async fn export_election(
             format!("format {name:?} is neither nist-cdf-xml nor nist-cdf-json"),
         )
     })?;
+    let content_type = match format {
+        votewire_aggregator::nist_export::ExportFormat::Xml => "application/xml",
+        votewire_aggregator::nist_export::ExportFormat::Json => "application/json",
+    };
+    // One scan of the votes topic at a time, whoever asks, and its answer
+    // served to everyone for EXPORT_FRESH_FOR: a read token cannot start a
+    // scan per request. A caller that waits too long for the lock gets a
+    // 503 with Retry-After instead of a queue.
+    let mut exports = tokio::time::timeout(EXPORT_QUEUE_WAIT, state.exports.lock())
+        .await
+        .map_err(|_| {
+            Problem::unavailable("an export is being computed; retry shortly".to_string())
+                .retry_after(5)
+        })?;
+    let key = (election.clone(), content_type);
+    if let Some(hit) = exports
+        .get(&key)
+        .filter(|c| c.at.elapsed() < EXPORT_FRESH_FOR)
+    {
+        return Ok(([(header::CONTENT_TYPE, content_type)], hit.bytes.to_vec()).into_response());
+    }
     let (kafka, topic, e) = (
         state.config.kafka.clone(),
         state.config.topics.votes.clone(),
@@ -1004,12 +1015,31 @@ async fn export_election(
         &crate::export::utc_now(),
         format,
     );
-    let content_type = match format {
-        votewire_aggregator::nist_export::ExportFormat::Xml => "application/xml",
-        votewire_aggregator::nist_export::ExportFormat::Json => "application/json",
-    };
-    Ok(([(header::CONTENT_TYPE, content_type)], report.bytes).into_response())
+    let bytes: Arc<[u8]> = report.bytes.into();
+    // Only elections that exist are kept, and not too many.
+    exports.retain(|_, c| c.at.elapsed() < EXPORT_FRESH_FOR);
+    if exports.len() < 64 {
+        exports.insert(
+            key,
+            CachedExport {
+                at: Instant::now(),
+                bytes: bytes.clone(),
+            },
+        );
+    }
+    Ok(([(header::CONTENT_TYPE, content_type)], bytes.to_vec()).into_response())
 }
+
+/// An export's bytes and when they were computed.
+struct CachedExport {
+    at: Instant,
+    bytes: Arc<[u8]>,
+}
+
+/// How long an export is served from the last scan.
+const EXPORT_FRESH_FOR: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long a caller waits for another's export scan before a 503.
+const EXPORT_QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The contests of one election that have results.
 #[utoipa::path(get, path = "/v1/results/{election}", tag = "results", security(("bearer" = [])),
@@ -1178,10 +1208,11 @@ pub async fn run(config: &VotewireConfig, args: ApiArgs) -> anyhow::Result<ExitC
         live_streams: Arc::new(tokio::sync::Semaphore::new(live::MAX_STREAMS)),
         live_rendered: Mutex::new(HashMap::new()),
         stopping: tokio::sync::watch::channel(false).0,
-        limiter: RateLimiter {
-            per_second: args.rate_limit.max(0.1),
-            buckets: Mutex::new(HashMap::new()),
-        },
+        limiter: RateLimiter::new(args.rate_limit),
+        proxies: TrustedProxies::parse(&config.api.trusted_proxies)
+            .map_err(|e| anyhow::anyhow!(e))?,
+        streams_per_client: StreamsPerClient::default(),
+        exports: tokio::sync::Mutex::new(HashMap::new()),
     });
     state
         .registry
@@ -1205,11 +1236,7 @@ pub async fn run(config: &VotewireConfig, args: ApiArgs) -> anyhow::Result<ExitC
                 .with_context(|| format!("--run-for {v:?} is not a duration"))
         })
         .transpose()?;
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
+    serve::serve(listener, app, async move {
         match run_for {
             Some(d) => tokio::time::sleep(d).await,
             None => {

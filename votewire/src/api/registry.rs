@@ -153,14 +153,15 @@ impl FeedRegistry {
         self.path.join(format!("{safe}-{hash}.toml"))
     }
 
-    /// Writes `text` to `file` atomically (a temporary name without the
-    /// `.toml` extension, then a rename), then checks the whole registry;
+    /// Writes `text` to `file` atomically and durably (a hidden temporary
+    /// name, fsync, rename, directory fsync), then checks the whole registry;
     /// on a problem the previous content (`before`) is restored.
     fn write_checked(&self, file: &Path, text: &str, before: Option<&str>) -> Result<(), Problem> {
+        // Durable before the answer: file fsync, rename, directory fsync.
         let put = |content: &str| -> std::io::Result<()> {
-            let tmp = file.with_extension("toml.writing");
-            std::fs::write(&tmp, content)?;
-            std::fs::rename(&tmp, file)
+            let mut f = atomic_write_file::AtomicWriteFile::open(file)?;
+            std::io::Write::write_all(&mut f, content.as_bytes())?;
+            f.commit()
         };
         put(text).map_err(|e| Problem::unavailable(format!("writing {}: {e}", file.display())))?;
         if let Err(errors) = load_registry(&self.path) {

@@ -1,0 +1,122 @@
+//! Running a transform off the async workers, a bounded number at a time,
+//! each within a time limit.
+//!
+//! A transform is pure CPU on untrusted bytes. Run inline on a tokio worker,
+//! one slow payload (a pathological HTML page, a huge CSV) would stall every
+//! other feed of the instance, lease renewals included, and a lapsed lease
+//! moves feeds to another instance that then stalls the same way. Here each
+//! transform runs on tokio's blocking pool, holding one of a fixed number of
+//! [`TransformThreads`] slots, and the feed waits at most its
+//! `limits.transform_timeout`. A transform past its limit becomes a typed
+//! `LimitExceeded` error (dead letter, health change, last good results
+//! untouched). Its thread cannot be stopped from outside; it keeps its slot
+//! until it returns, so runaways can never hold more than every slot, and
+//! the parsers' own bounds (depth, size, node counts) make sure it returns.
+//! A panic inside a transformer becomes a typed error too, not a crash.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::Semaphore;
+use votewire_transformers::error::ErrorClass;
+use votewire_transformers::{FamilyInputs, Location, PayloadContext, TransformError, Transformed};
+
+/// The default time one payload's transform may take (the largest real
+/// payloads, a national Clarity detail.xml, take well under a second).
+pub const DEFAULT_TRANSFORM_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The slots transforms run in: at most this many run at once, on the
+/// blocking pool.
+#[derive(Debug, Clone)]
+pub struct TransformThreads {
+    slots: Arc<Semaphore>,
+}
+
+impl TransformThreads {
+    /// `n` slots (at least one).
+    pub fn new(n: usize) -> TransformThreads {
+        TransformThreads {
+            slots: Arc::new(Semaphore::new(n.max(1))),
+        }
+    }
+
+    /// One slot per core of this machine.
+    pub fn per_core() -> TransformThreads {
+        TransformThreads::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
+    }
+}
+
+/// One payload to transform, owned so that it can move to another thread.
+#[derive(Debug, Clone)]
+pub struct TransformJob {
+    pub family: String,
+    pub bytes: Bytes,
+    pub ctx: PayloadContext,
+    pub mapping: Option<toml::Table>,
+    pub companion: Option<Arc<[u8]>>,
+}
+
+impl TransformJob {
+    /// The error this job's payload gets when the transform itself fails.
+    fn failed(&self, message: String) -> TransformError {
+        TransformError {
+            family: votewire_transformers::family(&self.family).map_or("transform", |f| f.name),
+            feed_id: self.ctx.feed_id.clone(),
+            class: ErrorClass::LimitExceeded,
+            location: Location::Whole,
+            message,
+        }
+    }
+}
+
+/// Runs `job` on the blocking pool within `limit`.
+pub async fn run_transform(
+    threads: &TransformThreads,
+    job: TransformJob,
+    limit: Duration,
+) -> Result<Transformed, TransformError> {
+    let slot = threads
+        .slots
+        .clone()
+        .acquire_owned()
+        .await
+        .expect("the transform slots are never closed");
+    let on_thread = job.clone();
+    let task = tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        let inputs = FamilyInputs {
+            mapping: on_thread.mapping.as_ref(),
+            companion: on_thread.companion.as_deref(),
+        };
+        votewire_transformers::transform(
+            &on_thread.family,
+            &on_thread.bytes,
+            &on_thread.ctx,
+            &inputs,
+        )
+    });
+    match tokio::time::timeout(limit, task).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(join)) if join.is_panic() => Err(job.failed(format!(
+            "the {} transformer panicked on this payload (a bug: the payload is kept for the report): {}",
+            job.family,
+            panic_text(join.into_panic())
+        ))),
+        Ok(Err(join)) => Err(job.failed(format!("the transform was cancelled: {join}"))),
+        Err(_) => Err(job.failed(format!(
+            "the {} transform ran past its {limit:?} limit (limits.transform_timeout); its thread \
+             finishes in the background and its result is dropped",
+            job.family
+        ))),
+    }
+}
+
+fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
+    let text = p
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".into());
+    votewire_transformers::error::bounded_quote(text)
+}
