@@ -73,9 +73,7 @@ pub fn check_html_depth(bytes: &[u8], r: &Rejector) -> Result<(), TransformError
 
 /// The index just past the first `needle` at or after `from`, or the end.
 fn skip_past(bytes: &[u8], from: usize, needle: &[u8]) -> usize {
-    bytes[from.min(bytes.len())..]
-        .windows(needle.len())
-        .position(|w| w == needle)
+    memchr::memmem::find(&bytes[from.min(bytes.len())..], needle)
         .map_or(bytes.len(), |i| from + i + needle.len())
 }
 
@@ -102,7 +100,7 @@ fn check(bytes: &[u8], dialect: Dialect, max: usize, r: &Rejector) -> Result<(),
     let name_char = |c: u8| !(c.is_ascii_whitespace() || c == b'>' || c == b'/');
     let mut open = OpenElements::default();
     let mut i = 0usize;
-    while let Some(off) = memchr(b'<', &bytes[i..]) {
+    while let Some(off) = memchr::memchr(b'<', &bytes[i..]) {
         let at = i + off;
         let rest = &bytes[at + 1..];
         if rest.starts_with(b"!--") {
@@ -112,47 +110,58 @@ fn check(bytes: &[u8], dialect: Dialect, max: usize, r: &Rejector) -> Result<(),
         } else if rest.starts_with(b"?") || rest.starts_with(b"!") {
             i = skip_past(bytes, at + 2, b">");
         } else if rest.starts_with(b"/") {
-            let name_len = rest[1..].iter().take_while(|&&c| name_char(c)).count();
-            let name = rest[1..1 + name_len].to_ascii_lowercase();
             match dialect {
                 Dialect::Xml => open.depth = open.depth.saturating_sub(1),
-                Dialect::Html => open.close(&name),
+                Dialect::Html => {
+                    let name_len = rest[1..].iter().take_while(|&&c| name_char(c)).count();
+                    open.close(&rest[1..1 + name_len].to_ascii_lowercase());
+                }
             }
             i = tag_end(bytes, at + 1).0;
         } else if rest.first().is_some_and(|c| c.is_ascii_alphabetic()) {
-            let name_len = rest.iter().take_while(|&&c| name_char(c)).count();
-            let name = rest[..name_len].to_ascii_lowercase();
             let (end, self_closing) = tag_end(bytes, at + 1);
             i = end;
-            let depth = match dialect {
-                Dialect::Xml if self_closing => continue,
-                Dialect::Xml => {
-                    open.depth += 1;
-                    open.depth
-                }
-                Dialect::Html if RAW_TEXT.contains(&name.as_slice()) => {
-                    let mut close = b"</".to_vec();
-                    close.extend_from_slice(&name);
-                    i = skip_past_ignoring_case(bytes, i, &close);
+            // XML needs no names: every start tag deepens until its end tag.
+            if dialect == Dialect::Xml {
+                if self_closing {
                     continue;
                 }
-                Dialect::Html if self_closing || VOID.contains(&name.as_slice()) => continue,
-                Dialect::Html => open.open(name),
-            };
+                open.depth += 1;
+                if open.depth > max {
+                    return Err(too_deep(at, max, r));
+                }
+                continue;
+            }
+            let name_len = rest.iter().take_while(|&&c| name_char(c)).count();
+            let name = rest[..name_len].to_ascii_lowercase();
+            if RAW_TEXT.contains(&name.as_slice()) {
+                let mut close = b"</".to_vec();
+                close.extend_from_slice(&name);
+                i = skip_past_ignoring_case(bytes, i, &close);
+                continue;
+            }
+            if self_closing || VOID.contains(&name.as_slice()) {
+                continue;
+            }
+            let depth = open.open(name);
             if depth > max {
-                return Err(r.limit(
-                    Location::Byte(at as u64),
-                    format!(
-                        "elements nest more than {max} deep here; no results document \
-                         nests like that, and parsing it would cost time or stack without bound"
-                    ),
-                ));
+                return Err(too_deep(at, max, r));
             }
         } else {
             i = at + 1;
         }
     }
     Ok(())
+}
+
+fn too_deep(at: usize, max: usize, r: &Rejector) -> TransformError {
+    r.limit(
+        Location::Byte(at as u64),
+        format!(
+            "elements nest more than {max} deep here; no results document nests like that, \
+             and parsing it would cost time or stack without bound"
+        ),
+    )
 }
 
 /// The open elements of an HTML page as its tree builder would keep them,
@@ -211,10 +220,6 @@ impl OpenElements {
             self.stack.truncate(k);
         }
     }
-}
-
-fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
-    haystack.iter().position(|&c| c == needle)
 }
 
 /// Like [`skip_past`], matching `needle` without regard to ASCII case.

@@ -185,11 +185,7 @@ pub(super) fn parse(
     // A line of a results file is a few hundred bytes; one of megabytes is
     // an attack on the reader's buffers (a 200 MB line once cost 2.1 GB).
     let mut line_start = 0usize;
-    for (line, end) in bytes
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| **c == b'\n')
-        .map(|(i, _)| i)
+    for (line, end) in memchr::memchr_iter(b'\n', bytes)
         .chain(std::iter::once(bytes.len()))
         .enumerate()
     {

@@ -15,13 +15,14 @@ use crate::limits::{looks_like_html, utf8};
 const NS: &str = "http://itl.nist.gov/ns/voting/1500-100/v2";
 const XSI: &str = "http://www.w3.org/2001/XMLSchema-instance";
 
-/// The most nodes (elements, text runs, attributes' owners) a document may
-/// have. A node costs roxmltree about 70 bytes beside the text, so this
-/// bounds the tree near 300 MB; real reports have one node per 20 to 30
-/// bytes (the 257 KB Google Civics sample has 12 thousand), so a 64 MB
-/// real report fits and 64 MB of `<a/>` (16 million nodes, which cost 1.2
-/// GB under the old 50 million limit) does not.
-const MAX_XML_NODES: u32 = 4_000_000;
+/// The most nodes (elements and text runs) a document may have. A node
+/// costs roxmltree about 75 bytes beside the text (measured: 64 MB of
+/// `<a/>` peaked at 370 MB under a 4 million limit, 1.2 GB under the old 50
+/// million), so this keeps a refused document's tree near 150 MB and the
+/// peak under four times the 64 MB default payload cap. Real reports have
+/// one node per 20 to 30 bytes (the 257 KB Google Civics sample has 12
+/// thousand), so a report of about 50 MB fits.
+const MAX_XML_NODES: u32 = 2_000_000;
 
 /// Which XML profile a family reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
