@@ -119,15 +119,7 @@ pub fn client_for(
     limits: &FetchLimits,
     instance: Option<&str>,
 ) -> Result<reqwest::Client, FetchError> {
-    let version = concat!("votewire/", env!("CARGO_PKG_VERSION"));
-    let agent = match instance {
-        Some(i) => format!("{version} ({i})"),
-        None => version.to_string(),
-    };
-    reqwest::Client::builder()
-        .connect_timeout(limits.connect_timeout)
-        .timeout(limits.total_timeout)
-        .user_agent(agent)
+    builder(limits, instance)
         .build()
         .map_err(FetchError::Client)
 }
@@ -142,15 +134,7 @@ pub fn credentialed_client_for(
     limits: &FetchLimits,
     instance: Option<&str>,
 ) -> Result<reqwest::Client, FetchError> {
-    let version = concat!("votewire/", env!("CARGO_PKG_VERSION"));
-    let agent = match instance {
-        Some(i) => format!("{version} ({i})"),
-        None => version.to_string(),
-    };
-    reqwest::Client::builder()
-        .connect_timeout(limits.connect_timeout)
-        .timeout(limits.total_timeout)
-        .user_agent(agent)
+    builder(limits, instance)
         .redirect(reqwest::redirect::Policy::custom(|attempt| {
             let Some(first) = attempt.previous().first() else {
                 return attempt.stop();
@@ -165,6 +149,20 @@ pub fn credentialed_client_for(
         }))
         .build()
         .map_err(FetchError::Client)
+}
+
+/// What both clients share: timeouts and a `User-Agent` naming votewire and
+/// the instance.
+fn builder(limits: &FetchLimits, instance: Option<&str>) -> reqwest::ClientBuilder {
+    let version = concat!("votewire/", env!("CARGO_PKG_VERSION"));
+    let agent = match instance {
+        Some(i) => format!("{version} ({i})"),
+        None => version.to_string(),
+    };
+    reqwest::Client::builder()
+        .connect_timeout(limits.connect_timeout)
+        .timeout(limits.total_timeout)
+        .user_agent(agent)
 }
 
 /// Whether `to` is `from`'s origin, or the same host and port reached over

@@ -221,10 +221,14 @@ fn read_companion(path: &std::path::Path) -> Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
+/// A request header; `secret` marks its value sensitive, which keeps it out
+/// of debug output and sends the source's requests through the client that
+/// follows no cross-origin redirect ([`FeedTools::client_for`]).
 fn header(
     feed_id: &str,
     name: &str,
     value: &str,
+    secret: bool,
 ) -> Result<(HeaderName, HeaderValue), FeedSpecError> {
     let err = |why: String| FeedSpecError {
         feed_id: feed_id.to_string(),
@@ -232,7 +236,7 @@ fn header(
     };
     let n = HeaderName::from_bytes(name.as_bytes()).map_err(|e| err(e.to_string()))?;
     let mut v = HeaderValue::from_str(value).map_err(|e| err(e.to_string()))?;
-    v.set_sensitive(true);
+    v.set_sensitive(secret);
     Ok((n, v))
 }
 
@@ -265,12 +269,12 @@ impl FeedSpec {
             } => {
                 let mut map = HeaderMap::new();
                 for (name, value) in &headers {
-                    let (n, v) = header(&feed_id, name, value)?;
+                    let (n, v) = header(&feed_id, name, value, false)?;
                     map.insert(n, v);
                 }
                 for (name, r) in &secret_headers {
                     let value = secret(&feed_id, &format!("header {name}"), r)?;
-                    let (n, v) = header(&feed_id, name, &value)?;
+                    let (n, v) = header(&feed_id, name, &value, true)?;
                     map.insert(n, v);
                 }
                 SourceSpec::Http {
@@ -286,7 +290,7 @@ impl FeedSpec {
             },
             SourceConfig::Ap { url, api_key } => {
                 let key = secret(&feed_id, "api_key", &api_key)?;
-                let (n, v) = header(&feed_id, "x-api-key", &key)?;
+                let (n, v) = header(&feed_id, "x-api-key", &key, true)?;
                 let mut headers = HeaderMap::new();
                 headers.insert(n, v);
                 SourceSpec::Http {
@@ -395,6 +399,17 @@ pub struct FeedTools {
 }
 
 impl FeedTools {
+    /// The client for a request with `headers`: the credentialed one when
+    /// any of them is a secret, so a credential never follows a redirect to
+    /// another origin, in a poll or in a dry run.
+    pub fn client_for(&self, headers: &HeaderMap) -> &reqwest::Client {
+        if headers.values().any(HeaderValue::is_sensitive) {
+            &self.http_credentialed
+        } else {
+            &self.http
+        }
+    }
+
     /// `per_host` concurrent fetches per host, `concurrent_payloads`
     /// payloads transformed and published at once.
     pub fn new(
@@ -770,11 +785,7 @@ impl LiveFeed {
                     return Ok(Polled::Wait(d));
                 }
                 let permit = tools.gate.enter(&host).await;
-                let client = if headers.values().any(HeaderValue::is_sensitive) {
-                    &tools.http_credentialed
-                } else {
-                    &tools.http
-                };
+                let client = tools.client_for(headers);
                 let polled = poll_with(client, &target, validators, headers, &limits).await;
                 drop(permit);
                 let cursor_with =
@@ -1321,7 +1332,7 @@ pub async fn dry_run(spec: &FeedSpec, tools: &FeedTools) -> Result<DryRun, Sourc
         }
         SourceSpec::Http { url, headers, .. } => {
             match poll_with(
-                &tools.http,
+                tools.client_for(headers),
                 url,
                 &HttpValidators::default(),
                 headers,
@@ -1420,6 +1431,26 @@ mod tests {
         assert_eq!(decode_seen(encode_seen(&floored).as_deref()), floored);
         assert_eq!(encode_seen(&ProcessedFiles::default()), None);
         assert_eq!(decode_seen(Some("garbage")), ProcessedFiles::default());
+    }
+
+    #[test]
+    fn a_request_with_a_secret_header_goes_through_the_credentialed_client() {
+        let tools = FeedTools::new(
+            crate::http::client(&FetchLimits::default()).unwrap(),
+            1,
+            None,
+            1,
+        );
+        let (plain_name, plain) = header("f", "accept", "text/csv", false).unwrap();
+        let (key_name, key) = header("f", "x-api-key", "k", true).unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert(plain_name, plain);
+        assert!(std::ptr::eq(tools.client_for(&headers), &tools.http));
+        headers.insert(key_name, key);
+        assert!(std::ptr::eq(
+            tools.client_for(&headers),
+            &tools.http_credentialed
+        ));
     }
 
     #[test]

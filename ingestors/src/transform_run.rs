@@ -57,57 +57,47 @@ pub struct TransformJob {
     pub companion: Option<Arc<[u8]>>,
 }
 
-impl TransformJob {
-    /// The error this job's payload gets when the transform itself fails.
-    fn failed(&self, message: String) -> TransformError {
-        TransformError {
-            family: votewire_transformers::family(&self.family).map_or("transform", |f| f.name),
-            feed_id: self.ctx.feed_id.clone(),
-            class: ErrorClass::LimitExceeded,
-            location: Location::Whole,
-            message,
-        }
-    }
-}
-
 /// Runs `job` on the blocking pool within `limit`.
 pub async fn run_transform(
     threads: &TransformThreads,
     job: TransformJob,
     limit: Duration,
 ) -> Result<Transformed, TransformError> {
+    // What the payload's error names when the transform itself fails; the
+    // job moves to the blocking thread.
+    let family = votewire_transformers::family(&job.family).map_or("transform", |f| f.name);
+    let feed_id = job.ctx.feed_id.clone();
+    let failed = |message: String| TransformError {
+        family,
+        feed_id: feed_id.clone(),
+        class: ErrorClass::LimitExceeded,
+        location: Location::Whole,
+        message,
+    };
     let slot = threads
         .slots
         .clone()
         .acquire_owned()
         .await
         .expect("the transform slots are never closed");
-    let on_thread = job.clone();
     let task = tokio::task::spawn_blocking(move || {
         let _slot = slot;
         let inputs = FamilyInputs {
-            mapping: on_thread.mapping.as_ref(),
-            companion: on_thread.companion.as_deref(),
+            mapping: job.mapping.as_ref(),
+            companion: job.companion.as_deref(),
         };
-        votewire_transformers::transform(
-            &on_thread.family,
-            &on_thread.bytes,
-            &on_thread.ctx,
-            &inputs,
-        )
+        votewire_transformers::transform(&job.family, &job.bytes, &job.ctx, &inputs)
     });
     match tokio::time::timeout(limit, task).await {
         Ok(Ok(result)) => result,
-        Ok(Err(join)) if join.is_panic() => Err(job.failed(format!(
-            "the {} transformer panicked on this payload (a bug: the payload is kept for the report): {}",
-            job.family,
+        Ok(Err(join)) if join.is_panic() => Err(failed(format!(
+            "the {family} transformer panicked on this payload (a bug: the payload is kept for the report): {}",
             panic_text(join.into_panic())
         ))),
-        Ok(Err(join)) => Err(job.failed(format!("the transform was cancelled: {join}"))),
-        Err(_) => Err(job.failed(format!(
-            "the {} transform ran past its {limit:?} limit (limits.transform_timeout); its thread \
-             finishes in the background and its result is dropped",
-            job.family
+        Ok(Err(join)) => Err(failed(format!("the transform was cancelled: {join}"))),
+        Err(_) => Err(failed(format!(
+            "the {family} transform ran past its {limit:?} limit (limits.transform_timeout); its \
+             thread finishes in the background and its result is dropped"
         ))),
     }
 }
@@ -119,4 +109,47 @@ fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
         .or_else(|| p.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "no message".into());
     votewire_transformers::error::bounded_quote(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(bytes: Bytes) -> TransformJob {
+        TransformJob {
+            family: "csv".into(),
+            bytes,
+            ctx: PayloadContext::for_file("csv:job", "file:///job", "00", 0),
+            mapping: None,
+            companion: None,
+        }
+    }
+
+    /// A valid CSV of `rows` rows.
+    fn csv(rows: usize) -> Bytes {
+        let mut text = String::from("county,precinct,office,district,party,candidate,votes\n");
+        for i in 0..rows {
+            text.push_str(&format!("A,{i},Gov,,D,X,35\n"));
+        }
+        Bytes::from(text)
+    }
+
+    #[tokio::test]
+    async fn a_transform_runs_off_the_async_workers_and_past_its_limit_is_a_typed_error() {
+        let threads = TransformThreads::new(1);
+        let out = run_transform(&threads, job(csv(1)), DEFAULT_TRANSFORM_TIMEOUT)
+            .await
+            .unwrap();
+        assert_eq!(out.cells.rows()[0].votes, 35);
+        // 200,000 rows take far longer than a millisecond: the limit answers.
+        let e = run_transform(&threads, job(csv(200_000)), Duration::from_millis(1))
+            .await
+            .unwrap_err();
+        assert_eq!(e.class, ErrorClass::LimitExceeded);
+        assert_eq!((e.family, e.feed_id.as_str()), ("csv", "csv:job"));
+        assert!(e.message.contains("limits.transform_timeout"), "{e}");
+        // The slot comes back once the late transform returns.
+        let again = run_transform(&threads, job(csv(1)), DEFAULT_TRANSFORM_TIMEOUT).await;
+        assert!(again.is_ok());
+    }
 }

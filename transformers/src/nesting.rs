@@ -103,10 +103,17 @@ fn check(bytes: &[u8], dialect: Dialect, max: usize, r: &Rejector) -> Result<(),
     while let Some(off) = memchr::memchr(b'<', &bytes[i..]) {
         let at = i + off;
         let rest = &bytes[at + 1..];
-        if rest.starts_with(b"!--") {
+        if dialect == Dialect::Html && (rest.starts_with(b"!-->") || rest.starts_with(b"!--->")) {
+            // An empty comment: html5ever ends it right there.
+            i = at + 1 + if rest.starts_with(b"!-->") { 4 } else { 5 };
+        } else if rest.starts_with(b"!--") {
             i = skip_past(bytes, at + 4, b"-->");
         } else if rest.starts_with(b"![CDATA[") {
             i = skip_past(bytes, at + 9, b"]]>");
+        } else if dialect == Dialect::Xml && rest.starts_with(b"?") {
+            // A processing instruction ends at `?>`, not at its first `>`:
+            // `<?p ></a>?>` hides no end tag from roxmltree.
+            i = skip_past(bytes, at + 2, b"?>");
         } else if rest.starts_with(b"?") || rest.starts_with(b"!") {
             i = skip_past(bytes, at + 2, b">");
         } else if rest.starts_with(b"/") {
@@ -264,6 +271,22 @@ mod tests {
         }
         flat.extend_from_slice(b"</r>");
         assert!(check_xml_depth(&flat, &R).is_ok());
+    }
+
+    #[test]
+    fn end_tags_inside_a_processing_instruction_or_after_an_empty_comment_hide_no_depth() {
+        // Inside `<? … ?>` a `</a>` is text to roxmltree, so it closes nothing.
+        let pi = nested("<a><?p ></a>?>", "</a>", 30_000);
+        assert!(check_xml_depth(&pi, &R).is_err());
+        let ok = b"<?xml version=\"1.0\"?><r><?p a > b ?><a/></r>";
+        assert!(check_xml_depth(ok, &R).is_ok());
+        // `<!-->` and `<!--->` are whole comments to html5ever: what follows
+        // them is markup, not more comment.
+        for empty in ["<!-->", "<!--->"] {
+            let mut page = empty.as_bytes().to_vec();
+            page.extend(nested("<div>", "", 100_000));
+            assert!(check_html_depth(&page, &R).is_err(), "{empty}");
+        }
     }
 
     #[test]

@@ -32,7 +32,7 @@ use votewire_ingestors::cadence::{FeedCadence, StepOutcome, run_feed_loop};
 use votewire_ingestors::conditional::Backoff;
 use votewire_ingestors::feeds::{ValidFeed, feed_files, load_registry, parse_duration};
 use votewire_ingestors::health::HealthMachine;
-use votewire_ingestors::http::{FetchLimits, client_for};
+use votewire_ingestors::http::{FetchLimits, client_for, credentialed_client_for};
 use votewire_ingestors::lease_plan::{LeaseClock, lease_round};
 use votewire_ingestors::live_feed::{FeedSpec, FeedStepError, FeedTools, LiveFeed};
 use votewire_ingestors::publish::Publisher;
@@ -223,6 +223,8 @@ pub async fn run(config: &VotewireConfig, args: IngestArgs) -> anyhow::Result<Ex
         },
         tools: FeedTools {
             abort_after_produce: fault.as_deref() == Some("abort-after-produce"),
+            http_credentialed: credentialed_client_for(&limits, Some(&instance))
+                .context("building the HTTP client for sources with credentials")?,
             ..FeedTools::new(
                 client_for(&limits, Some(&instance)).context("building the HTTP client")?,
                 args.per_host,
