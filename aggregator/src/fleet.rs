@@ -22,7 +22,7 @@
 //! read stays in rebuild, and the read is tried again each batch: a
 //! partition assumed empty would publish partial results.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
@@ -47,7 +47,7 @@ use votewire_schemas::{ContestResult, DeadLetter, ErrorClass, MAX_VOTES, codec, 
 
 use crate::contest_cells::{ContestCells, ContestKey, contest_fingerprint};
 use crate::high_watermarks::HighWatermarks;
-use crate::rollup::{result_key, roll_up};
+use crate::rollup::{VoteSumOverflow, result_key, roll_up};
 
 /// The aggregator could not run (or stopped).
 #[derive(Debug, thiserror::Error)]
@@ -120,6 +120,9 @@ pub struct BatchReport {
     pub contests_rolled_up: usize,
     pub results_produced: usize,
     pub results_unchanged: usize,
+    /// Contests whose sums overflowed: dead-lettered, their results left
+    /// as last published.
+    pub contests_overflowed: usize,
     /// Partitions that finished rebuilding in this batch.
     pub caught_up: Vec<i32>,
     /// Per partition: cells consumed in this batch.
@@ -569,7 +572,22 @@ pub async fn run_member(
                 if rollup_span.is_some() && contest_ids.len() < MAX_CONTEST_IDS_ON_SPAN {
                     contest_ids.push(key.contest_id.clone().into());
                 }
-                for result in roll_up(key, cells) {
+                let results = match roll_up(key, cells) {
+                    Ok(results) => results,
+                    Err(overflow) => {
+                        report.contests_overflowed += 1;
+                        eprintln!("aggregator {}: {overflow}", cfg.instance);
+                        let feeds: BTreeSet<&str> = cells
+                            .iter()
+                            .map(|(_, c)| &*c.header.provenance.feed_id)
+                            .collect();
+                        let feed_id = feeds.into_iter().collect::<Vec<_>>().join(",");
+                        let dead = overflowed_contest(&topics.votes, key, &feed_id, &overflow);
+                        dead_letters.push((*p, dead));
+                        continue;
+                    }
+                };
+                for result in results {
                     let rk = result_key(&result);
                     if state.published.get(&rk) == Some(&result) {
                         report.results_unchanged += 1;
@@ -814,6 +832,37 @@ fn undecodable_cell(
         retryable: false,
         fetched_at: votewire_core::unix_ms(),
         trace_id: header("traceparent").and_then(|t| t.split('-').nth(1).map(str::to_string)),
+    }
+}
+
+/// The dead letter for a contest whose sums overflowed: no one record is
+/// at fault, so the reference is the contest on the votes topic, and the
+/// key is the same each time it overflows again.
+fn overflowed_contest(
+    topic: &str,
+    key: &ContestKey,
+    feed_id: &str,
+    e: &VoteSumOverflow,
+) -> DeadLetter {
+    let place = format!(
+        "kafka://{topic}?election={}&contest={}",
+        key.election_id, key.contest_id
+    );
+    DeadLetter {
+        feed_id: feed_id.to_string(),
+        election_id: key.election_id.clone(),
+        fetch_id: String::new(),
+        family: "rollup".into(),
+        source_uri: place.clone(),
+        payload_sha256: hex_sha256(place.as_bytes()),
+        payload_bytes: 0,
+        archive_ref: Some(place),
+        error_class: ErrorClass::LimitExceeded,
+        error_location: Some(format!("unit {} choice {}", e.unit_id, e.choice_id)),
+        error_message: e.to_string(),
+        retryable: false,
+        fetched_at: votewire_core::unix_ms(),
+        trace_id: None,
     }
 }
 

@@ -27,6 +27,7 @@ const LATENCY_BUCKETS: &[f64] = &[
 struct FleetMetrics {
     cells: Counter<u64>,
     results: Counter<u64>,
+    overflows: Counter<u64>,
     rebuilds: Counter<u64>,
     fetch_to_result: Histogram<f64>,
     cell_to_result: Histogram<f64>,
@@ -80,6 +81,12 @@ static METRICS: LazyLock<FleetMetrics> = LazyLock::new(|| {
             .u64_counter("votewire.aggregator.results")
             .with_description("Contest results produced and acknowledged")
             .build(),
+        overflows: meter
+            .u64_counter("votewire.aggregator.contest_overflows")
+            .with_description(
+                "Contest roll-ups whose sums overflowed: dead-lettered, results left as published",
+            )
+            .build(),
         rebuilds: meter
             .u64_counter("votewire.aggregator.rebuilds")
             .with_description("Partitions rebuilt from the beginning after an assignment")
@@ -111,6 +118,9 @@ pub fn record_batch(r: &BatchReport) {
         );
     }
     m.results.add(r.results_produced as u64, &[]);
+    if r.contests_overflowed > 0 {
+        m.overflows.add(r.contests_overflowed as u64, &[]);
+    }
     m.rebuilds.add(r.caught_up.len() as u64, &[]);
     for ms in &r.fetch_to_result_ms {
         m.fetch_to_result.record(*ms as f64 / 1000.0, &[]);

@@ -151,10 +151,36 @@ fn overlapping(t: UnitType) -> bool {
     )
 }
 
-fn add_into(acc: &mut BTreeMap<Arc<str>, i64>, from: &BTreeMap<Arc<str>, i64>) {
+/// A sum of votes past what an `i64` holds. The intake refuses cells past
+/// [`votewire_schemas::MAX_VOTES`], so only a contest of billions of cells
+/// gets here; its results are left as last published and the contest is
+/// dead-lettered (retrying cannot help: the same cells overflow again).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "rolling up contest {contest_id}: the votes of choice {choice_id} at unit {unit_id} overflow a 64-bit sum; not retryable"
+)]
+pub struct VoteSumOverflow {
+    pub contest_id: String,
+    pub unit_id: String,
+    pub choice_id: String,
+}
+
+/// `a + b`, or where it overflowed.
+fn add_votes(a: i64, b: i64, unit: &str, choice: &str) -> Result<i64, (String, String)> {
+    a.checked_add(b)
+        .ok_or_else(|| (unit.to_string(), choice.to_string()))
+}
+
+fn add_into(
+    acc: &mut BTreeMap<Arc<str>, i64>,
+    from: &BTreeMap<Arc<str>, i64>,
+    unit: &str,
+) -> Result<(), (String, String)> {
     for (choice, votes) in from {
-        *acc.entry(choice.clone()).or_insert(0) += votes;
+        let slot = acc.entry(choice.clone()).or_insert(0);
+        *slot = add_votes(*slot, *votes, unit, choice)?;
     }
+    Ok(())
 }
 
 fn sum_opt(a: Option<i32>, b: Option<i32>) -> Option<i32> {
@@ -280,7 +306,24 @@ fn unit_paths(cells: &ContestCells) -> HashMap<Arc<str>, HashMap<Arc<str>, Arc<s
 /// by their trimmed source id and trimmed choice name), and at each unit
 /// the source with the highest priority that reports it is official,
 /// with every reporting source's value kept in `by_source`.
-pub fn roll_up(key: &ContestKey, cells: &ContestCells) -> Vec<ContestResult> {
+///
+/// Every sum is checked: one past `i64` is a [`VoteSumOverflow`] naming
+/// where, and no result of the contest is returned.
+pub fn roll_up(
+    key: &ContestKey,
+    cells: &ContestCells,
+) -> Result<Vec<ContestResult>, VoteSumOverflow> {
+    roll_up_sums(key, cells).map_err(|(unit_id, choice_id)| VoteSumOverflow {
+        contest_id: key.contest_id.clone(),
+        unit_id,
+        choice_id,
+    })
+}
+
+fn roll_up_sums(
+    key: &ContestKey,
+    cells: &ContestCells,
+) -> Result<Vec<ContestResult>, (String, String)> {
     let mut sources: Vec<Source> = Vec::new();
     let mut source_of: HashMap<Arc<str>, usize> = HashMap::new();
     // A merged contest (its sources linked to a shared id) matches units
@@ -352,11 +395,17 @@ pub fn roll_up(key: &ContestKey, cells: &ContestCells) -> Vec<ContestResult> {
             u.parent = parent;
         }
         let slot = u.choices.entry(choice_id.clone()).or_default();
-        if c.vote_type == VoteType::Total {
-            slot.total = Some(slot.total.unwrap_or(0) + c.votes);
+        let sum = if c.vote_type == VoteType::Total {
+            &mut slot.total
         } else {
-            slot.by_types = Some(slot.by_types.unwrap_or(0) + c.votes);
-        }
+            &mut slot.by_types
+        };
+        *sum = Some(add_votes(
+            sum.unwrap_or(0),
+            c.votes,
+            &c.unit.source_id,
+            &choice_id,
+        )?);
         if c.winner.is_some() {
             slot.winner = c.winner;
         }
@@ -387,7 +436,7 @@ pub fn roll_up(key: &ContestKey, cells: &ContestCells) -> Vec<ContestResult> {
         }
     }
     if sources.is_empty() {
-        return Vec::new();
+        return Ok(Vec::new());
     }
     // Sources in official order: highest priority first, then feed id.
     let mut by_priority: Vec<usize> = (0..sources.len()).collect();
@@ -573,7 +622,7 @@ pub fn roll_up(key: &ContestKey, cells: &ContestCells) -> Vec<ContestResult> {
             let mut best_child_source: Option<usize> = None;
             for c in &summed {
                 let ce = &evals[*c];
-                add_into(&mut sum, &ce.official);
+                add_into(&mut sum, &ce.official, id)?;
                 pr = sum_opt(pr, ce.precincts_reporting);
                 pt = sum_opt(pt, ce.precincts_total);
                 if let Some(cs) = ce.official_source {
@@ -626,8 +675,7 @@ pub fn roll_up(key: &ContestKey, cells: &ContestCells) -> Vec<ContestResult> {
         let total_votes: i64 = choice_ids
             .iter()
             .filter(|c| counting(c))
-            .map(|c| eval.official[*c])
-            .sum();
+            .try_fold(0_i64, |acc, c| add_votes(acc, eval.official[*c], id, c))?;
         let results: Vec<ChoiceResult> = choice_ids
             .iter()
             .map(|c| {
@@ -691,7 +739,11 @@ pub fn roll_up(key: &ContestKey, cells: &ContestCells) -> Vec<ContestResult> {
             .filter(|r| r.votes > 0)
             .map(|r| r.choice_id.clone());
         let margin = match (ranked.first(), ranked.get(1)) {
-            (Some(a), Some(b)) => Some(a.votes - b.votes),
+            (Some(a), Some(b)) => Some(
+                a.votes
+                    .checked_sub(b.votes)
+                    .ok_or_else(|| (id.to_string(), b.choice_id.clone()))?,
+            ),
             (Some(a), None) => Some(a.votes),
             _ => None,
         };
@@ -751,7 +803,7 @@ pub fn roll_up(key: &ContestKey, cells: &ContestCells) -> Vec<ContestResult> {
                 .and_then(|n| n.trace.as_deref().map(str::to_string)),
         });
     }
-    out
+    Ok(out)
 }
 
 /// The results topic's key for `result`: `election/contest/unit`, so the
@@ -881,10 +933,54 @@ mod tests {
         // The same payload twice changes nothing.
         assert_eq!(cc.apply(key, vote_cell(&at(2, 480))), Applied::Stored);
         assert_eq!(cc.len(), 1);
-        let r = roll_up(&ck, &cc);
+        let r = roll_up(&ck, &cc).unwrap();
         assert_eq!(votes(unit(&r, "p1")), [("1", 480)]);
         assert_eq!(unit(&r, "p1").contributors[0].source_seq, 2);
         assert_eq!(unit(&r, "p1").trace_id.as_deref(), Some("trace-2"));
+    }
+
+    #[test]
+    fn a_sum_past_i64_is_an_overflow_naming_where_never_a_wrapped_count() {
+        let big = i64::MAX / 2 + 1;
+        let cell = |unit, choice, vote_type, votes| Cell {
+            seq: 1,
+            unit,
+            choice: (choice, CAND),
+            vote_type,
+            votes,
+        };
+        let p1 = ("p1", UnitType::Precinct, Some("c"));
+        let p2 = ("p2", UnitType::Precinct, Some("c"));
+        // Vote types of one choice at one unit.
+        let (k, cc) = contest(&[
+            cell(p1, "1", VoteType::ElectionDay, big),
+            cell(p1, "1", VoteType::Early, big),
+        ]);
+        let e = roll_up(&k, &cc).expect_err("types overflow");
+        assert_eq!((e.unit_id.as_str(), e.choice_id.as_str()), ("p1", "1"));
+        // Children summed into their parent.
+        let (k, cc) = contest(&[
+            cell(p1, "1", VoteType::Total, big),
+            cell(p2, "1", VoteType::Total, big),
+        ]);
+        let e = roll_up(&k, &cc).expect_err("children overflow");
+        assert_eq!((e.unit_id.as_str(), e.choice_id.as_str()), ("c", "1"));
+        // Choices summed into a unit's total votes.
+        let alone = ("p1", UnitType::Precinct, None);
+        let (k, cc) = contest(&[
+            cell(alone, "1", VoteType::Total, big),
+            cell(alone, "2", VoteType::Total, big),
+        ]);
+        let e = roll_up(&k, &cc).expect_err("total overflow");
+        assert_eq!(e.unit_id, "p1");
+        assert!(e.to_string().contains("not retryable"), "{e}");
+        // Just under the edge it sums exactly.
+        let (k, cc) = contest(&[
+            cell(alone, "1", VoteType::Total, big - 1),
+            cell(alone, "2", VoteType::Total, big),
+        ]);
+        let r = roll_up(&k, &cc).expect("fits");
+        assert_eq!(unit(&r, "p1").total_votes, i64::MAX);
     }
 
     #[test]
@@ -929,7 +1025,7 @@ mod tests {
                 votes: 40,
             },
         ]);
-        let r = roll_up(&k, &cc);
+        let r = roll_up(&k, &cc).unwrap();
         let p1 = unit(&r, "p1");
         assert_eq!(votes(p1), [("1", 45), ("2", 50)]);
         assert_eq!(p1.total_votes, 95);
@@ -997,7 +1093,7 @@ mod tests {
                 votes: 9,
             },
         ]);
-        let r = roll_up(&k, &cc);
+        let r = roll_up(&k, &cc).unwrap();
         let a = unit(&r, "A");
         assert_eq!(votes(a), [("1", 15), ("2", 20)]);
         assert!(!a.aggregates_disagree);
@@ -1061,7 +1157,7 @@ mod tests {
                 votes: 6,
             },
         ]);
-        let r = roll_up(&k, &cc);
+        let r = roll_up(&k, &cc).unwrap();
         assert_eq!(votes(unit(&r, "X")), [("1", 21)], "not 42");
         assert_eq!(votes(unit(&r, "D")), [("1", 10)]);
     }
@@ -1093,7 +1189,7 @@ mod tests {
                 votes: 900,
             },
         ]);
-        let s = &roll_up(&k, &cc)[0];
+        let s = &roll_up(&k, &cc).unwrap()[0];
         assert_eq!(s.total_votes, 100);
         assert_eq!(s.leader_choice_id.as_deref(), Some("1"));
         assert_eq!((s.margin_votes, s.margin_pct), (Some(20), Some(20.0)));
@@ -1120,7 +1216,7 @@ mod tests {
                 votes: 2,
             },
         ]);
-        let r = roll_up(&k, &cc);
+        let r = roll_up(&k, &cc).unwrap();
         assert_eq!(r.len(), 2);
         assert_eq!(votes(unit(&r, "x")), [("1", 1)]);
         assert_eq!(votes(unit(&r, "y")), [("1", 2)]);
@@ -1159,7 +1255,10 @@ mod tests {
             let vc = vote_cell(c);
             reversed.apply(vc.cell_key().0, vc);
         }
-        assert_eq!(roll_up(&k, &forward), roll_up(&k, &reversed));
+        assert_eq!(
+            roll_up(&k, &forward).unwrap(),
+            roll_up(&k, &reversed).unwrap()
+        );
     }
 }
 
@@ -1286,6 +1385,7 @@ mod merged_tests {
                 cc.apply(c.cell_key().0, c);
             }
             let r: BTreeMap<String, ContestResult> = roll_up(&key, &cc)
+                .unwrap()
                 .into_iter()
                 .map(|r| (r.unit_id.clone(), r))
                 .collect();
@@ -1336,7 +1436,7 @@ mod merged_tests {
         for c in cells {
             cc.apply(c.cell_key().0, c);
         }
-        let r = roll_up(&key, &cc);
+        let r = roll_up(&key, &cc).unwrap();
         let ids: Vec<&str> = r.iter().map(|u| u.unit_id.as_str()).collect();
         assert_eq!(
             ids,
@@ -1359,6 +1459,7 @@ mod merged_tests {
             cc.apply(c.cell_key().0, c);
         }
         roll_up(&key, &cc)
+            .unwrap()
             .into_iter()
             .map(|r| (r.unit_id.clone(), r))
             .collect()

@@ -229,7 +229,22 @@ async fn garbage_on_the_votes_topic_is_dead_lettered_and_leaves_results_untouche
         .2;
     let mut wrong_id = real.clone();
     wrong_id[4] ^= 0x7f;
+    // Well-formed cells whose count no ingestor publishes: past the
+    // documented ceiling either way (only a stray producer writes one).
+    let (schema_id, _) = codec::split_frame(&real).expect("a framed cell");
+    let past_bound = |votes: i64| {
+        let mut cell = codec::decode_vote_cell(&real, schema_id).expect("a real cell");
+        cell.votes = votes;
+        let mut out = Vec::new();
+        codec::encode_vote_cell(&cell, schema_id, &mut out);
+        out
+    };
     let garbage: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "past-max-votes",
+            past_bound(votewire_schemas::MAX_VOTES + 1),
+        ),
+        ("negative-past-max-votes", past_bound(-2_000_000_000)),
         ("truncated", real[..real.len() / 2].to_vec()),
         (
             "html",
