@@ -52,7 +52,8 @@ pub fn check_count(n: i64, signed: bool) -> Result<i64, CountProblem> {
 }
 
 /// A count written as text: ASCII digits, thousands separators (`1,089`)
-/// allowed between digits, a leading `+` or `-`, and a fraction only when
+/// grouping them by three (`1,5` and `1,0000` are not counts: one is a
+/// European decimal or a cut field, the other a typo), a leading `+` or `-`, and a fraction only when
 /// it is all zeros (`12.00`, as some XML writers put floats). Surrounding
 /// ASCII space is ignored.
 pub fn count_from_text(b: &[u8]) -> Result<i64, CountProblem> {
@@ -69,7 +70,9 @@ pub fn count_from_text(b: &[u8]) -> Result<i64, CountProblem> {
     };
     let mut n: i64 = 0;
     let mut digits = 0usize;
-    let mut previous_was_digit = false;
+    // Digits since the last separator, and whether one was seen.
+    let mut group = 0usize;
+    let mut grouped = false;
     for &c in whole {
         match c {
             b'0'..=b'9' => {
@@ -80,14 +83,18 @@ pub fn count_from_text(b: &[u8]) -> Result<i64, CountProblem> {
                 }
                 n = n * 10 + i64::from(c - b'0');
                 digits += 1;
-                previous_was_digit = true;
+                group += 1;
             }
-            b',' if previous_was_digit => previous_was_digit = false,
+            // The first group holds one to three digits, every later one three.
+            b',' if (1..=3).contains(&group) && (!grouped || group == 3) => {
+                grouped = true;
+                group = 0;
+            }
             b'e' | b'E' => return Err(CountProblem::NotWhole),
             _ => return Err(CountProblem::NotANumber),
         }
     }
-    if digits == 0 || !previous_was_digit {
+    if digits == 0 || group == 0 || (grouped && group != 3) {
         return Err(CountProblem::NotANumber);
     }
     if let Some(f) = fraction {
@@ -165,6 +172,23 @@ mod tests {
         assert_eq!(count_from_text(b"-"), Err(CountProblem::NotANumber));
         assert_eq!(count_from_text(b",5"), Err(CountProblem::NotANumber));
         assert_eq!(count_from_text(b"5,"), Err(CountProblem::NotANumber));
+        // Separators group by three, or the value is not the count it reads as.
+        assert_eq!(count_from_text(b"1,234,567"), Ok(1_234_567));
+        assert_eq!(count_from_text(b"12,345.00"), Ok(12_345));
+        for bad in [
+            &b"1,5"[..],
+            b"1,0000",
+            b"1234,567",
+            b"1,23,456",
+            b"1,,234",
+            b"12,34",
+        ] {
+            assert_eq!(
+                count_from_text(bad),
+                Err(CountProblem::NotANumber),
+                "{bad:?}"
+            );
+        }
         assert_eq!(count_from_text(b"NaN"), Err(CountProblem::NotANumber));
         assert_eq!(count_from_text(b"12."), Err(CountProblem::NotANumber));
         // The sign is read here and judged by check_count.

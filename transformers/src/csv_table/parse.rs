@@ -172,6 +172,12 @@ pub(super) fn parse(
         return Err(r.not_this_format(Location::Byte(0), "an HTML page, not CSV"));
     }
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    // DOS-era writers end a file with Ctrl-Z (0x1A) after its last line
+    // end: an end-of-file mark, not a cut row.
+    let bytes = match bytes.iter().rposition(|&c| c != 0x1A) {
+        Some(last) if last + 1 < bytes.len() => &bytes[..=last],
+        _ => bytes,
+    };
     let encoding = match m.encoding.as_deref() {
         Some(label) => encoding_rs::Encoding::for_label(label.as_bytes()).ok_or_else(|| {
             r.schema(
@@ -184,17 +190,13 @@ pub(super) fn parse(
     };
     // A line of a results file is a few hundred bytes; one of megabytes is
     // an attack on the reader's buffers (a 200 MB line once cost 2.1 GB).
+    // Lines end at `\n`, `\r\n` or a lone `\r` (as the CSV reader reads them).
     let mut line_start = 0usize;
-    for (line, end) in memchr::memchr_iter(b'\n', bytes)
-        .chain(std::iter::once(bytes.len()))
-        .enumerate()
-    {
+    for end in memchr::memchr2_iter(b'\n', b'\r', bytes).chain(std::iter::once(bytes.len())) {
         if end - line_start > MAX_LINE_BYTES {
+            let line = 1 + memchr::memchr_iter(b'\n', &bytes[..line_start]).count() as u64;
             return Err(r.limit(
-                Location::Line {
-                    line: line as u64 + 1,
-                    column: None,
-                },
+                Location::Line { line, column: None },
                 format!(
                     "a line of {} bytes; the limit is {MAX_LINE_BYTES}",
                     end - line_start

@@ -396,6 +396,30 @@ fn a_file_cut_inside_its_last_row_is_a_truncation() {
 }
 
 #[test]
+fn an_end_of_file_mark_and_lone_carriage_returns_are_line_ends_not_cuts_or_long_lines() {
+    let whole = "county,precinct,office,district,party,candidate,votes\n\
+                 Fulton,01A,Governor,,REP,KEMP,17\n\
+                 Fulton,01A,Governor,,DEM,ABRAMS,35\n";
+    // A DOS writer's Ctrl-Z after the last line end.
+    let marked = format!("{whole}\x1a");
+    let t = transform(marked.as_bytes(), &ctx("csv:eof"), &FamilyInputs::default()).unwrap();
+    assert_eq!(t.cells.len(), 2);
+    // Ctrl-Z right after a cut value is still a cut.
+    let cut = format!("{}\x1a", &whole[..whole.len() - 2]);
+    let e = transform(cut.as_bytes(), &ctx("csv:eof"), &FamilyInputs::default()).unwrap_err();
+    assert_eq!(e.class, ErrorClass::Truncated, "{e}");
+    // Classic Mac line ends: 40,000 rows (about 1.4 MB) on "one line" by
+    // `\n`, each a short line by `\r`.
+    let mut mac = String::from("county,precinct,office,district,party,candidate,votes\r");
+    for i in 0..40_000 {
+        mac.push_str(&format!("Fulton,P{i},Governor,,REP,KEMP,{}\r", i % 500));
+    }
+    assert!(mac.len() > 1 << 20);
+    let t = transform(mac.as_bytes(), &ctx("csv:cr"), &FamilyInputs::default()).unwrap();
+    assert_eq!(t.cells.len(), 40_000);
+}
+
+#[test]
 fn counts_outside_any_real_range_are_refused_where_they_are() {
     let header = "county,precinct,office,district,party,candidate,votes\n";
     for (value, says) in [
