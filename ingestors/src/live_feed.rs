@@ -47,7 +47,7 @@ use crate::sftp::{SftpEndpoint, SftpError, SftpSession};
 use crate::sftp_drop::{DropConfig, DropWatcher, FileIdentity, ProcessedFiles, ReadyFile};
 use crate::state::{FeedCursor, FeedStateStore, HealthEvent, Lease, StateError};
 use crate::transform_run::{
-    DEFAULT_TRANSFORM_TIMEOUT, TransformJob, TransformThreads, run_transform,
+    DEFAULT_TRANSFORM_TIMEOUT, NoTransformSlot, TransformJob, TransformThreads, run_transform,
 };
 
 /// Why a feed's registry entry cannot be turned into a running feed. Not
@@ -114,6 +114,12 @@ pub enum FeedStepError {
         #[source]
         source: ArchiveError,
     },
+    #[error("feed {feed_id}: {source}")]
+    Transform {
+        feed_id: String,
+        #[source]
+        source: NoTransformSlot,
+    },
 }
 
 impl FeedStepError {
@@ -124,7 +130,7 @@ impl FeedStepError {
             FeedStepError::Fetch { source, .. } => source.is_retryable(),
             FeedStepError::Publish { source, .. } => source.is_retryable(),
             FeedStepError::State { source, .. } => source.is_retryable(),
-            FeedStepError::Archive { .. } => true,
+            FeedStepError::Archive { .. } | FeedStepError::Transform { .. } => true,
         }
     }
 }
@@ -1002,6 +1008,7 @@ impl LiveFeed {
                     FeedStepError::Publish { .. } => "publish",
                     FeedStepError::State { .. } => "state",
                     FeedStepError::Archive { .. } => "archive",
+                    FeedStepError::Transform { .. } => "transform",
                 }),
             ),
         };
@@ -1162,7 +1169,18 @@ impl LiveFeed {
                 KeyValue::new("votewire.family", self.spec.family.clone()),
             ],
         );
-        let transformed = run_transform(&tools.transforms, job, self.spec.transform_timeout).await;
+        let transformed = match run_transform(&tools.transforms, job, self.spec.transform_timeout)
+            .await
+        {
+            Ok(transformed) => transformed,
+            Err(busy) => {
+                end_span(&transform_span, Some(&busy.to_string()));
+                return Err(FeedStepError::Transform {
+                    feed_id: self.spec.feed_id.clone(),
+                    source: busy,
+                });
+            }
+        };
         match &transformed {
             Ok(out) => {
                 transform_span.span().set_attribute(KeyValue::new(
@@ -1388,7 +1406,19 @@ pub async fn dry_run(spec: &FeedSpec, tools: &FeedTools) -> Result<DryRun, Sourc
         companion: spec.companion.clone(),
     };
     let started = Instant::now();
-    let result = run_transform(&tools.transforms, job, spec.transform_timeout).await;
+    // A dry run judges the payload only: a busy instance says so in its
+    // result, and nothing is recorded either way.
+    let result = run_transform(&tools.transforms, job, spec.transform_timeout)
+        .await
+        .unwrap_or_else(|busy| {
+            Err(votewire_transformers::TransformError {
+                family: "transform",
+                feed_id: spec.feed_id.clone(),
+                class: votewire_transformers::error::ErrorClass::LimitExceeded,
+                location: votewire_transformers::Location::Whole,
+                message: busy.to_string(),
+            })
+        });
     Ok(DryRun {
         url,
         bytes: bytes.len(),

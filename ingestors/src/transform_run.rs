@@ -9,7 +9,9 @@
 //! [`TransformThreads`] slots, and the feed waits at most its
 //! `limits.transform_timeout`. A transform past its limit becomes a typed
 //! `LimitExceeded` error (dead letter, health change, last good results
-//! untouched). Its thread cannot be stopped from outside; it keeps its slot
+//! untouched). A feed that waits that long for a slot gets
+//! [`NoTransformSlot`] instead: its payload is not judged, and the next
+//! poll tries again. Its thread cannot be stopped from outside; it keeps its slot
 //! until it returns, so runaways can never hold more than every slot, and
 //! the parsers' own bounds (depth, size, node counts) make sure it returns.
 //! A panic inside a transformer becomes a typed error too, not a crash.
@@ -57,12 +59,26 @@ pub struct TransformJob {
     pub companion: Option<Arc<[u8]>>,
 }
 
-/// Runs `job` on the blocking pool within `limit`.
+/// No transform slot came free in time: every slot is busy with other
+/// payloads (runaways on a pathological source, or more feeds than cores
+/// can transform). Not the payload's fault, so it is not rejected: the
+/// next poll fetches and tries again.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error(
+    "waiting for a transform slot: none came free within {waited:?} (every one is busy with \
+     another payload); retryable, the next poll tries again"
+)]
+pub struct NoTransformSlot {
+    pub waited: Duration,
+}
+
+/// Runs `job` on the blocking pool within `limit`, after waiting at most
+/// `limit` for a slot.
 pub async fn run_transform(
     threads: &TransformThreads,
     job: TransformJob,
     limit: Duration,
-) -> Result<Transformed, TransformError> {
+) -> Result<Result<Transformed, TransformError>, NoTransformSlot> {
     // What the payload's error names when the transform itself fails; the
     // job moves to the blocking thread.
     let family = votewire_transformers::family(&job.family).map_or("transform", |f| f.name);
@@ -74,12 +90,10 @@ pub async fn run_transform(
         location: Location::Whole,
         message,
     };
-    let slot = threads
-        .slots
-        .clone()
-        .acquire_owned()
-        .await
-        .expect("the transform slots are never closed");
+    let slot = match tokio::time::timeout(limit, threads.slots.clone().acquire_owned()).await {
+        Ok(slot) => slot.expect("the transform slots are never closed"),
+        Err(_) => return Err(NoTransformSlot { waited: limit }),
+    };
     let task = tokio::task::spawn_blocking(move || {
         let _slot = slot;
         let inputs = FamilyInputs {
@@ -88,7 +102,7 @@ pub async fn run_transform(
         };
         votewire_transformers::transform(&job.family, &job.bytes, &job.ctx, &inputs)
     });
-    match tokio::time::timeout(limit, task).await {
+    Ok(match tokio::time::timeout(limit, task).await {
         Ok(Ok(result)) => result,
         Ok(Err(join)) if join.is_panic() => Err(failed(format!(
             "the {family} transformer panicked on this payload (a bug: the payload is kept for the report): {}",
@@ -99,7 +113,7 @@ pub async fn run_transform(
             "the {family} transform ran past its {limit:?} limit (limits.transform_timeout); its \
              thread finishes in the background and its result is dropped"
         ))),
-    }
+    })
 }
 
 fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
@@ -139,17 +153,39 @@ mod tests {
         let threads = TransformThreads::new(1);
         let out = run_transform(&threads, job(csv(1)), DEFAULT_TRANSFORM_TIMEOUT)
             .await
+            .unwrap()
             .unwrap();
         assert_eq!(out.cells.rows()[0].votes, 35);
         // 200,000 rows take far longer than a millisecond: the limit answers.
         let e = run_transform(&threads, job(csv(200_000)), Duration::from_millis(1))
             .await
+            .unwrap()
             .unwrap_err();
         assert_eq!(e.class, ErrorClass::LimitExceeded);
         assert_eq!((e.family, e.feed_id.as_str()), ("csv", "csv:job"));
         assert!(e.message.contains("limits.transform_timeout"), "{e}");
         // The slot comes back once the late transform returns.
         let again = run_transform(&threads, job(csv(1)), DEFAULT_TRANSFORM_TIMEOUT).await;
-        assert!(again.is_ok());
+        assert!(matches!(again, Ok(Ok(_))));
+    }
+
+    #[tokio::test]
+    async fn a_feed_waiting_behind_busy_slots_gives_up_retryably_without_a_rejection() {
+        let threads = TransformThreads::new(1);
+        // A slow payload holds the only slot...
+        let slow = {
+            let threads = threads.clone();
+            tokio::spawn(async move {
+                run_transform(&threads, job(csv(300_000)), DEFAULT_TRANSFORM_TIMEOUT).await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        // ...so another feed's good payload waits its limit, and is not
+        // judged: it is no TransformError, so nothing is dead-lettered.
+        let waited = run_transform(&threads, job(csv(1)), Duration::from_millis(5)).await;
+        let e = waited.expect_err("no slot");
+        assert_eq!(e.waited, Duration::from_millis(5));
+        assert!(e.to_string().contains("retryable"), "{e}");
+        assert!(matches!(slow.await.unwrap(), Ok(Ok(_))));
     }
 }
