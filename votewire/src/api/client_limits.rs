@@ -63,7 +63,9 @@ impl TrustedProxies {
             .map(TrustedProxies)
     }
 
-    fn trusts(&self, ip: IpAddr) -> bool {
+    /// Whether `ip` is a trusted proxy (whose connections carry many
+    /// clients, so no per-client connection cap applies to it).
+    pub fn trusts(&self, ip: IpAddr) -> bool {
         self.0.iter().any(|n| n.contains(&ip))
     }
 
@@ -127,27 +129,44 @@ impl RateLimiter {
     }
 }
 
-/// Live streams held per client.
-#[derive(Default)]
-pub struct StreamsPerClient(Arc<Mutex<HashMap<ClientKey, usize>>>);
+/// What each client holds open (live streams, connections), at most a
+/// fixed number each.
+#[derive(Clone)]
+pub struct HoldsPerClient {
+    max: usize,
+    counts: Arc<Mutex<HashMap<ClientKey, usize>>>,
+}
 
-/// One client's hold on a live stream; released on drop.
+/// One client's hold on a stream or a connection; released on drop.
 pub struct StreamHold {
     counts: Arc<Mutex<HashMap<ClientKey, usize>>>,
     who: ClientKey,
 }
 
-impl StreamsPerClient {
-    /// A hold for `who`, unless it already holds [`MAX_STREAMS_PER_CLIENT`].
+impl HoldsPerClient {
+    /// At most `max` holds per client.
+    pub fn new(max: usize) -> HoldsPerClient {
+        HoldsPerClient {
+            max,
+            counts: Arc::default(),
+        }
+    }
+
+    /// Live streams: [`MAX_STREAMS_PER_CLIENT`] each.
+    pub fn streams() -> HoldsPerClient {
+        HoldsPerClient::new(MAX_STREAMS_PER_CLIENT)
+    }
+
+    /// A hold for `who`, unless it already holds the most it may.
     pub fn hold(&self, who: ClientKey) -> Option<StreamHold> {
-        let mut counts = self.0.lock().expect("streams lock");
+        let mut counts = self.counts.lock().expect("holds lock");
         let n = counts.entry(who).or_insert(0);
-        if *n >= MAX_STREAMS_PER_CLIENT {
+        if *n >= self.max {
             return None;
         }
         *n += 1;
         Some(StreamHold {
-            counts: self.0.clone(),
+            counts: self.counts.clone(),
             who,
         })
     }
@@ -155,7 +174,7 @@ impl StreamsPerClient {
 
 impl Drop for StreamHold {
     fn drop(&mut self) {
-        let mut counts = self.counts.lock().expect("streams lock");
+        let mut counts = self.counts.lock().expect("holds lock");
         if let Some(n) = counts.get_mut(&self.who) {
             *n -= 1;
             if *n == 0 {
@@ -228,7 +247,7 @@ mod tests {
 
     #[test]
     fn one_client_holds_a_bounded_number_of_streams() {
-        let streams = StreamsPerClient::default();
+        let streams = HoldsPerClient::streams();
         let who = ClientKey::of(ip("2001:db8::1"));
         let holds: Vec<StreamHold> = (0..MAX_STREAMS_PER_CLIENT)
             .map(|_| streams.hold(who).unwrap())

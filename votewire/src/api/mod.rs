@@ -47,7 +47,7 @@ use votewire_ingestors::feeds::ValidFeed;
 use votewire_ingestors::state::{FeedState, FeedStateStore, OperatorAction, open_feed_state};
 
 use auth::{ApiTokens, Caller};
-use client_limits::{ClientKey, RateLimiter, StreamsPerClient, TrustedProxies};
+use client_limits::{ClientKey, HoldsPerClient, RateLimiter, TrustedProxies};
 use problem::Problem;
 pub(crate) use registry::FeedRegistry;
 use results_view::ResultsView;
@@ -93,7 +93,7 @@ pub struct ApiState {
     /// Whose `X-Forwarded-For` names the client.
     proxies: TrustedProxies,
     /// Live streams per client, at most [`client_limits::MAX_STREAMS_PER_CLIENT`] each.
-    streams_per_client: StreamsPerClient,
+    streams_per_client: HoldsPerClient,
     /// The last export per (election, format), and the lock that lets one
     /// votes-topic scan run at a time.
     exports: tokio::sync::Mutex<HashMap<(String, &'static str), CachedExport>>,
@@ -1211,7 +1211,7 @@ pub async fn run(config: &VotewireConfig, args: ApiArgs) -> anyhow::Result<ExitC
         limiter: RateLimiter::new(args.rate_limit),
         proxies: TrustedProxies::parse(&config.api.trusted_proxies)
             .map_err(|e| anyhow::anyhow!(e))?,
-        streams_per_client: StreamsPerClient::default(),
+        streams_per_client: HoldsPerClient::streams(),
         exports: tokio::sync::Mutex::new(HashMap::new()),
     });
     state
@@ -1219,6 +1219,7 @@ pub async fn run(config: &VotewireConfig, args: ApiArgs) -> anyhow::Result<ExitC
         .feeds()
         .map_err(|p| anyhow::anyhow!("{}\n{}", p.detail, p.errors.join("\n")))?;
     let stopping = state.stopping.clone();
+    let proxies = state.proxies.clone();
     let (app, _) = router(state);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -1236,7 +1237,7 @@ pub async fn run(config: &VotewireConfig, args: ApiArgs) -> anyhow::Result<ExitC
                 .with_context(|| format!("--run-for {v:?} is not a duration"))
         })
         .transpose()?;
-    serve::serve(listener, app, async move {
+    serve::serve(listener, app, proxies, serve::ServeLimits::default(), async move {
         match run_for {
             Some(d) => tokio::time::sleep(d).await,
             None => {

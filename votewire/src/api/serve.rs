@@ -2,12 +2,23 @@
 //!
 //! `axum::serve` gives hyper no timer, so hyper's header-read timeout never
 //! fires: a client that opens connections and sends a header byte every few
-//! seconds (slowloris) holds each one forever. Here every connection is
-//! served by hyper with a timer, a [`HEADER_READ_TIMEOUT`] for each
-//! request's headers (HTTP/1) and a keep-alive ping (HTTP/2), and the
-//! number of open connections is capped ([`MAX_CONNECTIONS`]); past it a
-//! new connection is closed at once. Shutdown stops accepting, asks every
-//! connection to finish its request, and waits for them.
+//! seconds (slowloris) holds each one forever. Here every connection:
+//!
+//! * speaks HTTP/1.1 only: browsers and HTTP libraries speak HTTP/2 only
+//!   over TLS, which a load balancer in front ends, and hyper gives an
+//!   HTTP/2 connection no limit on idling between streams (its pings are
+//!   answered by any client), nor the protocol sniff a timer;
+//! * must send its first byte within the header-read limit (hyper's timer
+//!   starts at a request's first byte), and is then served by hyper with
+//!   a timer: the same limit for each request's headers (an idle
+//!   keep-alive connection's next request included);
+//! * counts against a cap for all connections and one per client (an IPv4
+//!   address or IPv6 /64; a trusted proxy carries many clients and has
+//!   none); past either a new connection is closed at once.
+//!
+//! Shutdown stops accepting, asks every connection to finish its request,
+//! and waits for them at most [`ServeLimits::drain`] (a live stream never
+//! finishes by itself).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -15,25 +26,51 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto::Builder;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tower::{Service, ServiceExt};
 
-/// How long a client has to send a request's headers.
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// The most connections open at once.
-pub const MAX_CONNECTIONS: usize = 20_000;
+use super::client_limits::{ClientKey, HoldsPerClient, TrustedProxies};
+
+/// The limits on the API's clients.
+#[derive(Debug, Clone, Copy)]
+pub struct ServeLimits {
+    /// How long a client has to send a request's headers (and to show its
+    /// protocol on a new connection, and to start a request on an idle one).
+    pub header_read: Duration,
+    /// The most connections open at once.
+    pub max_connections: usize,
+    /// The most one client (not a trusted proxy) holds open at once.
+    pub max_connections_per_client: usize,
+    /// How long shutdown waits for open connections.
+    pub drain: Duration,
+}
+
+impl Default for ServeLimits {
+    fn default() -> ServeLimits {
+        ServeLimits {
+            header_read: Duration::from_secs(10),
+            max_connections: 20_000,
+            // A newsroom's dashboards and pollers behind one NAT, with room:
+            // live streams are capped per client lower down (16).
+            max_connections_per_client: 256,
+            drain: Duration::from_secs(10),
+        }
+    }
+}
 
 /// Serves `app` on `listener` until `shutdown` resolves.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
+    proxies: TrustedProxies,
+    limits: ServeLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let mut make = app.into_make_service_with_connect_info::<SocketAddr>();
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let per_client = HoldsPerClient::new(limits.max_connections_per_client);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -53,27 +90,41 @@ pub async fn serve(
             drop(stream);
             continue;
         };
+        let client_hold = if proxies.trusts(peer.ip()) {
+            None
+        } else {
+            match per_client.hold(ClientKey::of(peer.ip())) {
+                Some(hold) => Some(hold),
+                None => {
+                    drop(stream);
+                    continue;
+                }
+            }
+        };
         let router = match make.call(peer).await {
             Ok(r) => r,
             Err(never) => match never {},
         };
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
-            let _slot = slot;
+            let _holds = (slot, client_hold);
+            // hyper's header timer starts at a request's first byte: a
+            // connection that never sends one is held to the same limit.
+            let mut first = [0_u8; 1];
+            if !matches!(
+                tokio::time::timeout(limits.header_read, stream.peek(&mut first)).await,
+                Ok(Ok(1))
+            ) {
+                return;
+            }
             let service = TowerToHyperService::new(router.map_request(
                 |req: axum::http::Request<hyper::body::Incoming>| req.map(axum::body::Body::new),
             ));
-            let mut builder = Builder::new(TokioExecutor::new());
-            builder
-                .http1()
+            let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT);
-            builder
-                .http2()
-                .timer(TokioTimer::new())
-                .keep_alive_interval(Duration::from_secs(20))
-                .keep_alive_timeout(Duration::from_secs(20));
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                .header_read_timeout(limits.header_read)
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades();
             let mut conn = std::pin::pin!(conn);
             tokio::select! {
                 _ = conn.as_mut() => return,
@@ -83,10 +134,146 @@ pub async fn serve(
         });
     }
     let _ = stop_tx.send(true);
-    // Every connection holds a slot until it is done.
-    let _all = slots
-        .acquire_many(MAX_CONNECTIONS as u32)
-        .await
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    // Every connection holds a slot until it is done; past the drain
+    // limit the rest are dropped with the runtime.
+    let all = slots.acquire_many(limits.max_connections as u32);
+    if let Ok(Err(e)) = tokio::time::timeout(limits.drain, all).await {
+        return Err(std::io::Error::other(e.to_string()));
+    }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+    use tokio::net::TcpStream;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Serves a one-route app with short limits; returns its address and
+    /// the handle of the serving task.
+    async fn start(
+        limits: ServeLimits,
+        stop: impl Future<Output = ()> + Send + 'static,
+    ) -> (SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = Router::new()
+            .route("/", axum::routing::get(|| async { "ok" }))
+            .route(
+                "/forever",
+                // A live stream: a heartbeat every 50 ms, never an end.
+                axum::routing::get(|| async {
+                    let beats = futures::stream::unfold((), |()| async {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        Some((Ok::<_, std::io::Error>(bytes::Bytes::from_static(b":\n")), ()))
+                    });
+                    axum::body::Body::from_stream(beats)
+                }),
+            );
+        let task = tokio::spawn(serve(listener, app, TrustedProxies::default(), limits, stop));
+        (addr, task)
+    }
+
+    /// Reads until the server closes the connection; how long that took
+    /// (10 s at most: past that, as long as it is held).
+    async fn closed_after(mut s: TcpStream) -> Duration {
+        let started = Instant::now();
+        let mut buf = [0_u8; 1024];
+        let deadline = Duration::from_secs(10);
+        loop {
+            match tokio::time::timeout(deadline, s.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return started.elapsed(),
+                Ok(Ok(_)) => {}
+            }
+        }
+    }
+
+    fn short() -> ServeLimits {
+        ServeLimits {
+            header_read: Duration::from_millis(300),
+            max_connections: 100,
+            max_connections_per_client: 3,
+            drain: Duration::from_millis(300),
+        }
+    }
+
+    #[tokio::test]
+    async fn silent_half_preface_and_idle_connections_are_closed_at_the_header_limit() {
+        let limits = ServeLimits {
+            max_connections_per_client: 100,
+            ..short()
+        };
+        let (addr, _task) = start(limits, std::future::pending()).await;
+        // Says nothing.
+        let silent = TcpStream::connect(addr).await.unwrap();
+        // Starts the HTTP/2 preface and stops (HTTP/2 is not served).
+        let mut half = TcpStream::connect(addr).await.unwrap();
+        half.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
+        // Half a request line, then nothing (slowloris).
+        let mut slow = TcpStream::connect(addr).await.unwrap();
+        slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+        for (what, s) in [("silent", silent), ("half preface", half), ("slowloris", slow)] {
+            let took = closed_after(s).await;
+            assert!(took < Duration::from_secs(3), "{what}: closed after {took:?}");
+        }
+        // A finished request, then an idle keep-alive connection.
+        let mut idle = TcpStream::connect(addr).await.unwrap();
+        idle.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+        let mut buf = [0_u8; 512];
+        let n = idle.read(&mut buf).await.unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{:?}", &buf[..n]);
+        let took = closed_after(idle).await;
+        assert!(took < Duration::from_secs(3), "idle keep-alive: closed after {took:?}");
+    }
+
+    #[tokio::test]
+    async fn one_client_holds_at_most_its_share_of_connections() {
+        let (addr, _task) = start(short(), std::future::pending()).await;
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            s.write_all(b"GET /forever HTTP/1.1\r\nHost: x\r\n\r\n")
+                .await
+                .unwrap();
+            held.push(s);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // The fourth from the same address is closed without an answer.
+        let fourth = TcpStream::connect(addr).await.unwrap();
+        assert!(closed_after(fourth).await < Duration::from_secs(1));
+        // Once one is let go, the client may open another.
+        held.pop();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut again = TcpStream::connect(addr).await.unwrap();
+        again
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        again.read_to_end(&mut answer).await.unwrap();
+        assert!(answer.starts_with(b"HTTP/1.1 200"), "{answer:?}");
+    }
+
+    #[tokio::test]
+    async fn shutdown_waits_for_open_streams_only_as_long_as_the_drain_limit() {
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
+        let (addr, task) = start(short(), async move {
+            let _ = stop_rx.await;
+        })
+        .await;
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(b"GET /forever HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let started = Instant::now();
+        stop_tx.send(()).unwrap();
+        let served = tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("serve returned within its drain limit");
+        assert!(served.unwrap().is_ok());
+        assert!(started.elapsed() >= Duration::from_millis(250));
+    }
 }
