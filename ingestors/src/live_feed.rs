@@ -1169,18 +1169,17 @@ impl LiveFeed {
                 KeyValue::new("votewire.family", self.spec.family.clone()),
             ],
         );
-        let transformed = match run_transform(&tools.transforms, job, self.spec.transform_timeout)
-            .await
-        {
-            Ok(transformed) => transformed,
-            Err(busy) => {
-                end_span(&transform_span, Some(&busy.to_string()));
-                return Err(FeedStepError::Transform {
-                    feed_id: self.spec.feed_id.clone(),
-                    source: busy,
-                });
-            }
-        };
+        let transformed =
+            match run_transform(&tools.transforms, job, self.spec.transform_timeout).await {
+                Ok(transformed) => transformed,
+                Err(busy) => {
+                    end_span(&transform_span, Some(&busy.to_string()));
+                    return Err(FeedStepError::Transform {
+                        feed_id: self.spec.feed_id.clone(),
+                        source: busy,
+                    });
+                }
+            };
         match &transformed {
             Ok(out) => {
                 transform_span.span().set_attribute(KeyValue::new(

@@ -71,13 +71,26 @@ fn utc_timestamp(secs: i64) -> String {
     )
 }
 
+/// One scan of the votes topic for one election.
+pub struct ElectionScan {
+    /// The election's current cells, in a stable order.
+    pub cells: Vec<VoteCell>,
+    /// Every election with a cell on the topic (so that a request for one
+    /// that has none is answered without another scan).
+    pub elections: std::collections::HashSet<String>,
+}
+
+/// How long one scan may take before it is given up (a partial scan is
+/// never exported as if it were whole).
+const SCAN_DEADLINE: Duration = Duration::from_secs(300);
+
 /// The current cells of `election`: the votes topic read from its
 /// beginning to its end, the newest `source_seq` per cell.
 pub fn current_cells(
     kafka: &KafkaConfig,
     topic: &str,
     election: &str,
-) -> Result<Vec<VoteCell>, KafkaError> {
+) -> anyhow::Result<ElectionScan> {
     let mut cfg = votewire_core::kafka::consumer_config(kafka, "export", "votewire-export");
     cfg.set("enable.partition.eof", "true");
     let consumer: BaseConsumer<KafkaClientContext> =
@@ -90,12 +103,20 @@ pub fn current_cells(
     )?;
     let mut decoder = codec::VoteCellDecoder::new(schemas().vote_cell.id);
     let mut cells: HashMap<CellKey, VoteCell> = HashMap::new();
+    let mut elections = std::collections::HashSet::new();
     let mut at_end = std::collections::HashSet::new();
     // The end is each partition's EOF event (librdkafka's
     // `enable.partition.eof`: the position reached the high watermark),
     // with an overall deadline.
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while at_end.len() < partitions.len() && Instant::now() < deadline {
+    let deadline = Instant::now() + SCAN_DEADLINE;
+    while at_end.len() < partitions.len() {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "{topic}: {} of {} partitions read to their end within {SCAN_DEADLINE:?}; \
+             a partial scan is not exported (retry, or ask when the broker is less busy)",
+            at_end.len(),
+            partitions.len()
+        );
         match consumer.poll(Duration::from_millis(500)) {
             Some(Ok(m)) => {
                 let Some(bytes) = m.payload() else { continue };
@@ -103,6 +124,9 @@ pub fn current_cells(
                     continue; // the aggregator dead-letters these; nothing to export
                 };
                 if &*cell.header.election_id != election {
+                    if !elections.contains(&*cell.header.election_id) {
+                        elections.insert(cell.header.election_id.to_string());
+                    }
                     continue;
                 }
                 match cells.get(&key) {
@@ -115,9 +139,12 @@ pub fn current_cells(
             Some(Err(KafkaError::PartitionEOF(p))) => {
                 at_end.insert(p);
             }
-            Some(Err(e)) => return Err(e),
+            Some(Err(e)) => return Err(e.into()),
             None => {}
         }
+    }
+    if !cells.is_empty() {
+        elections.insert(election.to_string());
     }
     let mut out: Vec<VoteCell> = cells.into_values().collect();
     // A stable order: the same cells give the same document.
@@ -137,7 +164,10 @@ pub fn current_cells(
                 &b.vote_type_raw,
             ))
     });
-    Ok(out)
+    Ok(ElectionScan {
+        cells: out,
+        elections,
+    })
 }
 
 /// The report for `election`, read from `config`'s votes topic.
@@ -153,7 +183,8 @@ pub async fn export(
     );
     let cells = tokio::task::spawn_blocking(move || current_cells(&kafka, &topic, &e))
         .await?
-        .with_context(|| format!("reading {}", config.topics.votes))?;
+        .with_context(|| format!("reading {}", config.topics.votes))?
+        .cells;
     anyhow::ensure!(
         !cells.is_empty(),
         "no cells of election {election:?} on {}; check the id with `votewire tail results`",

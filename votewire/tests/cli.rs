@@ -2960,6 +2960,33 @@ async fn export_writes_valid_nist_reports_that_read_back_to_the_same_cells() {
         .await,
         404,
     );
+    // A storm of unknown names is answered from the elections the last
+    // scan saw: it does not scan the votes topic once per name.
+    for i in 0..30 {
+        assert_problem(
+            &api.call(
+                reqwest::Method::GET,
+                &format!("/v1/export/no-such-election-{i}"),
+                Some(READ_TOKEN),
+                None,
+            )
+            .await,
+            404,
+        );
+    }
+    let metrics = scrape_until(&format!("{}/metrics", api.base), |t| {
+        t.contains("votewire_api_export_scans_total")
+    })
+    .await;
+    let scans: f64 = metrics
+        .lines()
+        .find(|l| l.starts_with("votewire_api_export_scans_total"))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no scan counter in {metrics}"));
+    assert!(
+        (1.0..=2.0).contains(&scans),
+        "31 unknown elections and 2 asks for one took {scans} scans"
+    );
     drop(api.child);
 }
 

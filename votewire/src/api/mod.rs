@@ -94,9 +94,11 @@ pub struct ApiState {
     proxies: TrustedProxies,
     /// Live streams per client, at most [`client_limits::MAX_STREAMS_PER_CLIENT`] each.
     streams_per_client: HoldsPerClient,
-    /// The last export per (election, format), and the lock that lets one
-    /// votes-topic scan run at a time.
-    exports: tokio::sync::Mutex<HashMap<(String, &'static str), CachedExport>>,
+    /// The last export per (election, format), and the elections the last
+    /// scan saw.
+    exports: Mutex<ExportCache>,
+    /// Held by the one export scan that runs at a time.
+    export_scan: Arc<tokio::sync::Mutex<()>>,
     /// `/live/contests` answers by election filter, reused until any
     /// result changes: (view version, JSON, ETag).
     live_rendered: Mutex<HashMap<Option<String>, RenderedContest>>,
@@ -135,6 +137,15 @@ static HTTP_DURATION: std::sync::LazyLock<opentelemetry::metrics::Histogram<f64>
             .with_boundaries(vec![
                 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
             ])
+            .build()
+    });
+
+/// `votewire.api.export_scans`: scans of the votes topic for exports.
+static EXPORT_SCANS: std::sync::LazyLock<opentelemetry::metrics::Counter<u64>> =
+    std::sync::LazyLock::new(|| {
+        opentelemetry::global::meter("votewire")
+            .u64_counter("votewire.api.export_scans")
+            .with_description("Scans of the votes topic for GET /v1/export (one serves many)")
             .build()
     });
 
@@ -975,59 +986,114 @@ async fn export_election(
         votewire_aggregator::nist_export::ExportFormat::Xml => "application/xml",
         votewire_aggregator::nist_export::ExportFormat::Json => "application/json",
     };
+    let key = (election.clone(), content_type);
+    let answer = |bytes: Arc<[u8]>| ([(header::CONTENT_TYPE, content_type)], bytes.to_vec());
+    if let Some(known) = state.exports.lock().expect("exports lock").lookup(&key) {
+        return known.map(|b| answer(b).into_response());
+    }
     // One scan of the votes topic at a time, whoever asks, and its answer
-    // served to everyone for EXPORT_FRESH_FOR: a read token cannot start a
-    // scan per request. A caller that waits too long for the lock gets a
-    // 503 with Retry-After instead of a queue.
-    let mut exports = tokio::time::timeout(EXPORT_QUEUE_WAIT, state.exports.lock())
+    // served to everyone for EXPORT_FRESH_FOR (with the elections it saw,
+    // so a storm of unknown names costs one scan): a read token cannot
+    // start a scan per request. A caller that waits too long for another's
+    // scan gets a 503 with Retry-After instead of a queue.
+    let scan = tokio::time::timeout(EXPORT_QUEUE_WAIT, state.export_scan.clone().lock_owned())
         .await
         .map_err(|_| {
             Problem::unavailable("an export is being computed; retry shortly".to_string())
                 .retry_after(5)
         })?;
-    let key = (election.clone(), content_type);
-    if let Some(hit) = exports
-        .get(&key)
-        .filter(|c| c.at.elapsed() < EXPORT_FRESH_FOR)
-    {
-        return Ok(([(header::CONTENT_TYPE, content_type)], hit.bytes.to_vec()).into_response());
+    if let Some(known) = state.exports.lock().expect("exports lock").lookup(&key) {
+        return known.map(|b| answer(b).into_response());
     }
-    let (kafka, topic, e) = (
-        state.config.kafka.clone(),
-        state.config.topics.votes.clone(),
-        election.clone(),
-    );
-    let cells =
-        tokio::task::spawn_blocking(move || crate::export::current_cells(&kafka, &topic, &e))
-            .await
-            .map_err(|e| Problem::unavailable(format!("reading the votes topic: {e}")))?
-            .map_err(|e| {
-                Problem::unavailable(format!("reading the votes topic: {e}; retry shortly"))
-            })?;
-    if cells.is_empty() {
-        return Err(Problem::not_found(format!(
-            "no cells of election {election:?}; GET /v1/feeds shows each feed's election"
-        )));
-    }
-    let report = votewire_aggregator::nist_export::election_report(
-        &election,
-        &cells,
-        &crate::export::utc_now(),
-        format,
-    );
-    let bytes: Arc<[u8]> = report.bytes.into();
-    // Only elections that exist are kept, and not too many.
-    exports.retain(|_, c| c.at.elapsed() < EXPORT_FRESH_FOR);
-    if exports.len() < 64 {
-        exports.insert(
-            key,
-            CachedExport {
-                at: Instant::now(),
-                bytes: bytes.clone(),
-            },
+    // The scan runs in its own task holding the lock: a caller that hangs
+    // up does not free the lock for a second scan while the first runs,
+    // and the answer is still kept for the next caller.
+    let task_state = state.clone();
+    let scanned = tokio::spawn(async move {
+        let _scan = scan;
+        EXPORT_SCANS.add(1, &[]);
+        let (kafka, topic, e) = (
+            task_state.config.kafka.clone(),
+            task_state.config.topics.votes.clone(),
+            key.0.clone(),
         );
+        let found =
+            tokio::task::spawn_blocking(move || crate::export::current_cells(&kafka, &topic, &e))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("{e:#}"))?;
+        let bytes: Option<Arc<[u8]>> = (!found.cells.is_empty()).then(|| {
+            votewire_aggregator::nist_export::election_report(
+                &key.0,
+                &found.cells,
+                &crate::export::utc_now(),
+                format,
+            )
+            .bytes
+            .into()
+        });
+        let mut exports = task_state.exports.lock().expect("exports lock");
+        exports.elections = Some((Instant::now(), Arc::new(found.elections)));
+        if let Some(bytes) = &bytes {
+            exports.keep(key, bytes.clone());
+        }
+        Ok::<_, String>(bytes)
+    })
+    .await
+    .map_err(|e| Problem::unavailable(format!("reading the votes topic: {e}")))?
+    .map_err(|e| Problem::unavailable(format!("reading the votes topic: {e}; retry shortly")))?;
+    match scanned {
+        Some(bytes) => Ok(answer(bytes).into_response()),
+        None => Err(no_such_election(&election)),
     }
-    Ok(([(header::CONTENT_TYPE, content_type)], bytes.to_vec()).into_response())
+}
+
+fn no_such_election(election: &str) -> Problem {
+    Problem::not_found(format!(
+        "no cells of election {election:?}; GET /v1/feeds shows each feed's election"
+    ))
+}
+
+/// What recent export scans found: reports, and the elections they saw.
+#[derive(Default)]
+struct ExportCache {
+    reports: HashMap<(String, &'static str), CachedExport>,
+    elections: Option<(Instant, Arc<std::collections::HashSet<String>>)>,
+}
+
+impl ExportCache {
+    /// A fresh answer for `key`: its report, or a 404 when the last scan
+    /// (fresh) saw no cell of its election; `None` when a scan is needed.
+    fn lookup(&self, key: &(String, &'static str)) -> Option<Result<Arc<[u8]>, Problem>> {
+        if let Some(hit) = self
+            .reports
+            .get(key)
+            .filter(|c| c.at.elapsed() < EXPORT_FRESH_FOR)
+        {
+            return Some(Ok(hit.bytes.clone()));
+        }
+        match &self.elections {
+            Some((at, seen)) if at.elapsed() < EXPORT_FRESH_FOR && !seen.contains(&key.0) => {
+                Some(Err(no_such_election(&key.0)))
+            }
+            _ => None,
+        }
+    }
+
+    /// Keeps a report, dropping stale ones, and no more than 64.
+    fn keep(&mut self, key: (String, &'static str), bytes: Arc<[u8]>) {
+        self.reports
+            .retain(|_, c| c.at.elapsed() < EXPORT_FRESH_FOR);
+        if self.reports.len() < 64 {
+            self.reports.insert(
+                key,
+                CachedExport {
+                    at: Instant::now(),
+                    bytes,
+                },
+            );
+        }
+    }
 }
 
 /// An export's bytes and when they were computed.
@@ -1212,7 +1278,8 @@ pub async fn run(config: &VotewireConfig, args: ApiArgs) -> anyhow::Result<ExitC
         proxies: TrustedProxies::parse(&config.api.trusted_proxies)
             .map_err(|e| anyhow::anyhow!(e))?,
         streams_per_client: HoldsPerClient::streams(),
-        exports: tokio::sync::Mutex::new(HashMap::new()),
+        exports: Mutex::default(),
+        export_scan: Arc::default(),
     });
     state
         .registry
@@ -1237,15 +1304,21 @@ pub async fn run(config: &VotewireConfig, args: ApiArgs) -> anyhow::Result<ExitC
                 .with_context(|| format!("--run-for {v:?} is not a duration"))
         })
         .transpose()?;
-    serve::serve(listener, app, proxies, serve::ServeLimits::default(), async move {
-        match run_for {
-            Some(d) => tokio::time::sleep(d).await,
-            None => {
-                let _ = tokio::signal::ctrl_c().await;
+    serve::serve(
+        listener,
+        app,
+        proxies,
+        serve::ServeLimits::default(),
+        async move {
+            match run_for {
+                Some(d) => tokio::time::sleep(d).await,
+                None => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
-        }
-        stopping.send_replace(true);
-    })
+            stopping.send_replace(true);
+        },
+    )
     .await
     .context("serving the API")?;
     Ok(ExitCode::SUCCESS)

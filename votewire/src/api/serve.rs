@@ -147,8 +147,8 @@ pub async fn serve(
 mod tests {
     use super::*;
     use std::time::Instant;
-    use tokio::net::TcpStream;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
 
     /// Serves a one-route app with short limits; returns its address and
     /// the handle of the serving task.
@@ -166,12 +166,21 @@ mod tests {
                 axum::routing::get(|| async {
                     let beats = futures::stream::unfold((), |()| async {
                         tokio::time::sleep(Duration::from_millis(50)).await;
-                        Some((Ok::<_, std::io::Error>(bytes::Bytes::from_static(b":\n")), ()))
+                        Some((
+                            Ok::<_, std::io::Error>(bytes::Bytes::from_static(b":\n")),
+                            (),
+                        ))
                     });
                     axum::body::Body::from_stream(beats)
                 }),
             );
-        let task = tokio::spawn(serve(listener, app, TrustedProxies::default(), limits, stop));
+        let task = tokio::spawn(serve(
+            listener,
+            app,
+            TrustedProxies::default(),
+            limits,
+            stop,
+        ));
         (addr, task)
     }
 
@@ -212,19 +221,33 @@ mod tests {
         half.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
         // Half a request line, then nothing (slowloris).
         let mut slow = TcpStream::connect(addr).await.unwrap();
-        slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await.unwrap();
-        for (what, s) in [("silent", silent), ("half preface", half), ("slowloris", slow)] {
+        slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        for (what, s) in [
+            ("silent", silent),
+            ("half preface", half),
+            ("slowloris", slow),
+        ] {
             let took = closed_after(s).await;
-            assert!(took < Duration::from_secs(3), "{what}: closed after {took:?}");
+            assert!(
+                took < Duration::from_secs(3),
+                "{what}: closed after {took:?}"
+            );
         }
         // A finished request, then an idle keep-alive connection.
         let mut idle = TcpStream::connect(addr).await.unwrap();
-        idle.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+        idle.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
         let mut buf = [0_u8; 512];
         let n = idle.read(&mut buf).await.unwrap();
         assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{:?}", &buf[..n]);
         let took = closed_after(idle).await;
-        assert!(took < Duration::from_secs(3), "idle keep-alive: closed after {took:?}");
+        assert!(
+            took < Duration::from_secs(3),
+            "idle keep-alive: closed after {took:?}"
+        );
     }
 
     #[tokio::test]
