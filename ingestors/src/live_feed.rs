@@ -705,7 +705,7 @@ impl LiveFeed {
             seen.files.retain(|i| i.path != e.path);
             seen.files.push(e.clone());
         }
-        encode_seen(&seen.bounded(SEEN_CAP, SEEN_MAX_BYTES))
+        encode_seen(&seen.bounded(SEEN_CAP, SEEN_MAX_BYTES, w.floor_cap()))
     }
 
     /// Polls the source once.

@@ -101,12 +101,22 @@ pub struct ProcessedFiles {
 impl ProcessedFiles {
     /// Keeps the newest `max` files and at most `max_bytes` of encoded
     /// entries (a long name costs its length), raising the floor past every
-    /// file dropped.
-    pub fn bounded(mut self, max: usize, max_bytes: usize) -> ProcessedFiles {
+    /// file dropped, but not past `floor_cap` (the mtime of the oldest file
+    /// in the folder not processed yet: one waiting for its marker, still
+    /// being written, or uploaded with an old mtime), so the floor never
+    /// hides a file nobody processed. Files at or past the cap are kept
+    /// beyond `max`, up to twice `max_bytes`; past that the floor rises
+    /// anyway (more than ~1,600 processed files newer than one stuck file).
+    pub fn bounded(
+        mut self,
+        max: usize,
+        max_bytes: usize,
+        floor_cap: Option<u64>,
+    ) -> ProcessedFiles {
         self.files
             .sort_by(|a, b| (b.mtime, &b.path).cmp(&(a.mtime, &a.path)));
         let mut bytes = 0usize;
-        let keep = self
+        let mut keep = self
             .files
             .iter()
             .take(max)
@@ -115,6 +125,19 @@ impl ProcessedFiles {
                 bytes <= max_bytes
             })
             .count();
+        let mut bytes: usize = self.files[..keep]
+            .iter()
+            .map(|f| f.path.len() + f.sha256.len() + 42)
+            .sum();
+        if let Some(cap) = floor_cap {
+            while let Some(f) = self.files.get(keep).filter(|f| f.mtime >= cap) {
+                bytes += f.path.len() + f.sha256.len() + 42;
+                if bytes > max_bytes.saturating_mul(2) {
+                    break;
+                }
+                keep += 1;
+            }
+        }
         if let Some(newest_dropped) = self.files.get(keep).map(|f| f.mtime) {
             self.floor_mtime = self.floor_mtime.max(newest_dropped + 1);
         }
@@ -132,6 +155,12 @@ pub struct DropWatcher {
     processed: BTreeMap<String, FileIdentity>,
     /// Files older than this count as processed.
     floor_mtime: u64,
+    /// The oldest mtime, in the last listing, of a file not processed:
+    /// the floor stays at or below it.
+    pending_mtime: Option<u64>,
+    /// Whether the folder was listed since the watcher started (only then
+    /// are processed files no longer in it forgotten).
+    listed: bool,
 }
 
 impl DropWatcher {
@@ -160,6 +189,8 @@ impl DropWatcher {
                 .map(|i| (i.path.clone(), i))
                 .collect(),
             floor_mtime: processed.floor_mtime,
+            pending_mtime: None,
+            listed: false,
         }
     }
 
@@ -176,12 +207,33 @@ impl DropWatcher {
         }
     }
 
-    /// Records `identity` and, past [`MAX_REMEMBERED`], forgets the oldest
-    /// names behind a raised floor.
+    /// Whether `f`, as listed, was processed (or is below the floor).
+    fn already(&self, f: &RemoteFile) -> bool {
+        f.mtime < self.floor_mtime
+            || self
+                .processed
+                .get(&f.path)
+                .is_some_and(|p| p.size == f.size && p.mtime == f.mtime)
+    }
+
+    /// The highest the floor may rise: the oldest unprocessed file's mtime.
+    pub fn floor_cap(&self) -> Option<u64> {
+        self.pending_mtime
+    }
+
+    /// Records `identity` and, past [`MAX_REMEMBERED`], forgets processed
+    /// files no longer in the folder, then the oldest names behind a
+    /// raised floor.
     fn record(&mut self, identity: FileIdentity) {
         self.processed.insert(identity.path.clone(), identity);
+        if self.processed.len() > MAX_REMEMBERED && self.listed {
+            let listing = &self.last_listing;
+            self.processed.retain(|path, _| listing.contains_key(path));
+        }
         if self.processed.len() > MAX_REMEMBERED {
-            let bounded = self.processed_files().bounded(MAX_REMEMBERED, usize::MAX);
+            let bounded =
+                self.processed_files()
+                    .bounded(MAX_REMEMBERED, usize::MAX, self.pending_mtime);
             self.floor_mtime = bounded.floor_mtime;
             self.processed = bounded
                 .files
@@ -219,16 +271,21 @@ impl DropWatcher {
             })
             .collect();
         candidates.sort_by(|a, b| (a.mtime, &a.path).cmp(&(b.mtime, &b.path)));
+        // Marker or not, a matching file nobody processed holds the floor.
+        self.pending_mtime = listing
+            .iter()
+            .filter(|f| f.is_file && !self.already(f))
+            .filter(|f| {
+                let name = f.path.rsplit('/').next().unwrap_or(&f.path);
+                !is_temporary(name) && matches(&self.config.pattern, name)
+            })
+            .map(|f| f.mtime)
+            .min();
         let mut ready = Vec::new();
         for f in candidates {
             let stable = self.last_listing.get(&f.path) == Some(&(f.size, f.mtime));
             let old_enough = now_unix.saturating_sub(f.mtime) >= self.config.min_age_secs;
-            let already = f.mtime < self.floor_mtime
-                || self
-                    .processed
-                    .get(&f.path)
-                    .is_some_and(|p| p.size == f.size && p.mtime == f.mtime);
-            if !stable || !old_enough || already {
+            if !stable || !old_enough || self.already(f) {
                 continue;
             }
             let bytes = match session.read_listed(&f.path, f.size, self.config.max_bytes) {
@@ -262,6 +319,7 @@ impl DropWatcher {
             .iter()
             .map(|f| (f.path.clone(), (f.size, f.mtime)))
             .collect();
+        self.listed = true;
         Ok(ready)
     }
 
@@ -306,7 +364,7 @@ mod tests {
             floor_mtime: 0,
             files: (0..10).map(|i| id(i, &format!("{i}.csv"))).collect(),
         };
-        let kept = all.clone().bounded(4, usize::MAX);
+        let kept = all.clone().bounded(4, usize::MAX, None);
         assert_eq!(kept.files.len(), 4);
         assert!(kept.files.iter().all(|f| f.mtime >= 1_006));
         assert_eq!(
@@ -318,11 +376,23 @@ mod tests {
             floor_mtime: 0,
             files: (0..10).map(|i| id(i, &"x".repeat(10_000))).collect(),
         };
-        let kept = long.bounded(2_000, 64 * 1024);
+        let kept = long.bounded(2_000, 64 * 1024, None);
         assert!(kept.files.len() <= 6, "{}", kept.files.len());
         assert!(kept.floor_mtime > 1_000);
         // Nothing forgotten, no floor.
-        assert_eq!(all.clone().bounded(100, usize::MAX).floor_mtime, 0);
+        assert_eq!(all.clone().bounded(100, usize::MAX, None).floor_mtime, 0);
+        // A file not processed yet, from mtime 1,003, holds the floor there:
+        // the processed files at or past it are kept beyond the count.
+        let held = all.clone().bounded(4, usize::MAX, Some(1_003));
+        assert_eq!(held.floor_mtime, 1_003);
+        assert_eq!(held.files.len(), 7);
+        // Past twice the byte limit the floor rises anyway.
+        let long = ProcessedFiles {
+            floor_mtime: 0,
+            files: (0..10).map(|i| id(i, &"x".repeat(10_000))).collect(),
+        };
+        let kept = long.bounded(2_000, 20_000, Some(1_000));
+        assert!(kept.files.len() <= 4, "{}", kept.files.len());
     }
 
     #[test]
