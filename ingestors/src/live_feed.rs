@@ -212,7 +212,15 @@ const MAX_COMPANION_BYTES: u64 = 32 * 1024 * 1024;
 /// ingestor down).
 fn read_companion(path: &std::path::Path) -> Result<Vec<u8>, String> {
     use std::io::Read;
-    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    use std::os::unix::fs::OpenOptionsExt;
+    // Opening a FIFO for reading waits for a writer: open without waiting
+    // (O_NONBLOCK, which a regular file's reads ignore), then look.
+    const O_NONBLOCK: i32 = 0o4000;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(O_NONBLOCK)
+        .open(path)
+        .map_err(|e| e.to_string())?;
     let meta = file.metadata().map_err(|e| e.to_string())?;
     if !meta.is_file() {
         return Err("not a regular file".into());
@@ -1460,6 +1468,36 @@ mod tests {
         assert_eq!(decode_seen(encode_seen(&floored).as_deref()), floored);
         assert_eq!(encode_seen(&ProcessedFiles::default()), None);
         assert_eq!(decode_seen(Some("garbage")), ProcessedFiles::default());
+    }
+
+    #[test]
+    fn a_companion_is_a_regular_file_within_its_limit_never_a_device_or_a_fifo() {
+        let dir = tempfile::tempdir().unwrap();
+        let names = dir.path().join("names.json");
+        std::fs::write(&names, b"{}").unwrap();
+        assert_eq!(read_companion(&names).unwrap(), b"{}");
+        // An endless device: refused at once, not read until memory runs out.
+        let e = read_companion(std::path::Path::new("/dev/zero")).unwrap_err();
+        assert!(e.contains("not a regular file"), "{e}");
+        // A FIFO with no writer: refused at once, not waited on.
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let started = std::time::Instant::now();
+        let e = read_companion(&fifo).unwrap_err();
+        assert!(e.contains("not a regular file"), "{e}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        // A regular file past the limit (sparse: no disk spent).
+        let big = dir.path().join("big.json");
+        std::fs::File::create(&big)
+            .unwrap()
+            .set_len(MAX_COMPANION_BYTES + 1)
+            .unwrap();
+        let e = read_companion(&big).unwrap_err();
+        assert!(e.contains("limit"), "{e}");
     }
 
     #[test]

@@ -576,25 +576,8 @@ impl Publisher {
         err: &TransformError,
         facts: &FetchFacts,
     ) -> Result<(), PublishError> {
-        // Every text field is bounded, so that a dead letter always fits a
-        // record whatever the payload or its source quoted.
         let bounded = |s: &str| bounded_to(s.to_string(), MAX_DEAD_LETTER_FIELD_BYTES);
-        let dead = DeadLetter {
-            feed_id: bounded(&facts.feed_id),
-            election_id: bounded(&facts.election_id),
-            fetch_id: bounded(&facts.fetch_id),
-            family: bounded(&facts.family),
-            source_uri: bounded(&facts.source_uri),
-            payload_sha256: facts.payload_sha256.clone(),
-            payload_bytes: facts.payload_bytes,
-            archive_ref: facts.archive_ref.clone(),
-            error_class: err.class,
-            error_location: Some(bounded(&err.location.to_string())),
-            error_message: bounded(&err.message),
-            retryable: err.is_retryable(),
-            fetched_at: facts.fetched_at,
-            trace_id: facts.trace_id(),
-        };
+        let dead = dead_letter(err, facts);
         let bytes = codec::encode(&self.schemas.dead_letter, &dead).map_err(|source| {
             PublishError::Encode {
                 what: "DeadLetter",
@@ -656,8 +639,71 @@ impl Publisher {
     }
 }
 
+/// The dead letter for a rejected payload. Every text field is bounded, so
+/// that a dead letter always fits a record whatever the payload or its
+/// source quoted.
+fn dead_letter(err: &TransformError, facts: &FetchFacts) -> DeadLetter {
+    let bounded = |s: &str| bounded_to(s.to_string(), MAX_DEAD_LETTER_FIELD_BYTES);
+    DeadLetter {
+        feed_id: bounded(&facts.feed_id),
+        election_id: bounded(&facts.election_id),
+        fetch_id: bounded(&facts.fetch_id),
+        family: bounded(&facts.family),
+        source_uri: bounded(&facts.source_uri),
+        payload_sha256: facts.payload_sha256.clone(),
+        payload_bytes: facts.payload_bytes,
+        archive_ref: facts.archive_ref.clone(),
+        error_class: err.class,
+        error_location: Some(bounded(&err.location.to_string())),
+        error_message: bounded(&err.message),
+        retryable: err.is_retryable(),
+        fetched_at: facts.fetched_at,
+        trace_id: facts.trace_id(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_dead_letter_fits_a_record_whatever_the_payload_and_its_source_quoted() {
+        use votewire_transformers::{ErrorClass, Location, TransformError};
+        let huge = "9".repeat(32 << 20);
+        let err = TransformError {
+            family: "csv",
+            feed_id: "csv:x".into(),
+            class: ErrorClass::SchemaViolation,
+            location: Location::Path(format!("/contest[{huge}]")),
+            message: format!("votes = {huge:?} is not a number"),
+        };
+        let facts = super::FetchFacts {
+            feed_id: "csv:x".into(),
+            election_id: "e".repeat(1 << 20),
+            fetch_id: "f".into(),
+            family: "csv".into(),
+            source_uri: format!("https://results.example.org/{}", "a".repeat(1 << 20)),
+            source_version: None,
+            payload_sha256: "ab".repeat(32),
+            payload_bytes: 32 << 20,
+            archive_ref: None,
+            fetched_at: 0,
+            trace: opentelemetry::Context::new(),
+            mode: votewire_schemas::FeedMode::Live,
+            result_links: None,
+        };
+        let dead = super::dead_letter(&err, &facts);
+        let bytes =
+            votewire_schemas::codec::encode(&votewire_schemas::schemas().dead_letter, &dead)
+                .unwrap();
+        assert!(bytes.len() < 16 * 1024, "{} bytes", bytes.len());
+        // Still says what and where.
+        assert!(
+            dead.error_message.starts_with("votes = \"999"),
+            "{}",
+            &dead.error_message[..40]
+        );
+        assert!(dead.source_uri.starts_with("https://results.example.org/"));
+    }
+
     #[test]
     fn hex_keys_match_the_schema_crates_rendering() {
         for k in [

@@ -203,3 +203,59 @@ fn a_results_section_links_the_feed_and_empty_ids_are_rejected_with_their_line()
     let errs = load_registry(dir.path()).unwrap_err();
     assert!(errs[0].to_string().contains("contest"), "{}", errs[0]);
 }
+
+#[test]
+fn a_source_that_sends_a_credential_must_use_https_unless_it_is_on_this_machine() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed = |kind: &str, url: &str, secret: &str| {
+        format!(
+            "[[feed]]\nid = \"s\"\nfamily = \"ap-v2\"\nelection_id = \"e\"\n[feed.source]\n\
+             kind = \"{kind}\"\nurl = \"{url}\"\n{secret}\n"
+        )
+    };
+    let ap_key = "api_key = { env = \"FEED_SECRET_AP\" }";
+    let header = "secret_headers = { \"x-api-key\" = { env = \"FEED_SECRET_AP\" } }";
+    for (kind, secret) in [("ap", ap_key), ("http", header)] {
+        for refused in [
+            "http://api.example.org/v2/elections",
+            "http://10.0.0.8/v2/elections",
+            "http://localhost.example.org/x",
+        ] {
+            write(dir.path(), "s.toml", &feed(kind, refused, secret));
+            let errs = load_registry(dir.path()).expect_err(refused);
+            let text = errs[0].to_string();
+            assert!(
+                text.contains("source.url") && text.contains("not https"),
+                "{kind} {refused}: {text}"
+            );
+        }
+        for allowed in [
+            "https://api.example.org/v2/elections",
+            "http://127.0.0.1:8080/v2/elections",
+            "http://[::1]:8080/x",
+            "http://localhost:9000/x",
+        ] {
+            write(dir.path(), "s.toml", &feed(kind, allowed, secret));
+            if let Err(errs) = load_registry(dir.path()) {
+                assert!(
+                    !errs.iter().any(|e| e.to_string().contains("not https")),
+                    "{kind} {allowed}: {errs:?}"
+                );
+            }
+        }
+    }
+    // Without a credential, plain http is any source's choice.
+    write(
+        dir.path(),
+        "s.toml",
+        "[[feed]]\nid = \"p\"\nfamily = \"csv\"\nelection_id = \"e\"\n[feed.source]\n\
+         kind = \"http\"\nurl = \"http://results.example.org/x.csv\"\n[feed.cadence]\n\
+         every = \"30s\"\njitter = \"1s\"\n",
+    );
+    if let Err(errs) = load_registry(dir.path()) {
+        assert!(
+            !errs.iter().any(|e| e.to_string().contains("not https")),
+            "{errs:?}"
+        );
+    }
+}
