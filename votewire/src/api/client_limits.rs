@@ -90,34 +90,72 @@ impl TrustedProxies {
     }
 }
 
+/// Every `X-Forwarded-For` header of a request as one list, in order:
+/// several headers are one list (a proxy may add its own header rather
+/// than extend the client's), and reading only the first would let a
+/// client's own header name it.
+pub fn forwarded_for(headers: &axum::http::HeaderMap) -> Option<String> {
+    let values: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    (!values.is_empty()).then(|| values.join(","))
+}
+
 /// A token bucket per client.
 pub struct RateLimiter {
     per_second: f64,
-    buckets: Mutex<HashMap<ClientKey, (f64, Instant)>>,
+    buckets: Mutex<Buckets>,
 }
+
+/// The buckets, and when idle ones were last swept out.
+struct Buckets {
+    by_client: HashMap<ClientKey, (f64, Instant)>,
+    swept: Option<Instant>,
+    sweeps: u64,
+}
+
+/// How often a full table may be swept: a sweep walks every bucket, so a
+/// flood of new clients must not buy one per request.
+const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl RateLimiter {
     pub fn new(per_second: f64) -> RateLimiter {
         RateLimiter {
             per_second: per_second.max(0.1),
-            buckets: Mutex::new(HashMap::new()),
+            buckets: Mutex::new(Buckets {
+                by_client: HashMap::new(),
+                swept: None,
+                sweeps: 0,
+            }),
         }
     }
 
     pub fn allow(&self, who: ClientKey) -> bool {
         let burst = self.per_second * 2.0;
-        let mut buckets = self.buckets.lock().expect("limiter lock");
+        let mut guard = self.buckets.lock().expect("limiter lock");
+        let Buckets {
+            by_client,
+            swept,
+            sweeps,
+        } = &mut *guard;
         let now = Instant::now();
-        if !buckets.contains_key(&who) && buckets.len() >= MAX_TRACKED_CLIENTS {
+        if !by_client.contains_key(&who) && by_client.len() >= MAX_TRACKED_CLIENTS {
             // Forget the buckets that have refilled: those clients are
-            // idle, and a new bucket would be the same.
-            let refill = burst / self.per_second;
-            buckets.retain(|_, (_, at)| now.duration_since(*at).as_secs_f64() < refill);
-            if buckets.len() >= MAX_TRACKED_CLIENTS {
+            // idle, and a new bucket would be the same. At most once per
+            // SWEEP_EVERY; between sweeps a full table refuses new clients.
+            if swept.is_none_or(|at| now.duration_since(at) >= SWEEP_EVERY) {
+                *swept = Some(now);
+                *sweeps += 1;
+                let refill = burst / self.per_second;
+                by_client.retain(|_, (_, at)| now.duration_since(*at).as_secs_f64() < refill);
+            }
+            if by_client.len() >= MAX_TRACKED_CLIENTS {
                 return false;
             }
         }
-        let (tokens, at) = buckets.entry(who).or_insert((burst, now));
+        let (tokens, at) = by_client.entry(who).or_insert((burst, now));
         *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * self.per_second).min(burst);
         *at = now;
         if *tokens >= 1.0 {
@@ -234,6 +272,22 @@ mod tests {
     }
 
     #[test]
+    fn every_forwarded_for_header_counts_and_the_proxys_own_hop_wins() {
+        let proxies = TrustedProxies::parse(&["10.0.0.0/8".into()]).unwrap();
+        let mut headers = axum::http::HeaderMap::new();
+        // The client sends its own header; the proxy adds a second one.
+        headers.append("x-forwarded-for", "198.51.100.1".parse().unwrap());
+        headers.append("x-forwarded-for", "203.0.113.9".parse().unwrap());
+        let list = forwarded_for(&headers);
+        assert_eq!(list.as_deref(), Some("198.51.100.1,203.0.113.9"));
+        assert_eq!(
+            proxies.client_of(ip("10.0.0.2"), list.as_deref()),
+            ip("203.0.113.9")
+        );
+        assert_eq!(forwarded_for(&axum::http::HeaderMap::new()), None);
+    }
+
+    #[test]
     fn a_flood_of_new_clients_does_not_reset_the_ones_being_limited() {
         let limiter = RateLimiter::new(0.5);
         let hog = ClientKey::of(ip("203.0.113.1"));
@@ -243,6 +297,14 @@ mod tests {
             limiter.allow(ClientKey::of(IpAddr::V6(v6)));
         }
         assert!(!limiter.allow(hog), "the hog's empty bucket was forgotten");
+        // With the table full, more new clients are refused without a
+        // sweep of every bucket each.
+        for i in 0..10_000_u32 {
+            let v6 = Ipv6Addr::from((0x2001_0db9_u128 << 96) | (u128::from(i) << 64));
+            assert!(!limiter.allow(ClientKey::of(IpAddr::V6(v6))));
+        }
+        let sweeps = limiter.buckets.lock().unwrap().sweeps;
+        assert!(sweeps <= 2, "{sweeps} sweeps of the full table");
     }
 
     #[test]

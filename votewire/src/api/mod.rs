@@ -177,11 +177,8 @@ async fn rate_limit(State(state): State<Shared>, mut req: Request, next: Next) -
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map_or(IpAddr::from([127, 0, 0, 1]), |c| c.0.ip());
-    let forwarded = req
-        .headers()
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok());
-    let who = ClientKey::of(state.proxies.client_of(peer, forwarded));
+    let forwarded = client_limits::forwarded_for(req.headers());
+    let who = ClientKey::of(state.proxies.client_of(peer, forwarded.as_deref()));
     req.extensions_mut().insert(who);
     if state.limiter.allow(who) {
         next.run(req).await
