@@ -183,6 +183,12 @@ pub fn transform(
 /// Every row a family returns, checked once more against what a count and
 /// the measures beside it may be, so that no family can publish a negative,
 /// absurd or non-finite value even where its own parsing let one through.
+/// The most precincts one count may name (the United States has about
+/// 175,000 in all).
+const MAX_PRECINCTS: i32 = 10_000_000;
+/// The highest expected-vote percentage believed.
+const MAX_EXPECTED_VOTE_PCT: f64 = 1_000.0;
+
 fn check_rows(f: &Family, cells: &CellTable, feed_id: &str) -> Result<(), TransformError> {
     let r = Rejector {
         family: f.name,
@@ -199,8 +205,18 @@ fn check_rows(f: &Family, cells: &CellTable, feed_id: &str) -> Result<(), Transf
                 (Some(n), _, _) | (_, Some(n), _) if n < 0 => {
                     Some(format!("a negative precinct count ({n})"))
                 }
-                (_, _, Some(p)) if !p.is_finite() || p < 0.0 => {
-                    Some(format!("expected-vote share {p} is not a share"))
+                (Some(n), _, _) | (_, Some(n), _) if n > MAX_PRECINCTS => Some(format!(
+                    "a precinct count of {n}, past the {MAX_PRECINCTS} any electorate has"
+                )),
+                (Some(reporting), Some(total), _) if reporting > total => Some(format!(
+                    "{reporting} precincts reporting of {total}: more than there are"
+                )),
+                // A percentage (AP's eevp can pass 100 when turnout beats
+                // the estimate, never by a factor of ten).
+                (_, _, Some(p))
+                    if !p.is_finite() || !(0.0..=MAX_EXPECTED_VOTE_PCT).contains(&p) =>
+                {
+                    Some(format!("expected-vote share {p:?} is not a share"))
                 }
                 _ => None,
             },

@@ -261,3 +261,37 @@ fn an_error_quotes_at_most_a_few_hundred_bytes_of_the_payload() {
         assert!(shown.len() < 1024, "{family}: a {}-byte error", shown.len());
     }
 }
+
+#[test]
+fn precinct_counts_and_expected_vote_outside_any_real_range_are_refused() {
+    let ap = String::from_utf8(fixture(
+        "ap_elections_api/elex_v2_fixtures/20151103_national.json",
+    ))
+    .unwrap();
+    // 1973 of 1973 reporting, then more reporting than exist, then a count
+    // past any electorate.
+    for (key, value, says) in [
+        ("precinctsReporting", "1974", "more than there are"),
+        ("precinctsTotal", "1972", "more than there are"),
+        ("precinctsTotal", "2000000000", "past the"),
+    ] {
+        let bad = with_count(&ap, key, value);
+        let e = run("ap-v2", bad.as_bytes())
+            .map(|n| format!("accepted with {n} cells"))
+            .expect_err(&format!("{key} = {value}"));
+        assert_eq!(e.class, ErrorClass::SchemaViolation, "{key} {value}: {e}");
+        assert!(e.message.contains(says), "{key} {value}: {e}");
+    }
+    let summary = String::from_utf8(fixture(
+        "ap_elections_api/ap_interactives_live_GA_2021-01-05/summary.json",
+    ))
+    .unwrap();
+    assert!(run("ap-interactive", summary.as_bytes()).unwrap() > 0);
+    for share in ["1e300", "-1", "5000"] {
+        let bad = with_count(&summary, "eevp", share);
+        let e = run("ap-interactive", bad.as_bytes())
+            .map(|n| format!("accepted with {n} cells"))
+            .expect_err(&format!("eevp = {share}"));
+        assert!(e.message.contains("is not a share"), "eevp {share}: {e}");
+    }
+}
