@@ -8,7 +8,7 @@ use votewire_schemas::*;
 use crate::cells::{CellBuilder, CellTable, choice_kind};
 use crate::counts::{MAX_VOTES, check_count};
 use crate::error::{Location, Rejector, TransformError};
-use crate::json::{check_json_start, json_error};
+use crate::json::{JsonTree, check_json_start, check_json_start_as, json_error};
 use crate::limits::{MAX_EXPANSION_RATIO, MAX_PAYLOAD_BYTES, is_zip};
 use crate::payload::PayloadContext;
 
@@ -110,6 +110,10 @@ impl Manifests {
             n if n.contains("CountingGroupManifest") => &mut self.groups,
             _ => return Ok(()),
         };
+        check_json_start(bytes, r).map_err(|mut err| {
+            err.message = format!("{name}: {}", err.message);
+            err
+        })?;
         let m: Manifest = serde_json::from_slice(bytes).map_err(|e| {
             let mut err = json_error(r, e);
             err.message = format!("{name}: {}", err.message);
@@ -178,6 +182,8 @@ pub(super) fn tally(
             }
         }
         Some(c) => {
+            // A bundle of manifests, parsed as a `Value` per manifest.
+            check_json_start_as(c, JsonTree::Value, r)?;
             let bundle: BTreeMap<String, serde_json::Value> =
                 serde_json::from_slice(c).map_err(|e| json_error(r, e))?;
             for (name, v) in bundle {

@@ -5,10 +5,10 @@ use serde_json::Value;
 use super::model::*;
 use crate::counts::count_from_json;
 use crate::error::{Location, Rejector, TransformError};
-use crate::json::{check_json_start, json_error};
+use crate::json::{JsonTree, check_json_start_as, json_error};
 
 pub(super) fn read(bytes: &[u8], r: &Rejector) -> Result<Report, TransformError> {
-    check_json_start(bytes, r)?;
+    check_json_start_as(bytes, JsonTree::Value, r)?;
     let v: Value = serde_json::from_slice(bytes).map_err(|e| json_error(r, e))?;
     if v["@type"].as_str() != Some("ElectionResults.ElectionReport") {
         return Err(r.not_this_format(
