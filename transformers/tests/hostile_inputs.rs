@@ -295,3 +295,25 @@ fn precinct_counts_and_expected_vote_outside_any_real_range_are_refused() {
         assert!(e.message.contains("is not a share"), "eevp {share}: {e}");
     }
 }
+
+#[test]
+fn dense_small_objects_are_refused_before_a_value_tree_is_built() {
+    // 4.5 MB of one-field objects would take about 240 MB as
+    // serde_json::Value (a B-tree leaf per object); the old estimate let
+    // 28.5 MB of them through to 1.36 GB.
+    let mut doc = String::from("{\"Election\":[");
+    for i in 0..300_000 {
+        if i > 0 {
+            doc.push(',');
+        }
+        doc.push_str("{\"abcdefgh\":0}");
+    }
+    doc.push_str("]}");
+    let e = run("nist-cdf-json", doc.as_bytes()).unwrap_err();
+    assert_eq!(e.class, ErrorClass::LimitExceeded, "{e}");
+    assert!(e.message.contains("MB of memory"), "{e}");
+    // The same text as a family's own structs costs far less: not refused
+    // for its size (only for not being AP's shape).
+    let e = run("ap-v2", doc.as_bytes()).unwrap_err();
+    assert_ne!(e.class, ErrorClass::LimitExceeded, "{e}");
+}
