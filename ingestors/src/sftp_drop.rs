@@ -90,6 +90,11 @@ fn is_temporary(name: &str) -> bool {
 /// ones are covered by the floor.
 pub const MAX_REMEMBERED: usize = 2_000;
 
+/// The most memory the remembered names take (the cursor keeps less).
+/// Past [`MAX_REMEMBERED`], names newer than a file still waiting are kept
+/// up to twice this.
+pub const MAX_REMEMBERED_BYTES: usize = 4 << 20;
+
 /// What a drop feed has processed, as its cursor keeps it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProcessedFiles {
@@ -155,9 +160,9 @@ pub struct DropWatcher {
     processed: BTreeMap<String, FileIdentity>,
     /// Files older than this count as processed.
     floor_mtime: u64,
-    /// The oldest mtime, in the last listing, of a file not processed:
-    /// the floor stays at or below it.
-    pending_mtime: Option<u64>,
+    /// The files of the last listing not processed yet (path -> mtime),
+    /// less those processed since: the floor stays at or below the oldest.
+    pending: HashMap<String, u64>,
     /// Whether the folder was listed since the watcher started (only then
     /// are processed files no longer in it forgotten).
     listed: bool,
@@ -189,7 +194,7 @@ impl DropWatcher {
                 .map(|i| (i.path.clone(), i))
                 .collect(),
             floor_mtime: processed.floor_mtime,
-            pending_mtime: None,
+            pending: HashMap::new(),
             listed: false,
         }
     }
@@ -218,22 +223,25 @@ impl DropWatcher {
 
     /// The highest the floor may rise: the oldest unprocessed file's mtime.
     pub fn floor_cap(&self) -> Option<u64> {
-        self.pending_mtime
+        self.pending.values().min().copied()
     }
 
     /// Records `identity` and, past [`MAX_REMEMBERED`], forgets processed
     /// files no longer in the folder, then the oldest names behind a
     /// raised floor.
     fn record(&mut self, identity: FileIdentity) {
+        self.pending.remove(&identity.path);
         self.processed.insert(identity.path.clone(), identity);
         if self.processed.len() > MAX_REMEMBERED && self.listed {
             let listing = &self.last_listing;
             self.processed.retain(|path, _| listing.contains_key(path));
         }
         if self.processed.len() > MAX_REMEMBERED {
-            let bounded =
-                self.processed_files()
-                    .bounded(MAX_REMEMBERED, usize::MAX, self.pending_mtime);
+            let bounded = self.processed_files().bounded(
+                MAX_REMEMBERED,
+                MAX_REMEMBERED_BYTES,
+                self.floor_cap(),
+            );
             self.floor_mtime = bounded.floor_mtime;
             self.processed = bounded
                 .files
@@ -272,15 +280,15 @@ impl DropWatcher {
             .collect();
         candidates.sort_by(|a, b| (a.mtime, &a.path).cmp(&(b.mtime, &b.path)));
         // Marker or not, a matching file nobody processed holds the floor.
-        self.pending_mtime = listing
+        self.pending = listing
             .iter()
             .filter(|f| f.is_file && !self.already(f))
             .filter(|f| {
                 let name = f.path.rsplit('/').next().unwrap_or(&f.path);
                 !is_temporary(name) && matches(&self.config.pattern, name)
             })
-            .map(|f| f.mtime)
-            .min();
+            .map(|f| (f.path.clone(), f.mtime))
+            .collect();
         let mut ready = Vec::new();
         for f in candidates {
             let stable = self.last_listing.get(&f.path) == Some(&(f.size, f.mtime));

@@ -335,3 +335,54 @@ async fn past_the_remembered_names_a_restart_republishes_nothing_old() {
     assert_eq!(first, n);
     assert_eq!(names(&after_restart), ["new.csv"]);
 }
+
+/// A file that waits for its marker while more than the remembered number
+/// of newer files are processed is not hidden behind the floor: once its
+/// marker lands, it is read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_waiting_for_its_marker_is_never_hidden_behind_the_floor() {
+    use votewire_ingestors::sftp_drop::MAX_REMEMBERED;
+    let stack = Stack::load();
+    let (remote, local) = stack.sftp().fresh_dir("drop-floor-marker");
+    let t = now() - 100_000;
+    // The oldest file, without its marker yet.
+    let waiting = local.join("00000-waiting.csv");
+    std::fs::write(&waiting, b"county,votes\nW,1\n").unwrap();
+    set_mtime(&waiting, t);
+    let n = MAX_REMEMBERED + 50;
+    for i in 1..=n {
+        let p = local.join(format!("{i:05}.csv"));
+        std::fs::write(&p, format!("county,votes\nA,{i}\n")).unwrap();
+        set_mtime(&p, t + i as u64);
+        std::fs::write(local.join(format!("{i:05}.csv.done")), b"").unwrap();
+    }
+    let cfg = DropConfig {
+        done_marker: Some(".done".into()),
+        ..config(&remote)
+    };
+    let local2 = local.clone();
+    let (first, kept, after) = with_session(&stack, move |s| {
+        let mut w = DropWatcher::new(cfg.clone(), []);
+        w.poll(s, now()).unwrap();
+        let first = w.poll(s, now()).unwrap();
+        for r in &first {
+            w.mark_processed(s, r.identity.clone()).unwrap();
+        }
+        let kept = w.processed_files();
+        // Its marker lands; a restarted watcher (the cursor's state) and
+        // this one both read it.
+        std::fs::write(local2.join("00000-waiting.csv.done"), b"").unwrap();
+        let mut restarted = DropWatcher::resume(cfg, kept.clone());
+        restarted.poll(s, now()).unwrap();
+        let after = restarted.poll(s, now()).unwrap();
+        (first.len(), kept, after)
+    })
+    .await;
+    assert_eq!(first, n, "every file with a marker was ready");
+    assert!(
+        kept.floor_mtime <= t,
+        "the floor ({}) passed the waiting file's mtime ({t})",
+        kept.floor_mtime
+    );
+    assert_eq!(names(&after), ["00000-waiting.csv"]);
+}
