@@ -23,42 +23,48 @@ pub const MAX_XML_DEPTH: usize = 256;
 pub const MAX_HTML_DEPTH: usize = 512;
 
 /// HTML elements that never have content.
-const VOID: &[&[u8]] = &[
-    b"area",
-    b"base",
-    b"br",
-    b"col",
-    b"embed",
-    b"hr",
-    b"img",
-    b"input",
-    b"link",
-    b"meta",
-    b"param",
-    b"source",
-    b"track",
-    b"wbr",
-    b"keygen",
-    b"command",
-    b"basefont",
-    b"bgsound",
-    b"frame",
-    b"image",
-    b"isindex",
-    b"spacer",
-];
+fn is_void(name: &[u8]) -> bool {
+    matches!(
+        name,
+        b"area"
+            | b"base"
+            | b"br"
+            | b"col"
+            | b"embed"
+            | b"hr"
+            | b"img"
+            | b"input"
+            | b"link"
+            | b"meta"
+            | b"param"
+            | b"source"
+            | b"track"
+            | b"wbr"
+            | b"keygen"
+            | b"command"
+            | b"basefont"
+            | b"bgsound"
+            | b"frame"
+            | b"image"
+            | b"isindex"
+            | b"spacer"
+    )
+}
 
 /// Elements whose content is raw text, skipped to their end tag.
-const RAW_TEXT: &[&[u8]] = &[
-    b"script",
-    b"style",
-    b"textarea",
-    b"title",
-    b"xmp",
-    b"noembed",
-    b"noframes",
-    b"plaintext",
-];
+fn is_raw_text(name: &[u8]) -> bool {
+    matches!(
+        name,
+        b"script"
+            | b"style"
+            | b"textarea"
+            | b"title"
+            | b"xmp"
+            | b"noembed"
+            | b"noframes"
+            | b"plaintext"
+    )
+}
 
 /// Which markup rules the scan follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,13 +169,13 @@ fn check(bytes: &[u8], dialect: Dialect, max: usize, r: &Rejector) -> Result<(),
             }
             let name_len = rest.iter().take_while(|&&c| name_char(c)).count();
             let name = rest[..name_len].to_ascii_lowercase();
-            if RAW_TEXT.contains(&name.as_slice()) {
+            if is_raw_text(name.as_slice()) {
                 let mut close = b"</".to_vec();
                 close.extend_from_slice(&name);
                 i = skip_past_ignoring_case(bytes, i, &close);
                 continue;
             }
-            if VOID.contains(&name.as_slice()) {
+            if is_void(name.as_slice()) {
                 // Content all the same: closed formatting opens again.
                 if open.void(&name) > max {
                     return Err(too_deep(at, max, r));

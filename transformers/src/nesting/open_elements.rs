@@ -18,8 +18,7 @@ pub(super) struct OpenElements {
     /// The active formatting elements: `None` is a marker (a cell,
     /// caption or object opened), `Some` an element and its attributes.
     formatting: Vec<Option<Formatting>>,
-    /// Ids on the stack, and the next id.
-    on_stack: std::collections::HashSet<u64>,
+    /// The next element's id.
     next_id: u64,
     /// Where foreign content (`svg`, `math`) starts on the stack: inside
     /// it every tag nests and `/>` closes one, until an HTML tag breaks out.
@@ -41,238 +40,265 @@ struct OpenElement {
 struct Formatting {
     name: Vec<u8>,
     attributes: Vec<u8>,
+    /// The element's id and where it is on the stack (while it is open).
     id: u64,
+    at: usize,
 }
 
 /// The HTML standard's "special" elements: an end tag of any other element
 /// is ignored when one of these is open inside it (`<span><div></span>`
 /// leaves the `<div>` open), and they bound the search for an open `<li>`.
-const SPECIAL: &[&[u8]] = &[
-    b"address",
-    b"applet",
-    b"area",
-    b"article",
-    b"aside",
-    b"base",
-    b"basefont",
-    b"bgsound",
-    b"blockquote",
-    b"body",
-    b"br",
-    b"button",
-    b"caption",
-    b"center",
-    b"col",
-    b"colgroup",
-    b"dd",
-    b"details",
-    b"dir",
-    b"div",
-    b"dl",
-    b"dt",
-    b"embed",
-    b"fieldset",
-    b"figcaption",
-    b"figure",
-    b"footer",
-    b"form",
-    b"frame",
-    b"frameset",
-    b"h1",
-    b"h2",
-    b"h3",
-    b"h4",
-    b"h5",
-    b"h6",
-    b"head",
-    b"header",
-    b"hgroup",
-    b"hr",
-    b"html",
-    b"iframe",
-    b"img",
-    b"input",
-    b"keygen",
-    b"li",
-    b"link",
-    b"listing",
-    b"main",
-    b"marquee",
-    b"menu",
-    b"meta",
-    b"nav",
-    b"noembed",
-    b"noframes",
-    b"noscript",
-    b"object",
-    b"ol",
-    b"p",
-    b"param",
-    b"plaintext",
-    b"pre",
-    b"script",
-    b"search",
-    b"section",
-    b"select",
-    b"source",
-    b"style",
-    b"summary",
-    b"table",
-    b"tbody",
-    b"td",
-    b"template",
-    b"textarea",
-    b"tfoot",
-    b"th",
-    b"thead",
-    b"title",
-    b"tr",
-    b"track",
-    b"ul",
-    b"wbr",
-    b"xmp",
-];
+fn is_special(name: &[u8]) -> bool {
+    matches!(
+        name,
+        b"address"
+            | b"applet"
+            | b"area"
+            | b"article"
+            | b"aside"
+            | b"base"
+            | b"basefont"
+            | b"bgsound"
+            | b"blockquote"
+            | b"body"
+            | b"br"
+            | b"button"
+            | b"caption"
+            | b"center"
+            | b"col"
+            | b"colgroup"
+            | b"dd"
+            | b"details"
+            | b"dir"
+            | b"div"
+            | b"dl"
+            | b"dt"
+            | b"embed"
+            | b"fieldset"
+            | b"figcaption"
+            | b"figure"
+            | b"footer"
+            | b"form"
+            | b"frame"
+            | b"frameset"
+            | b"h1"
+            | b"h2"
+            | b"h3"
+            | b"h4"
+            | b"h5"
+            | b"h6"
+            | b"head"
+            | b"header"
+            | b"hgroup"
+            | b"hr"
+            | b"html"
+            | b"iframe"
+            | b"img"
+            | b"input"
+            | b"keygen"
+            | b"li"
+            | b"link"
+            | b"listing"
+            | b"main"
+            | b"marquee"
+            | b"menu"
+            | b"meta"
+            | b"nav"
+            | b"noembed"
+            | b"noframes"
+            | b"noscript"
+            | b"object"
+            | b"ol"
+            | b"p"
+            | b"param"
+            | b"plaintext"
+            | b"pre"
+            | b"script"
+            | b"search"
+            | b"section"
+            | b"select"
+            | b"source"
+            | b"style"
+            | b"summary"
+            | b"table"
+            | b"tbody"
+            | b"td"
+            | b"template"
+            | b"textarea"
+            | b"tfoot"
+            | b"th"
+            | b"thead"
+            | b"title"
+            | b"tr"
+            | b"track"
+            | b"ul"
+            | b"wbr"
+            | b"xmp"
+    )
+}
 
 /// Where an end tag stops looking for its element (the standard's "scope"
 /// boundaries, and `select`, which html5ever counts among them).
-const SCOPE: &[&[u8]] = &[
-    b"applet",
-    b"caption",
-    b"html",
-    b"table",
-    b"td",
-    b"th",
-    b"marquee",
-    b"object",
-    b"template",
-    b"select",
-];
+fn is_scope(name: &[u8]) -> bool {
+    matches!(
+        name,
+        b"applet"
+            | b"caption"
+            | b"html"
+            | b"table"
+            | b"td"
+            | b"th"
+            | b"marquee"
+            | b"object"
+            | b"template"
+            | b"select"
+    )
+}
 
 /// Start tags that close an open `<p>` first (`<table>` too, but not in
 /// quirks mode, which a page without a doctype is in: it stays open here).
-const CLOSES_P: &[&[u8]] = &[
-    b"address",
-    b"article",
-    b"aside",
-    b"blockquote",
-    b"center",
-    b"details",
-    b"dialog",
-    b"dir",
-    b"div",
-    b"dl",
-    b"fieldset",
-    b"figcaption",
-    b"figure",
-    b"footer",
-    b"header",
-    b"hgroup",
-    b"main",
-    b"menu",
-    b"nav",
-    b"ol",
-    b"p",
-    b"search",
-    b"section",
-    b"summary",
-    b"ul",
-    b"h1",
-    b"h2",
-    b"h3",
-    b"h4",
-    b"h5",
-    b"h6",
-    b"pre",
-    b"listing",
-    b"form",
-    b"li",
-    b"dd",
-    b"dt",
-    b"plaintext",
-    b"hr",
-    b"xmp",
-];
+fn closes_p(name: &[u8]) -> bool {
+    matches!(
+        name,
+        b"address"
+            | b"article"
+            | b"aside"
+            | b"blockquote"
+            | b"center"
+            | b"details"
+            | b"dialog"
+            | b"dir"
+            | b"div"
+            | b"dl"
+            | b"fieldset"
+            | b"figcaption"
+            | b"figure"
+            | b"footer"
+            | b"header"
+            | b"hgroup"
+            | b"main"
+            | b"menu"
+            | b"nav"
+            | b"ol"
+            | b"p"
+            | b"search"
+            | b"section"
+            | b"summary"
+            | b"ul"
+            | b"h1"
+            | b"h2"
+            | b"h3"
+            | b"h4"
+            | b"h5"
+            | b"h6"
+            | b"pre"
+            | b"listing"
+            | b"form"
+            | b"li"
+            | b"dd"
+            | b"dt"
+            | b"plaintext"
+            | b"hr"
+            | b"xmp"
+    )
+}
 
 /// Where a start tag's search for an open `<p>` stops ("button scope",
 /// and `select`, which html5ever treats alike).
-const P_SCOPE: &[&[u8]] = &[
-    b"applet",
-    b"caption",
-    b"html",
-    b"table",
-    b"td",
-    b"th",
-    b"marquee",
-    b"object",
-    b"template",
-    b"button",
-    b"select",
-];
+fn is_p_scope(name: &[u8]) -> bool {
+    matches!(
+        name,
+        b"applet"
+            | b"caption"
+            | b"html"
+            | b"table"
+            | b"td"
+            | b"th"
+            | b"marquee"
+            | b"object"
+            | b"template"
+            | b"button"
+            | b"select"
+    )
+}
 
 /// Start tags that end foreign content (`svg`, `math`) before they open.
-const BREAKS_OUT: &[&[u8]] = &[
-    b"b",
-    b"big",
-    b"blockquote",
-    b"body",
-    b"br",
-    b"center",
-    b"code",
-    b"dd",
-    b"div",
-    b"dl",
-    b"dt",
-    b"em",
-    b"embed",
-    b"h1",
-    b"h2",
-    b"h3",
-    b"h4",
-    b"h5",
-    b"h6",
-    b"head",
-    b"hr",
-    b"i",
-    b"img",
-    b"li",
-    b"listing",
-    b"menu",
-    b"meta",
-    b"nobr",
-    b"ol",
-    b"p",
-    b"pre",
-    b"ruby",
-    b"s",
-    b"small",
-    b"span",
-    b"strong",
-    b"strike",
-    b"sub",
-    b"sup",
-    b"table",
-    b"tt",
-    b"u",
-    b"ul",
-    b"var",
-];
+fn breaks_out(name: &[u8]) -> bool {
+    matches!(
+        name,
+        b"b" | b"big"
+            | b"blockquote"
+            | b"body"
+            | b"br"
+            | b"center"
+            | b"code"
+            | b"dd"
+            | b"div"
+            | b"dl"
+            | b"dt"
+            | b"em"
+            | b"embed"
+            | b"h1"
+            | b"h2"
+            | b"h3"
+            | b"h4"
+            | b"h5"
+            | b"h6"
+            | b"head"
+            | b"hr"
+            | b"i"
+            | b"img"
+            | b"li"
+            | b"listing"
+            | b"menu"
+            | b"meta"
+            | b"nobr"
+            | b"ol"
+            | b"p"
+            | b"pre"
+            | b"ruby"
+            | b"s"
+            | b"small"
+            | b"span"
+            | b"strong"
+            | b"strike"
+            | b"sub"
+            | b"sup"
+            | b"table"
+            | b"tt"
+            | b"u"
+            | b"ul"
+            | b"var"
+    )
+}
 
 /// Elements the tree builder opens again after an implied end.
-const FORMATTING: &[&[u8]] = &[
-    b"a", b"b", b"big", b"code", b"em", b"font", b"i", b"nobr", b"s", b"small", b"strike",
-    b"strong", b"tt", b"u",
-];
+fn is_formatting(name: &[u8]) -> bool {
+    matches!(
+        name,
+        b"a" | b"b"
+            | b"big"
+            | b"code"
+            | b"em"
+            | b"font"
+            | b"i"
+            | b"nobr"
+            | b"s"
+            | b"small"
+            | b"strike"
+            | b"strong"
+            | b"tt"
+            | b"u"
+    )
+}
 
 /// Elements that put a marker on the formatting list while they are open.
-const MARKERS: &[&[u8]] = &[
-    b"td",
-    b"th",
-    b"caption",
-    b"applet",
-    b"object",
-    b"marquee",
-    b"template",
-];
+fn is_marker(name: &[u8]) -> bool {
+    matches!(
+        name,
+        b"td" | b"th" | b"caption" | b"applet" | b"object" | b"marquee" | b"template"
+    )
+}
 
 /// The elements a start tag closes, and where it stops looking for them.
 enum Closes {
@@ -291,7 +317,7 @@ impl OpenElements {
     pub(super) fn open(&mut self, name: Vec<u8>, attributes: &[u8], self_closing: bool) -> usize {
         let n = name.as_slice();
         if let Some(root) = self.foreign {
-            if !BREAKS_OUT.contains(&n) {
+            if !breaks_out(n) {
                 if self_closing {
                     return self.stack.len();
                 }
@@ -336,8 +362,8 @@ impl OpenElements {
             // A table started in a table's rows ends that table first.
             self.truncate(k);
         }
-        if CLOSES_P.contains(&n)
-            && let Some(k) = self.rfind(b"p", |e| P_SCOPE.contains(&e))
+        if closes_p(n)
+            && let Some(k) = self.rfind(b"p", is_p_scope)
         {
             self.truncate(k);
         }
@@ -353,7 +379,7 @@ impl OpenElements {
                 self.rfind_any(siblings, |e| boundaries.contains(&e))
             }
             Some(Closes::ListItem(siblings)) => self.rfind_any(siblings, |e| {
-                SPECIAL.contains(&e) && !matches!(e, b"address" | b"div" | b"p")
+                is_special(e) && !matches!(e, b"address" | b"div" | b"p")
             }),
         };
         if let Some(k) = found {
@@ -382,12 +408,10 @@ impl OpenElements {
             // A second `<a>` closes the first (when nothing special is
             // open inside it; otherwise the tree keeps its depth).
             if let Some(f) = self.formatting_entry(n) {
-                let id = self.formatting[f].as_ref().map_or(0, |e| e.id);
+                let open = self.open_index(f);
                 self.formatting.remove(f);
-                if let Some(k) = self.stack_index(id)
-                    && !self.stack[k + 1..]
-                        .iter()
-                        .any(|e| SPECIAL.contains(&&*e.name))
+                if let Some(k) = open
+                    && !self.stack[k + 1..].iter().any(|e| is_special(&e.name))
                 {
                     self.truncate(k);
                 }
@@ -404,7 +428,7 @@ impl OpenElements {
     fn insert(&mut self, name: Vec<u8>, attributes: &[u8]) -> usize {
         // Blocks and table parts open where they are; every other start
         // tag first opens again the formatting closed implicitly.
-        if !CLOSES_P.contains(&name.as_slice())
+        if !closes_p(name.as_slice())
             && !matches!(
                 name.as_slice(),
                 b"table"
@@ -422,9 +446,9 @@ impl OpenElements {
         }
         let id = self.push(name);
         let n = self.stack.last().map_or(&b""[..], |e| &e.name);
-        if FORMATTING.contains(&n) {
+        if is_formatting(n) {
             self.remember(n.to_vec(), attributes, id);
-        } else if MARKERS.contains(&n) {
+        } else if is_marker(n) {
             self.formatting.push(None);
         } else if matches!(n, b"svg" | b"math") {
             self.foreign = Some(self.stack.len() - 1);
@@ -440,7 +464,7 @@ impl OpenElements {
     /// it is content; returns the depth.
     pub(super) fn void(&mut self, name: &[u8]) -> usize {
         if let Some(root) = self.foreign
-            && BREAKS_OUT.contains(&name)
+            && breaks_out(name)
         {
             self.truncate(root);
         }
@@ -462,7 +486,7 @@ impl OpenElements {
         if let Some(at) = self.select {
             // An option or group ends only as the current element.
             let k = match name {
-                b"select" => self.rfind(name, |e| SCOPE.contains(&e)),
+                b"select" => self.rfind(name, is_scope),
                 b"option" | b"optgroup" => self
                     .stack
                     .last()
@@ -496,39 +520,35 @@ impl OpenElements {
             }
             return;
         }
-        if FORMATTING.contains(&name)
+        if is_formatting(name)
             && let Some(f) = self.formatting_entry(name)
         {
-            let id = self.formatting[f].as_ref().map_or(0, |e| e.id);
-            let Some(k) = self.stack_index(id) else {
+            let Some(k) = self.open_index(f) else {
                 self.formatting.remove(f);
                 return;
             };
             // With a special element inside it, the tree builder moves
             // that element's content under a new copy: the depth stays.
-            if self.stack[k + 1..]
-                .iter()
-                .any(|e| SPECIAL.contains(&&*e.name))
-            {
+            if self.stack[k + 1..].iter().any(|e| is_special(&e.name)) {
                 return;
             }
             self.formatting.remove(f);
             self.truncate(k);
             return;
         }
-        let found = if SPECIAL.contains(&name) {
+        let found = if is_special(name) {
             // `</li>` and `</p>` also stop at a list or a button.
             match name {
                 // Table parts look only as far as a table ("table scope").
                 b"table" | b"tbody" | b"thead" | b"tfoot" | b"tr" | b"td" | b"th" | b"caption" => {
                     self.rfind(name, |e| matches!(e, b"html" | b"table" | b"template"))
                 }
-                b"li" => self.rfind(name, |e| SCOPE.contains(&e) || matches!(e, b"ol" | b"ul")),
-                b"p" => self.rfind(name, |e| SCOPE.contains(&e) || e == b"button"),
-                _ => self.rfind(name, |e| SCOPE.contains(&e)),
+                b"li" => self.rfind(name, |e| is_scope(e) || matches!(e, b"ol" | b"ul")),
+                b"p" => self.rfind(name, |e| is_scope(e) || e == b"button"),
+                _ => self.rfind(name, is_scope),
             }
         } else {
-            self.rfind(name, |e| SPECIAL.contains(&e))
+            self.rfind(name, is_special)
         };
         if let Some(k) = found {
             self.truncate(k);
@@ -538,7 +558,6 @@ impl OpenElements {
     fn push(&mut self, name: Vec<u8>) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
-        self.on_stack.insert(id);
         self.stack.push(OpenElement { name, id });
         id
     }
@@ -552,8 +571,7 @@ impl OpenElements {
             self.select = None;
         }
         for e in self.stack.drain(k..) {
-            self.on_stack.remove(&e.id);
-            if MARKERS.contains(&&*e.name) {
+            if is_marker(&e.name) {
                 // Closing a cell forgets the formatting opened inside it.
                 let marker = self.formatting.iter().rposition(Option::is_none);
                 self.formatting.truncate(marker.unwrap_or(0));
@@ -586,6 +604,7 @@ impl OpenElements {
             name,
             attributes,
             id,
+            at: self.stack.len() - 1,
         }));
     }
 
@@ -595,7 +614,7 @@ impl OpenElements {
         let mut first = self.formatting.len();
         while first > 0 {
             match &self.formatting[first - 1] {
-                Some(f) if !self.on_stack.contains(&f.id) => first -= 1,
+                Some(f) if !self.is_open(f) => first -= 1,
                 _ => break,
             }
         }
@@ -603,8 +622,9 @@ impl OpenElements {
             let name = self.formatting[i].as_ref().map(|f| f.name.clone());
             if let Some(name) = name {
                 let id = self.push(name);
+                let at = self.stack.len() - 1;
                 if let Some(f) = self.formatting[i].as_mut() {
-                    f.id = id;
+                    (f.id, f.at) = (id, at);
                 }
             }
         }
@@ -622,11 +642,15 @@ impl OpenElements {
         None
     }
 
-    fn stack_index(&self, id: u64) -> Option<usize> {
-        if !self.on_stack.contains(&id) {
-            return None;
-        }
-        self.stack.iter().rposition(|e| e.id == id)
+    /// Whether a formatting entry's element is still open.
+    fn is_open(&self, f: &Formatting) -> bool {
+        self.stack.get(f.at).is_some_and(|e| e.id == f.id)
+    }
+
+    /// Where formatting entry `f`'s element is on the stack, if open.
+    fn open_index(&self, f: usize) -> Option<usize> {
+        let e = self.formatting[f].as_ref()?;
+        self.is_open(e).then_some(e.at)
     }
 
     /// The innermost open `name`, not looking past an element `stop` holds.
