@@ -215,10 +215,9 @@ fn read_companion(path: &std::path::Path) -> Result<Vec<u8>, String> {
     use std::os::unix::fs::OpenOptionsExt;
     // Opening a FIFO for reading waits for a writer: open without waiting
     // (O_NONBLOCK, which a regular file's reads ignore), then look.
-    const O_NONBLOCK: i32 = 0o4000;
     let file = std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(O_NONBLOCK)
+        .custom_flags(libc::O_NONBLOCK)
         .open(path)
         .map_err(|e| e.to_string())?;
     let meta = file.metadata().map_err(|e| e.to_string())?;
@@ -1182,6 +1181,16 @@ impl LiveFeed {
                 Ok(transformed) => transformed,
                 Err(busy) => {
                     end_span(&transform_span, Some(&busy.to_string()));
+                    // An SFTP file goes back to the front of the queue: the
+                    // next step takes it first, so files publish in order.
+                    if let (Some(identity), Poller::Sftp { ready, .. }) =
+                        (payload.file.clone(), &mut self.poller)
+                    {
+                        ready.push_front(crate::sftp_drop::ReadyFile {
+                            identity,
+                            bytes: payload.bytes.to_vec(),
+                        });
+                    }
                     return Err(FeedStepError::Transform {
                         feed_id: self.spec.feed_id.clone(),
                         source: busy,

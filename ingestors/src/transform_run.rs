@@ -9,9 +9,10 @@
 //! [`TransformThreads`] slots, and the feed waits at most its
 //! `limits.transform_timeout`. A transform past its limit becomes a typed
 //! `LimitExceeded` error (dead letter, health change, last good results
-//! untouched). A feed that waits that long for a slot gets
-//! [`NoTransformSlot`] instead: its payload is not judged, and the next
-//! poll tries again. Its thread cannot be stopped from outside; it keeps its slot
+//! untouched). Slots are handed out in arrival order; a feed that waits
+//! six of its limits (at least a minute) for one gets [`NoTransformSlot`]
+//! instead: its payload is not judged, and the next poll tries again (an
+//! SFTP file first, so files still publish in order). Its thread cannot be stopped from outside; it keeps its slot
 //! until it returns, so runaways can never hold more than every slot, and
 //! the parsers' own bounds (depth, size, node counts) make sure it returns.
 //! A panic inside a transformer becomes a typed error too, not a crash.
@@ -72,12 +73,28 @@ pub struct NoTransformSlot {
     pub waited: Duration,
 }
 
+/// How long a feed waits for a slot, in its own transform limits: slots
+/// are handed out in arrival order, and a feed that gave up would rejoin
+/// at the back, so it waits for many other transforms before it does.
+const SLOT_WAIT_IN_LIMITS: u32 = 6;
+
 /// Runs `job` on the blocking pool within `limit`, after waiting at most
-/// `limit` for a slot.
+/// six times `limit` (and at least a minute) for a slot.
 pub async fn run_transform(
     threads: &TransformThreads,
     job: TransformJob,
     limit: Duration,
+) -> Result<Result<Transformed, TransformError>, NoTransformSlot> {
+    let wait = (limit * SLOT_WAIT_IN_LIMITS).max(Duration::from_secs(60));
+    run_transform_waiting(threads, job, limit, wait).await
+}
+
+/// [`run_transform`] with an explicit wait for a slot.
+pub async fn run_transform_waiting(
+    threads: &TransformThreads,
+    job: TransformJob,
+    limit: Duration,
+    wait: Duration,
 ) -> Result<Result<Transformed, TransformError>, NoTransformSlot> {
     // What the payload's error names when the transform itself fails; the
     // job moves to the blocking thread.
@@ -90,9 +107,9 @@ pub async fn run_transform(
         location: Location::Whole,
         message,
     };
-    let slot = match tokio::time::timeout(limit, threads.slots.clone().acquire_owned()).await {
+    let slot = match tokio::time::timeout(wait, threads.slots.clone().acquire_owned()).await {
         Ok(slot) => slot.expect("the transform slots are never closed"),
-        Err(_) => return Err(NoTransformSlot { waited: limit }),
+        Err(_) => return Err(NoTransformSlot { waited: wait }),
     };
     let task = tokio::task::spawn_blocking(move || {
         let _slot = slot;
@@ -182,7 +199,13 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(20)).await;
         // ...so another feed's good payload waits its limit, and is not
         // judged: it is no TransformError, so nothing is dead-lettered.
-        let waited = run_transform(&threads, job(csv(1)), Duration::from_millis(5)).await;
+        let waited = run_transform_waiting(
+            &threads,
+            job(csv(1)),
+            DEFAULT_TRANSFORM_TIMEOUT,
+            Duration::from_millis(5),
+        )
+        .await;
         let e = waited.expect_err("no slot");
         assert_eq!(e.waited, Duration::from_millis(5));
         assert!(e.to_string().contains("retryable"), "{e}");

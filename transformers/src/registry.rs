@@ -208,9 +208,6 @@ fn check_rows(f: &Family, cells: &CellTable, feed_id: &str) -> Result<(), Transf
                 (Some(n), _, _) | (_, Some(n), _) if n > MAX_PRECINCTS => Some(format!(
                     "a precinct count of {n}, past the {MAX_PRECINCTS} any electorate has"
                 )),
-                (Some(reporting), Some(total), _) if reporting > total => Some(format!(
-                    "{reporting} precincts reporting of {total}: more than there are"
-                )),
                 // A percentage (AP's eevp can pass 100 when turnout beats
                 // the estimate, never by a factor of ten).
                 (_, _, Some(p))

@@ -35,6 +35,9 @@ pub(super) struct OpenElements {
 struct OpenElement {
     name: Vec<u8>,
     id: u64,
+    /// Put a marker on the formatting list (a cell, caption or object
+    /// opened as HTML; inside svg or math a `<td>` is no cell).
+    marker: bool,
 }
 
 struct Formatting {
@@ -327,6 +330,13 @@ impl OpenElements {
             self.truncate(root);
         }
         if self.select.is_some() && n != b"select" {
+            // An option or group ends an open option (html5ever's implied
+            // end); everything else nests.
+            if matches!(n, b"option" | b"optgroup")
+                && self.stack.last().is_some_and(|e| e.name == b"option")
+            {
+                self.truncate(self.stack.len() - 1);
+            }
             return self.insert(name, attributes);
         }
         if self.tables == 0
@@ -450,6 +460,9 @@ impl OpenElements {
             self.remember(n.to_vec(), attributes, id);
         } else if is_marker(n) {
             self.formatting.push(None);
+            if let Some(e) = self.stack.last_mut() {
+                e.marker = true;
+            }
         } else if matches!(n, b"svg" | b"math") {
             self.foreign = Some(self.stack.len() - 1);
         } else if n == b"select" && self.select.is_none() {
@@ -558,7 +571,11 @@ impl OpenElements {
     fn push(&mut self, name: Vec<u8>) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
-        self.stack.push(OpenElement { name, id });
+        self.stack.push(OpenElement {
+            name,
+            id,
+            marker: false,
+        });
         id
     }
 
@@ -571,7 +588,7 @@ impl OpenElements {
             self.select = None;
         }
         for e in self.stack.drain(k..) {
-            if is_marker(&e.name) {
+            if e.marker {
                 // Closing a cell forgets the formatting opened inside it.
                 let marker = self.formatting.iter().rposition(Option::is_none);
                 self.formatting.truncate(marker.unwrap_or(0));

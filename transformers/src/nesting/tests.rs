@@ -191,6 +191,12 @@ fn deep_html_is_refused_and_unclosed_cells_and_void_tags_are_not() {
             .into_bytes(),
         nested("<svg><br><object>", "", 20_000),
         nested("<select><font></select>", "", 20_000),
+        // Cells inside svg are no cells: closing them must not forget the
+        // formatting reopened in every paragraph.
+        (0..20_000)
+            .map(|i| format!("<p><b class={i}>x<svg><td></svg>"))
+            .collect::<String>()
+            .into_bytes(),
     ] {
         let e = check_html_depth(&hidden, &R).expect_err(&String::from_utf8_lossy(&hidden[..40]));
         assert_eq!(e.class, crate::ErrorClass::LimitExceeded);
@@ -201,6 +207,12 @@ fn deep_html_is_refused_and_unclosed_cells_and_void_tags_are_not() {
         nested("<a href=x>link", "", 1_000),
         nested("<li>item", "", 10_000),
         nested("<option>o", "", 10_000),
+        [
+            b"<select name=precinct>".to_vec(),
+            nested("<option>Precinct", "", 600),
+            b"</select>".to_vec(),
+        ]
+        .concat(),
         nested("<p>para<b>bold", "", 10_000),
         nested("<svg><path d='M0'/><circle/></svg>", "", 10_000),
     ] {
