@@ -10,7 +10,7 @@
 //! `limits.transform_timeout`. A transform past its limit becomes a typed
 //! `LimitExceeded` error (dead letter, health change, last good results
 //! untouched). Slots are handed out in arrival order; a feed that waits
-//! six of its limits (at least a minute) for one gets [`NoTransformSlot`]
+//! a minute for one gets [`NoTransformSlot`]
 //! instead: its payload is not judged, and the next poll tries again (an
 //! SFTP file first, so files still publish in order). Its thread cannot be stopped from outside; it keeps its slot
 //! until it returns, so runaways can never hold more than every slot, and
@@ -34,6 +34,11 @@ pub const DEFAULT_TRANSFORM_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone)]
 pub struct TransformThreads {
     slots: Arc<Semaphore>,
+    /// How long a feed waits for a slot before it gives up: slots are
+    /// handed out in arrival order, and a feed that gave up would rejoin at
+    /// the back, so it waits for many transforms first (a minute, six of
+    /// the default limits, unless set).
+    slot_wait: Duration,
 }
 
 impl TransformThreads {
@@ -41,7 +46,21 @@ impl TransformThreads {
     pub fn new(n: usize) -> TransformThreads {
         TransformThreads {
             slots: Arc::new(Semaphore::new(n.max(1))),
+            slot_wait: Duration::from_secs(60),
         }
+    }
+
+    /// The same slots, with feeds giving up on them after `wait`.
+    pub fn with_slot_wait(mut self, wait: Duration) -> TransformThreads {
+        self.slot_wait = wait;
+        self
+    }
+
+    /// Takes one slot until the permit is dropped, as a transform would
+    /// (for an operator's pause of the work, and for tests of a busy
+    /// instance); `None` when every slot is taken.
+    pub fn hold(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.slots.clone().try_acquire_owned().ok()
     }
 
     /// One slot per core of this machine.
@@ -73,20 +92,14 @@ pub struct NoTransformSlot {
     pub waited: Duration,
 }
 
-/// How long a feed waits for a slot, in its own transform limits: slots
-/// are handed out in arrival order, and a feed that gave up would rejoin
-/// at the back, so it waits for many other transforms before it does.
-const SLOT_WAIT_IN_LIMITS: u32 = 6;
-
-/// Runs `job` on the blocking pool within `limit`, after waiting at most
-/// six times `limit` (and at least a minute) for a slot.
+/// Runs `job` on the blocking pool within `limit`, after waiting for a
+/// slot at most the threads' slot wait.
 pub async fn run_transform(
     threads: &TransformThreads,
     job: TransformJob,
     limit: Duration,
 ) -> Result<Result<Transformed, TransformError>, NoTransformSlot> {
-    let wait = (limit * SLOT_WAIT_IN_LIMITS).max(Duration::from_secs(60));
-    run_transform_waiting(threads, job, limit, wait).await
+    run_transform_waiting(threads, job, limit, threads.slot_wait).await
 }
 
 /// [`run_transform`] with an explicit wait for a slot.

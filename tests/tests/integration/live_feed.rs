@@ -293,3 +293,81 @@ async fn an_sftp_drop_feed_reads_stable_files_in_order_once_across_a_restart() {
     );
     assert_eq!(state.load(&feed_id).await.unwrap().unwrap().source_seq, 3);
 }
+
+/// A file whose transform found no free slot goes back to the front of the
+/// queue: when slots free up, the older file still publishes first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sftp_file_that_waited_in_vain_for_a_transform_slot_still_publishes_first() {
+    use votewire_ingestors::live_feed::FeedStepError;
+    use votewire_ingestors::transform_run::TransformThreads;
+    let stack = Stack::load();
+    let target = stack.sftp();
+    let pipeline = TestPipeline::start("sftpslot", 4).await;
+    let (publisher, state) = (&pipeline.publisher, &pipeline.state);
+    let mut tools = tools(None);
+    tools.transforms = TransformThreads::new(1).with_slot_wait(Duration::from_millis(200));
+    let (remote_dir, local_dir) = target.fresh_dir("livefeed-slot");
+    let old = unix_now() - 120;
+    std::fs::write(local_dir.join("a.csv"), fixture_bytes(PA_COUNTY_CSV)).unwrap();
+    set_mtime(&local_dir.join("a.csv"), old);
+    std::fs::write(local_dir.join("b.csv"), pa_with_one_count_changed()).unwrap();
+    set_mtime(&local_dir.join("b.csv"), old + 1);
+    let feed_id = unique("sftp:PA-slot");
+    let lease = pipeline.lease(&feed_id).await;
+    let source = SourceSpec::Sftp {
+        endpoint: SftpEndpoint {
+            host: target.host.clone(),
+            port: target.port,
+            user: target.user.clone(),
+            private_key: target.key.clone(),
+            known_hosts: target.known_hosts.clone(),
+            timeout: Duration::from_secs(5),
+        },
+        drop: DropConfig {
+            dir: remote_dir.clone(),
+            pattern: "*.csv".into(),
+            min_age_secs: 5,
+            done_marker: None,
+            archive_dir: None,
+            max_bytes: 1 << 20,
+        },
+    };
+    let spec = pa_csv_feed(&feed_id, source);
+    let mut feed = LiveFeed::resume(state, spec, "ingestor-a", HealthMachine::new(5, 3_600_000))
+        .await
+        .unwrap();
+    // The first listing finds nothing stable yet.
+    let r = feed
+        .step(&tools, publisher, state, &lease, 1_000)
+        .await
+        .unwrap();
+    assert!(r.published.is_none());
+    // Every slot is busy: a.csv's transform waits in vain, retryably.
+    let busy = tools.transforms.hold().expect("the one slot");
+    let e = feed
+        .step(&tools, publisher, state, &lease, 1_000)
+        .await
+        .expect_err("no slot");
+    assert!(matches!(e, FeedStepError::Transform { .. }), "{e}");
+    assert!(e.is_retryable());
+    drop(busy);
+    // a.csv publishes first (every cell new), then b.csv (one changed).
+    let r = feed
+        .step(&tools, publisher, state, &lease, 1_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        r.payload_bytes,
+        Some(fixture_bytes(PA_COUNTY_CSV).len()),
+        "a.csv first"
+    );
+    assert!(r.more, "b.csv still queued behind it");
+    let first = r.published.expect("a.csv publishes");
+    assert_eq!(first.cells_changed, first.cells_total);
+    let r = feed
+        .step(&tools, publisher, state, &lease, 1_000)
+        .await
+        .unwrap();
+    assert!(!r.more);
+    assert_eq!(r.published.expect("b.csv publishes").cells_changed, 1);
+}
