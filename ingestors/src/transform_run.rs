@@ -57,8 +57,8 @@ impl TransformThreads {
     }
 
     /// Takes one slot until the permit is dropped, as a transform would
-    /// (for an operator's pause of the work, and for tests of a busy
-    /// instance); `None` when every slot is taken.
+    /// (how a test makes an instance busy); `None` when every slot is
+    /// taken.
     pub fn hold(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
         self.slots.clone().try_acquire_owned().ok()
     }
