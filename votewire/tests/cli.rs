@@ -936,8 +936,10 @@ async fn two_ingestors_split_200_feeds_and_the_survivor_takes_all_after_a_kill_9
                 "ingest",
                 "--lease-ttl",
                 "10s",
+                // Stopped by the test (a kill -9, then Ctrl-C): a fixed run
+                // ended the survivor before the takeover on a loaded machine.
                 "--run-for",
-                "60s",
+                "600s",
                 "--instance",
                 instance,
             ])
@@ -1033,6 +1035,12 @@ async fn two_ingestors_split_200_feeds_and_the_survivor_takes_all_after_a_kill_9
         "a lease outlived the TTL by {} ms",
         lapsed_ms - killed_ms - TTL.as_millis() as i64
     );
+    let pid = a.id().expect("the survivor runs").to_string();
+    let interrupted = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    assert!(interrupted.success());
     let (status, _, _) = finish(a, Duration::from_secs(90)).await;
     let a_log = a_log.await.unwrap();
     assert!(status.success(), "{a_log}");
