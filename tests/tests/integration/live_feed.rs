@@ -198,6 +198,29 @@ fn unix_now() -> u64 {
         .as_secs()
 }
 
+/// An SFTP source on the stack's sshd: `*.csv` files in `dir`, stable for
+/// 5 s, no marker, no archive.
+fn sftp_csv_source(target: &votewire_tests::SftpTarget, dir: &str) -> SourceSpec {
+    SourceSpec::Sftp {
+        endpoint: SftpEndpoint {
+            host: target.host.clone(),
+            port: target.port,
+            user: target.user.clone(),
+            private_key: target.key.clone(),
+            known_hosts: target.known_hosts.clone(),
+            timeout: Duration::from_secs(5),
+        },
+        drop: DropConfig {
+            dir: dir.to_string(),
+            pattern: "*.csv".into(),
+            min_age_secs: 5,
+            done_marker: None,
+            archive_dir: None,
+            max_bytes: 1 << 20,
+        },
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_sftp_drop_feed_reads_stable_files_in_order_once_across_a_restart() {
     let stack = Stack::load();
@@ -215,24 +238,7 @@ async fn an_sftp_drop_feed_reads_stable_files_in_order_once_across_a_restart() {
 
     let feed_id = unique("sftp:PA");
     let lease = pipeline.lease(&feed_id).await;
-    let source = SourceSpec::Sftp {
-        endpoint: SftpEndpoint {
-            host: target.host.clone(),
-            port: target.port,
-            user: target.user.clone(),
-            private_key: target.key.clone(),
-            known_hosts: target.known_hosts.clone(),
-            timeout: Duration::from_secs(5),
-        },
-        drop: DropConfig {
-            dir: remote_dir.clone(),
-            pattern: "*.csv".into(),
-            min_age_secs: 5,
-            done_marker: None,
-            archive_dir: None,
-            max_bytes: 1 << 20,
-        },
-    };
+    let source = sftp_csv_source(&target, &remote_dir);
     let spec = pa_csv_feed(&feed_id, source);
     let resume = || {
         LiveFeed::resume(
@@ -314,24 +320,7 @@ async fn an_sftp_file_that_waited_in_vain_for_a_transform_slot_still_publishes_f
     set_mtime(&local_dir.join("b.csv"), old + 1);
     let feed_id = unique("sftp:PA-slot");
     let lease = pipeline.lease(&feed_id).await;
-    let source = SourceSpec::Sftp {
-        endpoint: SftpEndpoint {
-            host: target.host.clone(),
-            port: target.port,
-            user: target.user.clone(),
-            private_key: target.key.clone(),
-            known_hosts: target.known_hosts.clone(),
-            timeout: Duration::from_secs(5),
-        },
-        drop: DropConfig {
-            dir: remote_dir.clone(),
-            pattern: "*.csv".into(),
-            min_age_secs: 5,
-            done_marker: None,
-            archive_dir: None,
-            max_bytes: 1 << 20,
-        },
-    };
+    let source = sftp_csv_source(&target, &remote_dir);
     let spec = pa_csv_feed(&feed_id, source);
     let mut feed = LiveFeed::resume(state, spec, "ingestor-a", HealthMachine::new(5, 3_600_000))
         .await
