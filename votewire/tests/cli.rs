@@ -698,6 +698,16 @@ async fn ingest_follows_registry_edits_and_operator_actions_without_a_restart() 
     );
 }
 
+/// Sends `child` SIGINT, as an operator's Ctrl-C would.
+fn interrupt(child: &tokio::process::Child) {
+    let pid = child.id().expect("the process runs").to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    assert!(sent.success(), "kill -INT {pid}");
+}
+
 /// Waits for a child's exit (with a deadline) and returns its status,
 /// stdout and stderr.
 async fn finish(
@@ -1035,12 +1045,7 @@ async fn two_ingestors_split_200_feeds_and_the_survivor_takes_all_after_a_kill_9
         "a lease outlived the TTL by {} ms",
         lapsed_ms - killed_ms - TTL.as_millis() as i64
     );
-    let pid = a.id().expect("the survivor runs").to_string();
-    let interrupted = std::process::Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .unwrap();
-    assert!(interrupted.success());
+    interrupt(&a);
     let (status, _, _) = finish(a, Duration::from_secs(90)).await;
     let a_log = a_log.await.unwrap();
     assert!(status.success(), "{a_log}");
@@ -1447,12 +1452,7 @@ async fn one_trace_id_covers_fetch_to_results_across_the_ingest_and_aggregate_pr
         }
     }
     assert!(queried >= 8, "the dashboard's queries were checked");
-    let pid = aggregator.id().expect("the aggregator runs").to_string();
-    let interrupted = std::process::Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .unwrap();
-    assert!(interrupted.success());
+    interrupt(&aggregator);
     let (status, _, agg_stderr) = finish(aggregator, Duration::from_secs(90)).await;
     assert!(status.success(), "{agg_stderr}");
 
