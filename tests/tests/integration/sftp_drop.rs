@@ -57,6 +57,18 @@ async fn with_session<T: Send + 'static>(
         .unwrap()
 }
 
+/// Two polls (the first sees the files, the second finds them stable) and
+/// every file read marked processed: what one ingest pass over a settled
+/// folder does.
+fn read_all_stable(w: &mut DropWatcher, s: &SftpSession) -> Vec<ReadyFile> {
+    w.poll(s, now()).unwrap();
+    let ready = w.poll(s, now()).unwrap();
+    for r in &ready {
+        w.mark_processed(s, r.identity.clone()).unwrap();
+    }
+    ready
+}
+
 fn names(ready: &[ReadyFile]) -> Vec<String> {
     ready
         .iter()
@@ -313,11 +325,7 @@ async fn past_the_remembered_names_a_restart_republishes_nothing_old() {
     let local2 = local.clone();
     let (first, after_restart) = with_session(&stack, move |s| {
         let mut w = DropWatcher::new(cfg.clone(), []);
-        w.poll(s, now()).unwrap();
-        let first = w.poll(s, now()).unwrap();
-        for r in &first {
-            w.mark_processed(s, r.identity.clone()).unwrap();
-        }
+        let first = read_all_stable(&mut w, s);
         let kept = w.processed_files();
         assert!(kept.files.len() <= MAX_REMEMBERED);
         assert!(
@@ -363,11 +371,7 @@ async fn a_file_waiting_for_its_marker_is_never_hidden_behind_the_floor() {
     let local2 = local.clone();
     let (first, kept, after) = with_session(&stack, move |s| {
         let mut w = DropWatcher::new(cfg.clone(), []);
-        w.poll(s, now()).unwrap();
-        let first = w.poll(s, now()).unwrap();
-        for r in &first {
-            w.mark_processed(s, r.identity.clone()).unwrap();
-        }
+        let first = read_all_stable(&mut w, s);
         let kept = w.processed_files();
         // Its marker lands; a restarted watcher (the cursor's state) and
         // this one both read it.

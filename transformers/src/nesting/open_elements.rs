@@ -206,23 +206,10 @@ fn closes_p(name: &[u8]) -> bool {
     )
 }
 
-/// Where a start tag's search for an open `<p>` stops ("button scope",
-/// and `select`, which html5ever treats alike).
+/// Where a start tag's search for an open `<p>` stops: "button scope",
+/// the default scope and `button`.
 fn is_p_scope(name: &[u8]) -> bool {
-    matches!(
-        name,
-        b"applet"
-            | b"caption"
-            | b"html"
-            | b"table"
-            | b"td"
-            | b"th"
-            | b"marquee"
-            | b"object"
-            | b"template"
-            | b"button"
-            | b"select"
-    )
+    is_scope(name) || name == b"button"
 }
 
 /// Start tags that end foreign content (`svg`, `math`) before they open.
@@ -333,9 +320,9 @@ impl OpenElements {
             // An option or group ends an open option (html5ever's implied
             // end); everything else nests.
             if matches!(n, b"option" | b"optgroup")
-                && self.stack.last().is_some_and(|e| e.name == b"option")
+                && let Some(k) = self.current_index(b"option")
             {
-                self.truncate(self.stack.len() - 1);
+                self.truncate(k);
             }
             return self.insert(name, attributes);
         }
@@ -380,11 +367,7 @@ impl OpenElements {
         let found = match closes {
             None => None,
             // An option ends where the current element is one.
-            Some(Closes::Current) => self
-                .stack
-                .last()
-                .filter(|e| e.name == b"option")
-                .map(|_| self.stack.len() - 1),
+            Some(Closes::Current) => self.current_index(b"option"),
             Some(Closes::Sibling(siblings, boundaries)) => {
                 self.rfind_any(siblings, |e| boundaries.contains(&e))
             }
@@ -484,6 +467,13 @@ impl OpenElements {
         self.text()
     }
 
+    /// The current element's index when it is a `name` (how an `<option>`
+    /// ends: only as the current element).
+    fn current_index(&self, name: &[u8]) -> Option<usize> {
+        let last = self.stack.len().checked_sub(1)?;
+        (self.stack[last].name == name).then_some(last)
+    }
+
     /// Content (text) where formatting elements were closed implicitly
     /// opens them again; returns the depth.
     pub(super) fn text(&mut self) -> usize {
@@ -500,11 +490,7 @@ impl OpenElements {
             // An option or group ends only as the current element.
             let k = match name {
                 b"select" => self.rfind(name, is_scope),
-                b"option" | b"optgroup" => self
-                    .stack
-                    .last()
-                    .filter(|e| e.name == name)
-                    .map(|_| self.stack.len() - 1),
+                b"option" | b"optgroup" => self.current_index(name),
                 _ => None,
             };
             if let Some(k) = k.filter(|&k| k >= at) {
@@ -528,8 +514,8 @@ impl OpenElements {
         if matches!(name, b"option" | b"optgroup") {
             // Only as the current element (the tree builder ignores the
             // tag otherwise, wherever the element is).
-            if self.stack.last().is_some_and(|e| e.name == name) {
-                self.truncate(self.stack.len() - 1);
+            if let Some(k) = self.current_index(name) {
+                self.truncate(k);
             }
             return;
         }
