@@ -21,6 +21,11 @@ pub const MAX_XML_DEPTH: usize = 256;
 /// Deepest HTML nesting accepted, as a browser would build the tree
 /// (results pages nest about 30).
 pub const MAX_HTML_DEPTH: usize = 512;
+/// Most HTML elements accepted in one page. html5ever's tree and the cells
+/// read from it hold about 470 bytes per element (64 MB of county rows
+/// peaked at 2.1 GB), so this keeps a page's peak near 4× the 64 MB fetch
+/// limit; the largest real results page in the fixtures has 16,654.
+pub const MAX_HTML_ELEMENTS: usize = 500_000;
 
 /// HTML elements that never have content.
 fn is_void(name: &[u8]) -> bool {
@@ -121,6 +126,7 @@ fn tag_end(bytes: &[u8], from: usize) -> (usize, bool) {
 fn check(bytes: &[u8], dialect: Dialect, max: usize, r: &Rejector) -> Result<(), TransformError> {
     let name_char = |c: u8| !(c.is_ascii_whitespace() || c == b'>' || c == b'/');
     let mut open = OpenElements::default();
+    let mut elements = 0usize;
     let mut i = 0usize;
     while let Some(off) = memchr::memchr(b'<', &bytes[i..]) {
         let at = i + off;
@@ -166,6 +172,16 @@ fn check(bytes: &[u8], dialect: Dialect, max: usize, r: &Rejector) -> Result<(),
                     return Err(too_deep(at, max, r));
                 }
                 continue;
+            }
+            elements += 1;
+            if elements > MAX_HTML_ELEMENTS {
+                return Err(r.limit(
+                    Location::Byte(at as u64),
+                    format!(
+                        "more than {MAX_HTML_ELEMENTS} elements; no results page has that many, \
+                         and building its tree would cost memory without bound"
+                    ),
+                ));
             }
             let name_len = rest.iter().take_while(|&&c| name_char(c)).count();
             let name = rest[..name_len].to_ascii_lowercase();

@@ -232,3 +232,17 @@ fn deep_html_is_refused_and_unclosed_cells_and_void_tags_are_not() {
     page.extend_from_slice(b"</table></body></html>");
     assert!(check_html_depth(&page, &R).is_ok());
 }
+
+#[test]
+fn a_page_of_more_elements_than_any_results_page_is_refused_at_the_first_one_past() {
+    let at_the_cap = "<br>".repeat(MAX_HTML_ELEMENTS);
+    assert!(check_html_depth(at_the_cap.as_bytes(), &R).is_ok());
+    let past = format!("{at_the_cap}<p>");
+    let e = check_html_depth(past.as_bytes(), &R).unwrap_err();
+    assert_eq!(e.class, crate::error::ErrorClass::LimitExceeded, "{e}");
+    assert_eq!(
+        e.location,
+        Location::Byte(4 * MAX_HTML_ELEMENTS as u64),
+        "{e}"
+    );
+}
