@@ -166,6 +166,8 @@ pub struct CadenceConfig {
     /// Time between the end of one fetch and the start of the next.
     pub interval: String,
     /// Random extra delay, up to this, so feeds don't poll in lockstep.
+    /// Default 1 s.
+    #[serde(default = "jitter")]
     pub jitter: String,
     /// A tighter cadence for a window such as poll close to +6 h.
     pub window: Option<CadenceWindow>,
@@ -176,6 +178,10 @@ pub struct CadenceConfig {
     /// back is polled again. Default 15 s.
     #[serde(default = "retry_max")]
     pub retry_max: String,
+}
+
+fn jitter() -> String {
+    "1s".into()
 }
 
 fn retry_max() -> String {

@@ -259,3 +259,27 @@ fn a_source_that_sends_a_credential_must_use_https_unless_it_is_on_this_machine(
         );
     }
 }
+
+/// The walkthroughs' entries set an interval and a staleness only: the
+/// jitter that keeps feeds out of lockstep has a default.
+#[test]
+fn a_cadence_without_a_jitter_gets_one_second() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "tx.toml",
+        "[[feed]]\nid = \"html:txsos:senate\"\nfamily = \"csv\"\nelection_id = \"e\"\n\
+         [feed.source]\nkind = \"http\"\nurl = \"https://example.org/a.csv\"\n\
+         [feed.cadence]\ninterval = \"20s\"\nstale_after = \"30m\"\n",
+    );
+    let feeds = load_registry(dir.path()).unwrap_or_else(|errs| panic!("{errs:?}"));
+    assert_eq!(feeds.len(), 1);
+    let cadence = feeds[0]
+        .entry
+        .cadence
+        .as_ref()
+        .expect("a cadence")
+        .get_ref();
+    assert_eq!(cadence.jitter, "1s");
+    assert_eq!(cadence.interval, "20s");
+}
