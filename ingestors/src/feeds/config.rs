@@ -192,7 +192,7 @@ impl Default for CadenceConfig {
     fn default() -> Self {
         Self {
             interval: "30s".into(),
-            jitter: "3s".into(),
+            jitter: jitter(),
             window: None,
             stale_after: "30m".into(),
             retry_max: retry_max(),

@@ -6,7 +6,9 @@
 //! html5ever's scope checks walk the open-element stack on every tag, so
 //! 100,000 nested `<div>`s take minutes. Real result documents nest a dozen
 //! levels; a payload past [`MAX_XML_DEPTH`] or [`MAX_HTML_DEPTH`] is refused
-//! before either parser sees it.
+//! before either parser sees it. The same pass counts HTML elements: html5ever
+//! keeps every one, so a page past [`MAX_HTML_ELEMENTS`] is refused too (XML's
+//! equivalent is roxmltree's own node limit).
 
 use crate::error::{Location, Rejector, TransformError};
 
@@ -83,7 +85,8 @@ pub fn check_xml_depth(bytes: &[u8], r: &Rejector) -> Result<(), TransformError>
     check(bytes, Dialect::Xml, MAX_XML_DEPTH, r)
 }
 
-/// Refuses an HTML payload nested deeper than [`MAX_HTML_DEPTH`].
+/// Refuses an HTML payload nested deeper than [`MAX_HTML_DEPTH`] or with more
+/// than [`MAX_HTML_ELEMENTS`] elements.
 pub fn check_html_depth(bytes: &[u8], r: &Rejector) -> Result<(), TransformError> {
     check(bytes, Dialect::Html, MAX_HTML_DEPTH, r)
 }
