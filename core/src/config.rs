@@ -32,6 +32,16 @@ pub enum ConfigError {
         value: String,
         reason: String,
     },
+    /// A misspelt variable would otherwise be ignored and its setting
+    /// silently left at the default.
+    #[error(
+        "environment variable {var} is not one votewire reads{}; `votewire config env` lists them",
+        nearest.as_ref().map(|n| format!(" (did you mean {n}?)")).unwrap_or_default()
+    )]
+    UnknownVariable {
+        var: String,
+        nearest: Option<&'static str>,
+    },
 }
 
 /// The whole configuration of a votewire process.
@@ -333,7 +343,10 @@ pub const SERVICE_VARIABLES: &[(&str, &str)] = &[
         "VOTEWIRE_FEEDS",
         "ingest, api, feeds: the feed registry (file or directory)",
     ),
-    ("VOTEWIRE_INSTANCE", "ingest: this ingestor's name"),
+    (
+        "VOTEWIRE_INSTANCE",
+        "ingest, aggregate: this instance's name",
+    ),
     (
         "VOTEWIRE_METRICS_LISTEN",
         "ingest, aggregate: serve Prometheus /metrics here",
@@ -366,6 +379,66 @@ pub const SERVICE_VARIABLES: &[(&str, &str)] = &[
         "VOTEWIRE_API_TOKEN",
         "feeds …: the token sent to the operator API (value never printed)",
     ),
+];
+
+/// Variables the code reads directly rather than through an argument or
+/// the config: `votewire config env` lists them too.
+pub const RUNTIME_VARIABLES: &[(&str, &str)] = &[
+    (
+        "VOTEWIRE_FEED_SECRET_PREFIX",
+        "ingest: the prefix of variables a feed's `{ env = … }` secret may name (default FEED_SECRET_)",
+    ),
+    (
+        "VOTEWIRE_FEED_SECRETS_DIR",
+        "ingest: the folder a feed's `{ file = … }` secret must be under",
+    ),
+    (
+        "VOTEWIRE_FAULT",
+        "ingest: a crash the chaos suite injects (abort-after-produce)",
+    ),
+    (
+        "VOTEWIRE_DEMO_RESTARTED",
+        "demo: set by the demo when it reruns itself in the local stack's env",
+    ),
+];
+
+/// Variables of the local stack (`deploy/local/stack`), the test harness
+/// and the bench scripts, which a shell that loaded the stack's env file
+/// carries: votewire reads none of them but accepts them.
+pub const LOCAL_STACK_VARIABLES: &[&str] = &[
+    "VOTEWIRE_KAFKA_NODES",
+    "VOTEWIRE_KAFKA_PORT",
+    "VOTEWIRE_KAFKA_CONTROLLER_PORT",
+    "VOTEWIRE_KAFKA_HEAP",
+    "VOTEWIRE_KAFKA_ADD_SCRAM",
+    "VOTEWIRE_KAFKA_EXTRA_PROPERTIES",
+    "VOTEWIRE_KAFKA_LIBS",
+    "VOTEWIRE_STACK_KAFKA_LIBS",
+    "VOTEWIRE_DYNAMODB_PORT",
+    "VOTEWIRE_SFTP_HOST",
+    "VOTEWIRE_SFTP_PORT",
+    "VOTEWIRE_SFTP_USER",
+    "VOTEWIRE_SFTP_KEY",
+    "VOTEWIRE_SFTP_KNOWN_HOSTS",
+    "VOTEWIRE_SFTP_ROOT",
+    "VOTEWIRE_OTLP_GRPC_PORT",
+    "VOTEWIRE_OTLP_HTTP_PORT",
+    "VOTEWIRE_OTLP_HTTP_ENDPOINT",
+    "VOTEWIRE_OTLP_RECEIVER_GRPC_PORT",
+    "VOTEWIRE_OTLP_RECEIVER_HTTP_PORT",
+    "VOTEWIRE_OTLP_RECEIVER_URL",
+    "VOTEWIRE_JAEGER_QUERY_PORT",
+    "VOTEWIRE_JAEGER_QUERY_GRPC_PORT",
+    "VOTEWIRE_JAEGER_QUERY_URL",
+    "VOTEWIRE_JAEGER_BIN",
+    "VOTEWIRE_STACK_JAEGER_BIN",
+    "VOTEWIRE_VENV",
+    "VOTEWIRE_PYTHON",
+    "VOTEWIRE_CHROMIUM",
+    "VOTEWIRE_BROWSER_MODULES",
+    "VOTEWIRE_DEMO_SECONDS",
+    "VOTEWIRE_BENCH_OTLP",
+    "VOTEWIRE_FUZZ_SECONDS",
 ];
 
 /// Every `VOTEWIRE_…` variable that overrides configuration, in one list.
@@ -569,6 +642,37 @@ pub const KAFKA_PROPERTY_ENV_PREFIX: &str = "VOTEWIRE_KAFKA_PROPERTY_";
 /// `retention.ms`).
 pub const TOPICS_CONFIG_ENV_PREFIX: &str = "VOTEWIRE_TOPICS_CONFIG_";
 
+/// Every `VOTEWIRE_…` name votewire knows: configuration, subcommand
+/// arguments and the local stack's.
+pub fn known_variables() -> impl Iterator<Item = &'static str> {
+    ENV_OVERRIDES
+        .iter()
+        .map(|o| o.var)
+        .chain(SERVICE_VARIABLES.iter().map(|(v, _)| *v))
+        .chain(RUNTIME_VARIABLES.iter().map(|(v, _)| *v))
+        .chain(LOCAL_STACK_VARIABLES.iter().copied())
+}
+
+/// The first `VOTEWIRE_…` name among `names` that votewire does not know,
+/// with the known name nearest to it.
+pub fn unknown_variable<'a>(names: impl IntoIterator<Item = &'a str>) -> Option<ConfigError> {
+    let prefixes = [KAFKA_PROPERTY_ENV_PREFIX, TOPICS_CONFIG_ENV_PREFIX];
+    let var = names.into_iter().find(|name| {
+        name.starts_with("VOTEWIRE_")
+            && !prefixes.iter().any(|p| name.starts_with(p))
+            && !known_variables().any(|k| k == *name)
+    })?;
+    let nearest = known_variables()
+        .map(|k| (strsim::levenshtein(k, var), k))
+        .filter(|(distance, _)| *distance <= 4)
+        .min()
+        .map(|(_, k)| k);
+    Some(ConfigError::UnknownVariable {
+        var: var.to_string(),
+        nearest,
+    })
+}
+
 /// A whole number above zero (partition counts, replication factors).
 fn positive(v: &str) -> Result<i32, String> {
     match v.trim().parse::<i32>() {
@@ -599,7 +703,11 @@ impl VotewireConfig {
             }
             None => Self::default(),
         };
-        config.apply_env(std::env::vars())?;
+        let vars: Vec<(String, String)> = std::env::vars().collect();
+        if let Some(unknown) = unknown_variable(vars.iter().map(|(k, _)| k.as_str())) {
+            return Err(unknown);
+        }
+        config.apply_env(vars)?;
         Ok(config)
     }
 
@@ -734,5 +842,70 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/votewire.example.toml");
         let text = std::fs::read_to_string(&path).expect("deploy/votewire.example.toml exists");
         VotewireConfig::from_toml_str(&text, &path).unwrap();
+    }
+
+    #[test]
+    fn an_unknown_votewire_variable_is_refused_with_the_nearest_name() {
+        let refused = unknown_variable(["PATH", "VOTEWIRE_KAFKA_BOOTSTRAP_SERVER"])
+            .expect("a misspelt variable is refused");
+        assert_eq!(
+            refused.to_string(),
+            "environment variable VOTEWIRE_KAFKA_BOOTSTRAP_SERVER is not one votewire reads \
+             (did you mean VOTEWIRE_KAFKA_BOOTSTRAP_SERVERS?); `votewire config env` lists them"
+        );
+        let far = unknown_variable(["VOTEWIRE_SOMETHING_ELSE_ENTIRELY"]).unwrap();
+        assert!(matches!(
+            far,
+            ConfigError::UnknownVariable { nearest: None, .. }
+        ));
+        assert!(
+            unknown_variable([
+                "VOTEWIRE_KAFKA_BOOTSTRAP_SERVERS",
+                "VOTEWIRE_KAFKA_PROPERTY_SASL_MECHANISMS",
+                "VOTEWIRE_TOPICS_CONFIG_RETENTION_MS",
+                "VOTEWIRE_SFTP_KEY",
+                "NOT_OURS",
+            ])
+            .is_none()
+        );
+    }
+
+    /// Every `VOTEWIRE_…` name the deployment files and scripts set or
+    /// read: a name votewire does not know would stop it at start-up.
+    #[test]
+    fn every_variable_the_stack_compose_and_terraform_use_is_known() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut files = vec![
+            root.join("deploy/local/stack"),
+            root.join("deploy/local/demo"),
+            root.join("deploy/local/test"),
+            root.join(".ci/run"),
+            root.join("fuzz/run"),
+            root.join("docker-compose.yml"),
+        ];
+        for dir in ["deploy/terraform", "bench"] {
+            for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+                files.push(entry.unwrap().path());
+            }
+        }
+        let mut unknown = Vec::new();
+        for file in files.iter().filter(|f| f.is_file()) {
+            let text = std::fs::read_to_string(file).unwrap();
+            for (at, _) in text.match_indices("VOTEWIRE_") {
+                let name: String = text[at..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+                    .collect();
+                // `VOTEWIRE_OTLP_*_PORT` and `…_PROPERTY_<NAME>` name families.
+                let family = name.ends_with('_')
+                    && (known_variables().any(|k| k.starts_with(name.as_str()))
+                        || name.starts_with(KAFKA_PROPERTY_ENV_PREFIX)
+                        || name.starts_with(TOPICS_CONFIG_ENV_PREFIX));
+                if !family && unknown_variable([name.as_str()]).is_some() {
+                    unknown.push(format!("{}: {name}", file.display()));
+                }
+            }
+        }
+        assert!(unknown.is_empty(), "unknown variables: {unknown:#?}");
     }
 }

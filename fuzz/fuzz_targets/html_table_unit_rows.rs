@@ -5,7 +5,7 @@
 use libfuzzer_sys::fuzz_target;
 use votewire_transformers::{FamilyInputs, PayloadContext, transform};
 
-const MAPPING: &str = include_str!("../../deploy/feeds/mappings/txsos-race-by-county.toml");
+const MAPPING: &str = include_str!("../../deploy/mappings/txsos-race-by-county.toml");
 
 fuzz_target!(|data: &[u8]| {
     let ctx = PayloadContext::for_file("fuzz", "ALL.json", "00", 0);

@@ -20,7 +20,7 @@
 //! broker cannot be made to return on demand come from librdkafka's mock
 //! cluster (`produce_errors.rs`).
 //!
-//! Run: `set -a; . .votewire/stack.env; set +a; cargo nextest run -p votewire --test chaos`.
+//! Run: `source .votewire/stack.env; cargo nextest run -p votewire --test chaos`.
 
 mod kafka_faults;
 mod outages;

@@ -140,6 +140,7 @@ impl Stack {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
+            let line = line.strip_prefix("export ").unwrap_or(line);
             if let Some((k, v)) = line.split_once('=') {
                 vars.insert(k.to_string(), v.to_string());
             }

@@ -4,21 +4,53 @@
 //!   abbreviation).
 //! * ISO 8601: `2021-01-12T00:09:58.230Z`, `2015-11-04T15:51:27Z`,
 //!   `2021-01-05T19:00:00-05:00`.
-//! * US local time with no zone (`11/10/2014  5:07:56 PM`) when the feed config
-//!   supplies the UTC offset.
+//! * US local time with no zone (`11/10/2014  5:07:56 PM`) when the feed's
+//!   mapping names the source's zone ([`SourceZone`]).
+//!
+//! The calendar and the zone rules are jiff's: a date that does not exist
+//! is refused, and a named zone's daylight time is followed.
 
-/// Days since 1970-01-01 of a proleptic Gregorian date.
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let mp = (m as i64 + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+use jiff::civil::DateTime;
+use jiff::tz::{Offset, TimeZone};
+
+/// The zone of a source's local times that carry none: an IANA zone such
+/// as `America/Chicago` (daylight time followed: CST for a March primary,
+/// CDT for a May runoff), or a fixed offset such as `-06:00` for a source
+/// that keeps one all year.
+#[derive(Debug, Clone)]
+pub struct SourceZone(TimeZone);
+
+impl SourceZone {
+    /// An IANA name (`America/Chicago`) or a fixed `±hh:mm` offset.
+    pub fn parse(name: &str) -> Result<SourceZone, String> {
+        if let Some(minutes) = offset_minutes(name.trim()) {
+            return SourceZone::fixed_minutes(minutes)
+                .ok_or_else(|| format!("{name:?} is beyond -12:00..+14:00"));
+        }
+        TimeZone::get(name.trim()).map(SourceZone).map_err(|_| {
+            format!("{name:?} is not an IANA time zone (America/Chicago) or an offset (-06:00)")
+        })
+    }
+
+    /// A fixed offset of `minutes` east of UTC (-360 is CST all year).
+    pub fn fixed_minutes(minutes: i32) -> Option<SourceZone> {
+        if minutes.abs() > MAX_OFFSET_MIN {
+            return None;
+        }
+        Offset::from_seconds(minutes * 60)
+            .ok()
+            .map(|o| SourceZone(TimeZone::fixed(o)))
+    }
 }
 
-/// A wall-clock time and its UTC offset in minutes.
+impl<'de> serde::Deserialize<'de> for SourceZone {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        SourceZone::parse(&name).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A wall-clock time, in a zone.
 struct Civil {
     y: i64,
     mo: u32,
@@ -27,42 +59,60 @@ struct Civil {
     mi: u32,
     s: u32,
     ms: u32,
-    offset_min: i32,
-}
-
-/// Days in month `m` of year `y` (proleptic Gregorian).
-fn days_in_month(y: i64, m: u32) -> u32 {
-    match m {
-        4 | 6 | 9 | 11 => 30,
-        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
-        2 => 28,
-        _ => 31,
-    }
 }
 
 /// The most a UTC offset can be: real zones run from -12:00 to +14:00.
 const MAX_OFFSET_MIN: i32 = 14 * 60;
 
-fn epoch_ms(t: Civil) -> Option<i64> {
-    // Election results are dated; anything outside this range is garbage (and
-    // would overflow the arithmetic below). A date that does not exist
-    // (`11/31/2020`, `2/29/2021`) is refused, never rolled into the next
-    // month.
-    if !(1900..=2200).contains(&t.y)
-        || !(1..=12).contains(&t.mo)
-        || t.d < 1
-        || t.d > days_in_month(t.y, t.mo)
-        || t.h > 23
-        || t.mi > 59
-        || t.s > 60
-        || t.offset_min.abs() > MAX_OFFSET_MIN
-    {
+/// `Civil` in `zone`, as ms since the epoch. A date or time that does not
+/// exist (`11/31/2020`, `2/29/2021`, `10:60`) is refused, never rolled
+/// over. A local time a daylight-saving change skips or repeats takes
+/// jiff's "compatible" reading (the later and the earlier instant).
+fn epoch_ms(t: Civil, zone: &TimeZone) -> Option<i64> {
+    // Election results are dated; anything outside this range is garbage.
+    if !(1900..=2200).contains(&t.y) {
         return None;
     }
-    let days = days_from_civil(t.y, t.mo, t.d);
-    let secs = days * 86_400 + t.h as i64 * 3600 + t.mi as i64 * 60 + t.s as i64
-        - t.offset_min as i64 * 60;
-    Some(secs * 1000 + t.ms as i64)
+    let small = |v: u32| i8::try_from(v).ok();
+    let dt = DateTime::new(
+        i16::try_from(t.y).ok()?,
+        small(t.mo)?,
+        small(t.d)?,
+        small(t.h)?,
+        small(t.mi)?,
+        small(t.s)?,
+        i32::try_from(t.ms).ok()?.checked_mul(1_000_000)?,
+    )
+    .ok()?;
+    let at = zone.to_ambiguous_timestamp(dt).compatible().ok()?;
+    Some(at.as_millisecond())
+}
+
+/// Minutes east of UTC of `+hh`, `+hhmm` or `+hh:mm` (digits only, minutes
+/// below 60), or `None`.
+fn offset_minutes(off: &str) -> Option<i32> {
+    let sign = match off.as_bytes().first()? {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let digits = off[1..].replace(':', "");
+    if !(digits.len() == 2 || digits.len() == 4) || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let hh: i32 = digits.get(0..2)?.parse().ok()?;
+    let mm: i32 = digits
+        .get(2..4)
+        .map(str::parse)
+        .transpose()
+        .ok()?
+        .unwrap_or(0);
+    (mm < 60).then_some(sign * (hh * 60 + mm))
+}
+
+/// A fixed zone of `minutes` east of UTC, within real zones' range.
+fn fixed(minutes: i32) -> Option<TimeZone> {
+    SourceZone::fixed_minutes(minutes).map(|z| z.0)
 }
 
 /// UTC offset in minutes of a US zone abbreviation.
@@ -84,9 +134,9 @@ pub fn us_zone_offset(abbrev: &str) -> Option<i32> {
     })
 }
 
-/// `M/D/YYYY h:mm[:ss] AM|PM [ZONE]`. Without a zone, `default_offset_min`
-/// must be given.
-pub fn parse_us_datetime(s: &str, default_offset_min: Option<i32>) -> Option<i64> {
+/// `M/D/YYYY h:mm[:ss] AM|PM [ZONE]`. Without a zone abbreviation,
+/// `source_zone` must be given.
+pub fn parse_us_datetime(s: &str, source_zone: Option<&SourceZone>) -> Option<i64> {
     let mut parts = s.split_whitespace();
     let date = parts.next()?;
     let time = parts.next()?;
@@ -118,11 +168,11 @@ pub fn parse_us_datetime(s: &str, default_offset_min: Option<i32>) -> Option<i64
         Some("AM") if h == 12 => h = 0,
         _ => {}
     }
-    let offset = match zone {
-        Some(z) => us_zone_offset(z)?,
-        None => default_offset_min?,
+    let zone = match zone {
+        Some(z) => fixed(us_zone_offset(z)?)?,
+        None => source_zone?.0.clone(),
     };
-    epoch_ms(Civil {
+    let civil = Civil {
         y,
         mo,
         d: day,
@@ -130,8 +180,8 @@ pub fn parse_us_datetime(s: &str, default_offset_min: Option<i32>) -> Option<i64
         mi,
         s: sec,
         ms: 0,
-        offset_min: offset,
-    })
+    };
+    epoch_ms(civil, &zone)
 }
 
 /// ISO 8601 / RFC 3339 with `Z` or a numeric offset; a missing offset is
@@ -150,18 +200,7 @@ pub fn parse_iso8601(s: &str, assume_utc: bool) -> Option<i64> {
         (t, 0)
     } else if let Some(i) = rest.rfind(['+', '-']).filter(|&i| i >= 5) {
         let (t, off) = rest.split_at(i);
-        let sign = if off.starts_with('-') { -1 } else { 1 };
-        // `+hh`, `+hhmm` or `+hh:mm`, digits only, minutes below 60.
-        let off = off[1..].replace(':', "");
-        if !(off.len() == 2 || off.len() == 4) || !off.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        let hh: i32 = off.get(0..2)?.parse().ok()?;
-        let mm: i32 = off.get(2..4).map(str::parse).transpose().ok()?.unwrap_or(0);
-        if mm > 59 {
-            return None;
-        }
-        (t, sign * (hh * 60 + mm))
+        (t, offset_minutes(off)?)
     } else if assume_utc {
         (rest, 0)
     } else {
@@ -183,7 +222,7 @@ pub fn parse_iso8601(s: &str, assume_utc: bool) -> Option<i64> {
         let scale = 10u32.pow(3 - digits.len() as u32);
         digits.parse::<u32>().ok()? * scale
     };
-    epoch_ms(Civil {
+    let civil = Civil {
         y,
         mo,
         d: day,
@@ -191,8 +230,8 @@ pub fn parse_iso8601(s: &str, assume_utc: bool) -> Option<i64> {
         mi,
         s: sec,
         ms,
-        offset_min: offset,
-    })
+    };
+    epoch_ms(civil, &fixed(offset)?)
 }
 
 #[cfg(test)]
@@ -215,7 +254,10 @@ mod tests {
             Some(1_609_822_800_000)
         );
         assert_eq!(
-            parse_us_datetime("11/10/2014  5:07:56 PM", Some(-360)),
+            parse_us_datetime(
+                "11/10/2014  5:07:56 PM",
+                SourceZone::fixed_minutes(-360).as_ref()
+            ),
             Some(1_415_660_876_000)
         );
         assert_eq!(parse_us_datetime("11/10/2014  5:07:56 PM", None), None);
@@ -224,6 +266,44 @@ mod tests {
             parse_us_datetime("1/1/999999999999999 5:07:56 PM EST", None),
             None
         );
+    }
+
+    #[test]
+    fn a_named_zone_follows_daylight_time_and_a_fixed_one_does_not() {
+        let chicago = SourceZone::parse("America/Chicago").unwrap();
+        // The Texas primary (March, CST) and its May runoff (CDT).
+        assert_eq!(
+            parse_us_datetime("3/1/2022 8:00:00 PM", Some(&chicago)),
+            Some(1_646_186_400_000)
+        );
+        assert_eq!(
+            parse_us_datetime("5/24/2022 8:00:00 PM", Some(&chicago)),
+            Some(1_653_440_400_000)
+        );
+        // All-year CST is an hour off in May.
+        let cst = SourceZone::parse("-06:00").unwrap();
+        assert_eq!(
+            parse_us_datetime("5/24/2022 8:00:00 PM", Some(&cst)),
+            Some(1_653_440_400_000 + 3_600_000)
+        );
+        // 1:30 AM happens twice when daylight time ends: the first one
+        // (CDT); 2:30 AM never happens when it starts: read as 3:30 CDT.
+        assert_eq!(
+            parse_us_datetime("11/6/2022 1:30:00 AM", Some(&chicago)),
+            Some(1_667_716_200_000)
+        );
+        assert_eq!(
+            parse_us_datetime("3/13/2022 2:30:00 AM", Some(&chicago)),
+            Some(1_647_160_200_000)
+        );
+        // A zone abbreviation on the page wins over the mapping's zone.
+        assert_eq!(
+            parse_us_datetime("11/6/2020 1:05:50 PM EST", Some(&cst)),
+            Some(1_604_685_950_000)
+        );
+        for bad in ["America/Chicag", "CST6", "+15:00", "-06:60", ""] {
+            assert!(SourceZone::parse(bad).is_err(), "{bad:?} accepted");
+        }
     }
 
     #[test]

@@ -110,30 +110,30 @@ fn classify(rel: &str) -> Class {
         | "precinct_csv/openelections-data-pa/20201103__pa__general__delaware__precinct.csv" => {
             Parses(
                 "csv",
-                Some("deploy/feeds/mappings/openelections-no-final-newline.toml"),
+                Some("deploy/mappings/openelections-no-final-newline.toml"),
                 None,
             )
         }
         _ if rel.starts_with("precinct_csv/") => Parses("csv", None, None),
         _ if rel.starts_with("sos_html/rc-") => Parses(
             "html-table",
-            Some("deploy/feeds/mappings/txsos-race-by-county.toml"),
+            Some("deploy/mappings/txsos-race-by-county.toml"),
             None,
         ),
         _ if rel.starts_with("sos_html/hc-") => Parses(
             "html-table",
-            Some("deploy/feeds/mappings/txsos-canvass-by-county.toml"),
+            Some("deploy/mappings/txsos-canvass-by-county.toml"),
             None,
         ),
         _ if rel.starts_with("sos_html/") => Parses(
             "html-table",
-            Some("deploy/feeds/mappings/txsos-summary.toml"),
+            Some("deploy/mappings/txsos-summary.toml"),
             None,
         ),
         _ if rel.starts_with("other_vendor/boulder_sov_csv/") => Parses("csv", None, None),
         "other_vendor/media_derived_ga_runoff_2021/GA-results.tsv" => Parses(
             "csv",
-            Some("deploy/feeds/mappings/bloomberg-ga-results-tsv.toml"),
+            Some("deploy/mappings/bloomberg-ga-results-tsv.toml"),
             None,
         ),
         _ if rel.starts_with("other_vendor/media_derived_ga_runoff_2021/") => NotAPayload(

@@ -196,7 +196,7 @@ fn deeply_nested_html_is_a_limit_error_before_any_tree_is_built() {
         &String::from_utf8(
             std::fs::read(
                 PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                    .join("../deploy/feeds/mappings/txsos-summary.toml"),
+                    .join("../deploy/mappings/txsos-summary.toml"),
             )
             .unwrap(),
         )

@@ -30,7 +30,7 @@ pub struct AggregateArgs {
     )]
     group: String,
     /// This member's name (default: `aggregate-<pid>`).
-    #[arg(long)]
+    #[arg(long, env = "VOTEWIRE_INSTANCE")]
     instance: Option<String>,
     /// Stop after this long (default: run until Ctrl-C).
     #[arg(long)]

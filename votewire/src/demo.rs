@@ -61,7 +61,7 @@ const CSV_DROPS: [(f64, &str); 2] = [
 const TX_FEED: &str = "html:txsos:2014-senate";
 const TX_ELECTION: &str = "2014-11-04-TX-general";
 const TX_PAGE: &str = "sos_html/rc-2014_general_senate.html";
-const TX_MAPPING: &str = "deploy/feeds/mappings/txsos-race-by-county.toml";
+const TX_MAPPING: &str = "deploy/mappings/txsos-race-by-county.toml";
 /// The longest stretch of night kept between two snapshots.
 const GAP_CAP_MS: i64 = 10 * 60 * 1000;
 
@@ -990,40 +990,65 @@ fn interrupt(child: &tokio::process::Child) {
     }
 }
 
-/// `KEY=VALUE` lines of the stack's env file (`deploy/local/stack env`
-/// names it); comments and blank lines are skipped.
+/// `export KEY=VALUE` (or `KEY=VALUE`) lines of the stack's env file
+/// (`deploy/local/stack env` names it); comments and blank lines are
+/// skipped.
 fn stack_env(text: &str) -> Vec<(String, String)> {
     text.lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| l.strip_prefix("export ").unwrap_or(l))
         .filter_map(|l| l.split_once('='))
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
         .collect()
 }
 
-/// With `--check`, a broker that does not answer means the local stack is
-/// down: bring it up (`deploy/local/stack up`, installing what is
-/// missing) and run the demo again in the stack's environment. `None`
-/// when the broker answers.
+/// With `--check`, the demo runs on the local stack unless the shell names
+/// a stack of its own: when no `VOTEWIRE_KAFKA_BOOTSTRAP_SERVERS` or
+/// `VOTEWIRE_DYNAMODB_ENDPOINT` is set, or the broker they name does not
+/// answer, bring the local stack up (`deploy/local/stack up`, which
+/// installs what is missing and leaves running services alone) and run
+/// the demo again in the stack's environment. `None` when the shell's
+/// stack answers.
 async fn stack_up_and_rerun(
     config: &VotewireConfig,
     args: &DemoArgs,
 ) -> anyhow::Result<Option<ExitCode>> {
-    let mut probe = config.kafka.clone();
-    probe.request_timeout_ms = 3_000;
-    let reachable = tokio::task::spawn_blocking(move || votewire_core::kafka::broker_ids(&probe))
-        .await?
-        .is_ok_and(|ids| !ids.is_empty());
-    if reachable {
+    if std::env::var_os("VOTEWIRE_DEMO_RESTARTED").is_some() {
         return Ok(None);
     }
+    let named = [
+        "VOTEWIRE_KAFKA_BOOTSTRAP_SERVERS",
+        "VOTEWIRE_DYNAMODB_ENDPOINT",
+    ]
+    .iter()
+    .any(|v| std::env::var_os(v).is_some());
     let script = Path::new("deploy/local/stack");
-    anyhow::ensure!(
-        std::env::var_os("VOTEWIRE_DEMO_RESTARTED").is_none() && script.is_file(),
-        "the broker at {} does not answer; start the local stack (deploy/local/stack up, from the repository root)",
-        config.kafka.bootstrap_servers
-    );
-    eprintln!("votewire demo: the broker does not answer; bringing the local stack up");
+    if named {
+        let mut probe = config.kafka.clone();
+        probe.request_timeout_ms = 3_000;
+        let reachable =
+            tokio::task::spawn_blocking(move || votewire_core::kafka::broker_ids(&probe))
+                .await?
+                .is_ok_and(|ids| !ids.is_empty());
+        if reachable {
+            return Ok(None);
+        }
+        anyhow::ensure!(
+            script.is_file(),
+            "the broker at {} does not answer; start the local stack (deploy/local/stack up, from the repository root)",
+            config.kafka.bootstrap_servers
+        );
+        eprintln!("votewire demo: the broker does not answer; bringing the local stack up");
+    } else {
+        anyhow::ensure!(
+            script.is_file(),
+            "no stack is named (VOTEWIRE_KAFKA_BOOTSTRAP_SERVERS, VOTEWIRE_DYNAMODB_ENDPOINT) and there is no deploy/local/stack here: run from the repository root, or load a stack's variables"
+        );
+        eprintln!(
+            "votewire demo: this shell names no stack; using the local one (deploy/local/stack up, then its env file)"
+        );
+    }
     // The stack's report goes to stderr: stdout ends with the JSON line.
     let up = tokio::process::Command::new(script)
         .arg("up")
@@ -1594,6 +1619,7 @@ pub async fn run(config: &VotewireConfig, args: DemoArgs) -> anyhow::Result<Exit
             expected_counties.len()
         );
     }
+    print_where_the_results_are(&config);
     for r in regressions.iter().take(10) {
         eprintln!("votewire demo: a result regressed: {r}");
     }
@@ -1655,12 +1681,24 @@ pub async fn run(config: &VotewireConfig, args: DemoArgs) -> anyhow::Result<Exit
     Ok(ExitCode::SUCCESS)
 }
 
+/// The demo's topics outlive it: how a subscriber reads its results
+/// with the tools docs/subscribers.md describes.
+fn print_where_the_results_are(config: &VotewireConfig) {
+    let topic = &config.topics.results;
+    let bootstrap = &config.kafka.bootstrap_servers;
+    println!("This night's results stay on {topic}; read them with:");
+    println!("  VOTEWIRE_TOPIC_RESULTS={topic} votewire tail results --idle 5s");
+    println!(
+        "  python3 docs/examples/consume_results.py --bootstrap {bootstrap} --topic {topic} --idle 5"
+    );
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
     fn the_stack_env_file_reads_as_variables() {
         let vars = super::stack_env(
-            "# written by deploy/local/stack\nVOTEWIRE_KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092\n\nAWS_ACCESS_KEY_ID=x=y\nnot a variable\n",
+            "# written by deploy/local/stack\nexport VOTEWIRE_KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092\n\nAWS_ACCESS_KEY_ID=x=y\nnot a variable\n",
         );
         assert_eq!(
             vars,

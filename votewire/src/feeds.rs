@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use votewire_core::config::VotewireConfig;
 use votewire_ingestors::archive::RawArchive;
-use votewire_ingestors::feeds::{ValidFeed, load_registry};
+use votewire_ingestors::feeds::{FeedConfigError, ValidFeed, load_registry};
 use votewire_ingestors::http::{FetchLimits, client};
 use votewire_ingestors::live_feed::{FeedSpec, FeedTools, dry_run};
 use votewire_ingestors::published_view::read_published;
@@ -20,7 +20,22 @@ use votewire_schemas::VoteCell;
 /// when there is any. With `json`, one object: `{ok, feeds, enabled,
 /// files, problems: [{file, line, field, message}]}`.
 pub fn validate(path: &Path, json: bool) -> ExitCode {
-    let result = load_registry(path);
+    // An empty registry loads (the API starts from one and fills it), but
+    // validating one is a mistake: the path is wrong or the feeds are
+    // elsewhere.
+    let result = load_registry(path).and_then(|feeds| {
+        if feeds.is_empty() {
+            Err(vec![FeedConfigError {
+                file: path.to_path_buf(),
+                line: 0,
+                field: "-".into(),
+                message: "no feeds: no [[feed]] in any *.toml file here or in a folder under it"
+                    .into(),
+            }])
+        } else {
+            Ok(feeds)
+        }
+    });
     if json {
         let (ok, feeds, enabled, files, problems) = match &result {
             Ok(feeds) => (

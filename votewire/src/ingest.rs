@@ -52,8 +52,9 @@ pub struct IngestArgs {
     /// Serve Prometheus metrics on this address (`GET /metrics`).
     #[arg(long, env = "VOTEWIRE_METRICS_LISTEN")]
     metrics_listen: Option<std::net::SocketAddr>,
-    /// The feed registry: a TOML file or a directory of them.
-    #[arg(long)]
+    /// The feed registry: a TOML file, or a folder of them read with its
+    /// sub-folders.
+    #[arg(long, env = "VOTEWIRE_FEEDS")]
     feeds: PathBuf,
     /// This instance's name (default: host name and process id).
     #[arg(long, env = "VOTEWIRE_INSTANCE")]
@@ -144,6 +145,12 @@ pub async fn run(config: &VotewireConfig, args: IngestArgs) -> anyhow::Result<Ex
             return Ok(ExitCode::FAILURE);
         }
     };
+    if registry.is_empty() {
+        eprintln!(
+            "votewire ingest: no feeds in {} yet; polling nothing until the registry gains some",
+            args.feeds.display()
+        );
+    }
     let mut stamp = registry_stamp(&args.feeds);
     let ttl = parse_duration(&args.lease_ttl).context("--lease-ttl is not a duration")?;
     let run_for = args

@@ -167,7 +167,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     for o in votewire_core::config::ENV_OVERRIDES {
                         println!("{:<36} {}", o.var, o.describes);
                     }
-                    for (var, describes) in votewire_core::config::SERVICE_VARIABLES {
+                    for (var, describes) in votewire_core::config::SERVICE_VARIABLES
+                        .iter()
+                        .chain(votewire_core::config::RUNTIME_VARIABLES)
+                    {
                         println!("{var:<36} {describes}");
                     }
                     println!(

@@ -257,7 +257,7 @@ fn transform_reads_mappings_and_companions_from_files() {
         "--format",
         "html-table",
         "--mapping",
-        root.join("deploy/feeds/mappings/txsos-race-by-county.toml")
+        root.join("deploy/mappings/txsos-race-by-county.toml")
             .to_str()
             .unwrap(),
         page.to_str().unwrap(),
@@ -309,6 +309,30 @@ fn feeds_validate_accepts_the_examples_and_lists_every_problem() {
         String::from_utf8_lossy(&ok.stderr)
     );
     assert!(String::from_utf8_lossy(&ok.stdout).starts_with("ok: 5 feeds (4 enabled)"));
+    // The README's path: the registry is read with its sub-folders.
+    let readme = votewire()
+        .args(["feeds", "validate"])
+        .arg(root.join("deploy/feeds/"))
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&readme.stdout).starts_with("ok: 5 feeds (4 enabled) in 1 file(s)"),
+        "{}",
+        String::from_utf8_lossy(&readme.stderr)
+    );
+    // An empty registry is a wrong path, not a success.
+    let empty = tempfile::tempdir().unwrap();
+    let none = votewire()
+        .args(["feeds", "validate"])
+        .arg(empty.path())
+        .output()
+        .unwrap();
+    assert_eq!(none.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&none.stderr).contains("no feeds"),
+        "{}",
+        String::from_utf8_lossy(&none.stderr)
+    );
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("bad.toml"),

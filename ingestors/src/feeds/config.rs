@@ -1,6 +1,7 @@
 //! What an operator writes to add a feed: one `[[feed]]` entry in a TOML
-//! file (a file may hold many; a directory may hold many files). The doc
-//! comments on these fields are the operator documentation.
+//! file (a file may hold many; a registry is a directory tree of files).
+//! Relative paths in a file resolve against that file's directory. The
+//! doc comments on these fields are the operator documentation.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -47,8 +48,15 @@ pub struct FeedEntry {
     /// family itself.
     #[serde(default)]
     pub mapping: Option<Spanned<toml::Table>>,
+    /// A file holding the mapping instead (`deploy/mappings/*.toml`, the
+    /// files `votewire transform --mapping` reads), so many feeds share
+    /// one; set `mapping` or `mapping_file`, not both. Relative to the
+    /// feed file, like every path in it.
+    #[serde(default)]
+    pub mapping_file: Option<Spanned<PathBuf>>,
     /// A companion file with names (Clarity JSON, AP interactives), read
-    /// by the ingestor and handed to the transformer.
+    /// by the ingestor and handed to the transformer. Relative to the feed
+    /// file.
     #[serde(default)]
     pub companion: Option<Spanned<PathBuf>>,
     /// How this feed's contests, units and choices line up with other
@@ -97,7 +105,7 @@ pub enum FeedModeConfig {
 pub enum SecretRef {
     /// The name of an environment variable holding the secret.
     Env(String),
-    /// A file holding the secret.
+    /// A file holding the secret (relative to the feed file).
     File(PathBuf),
 }
 
@@ -130,9 +138,11 @@ pub enum SourceConfig {
         #[serde(default = "sftp_port")]
         port: u16,
         user: String,
-        /// The private key file (never the key itself).
+        /// The private key file (never the key itself), relative to the
+        /// feed file.
         key_file: PathBuf,
-        /// known_hosts holding the server's host key.
+        /// known_hosts holding the server's host key, relative to the feed
+        /// file.
         known_hosts: PathBuf,
         /// Directory and glob, e.g. `/drop/ga/*.csv`.
         glob: String,

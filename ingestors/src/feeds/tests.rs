@@ -97,7 +97,7 @@ fn every_problem_is_reported_with_file_line_and_field() {
     has("broken.toml:3: a family: unknown family \"no-such-family\"");
     has("a source.url: \"ftp://example.org/x\" is not an http(s) URL");
     has("a source.headers: Authorization carries a credential");
-    has("b mapping: family html-table needs a [feed.mapping]");
+    has("b mapping: family html-table needs a [feed.mapping] or a mapping_file");
     has("b cadence.interval: \"fast\" is not a duration");
     has("b cadence.retry_max: \"soon\" is not a duration");
     has("dup.toml:2: a id: duplicate id; first defined at");
@@ -282,4 +282,63 @@ fn a_cadence_without_a_jitter_gets_one_second() {
         .get_ref();
     assert_eq!(cadence.jitter, "1s");
     assert_eq!(cadence.interval, "20s");
+}
+
+/// The operators' walkthrough: a feed file in one folder names a shared
+/// mapping and a companion relative to itself, in a registry whose files
+/// sit in sub-folders; wherever votewire runs, they resolve the same.
+#[test]
+fn paths_resolve_against_the_feed_file_and_sub_folders_are_read() {
+    let root = tempfile::tempdir().unwrap();
+    let nested = root.path().join("states/tx");
+    std::fs::create_dir_all(&nested).unwrap();
+    std::fs::create_dir_all(root.path().join("mappings")).unwrap();
+    let shipped =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/mappings/txsos-race-by-county.toml");
+    std::fs::copy(&shipped, root.path().join("mappings/tx.toml")).unwrap();
+    std::fs::write(root.path().join("mappings/names.json"), "{}").unwrap();
+    write(
+        &nested,
+        "senate.toml",
+        "[[feed]]\nid = \"html:txsos:senate\"\nfamily = \"html-table\"\nelection_id = \"e\"\n\
+         mapping_file = \"../../mappings/tx.toml\"\ncompanion = \"../../mappings/names.json\"\n\
+         [feed.source]\nkind = \"html\"\nurl = \"https://x/p.htm\"\n",
+    );
+    // An editor's backup beside it is not a feed file.
+    write(&nested, ".senate.toml.swp", "not toml");
+    let feeds = load_registry(root.path()).unwrap_or_else(|errs| panic!("{errs:?}"));
+    assert_eq!(feeds.len(), 1);
+    let entry = &feeds[0].entry;
+    let mapping = entry.mapping.as_ref().expect("the mapping file was read");
+    assert_eq!(mapping.get_ref()["layout"].as_str(), Some("unit-rows"));
+    assert_eq!(
+        mapping.get_ref()["time_zone"].as_str(),
+        Some("America/Chicago")
+    );
+    assert_eq!(
+        entry.companion.as_ref().unwrap().get_ref(),
+        &nested.join("../../mappings/names.json")
+    );
+
+    // Both a mapping and a mapping file, a missing mapping file and a
+    // missing companion are each an error at the feed's line.
+    write(
+        &nested,
+        "senate.toml",
+        "[[feed]]\nid = \"s\"\nfamily = \"html-table\"\nelection_id = \"e\"\n\
+         mapping_file = \"../../mappings/tx.toml\"\n[feed.mapping]\nlayout = \"unit-rows\"\n\
+         [feed.source]\nkind = \"html\"\nurl = \"https://x/p.htm\"\n\n\
+         [[feed]]\nid = \"t\"\nfamily = \"html-table\"\nelection_id = \"e\"\n\
+         mapping_file = \"no-such.toml\"\ncompanion = \"none.json\"\n\
+         [feed.source]\nkind = \"html\"\nurl = \"https://x/p.htm\"\n",
+    );
+    let errs: Vec<String> = load_registry(root.path())
+        .unwrap_err()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let has = |s: &str| assert!(errs.iter().any(|e| e.contains(s)), "{s:?} not in {errs:#?}");
+    has("senate.toml:5: s mapping_file: set [feed.mapping] or mapping_file, not both");
+    has("t mapping_file: cannot read");
+    has("t companion: cannot read");
 }

@@ -6,6 +6,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use toml::Spanned;
+
 use super::config::{FeedEntry, FeedFile, SecretRef, SourceConfig};
 
 /// One problem in a feed file.
@@ -75,17 +77,137 @@ fn line_of(text: &str, offset: usize) -> usize {
         + 1
 }
 
-/// The `.toml` files of `path` (itself, if it is a file), sorted.
+/// The `.toml` files of `path` (itself, if it is a file) and of every
+/// folder under it, sorted by path. Names starting with `.` are skipped
+/// (editors' and the API's temporary files), and so are folders named
+/// `mappings`: they hold the mapping files feeds name with `mapping_file`.
 pub fn feed_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
     if path.is_file() {
         return Ok(vec![path.to_path_buf()]);
     }
-    let mut files: Vec<PathBuf> = std::fs::read_dir(path)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
-        .collect();
+    let mut files = Vec::new();
+    let mut folders = vec![path.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder)? {
+            let entry = entry?;
+            let p = entry.path();
+            if entry.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            if entry.file_type()?.is_dir() {
+                if entry.file_name() != MAPPINGS_FOLDER {
+                    folders.push(p);
+                }
+            } else if p.extension().is_some_and(|e| e == "toml") {
+                files.push(p);
+            }
+        }
+    }
     files.sort();
     Ok(files)
+}
+
+/// A registry folder of mapping files, not feeds.
+const MAPPINGS_FOLDER: &str = "mappings";
+
+/// Largest mapping file read (mappings are a few hundred bytes).
+const MAX_MAPPING_FILE_BYTES: u64 = 1 << 20;
+
+/// Makes every relative path in `e` relative to `dir`, the folder of the
+/// feed file that names it.
+fn resolve_paths(e: &mut FeedEntry, dir: &Path) {
+    let under = |p: &Path| -> PathBuf {
+        if p.is_relative() {
+            dir.join(p)
+        } else {
+            p.to_path_buf()
+        }
+    };
+    let spanned = |p: &Spanned<PathBuf>| Spanned::new(p.span(), under(p.get_ref()));
+    e.companion = e.companion.as_ref().map(spanned);
+    e.mapping_file = e.mapping_file.as_ref().map(spanned);
+    let secret = |r: &mut SecretRef| {
+        if let SecretRef::File(p) = r {
+            *p = under(p);
+        }
+    };
+    match e.source.get_mut() {
+        SourceConfig::Http { secret_headers, .. } => secret_headers.values_mut().for_each(secret),
+        SourceConfig::Ap { api_key, .. } => secret(api_key),
+        SourceConfig::Sftp {
+            key_file,
+            known_hosts,
+            ..
+        } => {
+            *key_file = under(key_file);
+            *known_hosts = under(known_hosts);
+        }
+        SourceConfig::Clarity { .. } | SourceConfig::Html { .. } => {}
+    }
+}
+
+/// Reads `mapping_file` into `mapping`: the file holds the table that
+/// `[feed.mapping]` would (or a `[mapping]` section of it).
+fn read_mapping_file(e: &mut FeedEntry) -> Result<(), (std::ops::Range<usize>, String)> {
+    let Some(file) = &e.mapping_file else {
+        return Ok(());
+    };
+    let (span, path) = (file.span(), file.get_ref());
+    if e.mapping.is_some() {
+        return Err((span, "set [feed.mapping] or mapping_file, not both".into()));
+    }
+    let size = std::fs::metadata(path)
+        .map_err(|why| {
+            (
+                span.clone(),
+                format!("cannot read {}: {why}", path.display()),
+            )
+        })?
+        .len();
+    if size > MAX_MAPPING_FILE_BYTES {
+        return Err((
+            span,
+            format!(
+                "{} is {size} bytes; a mapping is at most 1 MiB",
+                path.display()
+            ),
+        ));
+    }
+    let text = std::fs::read_to_string(path).map_err(|why| {
+        (
+            span.clone(),
+            format!("cannot read {}: {why}", path.display()),
+        )
+    })?;
+    let mut table: toml::Table = toml::from_str(&text).map_err(|why| {
+        let line = why.span().map_or(0, |s| line_of(&text, s.start));
+        (
+            span.clone(),
+            format!("{}:{line}: {}", path.display(), why.message()),
+        )
+    })?;
+    if let Some(toml::Value::Table(inner)) = table.remove("mapping") {
+        table = inner;
+    }
+    e.mapping = Some(Spanned::new(span, table));
+    Ok(())
+}
+
+/// A file the feed names must be readable now, or the feed fails at its
+/// first poll.
+fn check_readable(
+    path: &Path,
+    span: std::ops::Range<usize>,
+    field: &str,
+    err: &mut impl FnMut(std::ops::Range<usize>, &str, String),
+) {
+    if let Err(why) = std::fs::File::open(path) {
+        err(
+            span,
+            field,
+            format!("cannot read {}: {why}", path.display()),
+        );
+    }
 }
 
 /// Loads and validates every feed under `path`. Returns the valid feeds, or
@@ -103,6 +225,7 @@ pub fn load_registry(path: &Path) -> Result<Vec<ValidFeed>, Vec<FeedConfigError>
     let mut feeds = Vec::new();
     let mut seen: BTreeMap<String, (PathBuf, usize)> = BTreeMap::new();
     for file in files {
+        let dir = file.parent().unwrap_or(Path::new("")).to_path_buf();
         let text = match std::fs::read_to_string(&file) {
             Ok(t) => t,
             Err(e) => {
@@ -130,8 +253,17 @@ pub fn load_registry(path: &Path) -> Result<Vec<ValidFeed>, Vec<FeedConfigError>
         };
         for spanned in parsed.feed {
             let line = line_of(&text, spanned.span().start);
-            let entry = spanned.into_inner();
+            let mut entry = spanned.into_inner();
             let before = errors.len();
+            resolve_paths(&mut entry, &dir);
+            if let Err((span, message)) = read_mapping_file(&mut entry) {
+                errors.push(FeedConfigError {
+                    file: file.clone(),
+                    line: line_of(&text, span.start),
+                    field: format!("{} mapping_file", entry.id.get_ref()),
+                    message,
+                });
+            }
             check_entry(&entry, &file, &text, &mut errors);
             let id = entry.id.get_ref().clone();
             if let Some((first_file, first_line)) = seen.get(&id) {
@@ -211,10 +343,13 @@ fn check_entry(e: &FeedEntry, file: &Path, text: &str, errors: &mut Vec<FeedConf
             None if f.needs_mapping => err(
                 e.family.span(),
                 "mapping",
-                format!("family {} needs a [feed.mapping]", f.name),
+                format!("family {} needs a [feed.mapping] or a mapping_file", f.name),
             ),
             None => {}
         },
+    }
+    if let Some(c) = &e.companion {
+        check_readable(c.get_ref(), c.span(), "companion", &mut err);
     }
     if let Some(r) = &e.results {
         for why in r.get_ref().problems() {
@@ -371,8 +506,17 @@ fn check_entry(e: &FeedEntry, file: &Path, text: &str, errors: &mut Vec<FeedConf
             glob,
             min_age,
             host,
+            key_file,
+            known_hosts,
             ..
         } => {
+            check_readable(key_file, source_span.clone(), "source.key_file", &mut err);
+            check_readable(
+                known_hosts,
+                source_span.clone(),
+                "source.known_hosts",
+                &mut err,
+            );
             if host.is_empty() {
                 err(
                     source_span.clone(),

@@ -12,9 +12,9 @@ pub struct HtmlMapping {
     pub table: String,
     /// Selector whose text holds the as-of time (`M/D/YYYY h:mm:ss AM`).
     pub as_of: Option<String>,
-    /// UTC offset of as-of times written without a zone (Texas: -360, CST;
-    /// the pages do not say whether daylight time applies).
-    pub utc_offset_minutes: Option<i32>,
+    /// The zone of as-of times written without one: an IANA zone, daylight
+    /// time followed (Texas: `America/Chicago`), or a fixed `-06:00`.
+    pub time_zone: Option<crate::timefmt::SourceZone>,
 
     // --- unit-rows ---
     /// Selector whose text is the contest name (unit-rows).

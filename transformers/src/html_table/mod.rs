@@ -15,7 +15,7 @@
 //! line up with data. The charset comes from the HTTP `Content-Type`, then
 //! `<meta>`, then UTF-8 if the bytes are valid UTF-8, else windows-1252 (the
 //! Texas pages are ISO-8859-1 without saying so). Working mappings for the
-//! Texas SOS pages ship in `deploy/feeds/mappings/`.
+//! Texas SOS pages ship in `deploy/mappings/`.
 
 mod config;
 mod parse;
@@ -43,7 +43,7 @@ pub fn transform(
     let mapping = inputs.mapping_as::<HtmlMapping>(&r)?.ok_or_else(|| {
         r.schema(
             Location::Whole,
-            "html-table needs a [mapping] (see deploy/feeds/mappings/)",
+            "html-table needs a [mapping] (see deploy/mappings/)",
         )
     })?;
     let text = parse::decode(bytes, ctx.content_type.as_deref());

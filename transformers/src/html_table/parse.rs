@@ -10,7 +10,7 @@ use super::config::{HtmlLayout, HtmlMapping};
 use crate::cells::{CellBuilder, CellTable, choice_kind};
 use crate::error::{Location, Rejector, TransformError};
 use crate::payload::PayloadContext;
-use crate::timefmt::parse_us_datetime;
+use crate::timefmt::{SourceZone, parse_us_datetime};
 
 /// Decodes the page: BOM, then the HTTP charset, then `<meta>`, then UTF-8 if
 /// valid, else windows-1252.
@@ -144,14 +144,14 @@ fn count(s: &str) -> Result<Option<i64>, ()> {
 }
 
 /// The first `M/D/YYYY h:mm[:ss] [AM|PM]` in a text.
-fn find_us_datetime(s: &str, offset: Option<i32>) -> Option<(i64, String)> {
+fn find_us_datetime(s: &str, zone: Option<&SourceZone>) -> Option<(i64, String)> {
     let words: Vec<&str> = s.split_whitespace().collect();
     for (i, w) in words.iter().enumerate() {
         let w = w.trim_start_matches(|c: char| !c.is_ascii_digit());
         if w.matches('/').count() == 2 {
             let candidate = words[i..words.len().min(i + 3)].join(" ");
             let candidate = candidate.replacen(words[i], w, 1);
-            if let Some(ms) = parse_us_datetime(&candidate, offset) {
+            if let Some(ms) = parse_us_datetime(&candidate, zone) {
                 return Some((ms, candidate));
             }
         }
@@ -171,7 +171,7 @@ pub(super) fn parse(
         Some(sel) => {
             let sel = selector(sel, "as_of", r)?;
             doc.select(&sel)
-                .find_map(|e| find_us_datetime(&text(&e), m.utc_offset_minutes))
+                .find_map(|e| find_us_datetime(&text(&e), m.time_zone.as_ref()))
         }
         None => None,
     };

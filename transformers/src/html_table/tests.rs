@@ -19,8 +19,8 @@ fn transform(
 }
 
 fn mapping(name: &str) -> toml::Table {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join(format!("../deploy/feeds/mappings/{name}.toml"));
+    let p =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../deploy/mappings/{name}.toml"));
     toml::from_str(&std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
         .unwrap()
 }
