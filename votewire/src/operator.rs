@@ -427,6 +427,47 @@ pub struct AddArgs {
     via: Via,
 }
 
+/// The feed file `text` (read from `file`) as it means the same anywhere:
+/// each entry's `mapping_file` read into `mapping`, and every relative path
+/// made absolute against `file`'s folder, as the registry reads them.
+fn anchored(text: &str, file: &Path) -> anyhow::Result<toml::Table> {
+    let mut table: toml::Table = text.parse().context("parsing the file as TOML")?;
+    let dir = file
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    let dir = dir.canonicalize().unwrap_or(dir);
+    let absolute = |v: &mut toml::Value| {
+        if let Some(p) = v.as_str().map(Path::new).filter(|p| p.is_relative()) {
+            *v = toml::Value::String(dir.join(p).to_string_lossy().into_owned());
+        }
+    };
+    let entries = table.get_mut("feed").and_then(|f| f.as_array_mut());
+    for entry in entries
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.as_table_mut())
+    {
+        if let Some(mut path) = entry.remove("mapping_file") {
+            absolute(&mut path);
+            let path = PathBuf::from(path.as_str().unwrap_or_default());
+            let mut mapping: toml::Table = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?
+                .parse()
+                .with_context(|| format!("parsing {}", path.display()))?;
+            if let Some(toml::Value::Table(inner)) = mapping.remove("mapping") {
+                mapping = inner;
+            }
+            entry.insert("mapping".into(), toml::Value::Table(mapping));
+        }
+        entry.get_mut("companion").map(absolute);
+        if let Some(source) = entry.get_mut("source").and_then(|s| s.as_table_mut()) {
+            source.get_mut("key_file").map(absolute);
+            source.get_mut("known_hosts").map(absolute);
+        }
+    }
+    Ok(table)
+}
+
 /// `feeds add FILE`: through the API, one POST per entry; with `--local`,
 /// the file is validated with the registry and copied into it.
 pub async fn add(config: &VotewireConfig, args: AddArgs) -> anyhow::Result<ExitCode> {
@@ -441,7 +482,7 @@ pub async fn add(config: &VotewireConfig, args: AddArgs) -> anyhow::Result<ExitC
     }
     match target(config, &args.via).await? {
         Target::Api(c) => {
-            let file: toml::Table = text.parse().context("parsing the file as TOML")?;
+            let file = anchored(&text, &args.file)?;
             let entries = file
                 .get("feed")
                 .and_then(|f| f.as_array())
@@ -474,8 +515,17 @@ pub async fn add(config: &VotewireConfig, args: AddArgs) -> anyhow::Result<ExitC
                 "{} exists; edit it, or give the new file another name",
                 dest.display()
             );
+            // Copied elsewhere, the file's relative paths would point
+            // elsewhere too: write them anchored (comments are lost then).
+            let same_folder =
+                args.file.parent().and_then(|p| p.canonicalize().ok()) == dir.canonicalize().ok();
+            let content = if same_folder {
+                text.clone()
+            } else {
+                toml::to_string(&anchored(&text, &args.file)?)?
+            };
             let mut file = atomic_write_file::AtomicWriteFile::open(&dest)?;
-            std::io::Write::write_all(&mut file, text.as_bytes())?;
+            std::io::Write::write_all(&mut file, content.as_bytes())?;
             file.commit()?;
             if let Err(errors) = load_registry(dir) {
                 std::fs::remove_file(&dest)?;
@@ -494,4 +544,37 @@ pub async fn add(config: &VotewireConfig, args: AddArgs) -> anyhow::Result<ExitC
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    /// A feed file sent to the API or copied into another folder keeps
+    /// meaning the same files: its mapping file is inlined and its
+    /// relative paths anchored to where it was written; secret names are
+    /// left as names in the feed-secrets folder.
+    #[test]
+    fn an_added_feed_means_the_same_files_wherever_it_lands() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("tx-map.toml"), "layout = \"unit-rows\"\n").unwrap();
+        let file = dir.path().join("tx.toml");
+        let text = "[[feed]]\nid = \"x\"\nmapping_file = \"tx-map.toml\"\ncompanion = \"names.json\"\n\
+                    [feed.source]\nkind = \"sftp\"\nkey_file = \"/etc/key\"\nknown_hosts = \"kh\"\n\
+                    secret_headers = { x-token = { file = \"token\" } }\n";
+        let table = super::anchored(text, &file).unwrap();
+        let entry = table["feed"][0].as_table().unwrap();
+        let here = dir.path().canonicalize().unwrap();
+        assert!(!entry.contains_key("mapping_file"));
+        assert_eq!(entry["mapping"]["layout"].as_str(), Some("unit-rows"));
+        assert_eq!(
+            entry["companion"].as_str(),
+            here.join("names.json").to_str()
+        );
+        let source = entry["source"].as_table().unwrap();
+        assert_eq!(source["key_file"].as_str(), Some("/etc/key"));
+        assert_eq!(source["known_hosts"].as_str(), here.join("kh").to_str());
+        assert_eq!(
+            source["secret_headers"]["x-token"]["file"].as_str(),
+            Some("token")
+        );
+    }
 }

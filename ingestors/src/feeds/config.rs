@@ -105,7 +105,7 @@ pub enum FeedModeConfig {
 pub enum SecretRef {
     /// The name of an environment variable holding the secret.
     Env(String),
-    /// A file holding the secret (relative to the feed file).
+    /// A file holding the secret: a plain name in the feed-secrets folder.
     File(PathBuf),
 }
 

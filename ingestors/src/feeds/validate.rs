@@ -126,23 +126,16 @@ fn resolve_paths(e: &mut FeedEntry, dir: &Path) {
     let spanned = |p: &Spanned<PathBuf>| Spanned::new(p.span(), under(p.get_ref()));
     e.companion = e.companion.as_ref().map(spanned);
     e.mapping_file = e.mapping_file.as_ref().map(spanned);
-    let secret = |r: &mut SecretRef| {
-        if let SecretRef::File(p) = r {
-            *p = under(p);
-        }
-    };
-    match e.source.get_mut() {
-        SourceConfig::Http { secret_headers, .. } => secret_headers.values_mut().for_each(secret),
-        SourceConfig::Ap { api_key, .. } => secret(api_key),
-        SourceConfig::Sftp {
-            key_file,
-            known_hosts,
-            ..
-        } => {
-            *key_file = under(key_file);
-            *known_hosts = under(known_hosts);
-        }
-        SourceConfig::Clarity { .. } | SourceConfig::Html { .. } => {}
+    // A `{ file = … }` secret is a plain name in the feed-secrets folder,
+    // never a path (`secrets::check_reference`): it is not resolved here.
+    if let SourceConfig::Sftp {
+        key_file,
+        known_hosts,
+        ..
+    } = e.source.get_mut()
+    {
+        *key_file = under(key_file);
+        *known_hosts = under(known_hosts);
     }
 }
 
