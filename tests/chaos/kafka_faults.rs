@@ -133,13 +133,16 @@ fn starts_in_log(cluster: &KafkaCluster, i: usize) -> usize {
 /// Scenario 3: the whole cluster stopped for 10 s mid-night and started again.
 /// Stopping and starting three nodes takes up to a minute here (the last
 /// node's controlled shutdown has no quorum left, and each start replays
-/// the metadata log), so this night lasts 60 s and the fault comes at 30%
-/// of it (on the default 24 s night the outage outlasted the demo's wait
-/// for the results to converge).
+/// the metadata log), so this night lasts 120 s and the fault comes at 18 s
+/// (on the default 24 s night the outage outlasted the demo's wait for the
+/// results to converge; on a 60 s night with the fault at 30%, the suite's
+/// load stretched the start to 33 s, the cluster was back only after the
+/// night, and the CSV whose delivery timed out in the outage was never
+/// published again before the check: CI of 5c5ed49).
 #[test]
 fn the_whole_cluster_stopped_for_ten_seconds_loses_and_doubles_nothing() {
     let cluster = KafkaCluster::start(3);
-    let run = replay_with_fault(&cluster, "60", 0.3, |measure_from| {
+    let run = replay_with_fault(&cluster, "120", 0.15, |measure_from| {
         let t0 = Instant::now();
         let down = cluster.stack(&["down", "kafka"]);
         eprintln!("{down}stopped in {:.1} s", t0.elapsed().as_secs_f64());
