@@ -450,13 +450,8 @@ fn anchored(text: &str, file: &Path) -> anyhow::Result<toml::Table> {
         if let Some(mut path) = entry.remove("mapping_file") {
             absolute(&mut path);
             let path = PathBuf::from(path.as_str().unwrap_or_default());
-            let mut mapping: toml::Table = std::fs::read_to_string(&path)
-                .with_context(|| format!("reading {}", path.display()))?
-                .parse()
-                .with_context(|| format!("parsing {}", path.display()))?;
-            if let Some(toml::Value::Table(inner)) = mapping.remove("mapping") {
-                mapping = inner;
-            }
+            let mapping =
+                votewire_ingestors::feeds::read_mapping(&path).map_err(anyhow::Error::msg)?;
             entry.insert("mapping".into(), toml::Value::Table(mapping));
         }
         entry.get_mut("companion").map(absolute);

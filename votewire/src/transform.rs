@@ -60,16 +60,8 @@ struct CellLine<'a> {
     cell_key: String,
 }
 
-fn read_mapping(path: &PathBuf) -> anyhow::Result<toml::Table> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading mapping {}", path.display()))?;
-    let mut table: toml::Table =
-        toml::from_str(&text).with_context(|| format!("parsing mapping {}", path.display()))?;
-    // Accept a bare mapping or a feed-style `[mapping]` section.
-    if let Some(toml::Value::Table(inner)) = table.remove("mapping") {
-        return Ok(inner);
-    }
-    Ok(table)
+fn read_mapping(path: &std::path::Path) -> anyhow::Result<toml::Table> {
+    votewire_ingestors::feeds::read_mapping(path).map_err(anyhow::Error::msg)
 }
 
 pub fn run(args: TransformArgs) -> anyhow::Result<ExitCode> {
@@ -93,7 +85,7 @@ pub fn run(args: TransformArgs) -> anyhow::Result<ExitCode> {
     }
     let path = args.path.expect("clap requires it");
     let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-    let mapping = args.mapping.as_ref().map(read_mapping).transpose()?;
+    let mapping = args.mapping.as_deref().map(read_mapping).transpose()?;
     let companion = args
         .companion
         .as_ref()

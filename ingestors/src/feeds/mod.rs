@@ -16,4 +16,6 @@ mod tests;
 mod validate;
 
 pub use config::*;
-pub use validate::{FeedConfigError, ValidFeed, feed_files, load_registry, parse_duration};
+pub use validate::{
+    FeedConfigError, ValidFeed, feed_files, load_registry, parse_duration, read_mapping,
+};

@@ -139,49 +139,40 @@ fn resolve_paths(e: &mut FeedEntry, dir: &Path) {
     }
 }
 
-/// Reads `mapping_file` into `mapping`: the file holds the table that
-/// `[feed.mapping]` would (or a `[mapping]` section of it).
-fn read_mapping_file(e: &mut FeedEntry) -> Result<(), (std::ops::Range<usize>, String)> {
-    let Some(file) = &e.mapping_file else {
-        return Ok(());
-    };
-    let (span, path) = (file.span(), file.get_ref());
-    if e.mapping.is_some() {
-        return Err((span, "set [feed.mapping] or mapping_file, not both".into()));
-    }
-    let size = std::fs::metadata(path)
-        .map_err(|why| {
-            (
-                span.clone(),
-                format!("cannot read {}: {why}", path.display()),
-            )
-        })?
-        .len();
+/// A mapping file: the table `[feed.mapping]` would hold, bare or as a
+/// `[mapping]` section, at most 1 MiB. The error names the file (and the
+/// line, for TOML errors). `transform --mapping`, `feeds add` and the
+/// registry's `mapping_file` all read mappings here.
+pub fn read_mapping(path: &Path) -> Result<toml::Table, String> {
+    let cannot = |why: std::io::Error| format!("cannot read {}: {why}", path.display());
+    let size = std::fs::metadata(path).map_err(cannot)?.len();
     if size > MAX_MAPPING_FILE_BYTES {
-        return Err((
-            span,
-            format!(
-                "{} is {size} bytes; a mapping is at most 1 MiB",
-                path.display()
-            ),
+        return Err(format!(
+            "{} is {size} bytes; a mapping is at most 1 MiB",
+            path.display()
         ));
     }
-    let text = std::fs::read_to_string(path).map_err(|why| {
-        (
-            span.clone(),
-            format!("cannot read {}: {why}", path.display()),
-        )
-    })?;
+    let text = std::fs::read_to_string(path).map_err(cannot)?;
     let mut table: toml::Table = toml::from_str(&text).map_err(|why| {
         let line = why.span().map_or(0, |s| line_of(&text, s.start));
-        (
-            span.clone(),
-            format!("{}:{line}: {}", path.display(), why.message()),
-        )
+        format!("{}:{line}: {}", path.display(), why.message())
     })?;
     if let Some(toml::Value::Table(inner)) = table.remove("mapping") {
         table = inner;
     }
+    Ok(table)
+}
+
+/// Reads `mapping_file` into `mapping`.
+fn read_mapping_file(e: &mut FeedEntry) -> Result<(), (std::ops::Range<usize>, String)> {
+    let Some(file) = &e.mapping_file else {
+        return Ok(());
+    };
+    let span = file.span();
+    if e.mapping.is_some() {
+        return Err((span, "set [feed.mapping] or mapping_file, not both".into()));
+    }
+    let table = read_mapping(file.get_ref()).map_err(|why| (span.clone(), why))?;
     e.mapping = Some(Spanned::new(span, table));
     Ok(())
 }
