@@ -439,6 +439,7 @@ pub const LOCAL_STACK_VARIABLES: &[&str] = &[
     "VOTEWIRE_DEMO_SECONDS",
     "VOTEWIRE_BENCH_OTLP",
     "VOTEWIRE_FUZZ_SECONDS",
+    "VOTEWIRE_FUZZ_JOBS",
 ];
 
 /// Every `VOTEWIRE_…` variable that overrides configuration, in one list.
