@@ -136,6 +136,21 @@ pub struct BatchReport {
     pub cell_to_result_ms: Vec<i64>,
     /// Every `stats_every`: lag and throughput per assigned partition.
     pub partitions: Vec<PartitionStat>,
+    /// Every `stats_every` (also when no partition is assigned): where
+    /// this member stands in its group.
+    pub assignment: Option<AssignmentStat>,
+}
+
+/// Where a member stands in its group: what readiness probes report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AssignmentStat {
+    /// The group has given this member its share at least once (an empty
+    /// share included: more members than partitions).
+    pub joined: bool,
+    /// Partitions assigned now.
+    pub partitions: usize,
+    /// Of those, still rebuilding (publishing nothing yet).
+    pub rebuilding: usize,
 }
 
 /// One assigned partition's lag and throughput over the last interval.
@@ -172,6 +187,8 @@ struct RebuildContext {
     topic: String,
     events: Mutex<Vec<RebalanceEvent>>,
     pending: AtomicBool,
+    /// An assignment (possibly empty) has arrived.
+    joined: AtomicBool,
     /// MSK IAM tokens, as every votewire client signs them.
     msk_iam: votewire_core::msk_iam::MskIamTokens,
     /// The votes partitions' watermarks from librdkafka's statistics.
@@ -214,6 +231,7 @@ impl ConsumerContext for RebuildContext {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 let _ = tpl.set_all_offsets(Offset::Beginning);
                 self.push(RebalanceEvent::Assigned(ours));
+                self.joined.store(true, Ordering::Release);
                 if cooperative {
                     consumer.incremental_assign(tpl)
                 } else {
@@ -334,6 +352,7 @@ pub async fn run_member(
         topic: topics.votes.clone(),
         events: Mutex::new(Vec::new()),
         pending: AtomicBool::new(false),
+        joined: AtomicBool::new(false),
         msk_iam: Default::default(),
         high_watermarks: HighWatermarks::default(),
     };
@@ -773,6 +792,11 @@ pub async fn run_member(
                 })
                 .collect();
             stats.sort_by_key(|s| s.partition);
+            report.assignment = Some(AssignmentStat {
+                joined: consumer.context().joined.load(Ordering::Acquire),
+                partitions: stats.len(),
+                rebuilding: stats.iter().filter(|s| s.rebuilding).count(),
+            });
             report.partitions = stats;
         }
         report.elapsed = started.elapsed();
@@ -783,7 +807,7 @@ pub async fn run_member(
         if report.cells > 0
             || report.results_produced > 0
             || !report.caught_up.is_empty()
-            || !report.partitions.is_empty()
+            || report.assignment.is_some()
         {
             crate::fleet_metrics::record_batch(&report);
             on_batch(&report);

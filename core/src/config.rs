@@ -394,7 +394,7 @@ pub const RUNTIME_VARIABLES: &[(&str, &str)] = &[
     ),
     (
         "VOTEWIRE_FAULT",
-        "ingest: a crash the chaos suite injects (abort-after-produce)",
+        "ingest, debug builds only: a crash the tests inject (abort-after-produce)",
     ),
     (
         "VOTEWIRE_DEMO_RESTARTED",

@@ -4,8 +4,9 @@
 //! [`init_metrics`] installs the global meter provider with two periodic
 //! readers: the OTLP exporter (every 10 s) and [`PrometheusSnapshot`],
 //! which renders the same data in the Prometheus text format (every 2 s)
-//! into a [`PrometheusText`] that a `/metrics` endpoint serves
-//! ([`serve_metrics`]). Both run on the SDK's own threads: recording a
+//! into a [`PrometheusText`] that a `/metrics` endpoint serves (the
+//! services' probe endpoint, with the API's connection limits, in the
+//! binary). Both run on the SDK's own threads: recording a
 //! measurement never waits on a network. When the collector is down, the
 //! OTLP export fails, the data of that interval is dropped, and
 //! `votewire.otlp.export.failures` counts it.
@@ -182,43 +183,6 @@ pub fn init_metrics(service_name: &str, otlp: &OtlpConfig) -> Result<MetricsGuar
         provider,
         prometheus: PrometheusText(text),
     })
-}
-
-/// Serves `GET /metrics` (and nothing else) on `listener` until the
-/// process ends.
-pub async fn serve_metrics(
-    listener: tokio::net::TcpListener,
-    text: PrometheusText,
-) -> std::io::Result<()> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    loop {
-        let (mut conn, _) = listener.accept().await?;
-        let text = text.clone();
-        tokio::spawn(async move {
-            // One small request per connection; anything longer than a
-            // request line and headers is not a scrape.
-            let mut buf = vec![0u8; 4096];
-            let read = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut buf)).await;
-            let Ok(Ok(n)) = read else { return };
-            let request = String::from_utf8_lossy(&buf[..n]);
-            let (status, content_type, body) = if request.starts_with("GET /metrics ") {
-                ("200 OK", "text/plain; version=0.0.4", text.render())
-            } else {
-                (
-                    "404 Not Found",
-                    "text/plain",
-                    "only GET /metrics is served here\n".to_string(),
-                )
-            };
-            let head = format!(
-                "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = conn.write_all(head.as_bytes()).await;
-            let _ = conn.write_all(body.as_bytes()).await;
-            let _ = conn.shutdown().await;
-        });
-    }
 }
 
 /// The Prometheus name of an OpenTelemetry metric.

@@ -3,15 +3,12 @@
 //! shared stack other tests use is never touched. (Kafka's faults are in
 //! `kafka_faults.rs`.)
 
-use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::{Replay, free_port, night_fraction, replay};
+use votewire_tests::proxy::PausableProxy;
 use votewire_tests::wait_for_port;
 
 const OUTAGE: Duration = Duration::from_secs(10);
@@ -55,63 +52,6 @@ fn replay_through_outage(env: &[(&str, String)], down: impl FnOnce(), up: impl F
     )
 }
 
-/// A TCP proxy that can be paused: while paused it closes every open
-/// connection and every new one at once (the endpoint is unreachable).
-struct PausableProxy {
-    port: u16,
-    paused: Arc<AtomicBool>,
-    open: Arc<Mutex<Vec<TcpStream>>>,
-}
-
-impl PausableProxy {
-    fn start(target: std::net::SocketAddr) -> PausableProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let paused = Arc::new(AtomicBool::new(false));
-        let open: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
-        let (p, o) = (paused.clone(), open.clone());
-        std::thread::spawn(move || {
-            for client in listener.incoming().map_while(Result::ok) {
-                if p.load(Ordering::SeqCst) {
-                    let _ = client.shutdown(Shutdown::Both);
-                    continue;
-                }
-                let Ok(upstream) = TcpStream::connect(target) else {
-                    continue;
-                };
-                o.lock().unwrap().push(client.try_clone().unwrap());
-                o.lock().unwrap().push(upstream.try_clone().unwrap());
-                pipe(client.try_clone().unwrap(), upstream.try_clone().unwrap());
-                pipe(upstream, client);
-            }
-        });
-        PausableProxy { port, paused, open }
-    }
-
-    fn pause(&self) {
-        self.paused.store(true, Ordering::SeqCst);
-        for s in self.open.lock().unwrap().drain(..) {
-            let _ = s.shutdown(Shutdown::Both);
-        }
-    }
-
-    fn resume(&self) {
-        self.paused.store(false, Ordering::SeqCst);
-    }
-}
-
-fn pipe(mut from: TcpStream, mut to: TcpStream) {
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 16 * 1024];
-        while let Ok(n) = from.read(&mut buf) {
-            if n == 0 || to.write_all(&buf[..n]).is_err() {
-                break;
-            }
-        }
-        let _ = to.shutdown(Shutdown::Write);
-    });
-}
-
 /// 4. DynamoDB unreachable for 10 s (moto keeps its state in memory only,
 ///    so a proxy in front of it is paused rather than moto stopped). The
 ///    ingestor cannot renew leases or commit cursors meanwhile; it must not
@@ -128,7 +68,7 @@ fn dynamodb_unreachable_for_ten_seconds_loses_and_doubles_nothing() {
     let run = replay_through_outage(
         &[(
             "VOTEWIRE_DYNAMODB_ENDPOINT",
-            format!("http://127.0.0.1:{}", proxy.port),
+            format!("http://127.0.0.1:{}", proxy.port()),
         )],
         || proxy.pause(),
         || proxy.resume(),

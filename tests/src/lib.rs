@@ -21,6 +21,7 @@ pub mod http;
 pub mod jaeger;
 pub mod kafka_cluster;
 pub mod pipeline;
+pub mod proxy;
 pub mod replay;
 
 /// The workspace root (the directory holding the top-level `Cargo.toml`).

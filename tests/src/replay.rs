@@ -125,16 +125,9 @@ pub async fn publish_ga_runoff(
 
 /// `YYYY-MM-DDTHH:MM:SSZ` → milliseconds since the epoch.
 fn utc_ms(t: &str) -> i64 {
-    let n = |r: std::ops::Range<usize>| -> i64 { t[r].parse().expect("a digit field") };
-    let (y, m, d) = (n(0..4), n(5..7), n(8..10));
-    // Days from the civil date (H. Hinnant's algorithm).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    ((days * 24 + n(11..13)) * 60 + n(14..16)) * 60_000 + n(17..19) * 1_000
+    t.parse::<jiff::Timestamp>()
+        .unwrap_or_else(|e| panic!("{t:?} is not a UTC time: {e}"))
+        .as_millisecond()
 }
 
 fn wall_ms() -> i64 {

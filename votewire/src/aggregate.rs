@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use votewire_aggregator::fleet::{FleetConfig, run_member};
 use votewire_core::config::VotewireConfig;
 use votewire_core::topics::ensure_declared_topics;
-use votewire_ingestors::feeds::parse_duration;
+use votewire_ingestors::feeds::duration_arg;
 
 #[derive(clap::Args)]
 pub struct AggregateArgs {
@@ -33,46 +33,37 @@ pub struct AggregateArgs {
     #[arg(long, env = "VOTEWIRE_INSTANCE")]
     instance: Option<String>,
     /// Stop after this long (default: run until Ctrl-C).
-    #[arg(long)]
-    run_for: Option<String>,
+    #[arg(long, value_parser = duration_arg)]
+    run_for: Option<Duration>,
     /// Stop once nothing was consumed or published for this long (since
     /// the start or the last batch): replays and tests.
-    #[arg(long)]
-    exit_when_idle: Option<String>,
+    #[arg(long, value_parser = duration_arg)]
+    exit_when_idle: Option<Duration>,
     /// The coalescing window: cells arriving within it yield one result
     /// per unit.
-    #[arg(long, default_value = "10ms")]
-    coalesce: String,
+    #[arg(long, default_value = "10ms", value_parser = duration_arg)]
+    coalesce: Duration,
     /// Print one line per batch on stdout.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     print_batches: bool,
 }
 
-fn duration_arg(flag: &str, v: &str) -> anyhow::Result<Duration> {
-    parse_duration(v).with_context(|| format!("{flag} {v:?} is not a duration"))
-}
-
 pub async fn run(config: &VotewireConfig, args: AggregateArgs) -> anyhow::Result<ExitCode> {
     // Spans and metrics go to the configured OTLP endpoint on the SDK's
     // threads (bounded queues; flushed when this returns).
-    let _observability =
+    let observability =
         crate::observability::start("votewire-aggregate", config, args.metrics_listen).await?;
+    // Ready when no partition this member holds is still rebuilding (and
+    // it has heard from the group at least once).
+    let readiness = observability.readiness();
+    readiness.set_not_ready("joining the consumer group");
     let instance = args
         .instance
         .clone()
         .unwrap_or_else(|| format!("aggregate-{}", std::process::id()));
-    let run_for = args
-        .run_for
-        .as_deref()
-        .map(|v| duration_arg("--run-for", v))
-        .transpose()?;
-    let exit_when_idle = args
-        .exit_when_idle
-        .as_deref()
-        .map(|v| duration_arg("--exit-when-idle", v))
-        .transpose()?;
+    let (run_for, exit_when_idle) = (args.run_for, args.exit_when_idle);
     let mut fleet = FleetConfig::new(&args.group, &instance);
-    fleet.coalesce = duration_arg("--coalesce", &args.coalesce)?;
+    fleet.coalesce = args.coalesce;
     for report in ensure_declared_topics(&config.kafka, &config.topics)
         .await
         .context("ensuring topics")?
@@ -115,6 +106,15 @@ pub async fn run(config: &VotewireConfig, args: AggregateArgs) -> anyhow::Result
         let worked = b.cells > 0 || b.results_produced > 0 || !b.caught_up.is_empty();
         if worked && let Ok(mut a) = activity.lock() {
             *a = Instant::now();
+        }
+        match b.assignment {
+            Some(a) if !a.joined => readiness.set_not_ready("joining the consumer group"),
+            Some(a) if a.rebuilding > 0 => readiness.set_not_ready(format!(
+                "{} of {} partition(s) rebuilding",
+                a.rebuilding, a.partitions
+            )),
+            Some(_) => readiness.set_ready(),
+            None => {}
         }
         for ps in &b.partitions {
             eprintln!(

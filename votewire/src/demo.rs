@@ -173,24 +173,16 @@ fn load_series(dir: &Path, has_version: bool) -> anyhow::Result<Vec<(i64, Snapsh
     Ok(out)
 }
 
-/// `2021-01-05T22:47:41Z` as milliseconds since the epoch.
+/// `2021-01-05T22:47:41Z` as milliseconds since the epoch (that shape
+/// only: the fixtures' index times are whole UTC seconds).
 fn parse_utc(s: &str) -> Option<i64> {
     let b = s.as_bytes();
     if b.len() != 20 || b[4] != b'-' || b[10] != b'T' || b[19] != b'Z' {
         return None;
     }
-    let n = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
-    let (y, m, d) = (n(0..4)?, n(5..7)?, n(8..10)?);
-    let (hh, mm, ss) = (n(11..13)?, n(14..16)?, n(17..19)?);
-    // Days from civil (Howard Hinnant).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(((days * 24 + hh) * 60 + mm) * 60_000 + ss * 1000)
+    s.parse::<jiff::Timestamp>()
+        .ok()
+        .map(|t| t.as_millisecond())
 }
 
 /// Both series on one compressed clock (gaps cut to [`GAP_CAP_MS`]), and
@@ -1327,10 +1319,12 @@ pub async fn run(config: &VotewireConfig, args: DemoArgs) -> anyhow::Result<Exit
             let base = format!("http://{addr}");
             let up = Instant::now();
             while client.get(format!("{base}/healthz")).send().await.is_err() {
-                anyhow::ensure!(
-                    up.elapsed() < Duration::from_secs(20),
-                    "the API did not answer at {base} within 20 s (is the port taken? --live-listen)"
-                );
+                if up.elapsed() >= Duration::from_secs(20) {
+                    return Err(crate::exit::Unreachable(format!(
+                        "the API did not answer at {base} within 20 s (is the port taken? --live-listen)"
+                    ))
+                    .into());
+                }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             eprintln!("votewire demo: live results at {base}/live?election={ELECTION}");

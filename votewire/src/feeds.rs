@@ -218,7 +218,7 @@ pub async fn test(config: &VotewireConfig, args: TestArgs) -> anyhow::Result<Exi
                     }})
                 );
             }
-            return Ok(ExitCode::from(2));
+            return Ok(crate::exit::Exit::Rejected.into());
         }
     };
     say!(

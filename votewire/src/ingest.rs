@@ -30,7 +30,9 @@ use votewire_core::topics::ensure_declared_topics;
 use votewire_ingestors::archive::RawArchive;
 use votewire_ingestors::cadence::{FeedCadence, StepOutcome, run_feed_loop};
 use votewire_ingestors::conditional::Backoff;
-use votewire_ingestors::feeds::{ValidFeed, feed_files, load_registry, parse_duration};
+use votewire_ingestors::feeds::{
+    ValidFeed, duration_arg, feed_files, load_registry, parse_duration,
+};
 use votewire_ingestors::health::HealthMachine;
 use votewire_ingestors::http::{FetchLimits, client_for, credentialed_client_for};
 use votewire_ingestors::lease_plan::{LeaseClock, lease_round};
@@ -60,11 +62,11 @@ pub struct IngestArgs {
     #[arg(long, env = "VOTEWIRE_INSTANCE")]
     instance: Option<String>,
     /// Lease time to live; rounds run every third of it.
-    #[arg(long, default_value = "10s")]
-    lease_ttl: String,
+    #[arg(long, default_value = "10s", value_parser = duration_arg)]
+    lease_ttl: Duration,
     /// Stop after this long (for replays and tests), releasing leases.
-    #[arg(long)]
-    run_for: Option<String>,
+    #[arg(long, value_parser = duration_arg)]
+    run_for: Option<Duration>,
     /// Consecutive rejected payloads before a feed is quarantined.
     #[arg(long, default_value_t = 5)]
     quarantine_after: u32,
@@ -133,8 +135,11 @@ fn by_id(feeds: Vec<ValidFeed>) -> HashMap<String, ValidFeed> {
 pub async fn run(config: &VotewireConfig, args: IngestArgs) -> anyhow::Result<ExitCode> {
     // Spans and metrics go to the configured OTLP endpoint on the SDK's
     // threads (bounded queues; flushed when this returns).
-    let _observability =
+    let observability =
         crate::observability::start("votewire-ingest", config, args.metrics_listen).await?;
+    // Ready once a lease round reached the state store; a failed round
+    // makes it not ready until the next one succeeds.
+    let readiness = observability.readiness();
     let registry = match load_registry(&args.feeds) {
         Ok(r) => r,
         Err(errors) => {
@@ -152,12 +157,7 @@ pub async fn run(config: &VotewireConfig, args: IngestArgs) -> anyhow::Result<Ex
         );
     }
     let mut stamp = registry_stamp(&args.feeds);
-    let ttl = parse_duration(&args.lease_ttl).context("--lease-ttl is not a duration")?;
-    let run_for = args
-        .run_for
-        .as_deref()
-        .map(|d| parse_duration(d).context("--run-for is not a duration"))
-        .transpose()?;
+    let (ttl, run_for) = (args.lease_ttl, args.run_for);
     let instance = args
         .instance
         .clone()
@@ -210,11 +210,22 @@ pub async fn run(config: &VotewireConfig, args: IngestArgs) -> anyhow::Result<Ex
         "votewire ingest: raw payloads archived in {}",
         archive.place()
     );
-    // Fault injection for the crash-safety test; never set in production.
+    // Fault injection for the crash-safety test, in debug builds only (the
+    // tests' binary): a release binary says so and ignores the variable.
     let fault = std::env::var("VOTEWIRE_FAULT").ok();
-    if let Some(f) = &fault {
-        eprintln!("votewire ingest: fault injection {f:?} is ON");
-    }
+    let fault = match fault {
+        Some(f) if cfg!(debug_assertions) => {
+            eprintln!("votewire ingest: fault injection {f:?} is ON");
+            Some(f)
+        }
+        Some(f) => {
+            eprintln!(
+                "votewire ingest: VOTEWIRE_FAULT={f:?} ignored: fault hooks exist in debug builds only"
+            );
+            None
+        }
+        None => None,
+    };
     let shared = Arc::new(Shared {
         state,
         last_fetch: std::sync::Mutex::new(HashMap::new()),
@@ -354,6 +365,10 @@ pub async fn run(config: &VotewireConfig, args: IngestArgs) -> anyhow::Result<Ex
         )
         .await;
         last_round = round_started.elapsed();
+        match &round_result {
+            Ok(_) => readiness.set_ready(),
+            Err(e) => readiness.set_not_ready(format!("the last lease round failed: {e}")),
+        }
         if last_round > ttl / 3 {
             eprintln!(
                 "lease round took {last_round:?} (TTL {ttl:?}): the state store is slow; leases may lapse"

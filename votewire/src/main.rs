@@ -6,6 +6,7 @@
 mod aggregate;
 mod api;
 mod demo;
+mod exit;
 mod export;
 mod feeds;
 mod ingest;
@@ -125,17 +126,23 @@ enum ConfigAction {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli) {
+    let config = match VotewireConfig::load(cli.config.as_deref()) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("error: loading configuration: {:#}", anyhow::Error::from(e));
+            return exit::Exit::Config.into();
+        }
+    };
+    match run(cli, config) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            exit::of_error(&e).into()
         }
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let config = VotewireConfig::load(cli.config.as_deref()).context("loading configuration")?;
+fn run(cli: Cli, config: VotewireConfig) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("starting the Tokio runtime")?;
     Ok(match cli.command {
         Command::Ingest(args) => runtime.block_on(ingest::run(&config, args))?,

@@ -14,7 +14,7 @@ use rdkafka::consumer::BaseConsumer;
 use rdkafka::message::Message;
 use votewire_core::config::VotewireConfig;
 use votewire_core::kafka::KafkaClientContext;
-use votewire_ingestors::feeds::parse_duration;
+use votewire_ingestors::feeds::duration_arg;
 use votewire_schemas::{ContestResult, codec, schemas};
 
 #[derive(clap::Subcommand)]
@@ -43,8 +43,8 @@ pub struct TailArgs {
     json: bool,
     /// Stop after nothing arrived for this long (default: follow until
     /// Ctrl-C).
-    #[arg(long)]
-    idle: Option<String>,
+    #[arg(long, value_parser = duration_arg)]
+    idle: Option<Duration>,
 }
 
 fn wanted(a: &TailArgs, r: &ContestResult) -> bool {
@@ -97,11 +97,7 @@ fn human(r: &ContestResult) -> String {
 
 pub fn run(config: &VotewireConfig, what: TailWhat) -> anyhow::Result<ExitCode> {
     let TailWhat::Results(args) = what;
-    let idle = args
-        .idle
-        .as_deref()
-        .map(|v| parse_duration(v).with_context(|| format!("--idle {v:?} is not a duration")))
-        .transpose()?;
+    let idle = args.idle;
     let topic = &config.topics.results;
     let consumer: BaseConsumer<KafkaClientContext> =
         votewire_core::kafka::consumer_config(&config.kafka, "tail", "votewire-tail")

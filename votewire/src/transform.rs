@@ -2,7 +2,7 @@
 //!
 //! The output shape is a contract read by external checks: one JSON object
 //! per line on stdout, a one-line summary on stderr, exit 0 on success and
-//! exit 2 with the typed error on stderr when the payload is rejected.
+//! exit 3 with the typed error on stderr when the payload is rejected.
 
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
@@ -81,7 +81,7 @@ pub fn run(args: TransformArgs) -> anyhow::Result<ExitCode> {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        return Ok(ExitCode::from(64));
+        return Ok(crate::exit::Exit::Usage.into());
     }
     let path = args.path.expect("clap requires it");
     let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
@@ -111,7 +111,7 @@ pub fn run(args: TransformArgs) -> anyhow::Result<ExitCode> {
         Ok(out) => out,
         Err(e) => {
             eprintln!("rejected: {e}");
-            return Ok(ExitCode::from(2));
+            return Ok(crate::exit::Exit::Rejected.into());
         }
     };
     let elapsed = started.elapsed();

@@ -224,7 +224,7 @@ fn transform_prints_one_json_object_per_cell_and_a_summary_line() {
 }
 
 #[test]
-fn transform_exits_2_with_the_typed_error_on_a_rejected_payload() {
+fn transform_exits_3_with_the_typed_error_on_a_rejected_payload() {
     let html = fixture(
         "clarity_enr/GA_107556_runoff_2021_ALLjson_series/001_20210106T000831Z_v273739/ALL.json",
     );
@@ -235,7 +235,7 @@ fn transform_exits_2_with_the_typed_error_on_a_rejected_payload() {
         "clarity:GA:107556",
         html.to_str().unwrap(),
     ]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(3), "3: the payload was rejected");
     assert!(out.stdout.is_empty(), "no cells from a rejected payload");
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(
@@ -246,7 +246,69 @@ fn transform_exits_2_with_the_typed_error_on_a_rejected_payload() {
         "{stderr}"
     );
     let unknown = transform(&["--format", "no-such-family", html.to_str().unwrap()]);
-    assert_eq!(unknown.status.code(), Some(64));
+    assert_eq!(unknown.status.code(), Some(2), "2: a usage error");
+}
+
+/// Each exit status means one thing (docs/operators.md, "Exit codes"): a
+/// usage error, a configuration that cannot be loaded and a service that
+/// does not answer are told apart from a plain failure (and from a
+/// rejected payload, above).
+#[test]
+fn exit_codes_tell_usage_config_and_unreachable_services_apart() {
+    let code = |args: &[&str], env: &[(&str, &str)]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_votewire"))
+            .args(args)
+            .envs(env.iter().copied())
+            .env_remove("VOTEWIRE_API_URL")
+            .env_remove("VOTEWIRE_CONFIG")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (usage, why) = code(&["ingest", "--no-such-flag"], &[]);
+    assert_eq!(usage, Some(2), "{why}");
+    let (usage, why) = code(&["tail", "results", "--idle", "90 parsecs"], &[]);
+    assert_eq!(usage, Some(2), "a bad duration is a usage error: {why}");
+    assert!(why.contains("is not a duration"), "{why}");
+
+    let (config, why) = code(
+        &["config", "show"],
+        &[("VOTEWIRE_KAFKA_BOOTSTRAP_SERVER", "x")],
+    );
+    assert_eq!(config, Some(78), "{why}");
+    assert!(why.contains("VOTEWIRE_KAFKA_BOOTSTRAP_SERVERS"), "{why}");
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("votewire.toml");
+    let (config, why) = code(
+        &["--config", missing.to_str().unwrap(), "config", "show"],
+        &[],
+    );
+    assert_eq!(config, Some(78), "{why}");
+
+    // A port nothing listens on: bound, then closed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let api = format!("http://127.0.0.1:{port}");
+    let (unreachable, why) = code(
+        &["feeds", "list", "--api", &api],
+        &[("VOTEWIRE_API_TOKEN", "t")],
+    );
+    assert_eq!(unreachable, Some(69), "{why}");
+    let broker = format!("127.0.0.1:{port}");
+    let (unreachable, why) = code(
+        &["tail", "results", "--idle", "1s"],
+        &[("VOTEWIRE_KAFKA_BOOTSTRAP_SERVERS", &broker)],
+    );
+    assert_eq!(unreachable, Some(69), "{why}");
+
+    let (failure, why) = code(&["feeds", "validate", dir.path().to_str().unwrap()], &[]);
+    assert_eq!(failure, Some(1), "an empty registry fails its check: {why}");
 }
 
 #[test]
@@ -411,7 +473,7 @@ fn votewire_on(stack: &Stack, pipeline: &votewire_tests::pipeline::TestPipeline)
 
 /// An operator's day with one feed: `feeds test` diffs a dry run against
 /// what the votes topic holds and produces nothing; a rejected payload
-/// exits 2; `pause` and `resume` are stored with who did them.
+/// exits 3; `pause` and `resume` are stored with who did them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn feeds_test_diffs_a_dry_run_and_operators_pause_and_resume() {
     use votewire_ingestors::health::HealthMachine;
@@ -509,7 +571,7 @@ final_newline = "optional"      # the PA county file ends without a newline
     assert_eq!(diff["cells"].as_u64(), Some(first.cells_total as u64));
     assert_eq!(on_topic(), first.cells_total, "a dry run produces nothing");
 
-    // A garbage payload: rejected, exit 2, still nothing produced.
+    // A garbage payload: rejected, exit 3, still nothing produced.
     server.set(
         "/pa.csv",
         Canned::ok("<html><body>Service Unavailable</body></html>")
@@ -520,14 +582,14 @@ final_newline = "optional"      # the PA county file ends without a newline
         .arg(dir.path())
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("rejected"));
     let out = votewire_on(&stack, &pipeline)
         .args(["feeds", "test", &feed_id, "--json", "--feeds"])
         .arg(dir.path())
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
     let rejected: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
         rejected["rejected"]["class"], "not_this_format",
@@ -1414,6 +1476,16 @@ async fn one_trace_id_covers_fetch_to_results_across_the_ingest_and_aggregate_pr
         text.contains("# TYPE votewire_aggregator_fetch_to_result_seconds histogram"),
         "{text}"
     );
+    // Its probes: alive, and ready (its partitions caught up and publish).
+    for (path, want) in [("/healthz", "alive"), ("/readyz", "ready")] {
+        let r = reqwest::get(format!("http://{metrics_addr}{path}"))
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let body = r.text().await.unwrap();
+        assert_eq!(status, 200, "{path}: {body}");
+        assert!(body.contains(&format!("\"{want}\"")), "{path}: {body}");
+    }
     assert_eq!(
         ingest_text
             .lines()
@@ -1656,6 +1728,92 @@ async fn one_trace_id_covers_fetch_to_results_across_the_ingest_and_aggregate_pr
 
 /// Scrapes a Prometheus endpoint (refreshed every 2 s) until `done` holds
 /// or 15 s pass; returns the last text.
+/// An ingestor's probes on its metrics address: `/healthz` answers while
+/// the process serves; `/readyz` is 200 once a lease round reached the
+/// state store, 503 with the reason while the store is unreachable (a
+/// paused proxy in front of moto), and 200 again after it comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ingestor_is_alive_throughout_and_ready_only_while_its_state_store_answers() {
+    use std::time::Duration;
+    use votewire_tests::pipeline::TestPipeline;
+    use votewire_tests::proxy::PausableProxy;
+
+    let stack = Stack::load();
+    let pipeline = TestPipeline::start("probes", 2).await;
+    let endpoint = stack.var("VOTEWIRE_DYNAMODB_ENDPOINT");
+    let moto: std::net::SocketAddr = endpoint
+        .trim_start_matches("http://")
+        .parse()
+        .unwrap_or_else(|e| panic!("{endpoint}: {e}"));
+    let proxy = PausableProxy::start(moto);
+    let dir = tempfile::tempdir().unwrap();
+    one_http_feed(
+        dir.path(),
+        "f.toml",
+        &votewire_tests::unique("csv:probes"),
+        "http://127.0.0.1:9/none.csv",
+    );
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut cmd = tokio::process::Command::from(votewire_on(&stack, &pipeline));
+    let child = cmd
+        .env(
+            "VOTEWIRE_DYNAMODB_ENDPOINT",
+            format!("http://127.0.0.1:{}", proxy.port()),
+        )
+        .args(["ingest", "--lease-ttl", "3s", "--instance", "probes"])
+        .args(["--metrics-listen", &addr.to_string(), "--feeds"])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let probe = |path: &'static str| async move {
+        match reqwest::get(format!("http://{addr}{path}")).await {
+            Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
+            Err(_) => (0, String::new()), // not listening yet
+        }
+    };
+    let until = |path: &'static str, status: u16| async move {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let got = probe(path).await;
+            if got.0 == status || tokio::time::Instant::now() >= deadline {
+                return got;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    let (status, body) = until("/readyz", 200).await;
+    assert_eq!(status, 200, "ready after a lease round: {body}");
+    assert!(body.contains("\"ready\""), "{body}");
+    assert_eq!(probe("/healthz").await.0, 200);
+
+    proxy.pause();
+    let (status, body) = until("/readyz", 503).await;
+    assert_eq!(
+        status, 503,
+        "not ready while the store is unreachable: {body}"
+    );
+    assert!(body.contains("lease round failed"), "{body}");
+    let (status, body) = probe("/healthz").await;
+    assert_eq!(status, 200, "still alive: {body}");
+
+    proxy.resume();
+    let (status, body) = until("/readyz", 200).await;
+    assert_eq!(status, 200, "ready again once the store answers: {body}");
+    assert_eq!(probe("/nothing-here").await.0, 404);
+    interrupt(&child);
+    let (_, _, stderr) = finish(child, Duration::from_secs(30)).await;
+    assert!(
+        stderr.contains("lease round failed"),
+        "the failed rounds were reported:\n{stderr}"
+    );
+}
+
 async fn scrape_until(url: &str, done: impl Fn(&str) -> bool) -> String {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
     loop {

@@ -17,5 +17,6 @@ mod validate;
 
 pub use config::*;
 pub use validate::{
-    FeedConfigError, ValidFeed, feed_files, load_registry, parse_duration, read_mapping,
+    FeedConfigError, ValidFeed, duration_arg, feed_files, load_registry, parse_duration,
+    read_mapping,
 };

@@ -166,8 +166,19 @@ fn durations_parse_in_the_units_operators_write() {
     assert_eq!(parse_duration("30s"), Some(Duration::from_secs(30)));
     assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
     assert_eq!(parse_duration("6h"), Some(Duration::from_secs(21_600)));
-    assert_eq!(parse_duration("5 minutes"), None);
-    assert_eq!(parse_duration(""), None);
+    assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5_400)));
+    assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1_500)));
+    assert_eq!(parse_duration("2d"), Some(Duration::from_secs(172_800)));
+    assert_eq!(parse_duration("5 minutes"), Some(Duration::from_secs(300)));
+    assert_eq!(parse_duration("PT90S"), Some(Duration::from_secs(90)));
+    for refused in ["", "5", "-5s", "1 month", "2y", "5 lightyears", "s"] {
+        assert_eq!(parse_duration(refused), None, "{refused:?}");
+    }
+    let usage = super::duration_arg("90 parsecs").unwrap_err();
+    assert!(
+        usage.contains("\"90 parsecs\" is not a duration"),
+        "{usage}"
+    );
 }
 
 #[test]

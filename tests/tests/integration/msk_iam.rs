@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use base64::Engine;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -55,17 +55,11 @@ fn open(token: &str) -> (String, BTreeMap<String, String>) {
 
 /// `20231114T221320Z` as a time (SigV4's X-Amz-Date).
 fn amz_date(s: &str) -> SystemTime {
-    let n = |r: std::ops::Range<usize>| s[r].parse::<i64>().unwrap();
-    let (y, m, d) = (n(0..4), n(4..6), n(6..8));
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let secs = days * 86_400 + n(9..11) * 3600 + n(11..13) * 60 + n(13..15);
-    UNIX_EPOCH + Duration::from_secs(secs as u64)
+    jiff::civil::DateTime::strptime("%Y%m%dT%H%M%SZ", s)
+        .and_then(|t| t.to_zoned(jiff::tz::TimeZone::UTC))
+        .unwrap_or_else(|e| panic!("{s:?} is not an X-Amz-Date: {e}"))
+        .timestamp()
+        .into()
 }
 
 fn reference_token(region: &str, session: Option<&str>) -> (String, i64) {

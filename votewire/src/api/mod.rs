@@ -15,12 +15,12 @@
 //! `/live/events`) is for readers: public, read-only, results only.
 
 mod auth;
-mod client_limits;
+pub(crate) mod client_limits;
 mod live;
 mod problem;
 mod registry;
 mod results_view;
-mod serve;
+pub(crate) mod serve;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};

@@ -1,0 +1,74 @@
+//! The exit statuses of every `votewire` command, one meaning each
+//! (docs/operators.md, "Exit codes"), so a script or a supervisor can tell
+//! a typo from a bad payload from a broker that is down.
+
+use std::process::ExitCode;
+
+use rdkafka::error::RDKafkaErrorCode;
+
+/// Why a command did not succeed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// The command ran and what it checked failed (`feeds validate` found
+    /// problems, `demo --check` differed, declared topics differ), or an
+    /// error of no class below.
+    Failure = 1,
+    /// The command line is wrong (clap's own code, and an unknown
+    /// `--format`). Retrying the same command cannot help.
+    Usage = 2,
+    /// The payload was rejected (`transform`, `feeds test`): the error
+    /// names the feed, the class and the place.
+    Rejected = 3,
+    /// A service did not answer: a Kafka broker, the operator API, a
+    /// source (sysexits' `EX_UNAVAILABLE`). Retrying later may help.
+    Unavailable = 69,
+    /// votewire's own configuration could not be loaded: the config file,
+    /// or a `VOTEWIRE_…` variable (sysexits' `EX_CONFIG`).
+    Config = 78,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(e: Exit) -> Self {
+        ExitCode::from(e as u8)
+    }
+}
+
+/// A service that did not answer, for the places that know it without a
+/// client error to show (a child process's port that never opened).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Unreachable(pub String);
+
+/// The class of a command's error, from every cause in its chain.
+pub fn of_error(e: &anyhow::Error) -> Exit {
+    for cause in e.chain() {
+        if cause.downcast_ref::<Unreachable>().is_some() {
+            return Exit::Unavailable;
+        }
+        if let Some(r) = cause.downcast_ref::<reqwest::Error>()
+            && (r.is_connect() || r.is_timeout())
+        {
+            return Exit::Unavailable;
+        }
+        if let Some(k) = cause.downcast_ref::<rdkafka::error::KafkaError>()
+            && k.rdkafka_error_code().is_some_and(broker_unreachable)
+        {
+            return Exit::Unavailable;
+        }
+    }
+    Exit::Failure
+}
+
+/// librdkafka's codes for "no broker answered in time".
+fn broker_unreachable(code: RDKafkaErrorCode) -> bool {
+    matches!(
+        code,
+        RDKafkaErrorCode::AllBrokersDown
+            | RDKafkaErrorCode::BrokerTransportFailure
+            | RDKafkaErrorCode::BrokerNotAvailable
+            | RDKafkaErrorCode::OperationTimedOut
+            | RDKafkaErrorCode::RequestTimedOut
+            | RDKafkaErrorCode::NetworkException
+            | RDKafkaErrorCode::Resolve
+    )
+}
