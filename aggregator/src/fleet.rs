@@ -187,7 +187,8 @@ struct RebuildContext {
     topic: String,
     events: Mutex<Vec<RebalanceEvent>>,
     pending: AtomicBool,
-    /// An assignment (possibly empty) has arrived.
+    /// An assignment (possibly empty) was applied and not revoked whole
+    /// or lost since.
     joined: AtomicBool,
     /// MSK IAM tokens, as every votewire client signs them.
     msk_iam: votewire_core::msk_iam::MskIamTokens,
@@ -231,7 +232,6 @@ impl ConsumerContext for RebuildContext {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 let _ = tpl.set_all_offsets(Offset::Beginning);
                 self.push(RebalanceEvent::Assigned(ours));
-                self.joined.store(true, Ordering::Release);
                 if cooperative {
                     consumer.incremental_assign(tpl)
                 } else {
@@ -239,6 +239,13 @@ impl ConsumerContext for RebuildContext {
                 }
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                // An eager revoke (everything, before a new assignment) or
+                // a lost assignment leaves the member outside the group
+                // until it is assigned again; a cooperative revoke of some
+                // partitions does not.
+                if !cooperative || consumer.assignment_lost() {
+                    self.joined.store(false, Ordering::Release);
+                }
                 self.push(RebalanceEvent::Revoked(ours));
                 if cooperative {
                     consumer.incremental_unassign(tpl)
@@ -248,6 +255,7 @@ impl ConsumerContext for RebuildContext {
             }
             other => {
                 eprintln!("aggregator: rebalance error {other:?}; dropping the assignment");
+                self.joined.store(false, Ordering::Release);
                 self.push(RebalanceEvent::Revoked(ours));
                 consumer.unassign()
             }
@@ -980,6 +988,9 @@ fn apply_events(
     for event in consumer.context().take() {
         match event {
             RebalanceEvent::Assigned(ps) => {
+                // Joined once the assignment is applied (its partitions
+                // are in `parts`, rebuilding), never before.
+                consumer.context().joined.store(true, Ordering::Release);
                 for p in ps {
                     parts.insert(p, PartitionState::new(high_watermark(consumer, topic, p)));
                 }

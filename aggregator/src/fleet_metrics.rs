@@ -129,7 +129,9 @@ pub fn record_batch(r: &BatchReport) {
         m.cell_to_result.record(*ms as f64 / 1000.0, &[]);
     }
     m.batch_duration.record(r.elapsed.as_secs_f64(), &[]);
-    if !r.partitions.is_empty() {
+    // Every stats report, an empty one included: a member that lost its
+    // partitions exports no lag for them.
+    if r.assignment.is_some() {
         let mut lag = LAG.lock().expect("lag lock");
         lag.clear();
         lag.extend(r.partitions.iter().map(|p| (p.partition, p.lag)));

@@ -42,6 +42,7 @@ pub mod archive;
 pub mod cadence;
 pub mod clarity_source;
 pub mod conditional;
+pub mod dry_run;
 pub mod embedded_state;
 pub mod feed_metrics;
 pub mod feeds;

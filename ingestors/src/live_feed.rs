@@ -561,7 +561,7 @@ fn decode_seen(s: Option<&str>) -> ProcessedFiles {
 const SEEN_CAP: usize = crate::sftp_drop::MAX_REMEMBERED;
 const SEEN_MAX_BYTES: usize = 128 * 1024;
 
-fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
@@ -1322,127 +1322,6 @@ impl LiveFeed {
         }
         Ok(report)
     }
-}
-
-/// One payload fetched by [`dry_run`], transformed, nothing committed.
-pub struct DryRun {
-    pub url: String,
-    pub bytes: usize,
-    pub sha256: String,
-    pub version: Option<String>,
-    pub transform_time: Duration,
-    pub result: Result<votewire_transformers::Transformed, votewire_transformers::TransformError>,
-}
-
-/// Fetches a feed once from scratch (no cursor: no conditional headers, the
-/// current Clarity version, the newest ready SFTP file) and transforms it.
-/// Nothing is published, stored or moved: `votewire feeds test`.
-pub async fn dry_run(spec: &FeedSpec, tools: &FeedTools) -> Result<DryRun, SourceError> {
-    let limits = spec.limits;
-    let (bytes, sha256, url, version, content_type) = match &spec.source {
-        SourceSpec::Clarity { base_url, file, .. } => {
-            match poll_clarity(
-                &tools.http,
-                base_url,
-                file,
-                &ClarityCursor::default(),
-                &limits,
-                true,
-            )
-            .await?
-            {
-                ClarityPoll::Changed { version, body } => (
-                    body.bytes,
-                    body.sha256,
-                    body.url,
-                    Some(version),
-                    body.content_type,
-                ),
-                ClarityPoll::Wait(PollOutcome::Wait { delay, .. }) => {
-                    return Err(SourceError::Wait(delay));
-                }
-                _ => return Err(SourceError::NothingReady),
-            }
-        }
-        SourceSpec::Http { url, headers, .. } => {
-            match poll_with(
-                tools.client_for(headers),
-                url,
-                &HttpValidators::default(),
-                headers,
-                &limits,
-            )
-            .await?
-            {
-                PollOutcome::Changed(body) => {
-                    (body.bytes, body.sha256, body.url, None, body.content_type)
-                }
-                PollOutcome::Wait { delay, .. } => return Err(SourceError::Wait(delay)),
-                _ => return Err(SourceError::NothingReady),
-            }
-        }
-        SourceSpec::Sftp { endpoint, drop } => {
-            let (ep, drop) = (endpoint.clone(), drop.clone());
-            let newest = tokio::task::spawn_blocking(move || {
-                let session = SftpSession::connect(&ep)?;
-                let mut watcher = DropWatcher::new(drop, Vec::new());
-                // Two listings: a file must be stable across them.
-                watcher.poll(&session, unix_now())?;
-                std::thread::sleep(Duration::from_millis(500));
-                Ok::<_, SftpError>(watcher.poll(&session, unix_now())?.pop())
-            })
-            .await
-            .map_err(|e| SourceError::Task(e.to_string()))??;
-            let file = newest.ok_or(SourceError::NothingReady)?;
-            let url = format!(
-                "sftp://{}@{}:{}{}",
-                endpoint.user, endpoint.host, endpoint.port, file.identity.path
-            );
-            (file.bytes.into(), file.identity.sha256, url, None, None)
-        }
-    };
-    let ctx = PayloadContext {
-        election_id: spec.election_id.clone(),
-        feed_id: spec.feed_id.clone(),
-        mode: spec.mode,
-        source_seq: 0,
-        source_version: version.clone(),
-        fetched_at: 0,
-        fetch_id: format!("{}:dry-run", spec.feed_id),
-        source_uri: url.clone(),
-        payload_sha256: sha256.clone(),
-        trace_id: None,
-        content_type,
-    };
-    let job = TransformJob {
-        family: spec.family.clone(),
-        bytes: bytes.clone(),
-        ctx,
-        mapping: spec.mapping.clone(),
-        companion: spec.companion.clone(),
-    };
-    let started = Instant::now();
-    // A dry run judges the payload only: a busy instance says so in its
-    // result, and nothing is recorded either way.
-    let result = run_transform(&tools.transforms, job, spec.transform_timeout)
-        .await
-        .unwrap_or_else(|busy| {
-            Err(votewire_transformers::TransformError {
-                family: "transform",
-                feed_id: spec.feed_id.clone(),
-                class: votewire_transformers::error::ErrorClass::LimitExceeded,
-                location: votewire_transformers::Location::Whole,
-                message: busy.to_string(),
-            })
-        });
-    Ok(DryRun {
-        url,
-        bytes: bytes.len(),
-        sha256,
-        version,
-        transform_time: started.elapsed(),
-        result,
-    })
 }
 
 #[cfg(test)]

@@ -20,7 +20,9 @@ pub enum Exit {
     /// names the feed, the class and the place.
     Rejected = 3,
     /// A service did not answer: a Kafka broker, the operator API, a
-    /// source (sysexits' `EX_UNAVAILABLE`). Retrying later may help.
+    /// source (sysexits' `EX_UNAVAILABLE`). Retrying later may help (a
+    /// TLS failure to connect is counted here too: reqwest does not tell
+    /// it from a refused connection).
     Unavailable = 69,
     /// votewire's own configuration could not be loaded: the config file,
     /// or a `VOTEWIRE_…` variable (sysexits' `EX_CONFIG`).
@@ -51,12 +53,26 @@ pub fn of_error(e: &anyhow::Error) -> Exit {
             return Exit::Unavailable;
         }
         if let Some(k) = cause.downcast_ref::<rdkafka::error::KafkaError>()
-            && k.rdkafka_error_code().is_some_and(broker_unreachable)
+            && kafka_code(k).is_some_and(broker_unreachable)
+        {
+            return Exit::Unavailable;
+        }
+        if let Some(votewire_core::kafka::KafkaSetupError::Metadata { .. }) =
+            cause.downcast_ref::<votewire_core::kafka::KafkaSetupError>()
         {
             return Exit::Unavailable;
         }
     }
     Exit::Failure
+}
+
+/// The librdkafka code of `e`, admin operations' included (rdkafka's
+/// `rdkafka_error_code` has none for those).
+fn kafka_code(e: &rdkafka::error::KafkaError) -> Option<RDKafkaErrorCode> {
+    match e {
+        rdkafka::error::KafkaError::AdminOp(code) => Some(*code),
+        other => other.rdkafka_error_code(),
+    }
 }
 
 /// librdkafka's codes for "no broker answered in time".
@@ -68,6 +84,7 @@ fn broker_unreachable(code: RDKafkaErrorCode) -> bool {
             | RDKafkaErrorCode::BrokerNotAvailable
             | RDKafkaErrorCode::OperationTimedOut
             | RDKafkaErrorCode::RequestTimedOut
+            | RDKafkaErrorCode::MessageTimedOut
             | RDKafkaErrorCode::NetworkException
             | RDKafkaErrorCode::Resolve
     )

@@ -2,7 +2,7 @@
 //! dry-run one feed. The state commands (`list`, `show`, `history`, the
 //! operator actions, `add`) are in [`crate::operator`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -10,11 +10,13 @@ use std::time::Duration;
 use anyhow::Context;
 use votewire_core::config::VotewireConfig;
 use votewire_ingestors::archive::RawArchive;
+use votewire_ingestors::dry_run::{DryRun, SavedPayload, dry_run, dry_run_saved};
 use votewire_ingestors::feeds::{FeedConfigError, ValidFeed, load_registry};
 use votewire_ingestors::http::{FetchLimits, client};
-use votewire_ingestors::live_feed::{FeedSpec, FeedTools, dry_run};
+use votewire_ingestors::live_feed::{FeedSpec, FeedTools};
 use votewire_ingestors::published_view::read_published;
-use votewire_schemas::VoteCell;
+use votewire_schemas::{CellKey, VoteCell};
+use votewire_transformers::cells::CellTable;
 
 /// `feeds validate`: every problem with its file, line and field; exit 1
 /// when there is any. With `json`, one object: `{ok, feeds, enabled,
@@ -140,61 +142,67 @@ pub struct TestArgs {
     /// The feed registry: a TOML file or a directory of them.
     #[arg(long, env = "VOTEWIRE_FEEDS")]
     feeds: PathBuf,
+    /// Transform this saved payload (an archived fetch, a file the source
+    /// sent) instead of fetching: offline, the source is never asked. The
+    /// diff against the votes topic is printed when a broker answers
+    /// within 10 s.
+    #[arg(long)]
+    payload: Option<PathBuf>,
     /// Print every difference, not the first 20 of each kind.
     #[arg(long)]
     all: bool,
     /// One JSON object instead of the report: `{feed_id, url, bytes,
     /// sha256, version, cells, changed: [{cell, old, new}], new: [{cell,
-    /// votes}], gone: [{cell, votes}], same}`, or `{feed_id, rejected}` /
-    /// `{feed_id, fetch_error}`.
+    /// votes}], gone: [{cell, votes}], same}` (`published_error` instead
+    /// of the diff when `--payload` found no broker), or `{feed_id,
+    /// rejected}` / `{feed_id, fetch_error}`.
     #[arg(long)]
     json: bool,
 }
 
-/// `feeds test`: fetch once, transform, diff against the last published
-/// cells. Produces nothing, stores nothing. Exit 0 when the payload is
-/// accepted, 2 when the transformer rejects it, 1 when it cannot be
-/// fetched.
-pub async fn test(config: &VotewireConfig, args: TestArgs) -> anyhow::Result<ExitCode> {
-    let json = args.json;
-    // The human report; with --json only the final object is printed.
-    macro_rules! say {
-        ($($t:tt)*) => {
-            if !json {
-                println!($($t)*);
-            }
-        };
+/// The human report of `feeds test`; with `--json` only the final object
+/// is printed.
+struct Say {
+    json: bool,
+}
+
+impl Say {
+    fn line(&self, text: impl std::fmt::Display) {
+        if !self.json {
+            println!("{text}");
+        }
     }
+}
+
+/// `feeds test`: fetch once (or read `--payload`), transform, diff against
+/// the last published cells. Produces nothing, stores nothing. Exit 0 when
+/// the payload is accepted, 3 when the transformer rejects it, 1 when it
+/// cannot be fetched or read.
+pub async fn test(config: &VotewireConfig, args: TestArgs) -> anyhow::Result<ExitCode> {
+    let say = Say { json: args.json };
     let feed = find(&args.feeds, &args.id)?;
     let spec = FeedSpec::from_entry(&feed.entry)?;
     let limits = FetchLimits::default();
     let tools = FeedTools::new(client(&limits)?, 1, None::<RawArchive>, 4);
-    say!(
+    say.line(format_args!(
         "feed {} ({}) from {:?}, defined at {}:{}",
         spec.feed_id,
         spec.family,
         spec.source,
         feed.file.display(),
         feed.line
-    );
-    let progress = spinner(&format!("fetching {}", spec.feed_id));
-    let fetched = dry_run(&spec, &tools).await;
-    progress.finish_and_clear();
-    let run = match fetched {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("feed {}: fetching: {e}", spec.feed_id);
-            if json {
-                println!(
-                    "{}",
-                    serde_json::json!({"feed_id": spec.feed_id, "fetch_error": e.to_string()})
-                );
-            }
-            return Ok(ExitCode::FAILURE);
-        }
+    ));
+    let run = match obtain(&spec, &tools, args.payload.as_deref(), &say).await? {
+        Ok(run) => run,
+        Err(code) => return Ok(code),
     };
-    say!(
-        "fetched {} bytes from {} (sha256 {}{})",
+    say.line(format_args!(
+        "{} {} bytes from {} (sha256 {}{})",
+        if args.payload.is_some() {
+            "read"
+        } else {
+            "fetched"
+        },
         run.bytes,
         run.url,
         &run.sha256[..16.min(run.sha256.len())],
@@ -202,13 +210,13 @@ pub async fn test(config: &VotewireConfig, args: TestArgs) -> anyhow::Result<Exi
             .as_deref()
             .map(|v| format!(", version {v}"))
             .unwrap_or_default()
-    );
+    ));
     let out = match run.result {
         Ok(out) => out,
         Err(e) => {
             eprintln!("rejected: {e}");
             eprintln!("dry run: nothing was produced or stored");
-            if json {
+            if say.json {
                 println!(
                     "{}",
                     serde_json::json!({"feed_id": spec.feed_id, "rejected": {
@@ -221,11 +229,22 @@ pub async fn test(config: &VotewireConfig, args: TestArgs) -> anyhow::Result<Exi
             return Ok(crate::exit::Exit::Rejected.into());
         }
     };
-    say!(
+    say.line(format_args!(
         "transformed into {} cells in {:.1} ms",
         out.cells.len(),
         run.transform_time.as_secs_f64() * 1e3
-    );
+    ));
+    let summary = serde_json::json!({
+        "feed_id": spec.feed_id,
+        "url": run.url,
+        "bytes": run.bytes,
+        "sha256": run.sha256,
+        "version": run.version,
+        "cells": out.cells.len(),
+    });
+    // Offline, a broker that does not answer soon means no diff, not a
+    // two-minute wait.
+    let wait = if args.payload.is_some() { 10 } else { 120 };
     let kafka = config.kafka.clone();
     let (topic, feed_id) = (config.topics.votes.clone(), spec.feed_id.clone());
     let progress = spinner(&format!(
@@ -233,76 +252,175 @@ pub async fn test(config: &VotewireConfig, args: TestArgs) -> anyhow::Result<Exi
         spec.feed_id, config.topics.votes
     ));
     let view = tokio::task::spawn_blocking(move || {
-        read_published(&kafka, &topic, &feed_id, Duration::from_secs(120))
+        read_published(&kafka, &topic, &feed_id, Duration::from_secs(wait))
     })
-    .await??;
+    .await?;
     progress.finish_and_clear();
-    say!(
+    let view = match view {
+        Ok(view) => view,
+        Err(e) if args.payload.is_some() => {
+            say.line(format_args!(
+                "no diff: {} could not be read ({e}). Dry run: nothing was produced or stored.",
+                config.topics.votes
+            ));
+            if say.json {
+                let mut summary = summary;
+                summary["published_error"] = e.to_string().into();
+                println!("{summary}");
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    say.line(format_args!(
         "last published on {}: {} cells of this feed ({} records read)",
         config.topics.votes,
         view.cells.len(),
         view.records_read
-    );
-    let mut changed = Vec::new();
-    let mut new = Vec::new();
-    let mut same = 0usize;
-    let mut seen = std::collections::HashSet::new();
-    for cell in out.cells.iter() {
-        let key = cell.cell_key();
-        seen.insert(key);
-        match view.cells.get(&key) {
-            Some(old) if old.votes == cell.votes => same += 1,
-            Some(old) => changed.push((describe(&cell), old.votes, cell.votes)),
-            None => new.push((describe(&cell), cell.votes)),
-        }
-    }
-    let gone: BTreeMap<String, i64> = view
-        .cells
-        .iter()
-        .filter(|(k, _)| !seen.contains(k))
-        .map(|(_, c)| (describe(c), c.votes))
-        .collect();
-    changed.sort();
-    new.sort();
-    let limit = if args.all { usize::MAX } else { 20 };
-    for (what, old, now) in changed.iter().take(limit) {
-        say!("  ~ {what}: {old} -> {now}");
-    }
-    for (what, votes) in new.iter().take(limit) {
-        say!("  + {what}: {votes}");
-    }
-    for (what, votes) in gone.iter().take(limit) {
-        say!("  - {what}: {votes} (published, not in this payload)");
-    }
-    let hidden = [changed.len(), new.len(), gone.len()]
-        .iter()
-        .map(|n| n.saturating_sub(limit))
-        .sum::<usize>();
-    if hidden > 0 {
-        say!("  … {hidden} more (--all prints every one)");
-    }
-    say!(
-        "{} changed, {} new, {} gone, {same} same. Dry run: nothing was produced or stored.",
-        changed.len(),
-        new.len(),
-        gone.len()
-    );
-    if json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "feed_id": spec.feed_id,
-                "url": run.url,
-                "bytes": run.bytes,
-                "sha256": run.sha256,
-                "version": run.version,
-                "cells": out.cells.len(),
-                "changed": changed.iter().map(|(c, o, n)| serde_json::json!({"cell": c, "old": o, "new": n})).collect::<Vec<_>>(),
-                "new": new.iter().map(|(c, v)| serde_json::json!({"cell": c, "votes": v})).collect::<Vec<_>>(),
-                "gone": gone.iter().map(|(c, v)| serde_json::json!({"cell": c, "votes": v})).collect::<Vec<_>>(),
-                "same": same,
-            })
-        );
+    ));
+    let diff = CellDiff::of(&out.cells, &view.cells);
+    diff.print(&say, if args.all { usize::MAX } else { 20 });
+    if say.json {
+        let mut summary = summary;
+        summary["changed"] = diff
+            .changed
+            .iter()
+            .map(|(c, o, n)| serde_json::json!({"cell": c, "old": o, "new": n}))
+            .collect();
+        summary["new"] = diff
+            .new
+            .iter()
+            .map(|(c, v)| serde_json::json!({"cell": c, "votes": v}))
+            .collect();
+        summary["gone"] = diff
+            .gone
+            .iter()
+            .map(|(c, v)| serde_json::json!({"cell": c, "votes": v}))
+            .collect();
+        summary["same"] = diff.same.into();
+        println!("{summary}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The dry run of `spec`: fetched from its source, or read from `payload`.
+/// `Err` is the exit code of a payload that could not be had (reported).
+async fn obtain(
+    spec: &FeedSpec,
+    tools: &FeedTools,
+    payload: Option<&Path>,
+    say: &Say,
+) -> anyhow::Result<Result<DryRun, ExitCode>> {
+    if let Some(path) = payload {
+        let bytes = read_capped(path, spec.limits.max_bytes)?;
+        let uri = format!(
+            "file://{}",
+            std::fs::canonicalize(path)
+                .unwrap_or_else(|_| path.to_path_buf())
+                .display()
+        );
+        let saved = SavedPayload {
+            bytes: bytes.into(),
+            uri,
+            content_type: None,
+        };
+        return Ok(Ok(dry_run_saved(spec, tools, saved).await));
+    }
+    let progress = spinner(&format!("fetching {}", spec.feed_id));
+    let fetched = dry_run(spec, tools).await;
+    progress.finish_and_clear();
+    Ok(match fetched {
+        Ok(run) => Ok(run),
+        Err(e) => {
+            eprintln!("feed {}: fetching: {e}", spec.feed_id);
+            if say.json {
+                println!(
+                    "{}",
+                    serde_json::json!({"feed_id": spec.feed_id, "fetch_error": e.to_string()})
+                );
+            }
+            Err(ExitCode::FAILURE)
+        }
+    })
+}
+
+/// `path` whole, refused past `max` bytes (the feed's fetch limit).
+fn read_capped(path: &Path, max: u64) -> anyhow::Result<Vec<u8>> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut bytes = Vec::new();
+    file.take(max.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("reading {}", path.display()))?;
+    anyhow::ensure!(
+        bytes.len() as u64 <= max,
+        "{} is larger than the feed's limits.max_bytes ({max} bytes)",
+        path.display()
+    );
+    Ok(bytes)
+}
+
+/// A payload's cells against what the feed last published, for people.
+struct CellDiff {
+    changed: Vec<(String, i64, i64)>,
+    new: Vec<(String, i64)>,
+    gone: BTreeMap<String, i64>,
+    same: usize,
+}
+
+impl CellDiff {
+    fn of(cells: &CellTable, published: &HashMap<CellKey, VoteCell>) -> CellDiff {
+        let mut diff = CellDiff {
+            changed: Vec::new(),
+            new: Vec::new(),
+            gone: BTreeMap::new(),
+            same: 0,
+        };
+        let mut seen = std::collections::HashSet::new();
+        for cell in cells.iter() {
+            let key = cell.cell_key();
+            seen.insert(key);
+            match published.get(&key) {
+                Some(old) if old.votes == cell.votes => diff.same += 1,
+                Some(old) => diff.changed.push((describe(&cell), old.votes, cell.votes)),
+                None => diff.new.push((describe(&cell), cell.votes)),
+            }
+        }
+        diff.gone = published
+            .iter()
+            .filter(|(k, _)| !seen.contains(k))
+            .map(|(_, c)| (describe(c), c.votes))
+            .collect();
+        diff.changed.sort();
+        diff.new.sort();
+        diff
+    }
+
+    fn print(&self, say: &Say, limit: usize) {
+        for (what, old, now) in self.changed.iter().take(limit) {
+            say.line(format_args!("  ~ {what}: {old} -> {now}"));
+        }
+        for (what, votes) in self.new.iter().take(limit) {
+            say.line(format_args!("  + {what}: {votes}"));
+        }
+        for (what, votes) in self.gone.iter().take(limit) {
+            say.line(format_args!(
+                "  - {what}: {votes} (published, not in this payload)"
+            ));
+        }
+        let hidden = [self.changed.len(), self.new.len(), self.gone.len()]
+            .iter()
+            .map(|n| n.saturating_sub(limit))
+            .sum::<usize>();
+        if hidden > 0 {
+            say.line(format_args!("  … {hidden} more (--all prints every one)"));
+        }
+        say.line(format_args!(
+            "{} changed, {} new, {} gone, {} same. Dry run: nothing was produced or stored.",
+            self.changed.len(),
+            self.new.len(),
+            self.gone.len(),
+            self.same
+        ));
+    }
 }

@@ -596,6 +596,69 @@ final_newline = "optional"      # the PA county file ends without a newline
         "{rejected}"
     );
 
+    // Offline, on saved payloads: the source (serving garbage now) is
+    // never asked. The changed file gives the same one-count diff; the
+    // garbage page saved to a file is rejected the same way.
+    let saved = dir.path().join("saved");
+    std::fs::create_dir(&saved).unwrap();
+    let changed_file = saved.join("pa-changed.csv");
+    std::fs::write(&changed_file, text.replacen(before, after, 1)).unwrap();
+    let asked = || server.seen().iter().filter(|(p, _)| p == "/pa.csv").count();
+    let fetches_before = asked();
+    let out = votewire_on(&stack, &pipeline)
+        .args(["feeds", "test", &feed_id, "--json", "--payload"])
+        .arg(&changed_file)
+        .arg("--feeds")
+        .arg(dir.path().join("pa.toml"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let diff: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(diff["changed"].as_array().map(Vec::len), Some(1), "{diff}");
+    assert_eq!(diff["changed"][0]["new"].as_i64(), Some(22388), "{diff}");
+    assert!(
+        diff["url"].as_str().unwrap().starts_with("file://")
+            && diff["url"].as_str().unwrap().ends_with("pa-changed.csv"),
+        "{diff}"
+    );
+    let garbage = saved.join("error-page.html");
+    std::fs::write(&garbage, "<html><body>Service Unavailable</body></html>").unwrap();
+    let out = votewire_on(&stack, &pipeline)
+        .args(["feeds", "test", &feed_id, "--payload"])
+        .arg(&garbage)
+        .arg("--feeds")
+        .arg(dir.path().join("pa.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    // No broker at all: the cells are counted, the diff is left out.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let out = votewire_on(&stack, &pipeline)
+        .env("VOTEWIRE_KAFKA_BOOTSTRAP_SERVERS", closed.to_string())
+        .args(["feeds", "test", &feed_id, "--json", "--payload"])
+        .arg(&changed_file)
+        .arg("--feeds")
+        .arg(dir.path().join("pa.toml"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let offline: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        offline["cells"].as_u64(),
+        Some(first.cells_total as u64),
+        "{offline}"
+    );
+    assert!(offline["published_error"].is_string(), "{offline}");
+    assert!(offline.get("changed").is_none(), "{offline}");
+    assert_eq!(
+        asked(),
+        fetches_before,
+        "a dry run on a saved payload never asks the source"
+    );
+
     // Pause, then resume: stored, with the operator's name in the history.
     for (action, paused) in [("pause", true), ("resume", false)] {
         let out = votewire_on(&stack, &pipeline)
@@ -1726,8 +1789,6 @@ async fn one_trace_id_covers_fetch_to_results_across_the_ingest_and_aggregate_pr
     );
 }
 
-/// Scrapes a Prometheus endpoint (refreshed every 2 s) until `done` holds
-/// or 15 s pass; returns the last text.
 /// An ingestor's probes on its metrics address: `/healthz` answers while
 /// the process serves; `/readyz` is 200 once a lease round reached the
 /// state store, 503 with the reason while the store is unreachable (a
@@ -1814,6 +1875,8 @@ async fn an_ingestor_is_alive_throughout_and_ready_only_while_its_state_store_an
     );
 }
 
+/// Scrapes a Prometheus endpoint (refreshed every 2 s) until `done` holds
+/// or 15 s pass; returns the last text.
 async fn scrape_until(url: &str, done: impl Fn(&str) -> bool) -> String {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
     loop {
@@ -2247,6 +2310,63 @@ async fn the_operator_api_edits_feeds_records_actions_and_serves_results() {
         0,
         "nothing was written"
     );
+    // Validating writes nothing, for any token: the same 422 for the bad
+    // feed, 200 for the good one (not yet in the registry).
+    let mut bad = feed.clone();
+    bad["family"] = json!("no-such-family");
+    let r = api
+        .call(Method::POST, "/v1/feeds/validate", read, Some(bad))
+        .await;
+    assert_problem(&r, 422);
+    assert!(
+        r.2["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e.as_str().unwrap().contains("family")),
+        "{}",
+        r.2
+    );
+    let r = api
+        .call(Method::POST, "/v1/feeds/validate", read, Some(feed.clone()))
+        .await;
+    assert_eq!(r.0, 200, "{}", r.2);
+    assert_eq!(
+        (r.2["id"].as_str(), r.2["exists"].as_bool()),
+        (Some(feed_id.as_str()), Some(false))
+    );
+    assert_eq!(r.2["config"]["source"]["url"], "http://127.0.0.1:9/pa.csv");
+    assert_eq!(
+        std::fs::read_dir(registry.path()).unwrap().count(),
+        0,
+        "validation wrote nothing"
+    );
+    // The families a feed may name: every one of the transformers' list.
+    let r = api.call(Method::GET, "/v1/families", read, None).await;
+    assert_eq!(r.0, 200, "{}", r.2);
+    let names: Vec<&str> =
+        r.2.as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|f| f["name"].as_str())
+            .collect();
+    let known: Vec<&str> = votewire_transformers::FAMILIES
+        .iter()
+        .map(|f| f.name)
+        .collect();
+    assert_eq!(names, known);
+    let html =
+        r.2.as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == "html-table")
+            .unwrap();
+    assert_eq!(html["needs_mapping"], true, "{html}");
+    assert_problem(
+        &api.call(Method::GET, "/v1/families", None, None).await,
+        401,
+    );
+
     let r = api
         .call(Method::POST, "/v1/feeds", admin, Some(feed.clone()))
         .await;
@@ -2268,6 +2388,15 @@ async fn the_operator_api_edits_feeds_records_actions_and_serves_results() {
             .await,
         409,
     );
+    let r = api
+        .call(
+            Method::POST,
+            "/v1/feeds/validate",
+            admin,
+            Some(feed.clone()),
+        )
+        .await;
+    assert_eq!((r.0, r.2["exists"].as_bool()), (200, Some(true)), "{}", r.2);
 
     // Operator actions, recorded as the token's name.
     let r = api

@@ -15,6 +15,7 @@
 //! `/live/events`) is for readers: public, read-only, results only.
 
 mod auth;
+mod authoring;
 pub(crate) mod client_limits;
 mod live;
 mod problem;
@@ -75,8 +76,8 @@ pub struct ApiArgs {
     #[arg(long, default_value_t = 50.0)]
     rate_limit: f64,
     /// Stop after this long (tests); default: until Ctrl-C.
-    #[arg(long)]
-    run_for: Option<String>,
+    #[arg(long, value_parser = votewire_ingestors::feeds::duration_arg)]
+    run_for: Option<std::time::Duration>,
 }
 
 pub struct ApiState {
@@ -1198,6 +1199,8 @@ pub fn router(state: Shared) -> (axum::Router, utoipa::openapi::OpenApi) {
         .routes(routes!(healthz))
         .routes(routes!(readyz))
         .routes(routes!(list_feeds, create_feed))
+        .routes(routes!(authoring::validate_feed))
+        .routes(routes!(authoring::families))
         .routes(routes!(show_feed, replace_feed, delete_feed))
         .routes(routes!(feed_history))
         .routes(routes!(pause_feed))
@@ -1293,14 +1296,7 @@ pub async fn run(config: &VotewireConfig, args: ApiArgs) -> anyhow::Result<ExitC
         listener.local_addr()?,
         args.feeds.display()
     );
-    let run_for = args
-        .run_for
-        .as_deref()
-        .map(|v| {
-            votewire_ingestors::feeds::parse_duration(v)
-                .with_context(|| format!("--run-for {v:?} is not a duration"))
-        })
-        .transpose()?;
+    let run_for = args.run_for;
     serve::serve(
         listener,
         app,

@@ -72,6 +72,11 @@ impl FeedRegistry {
     /// JSON.
     pub fn entry_json(&self, feed: &ValidFeed) -> serde_json::Value {
         let text = std::fs::read_to_string(&feed.file).unwrap_or_default();
+        Self::entry_json_in(&text, feed)
+    }
+
+    /// `feed`'s entry in the registry file text `text`, as JSON.
+    fn entry_json_in(text: &str, feed: &ValidFeed) -> serde_json::Value {
         let Ok(file) = text.parse::<toml::Table>() else {
             return serde_json::Value::Null;
         };
@@ -202,6 +207,25 @@ impl FeedRegistry {
         let file = self.file_for(&id);
         self.write_checked(&file, &text, None)?;
         self.find(&id)
+    }
+
+    /// Validates one feed given as a JSON object as [`create`] would,
+    /// writing nothing: the feed, whether its id is in the registry, and
+    /// its entry as it would be stored (as JSON).
+    ///
+    /// [`create`]: FeedRegistry::create
+    pub fn validate(
+        &self,
+        body: &serde_json::Value,
+    ) -> Result<(ValidFeed, bool, serde_json::Value), Problem> {
+        let text = Self::toml_of(body)?;
+        let feed = self.validate_alone(&text, "the request body")?;
+        let exists = self
+            .feeds()?
+            .iter()
+            .any(|f| f.entry.id.get_ref() == feed.entry.id.get_ref());
+        let entry = Self::entry_json_in(&text, &feed);
+        Ok((feed, exists, entry))
     }
 
     /// The file holding only `id`, or 409 naming the shared file.
