@@ -81,7 +81,13 @@ enum FeedsAction {
     /// Check every feed entry in a file or directory; list every problem
     /// with its file, line and field; exit 1 if there is any.
     Validate {
-        path: PathBuf,
+        /// The registry: a TOML file or a folder (read with its
+        /// sub-folders). The same as `--feeds`, and chosen over it.
+        #[arg(required_unless_present = "feeds")]
+        path: Option<PathBuf>,
+        /// The registry, named as the other feed commands name it.
+        #[arg(long, env = "VOTEWIRE_FEEDS")]
+        feeds: Option<PathBuf>,
         /// One JSON object: ok, counts, and every problem.
         #[arg(long)]
         json: bool,
@@ -149,7 +155,10 @@ fn run(cli: Cli, config: VotewireConfig) -> anyhow::Result<ExitCode> {
         Command::Aggregate(args) => runtime.block_on(aggregate::run(&config, args))?,
         Command::Api(args) => runtime.block_on(api::run(&config, args))?,
         Command::Feeds { action } => match action {
-            FeedsAction::Validate { path, json } => feeds::validate(&path, json),
+            FeedsAction::Validate { path, feeds, json } => {
+                let registry = path.or(feeds).expect("clap requires one");
+                feeds::validate(&registry, json)
+            }
             FeedsAction::List(via) => runtime.block_on(operator::list(&config, via))?,
             FeedsAction::Show { id, via } => runtime.block_on(operator::show(&config, &id, via))?,
             FeedsAction::Test(args) => runtime.block_on(feeds::test(&config, args))?,

@@ -382,6 +382,30 @@ fn feeds_validate_accepts_the_examples_and_lists_every_problem() {
         "{}",
         String::from_utf8_lossy(&readme.stderr)
     );
+    // Named as the other feed commands name it: --feeds, or VOTEWIRE_FEEDS.
+    for named in [
+        votewire()
+            .args(["feeds", "validate", "--feeds"])
+            .arg(root.join("deploy/feeds/"))
+            .output()
+            .unwrap(),
+        votewire()
+            .args(["feeds", "validate"])
+            .env("VOTEWIRE_FEEDS", root.join("deploy/feeds/"))
+            .output()
+            .unwrap(),
+    ] {
+        assert!(
+            String::from_utf8_lossy(&named.stdout).starts_with("ok: 5 feeds (4 enabled)"),
+            "{named:?}"
+        );
+    }
+    let neither = votewire()
+        .args(["feeds", "validate"])
+        .env_remove("VOTEWIRE_FEEDS")
+        .output()
+        .unwrap();
+    assert_eq!(neither.status.code(), Some(2), "a usage error: {neither:?}");
     // An empty registry is a wrong path, not a success.
     let empty = tempfile::tempdir().unwrap();
     let none = votewire()
