@@ -110,11 +110,22 @@ impl RunningFeed {
     }
 }
 
-/// What the registry's files looked like: (path, length, mtime) each.
-fn registry_stamp(path: &std::path::Path) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
+/// What the registry's files and the mapping files its feeds name looked
+/// like: (path, length, mtime) each. A shared mapping edited in place
+/// reloads the registry as a feed file edit does.
+fn registry_stamp<'a>(
+    path: &std::path::Path,
+    feeds: impl Iterator<Item = &'a ValidFeed>,
+) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
+    let mut mappings: Vec<PathBuf> = feeds
+        .filter_map(|f| f.entry.mapping_file.as_ref().map(|m| m.get_ref().clone()))
+        .collect();
+    mappings.sort();
+    mappings.dedup();
     feed_files(path)
         .unwrap_or_default()
         .into_iter()
+        .chain(mappings)
         .map(|f| {
             let meta = std::fs::metadata(&f).ok();
             let len = meta.as_ref().map_or(0, |m| m.len());
@@ -156,7 +167,7 @@ pub async fn run(config: &VotewireConfig, args: IngestArgs) -> anyhow::Result<Ex
             args.feeds.display()
         );
     }
-    let mut stamp = registry_stamp(&args.feeds);
+    let mut stamp = registry_stamp(&args.feeds, registry.iter().filter(|f| f.entry.enabled));
     let (ttl, run_for) = (args.lease_ttl, args.run_for);
     let instance = args
         .instance
@@ -295,7 +306,7 @@ pub async fn run(config: &VotewireConfig, args: IngestArgs) -> anyhow::Result<Ex
             _ = &mut ctrl_c => break,
         }
         // Hot reload: re-read the registry when its files changed.
-        let now_stamp = registry_stamp(&args.feeds);
+        let now_stamp = registry_stamp(&args.feeds, feeds.values());
         if now_stamp != stamp {
             stamp = now_stamp;
             match load_registry(&args.feeds) {
@@ -340,6 +351,8 @@ pub async fn run(config: &VotewireConfig, args: IngestArgs) -> anyhow::Result<Ex
                     );
                     feeds = next;
                     prios = prios_of(&feeds);
+                    // The new feeds' mapping files, as they are now.
+                    stamp = registry_stamp(&args.feeds, feeds.values());
                 }
             }
         }

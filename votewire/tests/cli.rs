@@ -743,6 +743,71 @@ final_newline = "optional"      # the PA county file ends without a newline
     );
 }
 
+/// A mapping file that feeds share, edited in place, reloads the registry
+/// and restarts the feeds that name it, though no feed file changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_mapping_edited_in_place_restarts_the_feeds_that_name_it() {
+    use std::time::Duration;
+    use votewire_tests::http::{Canned, FixtureServer};
+    use votewire_tests::pipeline::TestPipeline;
+
+    let stack = Stack::load();
+    let pipeline = TestPipeline::start("mapreload", 2).await;
+    let server = FixtureServer::start().await;
+    server.set(
+        "/a.csv",
+        Canned::ok(votewire_tests::fixture_bytes(
+            votewire_tests::pipeline::PA_COUNTY_CSV,
+        ))
+        .header("etag", "\"a1\""),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("mappings")).unwrap();
+    let mapping = dir.path().join("mappings/pa.toml");
+    std::fs::write(&mapping, "final_newline = \"optional\"\n").unwrap();
+    let id = votewire_tests::unique("csv:mapped");
+    std::fs::write(
+        dir.path().join("a.toml"),
+        format!(
+            "[[feed]]\nid = \"{id}\"\nfamily = \"csv\"\nelection_id = \"2020-11-03-PA\"\n\
+             mapping_file = \"mappings/pa.toml\"\n\
+             [feed.source]\nkind = \"http\"\nurl = \"{}\"\n\
+             [feed.cadence]\ninterval = \"1s\"\njitter = \"0s\"\nstale_after = \"10m\"\n",
+            server.url("/a.csv")
+        ),
+    )
+    .unwrap();
+    let child = tokio::process::Command::from(votewire_on(&stack, &pipeline))
+        .args(["ingest", "--lease-ttl", "1500ms", "--run-for", "10s"])
+        .args(["--instance", "mapreload-1", "--feeds"])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    // The same meaning for this file, a different mapping table.
+    std::fs::write(
+        &mapping,
+        "final_newline = \"optional\"\ndelimiter = \",\"\n",
+    )
+    .unwrap();
+    let (status, stdout, stderr) = finish(child, Duration::from_secs(60)).await;
+    assert!(status.success(), "{stderr}");
+    assert!(
+        stderr.contains("registry reloaded: 0 added, 0 removed, 1 changed"),
+        "the mapping edit restarted the feed:\n{stderr}"
+    );
+    assert_eq!(
+        stdout
+            .lines()
+            .filter(|l| l.starts_with(&format!("feed={id} ")))
+            .count(),
+        1,
+        "published once; the restart found nothing new:\n{stdout}"
+    );
+}
+
 /// A running `votewire ingest` follows registry edits and operator actions
 /// without a restart: a feed added to the directory is polled, a paused
 /// feed stops publishing until it is resumed, a removed feed stops and
@@ -2333,6 +2398,22 @@ async fn the_operator_api_edits_feeds_records_actions_and_serves_results() {
         std::fs::read_dir(registry.path()).unwrap().count(),
         0,
         "nothing was written"
+    );
+    // A body names its files by absolute path: it has no folder of its own.
+    let mut relative = feed.clone();
+    relative["companion"] = json!("deploy/demo/clarity-GA-107556-companion.json");
+    let r = api
+        .call(Method::POST, "/v1/feeds/validate", read, Some(relative))
+        .await;
+    assert_problem(&r, 422);
+    assert!(
+        r.2["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e.as_str().unwrap().starts_with("companion:")),
+        "{}",
+        r.2
     );
     // Validating writes nothing, for any token: the same 422 for the bad
     // feed, 200 for the good one (not yet in the registry).

@@ -221,9 +221,10 @@ pub struct CadenceWindow {
     pub interval: String,
 }
 
-/// Limits on one fetch.
+/// Limits on one fetch. A field left out keeps its default, so a
+/// `[feed.limits]` may set just the one it changes.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
     /// Total time for one fetch.
     pub timeout: String,
@@ -231,7 +232,6 @@ pub struct LimitsConfig {
     pub max_bytes: u64,
     /// Most time one payload's transform may take (default `10s`); a
     /// payload past it is rejected as `LimitExceeded`.
-    #[serde(default)]
     pub transform_timeout: Option<String>,
 }
 

@@ -295,6 +295,26 @@ fn a_cadence_without_a_jitter_gets_one_second() {
     assert_eq!(cadence.interval, "20s");
 }
 
+#[test]
+fn a_limits_section_may_set_one_limit_and_keep_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "slow.toml",
+        "[[feed]]\nid = \"csv:slow\"\nfamily = \"csv\"\nelection_id = \"e\"\n\
+         [feed.source]\nkind = \"http\"\nurl = \"https://example.org/a.csv\"\n\
+         [feed.limits]\ntransform_timeout = \"30s\"\n",
+    );
+    let feeds = load_registry(dir.path()).unwrap_or_else(|errs| panic!("{errs:?}"));
+    let limits = feeds[0].entry.limits();
+    assert_eq!(limits.transform_timeout.as_deref(), Some("30s"));
+    assert_eq!(
+        (limits.timeout.as_str(), limits.max_bytes),
+        ("20s", 64 * 1024 * 1024),
+        "the limits it does not name keep their defaults"
+    );
+}
+
 /// The operators' walkthrough: a feed file in one folder names a shared
 /// mapping and a companion relative to itself, in a registry whose files
 /// sit in sub-folders; wherever votewire runs, they resolve the same.

@@ -37,6 +37,22 @@ fn problems(errors: &[FeedConfigError], tmp: Option<&Path>, shown: &str) -> Vec<
         .collect()
 }
 
+/// The relative file paths a feed body names, one problem each.
+fn relative_paths(body: &serde_json::Value) -> Vec<String> {
+    [
+        ("companion", &body["companion"]),
+        ("mapping_file", &body["mapping_file"]),
+        ("source.key_file", &body["source"]["key_file"]),
+        ("source.known_hosts", &body["source"]["known_hosts"]),
+    ]
+    .into_iter()
+    .filter_map(|(field, v)| {
+        let path = v.as_str()?;
+        (!Path::new(path).is_absolute()).then(|| format!("{field}: {path:?} is a relative path"))
+    })
+    .collect()
+}
+
 impl FeedRegistry {
     pub fn new(path: PathBuf) -> FeedRegistry {
         FeedRegistry {
@@ -97,6 +113,13 @@ impl FeedRegistry {
             return Err(Problem::unprocessable(
                 "the body must be one feed as a JSON object, with the fields of a [[feed]] entry",
             ));
+        }
+        let relative = relative_paths(body);
+        if !relative.is_empty() {
+            return Err(Problem::unprocessable(
+                "a feed sent to the API names its files by absolute path: a body has no folder to be relative to (`votewire feeds add FILE --api URL` makes a file's relative paths absolute)",
+            )
+            .with_errors(relative));
         }
         let entry = toml::Value::try_from(body).map_err(|e| {
             Problem::unprocessable(format!(
