@@ -31,7 +31,7 @@ use votewire_ingestors::archive::RawArchive;
 use votewire_ingestors::cadence::{FeedCadence, StepOutcome, run_feed_loop};
 use votewire_ingestors::conditional::Backoff;
 use votewire_ingestors::feeds::{
-    ValidFeed, duration_arg, feed_files, load_registry, parse_duration,
+    ValidFeed, duration_arg, load_registry, parse_duration, registry_files,
 };
 use votewire_ingestors::health::HealthMachine;
 use votewire_ingestors::http::{FetchLimits, client_for, credentialed_client_for};
@@ -110,29 +110,53 @@ impl RunningFeed {
     }
 }
 
-/// What the registry's files and the mapping files its feeds name looked
-/// like: (path, length, mtime) each. A shared mapping edited in place
-/// reloads the registry as a feed file edit does.
+/// One file as it looked: what a registry change is noticed by.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct FileStamp {
+    path: PathBuf,
+    len: u64,
+    mtime: Option<SystemTime>,
+}
+
+impl FileStamp {
+    fn of(path: PathBuf) -> FileStamp {
+        let meta = std::fs::metadata(&path).ok();
+        FileStamp {
+            len: meta.as_ref().map_or(0, |m| m.len()),
+            mtime: meta.and_then(|m| m.modified().ok()),
+            path,
+        }
+    }
+}
+
+/// The mapping files `feeds` name.
+fn mapping_files<'a>(feeds: impl Iterator<Item = &'a ValidFeed>) -> impl Iterator<Item = PathBuf> {
+    feeds.filter_map(|f| f.entry.mapping_file.as_ref().map(|m| m.get_ref().clone()))
+}
+
+/// The registry's files (its feed files and its `mappings` folders) and
+/// the mapping files `feeds` name elsewhere, as they look now, by path. An
+/// edit to any of them reloads the registry.
 fn registry_stamp<'a>(
     path: &std::path::Path,
     feeds: impl Iterator<Item = &'a ValidFeed>,
-) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
-    let mut mappings: Vec<PathBuf> = feeds
-        .filter_map(|f| f.entry.mapping_file.as_ref().map(|m| m.get_ref().clone()))
-        .collect();
-    mappings.sort();
-    mappings.dedup();
-    feed_files(path)
-        .unwrap_or_default()
-        .into_iter()
-        .chain(mappings)
-        .map(|f| {
-            let meta = std::fs::metadata(&f).ok();
-            let len = meta.as_ref().map_or(0, |m| m.len());
-            let mtime = meta.and_then(|m| m.modified().ok());
-            (f, len, mtime)
-        })
-        .collect()
+) -> Vec<FileStamp> {
+    let mut files = registry_files(path).unwrap_or_default();
+    files.extend(mapping_files(feeds));
+    files.sort();
+    files.dedup();
+    files.into_iter().map(FileStamp::of).collect()
+}
+
+/// Adds to `stamp` the mapping files `feeds` name that it lacks, as they
+/// look now.
+fn add_mapping_stamps<'a>(stamp: &mut Vec<FileStamp>, feeds: impl Iterator<Item = &'a ValidFeed>) {
+    for path in mapping_files(feeds) {
+        if !stamp.iter().any(|s| s.path == path) {
+            stamp.push(FileStamp::of(path));
+        }
+    }
+    stamp.sort();
 }
 
 fn by_id(feeds: Vec<ValidFeed>) -> HashMap<String, ValidFeed> {
@@ -321,6 +345,11 @@ pub async fn run(config: &VotewireConfig, args: IngestArgs) -> anyhow::Result<Ex
                 }
                 Ok(next) => {
                     let next = by_id(next);
+                    // The new feeds' mapping files outside the registry
+                    // join the stamp as they are now (read a moment ago);
+                    // the rest stays as it was before this load, so an
+                    // edit made while it ran reloads again.
+                    add_mapping_stamps(&mut stamp, next.values());
                     let (mut added, mut removed, mut changed) = (0, 0, 0);
                     for (id, old) in &feeds {
                         match next.get(id) {
@@ -351,8 +380,6 @@ pub async fn run(config: &VotewireConfig, args: IngestArgs) -> anyhow::Result<Ex
                     );
                     feeds = next;
                     prios = prios_of(&feeds);
-                    // The new feeds' mapping files, as they are now.
-                    stamp = registry_stamp(&args.feeds, feeds.values());
                 }
             }
         }

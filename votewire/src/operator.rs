@@ -427,15 +427,23 @@ pub struct AddArgs {
     via: Via,
 }
 
+/// The folder holding `file`, absolute (a bare `tx.toml` is in the
+/// working directory: its parent is the empty path).
+fn folder_of(file: &Path) -> anyhow::Result<PathBuf> {
+    let file =
+        std::path::absolute(file).with_context(|| format!("making {} absolute", file.display()))?;
+    let dir = file
+        .parent()
+        .map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
+    Ok(dir.canonicalize().unwrap_or(dir))
+}
+
 /// The feed file `text` (read from `file`) as it means the same anywhere:
 /// each entry's `mapping_file` read into `mapping`, and every relative path
 /// made absolute against `file`'s folder, as the registry reads them.
 fn anchored(text: &str, file: &Path) -> anyhow::Result<toml::Table> {
     let mut table: toml::Table = text.parse().context("parsing the file as TOML")?;
-    let dir = file
-        .parent()
-        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-    let dir = dir.canonicalize().unwrap_or(dir);
+    let dir = folder_of(file)?;
     let absolute = |v: &mut toml::Value| {
         if let Some(p) = v.as_str().map(Path::new).filter(|p| p.is_relative()) {
             *v = toml::Value::String(dir.join(p).to_string_lossy().into_owned());
@@ -512,8 +520,7 @@ pub async fn add(config: &VotewireConfig, args: AddArgs) -> anyhow::Result<ExitC
             );
             // Copied elsewhere, the file's relative paths would point
             // elsewhere too: write them anchored (comments are lost then).
-            let same_folder =
-                args.file.parent().and_then(|p| p.canonicalize().ok()) == dir.canonicalize().ok();
+            let same_folder = folder_of(&args.file).ok() == dir.canonicalize().ok();
             let content = if same_folder {
                 text.clone()
             } else {
@@ -543,6 +550,27 @@ pub async fn add(config: &VotewireConfig, args: AddArgs) -> anyhow::Result<ExitC
 
 #[cfg(test)]
 mod tests {
+    /// `feeds add tx.toml` names a file in the working directory: its
+    /// folder is that directory, absolute, not the empty path (against
+    /// which relative paths stayed relative).
+    #[test]
+    fn a_bare_file_name_is_in_the_working_directory() {
+        let here = std::env::current_dir().unwrap().canonicalize().unwrap();
+        assert_eq!(
+            super::folder_of(std::path::Path::new("tx.toml")).unwrap(),
+            here
+        );
+        let table = super::anchored(
+            "[[feed]]\nid = \"x\"\ncompanion = \"names.json\"\n",
+            std::path::Path::new("tx.toml"),
+        )
+        .unwrap();
+        assert_eq!(
+            table["feed"][0]["companion"].as_str(),
+            here.join("names.json").to_str()
+        );
+    }
+
     /// A feed file sent to the API or copied into another folder keeps
     /// meaning the same files: its mapping file is inlined and its
     /// relative paths anchored to where it was written; secret names are

@@ -2669,6 +2669,30 @@ async fn the_operator_api_edits_feeds_records_actions_and_serves_results() {
     let r = api.call(Method::PUT, &path, admin, Some(changed)).await;
     assert_eq!(r.0, 200, "{}", r.2);
     assert_eq!(r.2["config"]["cadence"]["interval"], "5s");
+    // A relative path in a PUT means what it means in the feed's own file.
+    let names = registry
+        .path()
+        .parent()
+        .unwrap()
+        .join(format!("{}.json", votewire_tests::unique("names")));
+    std::fs::write(&names, "{}").unwrap();
+    let mut with_companion = feed.clone();
+    with_companion["companion"] = json!(format!(
+        "../{}",
+        names.file_name().unwrap().to_str().unwrap()
+    ));
+    let r = api
+        .call(Method::PUT, &path, admin, Some(with_companion))
+        .await;
+    assert_eq!(r.0, 200, "{}", r.2);
+    assert_eq!(
+        std::path::Path::new(r.2["config"]["companion"].as_str().unwrap())
+            .canonicalize()
+            .unwrap(),
+        names.canonicalize().unwrap(),
+        "{}",
+        r.2
+    );
     let mut renamed = feed.clone();
     renamed["id"] = json!("csv:other");
     assert_problem(
@@ -2678,6 +2702,7 @@ async fn the_operator_api_edits_feeds_records_actions_and_serves_results() {
     assert_eq!(api.call(Method::DELETE, &path, admin, None).await.0, 204);
     assert_problem(&api.call(Method::GET, &path, read, None).await, 404);
     assert_eq!(std::fs::read_dir(registry.path()).unwrap().count(), 0);
+    std::fs::remove_file(&names).unwrap();
 
     // Results, read back from the results topic.
     let r = api

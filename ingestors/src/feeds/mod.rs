@@ -18,5 +18,5 @@ mod validate;
 pub use config::*;
 pub use validate::{
     FeedConfigError, ValidFeed, duration_arg, feed_files, load_registry, parse_duration,
-    read_mapping,
+    read_mapping, registry_files,
 };

@@ -85,6 +85,19 @@ fn line_of(text: &str, offset: usize) -> usize {
 /// (editors' and the API's temporary files), and so are folders named
 /// `mappings`: they hold the mapping files feeds name with `mapping_file`.
 pub fn feed_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
+    toml_files(path, false)
+}
+
+/// [`feed_files`] and the files in the registry's `mappings` folders:
+/// what an ingestor watches for a change to reload (a mapping that a feed
+/// waiting to load names included).
+pub fn registry_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
+    toml_files(path, true)
+}
+
+/// The `.toml` files of `path` and its folders, `mappings` folders only
+/// `with_mappings`.
+fn toml_files(path: &Path, with_mappings: bool) -> std::io::Result<Vec<PathBuf>> {
     if path.is_file() {
         return Ok(vec![path.to_path_buf()]);
     }
@@ -98,7 +111,7 @@ pub fn feed_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
                 continue;
             }
             if entry.file_type()?.is_dir() {
-                if entry.file_name() != MAPPINGS_FOLDER {
+                if with_mappings || entry.file_name() != MAPPINGS_FOLDER {
                     folders.push(p);
                 }
             } else if p.extension().is_some_and(|e| e == "toml") {

@@ -37,20 +37,38 @@ fn problems(errors: &[FeedConfigError], tmp: Option<&Path>, shown: &str) -> Vec<
         .collect()
 }
 
+/// Where a feed body names files (JSON pointers): `companion`,
+/// `mapping_file` and the SFTP key files. `{ file = … }` secrets are names
+/// in the feed-secrets folder, not paths.
+const PATH_FIELDS: [&str; 4] = [
+    "/companion",
+    "/mapping_file",
+    "/source/key_file",
+    "/source/known_hosts",
+];
+
 /// The relative file paths a feed body names, one problem each.
 fn relative_paths(body: &serde_json::Value) -> Vec<String> {
-    [
-        ("companion", &body["companion"]),
-        ("mapping_file", &body["mapping_file"]),
-        ("source.key_file", &body["source"]["key_file"]),
-        ("source.known_hosts", &body["source"]["known_hosts"]),
-    ]
-    .into_iter()
-    .filter_map(|(field, v)| {
-        let path = v.as_str()?;
-        (!Path::new(path).is_absolute()).then(|| format!("{field}: {path:?} is a relative path"))
-    })
-    .collect()
+    PATH_FIELDS
+        .iter()
+        .filter_map(|pointer| {
+            let path = body.pointer(pointer)?.as_str()?;
+            let field = pointer.trim_start_matches('/').replace('/', ".");
+            (!Path::new(path).is_absolute())
+                .then(|| format!("{field}: {path:?} is not an absolute path"))
+        })
+        .collect()
+}
+
+/// Makes the relative file paths in `body` absolute against `dir`.
+fn anchor_paths(body: &mut serde_json::Value, dir: &Path) {
+    for pointer in PATH_FIELDS {
+        if let Some(v) = body.pointer_mut(pointer)
+            && let Some(path) = v.as_str().map(Path::new).filter(|p| p.is_relative())
+        {
+            *v = serde_json::Value::String(dir.join(path).to_string_lossy().into_owned());
+        }
+    }
 }
 
 impl FeedRegistry {
@@ -288,10 +306,15 @@ impl FeedRegistry {
                 }
             }
         }
-        let text = Self::toml_of(&body)?;
         let _guard = self.writes.lock().await;
-        self.validate_alone(&text, "the request body")?;
         let (feed, before) = self.own_file(id)?;
+        // A relative path means what it means in the feed's own file (the
+        // entry a GET returned, sent back): absolute against its folder.
+        if let Some(dir) = feed.file.parent() {
+            anchor_paths(&mut body, dir);
+        }
+        let text = Self::toml_of(&body)?;
+        self.validate_alone(&text, "the request body")?;
         self.write_checked(&feed.file, &text, Some(&before))?;
         self.find(id)
     }
