@@ -207,10 +207,10 @@ fn secret(feed_id: &str, what: &str, r: &SecretRef) -> Result<String, FeedSpecEr
 /// a few MB at most) may hold.
 const MAX_COMPANION_BYTES: u64 = 32 * 1024 * 1024;
 
-/// A companion file, read only if it is a regular file within
-/// [`MAX_COMPANION_BYTES`] (`/dev/zero` or a FIFO must not take the
-/// ingestor down).
-fn read_companion(path: &std::path::Path) -> Result<Vec<u8>, String> {
+/// A file named in a feed (a companion) or on a command line (a saved
+/// payload), read only if it is a regular file within `max` bytes
+/// (`/dev/zero` or a FIFO must not take the ingestor down).
+pub fn read_regular_file(path: &std::path::Path, max: u64) -> Result<Vec<u8>, String> {
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
     // Opening a FIFO for reading waits for a writer: open without waiting
@@ -225,11 +225,11 @@ fn read_companion(path: &std::path::Path) -> Result<Vec<u8>, String> {
         return Err("not a regular file".into());
     }
     let mut bytes = Vec::new();
-    file.take(MAX_COMPANION_BYTES + 1)
+    file.take(max.saturating_add(1))
         .read_to_end(&mut bytes)
         .map_err(|e| e.to_string())?;
-    if bytes.len() as u64 > MAX_COMPANION_BYTES {
-        return Err(format!("larger than the {MAX_COMPANION_BYTES}-byte limit"));
+    if bytes.len() as u64 > max {
+        return Err(format!("larger than the {max}-byte limit"));
     }
     Ok(bytes)
 }
@@ -353,7 +353,7 @@ impl FeedSpec {
         let companion = match &entry.companion {
             None => None,
             Some(p) => Some(
-                read_companion(p.get_ref())
+                read_regular_file(p.get_ref(), MAX_COMPANION_BYTES)
                     .map_err(|e| {
                         err(format!(
                             "reading its companion file {}: {e}",
@@ -1363,9 +1363,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let names = dir.path().join("names.json");
         std::fs::write(&names, b"{}").unwrap();
-        assert_eq!(read_companion(&names).unwrap(), b"{}");
+        assert_eq!(
+            read_regular_file(&names, MAX_COMPANION_BYTES).unwrap(),
+            b"{}"
+        );
         // An endless device: refused at once, not read until memory runs out.
-        let e = read_companion(std::path::Path::new("/dev/zero")).unwrap_err();
+        let e =
+            read_regular_file(std::path::Path::new("/dev/zero"), MAX_COMPANION_BYTES).unwrap_err();
         assert!(e.contains("not a regular file"), "{e}");
         // A FIFO with no writer: refused at once, not waited on.
         let fifo = dir.path().join("fifo");
@@ -1375,7 +1379,7 @@ mod tests {
             .unwrap();
         assert!(made.success());
         let started = std::time::Instant::now();
-        let e = read_companion(&fifo).unwrap_err();
+        let e = read_regular_file(&fifo, MAX_COMPANION_BYTES).unwrap_err();
         assert!(e.contains("not a regular file"), "{e}");
         assert!(started.elapsed() < std::time::Duration::from_secs(1));
         // A regular file past the limit (sparse: no disk spent).
@@ -1384,7 +1388,7 @@ mod tests {
             .unwrap()
             .set_len(MAX_COMPANION_BYTES + 1)
             .unwrap();
-        let e = read_companion(&big).unwrap_err();
+        let e = read_regular_file(&big, MAX_COMPANION_BYTES).unwrap_err();
         assert!(e.contains("limit"), "{e}");
     }
 

@@ -59,17 +59,9 @@ fn replay_through_outage(env: &[(&str, String)], down: impl FnOnce(), up: impl F
 #[test]
 fn dynamodb_unreachable_for_ten_seconds_loses_and_doubles_nothing() {
     let stack = votewire_tests::Stack::load();
-    let endpoint = stack.var("VOTEWIRE_DYNAMODB_ENDPOINT");
-    let target: std::net::SocketAddr = endpoint
-        .trim_start_matches("http://")
-        .parse()
-        .unwrap_or_else(|e| panic!("{endpoint}: {e}"));
-    let proxy = PausableProxy::start(target);
+    let (proxy, through) = PausableProxy::in_front_of(&stack.var("VOTEWIRE_DYNAMODB_ENDPOINT"));
     let run = replay_through_outage(
-        &[(
-            "VOTEWIRE_DYNAMODB_ENDPOINT",
-            format!("http://127.0.0.1:{}", proxy.port()),
-        )],
+        &[("VOTEWIRE_DYNAMODB_ENDPOINT", through)],
         || proxy.pause(),
         || proxy.resume(),
     );

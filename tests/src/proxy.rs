@@ -20,6 +20,19 @@ impl PausableProxy {
         self.port
     }
 
+    /// A proxy in front of the service at `url` (`http://host:port`), and
+    /// the same URL through the proxy.
+    pub fn in_front_of(url: &str) -> (PausableProxy, String) {
+        let target: std::net::SocketAddr = url
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .parse()
+            .unwrap_or_else(|e| panic!("{url}: {e}"));
+        let proxy = PausableProxy::start(target);
+        let through = format!("http://127.0.0.1:{}", proxy.port);
+        (proxy, through)
+    }
+
     pub fn start(target: std::net::SocketAddr) -> PausableProxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();

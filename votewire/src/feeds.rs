@@ -13,7 +13,7 @@ use votewire_ingestors::archive::RawArchive;
 use votewire_ingestors::dry_run::{DryRun, SavedPayload, dry_run, dry_run_saved};
 use votewire_ingestors::feeds::{FeedConfigError, ValidFeed, load_registry};
 use votewire_ingestors::http::{FetchLimits, client};
-use votewire_ingestors::live_feed::{FeedSpec, FeedTools};
+use votewire_ingestors::live_feed::{FeedSpec, FeedTools, read_regular_file};
 use votewire_ingestors::published_view::read_published;
 use votewire_schemas::{CellKey, VoteCell};
 use votewire_transformers::cells::CellTable;
@@ -312,7 +312,10 @@ async fn obtain(
     say: &Say,
 ) -> anyhow::Result<Result<DryRun, ExitCode>> {
     if let Some(path) = payload {
-        let bytes = read_capped(path, spec.limits.max_bytes)?;
+        // The feed's fetch limit, and a regular file only (a FIFO would
+        // hold the command in open()).
+        let bytes = read_regular_file(path, spec.limits.max_bytes)
+            .map_err(|why| anyhow::anyhow!("reading {}: {why}", path.display()))?;
         let uri = format!(
             "file://{}",
             std::fs::canonicalize(path)
@@ -342,22 +345,6 @@ async fn obtain(
             Err(ExitCode::FAILURE)
         }
     })
-}
-
-/// `path` whole, refused past `max` bytes (the feed's fetch limit).
-fn read_capped(path: &Path, max: u64) -> anyhow::Result<Vec<u8>> {
-    use std::io::Read;
-    let file = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut bytes = Vec::new();
-    file.take(max.saturating_add(1))
-        .read_to_end(&mut bytes)
-        .with_context(|| format!("reading {}", path.display()))?;
-    anyhow::ensure!(
-        bytes.len() as u64 <= max,
-        "{} is larger than the feed's limits.max_bytes ({max} bytes)",
-        path.display()
-    );
-    Ok(bytes)
 }
 
 /// A payload's cells against what the feed last published, for people.

@@ -1890,12 +1890,7 @@ async fn an_ingestor_is_alive_throughout_and_ready_only_while_its_state_store_an
 
     let stack = Stack::load();
     let pipeline = TestPipeline::start("probes", 2).await;
-    let endpoint = stack.var("VOTEWIRE_DYNAMODB_ENDPOINT");
-    let moto: std::net::SocketAddr = endpoint
-        .trim_start_matches("http://")
-        .parse()
-        .unwrap_or_else(|e| panic!("{endpoint}: {e}"));
-    let proxy = PausableProxy::start(moto);
+    let (proxy, through) = PausableProxy::in_front_of(&stack.var("VOTEWIRE_DYNAMODB_ENDPOINT"));
     let dir = tempfile::tempdir().unwrap();
     one_http_feed(
         dir.path(),
@@ -1909,10 +1904,7 @@ async fn an_ingestor_is_alive_throughout_and_ready_only_while_its_state_store_an
         .unwrap();
     let mut cmd = tokio::process::Command::from(votewire_on(&stack, &pipeline));
     let child = cmd
-        .env(
-            "VOTEWIRE_DYNAMODB_ENDPOINT",
-            format!("http://127.0.0.1:{}", proxy.port()),
-        )
+        .env("VOTEWIRE_DYNAMODB_ENDPOINT", through)
         .args(["ingest", "--lease-ttl", "3s", "--instance", "probes"])
         .args(["--metrics-listen", &addr.to_string(), "--feeds"])
         .arg(dir.path())
@@ -2091,6 +2083,16 @@ fn assert_problem(got: &(u16, reqwest::header::HeaderMap, serde_json::Value), st
         body["detail"].as_str().is_some_and(|d| !d.is_empty()),
         "{body}"
     );
+}
+
+/// The `errors` a problem detail lists (every validation problem).
+fn problem_errors(got: &(u16, reqwest::header::HeaderMap, serde_json::Value)) -> Vec<&str> {
+    got.2["errors"]
+        .as_array()
+        .unwrap_or_else(|| panic!("a problem with errors: {}", got.2))
+        .iter()
+        .map(|e| e.as_str().expect("each error is a string"))
+        .collect()
 }
 
 /// The results topic's key of `r`, as the aggregator writes it.
@@ -2387,11 +2389,9 @@ async fn the_operator_api_edits_feeds_records_actions_and_serves_results() {
     bad["family"] = json!("no-such-family");
     let r = api.call(Method::POST, "/v1/feeds", admin, Some(bad)).await;
     assert_problem(&r, 422);
-    let errors = r.2["errors"].as_array().unwrap();
+    let errors = problem_errors(&r);
     assert!(
-        errors
-            .iter()
-            .any(|e| e.as_str().unwrap().contains("family")),
+        errors.iter().any(|e| e.contains("family")),
         "the problem names the field: {errors:?}"
     );
     assert_eq!(
@@ -2407,11 +2407,9 @@ async fn the_operator_api_edits_feeds_records_actions_and_serves_results() {
         .await;
     assert_problem(&r, 422);
     assert!(
-        r.2["errors"]
-            .as_array()
-            .unwrap()
+        problem_errors(&r)
             .iter()
-            .any(|e| e.as_str().unwrap().starts_with("companion:")),
+            .any(|e| e.starts_with("companion:")),
         "{}",
         r.2
     );
@@ -2424,11 +2422,7 @@ async fn the_operator_api_edits_feeds_records_actions_and_serves_results() {
         .await;
     assert_problem(&r, 422);
     assert!(
-        r.2["errors"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|e| e.as_str().unwrap().contains("family")),
+        problem_errors(&r).iter().any(|e| e.contains("family")),
         "{}",
         r.2
     );
