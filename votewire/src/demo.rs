@@ -1679,12 +1679,45 @@ pub async fn run(config: &VotewireConfig, args: DemoArgs) -> anyhow::Result<Exit
 }
 
 /// The demo's topics outlive it: how a subscriber reads its results
-/// with the tools docs/subscribers.md describes.
+/// with the tools docs/subscribers.md describes. The night's topic
+/// names also go to `state_dir/demo/night.env` (`export` lines), so a
+/// shell can point every votewire command at them with one `source`.
 fn print_where_the_results_are(config: &VotewireConfig) {
-    let topic = &config.topics.results;
+    let topics = &config.topics;
     let bootstrap = &config.kafka.bootstrap_servers;
+    let env_file = config.state_dir.join("demo").join("night.env");
+    let lines = [
+        ("VOTEWIRE_TOPIC_VOTES", &topics.votes),
+        ("VOTEWIRE_TOPIC_SNAPSHOTS", &topics.snapshots),
+        ("VOTEWIRE_TOPIC_RESULTS", &topics.results),
+        ("VOTEWIRE_TOPIC_FEED_STATUS", &topics.feed_status),
+        ("VOTEWIRE_TOPIC_DLQ", &topics.dlq),
+    ]
+    .iter()
+    .map(|(var, topic)| format!("export {var}={topic}\n"))
+    .collect::<String>();
+    let written =
+        std::fs::create_dir_all(env_file.parent().unwrap_or(&config.state_dir)).and_then(|()| {
+            std::fs::write(
+                &env_file,
+                format!("# votewire demo: this night's topics\n{lines}"),
+            )
+        });
+    let topic = &topics.results;
     println!("This night's results stay on {topic}; read them with:");
-    println!("  VOTEWIRE_TOPIC_RESULTS={topic} votewire tail results --idle 5s");
+    match written {
+        Ok(()) => {
+            println!(
+                "  source {}   # this night's topic names",
+                env_file.display()
+            );
+            println!("  votewire tail results --idle 5s");
+        }
+        Err(e) => {
+            eprintln!("votewire demo: could not write {}: {e}", env_file.display());
+            println!("  VOTEWIRE_TOPIC_RESULTS={topic} votewire tail results --idle 5s");
+        }
+    }
     println!(
         "  python3 docs/examples/consume_results.py --bootstrap {bootstrap} --topic {topic} --idle 5"
     );

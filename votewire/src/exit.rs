@@ -66,6 +66,28 @@ pub fn of_error(e: &anyhow::Error) -> Exit {
     Exit::Failure
 }
 
+/// Standard output could not be written because its reader has gone
+/// (`votewire tail results | head`): the output was cut short on
+/// purpose, so the command exits 0 without a word.
+#[derive(Debug, thiserror::Error)]
+#[error("standard output was closed by its reader")]
+pub struct StdoutClosed;
+
+/// `result` of a write to standard output, with a closed pipe as
+/// [`StdoutClosed`] (a broken pipe elsewhere, a socket's, stays an error).
+pub fn stdout_write(result: std::io::Result<()>) -> anyhow::Result<()> {
+    match result {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(StdoutClosed.into()),
+        other => Ok(other?),
+    }
+}
+
+/// Whether `e` is [`StdoutClosed`].
+pub fn is_closed_stdout(e: &anyhow::Error) -> bool {
+    e.chain()
+        .any(|cause| cause.downcast_ref::<StdoutClosed>().is_some())
+}
+
 /// The librdkafka code of `e`, admin operations' included (rdkafka's
 /// `rdkafka_error_code` has none for those).
 fn kafka_code(e: &rdkafka::error::KafkaError) -> Option<RDKafkaErrorCode> {

@@ -141,6 +141,8 @@ fn main() -> ExitCode {
     };
     match run(cli, config) {
         Ok(code) => code,
+        // `votewire tail results | head`: the reader has what it wanted.
+        Err(e) if exit::is_closed_stdout(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             exit::of_error(&e).into()

@@ -160,12 +160,12 @@ pub fn run(config: &VotewireConfig, what: TailWhat) -> anyhow::Result<ExitCode> 
                 "offset": m.offset(),
                 "result": result,
             });
-            writeln!(out, "{line}")?;
+            crate::exit::stdout_write(writeln!(out, "{line}"))?;
         } else {
-            writeln!(out, "{}", human(&result))?;
+            crate::exit::stdout_write(writeln!(out, "{}", human(&result)))?;
         }
     }
-    out.flush()?;
+    crate::exit::stdout_write(out.flush())?;
     eprintln!("{read} record(s) read, {shown} shown, {undecodable} undecodable");
     Ok(ExitCode::SUCCESS)
 }
