@@ -24,7 +24,7 @@ use serde::Deserialize;
 use votewire_schemas::{ChoiceRef, ContestRef, ReportingUnitRef, ResultLinks, Text};
 
 /// `[feed.results]` as written.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResultsConfig {
     /// Source contest id → the shared contest id it merges under. A contest

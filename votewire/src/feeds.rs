@@ -411,3 +411,26 @@ impl CellDiff {
         ));
     }
 }
+
+/// `votewire feeds schema`: the feed file's JSON Schema on stdout, or
+/// every published schema written into `folder`.
+pub fn schema(folder: Option<&Path>) -> anyhow::Result<ExitCode> {
+    use votewire_ingestors::feeds::schema;
+    match folder {
+        None => {
+            let text = schema::render(&schema::feed_file_schema());
+            crate::exit::stdout_write(std::io::Write::write_all(
+                &mut std::io::stdout(),
+                text.as_bytes(),
+            ))?;
+        }
+        Some(folder) => {
+            for path in schema::write_schemas(folder)
+                .with_context(|| format!("writing the schemas into {}", folder.display()))?
+            {
+                println!("wrote {}", path.display());
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -112,6 +112,14 @@ enum FeedsAction {
     },
     /// Add the feeds of a TOML file (validated first).
     Add(operator::AddArgs),
+    /// Print the JSON Schema of feed files (for editors), or write it and
+    /// the mapping files' schemas into a folder (docs/schemas/ holds them).
+    Schema {
+        /// Write every schema into this folder instead of printing the
+        /// feed file's.
+        #[arg(long, value_name = "FOLDER")]
+        write: Option<PathBuf>,
+    },
     #[command(flatten)]
     Action(operator::ActionName),
 }
@@ -161,6 +169,7 @@ fn run(cli: Cli, config: VotewireConfig) -> anyhow::Result<ExitCode> {
                 let registry = path.or(feeds).expect("clap requires one");
                 feeds::validate(&registry, json)
             }
+            FeedsAction::Schema { write } => feeds::schema(write.as_deref())?,
             FeedsAction::List(via) => runtime.block_on(operator::list(&config, via))?,
             FeedsAction::Show { id, via } => runtime.block_on(operator::show(&config, &id, via))?,
             FeedsAction::Test(args) => runtime.block_on(feeds::test(&config, args))?,

@@ -2461,6 +2461,30 @@ async fn the_operator_api_edits_feeds_records_actions_and_serves_results() {
             .find(|f| f["name"] == "html-table")
             .unwrap();
     assert_eq!(html["needs_mapping"], true, "{html}");
+    // Its mapping's fields, as docs/schemas/ publishes them (the file
+    // an editor reads), and none for a family without a typed mapping.
+    let published: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            votewire_tests::workspace_root().join("docs/schemas/html-table-mapping.schema.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        html["mapping_schema"]["properties"], published["properties"],
+        "{html}"
+    );
+    assert!(
+        html["mapping_schema"]["properties"]["layout"].is_object(),
+        "{html}"
+    );
+    let clarity =
+        r.2.as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == "clarity-xml")
+            .unwrap();
+    assert!(clarity["mapping_schema"].is_null(), "{clarity}");
     assert_problem(
         &api.call(Method::GET, "/v1/families", None, None).await,
         401,
@@ -3895,4 +3919,67 @@ fn the_terraform_parses_and_names_only_real_variables_and_metrics() {
             "autoscaling reads {m}, which votewire does not define"
         );
     }
+}
+
+/// The JSON Schemas under docs/schemas/ are what `votewire feeds schema
+/// --write` generates from the types that read the files (a type changed
+/// without regenerating them fails here), and the shipped feed and
+/// mapping files validate against them with Python's jsonschema, an
+/// implementation of its own (deploy/local/check_schemas.py, which also
+/// makes sure the schemas refuse a misspelt field, an unknown source kind
+/// and an unknown layout).
+#[test]
+fn the_published_schemas_are_generated_and_the_shipped_files_follow_them() {
+    let root = votewire_tests::workspace_root();
+    let dir = tempfile::tempdir().unwrap();
+    let out = votewire()
+        .args(["feeds", "schema", "--write"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "csv-mapping.schema.json",
+            "feed-file.schema.json",
+            "html-table-mapping.schema.json"
+        ]
+    );
+    for name in &names {
+        let committed = std::fs::read_to_string(root.join("docs/schemas").join(name))
+            .unwrap_or_else(|e| panic!("docs/schemas/{name}: {e}"));
+        let generated = std::fs::read_to_string(dir.path().join(name)).unwrap();
+        assert!(
+            committed == generated,
+            "docs/schemas/{name} is stale: run `votewire feeds schema --write docs/schemas`"
+        );
+    }
+    let printed = votewire().args(["feeds", "schema"]).output().unwrap();
+    assert_eq!(
+        String::from_utf8(printed.stdout).unwrap(),
+        std::fs::read_to_string(dir.path().join("feed-file.schema.json")).unwrap()
+    );
+
+    let python = std::env::var("VOTEWIRE_PYTHON")
+        .expect("VOTEWIRE_PYTHON: the stack's venv (deploy/local/stack up) holds jsonschema");
+    let check = Command::new(python)
+        .arg(root.join("deploy/local/check_schemas.py"))
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
 }

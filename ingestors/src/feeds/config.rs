@@ -6,25 +6,29 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use toml::Spanned;
 
 /// One feed file.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FeedFile {
     #[serde(default)]
+    #[schemars(with = "Vec<FeedEntry>")]
     pub feed: Vec<Spanned<FeedEntry>>,
 }
 
 /// One feed.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FeedEntry {
     /// Unique across the registry, e.g. `clarity:GA:107556`. Letters,
     /// digits and `:/._-`.
+    #[schemars(with = "String")]
     pub id: Spanned<String>,
     /// A transformer family (`votewire transform --list`).
+    #[schemars(with = "String")]
     pub family: Spanned<String>,
     /// votewire's election id, e.g. `2021-01-05-GA-runoff`.
     pub election_id: String,
@@ -34,34 +38,42 @@ pub struct FeedEntry {
     /// Higher wins when several sources report the same unit (aggregator);
     /// default 0.
     #[serde(default)]
+    #[schemars(with = "Option<i32>")]
     pub priority: Option<Spanned<i32>>,
     /// Disabled feeds are validated but never polled.
     #[serde(default = "yes")]
     pub enabled: bool,
     /// Where the payload comes from.
+    #[schemars(with = "SourceConfig")]
     pub source: Spanned<SourceConfig>,
     #[serde(default)]
+    #[schemars(with = "Option<CadenceConfig>")]
     pub cadence: Option<Spanned<CadenceConfig>>,
     #[serde(default)]
+    #[schemars(with = "Option<LimitsConfig>")]
     pub limits: Option<Spanned<LimitsConfig>>,
     /// The family's mapping (CSV columns, HTML selectors), checked by the
     /// family itself.
     #[serde(default)]
+    #[schemars(with = "Option<serde_json::Map<String, serde_json::Value>>")]
     pub mapping: Option<Spanned<toml::Table>>,
     /// A file holding the mapping instead (`deploy/mappings/*.toml`, the
     /// files `votewire transform --mapping` reads), so many feeds share
     /// one; set `mapping` or `mapping_file`, not both. Relative to the
     /// feed file, like every path in it.
     #[serde(default)]
+    #[schemars(with = "Option<PathBuf>")]
     pub mapping_file: Option<Spanned<PathBuf>>,
     /// A companion file with names (Clarity JSON, AP interactives), read
     /// by the ingestor and handed to the transformer. Relative to the feed
     /// file.
     #[serde(default)]
+    #[schemars(with = "Option<PathBuf>")]
     pub companion: Option<Spanned<PathBuf>>,
     /// How this feed's contests, units and choices line up with other
     /// sources' for the aggregator (`[feed.results]`).
     #[serde(default)]
+    #[schemars(with = "Option<crate::result_links::ResultsConfig>")]
     pub results: Option<Spanned<crate::result_links::ResultsConfig>>,
 }
 
@@ -90,7 +102,7 @@ impl FeedEntry {
 }
 
 /// Feed mode as written in config.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum FeedModeConfig {
     #[default]
@@ -100,7 +112,7 @@ pub enum FeedModeConfig {
 }
 
 /// A credential, by reference only: never the secret itself.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "lowercase")]
 pub enum SecretRef {
     /// The name of an environment variable holding the secret.
@@ -110,7 +122,7 @@ pub enum SecretRef {
 }
 
 /// Where a feed's payloads come from.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum SourceConfig {
     /// A plain HTTP(S) GET with conditional requests.
@@ -170,7 +182,7 @@ fn min_age() -> String {
 }
 
 /// How often a feed is polled.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CadenceConfig {
     /// Time between the end of one fetch and the start of the next.
@@ -211,7 +223,7 @@ impl Default for CadenceConfig {
 }
 
 /// A period with its own polling interval.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CadenceWindow {
     /// RFC 3339 start, e.g. `2021-01-05T19:00:00-05:00`.
@@ -223,7 +235,7 @@ pub struct CadenceWindow {
 
 /// Limits on one fetch. A field left out keeps its default, so a
 /// `[feed.limits]` may set just the one it changes.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
     /// Total time for one fetch.

@@ -10,6 +10,7 @@
 //! a credential-looking header with a literal value is rejected.
 
 mod config;
+pub mod schema;
 pub mod secrets;
 #[cfg(test)]
 mod tests;

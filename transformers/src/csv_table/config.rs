@@ -3,7 +3,7 @@ use serde::Deserialize;
 /// The `[mapping]` of a CSV feed: which header holds what. Every field is
 /// optional; unset fields fall back to the OpenElections names and their
 /// common variants.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CsvMapping {
     /// County column (default: `county`).
@@ -36,7 +36,7 @@ pub struct CsvMapping {
 }
 
 /// See [`CsvMapping::final_newline`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FinalNewline {
     #[default]

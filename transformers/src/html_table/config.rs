@@ -3,7 +3,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 /// The `[mapping]` of an HTML feed.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HtmlMapping {
     pub layout: HtmlLayout,
@@ -14,6 +14,7 @@ pub struct HtmlMapping {
     pub as_of: Option<String>,
     /// The zone of as-of times written without one: an IANA zone, daylight
     /// time followed (Texas: `America/Chicago`), or a fixed `-06:00`.
+    #[schemars(with = "Option<String>")]
     pub time_zone: Option<crate::timefmt::SourceZone>,
 
     // --- unit-rows ---
@@ -67,7 +68,7 @@ fn default_table() -> String {
 }
 
 /// The two supported table shapes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum HtmlLayout {
     UnitRows,

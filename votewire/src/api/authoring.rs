@@ -67,6 +67,11 @@ pub struct FamilyView {
     /// The format defines negative counts (adjustment rows); elsewhere a
     /// negative count is a rejection.
     pub signed_counts: bool,
+    /// The JSON Schema of the family's `[feed.mapping]` (its fields, their
+    /// types and descriptions), as in `docs/schemas/`; null for a family
+    /// whose mapping is not typed.
+    #[schema(value_type = Option<Object>)]
+    pub mapping_schema: Option<serde_json::Value>,
 }
 
 /// The transformer families a feed may name, in the registry's order.
@@ -85,6 +90,7 @@ pub async fn families(_caller: Caller) -> Json<Vec<FamilyView>> {
                 reads: f.reads,
                 needs_mapping: f.needs_mapping,
                 signed_counts: f.signed_counts,
+                mapping_schema: votewire_ingestors::feeds::schema::mapping_schema(f.name),
             })
             .collect(),
     )
