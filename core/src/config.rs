@@ -592,6 +592,41 @@ pub const ENV_OVERRIDES: &[EnvOverride] = &[
             Ok(())
         },
     },
+    // OpenTelemetry's own names, for collectors and platforms that set
+    // them; the VOTEWIRE_OTLP_* names win when both are set.
+    EnvOverride {
+        var: "OTEL_EXPORTER_OTLP_ENDPOINT",
+        describes: "otlp.endpoint (OpenTelemetry's name; VOTEWIRE_OTLP_ENDPOINT wins)",
+        apply: |c, v| {
+            c.otlp.endpoint = (!v.is_empty()).then(|| v.to_string());
+            Ok(())
+        },
+    },
+    EnvOverride {
+        var: "OTEL_EXPORTER_OTLP_PROTOCOL",
+        describes: "otlp.protocol: grpc or http/protobuf (VOTEWIRE_OTLP_PROTOCOL wins)",
+        apply: |c, v| {
+            c.otlp.protocol = match v {
+                "grpc" => OtlpProtocol::Grpc,
+                "http/protobuf" => OtlpProtocol::Http,
+                "http/json" => {
+                    return Err("http/json is not supported; use http/protobuf or grpc".into());
+                }
+                _ => return Err("expected grpc or http/protobuf".into()),
+            };
+            Ok(())
+        },
+    },
+    EnvOverride {
+        var: "OTEL_EXPORTER_OTLP_TIMEOUT",
+        describes: "otlp.timeout_ms, in milliseconds (OpenTelemetry's name)",
+        apply: |c, v| {
+            c.otlp.timeout_ms = v
+                .parse()
+                .map_err(|_| "expected a whole number of milliseconds".to_string())?;
+            Ok(())
+        },
+    },
     EnvOverride {
         var: "VOTEWIRE_OTLP_ENDPOINT",
         describes: "otlp.endpoint",
@@ -718,6 +753,11 @@ impl VotewireConfig {
         &mut self,
         vars: impl IntoIterator<Item = (String, String)>,
     ) -> Result<(), ConfigError> {
+        // OpenTelemetry's OTEL_* names first, so that votewire's own win.
+        let (mut vars, votewire): (Vec<_>, Vec<_>) = vars
+            .into_iter()
+            .partition(|(name, _): &(String, String)| name.starts_with("OTEL_"));
+        vars.extend(votewire);
         for (name, value) in vars {
             if let Some(property) = name.strip_prefix(KAFKA_PROPERTY_ENV_PREFIX) {
                 let key = property.to_ascii_lowercase().replace('_', ".");
@@ -836,6 +876,35 @@ mod tests {
             .apply_env(vars(&[("VOTEWIRE_OTLP_PROTOCOL", "carrier-pigeon")]))
             .unwrap_err();
         assert!(err.to_string().contains("VOTEWIRE_OTLP_PROTOCOL"));
+    }
+
+    /// OpenTelemetry's standard variables configure export too, and
+    /// votewire's own names win over them whatever the environment's order.
+    #[test]
+    fn opentelemetrys_variables_are_read_and_votewires_win() {
+        let mut c = VotewireConfig::default();
+        c.apply_env(vars(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "2500"),
+        ]))
+        .unwrap();
+        assert_eq!(c.otlp.endpoint.as_deref(), Some("http://collector:4318"));
+        assert_eq!(c.otlp.protocol, OtlpProtocol::Http);
+        assert_eq!(c.otlp.timeout_ms, 2500);
+
+        let mut c = VotewireConfig::default();
+        c.apply_env(vars(&[
+            ("VOTEWIRE_OTLP_ENDPOINT", "http://mine:4317"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://theirs:4317"),
+        ]))
+        .unwrap();
+        assert_eq!(c.otlp.endpoint.as_deref(), Some("http://mine:4317"));
+
+        let err = VotewireConfig::default()
+            .apply_env(vars(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")]))
+            .unwrap_err();
+        assert!(err.to_string().contains("http/protobuf"), "{err}");
     }
 
     #[test]

@@ -116,9 +116,22 @@ def parse(path: Path) -> Document:
                 if not ready.startswith("ready:"):
                     doc.problems.append(f"{block.where}: a service directive needs 'ready: CMD'")
                 block.service_ready = ready[len("ready:"):].strip()
+                if not block.service_ready:
+                    doc.problems.append(f"{block.where}: 'ready:' without a command")
             else:
                 doc.problems.append(f"{block.where}: unknown doc-test directive {body_text!r}")
         doc.blocks.append(block)
+    # A doc-test comment that no block takes (misspelt, split, or with text
+    # between it and its block) would be ignored without a word.
+    attached = {b.line for b in doc.blocks}
+    for n, line in enumerate(lines):
+        if "doc-test" in line and line.lstrip().startswith("<!--"):
+            nxt = n + 1
+            while nxt < len(lines) and not lines[nxt].strip():
+                nxt += 1
+            if not DIRECTIVE.match(line) or nxt + 1 not in attached:
+                doc.problems.append(f"{path.relative_to(ROOT)}:{n + 1}: a doc-test comment that is not "
+                                    "`<!-- doc-test: ... -->` on the line before a block")
     return doc
 
 
@@ -128,8 +141,16 @@ __where=""
 __services=()
 __log_dir=%(log_dir)s
 trap '__rc=$?; echo "doc-test: FAILED: $__where: exit $__rc from: $BASH_COMMAND" >&2' ERR
-# Services stop with the document, whether it passed or not.
-trap '__rc=$?; __stop_services || true; exit $__rc' EXIT
+# Services stop with the document, whether it passed or not, and so do
+# the jobs a block started with `&`.
+__stop_jobs() {
+  local pid
+  for pid in $(jobs -p); do kill -INT "$pid" 2>/dev/null || true; done
+  sleep 1
+  for pid in $(jobs -p); do kill -KILL "$pid" 2>/dev/null || true; done
+}
+trap '__rc=$?; __stop_services || true; __stop_jobs; exit $__rc' EXIT
+trap 'exit 130' INT TERM
 __stop_services() {
   local pid rc status=0 t
   for pid in "${__services[@]}"; do
@@ -163,7 +184,7 @@ __service() {  # where, ready command, log name; the block on stdin
   # process group of its own (Ctrl-C for it alone) and keeps SIGINT live:
   # a script's plain `&` ignores it.
   set -m
-  ( eval "$code" ) >"$log" 2>&1 </dev/null &
+  ( eval "$code"; wait ) >"$log" 2>&1 </dev/null &
   pid=$!
   set +m
   __services+=("$pid")
@@ -191,24 +212,46 @@ EPILOGUE = r"""
 __where="the end of the document"
 trap - EXIT
 __stop_services
+__stop_jobs
 echo "doc-test: every block ran"
 """
 
 
-def script_for(doc: Document, log_dir: Path) -> str:
+def script_for(doc: Document, log_dir: Path, stem: str) -> str:
     parts = [PRELUDE % {"log_dir": shlex.quote(str(log_dir)), "ready": READY_TIMEOUT_S, "stop": STOP_TIMEOUT_S}]
     for n, b in enumerate(doc.blocks):
         if b.lang not in SHELL_LANGS or b.not_run is not None:
             continue
         parts.append(f"\n__where={shlex.quote(b.where)}\necho {shlex.quote('doc-test: ' + b.where)}\n")
         if b.service_ready is not None:
-            log = f"{doc.path.stem}-{b.line}.service.log"
+            log = f"{stem}-{b.line}.service.log"
             marker = f"__DOC_TEST_BLOCK_{n}__"
             parts.append(f"__service {shlex.quote(b.where)} {shlex.quote(b.service_ready)} {shlex.quote(log)} <<'{marker}'\n{b.text}{marker}\n")
         else:
             parts.append(b.text)
     parts.append(EPILOGUE)
     return "".join(parts)
+
+
+DOCUMENT_TIMEOUT_S = 900
+
+
+def run_script(script: Path, out) -> int:
+    """Runs one document's script; past DOCUMENT_TIMEOUT_S (a block that
+    never returns) its whole session gets SIGINT, then SIGKILL."""
+    proc = subprocess.Popen(["bash", str(script)], cwd=ROOT, env=reader_env(), stdin=subprocess.DEVNULL,
+                            stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        return proc.wait(timeout=DOCUMENT_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        out.write(f"\ndoc-test: FAILED: still running after {DOCUMENT_TIMEOUT_S} s; stopped\n".encode())
+        os.killpg(proc.pid, 2)
+        try:
+            proc.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            proc.wait()
+        return 124
 
 
 def reader_env() -> dict[str, str]:
@@ -230,6 +273,15 @@ SELF_TEST_CASES = [
     ("a service that exits before it is ready",
      "<!-- doc-test: service; ready: false -->\n```sh\nexit 3\n```\n", 1),
     ("a not-run block without a reason", "<!-- doc-test: not run: -->\n```sh\nfalse\n```\n", 2),
+    ("a block that exits 0 before the next one", "```sh\nexit 0\n```\n\n```sh\nfalse\n```\n", 1),
+    ("a heredoc left open", "```sh\ncat <<'EOF'\nx\n```\n\n```sh\nfalse\n```\n", 2),
+    ("a service directive without a ready command", "<!-- doc-test: service; ready: -->\n```sh\nsleep 1\n```\n", 2),
+    ("a misspelt directive", "<!-- doc-tset: not run: x -->\n<!-- doc-test: nto run: x -->\n```sh\ntrue\n```\n", 2),
+    ("a service that dies before the document ends",
+     "<!-- doc-test: service; ready: true -->\n```sh\nsleep 2\n```\n\n```sh\nsleep 4\n```\n", 1),
+    ("a job started with & and a visible wait",
+     "```sh\nT=$(mktemp); (sleep 1; echo up > \"$T\"; exec sleep 300) &\n"
+     "for i in $(seq 10); do test -s \"$T\" && break; sleep 1; done; test -s \"$T\"\n```\n", 0),
 ]
 
 
@@ -237,6 +289,7 @@ def self_test() -> int:
     """Runs the runner on small documents whose outcome is known."""
     import tempfile
     bad = 0
+    (ROOT / "target").mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(dir=ROOT / "target") as tmp:
         for name, text, want in SELF_TEST_CASES:
             doc = Path(tmp) / "case.md"
@@ -248,13 +301,27 @@ def self_test() -> int:
 
 
 def main(argv: list[str]) -> int:
-    if argv == ["--self-test"]:
+    if "--self-test" in argv:
+        if argv != ["--self-test"]:
+            print("docs-test: --self-test takes no other argument", file=sys.stderr)
+            return 2
         return self_test()
     list_only = "--list" in argv
     argv = [a for a in argv if a != "--list"]
+    unknown = [a for a in argv if a.startswith("-") or not a.endswith(".md")]
+    if unknown:
+        print(f"docs-test: not a Markdown file: {' '.join(unknown)} (usage: docs-test [--list] [FILE.md ...])",
+              file=sys.stderr)
+        return 2
     docs = [Path(a).resolve() for a in argv] or [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
     parsed = [parse(p) for p in docs]
     problems = [p for d in parsed for p in d.problems]
+    for d in parsed:
+        for b in d.blocks:
+            if b.lang in SHELL_LANGS:
+                syntax = subprocess.run(["bash", "-n"], input=b.text, capture_output=True, text=True)
+                if syntax.returncode != 0 or syntax.stderr.strip():  # a heredoc left open only warns
+                    problems.append(f"{b.where}: not valid shell: {syntax.stderr.strip()}")
     if problems:
         print("\n".join(problems), file=sys.stderr)
         return 2
@@ -278,13 +345,22 @@ def main(argv: list[str]) -> int:
         if not runnable:
             print(f"docs-test: {name}: no block to run ({len(shell) - len(runnable)} not run)")
             continue
-        log = log_dir / f"{doc.path.stem}.log"
-        (log_dir / f"{doc.path.stem}.sh").write_text(script_for(doc, log_dir))
+        stem = str(doc.path.relative_to(ROOT).with_suffix("")).replace("/", "-")
+        log = log_dir / f"{stem}.log"
+        script = log_dir / f"{stem}.sh"
+        script.write_text(script_for(doc, log_dir, stem))
         t0 = time.monotonic()
         print(f"docs-test: {name}: {len(runnable)} block(s) ...", flush=True)
         with log.open("w") as out:
-            rc = subprocess.run(["bash", str(log_dir / f"{doc.path.stem}.sh")], cwd=ROOT, env=reader_env(),
-                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT).returncode
+            rc = run_script(script, out)
+        if rc == 0:
+            # A block that ends the shell early (`exit 0`, a heredoc left
+            # open) skips the rest: every block's marker must be there.
+            text = log.read_text(errors="replace")
+            missing = [b.where for b in runnable if f"doc-test: {b.where}\n" not in text]
+            if missing or not text.rstrip().endswith("doc-test: every block ran"):
+                print(f"docs-test: {name}: the shell ended early; blocks never reached: {', '.join(missing) or '(the end)'}")
+                rc = 1
         took = time.monotonic() - t0
         if rc == 0:
             print(f"docs-test: {name}: ok in {took:.0f} s (log: {log.relative_to(ROOT)})")

@@ -1714,6 +1714,8 @@ fn print_where_the_results_are(config: &VotewireConfig) {
             println!("  votewire tail results --idle 5s");
         }
         Err(e) => {
+            // An earlier night's file must not pass for this one's.
+            let _ = std::fs::remove_file(&env_file);
             eprintln!("votewire demo: could not write {}: {e}", env_file.display());
             println!("  VOTEWIRE_TOPIC_RESULTS={topic} votewire tail results --idle 5s");
         }

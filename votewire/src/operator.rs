@@ -438,10 +438,22 @@ fn folder_of(file: &Path) -> anyhow::Result<PathBuf> {
     Ok(dir.canonicalize().unwrap_or(dir))
 }
 
+/// What `feeds add` does with an entry's `mapping_file`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MappingFile {
+    /// Read into `mapping`: the entry goes to an API, which may run where
+    /// the file is not.
+    Inline,
+    /// Kept as a reference (made absolute): an edit of the shared file
+    /// reaches every feed that names it.
+    Reference,
+}
+
 /// The feed file `text` (read from `file`) as it means the same anywhere:
-/// each entry's `mapping_file` read into `mapping`, and every relative path
-/// made absolute against `file`'s folder, as the registry reads them.
-fn anchored(text: &str, file: &Path) -> anyhow::Result<toml::Table> {
+/// every relative path (`companion`, the SFTP key files, a referenced
+/// `mapping_file`) made absolute against `file`'s folder, as the registry
+/// reads them.
+fn anchored(text: &str, file: &Path, mapping_file: MappingFile) -> anyhow::Result<toml::Table> {
     let mut table: toml::Table = text.parse().context("parsing the file as TOML")?;
     let dir = folder_of(file)?;
     let absolute = |v: &mut toml::Value| {
@@ -455,12 +467,19 @@ fn anchored(text: &str, file: &Path) -> anyhow::Result<toml::Table> {
         .flatten()
         .filter_map(|e| e.as_table_mut())
     {
-        if let Some(mut path) = entry.remove("mapping_file") {
-            absolute(&mut path);
-            let path = PathBuf::from(path.as_str().unwrap_or_default());
-            let mapping =
-                votewire_ingestors::feeds::read_mapping(&path).map_err(anyhow::Error::msg)?;
-            entry.insert("mapping".into(), toml::Value::Table(mapping));
+        match mapping_file {
+            MappingFile::Reference => {
+                entry.get_mut("mapping_file").map(absolute);
+            }
+            MappingFile::Inline => {
+                if let Some(mut path) = entry.remove("mapping_file") {
+                    absolute(&mut path);
+                    let path = PathBuf::from(path.as_str().unwrap_or_default());
+                    let mapping = votewire_ingestors::feeds::read_mapping(&path)
+                        .map_err(anyhow::Error::msg)?;
+                    entry.insert("mapping".into(), toml::Value::Table(mapping));
+                }
+            }
         }
         entry.get_mut("companion").map(absolute);
         if let Some(source) = entry.get_mut("source").and_then(|s| s.as_table_mut()) {
@@ -485,7 +504,7 @@ pub async fn add(config: &VotewireConfig, args: AddArgs) -> anyhow::Result<ExitC
     }
     match target(config, &args.via).await? {
         Target::Api(c) => {
-            let file = anchored(&text, &args.file)?;
+            let file = anchored(&text, &args.file, MappingFile::Inline)?;
             let entries = file
                 .get("feed")
                 .and_then(|f| f.as_array())
@@ -524,7 +543,7 @@ pub async fn add(config: &VotewireConfig, args: AddArgs) -> anyhow::Result<ExitC
             let content = if same_folder {
                 text.clone()
             } else {
-                toml::to_string(&anchored(&text, &args.file)?)?
+                toml::to_string(&anchored(&text, &args.file, MappingFile::Reference)?)?
             };
             let mut file = atomic_write_file::AtomicWriteFile::open(&dest)?;
             std::io::Write::write_all(&mut file, content.as_bytes())?;
@@ -563,6 +582,7 @@ mod tests {
         let table = super::anchored(
             "[[feed]]\nid = \"x\"\ncompanion = \"names.json\"\n",
             std::path::Path::new("tx.toml"),
+            super::MappingFile::Reference,
         )
         .unwrap();
         assert_eq!(
@@ -572,9 +592,10 @@ mod tests {
     }
 
     /// A feed file sent to the API or copied into another folder keeps
-    /// meaning the same files: its mapping file is inlined and its
-    /// relative paths anchored to where it was written; secret names are
-    /// left as names in the feed-secrets folder.
+    /// meaning the same files: its relative paths are anchored to where it
+    /// was written, its mapping file inlined for the API and kept as a
+    /// reference in a copy; secret names are left as names in the
+    /// feed-secrets folder.
     #[test]
     fn an_added_feed_means_the_same_files_wherever_it_lands() {
         let dir = tempfile::tempdir().unwrap();
@@ -583,9 +604,15 @@ mod tests {
         let text = "[[feed]]\nid = \"x\"\nmapping_file = \"tx-map.toml\"\ncompanion = \"names.json\"\n\
                     [feed.source]\nkind = \"sftp\"\nkey_file = \"/etc/key\"\nknown_hosts = \"kh\"\n\
                     secret_headers = { x-token = { file = \"token\" } }\n";
-        let table = super::anchored(text, &file).unwrap();
-        let entry = table["feed"][0].as_table().unwrap();
+        let copy = super::anchored(text, &file, super::MappingFile::Reference).unwrap();
         let here = dir.path().canonicalize().unwrap();
+        assert_eq!(
+            copy["feed"][0]["mapping_file"].as_str(),
+            here.join("tx-map.toml").to_str()
+        );
+        assert!(!copy["feed"][0].as_table().unwrap().contains_key("mapping"));
+        let table = super::anchored(text, &file, super::MappingFile::Inline).unwrap();
+        let entry = table["feed"][0].as_table().unwrap();
         assert!(!entry.contains_key("mapping_file"));
         assert_eq!(entry["mapping"]["layout"].as_str(), Some("unit-rows"));
         assert_eq!(
