@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Why a configuration could not be loaded. None of these is helped by a
 /// retry: the operator has to fix the file or the environment.
@@ -45,7 +45,7 @@ pub enum ConfigError {
 }
 
 /// The whole configuration of a votewire process.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct VotewireConfig {
     /// Directory for local state: logs, the raw payload archive, the
@@ -61,7 +61,7 @@ pub struct VotewireConfig {
 
 /// Where raw payloads are archived: local files under `state_dir/archive`
 /// unless an S3 bucket is named.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct ArchiveConfig {
     /// An S3 bucket for raw payloads; unset means local files.
@@ -85,7 +85,7 @@ impl Default for ArchiveConfig {
 
 /// How to reach the Kafka-protocol cluster. Its `Debug` form (what `config
 /// show` prints) redacts every property that holds a secret.
-#[derive(Clone, Deserialize, PartialEq)]
+#[derive(Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct KafkaConfig {
     /// Comma-separated `host:port` list (`bootstrap.servers`).
@@ -96,6 +96,7 @@ pub struct KafkaConfig {
     /// `"security.protocol" = "SASL_SSL"`). These win over votewire's
     /// defaults, except the delivery guarantees (`enable.idempotence`,
     /// `acks`, `enable.auto.commit`), which are not negotiable.
+    #[serde(serialize_with = "serialize_redacted")]
     pub properties: BTreeMap<String, String>,
     /// Timeout for admin and metadata calls, in milliseconds.
     pub request_timeout_ms: u64,
@@ -128,6 +129,27 @@ pub fn is_secret_property(name: &str) -> bool {
 /// A value printed in place of a secret.
 pub const REDACTED: &str = "<redacted>";
 
+/// The Kafka properties as `config show` prints them: secrets redacted.
+fn serialize_redacted<S: serde::Serializer>(
+    properties: &BTreeMap<String, String>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut map = serializer.serialize_map(Some(properties.len()))?;
+    for (k, v) in properties {
+        map.serialize_entry(k, if is_secret_property(k) { REDACTED } else { v })?;
+    }
+    map.end()
+}
+
+impl VotewireConfig {
+    /// The effective configuration as TOML, the form `--config` reads,
+    /// with every secret-holding Kafka property redacted (`config show`).
+    pub fn to_redacted_toml(&self) -> Result<String, toml::ser::Error> {
+        toml::to_string_pretty(self)
+    }
+}
+
 impl std::fmt::Debug for KafkaConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let properties: BTreeMap<&str, &str> = self
@@ -153,7 +175,7 @@ impl std::fmt::Debug for KafkaConfig {
 }
 
 /// Topic names and their declared shapes.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct TopicsConfig {
     /// Normalized `VoteCell` upserts; compacted, partitioned by contest.
@@ -185,7 +207,7 @@ pub struct TopicsConfig {
 }
 
 /// Where feed state, cursors and leases live.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct StateStoreConfig {
     /// `dynamodb` (the production store, shared by a fleet) or `embedded`
@@ -204,7 +226,7 @@ pub struct StateStoreConfig {
 }
 
 /// Which feed-state store a process uses.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum StateStoreKind {
     #[default]
@@ -222,7 +244,7 @@ impl StateStoreConfig {
 }
 
 /// OpenTelemetry export.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct OtlpConfig {
     /// Collector endpoint, for example `http://127.0.0.1:4317` (gRPC) or
@@ -234,7 +256,7 @@ pub struct OtlpConfig {
 }
 
 /// The OTLP transport.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum OtlpProtocol {
     Grpc,
@@ -242,7 +264,7 @@ pub enum OtlpProtocol {
 }
 
 /// The operator API.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct ApiConfig {
     /// Listen address; `127.0.0.1:8080` locally.
@@ -876,6 +898,30 @@ mod tests {
             .apply_env(vars(&[("VOTEWIRE_OTLP_PROTOCOL", "carrier-pigeon")]))
             .unwrap_err();
         assert!(err.to_string().contains("VOTEWIRE_OTLP_PROTOCOL"));
+    }
+
+    /// `config show` prints TOML that `--config` reads back to the same
+    /// configuration, except that a secret-holding property is redacted.
+    #[test]
+    fn the_shown_configuration_reads_back_and_hides_secrets() {
+        let mut c = VotewireConfig::default();
+        c.apply_env(vars(&[
+            ("VOTEWIRE_KAFKA_PROPERTY_SASL_PASSWORD", "hunter2-not-shown"),
+            ("VOTEWIRE_KAFKA_PROPERTY_SECURITY_PROTOCOL", "SASL_SSL"),
+            ("VOTEWIRE_OTLP_ENDPOINT", "http://127.0.0.1:4317"),
+        ]))
+        .unwrap();
+        let text = c.to_redacted_toml().unwrap();
+        assert!(!text.contains("hunter2"), "{text}");
+        let back: VotewireConfig = toml::from_str(&text).unwrap();
+        assert_eq!(back.kafka.properties["sasl.password"], REDACTED);
+        assert_eq!(back.kafka.properties["security.protocol"], "SASL_SSL");
+        let mut expected = c.clone();
+        expected
+            .kafka
+            .properties
+            .insert("sasl.password".into(), REDACTED.into());
+        assert_eq!(back, expected);
     }
 
     /// OpenTelemetry's standard variables configure export too, and

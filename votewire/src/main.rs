@@ -132,7 +132,8 @@ enum TopicsAction {
 
 #[derive(Subcommand)]
 enum ConfigAction {
-    /// Print the effective configuration (no secrets are part of it).
+    /// Print the effective configuration as TOML (the form --config
+    /// reads), Kafka properties holding secrets redacted.
     Show,
     /// List every VOTEWIRE_… environment variable and what it overrides.
     Env,
@@ -189,7 +190,15 @@ fn run(cli: Cli, config: VotewireConfig) -> anyhow::Result<ExitCode> {
         } => runtime.block_on(topics_ensure(&config))?,
         Command::Config { action } => {
             match action {
-                ConfigAction::Show => println!("{config:#?}"),
+                ConfigAction::Show => {
+                    let text = config
+                        .to_redacted_toml()
+                        .context("writing the configuration as TOML")?;
+                    exit::stdout_write(std::io::Write::write_all(
+                        &mut std::io::stdout(),
+                        text.as_bytes(),
+                    ))?;
+                }
                 ConfigAction::Env => {
                     for o in votewire_core::config::ENV_OVERRIDES {
                         println!("{:<36} {}", o.var, o.describes);
