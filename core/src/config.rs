@@ -45,7 +45,7 @@ pub enum ConfigError {
 }
 
 /// The whole configuration of a votewire process.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct VotewireConfig {
     /// Directory for local state: logs, the raw payload archive, the
@@ -61,7 +61,7 @@ pub struct VotewireConfig {
 
 /// Where raw payloads are archived: local files under `state_dir/archive`
 /// unless an S3 bucket is named.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct ArchiveConfig {
     /// An S3 bucket for raw payloads; unset means local files.
@@ -85,7 +85,7 @@ impl Default for ArchiveConfig {
 
 /// How to reach the Kafka-protocol cluster. Its `Debug` form (what `config
 /// show` prints) redacts every property that holds a secret.
-#[derive(Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Deserialize, Serialize, schemars::JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct KafkaConfig {
     /// Comma-separated `host:port` list (`bootstrap.servers`).
@@ -175,7 +175,7 @@ impl std::fmt::Debug for KafkaConfig {
 }
 
 /// Topic names and their declared shapes.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct TopicsConfig {
     /// Normalized `VoteCell` upserts; compacted, partitioned by contest.
@@ -207,7 +207,7 @@ pub struct TopicsConfig {
 }
 
 /// Where feed state, cursors and leases live.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct StateStoreConfig {
     /// `dynamodb` (the production store, shared by a fleet) or `embedded`
@@ -226,7 +226,9 @@ pub struct StateStoreConfig {
 }
 
 /// Which feed-state store a process uses.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[derive(
+    Debug, Clone, Copy, Deserialize, Serialize, schemars::JsonSchema, PartialEq, Eq, Default,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum StateStoreKind {
     #[default]
@@ -244,7 +246,7 @@ impl StateStoreConfig {
 }
 
 /// OpenTelemetry export.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct OtlpConfig {
     /// Collector endpoint, for example `http://127.0.0.1:4317` (gRPC) or
@@ -256,7 +258,7 @@ pub struct OtlpConfig {
 }
 
 /// The OTLP transport.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, schemars::JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum OtlpProtocol {
     Grpc,
@@ -264,7 +266,7 @@ pub enum OtlpProtocol {
 }
 
 /// The operator API.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct ApiConfig {
     /// Listen address; `127.0.0.1:8080` locally.
@@ -709,6 +711,11 @@ pub fn known_variables() -> impl Iterator<Item = &'static str> {
         .chain(SERVICE_VARIABLES.iter().map(|(v, _)| *v))
         .chain(RUNTIME_VARIABLES.iter().map(|(v, _)| *v))
         .chain(LOCAL_STACK_VARIABLES.iter().copied())
+        .chain(
+            crate::config_vars::field_variables()
+                .iter()
+                .map(|f| f.var.as_str()),
+        )
 }
 
 /// The first `VOTEWIRE_…` name among `names` that votewire does not know,
@@ -780,6 +787,9 @@ impl VotewireConfig {
             .into_iter()
             .partition(|(name, _): &(String, String)| name.starts_with("OTEL_"));
         vars.extend(votewire);
+        // A variable named by a field's path first; the hand-listed
+        // overrides below win over it for the same field.
+        crate::config_vars::apply(self, &vars)?;
         for (name, value) in vars {
             if let Some(property) = name.strip_prefix(KAFKA_PROPERTY_ENV_PREFIX) {
                 let key = property.to_ascii_lowercase().replace('_', ".");

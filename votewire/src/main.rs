@@ -200,8 +200,15 @@ fn run(cli: Cli, config: VotewireConfig) -> anyhow::Result<ExitCode> {
                     ))?;
                 }
                 ConfigAction::Env => {
-                    for o in votewire_core::config::ENV_OVERRIDES {
+                    let overrides = votewire_core::config::ENV_OVERRIDES;
+                    for o in overrides {
                         println!("{:<36} {}", o.var, o.describes);
+                    }
+                    // Every other field, by its path.
+                    for f in votewire_core::config_vars::field_variables() {
+                        if !overrides.iter().any(|o| o.var == f.var) {
+                            println!("{:<36} {}", f.var, f.describes());
+                        }
                     }
                     for (var, describes) in votewire_core::config::SERVICE_VARIABLES
                         .iter()
