@@ -310,6 +310,17 @@ mod tests {
             "an argument reads a config variable: {:?}",
             read.intersection(&overrides).collect::<Vec<_>>()
         );
+        // Nor one named by a config field's path: one variable, one meaning.
+        let fields: std::collections::BTreeSet<String> =
+            votewire_core::config_vars::field_variables()
+                .iter()
+                .map(|f| f.var.clone())
+                .collect();
+        assert!(
+            read.is_disjoint(&fields),
+            "an argument reads a config field's variable: {:?}",
+            read.intersection(&fields).collect::<Vec<_>>()
+        );
         assert_eq!(
             read, listed,
             "SERVICE_VARIABLES lists what the arguments read"
