@@ -1,4 +1,4 @@
-# Feed state (ingestors/src/state.rs): the same three tables the ingestors
+# Feed state (ingestors/src/state/dynamodb.rs): the same three tables the ingestors
 # create for themselves on the local stack, here with point-in-time recovery,
 # on-demand capacity and the feed_events TTL.
 

@@ -31,19 +31,17 @@
 //!   dead letters, feed status). [`published_view`]: a feed's last
 //!   published cells, read back from the votes topic (`feeds test`).
 //! * [`state`], [`lease_plan`]: feed state, fenced leases, heartbeats and
-//!   balanced lease rounds with handovers, in DynamoDB.
+//!   balanced lease rounds with handovers, behind one trait, in DynamoDB
+//!   (a fleet) or one embedded redb file (one process).
 //! * [`health`]: the feed health machine. [`archive`]: raw payloads by
 //!   sha256, in local files or S3.
 //! * [`smoke`]: the spine's smoke pipeline.
-//!
-//! Not yet here: the embedded state store.
 
 pub mod archive;
 pub mod cadence;
 pub mod clarity_source;
 pub mod conditional;
 pub mod dry_run;
-pub mod embedded_state;
 pub mod feed_metrics;
 pub mod feeds;
 pub mod health;

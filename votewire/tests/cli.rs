@@ -1022,7 +1022,7 @@ async fn stored_row(
 ) -> votewire_ingestors::state::FeedState {
     match embedded {
         None => pipeline.state.load(feed_id).await.unwrap(),
-        Some(dir) => votewire_ingestors::embedded_state::EmbeddedFeedState::open(
+        Some(dir) => votewire_ingestors::state::EmbeddedFeedState::open(
             &dir.join("feed-state.redb"),
         )
         .expect("the ingestor released the file")

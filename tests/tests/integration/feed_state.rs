@@ -2,7 +2,7 @@
 //! DynamoDB store on the real DynamoDB-API endpoint (moto), the embedded
 //! store in a redb file in a temporary directory.
 
-use votewire_ingestors::embedded_state::EmbeddedFeedState;
+use votewire_ingestors::state::EmbeddedFeedState;
 use votewire_ingestors::state::{
     DynamoFeedState, FeedCursor, FeedStateStore, HealthEvent, LeaseRow, OperatorAction, StateError,
 };

@@ -3,7 +3,7 @@
 //! A single `votewire ingest` on one machine needs no DynamoDB: this store
 //! keeps the same rows (cursor, `source_seq`, health, lease, operator
 //! generation, last fetch/change/error), the same health history and the
-//! same rules as [`DynamoFeedState`](crate::state::DynamoFeedState), behind
+//! same rules as [`DynamoFeedState`](super::DynamoFeedState), behind
 //! the same [`FeedStateStore`] trait. Every call is one redb write or read
 //! transaction, committed durably (fsync) before the call returns, so a
 //! cursor commit survives `kill -9` exactly as a DynamoDB write does.
@@ -19,7 +19,7 @@ use std::sync::Arc;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
-use crate::state::{
+use super::{
     FeedCursor, FeedState, FeedStateStore, HealthEvent, Lease, LeaseRow, OperatorAction, StateError,
 };
 
