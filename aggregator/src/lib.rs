@@ -36,7 +36,6 @@
 
 pub mod contest_cells;
 pub mod fleet;
-pub mod fleet_metrics;
 mod high_watermarks;
 pub mod nist_export;
 pub mod rollup;

@@ -30,7 +30,6 @@
 //! safe because every votewire record is an idempotent keyed upsert.
 
 pub mod config;
-pub mod config_vars;
 pub mod kafka;
 pub mod metrics;
 pub mod msk_iam;

@@ -1,56 +1,72 @@
 //! Metrics: OpenTelemetry instruments, exported over OTLP when an endpoint
 //! is configured and always rendered for Prometheus to scrape.
 //!
-//! [`init_metrics`] installs the global meter provider with two periodic
-//! readers: the OTLP exporter (every 10 s) and [`PrometheusSnapshot`],
-//! which renders the same data in the Prometheus text format (every 2 s)
-//! into a [`PrometheusText`] that a `/metrics` endpoint serves (the
-//! services' probe endpoint, with the API's connection limits, in the
-//! binary). Both run on the SDK's own threads: recording a
-//! measurement never waits on a network. When the collector is down, the
-//! OTLP export fails, the data of that interval is dropped, and
-//! `votewire.otlp.export.failures` counts it.
+//! [`init_metrics`] installs the global meter provider with two readers:
+//! the OTLP exporter (a periodic reader, every 10 s, on the SDK's own
+//! thread: recording a measurement never waits on a network) and the
+//! OpenTelemetry Prometheus exporter (a pull reader), which renders the
+//! data in the Prometheus text format when a `/metrics` endpoint is
+//! scraped (the services' probe endpoint, with the API's connection
+//! limits, in the binary). When the collector is down, the OTLP export
+//! fails, the data of that interval is dropped, and
+//! `votewire.otlp.export.failures` counts it; a scrape still sees it.
 //!
 //! Names follow the OpenTelemetry conventions (`votewire.feed.fetch.duration`
 //! in seconds); Prometheus sees `votewire_feed_fetch_duration_seconds`
 //! (dots become underscores, the unit a suffix, counters end in `_total`).
 
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use opentelemetry::KeyValue;
 use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData, ResourceMetrics};
+use opentelemetry_sdk::metrics::data::ResourceMetrics;
 use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
-use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider, Temporality};
+use opentelemetry_sdk::metrics::{
+    Instrument, MeterProviderBuilder, PeriodicReader, SdkMeterProvider, Stream, Temporality,
+};
 
 use crate::config::{OtlpConfig, OtlpProtocol};
 use crate::telemetry::{TelemetryError, build_error, service_name_or_env, signal_url};
 
-/// The latest Prometheus rendering of this process's metrics.
+/// This process's metrics in the Prometheus text format, rendered by
+/// the OpenTelemetry Prometheus exporter when scraped.
 #[derive(Clone, Default)]
-pub struct PrometheusText(Arc<RwLock<String>>);
+pub struct PrometheusText(prometheus::Registry);
 
 impl PrometheusText {
-    /// The text exposition (format 0.0.4), at most one interval old.
+    /// The text exposition (format 0.0.4) of the metrics as they are now.
     pub fn render(&self) -> String {
-        self.0.read().expect("metrics text lock").clone()
+        let mut out = String::new();
+        if let Err(e) = prometheus::TextEncoder::new().encode_utf8(&self.0.gather(), &mut out) {
+            // A comment keeps the scrape valid and says why it is empty.
+            out = format!("# votewire: rendering the metrics failed: {e}\n");
+        }
+        out
+    }
+
+    /// [`render`](Self::render) on tokio's blocking pool: a scrape
+    /// collects every instrument (thousands of series on a big night)
+    /// and must not hold up the runtime's workers.
+    pub async fn render_off_runtime(&self) -> String {
+        let text = self.clone();
+        tokio::task::spawn_blocking(move || text.render())
+            .await
+            .unwrap_or_else(|e| format!("# votewire: rendering the metrics failed: {e}\n"))
     }
 }
 
+/// The series one instrument may hold before the SDK folds new ones into
+/// an `otel_metric_overflow="true"` series. The SDK's default, 2,000, is
+/// less than the feeds one ingestor runs on a national night (about 3,000
+/// in all, each feed a series per poll outcome and per error class); the
+/// labels are feed ids from the registry and classes from the code, so
+/// this bounds memory without hiding a feed (bench/metrics_scrape.sh).
+const SERIES_PER_INSTRUMENT: usize = 50_000;
+
 /// OTLP exports that failed (their interval's data was dropped).
 static OTLP_EXPORT_FAILURES: AtomicU64 = AtomicU64::new(0);
-
-/// A push exporter that keeps the Prometheus rendering of each
-/// collection.
-#[derive(Debug)]
-struct PrometheusSnapshot {
-    out: Arc<RwLock<String>>,
-}
 
 impl std::fmt::Debug for PrometheusText {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -58,24 +74,20 @@ impl std::fmt::Debug for PrometheusText {
     }
 }
 
-impl PushMetricExporter for PrometheusSnapshot {
-    async fn export(&self, metrics: &ResourceMetrics) -> OTelSdkResult {
-        let text = render_prometheus(metrics);
-        *self.out.write().expect("metrics text lock") = text;
-        Ok(())
-    }
-
-    fn force_flush(&self) -> OTelSdkResult {
-        Ok(())
-    }
-
-    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
-        Ok(())
-    }
-
-    fn temporality(&self) -> Temporality {
-        Temporality::Cumulative
-    }
+/// The pull reader that renders into `text`'s registry: the series'
+/// labels are the measurements' attributes (every instrument has the one
+/// scope, `votewire`, so no `otel_scope_*` labels), and `target_info`
+/// carries the resource (`service_name`).
+fn prometheus_reader(
+    text: &PrometheusText,
+) -> Result<opentelemetry_prometheus::PrometheusExporter, TelemetryError> {
+    opentelemetry_prometheus::exporter()
+        .with_registry(text.0.clone())
+        .scope_info_enabled(false)
+        .build()
+        .map_err(|e| TelemetryError::Prometheus {
+            message: e.to_string(),
+        })
 }
 
 /// The OTLP exporter, counting failed exports.
@@ -127,21 +139,28 @@ impl Drop for MetricsGuard {
     }
 }
 
+/// A meter provider with the series limit and the Prometheus reader
+/// rendering into `text`.
+fn provider_builder(text: &PrometheusText) -> Result<MeterProviderBuilder, TelemetryError> {
+    Ok(SdkMeterProvider::builder()
+        .with_view(|_: &Instrument| {
+            Stream::builder()
+                .with_cardinality_limit(SERIES_PER_INSTRUMENT)
+                .build()
+                .ok()
+        })
+        .with_reader(prometheus_reader(text)?))
+}
+
 /// Installs the global meter provider for `service_name` (or
 /// `OTEL_SERVICE_NAME`): Prometheus rendering always, OTLP export when
 /// `otlp` names an endpoint.
 pub fn init_metrics(service_name: &str, otlp: &OtlpConfig) -> Result<MetricsGuard, TelemetryError> {
-    let text = Arc::new(RwLock::new(String::new()));
+    let text = PrometheusText::default();
     let resource = Resource::builder()
         .with_service_name(service_name_or_env(service_name))
         .build();
-    let mut builder = SdkMeterProvider::builder()
-        .with_resource(resource)
-        .with_reader(
-            PeriodicReader::builder(PrometheusSnapshot { out: text.clone() })
-                .with_interval(Duration::from_secs(2))
-                .build(),
-        );
+    let mut builder = provider_builder(&text)?.with_resource(resource);
     if let Some(endpoint) = &otlp.endpoint {
         let timeout = Duration::from_millis(otlp.timeout_ms);
         let err = build_error(otlp, endpoint);
@@ -181,169 +200,20 @@ pub fn init_metrics(service_name: &str, otlp: &OtlpConfig) -> Result<MetricsGuar
         .build();
     Ok(MetricsGuard {
         provider,
-        prometheus: PrometheusText(text),
+        prometheus: text,
     })
-}
-
-/// The Prometheus name of an OpenTelemetry metric.
-fn prometheus_name(name: &str, unit: &str) -> String {
-    let mut out: String = name
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect();
-    let suffix = match unit {
-        "s" => "_seconds",
-        "ms" => "_milliseconds",
-        "By" => "_bytes",
-        _ => "",
-    };
-    if !out.ends_with(suffix) {
-        out.push_str(suffix);
-    }
-    out
-}
-
-fn labels<'a>(attrs: impl Iterator<Item = &'a KeyValue>, extra: Option<(&str, String)>) -> String {
-    let mut parts: Vec<String> = attrs
-        .map(|kv| {
-            let key: String = kv
-                .key
-                .as_str()
-                .chars()
-                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-                .collect();
-            format!("{key}=\"{}\"", escape(&kv.value.to_string()))
-        })
-        .collect();
-    parts.sort();
-    if let Some((k, v)) = extra {
-        parts.push(format!("{k}=\"{v}\""));
-    }
-    if parts.is_empty() {
-        String::new()
-    } else {
-        format!("{{{}}}", parts.join(","))
-    }
-}
-
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-fn number<T: Sample>(v: T) -> String {
-    let f = v.as_f64();
-    if f.is_finite() && f.fract() == 0.0 && f.abs() < 1e15 {
-        format!("{}", f as i64)
-    } else {
-        format!("{f}")
-    }
-}
-
-fn render_data<T: Sample>(out: &mut String, name: &str, help: &str, data: &MetricData<T>) {
-    match data {
-        MetricData::Gauge(g) => {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
-            for p in g.data_points() {
-                let _ = writeln!(
-                    out,
-                    "{name}{} {}",
-                    labels(p.attributes(), None),
-                    number(p.value())
-                );
-            }
-        }
-        MetricData::Sum(s) => {
-            let (full, kind) = if s.is_monotonic() {
-                (format!("{name}_total"), "counter")
-            } else {
-                (name.to_string(), "gauge")
-            };
-            let _ = writeln!(out, "# HELP {full} {help}\n# TYPE {full} {kind}");
-            for p in s.data_points() {
-                let _ = writeln!(
-                    out,
-                    "{full}{} {}",
-                    labels(p.attributes(), None),
-                    number(p.value())
-                );
-            }
-        }
-        MetricData::Histogram(h) => {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
-            for p in h.data_points() {
-                let mut cumulative = 0u64;
-                let bounds: Vec<f64> = p.bounds().collect();
-                for (i, count) in p.bucket_counts().enumerate() {
-                    cumulative += count;
-                    let le = bounds.get(i).map_or("+Inf".to_string(), |b| format!("{b}"));
-                    let _ = writeln!(
-                        out,
-                        "{name}_bucket{} {cumulative}",
-                        labels(p.attributes(), Some(("le", le)))
-                    );
-                }
-                let l = labels(p.attributes(), None);
-                let _ = writeln!(out, "{name}_sum{l} {}", number(p.sum()));
-                let _ = writeln!(out, "{name}_count{l} {}", p.count());
-            }
-        }
-        MetricData::ExponentialHistogram(_) => {} // not used by votewire
-    }
-}
-
-/// Renders one collection in the Prometheus text format.
-fn render_prometheus(metrics: &ResourceMetrics) -> String {
-    let mut out = String::new();
-    for scope in metrics.scope_metrics() {
-        for m in scope.metrics() {
-            let name = prometheus_name(m.name(), m.unit());
-            let help = escape(m.description());
-            match m.data() {
-                AggregatedMetrics::F64(d) => render_data(&mut out, &name, &help, d),
-                AggregatedMetrics::U64(d) => render_data(&mut out, &name, &help, d),
-                AggregatedMetrics::I64(d) => render_data(&mut out, &name, &help, d),
-            }
-        }
-    }
-    out
-}
-
-/// A measurement value, as Prometheus prints it.
-trait Sample: Copy {
-    fn as_f64(self) -> f64;
-}
-
-impl Sample for f64 {
-    fn as_f64(self) -> f64 {
-        self
-    }
-}
-
-impl Sample for u64 {
-    fn as_f64(self) -> f64 {
-        self as f64
-    }
-}
-
-impl Sample for i64 {
-    fn as_f64(self) -> f64 {
-        self as f64
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use opentelemetry::KeyValue;
     use opentelemetry::metrics::MeterProvider as _;
 
     #[test]
     fn a_collection_renders_as_prometheus_text() {
-        let text = Arc::new(RwLock::new(String::new()));
-        let provider = SdkMeterProvider::builder()
-            .with_reader(PeriodicReader::builder(PrometheusSnapshot { out: text.clone() }).build())
-            .build();
+        let text = PrometheusText::default();
+        let provider = provider_builder(&text).unwrap().build();
         let meter = provider.meter("test");
         let counter = meter.u64_counter("votewire.feed.cells_changed").build();
         counter.add(7, &[KeyValue::new("votewire.feed_id", "clarity:GA:\"x\"")]);
@@ -361,8 +231,7 @@ mod tests {
             -3,
             &[KeyValue::new("messaging.destination.partition.id", "2")],
         );
-        provider.force_flush().unwrap();
-        let out = text.read().unwrap().clone();
+        let out = text.render();
         let lines: Vec<&str> = out.lines().collect();
         for want in [
             "# TYPE votewire_feed_cells_changed_total counter",
@@ -378,5 +247,27 @@ mod tests {
         ] {
             assert!(lines.contains(&want), "{want:?} missing from:\n{out}");
         }
+        assert!(!out.contains("otel_scope"), "scope labels in:\n{out}");
+    }
+
+    #[test]
+    fn a_national_night_of_feeds_keeps_a_series_each() {
+        // More feeds than the SDK's default limit of 2,000 series.
+        let text = PrometheusText::default();
+        let provider = provider_builder(&text).unwrap().build();
+        let counter = provider
+            .meter("test")
+            .u64_counter("votewire.feed.cells_changed")
+            .build();
+        for i in 0..3_000 {
+            counter.add(1, &[KeyValue::new("votewire.feed_id", format!("f{i}"))]);
+        }
+        let out = text.render();
+        let series = out
+            .lines()
+            .filter(|l| l.starts_with("votewire_feed_cells_changed_total{"))
+            .count();
+        assert_eq!(series, 3_000, "{out}");
+        assert!(!out.contains("otel_metric_overflow"));
     }
 }

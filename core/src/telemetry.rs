@@ -16,10 +16,11 @@ use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-use crate::config::{OtlpConfig, OtlpProtocol};
+use crate::config::{LogConfig, LogFormat, OtlpConfig, OtlpProtocol, redact_url, redact_urls_in};
 
 /// Telemetry could not be set up. A retry does not help; fix the endpoint.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +31,8 @@ pub enum TelemetryError {
         endpoint: String,
         message: String,
     },
+    #[error("building the OpenTelemetry Prometheus exporter: {message}")]
+    Prometheus { message: String },
 }
 
 /// Flushes and shuts down exporters when dropped.
@@ -75,11 +78,12 @@ pub(crate) fn build_error(
     otlp: &OtlpConfig,
     endpoint: &str,
 ) -> impl Fn(opentelemetry_otlp::ExporterBuildError) -> TelemetryError {
-    let (protocol, endpoint) = (otlp.protocol, endpoint.to_string());
+    // Shown without credentials: the error reaches the logs.
+    let (protocol, endpoint) = (otlp.protocol, redact_url(endpoint).into_owned());
     move |e| TelemetryError::Exporter {
         protocol,
         endpoint: endpoint.clone(),
-        message: e.to_string(),
+        message: redact_urls_in(&e.to_string()),
     }
 }
 
@@ -177,14 +181,45 @@ pub fn service_name_or_env(default: &str) -> String {
         .unwrap_or_else(|| default.to_string())
 }
 
+/// Installs the `tracing` subscriber of a one-shot subcommand (`feeds
+/// test`, `transform`, `demo`, …), whose reports are for a person: the
+/// libraries' warnings and errors on stderr (`RUST_LOG`, default `warn`),
+/// as text or JSON (`[log] format`), with no export.
+pub fn init_report_logs(log: &LogConfig) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let fmt = match log.format {
+        LogFormat::Text => fmt.boxed(),
+        LogFormat::Json => fmt.json().boxed(),
+    };
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .try_init();
+}
+
 /// Installs the global `tracing` subscriber for a votewire process: stderr
-/// logs filtered by `RUST_LOG` (default `info`), plus OTLP export when
-/// configured. Call once, early, inside the Tokio runtime.
-pub fn init(service_name: &str, otlp: &OtlpConfig) -> Result<TelemetryGuard, TelemetryError> {
+/// logs filtered by `RUST_LOG` (default `info`), as text lines or JSON
+/// objects (`[log] format`), plus OTLP export when configured. Call once,
+/// early, inside the Tokio runtime.
+pub fn init(
+    service_name: &str,
+    otlp: &OtlpConfig,
+    log: &LogConfig,
+) -> Result<TelemetryGuard, TelemetryError> {
     let provider = tracer_provider(service_name, otlp)?;
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,opentelemetry=warn,opentelemetry_sdk=warn"));
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    // Colour only for a person at a terminal, never into a log file.
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let fmt = match log.format {
+        LogFormat::Text => fmt.boxed(),
+        LogFormat::Json => fmt.json().with_current_span(true).boxed(),
+    };
     let otel = provider
         .as_ref()
         .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer(service_name.to_string())));

@@ -940,7 +940,7 @@ impl LiveFeed {
             *watcher = Some(w);
             *session = Some(s);
             if let Err(e) = moved {
-                eprintln!(
+                tracing::warn!(
                     "feed {}: processed, but moving it to the archive directory failed: {e}",
                     self.spec.feed_id
                 );
@@ -1219,9 +1219,10 @@ impl LiveFeed {
                     .await
                     .map_err(self.publish_err())?;
                 if tools.abort_after_produce {
-                    eprintln!(
+                    tracing::error!(
                         "feed {}: VOTEWIRE_FAULT=abort-after-produce: {} cells acknowledged, aborting before the cursor commit",
-                        self.spec.feed_id, published.cells_changed
+                        self.spec.feed_id,
+                        published.cells_changed
                     );
                     std::process::abort();
                 }
@@ -1230,7 +1231,7 @@ impl LiveFeed {
                     if !ap.advance(out.facts.next_request.as_deref())
                         && out.facts.next_request.is_some()
                     {
-                        eprintln!(
+                        tracing::warn!(
                             "feed {}: nextrequest makes no progress or leaves the source's origin; back to the base URL",
                             self.spec.feed_id
                         );

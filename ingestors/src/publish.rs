@@ -282,11 +282,11 @@ impl ProducerRenewal {
                 *self.current.write().expect("producer lock") = Some(fresh);
                 self.failed_in_a_row.store(0, Ordering::Relaxed);
                 let total = self.renewals.fetch_add(1, Ordering::Relaxed) + 1;
-                eprintln!(
-                    "votewire publish: {n} payloads in a row failed in full; a new Kafka producer takes over (renewal {total})"
+                tracing::warn!(
+                    "{n} payloads in a row failed in full; a new Kafka producer takes over (renewal {total})"
                 );
             }
-            Err(e) => eprintln!("votewire publish: building a new Kafka producer: {e}"),
+            Err(e) => tracing::error!("building a new Kafka producer: {e}"),
         }
     }
 }

@@ -144,7 +144,8 @@ async fn main() {
         };
         println!("exporting spans and metrics over OTLP");
         (
-            votewire_core::telemetry::init("aggregate-bench", &otlp).expect("span export"),
+            votewire_core::telemetry::init("aggregate-bench", &otlp, &Default::default())
+                .expect("span export"),
             votewire_core::metrics::init_metrics("aggregate-bench", &otlp).expect("metrics"),
         )
     });

@@ -69,12 +69,14 @@ pub async fn run(config: &VotewireConfig, args: AggregateArgs) -> anyhow::Result
         .context("ensuring topics")?
     {
         if let Some(line) = report.differences() {
-            eprintln!("votewire aggregate: warning: {line}");
+            tracing::warn!("{line}");
         }
     }
-    eprintln!(
-        "votewire aggregate: {instance} joining group {} on {} → {}",
-        args.group, config.topics.votes, config.topics.results
+    tracing::info!(
+        "{instance} joining group {} on {} → {}",
+        args.group,
+        config.topics.votes,
+        config.topics.results
     );
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -117,12 +119,12 @@ pub async fn run(config: &VotewireConfig, args: AggregateArgs) -> anyhow::Result
             None => {}
         }
         for ps in &b.partitions {
-            eprintln!(
-                "partition {} lag={} cells_per_s={:.0}{}",
-                ps.partition,
-                ps.lag,
-                ps.cells_per_s,
-                if ps.rebuilding { " rebuilding" } else { "" }
+            tracing::info!(
+                partition = ps.partition,
+                lag = ps.lag,
+                cells_per_s = ps.cells_per_s.round(),
+                rebuilding = ps.rebuilding,
+                "partition progress"
             );
         }
         if print && worked {
@@ -147,8 +149,8 @@ pub async fn run(config: &VotewireConfig, args: AggregateArgs) -> anyhow::Result
     .await
     .context("running the aggregator")?;
     watcher.abort();
-    eprintln!(
-        "votewire aggregate: {instance} stopped: {} batches, {} cells ({} rejected), {} results, {} partition rebuilds",
+    tracing::info!(
+        "{instance} stopped: {} batches, {} cells ({} rejected), {} results, {} partition rebuilds",
         totals.batches,
         totals.cells,
         totals.cells_rejected,

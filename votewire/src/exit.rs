@@ -82,6 +82,15 @@ pub fn stdout_write(result: std::io::Result<()>) -> anyhow::Result<()> {
     }
 }
 
+/// Writes `text` to standard output at once, a closed pipe as
+/// [`StdoutClosed`] (which `main` ends with exit 0).
+pub fn print(text: &str) -> anyhow::Result<()> {
+    stdout_write(std::io::Write::write_all(
+        &mut std::io::stdout().lock(),
+        text.as_bytes(),
+    ))
+}
+
 /// Whether `e` is [`StdoutClosed`].
 pub fn is_closed_stdout(e: &anyhow::Error) -> bool {
     e.chain()

@@ -69,10 +69,10 @@ pub fn validate(path: &Path, json: bool) -> ExitCode {
                     .collect(),
             ),
         };
-        println!(
-            "{}",
+        let _ = crate::exit::print(&format!(
+            "{}\n",
             serde_json::json!({"ok": ok, "feeds": feeds, "enabled": enabled, "files": files, "problems": problems})
-        );
+        ));
         return if ok {
             ExitCode::SUCCESS
         } else {
@@ -83,11 +83,11 @@ pub fn validate(path: &Path, json: bool) -> ExitCode {
         Ok(feeds) => {
             let files: std::collections::BTreeSet<_> = feeds.iter().map(|f| &f.file).collect();
             let enabled = feeds.iter().filter(|f| f.entry.enabled).count();
-            println!(
-                "ok: {} feeds ({enabled} enabled) in {} file(s)",
+            let _ = crate::exit::print(&format!(
+                "ok: {} feeds ({enabled} enabled) in {} file(s)\n",
                 feeds.len(),
                 files.len()
-            );
+            ));
             ExitCode::SUCCESS
         }
         Err(errors) => {
@@ -164,12 +164,30 @@ pub struct TestArgs {
 /// is printed.
 struct Say {
     json: bool,
+    /// Set once a write failed (the reader closed the pipe: `| head`):
+    /// the rest of the report is dropped and the command still finishes.
+    stopped: std::cell::Cell<bool>,
 }
 
 impl Say {
+    fn new(json: bool) -> Self {
+        Self {
+            json,
+            stopped: std::cell::Cell::new(false),
+        }
+    }
+
     fn line(&self, text: impl std::fmt::Display) {
-        if !self.json {
-            println!("{text}");
+        if self.json || self.stopped.get() {
+            return;
+        }
+        if let Err(e) =
+            std::io::Write::write_fmt(&mut std::io::stdout().lock(), format_args!("{text}\n"))
+        {
+            if e.kind() != std::io::ErrorKind::BrokenPipe {
+                eprintln!("writing the report: {e}");
+            }
+            self.stopped.set(true);
         }
     }
 }
@@ -179,7 +197,7 @@ impl Say {
 /// the payload is accepted, 3 when the transformer rejects it, 1 when it
 /// cannot be fetched or read.
 pub async fn test(config: &VotewireConfig, args: TestArgs) -> anyhow::Result<ExitCode> {
-    let say = Say { json: args.json };
+    let say = Say::new(args.json);
     let feed = find(&args.feeds, &args.id)?;
     let spec = FeedSpec::from_entry(&feed.entry)?;
     let limits = FetchLimits::default();
@@ -217,14 +235,14 @@ pub async fn test(config: &VotewireConfig, args: TestArgs) -> anyhow::Result<Exi
             eprintln!("rejected: {e}");
             eprintln!("dry run: nothing was produced or stored");
             if say.json {
-                println!(
-                    "{}",
+                let _ = crate::exit::print(&format!(
+                    "{}\n",
                     serde_json::json!({"feed_id": spec.feed_id, "rejected": {
                         "class": e.class.as_str(),
                         "location": e.location.to_string(),
                         "message": e.message,
                     }})
-                );
+                ));
             }
             return Ok(crate::exit::Exit::Rejected.into());
         }
@@ -266,7 +284,7 @@ pub async fn test(config: &VotewireConfig, args: TestArgs) -> anyhow::Result<Exi
             if say.json {
                 let mut summary = summary;
                 summary["published_error"] = e.to_string().into();
-                println!("{summary}");
+                crate::exit::print(&format!("{summary}\n"))?;
             }
             return Ok(ExitCode::SUCCESS);
         }
@@ -298,7 +316,7 @@ pub async fn test(config: &VotewireConfig, args: TestArgs) -> anyhow::Result<Exi
             .map(|(c, v)| serde_json::json!({"cell": c, "votes": v}))
             .collect();
         summary["same"] = diff.same.into();
-        println!("{summary}");
+        crate::exit::print(&format!("{summary}\n"))?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -337,10 +355,10 @@ async fn obtain(
         Err(e) => {
             eprintln!("feed {}: fetching: {e}", spec.feed_id);
             if say.json {
-                println!(
-                    "{}",
+                let _ = crate::exit::print(&format!(
+                    "{}\n",
                     serde_json::json!({"feed_id": spec.feed_id, "fetch_error": e.to_string()})
-                );
+                ));
             }
             Err(ExitCode::FAILURE)
         }
@@ -428,7 +446,7 @@ pub fn schema(folder: Option<&Path>) -> anyhow::Result<ExitCode> {
             for path in schema::write_schemas(folder)
                 .with_context(|| format!("writing the schemas into {}", folder.display()))?
             {
-                println!("wrote {}", path.display());
+                crate::exit::print(&format!("wrote {}\n", path.display()))?;
             }
         }
     }

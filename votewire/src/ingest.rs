@@ -179,15 +179,15 @@ pub async fn run(config: &VotewireConfig, args: IngestArgs) -> anyhow::Result<Ex
         Ok(r) => r,
         Err(errors) => {
             for e in &errors {
-                eprintln!("{e}");
+                tracing::error!("{e}");
             }
-            eprintln!("{} problem(s) in the registry; not starting", errors.len());
+            tracing::error!("{} problem(s) in the registry; not starting", errors.len());
             return Ok(ExitCode::FAILURE);
         }
     };
     if registry.is_empty() {
-        eprintln!(
-            "votewire ingest: no feeds in {} yet; polling nothing until the registry gains some",
+        tracing::warn!(
+            "no feeds in {} yet; polling nothing until the registry gains some",
             args.feeds.display()
         );
     }
@@ -206,7 +206,7 @@ pub async fn run(config: &VotewireConfig, args: IngestArgs) -> anyhow::Result<Ex
         .context("ensuring topics")?
     {
         if let Some(line) = report.differences() {
-            eprintln!("votewire ingest: warning: {line}");
+            tracing::warn!("{line}");
         }
     }
     // Partition by the topic's real partition count: a topic created
@@ -219,9 +219,10 @@ pub async fn run(config: &VotewireConfig, args: IngestArgs) -> anyhow::Result<Ex
         None => config.topics.contest_partitions,
     };
     if vote_partitions != config.topics.contest_partitions {
-        eprintln!(
-            "votewire ingest: {} has {vote_partitions} partitions (config declares {}); using {vote_partitions}",
-            config.topics.votes, config.topics.contest_partitions
+        tracing::warn!(
+            "{} has {vote_partitions} partitions (config declares {}); using {vote_partitions}",
+            config.topics.votes,
+            config.topics.contest_partitions
         );
     }
     let producer_settings = producer_config(&config.kafka, &instance);
@@ -241,22 +242,17 @@ pub async fn run(config: &VotewireConfig, args: IngestArgs) -> anyhow::Result<Ex
         .ensure_bucket()
         .await
         .context("checking the raw archive's bucket")?;
-    eprintln!(
-        "votewire ingest: raw payloads archived in {}",
-        archive.place()
-    );
+    tracing::info!("raw payloads archived in {}", archive.place());
     // Fault injection for the crash-safety test, in debug builds only (the
     // tests' binary): a release binary says so and ignores the variable.
     let fault = std::env::var("VOTEWIRE_FAULT").ok();
     let fault = match fault {
         Some(f) if cfg!(debug_assertions) => {
-            eprintln!("votewire ingest: fault injection {f:?} is ON");
+            tracing::warn!("fault injection {f:?} is ON");
             Some(f)
         }
         Some(f) => {
-            eprintln!(
-                "votewire ingest: VOTEWIRE_FAULT={f:?} ignored: fault hooks exist in debug builds only"
-            );
+            tracing::warn!("VOTEWIRE_FAULT={f:?} ignored: fault hooks exist in debug builds only");
             None
         }
         None => None,
@@ -298,8 +294,8 @@ pub async fn run(config: &VotewireConfig, args: IngestArgs) -> anyhow::Result<Ex
             .collect()
     };
     let mut prios = prios_of(&feeds);
-    eprintln!(
-        "votewire ingest: instance {instance}, {} feed(s), lease TTL {ttl:?}",
+    tracing::info!(
+        "instance {instance}, {} feed(s), lease TTL {ttl:?}",
         feeds.len()
     );
 
@@ -336,9 +332,9 @@ pub async fn run(config: &VotewireConfig, args: IngestArgs) -> anyhow::Result<Ex
             match load_registry(&args.feeds) {
                 Err(errors) => {
                     for e in &errors {
-                        eprintln!("{e}");
+                        tracing::error!("{e}");
                     }
-                    eprintln!(
+                    tracing::error!(
                         "registry edit has {} problem(s); still running the previous registry",
                         errors.len()
                     );
@@ -374,7 +370,7 @@ pub async fn run(config: &VotewireConfig, args: IngestArgs) -> anyhow::Result<Ex
                         }
                     }
                     added += next.keys().filter(|id| !feeds.contains_key(*id)).count();
-                    eprintln!(
+                    tracing::info!(
                         "registry reloaded: {added} added, {removed} removed, {changed} changed, {} feed(s)",
                         next.len()
                     );
@@ -410,7 +406,7 @@ pub async fn run(config: &VotewireConfig, args: IngestArgs) -> anyhow::Result<Ex
             Err(e) => readiness.set_not_ready(format!("the last lease round failed: {e}")),
         }
         if last_round > ttl / 3 {
-            eprintln!(
+            tracing::warn!(
                 "lease round took {last_round:?} (TTL {ttl:?}): the state store is slow; leases may lapse"
             );
         }
@@ -436,9 +432,9 @@ pub async fn run(config: &VotewireConfig, args: IngestArgs) -> anyhow::Result<Ex
                         r.stop().await;
                     }
                     if let Err(e) = shared.state.release_lease(lease).await {
-                        eprintln!("feed {}: releasing the lease: {e}", lease.feed_id);
+                        tracing::warn!(feed = %lease.feed_id, "feed {}: releasing the lease: {e}", lease.feed_id);
                     }
-                    eprintln!("feed {}: handed over", lease.feed_id);
+                    tracing::info!(feed = %lease.feed_id, "feed {}: handed over", lease.feed_id);
                 }
                 let now_held: std::collections::HashSet<&str> =
                     round.held.iter().map(|l| l.feed_id.as_str()).collect();
@@ -462,7 +458,7 @@ pub async fn run(config: &VotewireConfig, args: IngestArgs) -> anyhow::Result<Ex
                     votewire_ingestors::feed_metrics::forget_feed(&f);
                     if let Some(r) = running.remove(&f) {
                         r.stop().await;
-                        eprintln!("feed {f}: lease lost, stopped");
+                        tracing::warn!(feed = %f, "feed {f}: lease lost, stopped");
                     }
                 }
                 // A lease this instance let lapse and took straight back
@@ -491,7 +487,7 @@ pub async fn run(config: &VotewireConfig, args: IngestArgs) -> anyhow::Result<Ex
                 for id in stale {
                     if let Some(r) = running.remove(&id) {
                         r.stop().await;
-                        eprintln!("feed {id}: restarting under its current lease");
+                        tracing::info!(feed = %id, "feed {id}: restarting under its current lease");
                     }
                 }
                 // Operator actions: a feed whose generation moved restarts.
@@ -507,7 +503,7 @@ pub async fn run(config: &VotewireConfig, args: IngestArgs) -> anyhow::Result<Ex
                 for id in moved {
                     if let Some(r) = running.remove(&id) {
                         r.stop().await;
-                        eprintln!("feed {id}: operator action, restarting");
+                        tracing::info!(feed = %id, "feed {id}: operator action, restarting");
                     }
                 }
                 for lease in &round.held {
@@ -515,7 +511,7 @@ pub async fn run(config: &VotewireConfig, args: IngestArgs) -> anyhow::Result<Ex
                         continue;
                     }
                     if let Some(feed) = feeds.get(&lease.feed_id) {
-                        eprintln!("feed {}: leased (fencing {})", lease.feed_id, lease.fencing);
+                        tracing::info!(feed = %lease.feed_id, fencing = lease.fencing, "feed {}: leased (fencing {})", lease.feed_id, lease.fencing);
                         let r =
                             spawn_feed(shared.clone(), feed, lease.clone(), gen_of(&lease.feed_id));
                         running.insert(lease.feed_id.clone(), r);
@@ -523,7 +519,9 @@ pub async fn run(config: &VotewireConfig, args: IngestArgs) -> anyhow::Result<Ex
                 }
                 held = round.held;
             }
-            Err(e) => eprintln!("lease round failed (feeds keep running until their TTL): {e}"),
+            Err(e) => {
+                tracing::warn!("lease round failed (feeds keep running until their TTL): {e}")
+            }
         }
         if run_for.is_some_and(|d| started.elapsed() >= d) {
             break;
@@ -537,7 +535,7 @@ pub async fn run(config: &VotewireConfig, args: IngestArgs) -> anyhow::Result<Ex
         .heartbeat(&instance, votewire_core::unix_ms(), 0)
         .await
     {
-        eprintln!("votewire ingest: withdrawing the heartbeat: {e}");
+        tracing::warn!("withdrawing the heartbeat: {e}");
     }
     for (_, r) in running.drain() {
         r.stop().await;
@@ -545,7 +543,7 @@ pub async fn run(config: &VotewireConfig, args: IngestArgs) -> anyhow::Result<Ex
     for lease in &held {
         let _ = shared.state.release_lease(lease).await;
     }
-    eprintln!("votewire ingest: stopped, {} lease(s) released", held.len());
+    tracing::info!("stopped, {} lease(s) released", held.len());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -563,13 +561,13 @@ fn spawn_feed(
         let spec = match FeedSpec::from_entry(&entry) {
             Ok(spec) => spec,
             Err(e) => {
-                eprintln!("{e}; not started");
+                tracing::error!("{e}; not started");
                 return;
             }
         };
         let cadence_cfg = entry.cadence();
         let Some(cadence) = FeedCadence::from_config(&cadence_cfg) else {
-            eprintln!("feed {feed_id}: invalid cadence; not started");
+            tracing::error!(feed = %feed_id, "feed {feed_id}: invalid cadence; not started");
             return;
         };
         let stale_ms = parse_duration(&cadence_cfg.stale_after).map_or(i64::MAX, |d| {
@@ -596,8 +594,8 @@ fn spawn_feed(
                 Err(e) if e.is_retryable() => {
                     failures += 1;
                     let wait = backoff.delay(failures);
-                    eprintln!(
-                        "feed {feed_id}: resuming (attempt {failures}, next in {wait:?}): {e}"
+                    tracing::warn!(
+                        feed = %feed_id, "feed {feed_id}: resuming (attempt {failures}, next in {wait:?}): {e}"
                     );
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}
@@ -605,7 +603,7 @@ fn spawn_feed(
                     }
                 }
                 Err(e) => {
-                    eprintln!("feed {feed_id}: resuming: {e}; not started");
+                    tracing::error!(feed = %feed_id, "feed {feed_id}: resuming: {e}; not started");
                     return;
                 }
             }
@@ -653,7 +651,7 @@ fn spawn_feed(
                             report.outcome()
                         }
                         Err(e) if e.is_retryable() => {
-                            eprintln!("{e}");
+                            tracing::warn!("{e}");
                             StepOutcome::Failed
                         }
                         // Fenced: the lease lapsed. The next lease round either
@@ -664,7 +662,7 @@ fn spawn_feed(
                             ..
                         }) => StepOutcome::Failed,
                         Err(e) => {
-                            eprintln!("{e}; stopping this feed");
+                            tracing::error!("{e}; stopping this feed");
                             StepOutcome::Stop
                         }
                     }

@@ -135,8 +135,21 @@ enum ConfigAction {
     /// Print the effective configuration as TOML (the form --config
     /// reads), Kafka properties holding secrets redacted.
     Show,
-    /// List every VOTEWIRE_… environment variable and what it overrides.
-    Env,
+    /// List every VOTEWIRE_… environment variable and what it overrides
+    /// (docs/configuration.md is this list as Markdown).
+    Env {
+        #[arg(long, value_enum, default_value_t = EnvListFormat::Text)]
+        format: EnvListFormat,
+    },
+}
+
+/// How `config env` prints its list.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum EnvListFormat {
+    /// Aligned lines under `# section` headings.
+    Text,
+    /// Markdown tables, as in docs/configuration.md.
+    Markdown,
 }
 
 fn main() -> ExitCode {
@@ -161,6 +174,14 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli, config: VotewireConfig) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("starting the Tokio runtime")?;
+    // The services install their own subscriber (with export); the other
+    // subcommands still show the libraries' warnings.
+    if !matches!(
+        cli.command,
+        Command::Ingest(_) | Command::Aggregate(_) | Command::Api(_)
+    ) {
+        votewire_core::telemetry::init_report_logs(&config.log);
+    }
     Ok(match cli.command {
         Command::Ingest(args) => runtime.block_on(ingest::run(&config, args))?,
         Command::Aggregate(args) => runtime.block_on(aggregate::run(&config, args))?,
@@ -199,31 +220,16 @@ fn run(cli: Cli, config: VotewireConfig) -> anyhow::Result<ExitCode> {
                         text.as_bytes(),
                     ))?;
                 }
-                ConfigAction::Env => {
-                    let overrides = votewire_core::config::ENV_OVERRIDES;
-                    for o in overrides {
-                        println!("{:<36} {}", o.var, o.describes);
-                    }
-                    // Every other field, by its path.
-                    for f in votewire_core::config_vars::field_variables() {
-                        if !overrides.iter().any(|o| o.var == f.var) {
-                            println!("{:<36} {}", f.var, f.describes());
-                        }
-                    }
-                    for (var, describes) in votewire_core::config::SERVICE_VARIABLES
-                        .iter()
-                        .chain(votewire_core::config::RUNTIME_VARIABLES)
-                    {
-                        println!("{var:<36} {describes}");
-                    }
-                    println!(
-                        "{:<36} any librdkafka property, _ read as .",
-                        format!("{}<NAME>", votewire_core::config::KAFKA_PROPERTY_ENV_PREFIX)
-                    );
-                    println!(
-                        "{:<36} topics.config.<name>: a topic setting, _ read as .",
-                        format!("{}<NAME>", votewire_core::config::TOPICS_CONFIG_ENV_PREFIX)
-                    );
+                ConfigAction::Env { format } => {
+                    use votewire_core::config::reference;
+                    let text = match format {
+                        EnvListFormat::Text => reference::to_text(),
+                        EnvListFormat::Markdown => reference::to_markdown(),
+                    };
+                    exit::stdout_write(std::io::Write::write_all(
+                        &mut std::io::stdout(),
+                        text.as_bytes(),
+                    ))?;
                 }
             }
             ExitCode::SUCCESS
@@ -312,7 +318,7 @@ mod tests {
         );
         // Nor one named by a config field's path: one variable, one meaning.
         let fields: std::collections::BTreeSet<String> =
-            votewire_core::config_vars::field_variables()
+            votewire_core::config::vars::field_variables()
                 .iter()
                 .map(|f| f.var.clone())
                 .collect();

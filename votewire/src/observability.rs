@@ -77,7 +77,7 @@ pub async fn start(
     config: &VotewireConfig,
     metrics_listen: Option<SocketAddr>,
 ) -> anyhow::Result<Observability> {
-    let traces = votewire_core::telemetry::init(service, &config.otlp)
+    let traces = votewire_core::telemetry::init(service, &config.otlp, &config.log)
         .context("setting up OpenTelemetry span export")?;
     let metrics =
         init_metrics(service, &config.otlp).context("setting up OpenTelemetry metrics")?;
@@ -87,7 +87,9 @@ pub async fn start(
             .await
             .with_context(|| format!("listening for /metrics on {addr}"))?;
         let at = listener.local_addr()?;
-        eprintln!("{service}: Prometheus metrics on http://{at}/metrics (and /healthz, /readyz)");
+        tracing::info!(
+            "{service}: Prometheus metrics on http://{at}/metrics (and /healthz, /readyz)"
+        );
         let app = probe_routes(metrics.prometheus(), readiness.clone());
         // The API's connection limits, scaled to scrapers and probes.
         let limits = ServeLimits {
@@ -99,7 +101,7 @@ pub async fn start(
         tokio::spawn(async move {
             let pending = std::future::pending::<()>();
             if let Err(e) = serve(listener, app, TrustedProxies::default(), limits, pending).await {
-                eprintln!("{at}: the /metrics endpoint stopped: {e}");
+                tracing::error!("{at}: the /metrics endpoint stopped: {e}");
             }
         });
     }
@@ -120,7 +122,7 @@ fn probe_routes(text: PrometheusText, readiness: Readiness) -> axum::Router {
                 async move {
                     (
                         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-                        text.render(),
+                        text.render_off_runtime().await,
                     )
                 }
             }),

@@ -177,8 +177,14 @@ fn need_registry(registry: &Option<PathBuf>) -> anyhow::Result<&Path> {
 }
 
 fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(v)?);
-    Ok(())
+    print(&format!("{}\n", serde_json::to_string_pretty(v)?)).map(|_| ())
+}
+
+/// Writes a command's whole output; a reader that closed the pipe
+/// (`| head`) ends it quietly.
+fn print(text: &str) -> anyhow::Result<ExitCode> {
+    crate::exit::print(text)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn ago(ms: Option<i64>) -> String {
@@ -216,13 +222,18 @@ pub async fn list(config: &VotewireConfig, via: Via) -> anyhow::Result<ExitCode>
         print_json(&feeds)?;
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
-        "{:<32} {:<14} {:<8} {:<12} {:>6} {:<12} {:<12} {:<20}",
+    print(&render_list(&feeds))
+}
+
+/// `feeds list`'s table.
+fn render_list(feeds: &FeedList) -> String {
+    let mut out = format!(
+        "{:<32} {:<14} {:<8} {:<12} {:>6} {:<12} {:<12} {:<20}\n",
         "feed", "family", "enabled", "health", "seq", "changed", "fetched", "lease owner"
     );
     for f in &feeds.feeds {
-        println!(
-            "{:<32} {:<14} {:<8} {:<12} {:>6} {:<12} {:<12} {:<20}",
+        out.push_str(&format!(
+            "{:<32} {:<14} {:<8} {:<12} {:>6} {:<12} {:<12} {:<20}\n",
             f.id,
             f.family,
             if f.enabled { "yes" } else { "no" },
@@ -236,12 +247,13 @@ pub async fn list(config: &VotewireConfig, via: Via) -> anyhow::Result<ExitCode>
             ago(f.last_fetch_ms),
             match (&f.lease_owner, f.lease_live) {
                 (Some(o), true) => o.clone(),
-                (Some(o), false) => format!("{o} (expired)"),
+                // Released or lapsed: nobody holds it now.
+                (Some(o), false) => format!("- (last {o})"),
                 (None, _) => "-".into(),
             }
-        );
+        ));
     }
-    Ok(ExitCode::SUCCESS)
+    out
 }
 
 /// `feeds show`.
@@ -270,29 +282,49 @@ pub async fn show(config: &VotewireConfig, id: &str, via: Via) -> anyhow::Result
         print_json(&detail)?;
         return Ok(ExitCode::SUCCESS);
     }
+    print(&render_detail(&detail)?)
+}
+
+/// `feeds show`'s text.
+fn render_detail(detail: &FeedDetail) -> anyhow::Result<String> {
+    use std::fmt::Write;
     let s = &detail.summary;
-    println!("feed {} ({}), election {}", s.id, s.family, s.election_id);
-    println!("  defined at      {}", detail.defined_at);
-    println!(
+    let mut out = String::new();
+    writeln!(
+        out,
+        "feed {} ({}), election {}",
+        s.id, s.family, s.election_id
+    )?;
+    writeln!(out, "  defined at      {}", detail.defined_at)?;
+    writeln!(
+        out,
         "  health          {}{}",
         s.health,
         if s.paused { " (paused)" } else { "" }
-    );
-    println!("  source_seq      {}", s.source_seq);
-    println!("  last change     {}", ago(s.last_change_ms));
-    println!("  last fetch      {}", ago(s.last_fetch_ms));
-    println!("  last error      {}", ago(s.last_error_ms));
-    match &detail.lease {
-        Some(l) => println!(
+    )?;
+    writeln!(out, "  source_seq      {}", s.source_seq)?;
+    writeln!(out, "  last change     {}", ago(s.last_change_ms))?;
+    writeln!(out, "  last fetch      {}", ago(s.last_fetch_ms))?;
+    writeln!(out, "  last error      {}", ago(s.last_error_ms))?;
+    // The detail carries a lease only while it is live; the summary keeps
+    // the last owner of a released or lapsed one.
+    match (&detail.lease, &s.lease_owner) {
+        (None, Some(last)) => writeln!(
+            out,
+            "  lease           none (last held by {last}: released or lapsed)"
+        )?,
+        (Some(l), _) => writeln!(
+            out,
             "  lease           {} (fencing {}, expires in {}s)",
             l.owner,
             l.fencing,
             (l.expires_ms - votewire_core::unix_ms()).max(0) / 1000
-        ),
-        None => println!("  lease           none (no ingestor holds it)"),
+        )?,
+        (None, None) => writeln!(out, "  lease           none (no ingestor has held it)")?,
     }
     if let Some(c) = &detail.cursor {
-        println!(
+        writeln!(
+            out,
             "  cursor          version {} etag {} last-modified {} sha256 {} nextrequest {} sftp files {}",
             c.version.as_deref().unwrap_or("-"),
             c.etag.as_deref().unwrap_or("-"),
@@ -300,13 +332,13 @@ pub async fn show(config: &VotewireConfig, id: &str, via: Via) -> anyhow::Result
             c.sha256.as_deref().map_or("-", |h| &h[..h.len().min(16)]),
             c.next_request.as_deref().unwrap_or("-"),
             c.sftp_files_seen
-        );
+        )?;
     }
-    println!("  config (secrets by reference):");
+    writeln!(out, "  config (secrets by reference):")?;
     for line in serde_json::to_string_pretty(&detail.config)?.lines() {
-        println!("    {line}");
+        writeln!(out, "    {line}")?;
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(out)
 }
 
 /// `feeds history`: every stored transition, newest first.
@@ -352,20 +384,28 @@ pub async fn history(config: &VotewireConfig, id: &str, via: Via) -> anyhow::Res
         print_json(&events)?;
         return Ok(ExitCode::SUCCESS);
     }
+    print(&render_history(id, &events))
+}
+
+/// `feeds history`'s lines, times in UTC.
+fn render_history(id: &str, events: &[HistoryEvent]) -> String {
     if events.is_empty() {
-        println!("no transitions stored for {id}");
+        return format!("no transitions stored for {id}\n");
     }
-    for e in events {
-        println!(
-            "{} {} -> {} by {}: {}",
-            e.at_ms,
-            e.from.as_deref().unwrap_or("-"),
-            e.to,
-            e.actor,
-            e.reason
-        );
-    }
-    Ok(ExitCode::SUCCESS)
+    events
+        .iter()
+        .map(|e| {
+            let at = jiff::Timestamp::from_millisecond(e.at_ms)
+                .map_or_else(|_| format!("{} ms", e.at_ms), |t| format!("{t:.3}"));
+            format!(
+                "{at} {} -> {} by {}: {}\n",
+                e.from.as_deref().unwrap_or("-"),
+                e.to,
+                e.actor,
+                e.reason
+            )
+        })
+        .collect()
 }
 
 /// `feeds pause|resume|poll-now|unquarantine|reset-cursor`.
@@ -406,15 +446,15 @@ pub async fn act(config: &VotewireConfig, which: ActionName) -> anyhow::Result<E
     if args.via.json {
         print_json(&done)?;
     } else {
-        println!(
-            "feed {}: {} -> {} ({} by {}; {})",
+        crate::exit::print(&format!(
+            "feed {}: {} -> {} ({} by {}; {})\n",
             done.feed_id,
             done.health_before,
             done.health_after,
             done.action,
             done.actor,
             done.applies
-        );
+        ))?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -520,7 +560,7 @@ pub async fn add(config: &VotewireConfig, args: AddArgs) -> anyhow::Result<ExitC
                     &format!("adding {id}"),
                 )
                 .await?;
-                println!("added {id}");
+                crate::exit::print(&format!("added {id}\n"))?;
             }
         }
         Target::Local { registry, .. } => {
@@ -558,10 +598,10 @@ pub async fn add(config: &VotewireConfig, args: AddArgs) -> anyhow::Result<ExitC
                     errors.len()
                 );
             }
-            println!(
-                "added {} (ingestors pick it up at their next registry check)",
+            crate::exit::print(&format!(
+                "added {} (ingestors pick it up at their next registry check)\n",
                 dest.display()
-            );
+            ))?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -569,6 +609,85 @@ pub async fn add(config: &VotewireConfig, args: AddArgs) -> anyhow::Result<ExitC
 
 #[cfg(test)]
 mod tests {
+    use crate::api::{FeedDetail, FeedList, FeedSummary, HistoryEvent};
+
+    fn summary(owner: Option<&str>, live: bool) -> FeedSummary {
+        FeedSummary {
+            id: "clarity:GA:107556".into(),
+            family: "clarity-json".into(),
+            election_id: "ga-2021".into(),
+            enabled: true,
+            health: "healthy".into(),
+            paused: false,
+            source_seq: 3,
+            last_change_ms: None,
+            last_fetch_ms: None,
+            last_error_ms: None,
+            freshness_s: None,
+            lease_owner: owner.map(str::to_string),
+            lease_live: live,
+        }
+    }
+
+    /// A lease nobody holds now shows no owner, and names the last one.
+    #[test]
+    fn a_released_lease_shows_no_owner_and_history_shows_utc_times() {
+        let table = super::render_list(&FeedList {
+            feeds: vec![
+                summary(Some("ingest-1"), true),
+                summary(Some("ingest-2"), false),
+                summary(None, false),
+            ],
+        });
+        let rows: Vec<&str> = table.lines().collect();
+        assert_eq!(rows.len(), 4, "{table}");
+        assert!(rows[1].trim_end().ends_with(" ingest-1"), "{table}");
+        assert!(
+            rows[2].trim_end().ends_with(" - (last ingest-2)"),
+            "{table}"
+        );
+        assert!(rows[3].trim_end().ends_with(" -"), "{table}");
+        let history = super::render_history(
+            "x",
+            &[HistoryEvent {
+                at_ms: 1_609_459_200_123,
+                from: Some("healthy".into()),
+                to: "paused".into(),
+                reason: "operator".into(),
+                actor: "operator:ana".into(),
+            }],
+        );
+        assert_eq!(
+            history,
+            "2021-01-01T00:00:00.123Z healthy -> paused by operator:ana: operator\n"
+        );
+        assert_eq!(
+            super::render_history("x", &[]),
+            "no transitions stored for x\n"
+        );
+        // The detail view: the API sends no lease once it is released, and
+        // the summary still names who held it last.
+        let detail = |owner: Option<&str>| FeedDetail {
+            summary: summary(owner, false),
+            defined_at: "feeds.toml:1".into(),
+            config: serde_json::json!({}),
+            cursor: None,
+            lease: None,
+            operator_generation: 0,
+        };
+        let released = super::render_detail(&detail(Some("ingest-2"))).unwrap();
+        assert!(
+            released
+                .contains("  lease           none (last held by ingest-2: released or lapsed)\n"),
+            "{released}"
+        );
+        let never = super::render_detail(&detail(None)).unwrap();
+        assert!(
+            never.contains("  lease           none (no ingestor has held it)\n"),
+            "{never}"
+        );
+    }
+
     /// `feeds add tx.toml` names a file in the working directory: its
     /// folder is that directory, absolute, not the empty path (against
     /// which relative paths stayed relative).

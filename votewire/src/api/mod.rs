@@ -705,7 +705,7 @@ async fn record(state: &ApiState, id: &str, caller: &Caller, what: &str) {
         actor: caller.actor(),
     };
     if let Err(e) = state.state.append_event(id, &event).await {
-        eprintln!("votewire api: feed {id}: recording {what:?} in the history: {e}");
+        tracing::error!("feed {id}: recording {what:?} in the history: {e}");
     }
 }
 
@@ -1141,7 +1141,7 @@ async fn election_contests(
 async fn prometheus_metrics(State(state): State<Shared>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.prometheus.render(),
+        state.prometheus.render_off_runtime().await,
     )
         .into_response()
 }
@@ -1291,8 +1291,8 @@ pub async fn run(config: &VotewireConfig, args: ApiArgs) -> anyhow::Result<ExitC
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;
-    eprintln!(
-        "votewire api: listening on http://{} (registry {})",
+    tracing::info!(
+        "listening on http://{} (registry {})",
         listener.local_addr()?,
         args.feeds.display()
     );

@@ -181,7 +181,7 @@ pub fn follow(
                             view.caught_up.store(true, Ordering::Relaxed);
                         }
                     }
-                    Some(Err(e)) => eprintln!("votewire api: reading results: {e}"),
+                    Some(Err(e)) => tracing::warn!("reading results: {e}"),
                     None => {}
                 }
             }

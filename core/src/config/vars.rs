@@ -5,7 +5,7 @@
 //! Schema (schemars, from the same types serde reads), so a field added
 //! later has its variable without a line here.
 //!
-//! The hand-listed overrides of [`crate::config::ENV_OVERRIDES`] keep
+//! The hand-listed overrides of [`super::ENV_OVERRIDES`] keep
 //! their names and meanings (`VOTEWIRE_TOPIC_VOTES`, comma-separated
 //! lists, `grpc|http`) and win over a derived variable for the same
 //! field; the string-keyed maps have prefixes of their own
@@ -14,7 +14,7 @@
 
 use serde_json::Value;
 
-use crate::config::{ConfigError, VotewireConfig};
+use super::{ConfigError, VotewireConfig};
 
 /// The prefix every derived variable starts with.
 pub const PREFIX: &str = "VOTEWIRE_";
@@ -38,6 +38,20 @@ pub struct FieldVariable {
     pub kind: FieldKind,
     /// The values an enumerated field takes (`dynamodb`, `embedded`).
     pub choices: Vec<String>,
+    /// An optional field: an empty value unsets it.
+    pub nullable: bool,
+    /// The whole numbers an integer field holds (its type's range, raised
+    /// by the schema's `minimum`).
+    pub range: Option<IntegerRange>,
+    /// The field's doc comment, as the schema carries it.
+    pub description: String,
+}
+
+/// The bounds of an integer field, inclusive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IntegerRange {
+    pub min: i128,
+    pub max: i128,
 }
 
 impl FieldVariable {
@@ -73,7 +87,14 @@ fn walk(root: &Value, node: &Value, path: &mut Vec<String>, out: &mut Vec<FieldV
     };
     for (name, field) in properties {
         path.push(name.clone());
-        let field = non_null(root, resolve(root, field));
+        let description = [field, resolve(root, field)]
+            .iter()
+            .find_map(|n| n["description"].as_str())
+            .unwrap_or_default()
+            .to_string();
+        let declared = resolve(root, field);
+        let nullable = is_nullable(root, declared);
+        let field = non_null(root, declared);
         if field.get("properties").is_some() {
             walk(root, field, path, out);
         } else if let Some((kind, choices)) = leaf_kind(field) {
@@ -82,6 +103,9 @@ fn walk(root: &Value, node: &Value, path: &mut Vec<String>, out: &mut Vec<FieldV
                 path: path.clone(),
                 kind,
                 choices,
+                nullable,
+                range: (kind == FieldKind::Integer).then(|| integer_range(field)),
+                description,
             });
         }
         path.pop();
@@ -108,6 +132,38 @@ fn non_null<'a>(root: &'a Value, node: &'a Value) -> &'a Value {
             .find(|o| o.get("type") != Some(&Value::from("null")))
             .unwrap_or(node),
         None => node,
+    }
+}
+
+/// `anyOf: [X, {type: null}]` or `type: [X, "null"]`.
+fn is_nullable(root: &Value, node: &Value) -> bool {
+    let null = Value::from("null");
+    match (&node["type"], node.get("anyOf").and_then(Value::as_array)) {
+        (Value::Array(types), _) => types.contains(&null),
+        (_, Some(options)) => options.iter().any(|o| resolve(root, o)["type"] == null),
+        _ => false,
+    }
+}
+
+/// The range of an integer field: its `format` (`uint64`, `int32`, …)
+/// and its `minimum`, as schemars writes them, and never past what a TOML
+/// file can hold (a 64-bit signed integer), so `config show` prints what
+/// `--config` reads back.
+fn integer_range(field: &Value) -> IntegerRange {
+    let (min, max) = match field["format"].as_str().unwrap_or("int64") {
+        "uint8" => (0, i128::from(u8::MAX)),
+        "uint16" => (0, i128::from(u16::MAX)),
+        "uint32" => (0, i128::from(u32::MAX)),
+        "uint64" | "uint" => (0, i128::from(i64::MAX)),
+        "int8" => (i128::from(i8::MIN), i128::from(i8::MAX)),
+        "int16" => (i128::from(i16::MIN), i128::from(i16::MAX)),
+        "int32" => (i128::from(i32::MIN), i128::from(i32::MAX)),
+        _ => (i128::from(i64::MIN), i128::from(i64::MAX)),
+    };
+    let minimum = field["minimum"].as_f64().map(|m| m.ceil() as i128);
+    IntegerRange {
+        min: minimum.map_or(min, |m| m.max(min)),
+        max,
     }
 }
 
@@ -152,14 +208,15 @@ fn leaf_kind(field: &Value) -> Option<(FieldKind, Vec<String>)> {
 }
 
 /// Applies every derived variable in `vars` that no hand-listed override
-/// names, through serde: the configuration is written out, the fields
-/// set, and read back with the same checks as the file (a value of the
-/// wrong type is an error naming the variable).
+/// names, through serde: the configuration is written out, each field set
+/// and the whole read back with the same checks as the file, one variable
+/// at a time, so that a refused value is an error naming its variable and
+/// leaves the configuration as it was.
 pub fn apply(config: &mut VotewireConfig, vars: &[(String, String)]) -> Result<(), ConfigError> {
     let fields = field_variables();
     let set: Vec<(&FieldVariable, &String)> = vars
         .iter()
-        .filter(|(name, _)| !crate::config::ENV_OVERRIDES.iter().any(|o| o.var == name))
+        .filter(|(name, _)| !super::ENV_OVERRIDES.iter().any(|o| o.var == name))
         .filter_map(|(name, value)| fields.iter().find(|f| &f.var == name).map(|f| (f, value)))
         .collect();
     if set.is_empty() {
@@ -168,41 +225,65 @@ pub fn apply(config: &mut VotewireConfig, vars: &[(String, String)]) -> Result<(
     // The maps are carried over as they are: serialising redacts secrets.
     let properties = std::mem::take(&mut config.kafka.properties);
     let topic_settings = std::mem::take(&mut config.topics.config);
-    let mut tree = serde_json::to_value(&*config).expect("the configuration serialises");
-    let mut result = Ok(());
-    for (field, value) in set {
-        let parsed = match parse(field, value) {
-            Ok(v) => v,
-            Err(reason) => {
-                result = Err(env_error(field, value, reason));
-                break;
-            }
-        };
-        let (last, parents) = field.path.split_last().expect("a field has a name");
-        let mut node = &mut tree;
-        for p in parents {
-            node = &mut node[p.as_str()];
-        }
-        node[last.as_str()] = parsed;
-    }
-    if result.is_ok() {
-        match serde_json::from_value::<VotewireConfig>(tree) {
-            Ok(patched) => *config = patched,
-            Err(e) => {
-                result = Err(ConfigError::Env {
-                    var: "VOTEWIRE_…".into(),
-                    value: String::new(),
-                    reason: e.to_string(),
-                })
-            }
-        }
-    }
+    let result = patch(config, &set);
     config.kafka.properties = properties;
     config.topics.config = topic_settings;
     result
 }
 
+fn patch(
+    config: &mut VotewireConfig,
+    set: &[(&FieldVariable, &String)],
+) -> Result<(), ConfigError> {
+    let mut tree = serde_json::to_value(&*config).map_err(|e| ConfigError::Env {
+        var: PREFIX.into(),
+        value: String::new(),
+        reason: format!("the configuration did not serialise: {e}"),
+    })?;
+    for (field, value) in set {
+        let parsed = parse(field, value).map_err(|reason| env_error(field, value, reason))?;
+        set_path(&mut tree, &field.path, parsed)
+            .map_err(|reason| env_error(field, value, reason))?;
+        // Read back after each variable, so that serde's refusal names it.
+        serde_json::from_value::<VotewireConfig>(tree.clone())
+            .map_err(|e| env_error(field, value, e.to_string()))?;
+    }
+    *config = serde_json::from_value(tree).map_err(|e| ConfigError::Env {
+        var: PREFIX.into(),
+        value: String::new(),
+        reason: e.to_string(),
+    })?;
+    Ok(())
+}
+
+/// Sets `path` in a serialised configuration; a section that serialised
+/// as null (an unset optional table) becomes a table.
+fn set_path(tree: &mut Value, path: &[String], value: Value) -> Result<(), String> {
+    let (last, parents) = path.split_last().ok_or("a field has a name")?;
+    let mut node = tree;
+    for p in parents {
+        if node.is_null() {
+            *node = Value::Object(Default::default());
+        }
+        node = node
+            .as_object_mut()
+            .ok_or_else(|| format!("{p} is not a table"))?
+            .entry(p.clone())
+            .or_insert(Value::Null);
+    }
+    if node.is_null() {
+        *node = Value::Object(Default::default());
+    }
+    node.as_object_mut()
+        .ok_or_else(|| format!("the parent of {last} is not a table"))?
+        .insert(last.clone(), value);
+    Ok(())
+}
+
 fn parse(field: &FieldVariable, value: &str) -> Result<Value, String> {
+    if field.nullable && value.trim().is_empty() {
+        return Ok(Value::Null);
+    }
     match field.kind {
         FieldKind::String if !field.choices.is_empty() => {
             if field.choices.iter().any(|c| c == value) {
@@ -212,11 +293,26 @@ fn parse(field: &FieldVariable, value: &str) -> Result<Value, String> {
             }
         }
         FieldKind::String => Ok(Value::from(value)),
-        FieldKind::Integer => value
-            .trim()
-            .parse::<i64>()
-            .map(Value::from)
-            .map_err(|_| "expected a whole number".into()),
+        FieldKind::Integer => {
+            let range = field.range.unwrap_or(IntegerRange {
+                min: i128::from(i64::MIN),
+                max: i128::from(i64::MAX),
+            });
+            let expected = || {
+                format!(
+                    "expected a whole number from {} to {}",
+                    range.min, range.max
+                )
+            };
+            let n: i128 = value.trim().parse().map_err(|_| expected())?;
+            if n < range.min || n > range.max {
+                return Err(expected());
+            }
+            Ok(match u64::try_from(n) {
+                Ok(n) => Value::from(n),
+                Err(_) => Value::from(i64::try_from(n).map_err(|_| expected())?),
+            })
+        }
         FieldKind::Bool => match value.trim() {
             "true" => Ok(Value::Bool(true)),
             "false" => Ok(Value::Bool(false)),
@@ -324,5 +420,108 @@ mod tests {
             .insert("sasl.password".into(), "s3cret".into());
         apply(&mut c, &vars(&[("VOTEWIRE_OTLP_TIMEOUT_MS", "10")])).unwrap();
         assert_eq!(c.kafka.properties["sasl.password"], "s3cret");
+    }
+
+    /// OpenTelemetry's names lose to votewire's, the derived one included.
+    #[test]
+    fn votewires_names_win_over_opentelemetrys_and_an_empty_otel_variable_is_unset() {
+        let mut c = VotewireConfig::default();
+        c.apply_env(vars(&[
+            ("VOTEWIRE_OTLP_TIMEOUT_MS", "1500"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "9000"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", ""),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", " "),
+        ]))
+        .unwrap();
+        assert_eq!(c.otlp.timeout_ms, 1500);
+        assert_eq!(c.otlp.endpoint, None);
+        assert_eq!(c.otlp.protocol, VotewireConfig::default().otlp.protocol);
+    }
+
+    /// One field, two names: the same value is fine, two values are refused.
+    #[test]
+    fn two_names_of_one_field_must_agree() {
+        let mut c = VotewireConfig::default();
+        c.apply_env(vars(&[
+            ("VOTEWIRE_TOPIC_VOTES", "night.votes"),
+            ("VOTEWIRE_TOPICS_VOTES", "night.votes"),
+        ]))
+        .unwrap();
+        assert_eq!(c.topics.votes, "night.votes");
+        for (older, derived) in [
+            ("VOTEWIRE_TOPIC_VOTES", "VOTEWIRE_TOPICS_VOTES"),
+            ("VOTEWIRE_STATE_STORE", "VOTEWIRE_STATE_STORE_KIND"),
+            (
+                "VOTEWIRE_DYNAMODB_ENDPOINT",
+                "VOTEWIRE_STATE_STORE_ENDPOINT_URL",
+            ),
+            (
+                "VOTEWIRE_ARCHIVE_S3_ENDPOINT",
+                "VOTEWIRE_ARCHIVE_S3_ENDPOINT_URL",
+            ),
+        ] {
+            let err = VotewireConfig::default()
+                .apply_env(vars(&[(derived, "embedded"), (older, "dynamodb")]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(older) && err.contains(derived), "{err}");
+        }
+    }
+
+    /// An empty value unsets an optional field; a required one keeps
+    /// its meaning (an empty table prefix is a prefix).
+    #[test]
+    fn an_empty_value_unsets_an_optional_field() {
+        let mut c = VotewireConfig::default();
+        c.state_store.endpoint_url = Some("http://127.0.0.1:8000".into());
+        c.kafka.msk_iam_region = Some("us-east-1".into());
+        c.apply_env(vars(&[
+            ("VOTEWIRE_STATE_STORE_ENDPOINT_URL", ""),
+            ("VOTEWIRE_KAFKA_MSK_IAM_REGION", "  "),
+            ("VOTEWIRE_STATE_STORE_TABLE_PREFIX", ""),
+        ]))
+        .unwrap();
+        assert_eq!(c.state_store.endpoint_url, None);
+        assert_eq!(c.kafka.msk_iam_region, None);
+        assert_eq!(c.state_store.table_prefix, "");
+    }
+
+    /// A number outside the field's type is refused naming the variable
+    /// and the range, never by serde's anonymous complaint.
+    #[test]
+    fn a_number_outside_the_fields_range_names_the_variable_and_the_range() {
+        for (var, value) in [
+            ("VOTEWIRE_STATE_STORE_OPERATION_TIMEOUT_MS", "-5"),
+            ("VOTEWIRE_KAFKA_REQUEST_TIMEOUT_MS", "18446744073709551616"),
+            // A u64 past i64::MAX: a TOML file cannot hold it, so `config
+            // show` could not print it back.
+            ("VOTEWIRE_KAFKA_REQUEST_TIMEOUT_MS", "9223372036854775808"),
+            ("VOTEWIRE_TOPICS_CONTEST_PARTITIONS_X", "1"),
+        ] {
+            let Some(field) = field_variables().iter().find(|f| f.var == var) else {
+                assert!(var.ends_with("_X"), "{var} is a field");
+                continue;
+            };
+            let mut c = VotewireConfig::default();
+            let err = apply(&mut c, &vars(&[(var, value)]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(var), "{err}");
+            assert!(err.contains("expected a whole number from 0 to"), "{err}");
+            assert_eq!(field.range.unwrap().min, 0);
+            assert_eq!(c, VotewireConfig::default());
+        }
+        let partitions = field_variables()
+            .iter()
+            .find(|f| f.var == "VOTEWIRE_TOPICS_CONTEST_PARTITIONS")
+            .unwrap();
+        assert_eq!(partitions.range.unwrap().max, i128::from(i32::MAX));
+        let mut c = VotewireConfig::default();
+        apply(
+            &mut c,
+            &vars(&[("VOTEWIRE_KAFKA_REQUEST_TIMEOUT_MS", "9223372036854775807")]),
+        )
+        .unwrap();
+        assert_eq!(c.kafka.request_timeout_ms, 9_223_372_036_854_775_807);
     }
 }

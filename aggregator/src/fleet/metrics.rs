@@ -17,7 +17,7 @@ use std::sync::{LazyLock, Mutex};
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Counter, Histogram};
 
-use crate::fleet::BatchReport;
+use super::report::BatchReport;
 
 /// Buckets for latencies: 5 ms to 60 s.
 const LATENCY_BUCKETS: &[f64] = &[

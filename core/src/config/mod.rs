@@ -1,11 +1,13 @@
 //! The typed votewire configuration.
 //!
 //! A configuration is read from a TOML file (every field has a default, so an
-//! empty file is valid) and then overridden by environment variables. The
-//! complete list of variables is [`ENV_OVERRIDES`]; in addition every variable
-//! named `VOTEWIRE_KAFKA_PROPERTY_<NAME>` sets the librdkafka property
-//! `<name>` with `_` turned into `.` (for example
-//! `VOTEWIRE_KAFKA_PROPERTY_SASL_MECHANISMS=SCRAM-SHA-512`).
+//! empty file is valid) and then overridden by environment variables: every
+//! field has one named by its path ([`vars`]), a few have older or
+//! OpenTelemetry's names too ([`ENV_OVERRIDES`]), and every variable named
+//! `VOTEWIRE_KAFKA_PROPERTY_<NAME>` sets the librdkafka property `<name>`
+//! with `_` turned into `.` (for example
+//! `VOTEWIRE_KAFKA_PROPERTY_SASL_MECHANISMS=SCRAM-SHA-512`). [`reference`]
+//! lists them all, for `votewire config env` and docs/configuration.md.
 //!
 //! Secrets are never stored in this struct's file form: SASL passwords and AWS
 //! credentials come from the environment (or the normal AWS credential chain).
@@ -14,6 +16,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+mod redact;
+pub mod reference;
+pub mod vars;
+
+pub use redact::{redact_url, redact_urls_in};
 
 /// Why a configuration could not be loaded. None of these is helped by a
 /// retry: the operator has to fix the file or the environment.
@@ -42,6 +50,23 @@ pub enum ConfigError {
         var: String,
         nearest: Option<&'static str>,
     },
+    /// Two names for one field (`VOTEWIRE_TOPIC_VOTES` and the
+    /// `VOTEWIRE_TOPICS_VOTES` named by its path) that disagree: which one
+    /// wins would be a guess.
+    #[error(
+        "environment variables {first} and {second} both set {field}, to different values; unset one (`votewire config env` lists the names of each field)"
+    )]
+    ConflictingVariables {
+        field: String,
+        first: String,
+        second: String,
+    },
+    /// The placeholder `config show` prints in place of a secret, read
+    /// back as a value.
+    #[error(
+        "{field} holds {REDACTED}, the placeholder `votewire config show` prints for a secret; put the secret back (from the environment or a file)"
+    )]
+    RedactedPlaceholder { field: String },
 }
 
 /// The whole configuration of a votewire process.
@@ -57,6 +82,7 @@ pub struct VotewireConfig {
     pub archive: ArchiveConfig,
     pub otlp: OtlpConfig,
     pub api: ApiConfig,
+    pub log: LogConfig,
 }
 
 /// Where raw payloads are archived: local files under `state_dir/archive`
@@ -120,6 +146,8 @@ pub fn is_secret_property(name: &str) -> bool {
         "key.pem",
         "private",
         "credential",
+        // `sasl.oauthbearer.config` holds `clientSecret=…`.
+        "oauthbearer.config",
     ]
     .iter()
     .any(|s| n.contains(s))
@@ -128,6 +156,22 @@ pub fn is_secret_property(name: &str) -> bool {
 
 /// A value printed in place of a secret.
 pub const REDACTED: &str = "<redacted>";
+
+/// Replaces the credentials and secret query values of every URL in a
+/// serialised configuration with [`REDACTED`] ([`redact_url`]).
+fn redact_url_credentials(tree: &mut serde_json::Value) {
+    use serde_json::Value;
+    match tree {
+        Value::String(s) => {
+            if let std::borrow::Cow::Owned(shown) = redact_url(s) {
+                *s = shown;
+            }
+        }
+        Value::Object(map) => map.values_mut().for_each(redact_url_credentials),
+        Value::Array(items) => items.iter_mut().for_each(redact_url_credentials),
+        _ => {}
+    }
+}
 
 /// The Kafka properties as `config show` prints them: secrets redacted.
 fn serialize_redacted<S: serde::Serializer>(
@@ -144,9 +188,16 @@ fn serialize_redacted<S: serde::Serializer>(
 
 impl VotewireConfig {
     /// The effective configuration as TOML, the form `--config` reads,
-    /// with every secret-holding Kafka property redacted (`config show`).
+    /// with every secret-holding Kafka property redacted, and the user
+    /// name and password of any URL (`https://user:pass@host`)
+    /// (`config show`).
     pub fn to_redacted_toml(&self) -> Result<String, toml::ser::Error> {
-        toml::to_string_pretty(self)
+        use serde::ser::Error;
+        let mut tree = serde_json::to_value(self).map_err(toml::ser::Error::custom)?;
+        redact_url_credentials(&mut tree);
+        let shown: VotewireConfig =
+            serde_json::from_value(tree).map_err(toml::ser::Error::custom)?;
+        toml::to_string_pretty(&shown)
     }
 }
 
@@ -218,6 +269,8 @@ pub struct StateStoreConfig {
     /// A DynamoDB-API endpoint URL; `None` means the real AWS endpoint for
     /// `region`.
     pub endpoint_url: Option<String>,
+    /// The AWS region of the state store and the S3 archive (an AWS
+    /// credential chain's region is not read).
     pub region: String,
     /// Prefix for table names (`<prefix>feeds`, `<prefix>feed_events`).
     pub table_prefix: String,
@@ -265,6 +318,27 @@ pub enum OtlpProtocol {
     Http,
 }
 
+/// The services' logs, on stderr through `tracing` (filtered by
+/// `RUST_LOG`, default `info`).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` (one readable line per event) or `json` (one JSON object
+    /// per line, with the event's fields, for a log pipeline).
+    pub format: LogFormat,
+}
+
+/// How log events are written.
+#[derive(
+    Debug, Clone, Copy, Default, Deserialize, Serialize, schemars::JsonSchema, PartialEq, Eq,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
 /// The operator API.
 #[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -287,6 +361,7 @@ impl Default for VotewireConfig {
             archive: ArchiveConfig::default(),
             otlp: OtlpConfig::default(),
             api: ApiConfig::default(),
+            log: LogConfig::default(),
         }
     }
 }
@@ -354,6 +429,9 @@ impl Default for ApiConfig {
 /// One environment override: the variable and what it sets.
 pub struct EnvOverride {
     pub var: &'static str,
+    /// The field's path (`topics.votes`); a variable derived from the
+    /// same path is another name for it.
+    pub field: &'static str,
     pub describes: &'static str,
     apply: fn(&mut VotewireConfig, &str) -> Result<(), String>,
 }
@@ -470,6 +548,7 @@ pub const LOCAL_STACK_VARIABLES: &[&str] = &[
 pub const ENV_OVERRIDES: &[EnvOverride] = &[
     EnvOverride {
         var: "VOTEWIRE_STATE_DIR",
+        field: "state_dir",
         describes: "state_dir",
         apply: |c, v| {
             c.state_dir = PathBuf::from(v);
@@ -478,6 +557,7 @@ pub const ENV_OVERRIDES: &[EnvOverride] = &[
     },
     EnvOverride {
         var: "VOTEWIRE_KAFKA_BOOTSTRAP_SERVERS",
+        field: "kafka.bootstrap_servers",
         describes: "kafka.bootstrap_servers",
         apply: |c, v| {
             c.kafka.bootstrap_servers = v.to_string();
@@ -486,14 +566,16 @@ pub const ENV_OVERRIDES: &[EnvOverride] = &[
     },
     EnvOverride {
         var: "VOTEWIRE_KAFKA_MSK_IAM_REGION",
+        field: "kafka.msk_iam_region",
         describes: "kafka.msk_iam_region (IAM access control on Amazon MSK)",
         apply: |c, v| {
-            c.kafka.msk_iam_region = (!v.is_empty()).then(|| v.to_string());
+            c.kafka.msk_iam_region = (!v.trim().is_empty()).then(|| v.to_string());
             Ok(())
         },
     },
     EnvOverride {
         var: "VOTEWIRE_KAFKA_CLIENT_ID",
+        field: "kafka.client_id",
         describes: "kafka.client_id",
         apply: |c, v| {
             c.kafka.client_id = v.to_string();
@@ -502,6 +584,7 @@ pub const ENV_OVERRIDES: &[EnvOverride] = &[
     },
     EnvOverride {
         var: "VOTEWIRE_TOPIC_VOTES",
+        field: "topics.votes",
         describes: "topics.votes",
         apply: |c, v| {
             c.topics.votes = v.to_string();
@@ -510,6 +593,7 @@ pub const ENV_OVERRIDES: &[EnvOverride] = &[
     },
     EnvOverride {
         var: "VOTEWIRE_TOPIC_SNAPSHOTS",
+        field: "topics.snapshots",
         describes: "topics.snapshots",
         apply: |c, v| {
             c.topics.snapshots = v.to_string();
@@ -518,6 +602,7 @@ pub const ENV_OVERRIDES: &[EnvOverride] = &[
     },
     EnvOverride {
         var: "VOTEWIRE_TOPIC_RESULTS",
+        field: "topics.results",
         describes: "topics.results",
         apply: |c, v| {
             c.topics.results = v.to_string();
@@ -526,6 +611,7 @@ pub const ENV_OVERRIDES: &[EnvOverride] = &[
     },
     EnvOverride {
         var: "VOTEWIRE_TOPIC_FEED_STATUS",
+        field: "topics.feed_status",
         describes: "topics.feed_status",
         apply: |c, v| {
             c.topics.feed_status = v.to_string();
@@ -534,6 +620,7 @@ pub const ENV_OVERRIDES: &[EnvOverride] = &[
     },
     EnvOverride {
         var: "VOTEWIRE_TOPIC_DLQ",
+        field: "topics.dlq",
         describes: "topics.dlq",
         apply: |c, v| {
             c.topics.dlq = v.to_string();
@@ -542,6 +629,7 @@ pub const ENV_OVERRIDES: &[EnvOverride] = &[
     },
     EnvOverride {
         var: "VOTEWIRE_TOPICS_CONTEST_PARTITIONS",
+        field: "topics.contest_partitions",
         describes: "topics.contest_partitions",
         apply: |c, v| {
             c.topics.contest_partitions = positive(v)?;
@@ -550,6 +638,7 @@ pub const ENV_OVERRIDES: &[EnvOverride] = &[
     },
     EnvOverride {
         var: "VOTEWIRE_TOPICS_OTHER_PARTITIONS",
+        field: "topics.other_partitions",
         describes: "topics.other_partitions",
         apply: |c, v| {
             c.topics.other_partitions = positive(v)?;
@@ -558,6 +647,7 @@ pub const ENV_OVERRIDES: &[EnvOverride] = &[
     },
     EnvOverride {
         var: "VOTEWIRE_TOPICS_REPLICATION_FACTOR",
+        field: "topics.replication_factor",
         describes: "topics.replication_factor",
         apply: |c, v| {
             c.topics.replication_factor = positive(v)?;
@@ -566,6 +656,7 @@ pub const ENV_OVERRIDES: &[EnvOverride] = &[
     },
     EnvOverride {
         var: "VOTEWIRE_STATE_STORE",
+        field: "state_store.kind",
         describes: "state_store.kind (dynamodb | embedded)",
         apply: |c, v| {
             c.state_store.kind = match v {
@@ -578,14 +669,16 @@ pub const ENV_OVERRIDES: &[EnvOverride] = &[
     },
     EnvOverride {
         var: "VOTEWIRE_DYNAMODB_ENDPOINT",
+        field: "state_store.endpoint_url",
         describes: "state_store.endpoint_url",
         apply: |c, v| {
-            c.state_store.endpoint_url = (!v.is_empty()).then(|| v.to_string());
+            c.state_store.endpoint_url = (!v.trim().is_empty()).then(|| v.to_string());
             Ok(())
         },
     },
     EnvOverride {
         var: "VOTEWIRE_AWS_REGION",
+        field: "state_store.region",
         describes: "state_store.region",
         apply: |c, v| {
             c.state_store.region = v.to_string();
@@ -594,22 +687,25 @@ pub const ENV_OVERRIDES: &[EnvOverride] = &[
     },
     EnvOverride {
         var: "VOTEWIRE_ARCHIVE_S3_BUCKET",
+        field: "archive.s3_bucket",
         describes: "archive.s3_bucket",
         apply: |c, v| {
-            c.archive.s3_bucket = (!v.is_empty()).then(|| v.to_string());
+            c.archive.s3_bucket = (!v.trim().is_empty()).then(|| v.to_string());
             Ok(())
         },
     },
     EnvOverride {
         var: "VOTEWIRE_ARCHIVE_S3_ENDPOINT",
+        field: "archive.s3_endpoint_url",
         describes: "archive.s3_endpoint_url",
         apply: |c, v| {
-            c.archive.s3_endpoint_url = (!v.is_empty()).then(|| v.to_string());
+            c.archive.s3_endpoint_url = (!v.trim().is_empty()).then(|| v.to_string());
             Ok(())
         },
     },
     EnvOverride {
         var: "VOTEWIRE_TABLE_PREFIX",
+        field: "state_store.table_prefix",
         describes: "state_store.table_prefix",
         apply: |c, v| {
             c.state_store.table_prefix = v.to_string();
@@ -620,14 +716,16 @@ pub const ENV_OVERRIDES: &[EnvOverride] = &[
     // them; the VOTEWIRE_OTLP_* names win when both are set.
     EnvOverride {
         var: "OTEL_EXPORTER_OTLP_ENDPOINT",
+        field: "otlp.endpoint",
         describes: "otlp.endpoint (OpenTelemetry's name; VOTEWIRE_OTLP_ENDPOINT wins)",
         apply: |c, v| {
-            c.otlp.endpoint = (!v.is_empty()).then(|| v.to_string());
+            c.otlp.endpoint = (!v.trim().is_empty()).then(|| v.to_string());
             Ok(())
         },
     },
     EnvOverride {
         var: "OTEL_EXPORTER_OTLP_PROTOCOL",
+        field: "otlp.protocol",
         describes: "otlp.protocol: grpc or http/protobuf (VOTEWIRE_OTLP_PROTOCOL wins)",
         apply: |c, v| {
             c.otlp.protocol = match v {
@@ -643,6 +741,7 @@ pub const ENV_OVERRIDES: &[EnvOverride] = &[
     },
     EnvOverride {
         var: "OTEL_EXPORTER_OTLP_TIMEOUT",
+        field: "otlp.timeout_ms",
         describes: "otlp.timeout_ms, in milliseconds (OpenTelemetry's name)",
         apply: |c, v| {
             c.otlp.timeout_ms = v
@@ -653,14 +752,16 @@ pub const ENV_OVERRIDES: &[EnvOverride] = &[
     },
     EnvOverride {
         var: "VOTEWIRE_OTLP_ENDPOINT",
+        field: "otlp.endpoint",
         describes: "otlp.endpoint",
         apply: |c, v| {
-            c.otlp.endpoint = (!v.is_empty()).then(|| v.to_string());
+            c.otlp.endpoint = (!v.trim().is_empty()).then(|| v.to_string());
             Ok(())
         },
     },
     EnvOverride {
         var: "VOTEWIRE_OTLP_PROTOCOL",
+        field: "otlp.protocol",
         describes: "otlp.protocol (grpc|http)",
         apply: |c, v| {
             c.otlp.protocol = match v {
@@ -673,6 +774,7 @@ pub const ENV_OVERRIDES: &[EnvOverride] = &[
     },
     EnvOverride {
         var: "VOTEWIRE_API_LISTEN",
+        field: "api.listen",
         describes: "api.listen",
         apply: |c, v| {
             c.api.listen = v.to_string();
@@ -681,6 +783,7 @@ pub const ENV_OVERRIDES: &[EnvOverride] = &[
     },
     EnvOverride {
         var: "VOTEWIRE_API_TRUSTED_PROXIES",
+        field: "api.trusted_proxies",
         describes: "api.trusted_proxies (comma-separated CIDRs)",
         apply: |c, v| {
             c.api.trusted_proxies = v
@@ -711,11 +814,7 @@ pub fn known_variables() -> impl Iterator<Item = &'static str> {
         .chain(SERVICE_VARIABLES.iter().map(|(v, _)| *v))
         .chain(RUNTIME_VARIABLES.iter().map(|(v, _)| *v))
         .chain(LOCAL_STACK_VARIABLES.iter().copied())
-        .chain(
-            crate::config_vars::field_variables()
-                .iter()
-                .map(|f| f.var.as_str()),
-        )
+        .chain(vars::field_variables().iter().map(|f| f.var.as_str()))
 }
 
 /// The first `VOTEWIRE_…` name among `names` that votewire does not know,
@@ -773,27 +872,36 @@ impl VotewireConfig {
             return Err(unknown);
         }
         config.apply_env(vars)?;
+        config.refuse_redacted_placeholders()?;
         Ok(config)
     }
 
     /// Applies `VOTEWIRE_…` overrides from an iterator of variables, so tests
     /// need not touch the process environment.
+    ///
+    /// OpenTelemetry's standard `OTEL_*` names go first (an empty one counts
+    /// as unset), then the variables named by a field's path, then
+    /// votewire's hand-listed names and prefixes: votewire's own win over
+    /// OpenTelemetry's whatever the environment's order. Two `VOTEWIRE_…`
+    /// names for one field with different values are refused.
     pub fn apply_env(
         &mut self,
         vars: impl IntoIterator<Item = (String, String)>,
     ) -> Result<(), ConfigError> {
-        // OpenTelemetry's OTEL_* names first, so that votewire's own win.
-        let (mut vars, votewire): (Vec<_>, Vec<_>) = vars
-            .into_iter()
-            .partition(|(name, _): &(String, String)| name.starts_with("OTEL_"));
-        vars.extend(votewire);
-        // A variable named by a field's path first; the hand-listed
-        // overrides below win over it for the same field.
-        crate::config_vars::apply(self, &vars)?;
-        for (name, value) in vars {
+        let vars: Vec<(String, String)> = vars.into_iter().collect();
+        if let Some(conflict) = conflicting_variables(&vars) {
+            return Err(conflict);
+        }
+        for (name, value) in vars.iter().filter(|(n, _)| n.starts_with("OTEL_")) {
+            if !value.trim().is_empty() {
+                self.apply_override(name, value)?;
+            }
+        }
+        vars::apply(self, &vars)?;
+        for (name, value) in vars.iter().filter(|(n, _)| !n.starts_with("OTEL_")) {
             if let Some(property) = name.strip_prefix(KAFKA_PROPERTY_ENV_PREFIX) {
                 let key = property.to_ascii_lowercase().replace('_', ".");
-                self.kafka.properties.insert(key, value);
+                self.kafka.properties.insert(key, value.clone());
                 continue;
             }
             if let Some(setting) = name
@@ -801,19 +909,113 @@ impl VotewireConfig {
                 .filter(|s| !s.is_empty())
             {
                 let key = setting.to_ascii_lowercase().replace('_', ".");
-                self.topics.config.insert(key, value);
+                self.topics.config.insert(key, value.clone());
                 continue;
             }
-            if let Some(o) = ENV_OVERRIDES.iter().find(|o| o.var == name) {
-                (o.apply)(self, &value).map_err(|reason| ConfigError::Env {
-                    var: name.clone(),
-                    value: value.clone(),
-                    reason,
-                })?;
-            }
+            self.apply_override(name, value)?;
         }
         Ok(())
     }
+
+    /// Applies the hand-listed override named `name`, if there is one.
+    fn apply_override(&mut self, name: &str, value: &str) -> Result<(), ConfigError> {
+        match ENV_OVERRIDES.iter().find(|o| o.var == name) {
+            Some(o) => (o.apply)(self, value).map_err(|reason| ConfigError::Env {
+                var: name.to_string(),
+                value: value.to_string(),
+                reason,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Refuses a configuration holding the placeholder `config show`
+    /// prints for a secret: a shown file fed back as it is would otherwise
+    /// send `<redacted>` as the password.
+    pub fn refuse_redacted_placeholders(&self) -> Result<(), ConfigError> {
+        if let Some((name, _)) = self
+            .kafka
+            .properties
+            .iter()
+            .find(|(_, v)| v.contains(REDACTED))
+        {
+            return Err(ConfigError::RedactedPlaceholder {
+                field: format!("kafka.properties.\"{name}\""),
+            });
+        }
+        let mut rest = self.clone();
+        rest.kafka.properties.clear();
+        let tree = serde_json::to_value(&rest).unwrap_or_default();
+        match find_string(&tree, &mut Vec::new(), &|s| {
+            s.contains(REDACTED) || s.to_ascii_lowercase().contains("%3credacted%3e")
+        }) {
+            Some(field) => Err(ConfigError::RedactedPlaceholder { field }),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The path of the first string in `tree` that `matches`.
+fn find_string(
+    tree: &serde_json::Value,
+    path: &mut Vec<String>,
+    matches: &dyn Fn(&str) -> bool,
+) -> Option<String> {
+    use serde_json::Value;
+    match tree {
+        Value::String(s) if matches(s) => Some(path.join(".")),
+        Value::Object(map) => map.iter().find_map(|(k, v)| {
+            path.push(k.clone());
+            let found = find_string(v, path, matches);
+            path.pop();
+            found
+        }),
+        Value::Array(items) => items.iter().enumerate().find_map(|(i, v)| {
+            path.push(i.to_string());
+            let found = find_string(v, path, matches);
+            path.pop();
+            found
+        }),
+        _ => None,
+    }
+}
+
+/// The field a `VOTEWIRE_…` variable sets, by either of its names.
+fn field_of(name: &str) -> Option<String> {
+    ENV_OVERRIDES
+        .iter()
+        .find(|o| o.var == name)
+        .map(|o| o.field.to_string())
+        .or_else(|| {
+            vars::field_variables()
+                .iter()
+                .find(|f| f.var == name)
+                .map(|f| f.path.join("."))
+        })
+}
+
+/// Two `VOTEWIRE_…` names for one field, set to different values.
+fn conflicting_variables(vars: &[(String, String)]) -> Option<ConfigError> {
+    let mut by_field: BTreeMap<String, (&str, &str)> = BTreeMap::new();
+    for (name, value) in vars.iter().filter(|(n, _)| n.starts_with("VOTEWIRE_")) {
+        let Some(field) = field_of(name) else {
+            continue;
+        };
+        match by_field.get(&field) {
+            Some((first, seen)) if *first != name && seen.trim() != value.trim() => {
+                return Some(ConfigError::ConflictingVariables {
+                    field,
+                    first: first.to_string(),
+                    second: name.clone(),
+                });
+            }
+            Some(_) => {}
+            None => {
+                by_field.insert(field, (name, value));
+            }
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -934,6 +1136,50 @@ mod tests {
         assert_eq!(back, expected);
     }
 
+    /// Credentials in a URL and in an OAUTHBEARER config are hidden too,
+    /// and a shown file fed back as it is stops at the placeholder.
+    #[test]
+    fn url_credentials_are_hidden_and_a_placeholder_read_back_is_refused() {
+        let mut c = VotewireConfig::default();
+        c.apply_env(vars(&[
+            (
+                "VOTEWIRE_OTLP_ENDPOINT",
+                "https://tenant:hunter2@collector.example:4318",
+            ),
+            (
+                "VOTEWIRE_STATE_STORE_ENDPOINT_URL",
+                "http://ak-not-shown@127.0.0.1:8000",
+            ),
+            (
+                "VOTEWIRE_KAFKA_PROPERTY_SASL_OAUTHBEARER_CONFIG",
+                "clientId=x clientSecret=hunter3",
+            ),
+        ]))
+        .unwrap();
+        let text = c.to_redacted_toml().unwrap();
+        for secret in ["hunter2", "hunter3", "ak-not-shown", "tenant"] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        assert!(text.contains("collector.example:4318"), "{text}");
+        let dir = tempfile::tempdir().unwrap();
+        let shown = dir.path().join("shown.toml");
+        std::fs::write(&shown, &text).unwrap();
+        let back = VotewireConfig::from_toml_str(&text, &shown).unwrap();
+        let err = back.refuse_redacted_placeholders().unwrap_err().to_string();
+        assert!(err.contains("kafka.properties"), "{err}");
+        let mut urls_only = back.clone();
+        urls_only.kafka.properties.clear();
+        let err = urls_only
+            .refuse_redacted_placeholders()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("state_store.endpoint_url") || err.contains("otlp.endpoint"),
+            "{err}"
+        );
+        assert!(c.refuse_redacted_placeholders().is_ok());
+    }
+
     /// OpenTelemetry's standard variables configure export too, and
     /// votewire's own names win over them whatever the environment's order.
     #[test]
@@ -968,6 +1214,35 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/votewire.example.toml");
         let text = std::fs::read_to_string(&path).expect("deploy/votewire.example.toml exists");
         VotewireConfig::from_toml_str(&text, &path).unwrap();
+        // It documents every field: each is set, or shown commented out,
+        // under its section.
+        let mut section = String::new();
+        let mut documented = std::collections::BTreeSet::new();
+        for line in text.lines().map(str::trim) {
+            let header = line.split('#').next().unwrap_or("").trim();
+            if let Some(name) = header.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                section = format!("{name}.");
+                continue;
+            }
+            let line = line.trim_start_matches('#').trim_start();
+            if let Some((key, _)) = line.split_once('=') {
+                let key = key.trim();
+                if !key.is_empty()
+                    && key
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+                {
+                    documented.insert(format!("{section}{key}"));
+                }
+            }
+        }
+        for f in vars::field_variables() {
+            let path = f.path.join(".");
+            assert!(
+                documented.contains(&path),
+                "{path} is not in the example config"
+            );
+        }
     }
 
     #[test]
@@ -1015,8 +1290,11 @@ mod tests {
             }
         }
         let mut unknown = Vec::new();
+        let mut two_names = Vec::new();
         for file in files.iter().filter(|f| f.is_file()) {
             let text = std::fs::read_to_string(file).unwrap();
+            // One name per field in each file: two could disagree.
+            let mut fields: BTreeMap<String, String> = BTreeMap::new();
             for (at, _) in text.match_indices("VOTEWIRE_") {
                 let name: String = text[at..]
                     .chars()
@@ -1030,8 +1308,18 @@ mod tests {
                 if !family && unknown_variable([name.as_str()]).is_some() {
                     unknown.push(format!("{}: {name}", file.display()));
                 }
+                if let Some(field) = field_of(&name)
+                    && let Some(other) = fields.insert(field.clone(), name.clone())
+                    && other != name
+                {
+                    two_names.push(format!("{}: {other} and {name} ({field})", file.display()));
+                }
             }
         }
         assert!(unknown.is_empty(), "unknown variables: {unknown:#?}");
+        assert!(
+            two_names.is_empty(),
+            "two names of one field: {two_names:#?}"
+        );
     }
 }

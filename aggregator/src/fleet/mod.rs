@@ -22,7 +22,15 @@
 //! read stays in rebuild, and the read is tried again each batch: a
 //! partition assumed empty would publish partial results.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+mod dead_letters;
+pub mod metrics;
+mod produce;
+mod rebuild;
+mod report;
+
+pub use report::{AssignmentStat, BatchReport, FleetTotals, PartitionStat};
+
+use std::collections::{BTreeSet, HashSet};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
@@ -30,24 +38,27 @@ use std::time::{Duration, Instant, SystemTime};
 use opentelemetry::trace::{SpanContext, SpanKind, TraceContextExt};
 use opentelemetry::{Context, KeyValue, StringValue};
 
-use rdkafka::consumer::{
-    BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol, StreamConsumer,
-};
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
-use rdkafka::types::RDKafkaRespErr;
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 use rustc_hash::FxHashMap;
 use tokio::sync::watch;
 use votewire_core::config::{KafkaConfig, TopicsConfig};
 use votewire_core::kafka::{KafkaClientContext, consumer_config, producer_config};
 use votewire_core::trace_context::{child_span, end_span, linked_span, parse_traceparent};
-use votewire_schemas::{ContestResult, DeadLetter, ErrorClass, MAX_VOTES, codec, schemas};
+use votewire_schemas::{DeadLetter, MAX_VOTES, codec, schemas};
 
 use crate::contest_cells::{ContestCells, ContestKey, contest_fingerprint};
 use crate::high_watermarks::HighWatermarks;
-use crate::rollup::{VoteSumOverflow, result_key, roll_up};
+use crate::rollup::{result_key, roll_up};
+use dead_letters::{overflowed_contest, undecodable_cell};
+use produce::{SentResult, settle};
+use rebuild::{
+    PartitionState, RebuildContext, WATERMARK_RETRY, apply_events, high_watermark,
+    rebuild_positions,
+};
 
 /// The aggregator could not run (or stopped).
 #[derive(Debug, thiserror::Error)]
@@ -108,233 +119,6 @@ impl FleetConfig {
             max_batch: 50_000,
             stats_every: Duration::from_secs(5),
             max_in_flight: 10_000,
-        }
-    }
-}
-
-/// What one batch did.
-#[derive(Debug, Default, Clone)]
-pub struct BatchReport {
-    pub cells: usize,
-    pub cells_rejected: usize,
-    pub contests_rolled_up: usize,
-    pub results_produced: usize,
-    pub results_unchanged: usize,
-    /// Contests whose sums overflowed: dead-lettered, their results left
-    /// as last published.
-    pub contests_overflowed: usize,
-    /// Partitions that finished rebuilding in this batch.
-    pub caught_up: Vec<i32>,
-    /// Per partition: cells consumed in this batch.
-    pub per_partition: Vec<(i32, usize)>,
-    /// From the first cell received to the last result acknowledged.
-    pub elapsed: Duration,
-    /// Per produced result: from its newest cell's fetch to its ack (ms).
-    pub fetch_to_result_ms: Vec<i64>,
-    /// Per cell of a caught-up partition: from the cell's produce (its
-    /// record timestamp) to the ack of the batch's results (ms).
-    pub cell_to_result_ms: Vec<i64>,
-    /// Every `stats_every`: lag and throughput per assigned partition.
-    pub partitions: Vec<PartitionStat>,
-    /// Every `stats_every` (also when no partition is assigned): where
-    /// this member stands in its group.
-    pub assignment: Option<AssignmentStat>,
-}
-
-/// Where a member stands in its group: what readiness probes report.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AssignmentStat {
-    /// The group has given this member its share at least once (an empty
-    /// share included: more members than partitions).
-    pub joined: bool,
-    /// Partitions assigned now.
-    pub partitions: usize,
-    /// Of those, still rebuilding (publishing nothing yet).
-    pub rebuilding: usize,
-}
-
-/// One assigned partition's lag and throughput over the last interval.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PartitionStat {
-    pub partition: i32,
-    /// Records between this member's position and the partition's high
-    /// watermark (never below 0).
-    pub lag: i64,
-    pub cells_per_s: f64,
-    /// Still rebuilding (nothing published for it yet).
-    pub rebuilding: bool,
-}
-
-/// Totals over a run.
-#[derive(Debug, Default, Clone)]
-pub struct FleetTotals {
-    pub batches: u64,
-    pub cells: u64,
-    pub cells_rejected: u64,
-    pub results_produced: u64,
-    pub rebuilds: u64,
-}
-
-#[derive(Debug)]
-enum RebalanceEvent {
-    Assigned(Vec<i32>),
-    Revoked(Vec<i32>),
-}
-
-/// Rewrites every assignment to start at the beginning (the rebuild) and
-/// tells the loop which partitions came and went.
-struct RebuildContext {
-    topic: String,
-    events: Mutex<Vec<RebalanceEvent>>,
-    pending: AtomicBool,
-    /// An assignment (possibly empty) was applied and not revoked whole
-    /// or lost since.
-    joined: AtomicBool,
-    /// MSK IAM tokens, as every votewire client signs them.
-    msk_iam: votewire_core::msk_iam::MskIamTokens,
-    /// The votes partitions' watermarks from librdkafka's statistics.
-    high_watermarks: HighWatermarks,
-}
-
-impl ClientContext for RebuildContext {
-    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
-
-    fn stats_raw(&self, statistics: &[u8]) {
-        self.high_watermarks.record(statistics, &self.topic);
-    }
-
-    fn generate_oauth_token(
-        &self,
-        oauthbearer_config: Option<&str>,
-    ) -> Result<rdkafka::client::OAuthToken, Box<dyn std::error::Error>> {
-        Ok(self.msk_iam.generate(oauthbearer_config)?)
-    }
-}
-
-impl ConsumerContext for RebuildContext {
-    fn rebalance(
-        &self,
-        consumer: &BaseConsumer<Self>,
-        err: RDKafkaRespErr,
-        tpl: &mut TopicPartitionList,
-    ) {
-        let ours: Vec<i32> = tpl
-            .elements()
-            .iter()
-            .filter(|e| e.topic() == self.topic)
-            .map(|e| e.partition())
-            .collect();
-        let cooperative = matches!(
-            consumer.rebalance_protocol(),
-            RebalanceProtocol::Cooperative
-        );
-        let outcome = match err {
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                let _ = tpl.set_all_offsets(Offset::Beginning);
-                self.push(RebalanceEvent::Assigned(ours));
-                if cooperative {
-                    consumer.incremental_assign(tpl)
-                } else {
-                    consumer.assign(tpl)
-                }
-            }
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
-                // An eager revoke (everything, before a new assignment) or
-                // a lost assignment leaves the member outside the group
-                // until it is assigned again; a cooperative revoke of some
-                // partitions does not.
-                if !cooperative || consumer.assignment_lost() {
-                    self.joined.store(false, Ordering::Release);
-                }
-                self.push(RebalanceEvent::Revoked(ours));
-                if cooperative {
-                    consumer.incremental_unassign(tpl)
-                } else {
-                    consumer.unassign()
-                }
-            }
-            other => {
-                eprintln!("aggregator: rebalance error {other:?}; dropping the assignment");
-                self.joined.store(false, Ordering::Release);
-                self.push(RebalanceEvent::Revoked(ours));
-                consumer.unassign()
-            }
-        };
-        if let Err(e) = outcome {
-            eprintln!("aggregator: applying a rebalance: {e}");
-        }
-    }
-}
-
-impl RebuildContext {
-    fn push(&self, e: RebalanceEvent) {
-        if let Ok(mut v) = self.events.lock() {
-            v.push(e);
-        }
-        self.pending.store(true, Ordering::Release);
-    }
-
-    fn take(&self) -> Vec<RebalanceEvent> {
-        if !self.pending.swap(false, Ordering::AcqRel) {
-            return Vec::new();
-        }
-        self.events
-            .lock()
-            .map(|mut v| std::mem::take(&mut *v))
-            .unwrap_or_default()
-    }
-}
-
-/// Where a rebuilding partition is in its catch-up.
-#[derive(Debug)]
-struct Rebuild {
-    /// The high watermark read at assignment (`None` until a read
-    /// succeeds).
-    assigned_hw: Option<i64>,
-    /// When the watermark was last asked for: a failed read is tried again
-    /// every [`WATERMARK_RETRY`], not every batch (each try blocks the
-    /// member for up to [`WATERMARK_TIMEOUT`]).
-    last_try: Instant,
-}
-
-/// How long one high-watermark read may block the member. A read answers
-/// within `fetch.wait.max.ms` (100 ms) and a round trip; after a broker
-/// outage every partition without a leader fails its read, and this is
-/// what each of them costs the batch loop.
-const WATERMARK_TIMEOUT: Duration = Duration::from_secs(1);
-/// How often a partition whose watermark could not be read tries again.
-const WATERMARK_RETRY: Duration = Duration::from_secs(2);
-
-/// One assigned partition's state.
-#[derive(Debug)]
-struct PartitionState {
-    /// Per contest fingerprint: the contest and its cells.
-    contests: FxHashMap<u128, (ContestKey, ContestCells)>,
-    /// `Some` until the partition has caught up; nothing is published
-    /// before.
-    rebuild: Option<Rebuild>,
-    /// The next offset to commit.
-    next_offset: Option<i64>,
-    /// Cells consumed since the last stats report.
-    cells_since_stats: u64,
-    /// What each result key was last published as: a result equal to it
-    /// is not encoded or produced again.
-    published: HashMap<String, ContestResult>,
-    dirty: HashSet<u128>,
-}
-
-impl PartitionState {
-    fn new(assigned_hw: Option<i64>) -> Self {
-        Self {
-            contests: FxHashMap::default(),
-            rebuild: Some(Rebuild {
-                assigned_hw,
-                last_try: Instant::now(),
-            }),
-            next_offset: None,
-            published: HashMap::new(),
-            dirty: HashSet::new(),
-            cells_since_stats: 0,
         }
     }
 }
@@ -429,7 +213,7 @@ pub async fn run_member(
             let m = match m {
                 Ok(m) => m,
                 Err(e) => {
-                    eprintln!("aggregator {}: consuming: {e}", cfg.instance);
+                    tracing::error!("aggregator {}: consuming: {e}", cfg.instance);
                     return;
                 }
             };
@@ -488,7 +272,7 @@ pub async fn run_member(
                 }
                 Err(e) => {
                     report.cells_rejected += 1;
-                    eprintln!(
+                    tracing::warn!(
                         "aggregator {}: {} partition {p} offset {}: undecodable cell skipped: {e}",
                         cfg.instance,
                         topics.votes,
@@ -581,7 +365,7 @@ pub async fn run_member(
         let rollup_span = batch_span
             .as_ref()
             .map(|b| child_span(b, "rollup.apply", SpanKind::Internal, Vec::new()));
-        let mut changed: Vec<(Sent, Vec<u8>)> = Vec::new();
+        let mut changed: Vec<(SentResult, Vec<u8>)> = Vec::new();
         let mut contest_ids: Vec<StringValue> = Vec::new();
         for (p, state) in parts.iter_mut() {
             if state.rebuild.is_some() || state.dirty.is_empty() {
@@ -603,7 +387,7 @@ pub async fn run_member(
                     Ok(results) => results,
                     Err(overflow) => {
                         report.contests_overflowed += 1;
-                        eprintln!("aggregator {}: {overflow}", cfg.instance);
+                        tracing::error!("aggregator {}: {overflow}", cfg.instance);
                         let feeds: BTreeSet<&str> = cells
                             .iter()
                             .map(|(_, c)| &*c.header.provenance.feed_id)
@@ -622,11 +406,19 @@ pub async fn run_member(
                     }
                     match codec::encode(schema, &result) {
                         Ok(bytes) => {
-                            let newest_fetch = result.last_updated;
-                            changed.push(((*p, rk, result, newest_fetch), bytes));
+                            let sent = SentResult {
+                                partition: *p,
+                                key: rk,
+                                newest_fetch_ms: result.last_updated,
+                                result,
+                            };
+                            changed.push((sent, bytes));
                         }
                         Err(e) => {
-                            eprintln!("aggregator {}: encoding result {rk}: {e}", cfg.instance);
+                            tracing::error!(
+                                "aggregator {}: encoding result {rk}: {e}",
+                                cfg.instance
+                            );
                         }
                     }
                 }
@@ -666,14 +458,14 @@ pub async fn run_member(
                 ],
             )
         });
-        let mut in_flight: std::collections::VecDeque<(Option<DeliveryFuture>, Sent)> =
+        let mut in_flight: std::collections::VecDeque<(Option<DeliveryFuture>, SentResult)> =
             std::collections::VecDeque::new();
-        let mut landed: Vec<Sent> = Vec::new();
+        let mut landed: Vec<SentResult> = Vec::new();
         let mut failed_partitions: HashSet<i32> = HashSet::new();
         for (sent, bytes) in changed {
-            let rk = &sent.1;
+            let rk = &sent.key;
             let mut record = FutureRecord::to(&topics.results).key(rk).payload(&bytes);
-            let headers = sent.2.trace_id.as_deref().map(|t| {
+            let headers = sent.result.trace_id.as_deref().map(|t| {
                 rdkafka::message::OwnedHeaders::new().insert(rdkafka::message::Header {
                     key: "trace_id",
                     value: Some(t),
@@ -693,7 +485,7 @@ pub async fn run_member(
                         tokio::time::sleep(Duration::from_millis(5)).await;
                     }
                     Err((e, _)) => {
-                        eprintln!("aggregator {}: producing {rk}: {e}", cfg.instance);
+                        tracing::warn!("aggregator {}: producing {rk}: {e}", cfg.instance);
                         break None;
                     }
                 }
@@ -726,7 +518,7 @@ pub async fn run_member(
                 None => false,
             };
             if !landed {
-                eprintln!(
+                tracing::error!(
                     "aggregator {}: a dead letter for partition {p} did not land",
                     cfg.instance
                 );
@@ -744,7 +536,13 @@ pub async fn run_member(
             });
             end_span(span, failed.as_deref());
         }
-        for (p, rk, result, newest_fetch) in landed {
+        for SentResult {
+            partition: p,
+            key: rk,
+            result,
+            newest_fetch_ms: newest_fetch,
+        } in landed
+        {
             report.results_produced += 1;
             report
                 .fetch_to_result_ms
@@ -775,7 +573,7 @@ pub async fn run_member(
             && consumed
             && let Err(e) = consumer.commit(&tpl, CommitMode::Async)
         {
-            eprintln!("aggregator {}: committing offsets: {e}", cfg.instance);
+            tracing::warn!("aggregator {}: committing offsets: {e}", cfg.instance);
         }
         if last_stats.elapsed() >= cfg.stats_every {
             let secs = last_stats.elapsed().as_secs_f64();
@@ -817,7 +615,7 @@ pub async fn run_member(
             || !report.caught_up.is_empty()
             || report.assignment.is_some()
         {
-            crate::fleet_metrics::record_batch(&report);
+            metrics::record_batch(&report);
             on_batch(&report);
         }
     }
@@ -828,7 +626,10 @@ pub async fn run_member(
 /// last header back: the trace context is written last, and each header
 /// read is a call into librdkafka (a forward scan of every record's six
 /// headers cost a measured fifth of the rebuild throughput).
-fn header_bytes<'a>(m: &'a rdkafka::message::BorrowedMessage<'_>, name: &str) -> Option<&'a [u8]> {
+pub(super) fn header_bytes<'a>(
+    m: &'a rdkafka::message::BorrowedMessage<'_>,
+    name: &str,
+) -> Option<&'a [u8]> {
     use rdkafka::message::Headers;
     let h = m.headers()?;
     (0..h.count())
@@ -836,170 +637,4 @@ fn header_bytes<'a>(m: &'a rdkafka::message::BorrowedMessage<'_>, name: &str) ->
         .map(|i| h.get(i))
         .find(|h| h.key == name)
         .and_then(|h| h.value)
-}
-
-/// The dead letter for a votes-topic record that does not decode: the
-/// record itself (topic, partition, offset) is the raw payload reference.
-fn undecodable_cell(
-    topic: &str,
-    m: &rdkafka::message::BorrowedMessage<'_>,
-    e: &dyn std::fmt::Display,
-) -> DeadLetter {
-    let header =
-        |name: &str| header_bytes(m, name).map(|v| String::from_utf8_lossy(v).into_owned());
-    let payload = m.payload().unwrap_or_default();
-    let place = format!("kafka://{topic}/{}@{}", m.partition(), m.offset());
-    DeadLetter {
-        feed_id: header("feed_id").unwrap_or_else(|| "unknown".into()),
-        election_id: String::new(),
-        fetch_id: header("fetch_id").unwrap_or_default(),
-        family: "vote-cell".into(),
-        source_uri: place.clone(),
-        payload_sha256: hex_sha256(payload),
-        payload_bytes: payload.len() as i64,
-        archive_ref: Some(place),
-        error_class: ErrorClass::SchemaViolation,
-        error_location: Some(format!("partition {} offset {}", m.partition(), m.offset())),
-        error_message: e.to_string(),
-        retryable: false,
-        fetched_at: votewire_core::unix_ms(),
-        trace_id: header("traceparent").and_then(|t| t.split('-').nth(1).map(str::to_string)),
-    }
-}
-
-/// The dead letter for a contest whose sums overflowed: no one record is
-/// at fault, so the reference is the contest on the votes topic, and the
-/// key is the same each time it overflows again.
-fn overflowed_contest(
-    topic: &str,
-    key: &ContestKey,
-    feed_id: &str,
-    e: &VoteSumOverflow,
-) -> DeadLetter {
-    let place = format!(
-        "kafka://{topic}?election={}&contest={}",
-        key.election_id, key.contest_id
-    );
-    DeadLetter {
-        feed_id: feed_id.to_string(),
-        election_id: key.election_id.clone(),
-        fetch_id: String::new(),
-        family: "rollup".into(),
-        source_uri: place.clone(),
-        payload_sha256: hex_sha256(place.as_bytes()),
-        payload_bytes: 0,
-        archive_ref: Some(place),
-        error_class: ErrorClass::LimitExceeded,
-        error_location: Some(format!("unit {} choice {}", e.unit_id, e.choice_id)),
-        error_message: e.to_string(),
-        retryable: false,
-        fetched_at: votewire_core::unix_ms(),
-        trace_id: None,
-    }
-}
-
-fn hex_sha256(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// A produced result: partition, key, the result, its newest fetch time.
-type Sent = (i32, String, ContestResult, i64);
-
-/// Waits for one result's delivery report: landed, or its partition is
-/// not committed this batch.
-async fn settle(
-    delivery: Option<DeliveryFuture>,
-    sent: Sent,
-    landed: &mut Vec<Sent>,
-    failed: &mut HashSet<i32>,
-    instance: &str,
-) {
-    let outcome = match delivery {
-        Some(d) => d.await,
-        None => {
-            failed.insert(sent.0);
-            return;
-        }
-    };
-    match outcome {
-        Ok(Ok(_)) => landed.push(sent),
-        Ok(Err((e, _))) => {
-            eprintln!("aggregator {instance}: delivering {}: {e}", sent.1);
-            failed.insert(sent.0);
-        }
-        Err(_) => {
-            failed.insert(sent.0);
-        }
-    }
-}
-
-/// The high watermark of `partition`, or `None` when the broker did not
-/// answer within [`WATERMARK_TIMEOUT`] (the partition then stays in
-/// rebuild).
-fn high_watermark(
-    consumer: &StreamConsumer<RebuildContext>,
-    topic: &str,
-    partition: i32,
-) -> Option<i64> {
-    match consumer.fetch_watermarks(topic, partition, WATERMARK_TIMEOUT) {
-        Ok((_, hw)) => Some(hw),
-        Err(e) => {
-            eprintln!(
-                "aggregator: reading {topic} partition {partition}'s high watermark: {e}; still rebuilding, trying again"
-            );
-            None
-        }
-    }
-}
-
-/// The consumer's position in each rebuilding partition (empty when none
-/// is rebuilding).
-fn rebuild_positions(
-    consumer: &StreamConsumer<RebuildContext>,
-    topic: &str,
-    parts: &FxHashMap<i32, PartitionState>,
-) -> HashMap<i32, i64> {
-    if parts.values().all(|s| s.rebuild.is_none()) {
-        return HashMap::new();
-    }
-    let Ok(tpl) = consumer.position() else {
-        return HashMap::new();
-    };
-    tpl.elements_for_topic(topic)
-        .iter()
-        .filter_map(|e| match e.offset() {
-            rdkafka::Offset::Offset(o) => Some((e.partition(), o)),
-            _ => None,
-        })
-        .collect()
-}
-
-/// Applies the rebalance events the callback recorded: assigned partitions
-/// start rebuilding, revoked ones are dropped with their state.
-fn apply_events(
-    consumer: &StreamConsumer<RebuildContext>,
-    topic: &str,
-    parts: &mut FxHashMap<i32, PartitionState>,
-) {
-    for event in consumer.context().take() {
-        match event {
-            RebalanceEvent::Assigned(ps) => {
-                // Joined once the assignment is applied (its partitions
-                // are in `parts`, rebuilding), never before.
-                consumer.context().joined.store(true, Ordering::Release);
-                for p in ps {
-                    parts.insert(p, PartitionState::new(high_watermark(consumer, topic, p)));
-                }
-            }
-            RebalanceEvent::Revoked(ps) => {
-                for p in ps {
-                    parts.remove(&p);
-                }
-            }
-        }
-    }
 }
