@@ -66,8 +66,10 @@ stale_after = "10m"
             "ingest",
             "--lease-ttl",
             "3s",
+            // Stopped by the test (Ctrl-C) once both versions are in; a fixed
+            // 8 s run missed the second version on a loaded CI machine.
             "--run-for",
-            "8s",
+            "120s",
             "--instance",
             "it-1",
             "--feeds",
@@ -93,11 +95,46 @@ stale_after = "10m"
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // A new version after the first one was taken in.
-    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    let mut child = child;
+    let stderr_log = drain_stderr(&mut child);
+    let mut stdout_lines =
+        tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(child.stdout.take().unwrap()));
+    let mut stdout = String::new();
+    // The next payload line on stdout; the deadline only stops a hung test.
+    let mut next_payload = async |stdout: &mut String| {
+        let wait = async {
+            while let Some(line) = stdout_lines.next_line().await.unwrap() {
+                stdout.push_str(&line);
+                stdout.push('\n');
+                if line.starts_with("feed=") {
+                    return true;
+                }
+            }
+            false
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(60), wait)
+            .await
+            .unwrap_or(false)
+    };
+    // A new version once the first one was taken in.
+    assert!(
+        next_payload(&mut stdout).await,
+        "no first payload:\n{stdout}"
+    );
     server.set("/GA/107556/current_ver.txt", Canned::ok("273739"));
     server.set("/GA/107556/273739/json/ALL.json", Canned::ok(v1));
-    let (status, stdout, stderr) = finish(child, std::time::Duration::from_secs(60)).await;
+    let second = next_payload(&mut stdout).await;
+    interrupt(&child);
+    let status = tokio::time::timeout(std::time::Duration::from_secs(60), child.wait())
+        .await
+        .expect("the ingestor stops on Ctrl-C")
+        .unwrap();
+    while let Ok(Some(line)) = stdout_lines.next_line().await {
+        stdout.push_str(&line);
+        stdout.push('\n');
+    }
+    let stderr = stderr_log.await.unwrap();
+    assert!(second, "no second payload:\n{stdout}\n{stderr}");
     assert!(status.success(), "{stderr}");
     let published: Vec<&str> = stdout.lines().filter(|l| l.starts_with("feed=")).collect();
     assert_eq!(
