@@ -9,7 +9,7 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 use votewire_schemas::*;
 
-use crate::payload::PayloadContext;
+use crate::payload::{PayloadContext, PayloadFacts};
 
 /// One cell of a payload: indices into its [`CellTable`] and the measures.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -24,6 +24,14 @@ pub struct CellRow {
     pub precincts_total: Option<i32>,
     pub pct_expected_vote: Option<f64>,
     pub winner: Option<bool>,
+}
+
+/// A transformer's result: every cell of the payload (in compact form; see
+/// [`CellTable`]), and the facts.
+#[derive(Debug, Clone)]
+pub struct Transformed {
+    pub cells: CellTable,
+    pub facts: PayloadFacts,
 }
 
 /// Every cell of one payload, in compact form.

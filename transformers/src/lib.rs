@@ -40,6 +40,7 @@ pub mod npr_json;
 pub mod politico_json;
 pub mod wineds_txt;
 
+pub use cells::Transformed;
 pub use error::{ErrorClass, Location, TransformError};
-pub use payload::{FamilyInputs, PayloadContext, PayloadFacts, Transformed};
+pub use payload::{FamilyInputs, PayloadContext, PayloadFacts};
 pub use registry::{FAMILIES, Family, family, transform};

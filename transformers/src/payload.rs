@@ -90,11 +90,3 @@ pub struct PayloadFacts {
     /// The publisher's own version, when the payload states one.
     pub source_version: Option<String>,
 }
-
-/// A transformer's result: every cell of the payload (in compact form; see
-/// [`crate::cells::CellTable`]), and the facts.
-#[derive(Debug, Clone)]
-pub struct Transformed {
-    pub cells: crate::cells::CellTable,
-    pub facts: PayloadFacts,
-}

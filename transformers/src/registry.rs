@@ -3,9 +3,10 @@
 //! Adding a family means adding its folder and one line here.
 
 use crate::cells::CellTable;
+use crate::cells::Transformed;
 use crate::counts::check_count;
 use crate::error::{Location, Rejector, TransformError};
-use crate::payload::{FamilyInputs, PayloadContext, Transformed};
+use crate::payload::{FamilyInputs, PayloadContext};
 
 /// A transformer family: its name (the `family` of a feed entry) and its
 /// entry point.

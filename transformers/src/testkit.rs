@@ -86,8 +86,8 @@ pub struct Out {
     pub facts: crate::payload::PayloadFacts,
 }
 
-impl From<crate::payload::Transformed> for Out {
-    fn from(t: crate::payload::Transformed) -> Out {
+impl From<crate::cells::Transformed> for Out {
+    fn from(t: crate::cells::Transformed) -> Out {
         Out {
             cells: t.cells.to_vec(),
             facts: t.facts,
@@ -101,7 +101,7 @@ pub fn materialized(
         &[u8],
         &PayloadContext,
         &crate::payload::FamilyInputs,
-    ) -> Result<crate::payload::Transformed, crate::error::TransformError>,
+    ) -> Result<crate::cells::Transformed, crate::error::TransformError>,
     bytes: &[u8],
     ctx: &PayloadContext,
     inputs: &crate::payload::FamilyInputs,

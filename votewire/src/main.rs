@@ -9,6 +9,7 @@ mod demo;
 mod exit;
 mod export;
 mod feeds;
+mod http_server;
 mod ingest;
 mod observability;
 mod operator;

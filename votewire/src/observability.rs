@@ -16,8 +16,8 @@ use votewire_core::config::VotewireConfig;
 use votewire_core::metrics::{MetricsGuard, PrometheusText, init_metrics};
 use votewire_core::telemetry::TelemetryGuard;
 
-use crate::api::client_limits::TrustedProxies;
-use crate::api::serve::{ServeLimits, serve};
+use crate::http_server::client_limits::TrustedProxies;
+use crate::http_server::{ServeLimits, serve};
 
 pub struct Observability {
     // Fields drop in order: metrics flush before the tracer shuts down.

@@ -16,8 +16,9 @@ mod tests;
 
 pub use config::ApInteractiveCompanion;
 
+use crate::cells::Transformed;
 use crate::error::{Rejector, TransformError};
-use crate::payload::{FamilyInputs, PayloadContext, Transformed};
+use crate::payload::{FamilyInputs, PayloadContext};
 
 pub const FAMILY: &str = "ap-interactive";
 

@@ -5,10 +5,11 @@ use serde::Deserialize;
 use votewire_schemas::*;
 
 use super::config::ApInteractiveCompanion;
+use crate::cells::Transformed;
 use crate::cells::{CellBuilder, choice_kind};
 use crate::error::{Location, Rejector, TransformError};
 use crate::json::{check_json_start, json_error};
-use crate::payload::{PayloadContext, PayloadFacts, Transformed};
+use crate::payload::{PayloadContext, PayloadFacts};
 use crate::timefmt::parse_iso8601;
 
 #[derive(Deserialize)]

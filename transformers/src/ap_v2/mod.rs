@@ -18,8 +18,9 @@ mod tests;
 
 pub use config::ApV2Config;
 
+use crate::cells::Transformed;
 use crate::error::{Rejector, TransformError};
-use crate::payload::{FamilyInputs, PayloadContext, Transformed};
+use crate::payload::{FamilyInputs, PayloadContext};
 
 pub const FAMILY: &str = "ap-v2";
 

@@ -21,8 +21,9 @@ mod tests;
 
 pub use config::{ClarityJsonConfig, Companion};
 
+use crate::cells::Transformed;
 use crate::error::{Rejector, TransformError};
-use crate::payload::{FamilyInputs, PayloadContext, PayloadFacts, Transformed};
+use crate::payload::{FamilyInputs, PayloadContext, PayloadFacts};
 
 pub const FAMILY: &str = "clarity-json";
 

@@ -20,9 +20,10 @@ mod tests;
 
 pub use config::ClarityXmlConfig;
 
+use crate::cells::Transformed;
 use crate::error::{Rejector, TransformError};
 use crate::limits;
-use crate::payload::{FamilyInputs, PayloadContext, PayloadFacts, Transformed};
+use crate::payload::{FamilyInputs, PayloadContext, PayloadFacts};
 
 pub const FAMILY: &str = "clarity-xml";
 

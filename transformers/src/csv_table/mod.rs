@@ -19,8 +19,9 @@ mod tests;
 
 pub use config::{CsvMapping, FinalNewline};
 
+use crate::cells::Transformed;
 use crate::error::{Rejector, TransformError};
-use crate::payload::{FamilyInputs, PayloadContext, PayloadFacts, Transformed};
+use crate::payload::{FamilyInputs, PayloadContext, PayloadFacts};
 
 pub const FAMILY: &str = "csv";
 

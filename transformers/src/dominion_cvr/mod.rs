@@ -20,8 +20,9 @@ mod tests;
 
 pub use parse::Manifests;
 
+use crate::cells::Transformed;
 use crate::error::{Rejector, TransformError};
-use crate::payload::{FamilyInputs, PayloadContext, PayloadFacts, Transformed};
+use crate::payload::{FamilyInputs, PayloadContext, PayloadFacts};
 
 pub const FAMILY: &str = "dominion-cvr";
 

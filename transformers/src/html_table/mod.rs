@@ -24,8 +24,9 @@ mod tests;
 
 pub use config::{HtmlLayout, HtmlMapping};
 
+use crate::cells::Transformed;
 use crate::error::{Location, Rejector, TransformError};
-use crate::payload::{FamilyInputs, PayloadContext, PayloadFacts, Transformed};
+use crate::payload::{FamilyInputs, PayloadContext, PayloadFacts};
 
 pub const FAMILY: &str = "html-table";
 

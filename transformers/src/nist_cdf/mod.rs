@@ -19,8 +19,9 @@ pub mod model;
 mod tests;
 mod xml;
 
+use crate::cells::Transformed;
 use crate::error::{Rejector, TransformError};
-use crate::payload::{FamilyInputs, PayloadContext, Transformed};
+use crate::payload::{FamilyInputs, PayloadContext};
 
 pub const FAMILY_XML: &str = "nist-cdf-xml";
 pub const FAMILY_JSON: &str = "nist-cdf-json";

@@ -6,9 +6,10 @@ use std::collections::HashMap;
 use votewire_schemas::vote_type::normalize_vote_type;
 use votewire_schemas::*;
 
+use crate::cells::Transformed;
 use crate::cells::{CellBuilder, choice_kind};
 use crate::error::{Location, Rejector, TransformError};
-use crate::payload::{PayloadContext, PayloadFacts, Transformed};
+use crate::payload::{PayloadContext, PayloadFacts};
 use crate::timefmt::parse_iso8601;
 
 /// `xs:ID` whitespace collapse: trim, and runs of whitespace become one space.

@@ -10,8 +10,9 @@ mod parse;
 #[cfg(test)]
 mod tests;
 
+use crate::cells::Transformed;
 use crate::error::{Rejector, TransformError};
-use crate::payload::{FamilyInputs, PayloadContext, Transformed};
+use crate::payload::{FamilyInputs, PayloadContext};
 
 pub const FAMILY: &str = "npr-json";
 

@@ -4,9 +4,10 @@ use serde::Deserialize;
 use votewire_schemas::*;
 
 use crate::cells::CellBuilder;
+use crate::cells::Transformed;
 use crate::error::{Location, Rejector, TransformError};
 use crate::json::{check_json_start, json_error};
-use crate::payload::{PayloadContext, PayloadFacts, Transformed};
+use crate::payload::{PayloadContext, PayloadFacts};
 use crate::timefmt::parse_iso8601;
 
 #[derive(Deserialize)]

@@ -24,8 +24,9 @@ mod parse;
 #[cfg(test)]
 mod tests;
 
+use crate::cells::Transformed;
 use crate::error::{Rejector, TransformError};
-use crate::payload::{FamilyInputs, PayloadContext, PayloadFacts, Transformed};
+use crate::payload::{FamilyInputs, PayloadContext, PayloadFacts};
 
 pub const FAMILY: &str = "wineds-txt";
 

@@ -239,11 +239,11 @@ pub async fn contests(
 /// The live stream: an `event: contest` per contest, then per change.
 pub async fn events(
     State(state): State<Shared>,
-    who: Option<axum::Extension<super::client_limits::ClientKey>>,
+    who: Option<axum::Extension<crate::http_server::client_limits::ClientKey>>,
     Query(q): Query<LiveQuery>,
 ) -> Response {
     let who = who.map_or(
-        super::client_limits::ClientKey::of(std::net::IpAddr::from([127, 0, 0, 1])),
+        crate::http_server::client_limits::ClientKey::of(std::net::IpAddr::from([127, 0, 0, 1])),
         |w| w.0,
     );
     let Some(hold) = state.streams_per_client.hold(who) else {
@@ -252,7 +252,7 @@ pub async fn events(
             "rate-limited",
             format!(
                 "this client holds {} live streams already; close one or poll /live/contests",
-                super::client_limits::MAX_STREAMS_PER_CLIENT
+                crate::http_server::client_limits::MAX_STREAMS_PER_CLIENT
             ),
         )
         .retry_after(5)

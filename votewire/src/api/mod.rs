@@ -16,12 +16,10 @@
 
 mod auth;
 mod authoring;
-pub(crate) mod client_limits;
 mod live;
 mod problem;
 mod registry;
 mod results_view;
-pub(crate) mod serve;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -47,8 +45,10 @@ use votewire_core::config::VotewireConfig;
 use votewire_ingestors::feeds::ValidFeed;
 use votewire_ingestors::state::{FeedState, FeedStateStore, OperatorAction, open_feed_state};
 
+use crate::http_server::client_limits::{
+    self, ClientKey, HoldsPerClient, RateLimiter, TrustedProxies,
+};
 use auth::{ApiTokens, Caller};
-use client_limits::{ClientKey, HoldsPerClient, RateLimiter, TrustedProxies};
 use problem::Problem;
 pub(crate) use registry::FeedRegistry;
 use results_view::ResultsView;
@@ -1297,11 +1297,11 @@ pub async fn run(config: &VotewireConfig, args: ApiArgs) -> anyhow::Result<ExitC
         args.feeds.display()
     );
     let run_for = args.run_for;
-    serve::serve(
+    crate::http_server::serve(
         listener,
         app,
         proxies,
-        serve::ServeLimits::default(),
+        crate::http_server::ServeLimits::default(),
         async move {
             match run_for {
                 Some(d) => tokio::time::sleep(d).await,

@@ -1,4 +1,6 @@
-//! Serving the API's connections with time limits on the client.
+//! The HTTP server every votewire service answers on (the API, and each
+//! service's `/metrics`, `/healthz` and `/readyz`): connections served with
+//! time limits on the client.
 //!
 //! `axum::serve` gives hyper no timer, so hyper's header-read timeout never
 //! fires: a client that opens connections and sends a header byte every few
@@ -20,6 +22,8 @@
 //! and waits for them at most [`ServeLimits::drain`] (a live stream never
 //! finishes by itself).
 
+pub(crate) mod client_limits;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -31,7 +35,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tower::{Service, ServiceExt};
 
-use super::client_limits::{ClientKey, HoldsPerClient, TrustedProxies};
+use client_limits::{ClientKey, HoldsPerClient, TrustedProxies};
 
 /// The limits on the API's clients.
 #[derive(Debug, Clone, Copy)]
