@@ -202,11 +202,13 @@ mod tests {
     #[tokio::test]
     async fn a_feed_waiting_behind_busy_slots_gives_up_retryably_without_a_rejection() {
         let threads = TransformThreads::new(1);
-        // A slow payload holds the only slot...
+        // A slow payload holds the only slot (its own limit is the longest
+        // a feed may set: how slow it is depends on the machine's load, and
+        // what is tested here is the other feed's wait)...
         let slow = {
             let threads = threads.clone();
             tokio::spawn(async move {
-                run_transform(&threads, job(csv(300_000)), DEFAULT_TRANSFORM_TIMEOUT).await
+                run_transform(&threads, job(csv(300_000)), Duration::from_secs(300)).await
             })
         };
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -1360,8 +1360,11 @@ async fn two_ingestors_split_200_feeds_and_the_survivor_takes_all_after_a_kill_9
     };
     // The split: both hold a fair share of the 200. The deadlines here only
     // stop a hung test: how long the split and the takeover took depends
-    // on the machine's load, and is printed for BENCHMARKS.md.
-    let deadline = Instant::now() + Duration::from_secs(90);
+    // on the machine's load, and is printed for BENCHMARKS.md (90 s ran
+    // out under the full suite with a chaos night beside it: CI of
+    // 9662b43, 176 of the 200 held, the rest in handover).
+    let split_from = Instant::now();
+    let deadline = split_from + Duration::from_secs(180);
     let split = loop {
         let c = owners().await;
         let (na, nb) = (
@@ -1375,13 +1378,14 @@ async fn two_ingestors_split_200_feeds_and_the_survivor_takes_all_after_a_kill_9
             let _ = tokio::join!(a.kill(), b.kill());
             let (a_log, b_log) = (a_log.await.unwrap(), b_log.await.unwrap());
             panic!(
-                "no even split within 90 s: {c:?}\n--- split-a ---\n{}\n--- split-b ---\n{}",
+                "no even split within 180 s: {c:?}\n--- split-a ---\n{}\n--- split-b ---\n{}",
                 last_lines(&a_log, 40),
                 last_lines(&b_log, 40)
             );
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
+    let split_took = split_from.elapsed();
     tokio::time::sleep(Duration::from_secs(3)).await;
     b.kill().await.unwrap();
     let killed_ms = votewire_core::unix_ms();
@@ -1416,7 +1420,7 @@ async fn two_ingestors_split_200_feeds_and_the_survivor_takes_all_after_a_kill_9
     let after_lapse = Duration::from_millis((took_over_ms - lapsed_ms).max(0) as u64);
     let after_kill = Duration::from_millis((took_over_ms - killed_ms).max(0) as u64);
     println!(
-        "split {split:?}; survivor owned all {FEEDS} {after_kill:?} after the kill, \
+        "split {split:?} in {split_took:?}; survivor owned all {FEEDS} {after_kill:?} after the kill, \
          {after_lapse:?} after the last lease lapsed (TTL {TTL:?}, cadence {CADENCE:?})"
     );
     assert!(
