@@ -15,6 +15,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use rustc_hash::FxHashMap;
 use votewire_schemas::ContestResult;
 
+use super::{BatchReport, FleetTotals};
 use crate::contest_cells::{ContestCells, ContestKey};
 use crate::high_watermarks::HighWatermarks;
 
@@ -146,7 +147,7 @@ pub(super) struct Rebuild {
 /// what each of them costs the batch loop.
 pub(super) const WATERMARK_TIMEOUT: Duration = Duration::from_secs(1);
 /// How often a partition whose watermark could not be read tries again.
-pub(super) const WATERMARK_RETRY: Duration = Duration::from_secs(2);
+const WATERMARK_RETRY: Duration = Duration::from_secs(2);
 
 /// One assigned partition's state.
 #[derive(Debug)]
@@ -185,7 +186,7 @@ impl PartitionState {
 /// The high watermark of `partition`, or `None` when the broker did not
 /// answer within [`WATERMARK_TIMEOUT`] (the partition then stays in
 /// rebuild).
-pub(super) fn high_watermark(
+fn high_watermark(
     consumer: &StreamConsumer<RebuildContext>,
     topic: &str,
     partition: i32,
@@ -203,7 +204,7 @@ pub(super) fn high_watermark(
 
 /// The consumer's position in each rebuilding partition (empty when none
 /// is rebuilding).
-pub(super) fn rebuild_positions(
+fn rebuild_positions(
     consumer: &StreamConsumer<RebuildContext>,
     topic: &str,
     parts: &FxHashMap<i32, PartitionState>,
@@ -245,6 +246,47 @@ pub(super) fn apply_events(
                     parts.remove(&p);
                 }
             }
+        }
+    }
+}
+
+/// Ends the rebuild of every partition whose position has reached the
+/// high watermark read at its assignment (reading it again, every
+/// [`WATERMARK_RETRY`], where that read failed): such a partition has
+/// consumed its whole compacted history, and every contest it holds is
+/// rolled up and published in this batch.
+pub(super) fn finish_rebuilds(
+    consumer: &StreamConsumer<RebuildContext>,
+    topic: &str,
+    parts: &mut FxHashMap<i32, PartitionState>,
+    report: &mut BatchReport,
+    totals: &mut FleetTotals,
+) {
+    let positions = rebuild_positions(consumer, topic, parts);
+    for (p, state) in parts.iter_mut() {
+        let Some(r) = state.rebuild.as_mut() else {
+            continue;
+        };
+        if r.assigned_hw.is_none() && r.last_try.elapsed() >= WATERMARK_RETRY {
+            r.last_try = Instant::now();
+            r.assigned_hw = high_watermark(consumer, topic, *p);
+        }
+        let Some(assigned_hw) = r.assigned_hw else {
+            continue;
+        };
+        // Once a record of this assignment arrived, the consumer's
+        // position also moves past offsets that hold no record for us
+        // (compacted away, transaction markers); before that it may still
+        // be a previous assignment's.
+        let position = match state.next_offset {
+            Some(next) => next.max(positions.get(p).copied().unwrap_or(0)),
+            None => 0,
+        };
+        if position >= assigned_hw {
+            state.rebuild = None;
+            state.dirty = state.contests.keys().cloned().collect();
+            report.caught_up.push(*p);
+            totals.rebuilds += 1;
         }
     }
 }
