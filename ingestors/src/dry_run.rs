@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 use sha2::Digest;
 use votewire_transformers::PayloadContext;
 
-use crate::clarity_source::{ClarityCursor, ClarityPoll, poll_clarity};
 use crate::conditional::{HttpValidators, PollOutcome, poll_with};
 use crate::live_feed::{FeedSpec, FeedTools, SourceError, SourceSpec, unix_now};
-use crate::sftp::{SftpError, SftpSession};
-use crate::sftp_drop::DropWatcher;
+use crate::sources::clarity::{ClarityCursor, ClarityPoll, poll_clarity};
+use crate::sources::sftp::drop::DropWatcher;
+use crate::sources::sftp::{SftpError, SftpSession};
 use crate::transform_run::{TransformJob, run_transform};
 
 /// One payload fetched by [`dry_run`], transformed, nothing committed.

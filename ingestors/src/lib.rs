@@ -20,13 +20,13 @@
 //!   GET, sha256 "unchanged", Retry-After and AP quota waits, full-jitter
 //!   backoff and the per-host gate.
 //! * [`cadence`]: one fetch in flight per feed, scheduled from completion.
-//! * [`clarity_source`]: Clarity's version pointer; AP's `nextrequest`
-//!   cursor.
+//! * [`sources`]: one module per source kind (HTTP, Clarity, AP, SFTP,
+//!   HTML), each owning its config and its checks, listed once in
+//!   [`sources::SOURCES`]; SFTP with verified host keys and the drop
+//!   directory watcher (stable, old enough, identity by sha256).
 //! * [`live_feed`]: the whole poll step of one feed, for every source kind
 //!   (Clarity, HTTP, HTML, AP, SFTP): fetch, transform, publish, fenced
 //!   cursor commit, health.
-//! * [`sftp`], [`sftp_drop`]: SFTP with verified host keys, and the drop
-//!   directory watcher (stable, old enough, identity by sha256).
 //! * [`publish`]: the commit protocol's Kafka half (changed cells, manifests,
 //!   dead letters, feed status). [`published_view`]: a feed's last
 //!   published cells, read back from the votes topic (`feeds test`).
@@ -39,9 +39,9 @@
 
 pub mod archive;
 pub mod cadence;
-pub mod clarity_source;
 pub mod conditional;
 pub mod dry_run;
+pub mod durations;
 pub mod feed_metrics;
 pub mod feeds;
 pub mod health;
@@ -51,8 +51,7 @@ pub mod live_feed;
 pub mod publish;
 pub mod published_view;
 pub mod result_links;
-pub mod sftp;
-pub mod sftp_drop;
 pub mod smoke;
+pub mod sources;
 pub mod state;
 pub mod transform_run;

@@ -36,15 +36,22 @@ use votewire_transformers::PayloadContext;
 
 use crate::archive::{ArchiveError, RawArchive};
 use crate::cadence::StepOutcome;
-use crate::clarity_source::{ApCursor, ClarityCursor, ClarityError, ClarityPoll, poll_clarity};
 use crate::conditional::{Backoff, HostGate, HttpValidators, PollOutcome, poll_with};
 use crate::feeds::{FeedEntry, FeedModeConfig, SecretRef, SourceConfig, parse_duration};
 use crate::health::{HealthMachine, Observation, Transition};
 use crate::http::{FetchError, FetchLimits};
 use crate::publish::{FetchFacts, PublishError, Published, PublishedCells, Publisher};
 use crate::result_links::ResultLinker;
-use crate::sftp::{SftpEndpoint, SftpError, SftpSession};
-use crate::sftp_drop::{DropConfig, DropWatcher, FileIdentity, ProcessedFiles, ReadyFile};
+use crate::sources::ap::{ApCursor, ApSource};
+use crate::sources::clarity::{
+    ClarityCursor, ClarityError, ClarityPoll, ClaritySource, poll_clarity,
+};
+use crate::sources::html::HtmlSource;
+use crate::sources::http::HttpSource;
+use crate::sources::sftp::drop::{
+    DropConfig, DropWatcher, FileIdentity, ProcessedFiles, ReadyFile,
+};
+use crate::sources::sftp::{SftpEndpoint, SftpError, SftpSession, SftpSource};
 use crate::state::{FeedCursor, FeedStateStore, HealthEvent, Lease, StateError};
 use crate::transform_run::{
     DEFAULT_TRANSFORM_TIMEOUT, NoTransformSlot, TransformJob, TransformThreads, run_transform,
@@ -200,7 +207,7 @@ fn secret(feed_id: &str, what: &str, r: &SecretRef) -> Result<String, FeedSpecEr
         feed_id: feed_id.to_string(),
         what: format!("{what}: {why}"),
     };
-    crate::feeds::secrets::read_secret(r).map_err(err)
+    crate::sources::secrets::read_secret(r).map_err(err)
 }
 
 /// The most a companion file (names for Clarity JSON and AP interactives,
@@ -270,16 +277,16 @@ impl FeedSpec {
             ..defaults
         };
         let source = match entry.source.get_ref().clone() {
-            SourceConfig::Clarity { base_url, file } => SourceSpec::Clarity {
+            SourceConfig::Clarity(ClaritySource { base_url, file }) => SourceSpec::Clarity {
                 base_url,
                 file,
                 revalidate_every: 4,
             },
-            SourceConfig::Http {
+            SourceConfig::Http(HttpSource {
                 url,
                 headers,
                 secret_headers,
-            } => {
+            }) => {
                 let mut map = HeaderMap::new();
                 for (name, value) in &headers {
                     let (n, v) = header(&feed_id, name, value, false)?;
@@ -296,12 +303,12 @@ impl FeedSpec {
                     follow_next_request: false,
                 }
             }
-            SourceConfig::Html { url } => SourceSpec::Http {
+            SourceConfig::Html(HtmlSource { url }) => SourceSpec::Http {
                 url,
                 headers: HeaderMap::new(),
                 follow_next_request: false,
             },
-            SourceConfig::Ap { url, api_key } => {
+            SourceConfig::Ap(ApSource { url, api_key }) => {
                 let key = secret(&feed_id, "api_key", &api_key)?;
                 let (n, v) = header(&feed_id, "x-api-key", &key, true)?;
                 let mut headers = HeaderMap::new();
@@ -312,7 +319,7 @@ impl FeedSpec {
                     follow_next_request: true,
                 }
             }
-            SourceConfig::Sftp {
+            SourceConfig::Sftp(SftpSource {
                 host,
                 port,
                 user,
@@ -322,7 +329,7 @@ impl FeedSpec {
                 min_age,
                 archive_dir,
                 done_marker,
-            } => {
+            }) => {
                 let (dir, pattern) = match glob.rsplit_once('/') {
                     Some((d, p)) if !d.is_empty() => (d.to_string(), p.to_string()),
                     Some((_, p)) => ("/".to_string(), p.to_string()),
@@ -558,7 +565,7 @@ fn decode_seen(s: Option<&str>) -> ProcessedFiles {
 /// the most bytes their entries take: it lives in one DynamoDB item (400
 /// KB at most), beside the rest of the cursor. Older files are covered by
 /// the floor.
-const SEEN_CAP: usize = crate::sftp_drop::MAX_REMEMBERED;
+const SEEN_CAP: usize = crate::sources::sftp::drop::MAX_REMEMBERED;
 const SEEN_MAX_BYTES: usize = 128 * 1024;
 
 pub(crate) fn unix_now() -> u64 {
@@ -1186,7 +1193,7 @@ impl LiveFeed {
                     if let (Some(identity), Poller::Sftp { ready, .. }) =
                         (payload.file.clone(), &mut self.poller)
                     {
-                        ready.push_front(crate::sftp_drop::ReadyFile {
+                        ready.push_front(crate::sources::sftp::drop::ReadyFile {
                             identity,
                             bytes: payload.bytes.to_vec(),
                         });

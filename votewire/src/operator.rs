@@ -523,8 +523,11 @@ fn anchored(text: &str, file: &Path, mapping_file: MappingFile) -> anyhow::Resul
         }
         entry.get_mut("companion").map(absolute);
         if let Some(source) = entry.get_mut("source").and_then(|s| s.as_table_mut()) {
-            source.get_mut("key_file").map(absolute);
-            source.get_mut("known_hosts").map(absolute);
+            for kind in votewire_ingestors::sources::SOURCES {
+                for field in kind.path_fields {
+                    source.get_mut(*field).map(absolute);
+                }
+            }
         }
     }
     Ok(table)

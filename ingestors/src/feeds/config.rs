@@ -1,14 +1,21 @@
 //! What an operator writes to add a feed: one `[[feed]]` entry in a TOML
 //! file (a file may hold many; a registry is a directory tree of files).
 //! Relative paths in a file resolve against that file's directory. The
-//! doc comments on these fields are the operator documentation.
+//! doc comments on these fields (and on each source kind's config, in its
+//! module under `crate::sources`) are the operator documentation.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use schemars::JsonSchema;
 use serde::Deserialize;
 use toml::Spanned;
+
+use crate::sources::SourceKindConfig;
+use crate::sources::ap::ApSource;
+use crate::sources::clarity::ClaritySource;
+use crate::sources::html::HtmlSource;
+use crate::sources::http::HttpSource;
+use crate::sources::sftp::SftpSource;
 
 /// One feed file.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -111,74 +118,47 @@ pub enum FeedModeConfig {
     Replay,
 }
 
-/// A credential, by reference only: never the secret itself.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, rename_all = "lowercase")]
-pub enum SecretRef {
-    /// The name of an environment variable holding the secret.
-    Env(String),
-    /// A file holding the secret: a plain name in the feed-secrets folder.
-    File(PathBuf),
-}
-
-/// Where a feed's payloads come from.
+/// Where a feed's payloads come from: `kind` names the source kind, and
+/// the other fields are that kind's.
 #[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
-#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+// One variant per entry of `crate::sources::SOURCES`, each wrapping the
+// kind's own config struct.
 pub enum SourceConfig {
     /// A plain HTTP(S) GET with conditional requests.
-    Http {
-        url: String,
-        /// Non-secret headers.
-        #[serde(default)]
-        headers: BTreeMap<String, String>,
-        /// Headers whose values are credentials, by reference.
-        #[serde(default)]
-        secret_headers: BTreeMap<String, SecretRef>,
-    },
+    Http(HttpSource),
     /// A Clarity ENR site: polls `{base_url}/current_ver.txt`, then fetches
     /// `{base_url}/{version}/{file}`.
-    Clarity { base_url: String, file: String },
+    Clarity(ClaritySource),
     /// The AP Elections API; follows `nextrequest`.
-    Ap {
-        url: String,
-        /// The API key, by reference; sent in the `x-api-key` header.
-        api_key: SecretRef,
-    },
+    Ap(ApSource),
     /// Files dropped on an SFTP server.
-    Sftp {
-        host: String,
-        #[serde(default = "sftp_port")]
-        port: u16,
-        user: String,
-        /// The private key file (never the key itself), relative to the
-        /// feed file.
-        key_file: PathBuf,
-        /// known_hosts holding the server's host key, relative to the feed
-        /// file.
-        known_hosts: PathBuf,
-        /// Directory and glob, e.g. `/drop/ga/*.csv`.
-        glob: String,
-        /// A file must be this old, and its size stable across two
-        /// listings, before it is read (default `5s`).
-        #[serde(default = "min_age")]
-        min_age: String,
-        /// Move processed files here after the Kafka ack (default: leave).
-        #[serde(default)]
-        archive_dir: Option<String>,
-        /// Only read `x.csv` once `x.csv<done_marker>` exists (e.g. `.done`).
-        #[serde(default)]
-        done_marker: Option<String>,
-    },
+    Sftp(SftpSource),
     /// An HTML page, read with the `html-table` mapping.
-    Html { url: String },
+    Html(HtmlSource),
 }
 
-fn sftp_port() -> u16 {
-    22
-}
+impl SourceConfig {
+    /// The kind's own config: the one place the variants are matched.
+    pub fn kind_config(&self) -> &dyn SourceKindConfig {
+        match self {
+            SourceConfig::Http(c) => c,
+            SourceConfig::Clarity(c) => c,
+            SourceConfig::Ap(c) => c,
+            SourceConfig::Sftp(c) => c,
+            SourceConfig::Html(c) => c,
+        }
+    }
 
-fn min_age() -> String {
-    "5s".into()
+    pub fn kind_config_mut(&mut self) -> &mut dyn SourceKindConfig {
+        match self {
+            SourceConfig::Http(c) => c,
+            SourceConfig::Clarity(c) => c,
+            SourceConfig::Ap(c) => c,
+            SourceConfig::Sftp(c) => c,
+            SourceConfig::Html(c) => c,
+        }
+    }
 }
 
 /// How often a feed is polled.

@@ -11,13 +11,13 @@
 
 mod config;
 pub mod schema;
-pub mod secrets;
 #[cfg(test)]
 mod tests;
 mod validate;
 
+pub use crate::durations::{duration_arg, parse_duration};
+pub use crate::sources::secrets::{self, SecretRef};
 pub use config::*;
 pub use validate::{
-    FeedConfigError, ValidFeed, duration_arg, feed_files, load_registry, parse_duration,
-    read_mapping, registry_files,
+    FeedConfigError, ValidFeed, feed_files, load_registry, read_mapping, registry_files,
 };

@@ -114,7 +114,8 @@ mod tests {
             .iter()
             .filter_map(|branch| branch["properties"]["kind"]["const"].as_str())
             .collect();
-        assert_eq!(kinds, ["http", "clarity", "ap", "sftp", "html"]);
+        let registry: Vec<&str> = crate::sources::SOURCES.iter().map(|k| k.name).collect();
+        assert_eq!(kinds, registry, "one branch per registered source kind");
         let required = defs["FeedEntry"]["required"].as_array().unwrap();
         for field in ["id", "family", "election_id", "source"] {
             assert!(required.contains(&json!(field)), "{field} in {required:?}");

@@ -37,7 +37,7 @@ fn the_shipped_examples_validate() {
     );
     assert!(!feeds[4].entry.enabled);
     assert!(
-        matches!(feeds[4].entry.source.get_ref(), SourceConfig::Ap { api_key: SecretRef::Env(v), .. } if v == "FEED_SECRET_AP_API_KEY")
+        matches!(feeds[4].entry.source.get_ref(), SourceConfig::Ap(crate::sources::ap::ApSource { api_key: SecretRef::Env(v), .. }) if v == "FEED_SECRET_AP_API_KEY")
     );
     let text = std::fs::read_to_string(&feeds[2].file).unwrap();
     let third_entry_line = text

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::config::{FeedEntry, FeedFile, SecretRef, SourceConfig};
+use super::config::{FeedEntry, FeedFile};
+use crate::durations::parse_duration;
+use crate::sources::SourceProblems;
 
 /// One problem in a feed file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,36 +43,6 @@ pub struct ValidFeed {
     pub file: PathBuf,
     pub line: usize,
 }
-
-/// A duration as operators write one, through jiff's parser: the friendly
-/// form (`30s`, `500ms`, `1h30m`, `1.5s`, `2d`, `5 minutes`) or ISO 8601
-/// (`PT90S`). A day is 24 hours; months and years (which have no fixed
-/// length) and negative durations are refused.
-pub fn parse_duration(s: &str) -> Option<Duration> {
-    let span: jiff::Span = s.trim().parse().ok()?;
-    let signed = span
-        .to_duration(jiff::SpanRelativeTo::days_are_24_hours())
-        .ok()?;
-    Duration::try_from(signed).ok()
-}
-
-/// [`parse_duration`] as a clap value parser: a flag's duration is checked
-/// when the command line is read, and a bad one is a usage error.
-pub fn duration_arg(s: &str) -> Result<Duration, String> {
-    parse_duration(s).ok_or_else(|| {
-        format!("{s:?} is not a duration (write e.g. 30s, 500ms, 1h30m, 1.5s or PT90S)")
-    })
-}
-
-/// Headers that carry credentials and so must come from `secret_headers`.
-const SECRET_HEADER_WORDS: [&str; 6] = [
-    "authorization",
-    "api-key",
-    "apikey",
-    "token",
-    "cookie",
-    "secret",
-];
 
 fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())]
@@ -144,15 +116,7 @@ fn resolve_paths(e: &mut FeedEntry, dir: &Path) {
     e.mapping_file = e.mapping_file.as_ref().map(spanned);
     // A `{ file = … }` secret is a plain name in the feed-secrets folder,
     // never a path (`secrets::check_reference`): it is not resolved here.
-    if let SourceConfig::Sftp {
-        key_file,
-        known_hosts,
-        ..
-    } = e.source.get_mut()
-    {
-        *key_file = under(key_file);
-        *known_hosts = under(known_hosts);
-    }
+    e.source.get_mut().kind_config_mut().resolve_paths(&under);
 }
 
 /// A mapping file: the table `[feed.mapping]` would hold, bare or as a
@@ -437,167 +401,14 @@ fn check_entry(e: &FeedEntry, file: &Path, text: &str, errors: &mut Vec<FeedConf
         );
     }
     let source_span = e.source.span();
-    let url_ok = |u: &str| u.starts_with("http://") || u.starts_with("https://");
-    match e.source.get_ref() {
-        SourceConfig::Http {
-            url,
-            headers,
-            secret_headers,
-        } => {
-            if !url_ok(url) {
-                err(
-                    source_span.clone(),
-                    "source.url",
-                    format!("{url:?} is not an http(s) URL"),
-                );
-            }
-            for name in headers.keys() {
-                let lower = name.to_ascii_lowercase();
-                if SECRET_HEADER_WORDS.iter().any(|w| lower.contains(w)) {
-                    err(
-                        source_span.clone(),
-                        "source.headers",
-                        format!(
-                            "{name} carries a credential: put it in secret_headers as {{ env = \"VAR\" }} or {{ file = \"path\" }}"
-                        ),
-                    );
-                }
-            }
-            if !secret_headers.is_empty() {
-                check_secret_transport(url, source_span.clone(), &mut err);
-            }
-            for (name, r) in secret_headers {
-                check_secret(
-                    r,
-                    &format!("source.secret_headers.{name}"),
-                    source_span.clone(),
-                    &mut err,
-                );
-            }
-        }
-        SourceConfig::Clarity { base_url, file } => {
-            if !url_ok(base_url) {
-                err(
-                    source_span.clone(),
-                    "source.base_url",
-                    format!("{base_url:?} is not an http(s) URL"),
-                );
-            }
-            if file.is_empty() || file.starts_with('/') {
-                err(
-                    source_span.clone(),
-                    "source.file",
-                    "must be a path under the versioned folder, e.g. json/ALL.json".into(),
-                );
-            }
-        }
-        SourceConfig::Ap { url, api_key } => {
-            if !url_ok(url) {
-                err(
-                    source_span.clone(),
-                    "source.url",
-                    format!("{url:?} is not an http(s) URL"),
-                );
-            }
-            check_secret_transport(url, source_span.clone(), &mut err);
-            check_secret(api_key, "source.api_key", source_span.clone(), &mut err);
-        }
-        SourceConfig::Sftp {
-            glob,
-            min_age,
-            host,
-            key_file,
-            known_hosts,
-            ..
-        } => {
-            check_readable(key_file, source_span.clone(), "source.key_file", &mut err);
-            check_readable(
-                known_hosts,
-                source_span.clone(),
-                "source.known_hosts",
-                &mut err,
-            );
-            if host.is_empty() {
-                err(
-                    source_span.clone(),
-                    "source.host",
-                    "must not be empty".into(),
-                );
-            }
-            if !glob.starts_with('/') {
-                err(
-                    source_span.clone(),
-                    "source.glob",
-                    format!("{glob:?} must be an absolute remote path"),
-                );
-            }
-            if parse_duration(min_age).is_none() {
-                err(
-                    source_span.clone(),
-                    "source.min_age",
-                    format!("{min_age:?} is not a duration"),
-                );
-            }
-        }
-        SourceConfig::Html { url } => {
-            if !url_ok(url) {
-                err(
-                    source_span.clone(),
-                    "source.url",
-                    format!("{url:?} is not an http(s) URL"),
-                );
-            }
-            if e.family.get_ref() != "html-table" {
-                err(
-                    e.family.span(),
-                    "family",
-                    "an html source is read by the html-table family".into(),
-                );
-            }
-        }
-    }
-}
-
-fn check_secret(
-    r: &SecretRef,
-    field: &str,
-    span: std::ops::Range<usize>,
-    err: &mut impl FnMut(std::ops::Range<usize>, &str, String),
-) {
-    if let Err(why) = super::secrets::check_reference(r) {
-        err(span, field, why);
-    }
-}
-
-/// Whether `url`'s host is this machine (plain http is allowed only there
-/// for a source that sends a credential).
-fn is_loopback_url(url: &str) -> bool {
-    let Ok(u) = reqwest::Url::parse(url) else {
-        return false;
-    };
-    let host = u.host_str().unwrap_or_default();
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost")
-        || bare
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
-}
-
-/// A source that sends a credential sends it over https only, unless the
-/// source is on this machine.
-fn check_secret_transport(
-    url: &str,
-    span: std::ops::Range<usize>,
-    err: &mut impl FnMut(std::ops::Range<usize>, &str, String),
-) {
-    if !url.starts_with("https://") && !is_loopback_url(url) {
-        err(
-            span,
-            "source.url",
-            format!(
-                "{url:?} is not https, and this source sends a credential: only a loopback \
-                 source may be plain http"
-            ),
-        );
+    let mut problems = SourceProblems::new(e.family.get_ref());
+    e.source.get_ref().kind_config().check(&mut problems);
+    for p in problems.found {
+        let span = if p.field == "family" {
+            e.family.span()
+        } else {
+            source_span.clone()
+        };
+        err(span, &p.field, p.message);
     }
 }

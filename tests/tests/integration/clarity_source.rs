@@ -1,8 +1,9 @@
 //! Clarity's two-step poll (`current_ver.txt`, then the versioned file) and
 //! AP's `nextrequest` cursor, against a real local HTTP server.
 
-use votewire_ingestors::clarity_source::{ApCursor, ClarityCursor, ClarityPoll, poll_clarity};
 use votewire_ingestors::http::{FetchLimits, client};
+use votewire_ingestors::sources::ap::ApCursor;
+use votewire_ingestors::sources::clarity::{ClarityCursor, ClarityPoll, poll_clarity};
 use votewire_tests::fixture_bytes;
 use votewire_tests::http::{Canned, FixtureServer};
 

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use votewire_ingestors::sftp::{SftpEndpoint, SftpError, SftpSession};
+use votewire_ingestors::sources::sftp::{SftpEndpoint, SftpError, SftpSession};
 use votewire_tests::{Stack, fixture_bytes};
 
 const CSV: &str = "precinct_csv/openelections-data-ga/20210105__ga__runoff.csv";

@@ -6,8 +6,8 @@
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use votewire_ingestors::sftp::{SftpEndpoint, SftpSession};
-use votewire_ingestors::sftp_drop::{DropConfig, DropWatcher, FileIdentity, ReadyFile};
+use votewire_ingestors::sources::sftp::drop::{DropConfig, DropWatcher, FileIdentity, ReadyFile};
+use votewire_ingestors::sources::sftp::{SftpEndpoint, SftpSession};
 use votewire_tests::Stack;
 
 fn endpoint(stack: &Stack) -> SftpEndpoint {
@@ -311,7 +311,7 @@ async fn a_file_whose_archive_move_fails_is_not_published_again() {
 /// and not published again, and a new file is.
 #[tokio::test]
 async fn past_the_remembered_names_a_restart_republishes_nothing_old() {
-    use votewire_ingestors::sftp_drop::MAX_REMEMBERED;
+    use votewire_ingestors::sources::sftp::drop::MAX_REMEMBERED;
     let stack = Stack::load();
     let (remote, local) = stack.sftp().fresh_dir("drop-floor");
     let t = now() - 100_000;
@@ -349,7 +349,7 @@ async fn past_the_remembered_names_a_restart_republishes_nothing_old() {
 /// marker lands, it is read.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_waiting_for_its_marker_is_never_hidden_behind_the_floor() {
-    use votewire_ingestors::sftp_drop::MAX_REMEMBERED;
+    use votewire_ingestors::sources::sftp::drop::MAX_REMEMBERED;
     let stack = Stack::load();
     let (remote, local) = stack.sftp().fresh_dir("drop-floor-marker");
     let t = now() - 100_000;

@@ -313,16 +313,23 @@ pub struct FeedConfigBody {
 #[derive(Debug, Deserialize, ToSchema)]
 #[allow(dead_code)]
 pub struct FeedSourceBody {
-    pub kind: SourceKind,
+    /// The source kind (`votewire_ingestors::sources::SOURCES`).
+    #[schema(schema_with = source_kind_schema)]
+    pub kind: String,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum SourceKind {
-    Http,
-    Clarity,
-    Ap,
-    Sftp,
+/// `kind`'s schema: a string naming one of the registry's source kinds.
+fn source_kind_schema() -> utoipa::openapi::schema::Object {
+    use votewire_ingestors::sources::SOURCES;
+    let listed: Vec<String> = SOURCES
+        .iter()
+        .map(|k| format!("`{}`: {}", k.name, k.summary))
+        .collect();
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(SOURCES.iter().map(|k| k.name)))
+        .description(Some(format!("One of: {}.", listed.join("; "))))
+        .build()
 }
 
 /// One stored transition.

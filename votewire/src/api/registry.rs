@@ -38,21 +38,20 @@ fn problems(errors: &[FeedConfigError], tmp: Option<&Path>, shown: &str) -> Vec<
 }
 
 /// Where a feed body names files (JSON pointers): `companion`,
-/// `mapping_file` and the SFTP key files. `{ file = … }` secrets are names
-/// in the feed-secrets folder, not paths.
-const PATH_FIELDS: [&str; 4] = [
-    "/companion",
-    "/mapping_file",
-    "/source/key_file",
-    "/source/known_hosts",
-];
+/// `mapping_file` and each source kind's path fields (the SFTP key files).
+/// `{ file = … }` secrets are names in the feed-secrets folder, not paths.
+fn path_fields() -> impl Iterator<Item = String> {
+    let kinds = votewire_ingestors::sources::SOURCES.iter();
+    ["/companion".to_string(), "/mapping_file".to_string()]
+        .into_iter()
+        .chain(kinds.flat_map(|k| k.path_fields.iter().map(|f| format!("/source/{f}"))))
+}
 
 /// The relative file paths a feed body names, one problem each.
 fn relative_paths(body: &serde_json::Value) -> Vec<String> {
-    PATH_FIELDS
-        .iter()
+    path_fields()
         .filter_map(|pointer| {
-            let path = body.pointer(pointer)?.as_str()?;
+            let path = body.pointer(&pointer)?.as_str()?;
             let field = pointer.trim_start_matches('/').replace('/', ".");
             (!Path::new(path).is_absolute())
                 .then(|| format!("{field}: {path:?} is not an absolute path"))
@@ -62,8 +61,8 @@ fn relative_paths(body: &serde_json::Value) -> Vec<String> {
 
 /// Makes the relative file paths in `body` absolute against `dir`.
 fn anchor_paths(body: &mut serde_json::Value, dir: &Path) {
-    for pointer in PATH_FIELDS {
-        if let Some(v) = body.pointer_mut(pointer)
+    for pointer in path_fields() {
+        if let Some(v) = body.pointer_mut(&pointer)
             && let Some(path) = v.as_str().map(Path::new).filter(|p| p.is_relative())
         {
             *v = serde_json::Value::String(dir.join(path).to_string_lossy().into_owned());

@@ -20,7 +20,18 @@
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 
-use super::config::SecretRef;
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+/// A credential, by reference only: never the secret itself.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "lowercase")]
+pub enum SecretRef {
+    /// The name of an environment variable holding the secret.
+    Env(String),
+    /// A file holding the secret: a plain name in the feed-secrets folder.
+    File(PathBuf),
+}
 
 /// The prefix an environment-variable secret's name must have, unless
 /// `VOTEWIRE_FEED_SECRET_PREFIX` says otherwise.

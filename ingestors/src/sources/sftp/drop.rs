@@ -25,7 +25,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use sha2::{Digest, Sha256};
 
-use crate::sftp::{RemoteFile, SftpError, SftpSession};
+use super::{RemoteFile, SftpError, SftpSession};
 
 /// Where and how to watch.
 #[derive(Debug, Clone)]

@@ -3,8 +3,43 @@
 //! version and the body's sha256 are both part of the cursor: versions move
 //! without content changing, and content has changed under one version.
 
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use super::{SourceKind, SourceKindConfig, SourceProblems};
 use crate::conditional::{HttpValidators, PollOutcome, poll};
 use crate::http::{FetchError, FetchLimits, FetchedBody, fetch_capped};
+
+pub const KIND: SourceKind = SourceKind {
+    name: "clarity",
+    summary: "a Clarity ENR site: current_ver.txt, then the versioned file",
+    path_fields: &[],
+};
+
+/// `source = { kind = "clarity", base_url = …, file = … }`: polls
+/// `{base_url}/current_ver.txt`, then fetches `{base_url}/{version}/{file}`.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClaritySource {
+    pub base_url: String,
+    pub file: String,
+}
+
+impl SourceKindConfig for ClaritySource {
+    fn kind(&self) -> &'static SourceKind {
+        &KIND
+    }
+
+    fn check(&self, problems: &mut SourceProblems<'_>) {
+        problems.http_url("source.base_url", &self.base_url);
+        if self.file.is_empty() || self.file.starts_with('/') {
+            problems.add(
+                "source.file",
+                "must be a path under the versioned folder, e.g. json/ALL.json",
+            );
+        }
+    }
+}
 
 /// A Clarity poll's outcome.
 #[derive(Debug)]
@@ -97,88 +132,4 @@ pub async fn poll_clarity(
         }
         wait @ PollOutcome::Wait { .. } => ClarityPoll::Wait(wait),
     })
-}
-
-/// AP's incremental cursor: follow `nextrequest`, but never a link that
-/// makes no progress (the same URL again, or one we already followed), and
-/// fall back to the feed's base URL after a rejected payload.
-#[derive(Debug, Clone)]
-pub struct ApCursor {
-    pub base_url: String,
-    pub next: Option<String>,
-    followed: Vec<String>,
-}
-
-impl ApCursor {
-    pub fn new(base_url: &str) -> ApCursor {
-        ApCursor {
-            base_url: base_url.to_string(),
-            next: None,
-            followed: Vec::new(),
-        }
-    }
-
-    /// The URL to fetch now.
-    pub fn url(&self) -> &str {
-        self.next.as_deref().unwrap_or(&self.base_url)
-    }
-
-    /// Records the `nextrequest` of an accepted payload. Returns false (and
-    /// falls back to the base URL) when the link makes no progress.
-    pub fn advance(&mut self, next_request: Option<&str>) -> bool {
-        let current = self.url().to_string();
-        // The key goes wherever `nextrequest` points: only within the
-        // base URL's origin.
-        let same_origin =
-            |n: &str| match (reqwest::Url::parse(&self.base_url), reqwest::Url::parse(n)) {
-                (Ok(a), Ok(b)) => a.origin() == b.origin(),
-                _ => false,
-            };
-        match next_request {
-            Some(n) if n != current && !self.followed.iter().any(|f| f == n) && same_origin(n) => {
-                self.followed.push(current);
-                if self.followed.len() > 32 {
-                    self.followed.remove(0);
-                }
-                self.next = Some(n.to_string());
-                true
-            }
-            _ => {
-                self.next = None;
-                false
-            }
-        }
-    }
-
-    /// After a rejected payload, start again from the base URL.
-    pub fn reset(&mut self) {
-        self.next = None;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn nextrequest_is_followed_only_within_the_sources_origin() {
-        let base = "https://api.ap.org/v2/elections/2021-01-05?statepostal=GA";
-        let mut ap = ApCursor::new(base);
-        assert!(ap.advance(Some(
-            "https://api.ap.org/v2/elections/2021-01-05?nextrequest=1"
-        )));
-        assert_eq!(
-            ap.url(),
-            "https://api.ap.org/v2/elections/2021-01-05?nextrequest=1"
-        );
-        for elsewhere in [
-            "https://collector.example/steal",
-            "http://api.ap.org/v2/elections/2021-01-05?nextrequest=2",
-            "https://api.ap.org:8443/v2/elections?nextrequest=2",
-            "not a url",
-        ] {
-            assert!(!ap.advance(Some(elsewhere)), "{elsewhere}");
-            assert_eq!(ap.url(), base, "{elsewhere}: back to the base URL");
-        }
-    }
 }

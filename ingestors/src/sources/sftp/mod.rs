@@ -1,0 +1,85 @@
+//! Files dropped on an SFTP server as a source: the session with verified
+//! host keys, timeouts and capped reads ([`session`]), and the drop
+//! directory watcher that reads each stable, old-enough file once
+//! ([`drop`]).
+
+pub mod drop;
+mod session;
+
+pub use session::*;
+
+use std::path::{Path, PathBuf};
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use super::{SourceKind, SourceKindConfig, SourceProblems};
+
+pub const KIND: SourceKind = SourceKind {
+    name: "sftp",
+    summary: "files dropped on an SFTP server",
+    path_fields: &["key_file", "known_hosts"],
+};
+
+/// `source = { kind = "sftp", host = …, user = …, key_file = …,
+/// known_hosts = …, glob = … }`.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SftpSource {
+    pub host: String,
+    #[serde(default = "default_port")]
+    pub port: u16,
+    pub user: String,
+    /// The private key file (never the key itself), relative to the feed
+    /// file.
+    pub key_file: PathBuf,
+    /// known_hosts holding the server's host key, relative to the feed
+    /// file.
+    pub known_hosts: PathBuf,
+    /// Directory and glob, e.g. `/drop/ga/*.csv`.
+    pub glob: String,
+    /// A file must be this old, and its size stable across two listings,
+    /// before it is read (default `5s`).
+    #[serde(default = "default_min_age")]
+    pub min_age: String,
+    /// Move processed files here after the Kafka ack (default: leave).
+    #[serde(default)]
+    pub archive_dir: Option<String>,
+    /// Only read `x.csv` once `x.csv<done_marker>` exists (e.g. `.done`).
+    #[serde(default)]
+    pub done_marker: Option<String>,
+}
+
+fn default_port() -> u16 {
+    22
+}
+
+fn default_min_age() -> String {
+    "5s".into()
+}
+
+impl SourceKindConfig for SftpSource {
+    fn kind(&self) -> &'static SourceKind {
+        &KIND
+    }
+
+    fn check(&self, problems: &mut SourceProblems<'_>) {
+        problems.readable("source.key_file", &self.key_file);
+        problems.readable("source.known_hosts", &self.known_hosts);
+        if self.host.is_empty() {
+            problems.add("source.host", "must not be empty");
+        }
+        if !self.glob.starts_with('/') {
+            problems.add(
+                "source.glob",
+                format!("{:?} must be an absolute remote path", self.glob),
+            );
+        }
+        problems.duration("source.min_age", &self.min_age);
+    }
+
+    fn resolve_paths(&mut self, under: &dyn Fn(&Path) -> PathBuf) {
+        self.key_file = under(&self.key_file);
+        self.known_hosts = under(&self.known_hosts);
+    }
+}
