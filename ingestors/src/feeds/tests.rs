@@ -133,6 +133,98 @@ fn unknown_fields_and_bad_toml_name_their_line() {
     );
 }
 
+/// Inside `[feed.source]` the kind's own struct refuses what it does not
+/// know, and a kind no module declares is refused with the known ones.
+#[test]
+fn a_source_field_or_kind_that_does_not_exist_is_refused_on_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let entry = |source: &str| {
+        format!(
+            "[[feed]]\nid = \"a\"\nfamily = \"csv\"\nelection_id = \"e\"\n[feed.source]\n{source}\n"
+        )
+    };
+    for (source, says) in [
+        (
+            "kind = \"http\"\nurl = \"https://example.org/x\"\nurll = \"y\"",
+            "urll",
+        ),
+        (
+            "kind = \"gopher\"\nurl = \"gopher://example.org\"",
+            "gopher",
+        ),
+        ("url = \"https://example.org/x\"", "kind"),
+    ] {
+        write(dir.path(), "feeds.toml", &entry(source));
+        let errs = load_registry(dir.path()).unwrap_err();
+        assert_eq!(errs.len(), 1, "{source}: {errs:?}");
+        assert!(errs[0].message.contains(says), "{source}: {}", errs[0]);
+        assert!((5..=7).contains(&errs[0].line), "{source}: {}", errs[0]);
+    }
+}
+
+/// Every shipped example feed's config answers for the kind its `kind`
+/// tag names, and a kind's `resolve_paths` moves exactly the fields its
+/// registry entry lists as paths (which the API and `feeds add` anchor).
+#[test]
+fn each_source_config_belongs_to_its_registered_kind() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/feeds/examples");
+    let feeds = load_registry(&dir).expect("the examples validate");
+    let mut kinds: Vec<&str> = Vec::new();
+    for f in &feeds {
+        let text = std::fs::read_to_string(&f.file).unwrap();
+        let table: toml::Table = text.parse().unwrap();
+        let tagged = table["feed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["id"].as_str() == Some(f.entry.id.get_ref()))
+            .and_then(|e| e["source"]["kind"].as_str())
+            .unwrap()
+            .to_string();
+        let kind = f.entry.source.get_ref().kind_config().kind();
+        assert_eq!(kind.name, tagged, "{}", f.entry.id.get_ref());
+        kinds.push(kind.name);
+    }
+    kinds.sort();
+    kinds.dedup();
+    assert_eq!(
+        kinds.len(),
+        crate::sources::SOURCES.len(),
+        "one example per kind"
+    );
+
+    let sftp = crate::sources::sftp::SftpSource {
+        host: "h".into(),
+        port: 22,
+        user: "u".into(),
+        key_file: "key".into(),
+        known_hosts: "known_hosts".into(),
+        glob: "/drop/*.csv".into(),
+        min_age: "5s".into(),
+        archive_dir: Some("done".into()),
+        done_marker: None,
+    };
+    let mut moved = sftp.clone();
+    crate::sources::SourceKindConfig::resolve_paths(&mut moved, &|p| Path::new("/feeds").join(p));
+    let as_json = |c: &crate::sources::sftp::SftpSource| {
+        serde_json::json!({
+            "key_file": c.key_file, "known_hosts": c.known_hosts, "glob": c.glob,
+            "archive_dir": c.archive_dir, "host": c.host, "user": c.user,
+        })
+    };
+    let (before, after) = (as_json(&sftp), as_json(&moved));
+    let changed: Vec<&str> = before
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|k| before[k.as_str()] != after[k.as_str()])
+        .map(String::as_str)
+        .collect();
+    let mut listed = crate::sources::sftp::KIND.path_fields.to_vec();
+    listed.sort();
+    assert_eq!(changed, listed);
+}
+
 #[test]
 fn a_mapping_the_family_cannot_read_is_rejected() {
     let dir = tempfile::tempdir().unwrap();

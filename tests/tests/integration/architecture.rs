@@ -8,8 +8,14 @@
 //! qualified path in a function body counts as one through a `use`. An
 //! edge joins the two sibling modules under which the paths diverge: a
 //! parent naming its child is not an edge (a trait's module declares its
-//! backends), two children naming each other are. Paths inside macro
-//! invocations are not seen.
+//! backends), two children naming each other are.
+//!
+//! Not seen: paths inside macro invocations and attribute strings
+//! (`#[serde(with = "crate::x")]`); a path through a parent's re-export
+//! (`crate::PayloadContext` stops at the crate root, so two siblings that
+//! reach each other only through re-exports pass); names brought in by a
+//! glob or an alias (`use super::*`, `use crate::fleet as f`); inline
+//! modules as nodes of their own. Imports in `#[cfg(test)]` modules count.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
