@@ -325,6 +325,13 @@ fn check_entry(e: &FeedEntry, file: &Path, text: &str, errors: &mut Vec<FeedConf
         let span = e.priority.as_ref().map_or(e.id.span(), |p| p.span());
         err(span, "priority", "must be between -1000 and 1000".into());
     }
+    check_cadence(e, &mut err);
+    check_limits(e, &mut err);
+    check_source(e, &mut err);
+}
+
+/// `[feed.cadence]`: durations, the 1 s floor, the window's times.
+fn check_cadence(e: &FeedEntry, err: &mut impl FnMut(std::ops::Range<usize>, &str, String)) {
     let cadence_span = e.cadence.as_ref().map_or(e.id.span(), |c| c.span());
     let c = &e.cadence();
     for (field, value) in [
@@ -375,6 +382,10 @@ fn check_entry(e: &FeedEntry, file: &Path, text: &str, errors: &mut Vec<FeedConf
             );
         }
     }
+}
+
+/// `[feed.limits]`: the fetch timeout, the transform limit, the size cap.
+fn check_limits(e: &FeedEntry, err: &mut impl FnMut(std::ops::Range<usize>, &str, String)) {
     let limits_span = e.limits.as_ref().map_or(e.id.span(), |l| l.span());
     let l = &e.limits();
     if parse_duration(&l.timeout).is_none() {
@@ -400,6 +411,11 @@ fn check_entry(e: &FeedEntry, file: &Path, text: &str, errors: &mut Vec<FeedConf
             "must be between 1 byte and 1 GiB".into(),
         );
     }
+}
+
+/// `[feed.source]`: the kind's own checks; a kind that requires a family
+/// reports on the feed's `family`.
+fn check_source(e: &FeedEntry, err: &mut impl FnMut(std::ops::Range<usize>, &str, String)) {
     let source_span = e.source.span();
     let mut problems = SourceProblems::new(e.family.get_ref());
     e.source.get_ref().kind_config().check(&mut problems);

@@ -3,8 +3,8 @@
 //! that depends back on it (GUIDE.md §5: no import cycles).
 //!
 //! The check parses every source file with `syn` and follows every path
-//! it names (`use` trees, types, expressions; `crate::`, `super::`,
-//! `self::` and a child module's name), so a cycle through a fully
+//! it names from `crate::`, `super::` or `self::` (`use` trees, types,
+//! expressions; a sibling can be named no other way), so a cycle through a fully
 //! qualified path in a function body counts as one through a `use`. An
 //! edge joins the two sibling modules under which the paths diverge: a
 //! parent naming its child is not an edge (a trait's module declares its
@@ -107,8 +107,10 @@ impl PathCollector<'_> {
     }
 
     /// Resolves `segments` as written in the current module; `None` for a
-    /// path that does not start at `crate`, `super` or `self` (a local
-    /// name, a child module or an extern crate: children are found later).
+    /// path that does not start at `crate`, `super` or `self`. Such a path
+    /// names a local item, an extern crate or a child module of the current
+    /// one (a sibling needs `super::` or `crate::`), and a child is never
+    /// an edge.
     fn resolve(&self, segments: &[String]) -> Option<ModulePath> {
         let mut base = self.current();
         let mut rest = segments;
@@ -124,11 +126,7 @@ impl PathCollector<'_> {
                     rest = &rest[1..];
                 }
             }
-            _ => {
-                // A name in scope: kept relative, resolved against the
-                // module tree once every file is known.
-                base.push("\u{0}relative".into());
-            }
+            _ => return None,
         }
         base.extend(rest.iter().cloned());
         Some(base)
@@ -222,22 +220,8 @@ fn sibling_edges(c: &CrateModules) -> BTreeMap<ModulePath, BTreeSet<ModulePath>>
     let is_module = |p: &[String]| c.named.contains_key(p);
     let mut edges: BTreeMap<ModulePath, BTreeSet<ModulePath>> = BTreeMap::new();
     for (from, paths) in &c.named {
-        for path in paths {
-            // A relative path: `name::…` written in module `m` means
-            // `m::name::…` when `m` has a child module `name`.
-            let target: ModulePath = match path.iter().position(|s| s == "\u{0}relative") {
-                Some(i) => {
-                    let mut t = path[..i].to_vec();
-                    t.extend(path[i + 1..].iter().cloned());
-                    if t.len() > i && is_module(&t[..=i]) {
-                        t
-                    } else {
-                        continue;
-                    }
-                }
-                None => path.clone(),
-            };
-            let common = from.iter().zip(&target).take_while(|(a, b)| a == b).count();
+        for target in paths {
+            let common = from.iter().zip(target).take_while(|(a, b)| a == b).count();
             if common < from.len() && common < target.len() && is_module(&target[..=common]) {
                 edges
                     .entry(from[..=common].to_vec())
