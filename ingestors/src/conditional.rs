@@ -115,6 +115,18 @@ impl Backoff {
     }
 }
 
+/// The [`HostGate`]'s name for the host `url` is on: `host:port`, the
+/// port said or the scheme's default.
+pub fn host_of(url: &str) -> String {
+    reqwest::Url::parse(url)
+        .ok()
+        .and_then(|u| {
+            u.host_str()
+                .map(|h| format!("{h}:{}", u.port_or_known_default().unwrap_or(0)))
+        })
+        .unwrap_or_else(|| url.to_string())
+}
+
 /// Per-host concurrency limit and shared backoff: when one feed on a host is
 /// told to wait or keeps failing, every feed on that host waits.
 #[derive(Clone)]
@@ -207,5 +219,19 @@ impl HostGate {
     /// Consecutive failures recorded for `host`.
     pub fn failures(&self, host: &str) -> u32 {
         self.state(host).failures
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_are_named_with_their_port() {
+        assert_eq!(host_of("http://127.0.0.1:8080/x"), "127.0.0.1:8080");
+        assert_eq!(
+            host_of("https://results.enr.clarityelections.com/GA/"),
+            "results.enr.clarityelections.com:443"
+        );
     }
 }

@@ -8,11 +8,10 @@ use std::time::{Duration, Instant};
 use sha2::Digest;
 use votewire_transformers::PayloadContext;
 
-use crate::conditional::{HttpValidators, PollOutcome, poll_with};
-use crate::live_feed::{FeedSpec, FeedTools, SourceError, SourceSpec, unix_now};
-use crate::sources::clarity::{ClarityCursor, ClarityPoll, poll_clarity};
-use crate::sources::sftp::drop::DropWatcher;
-use crate::sources::sftp::{SftpError, SftpSession};
+use crate::feed_spec::FeedSpec;
+use crate::feed_tools::FeedTools;
+use crate::sources::{Payload, SourceError};
+use crate::state::FeedCursor;
 use crate::transform_run::{TransformJob, run_transform};
 
 /// One payload fetched by [`dry_run`], transformed, nothing committed.
@@ -29,76 +28,7 @@ pub struct DryRun {
 /// current Clarity version, the newest ready SFTP file) and transforms it.
 /// Nothing is published, stored or moved: `votewire feeds test`.
 pub async fn dry_run(spec: &FeedSpec, tools: &FeedTools) -> Result<DryRun, SourceError> {
-    let limits = spec.limits;
-    let (bytes, sha256, url, version, content_type) = match &spec.source {
-        SourceSpec::Clarity { base_url, file, .. } => {
-            match poll_clarity(
-                &tools.http,
-                base_url,
-                file,
-                &ClarityCursor::default(),
-                &limits,
-                true,
-            )
-            .await?
-            {
-                ClarityPoll::Changed { version, body } => (
-                    body.bytes,
-                    body.sha256,
-                    body.url,
-                    Some(version),
-                    body.content_type,
-                ),
-                ClarityPoll::Wait(PollOutcome::Wait { delay, .. }) => {
-                    return Err(SourceError::Wait(delay));
-                }
-                _ => return Err(SourceError::NothingReady),
-            }
-        }
-        SourceSpec::Http { url, headers, .. } => {
-            match poll_with(
-                tools.client_for(headers),
-                url,
-                &HttpValidators::default(),
-                headers,
-                &limits,
-            )
-            .await?
-            {
-                PollOutcome::Changed(body) => {
-                    (body.bytes, body.sha256, body.url, None, body.content_type)
-                }
-                PollOutcome::Wait { delay, .. } => return Err(SourceError::Wait(delay)),
-                _ => return Err(SourceError::NothingReady),
-            }
-        }
-        SourceSpec::Sftp { endpoint, drop } => {
-            let (ep, drop) = (endpoint.clone(), drop.clone());
-            let newest = tokio::task::spawn_blocking(move || {
-                let session = SftpSession::connect(&ep)?;
-                let mut watcher = DropWatcher::new(drop, Vec::new());
-                // Two listings: a file must be stable across them.
-                watcher.poll(&session, unix_now())?;
-                std::thread::sleep(Duration::from_millis(500));
-                Ok::<_, SftpError>(watcher.poll(&session, unix_now())?.pop())
-            })
-            .await
-            .map_err(|e| SourceError::Task(e.to_string()))??;
-            let file = newest.ok_or(SourceError::NothingReady)?;
-            let url = format!(
-                "sftp://{}@{}:{}{}",
-                endpoint.user, endpoint.host, endpoint.port, file.identity.path
-            );
-            (file.bytes.into(), file.identity.sha256, url, None, None)
-        }
-    };
-    let fetched = Payload {
-        bytes,
-        sha256,
-        url,
-        version,
-        content_type,
-    };
+    let fetched = spec.source.fetch_once(tools, &spec.limits).await?;
     Ok(transform(spec, tools, fetched).await)
 }
 
@@ -121,17 +51,9 @@ pub async fn dry_run_saved(spec: &FeedSpec, tools: &FeedTools, saved: SavedPaylo
         url: saved.uri,
         version: None,
         content_type: saved.content_type,
+        cursor: FeedCursor::default(),
     };
     transform(spec, tools, payload).await
-}
-
-/// One payload in hand, fetched or saved.
-struct Payload {
-    bytes: bytes::Bytes,
-    sha256: String,
-    url: String,
-    version: Option<String>,
-    content_type: Option<String>,
 }
 
 /// Transforms `payload` as `spec` says, on the feed's transform threads.
@@ -142,6 +64,7 @@ async fn transform(spec: &FeedSpec, tools: &FeedTools, payload: Payload) -> DryR
         url,
         version,
         content_type,
+        ..
     } = payload;
     let ctx = PayloadContext {
         election_id: spec.election_id.clone(),

@@ -21,12 +21,16 @@
 //!   backoff and the per-host gate.
 //! * [`cadence`]: one fetch in flight per feed, scheduled from completion.
 //! * [`sources`]: one module per source kind (HTTP, Clarity, AP, SFTP,
-//!   HTML), each owning its config and its checks, listed once in
+//!   HTML), each owning its config, its checks, its resolved source and
+//!   its poller (the cursor it decodes and encodes), listed once in
 //!   [`sources::SOURCES`]; SFTP with verified host keys and the drop
 //!   directory watcher (stable, old enough, identity by sha256).
-//! * [`live_feed`]: the whole poll step of one feed, for every source kind
-//!   (Clarity, HTTP, HTML, AP, SFTP): fetch, transform, publish, fenced
-//!   cursor commit, health.
+//! * [`feed_spec`]: a registry entry resolved for polling.
+//!   [`feed_tools`]: what every feed of an ingestor shares.
+//! * [`live_feed`]: the whole poll step of one feed, whatever its source:
+//!   fetch, transform, publish, fenced cursor commit, health.
+//! * [`supervisor`]: one instance: heartbeats, lease rounds, a feed loop
+//!   per leased feed, registry hot reload (`votewire ingest` runs it).
 //! * [`publish`]: the commit protocol's Kafka half (changed cells, manifests,
 //!   dead letters, feed status). [`published_view`]: a feed's last
 //!   published cells, read back from the votes topic (`feeds test`).
@@ -43,6 +47,8 @@ pub mod conditional;
 pub mod dry_run;
 pub mod durations;
 pub mod feed_metrics;
+pub mod feed_spec;
+pub mod feed_tools;
 pub mod feeds;
 pub mod health;
 pub mod http;
@@ -54,4 +60,5 @@ pub mod result_links;
 pub mod smoke;
 pub mod sources;
 pub mod state;
+pub mod supervisor;
 pub mod transform_run;

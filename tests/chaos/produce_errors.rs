@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use rdkafka::mocking::MockCluster;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+use votewire_ingestors::feed_tools::FeedTools;
 use votewire_ingestors::health::HealthMachine;
 use votewire_ingestors::http::{FetchLimits, client};
-use votewire_ingestors::live_feed::{FeedTools, LiveFeed};
+use votewire_ingestors::live_feed::LiveFeed;
 use votewire_ingestors::publish::{ProducerRenewal, Publisher};
 use votewire_ingestors::state::FeedStateStore;
 use votewire_tests::http::{Canned, FixtureServer};

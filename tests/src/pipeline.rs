@@ -4,6 +4,7 @@
 //! against: a generic walk of Clarity `ALL.json` and a topic drain.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -13,9 +14,11 @@ use rdkafka::{Offset, TopicPartitionList};
 use votewire_core::config::{KafkaConfig, StateStoreConfig, TopicsConfig};
 use votewire_core::kafka;
 use votewire_core::topics::{self, TopicSpec};
+use votewire_ingestors::feed_spec::FeedSpec;
 use votewire_ingestors::http::FetchLimits;
-use votewire_ingestors::live_feed::{FeedSpec, SourceSpec};
 use votewire_ingestors::publish::Publisher;
+use votewire_ingestors::sources::Source;
+use votewire_ingestors::sources::http::HttpSpec;
 use votewire_ingestors::state::{DynamoFeedState, FeedStateStore, Lease};
 
 use crate::{Stack, unique};
@@ -36,7 +39,7 @@ pub const PA_COUNTY_CSV: &str =
     "precinct_csv/openelections-data-pa/20201103__pa__general__county.csv";
 
 /// A live `csv` feed of the PA 2020 general read from `source`.
-pub fn pa_csv_feed(feed_id: &str, source: SourceSpec) -> FeedSpec {
+pub fn pa_csv_feed(feed_id: &str, source: Arc<dyn Source>) -> FeedSpec {
     FeedSpec {
         feed_id: feed_id.to_string(),
         election_id: "2020-11-03-PA".into(),
@@ -53,12 +56,8 @@ pub fn pa_csv_feed(feed_id: &str, source: SourceSpec) -> FeedSpec {
 }
 
 /// A plain HTTP source (no headers, no pagination).
-pub fn http_source(url: String) -> SourceSpec {
-    SourceSpec::Http {
-        url,
-        headers: Default::default(),
-        follow_next_request: false,
-    }
+pub fn http_source(url: String) -> Arc<dyn Source> {
+    Arc::new(HttpSpec::new(url))
 }
 
 impl TestPipeline {

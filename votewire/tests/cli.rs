@@ -640,7 +640,8 @@ fn votewire_on(stack: &Stack, pipeline: &votewire_tests::pipeline::TestPipeline)
 async fn feeds_test_diffs_a_dry_run_and_operators_pause_and_resume() {
     use votewire_ingestors::health::HealthMachine;
     use votewire_ingestors::http::{FetchLimits, client};
-    use votewire_ingestors::live_feed::{FeedTools, LiveFeed};
+    use votewire_ingestors::feed_tools::FeedTools;
+    use votewire_ingestors::live_feed::LiveFeed;
     use votewire_tests::http::{Canned, FixtureServer};
     use votewire_tests::pipeline::{TestPipeline, drain};
 

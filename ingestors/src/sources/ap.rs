@@ -2,11 +2,22 @@
 //! `x-api-key` header, then AP's `nextrequest` links, followed only while
 //! they make progress and stay on the base URL's origin.
 
+use std::sync::Arc;
+
+use reqwest::header::HeaderMap;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::secrets::SecretRef;
-use super::{SourceKind, SourceKindConfig, SourceProblems};
+use super::http::{HttpSpec, fetch_from_scratch, header, poll_conditional, validators_of};
+use super::secrets::{SecretRef, read_secret};
+use super::{
+    Payload, Polled, Poller, Source, SourceError, SourceFuture, SourceKind, SourceKindConfig,
+    SourceProblems,
+};
+use crate::conditional::HttpValidators;
+use crate::feed_tools::FeedTools;
+use crate::http::FetchLimits;
+use crate::state::FeedCursor;
 
 pub const KIND: SourceKind = SourceKind {
     name: "ap",
@@ -32,6 +43,112 @@ impl SourceKindConfig for ApSource {
         problems.http_url("source.url", &self.url);
         problems.secret_transport(&self.url);
         problems.secret("source.api_key", &self.api_key);
+    }
+
+    fn resolve(&self, _limits: &FetchLimits) -> Result<Arc<dyn Source>, String> {
+        let key = read_secret(&self.api_key).map_err(|why| format!("api_key: {why}"))?;
+        let (n, v) = header("x-api-key", &key, true)?;
+        let mut headers = HeaderMap::new();
+        headers.insert(n, v);
+        Ok(Arc::new(ApSpec {
+            request: HttpSpec {
+                url: self.url.clone(),
+                headers,
+            },
+        }))
+    }
+}
+
+/// The AP base URL with the key header.
+#[derive(Clone)]
+pub struct ApSpec {
+    pub request: HttpSpec,
+}
+
+impl std::fmt::Debug for ApSpec {
+    // The key is a header: never print header values.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let HttpSpec { url, headers } = &self.request;
+        write!(f, "ap {url} ({} extra header(s))", headers.len())
+    }
+}
+
+impl Source for ApSpec {
+    fn resume(&self, cursor: FeedCursor) -> Box<dyn Poller> {
+        let mut next = ApCursor::new(&self.request.url);
+        next.next = cursor.next_request.clone();
+        Box::new(ApPoller {
+            spec: self.clone(),
+            validators: validators_of(&cursor),
+            next,
+        })
+    }
+
+    fn fetch_once<'a>(
+        &'a self,
+        tools: &'a FeedTools,
+        limits: &'a FetchLimits,
+    ) -> SourceFuture<'a, Result<Payload, SourceError>> {
+        Box::pin(fetch_from_scratch(
+            tools,
+            limits,
+            &self.request.url,
+            &self.request.headers,
+        ))
+    }
+}
+
+/// An AP feed's position: the last accepted response's validators and the
+/// `nextrequest` link to follow.
+struct ApPoller {
+    spec: ApSpec,
+    validators: HttpValidators,
+    next: ApCursor,
+}
+
+impl Poller for ApPoller {
+    fn poll<'a>(
+        &'a mut self,
+        tools: &'a FeedTools,
+        limits: &'a FetchLimits,
+    ) -> SourceFuture<'a, Result<Polled, SourceError>> {
+        Box::pin(async move {
+            let target = self.next.url().to_string();
+            poll_conditional(
+                tools,
+                limits,
+                &target,
+                &self.spec.request.headers,
+                &mut self.validators,
+                self.next.next.clone(),
+            )
+            .await
+        })
+    }
+
+    fn accepted(&mut self, feed_id: &str, payload: &Payload, next: Option<&str>) -> FeedCursor {
+        let mut cursor = payload.cursor.clone();
+        if !self.next.advance(next) && next.is_some() {
+            tracing::warn!(
+                "feed {feed_id}: nextrequest makes no progress or leaves the source's origin; back to the base URL",
+            );
+        }
+        cursor.next_request = self.next.next.clone();
+        cursor
+    }
+
+    fn committed<'a>(
+        &'a mut self,
+        _feed_id: &'a str,
+        cursor: &'a FeedCursor,
+    ) -> SourceFuture<'a, ()> {
+        self.validators = validators_of(cursor);
+        Box::pin(std::future::ready(()))
+    }
+
+    fn rejected(&mut self, _payload: &Payload) -> Option<FeedCursor> {
+        self.next.reset();
+        None
     }
 }
 

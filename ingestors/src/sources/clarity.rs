@@ -3,12 +3,20 @@
 //! version and the body's sha256 are both part of the cursor: versions move
 //! without content changing, and content has changed under one version.
 
+use std::sync::Arc;
+use std::time::Instant;
+
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::{SourceKind, SourceKindConfig, SourceProblems};
-use crate::conditional::{HttpValidators, PollOutcome, poll};
+use super::{
+    Payload, Polled, Poller, Source, SourceError, SourceFuture, SourceKind, SourceKindConfig,
+    SourceProblems,
+};
+use crate::conditional::{HttpValidators, PollOutcome, host_of, poll};
+use crate::feed_tools::FeedTools;
 use crate::http::{FetchError, FetchLimits, FetchedBody, fetch_capped};
+use crate::state::FeedCursor;
 
 pub const KIND: SourceKind = SourceKind {
     name: "clarity",
@@ -37,6 +45,186 @@ impl SourceKindConfig for ClaritySource {
                 "source.file",
                 "must be a path under the versioned folder, e.g. json/ALL.json",
             );
+        }
+    }
+
+    fn resolve(&self, _limits: &FetchLimits) -> Result<Arc<dyn Source>, String> {
+        Ok(Arc::new(ClaritySpec {
+            base_url: self.base_url.clone(),
+            file: self.file.clone(),
+            revalidate_every: 4,
+        }))
+    }
+}
+
+/// A Clarity site to poll.
+#[derive(Clone)]
+pub struct ClaritySpec {
+    pub base_url: String,
+    pub file: String,
+    /// Fetch the versioned file even under an unchanged version every
+    /// this many polls (0: never).
+    pub revalidate_every: u64,
+}
+
+impl std::fmt::Debug for ClaritySpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "clarity {} {}", self.base_url, self.file)
+    }
+}
+
+impl Source for ClaritySpec {
+    fn resume(&self, cursor: FeedCursor) -> Box<dyn Poller> {
+        Box::new(ClarityPoller {
+            spec: self.clone(),
+            cursor: ClarityCursor {
+                version: cursor.version,
+                sha256: cursor.sha256,
+            },
+            polls: 0,
+        })
+    }
+
+    fn fetch_once<'a>(
+        &'a self,
+        tools: &'a FeedTools,
+        limits: &'a FetchLimits,
+    ) -> SourceFuture<'a, Result<Payload, SourceError>> {
+        Box::pin(async move {
+            let polled = poll_clarity(
+                &tools.http,
+                &self.base_url,
+                &self.file,
+                &ClarityCursor::default(),
+                limits,
+                true,
+            )
+            .await?;
+            match polled {
+                ClarityPoll::Changed { version, body } => Ok(Payload {
+                    bytes: body.bytes,
+                    sha256: body.sha256,
+                    url: body.url,
+                    content_type: body.content_type,
+                    version: Some(version),
+                    cursor: FeedCursor::default(),
+                }),
+                ClarityPoll::Wait(PollOutcome::Wait { delay, .. }) => Err(SourceError::Wait(delay)),
+                _ => Err(SourceError::NothingReady),
+            }
+        })
+    }
+}
+
+/// A Clarity feed's position: the accepted version and body, and the
+/// polls so far (every `revalidate_every`-th refetches).
+struct ClarityPoller {
+    spec: ClaritySpec,
+    cursor: ClarityCursor,
+    polls: u64,
+}
+
+impl Poller for ClarityPoller {
+    fn poll<'a>(
+        &'a mut self,
+        tools: &'a FeedTools,
+        limits: &'a FetchLimits,
+    ) -> SourceFuture<'a, Result<Polled, SourceError>> {
+        Box::pin(self.poll_site(tools, limits))
+    }
+
+    fn accepted(&mut self, _feed_id: &str, payload: &Payload, _next: Option<&str>) -> FeedCursor {
+        payload.cursor.clone()
+    }
+
+    fn committed<'a>(
+        &'a mut self,
+        _feed_id: &'a str,
+        cursor: &'a FeedCursor,
+    ) -> SourceFuture<'a, ()> {
+        self.cursor = ClarityCursor {
+            version: cursor.version.clone(),
+            sha256: cursor.sha256.clone(),
+        };
+        Box::pin(std::future::ready(()))
+    }
+
+    fn rejected(&mut self, _payload: &Payload) -> Option<FeedCursor> {
+        None
+    }
+}
+
+impl ClarityPoller {
+    /// The version pointer through the host gate, then the versioned file
+    /// when the version moved or a revalidation is due.
+    async fn poll_site(
+        &mut self,
+        tools: &FeedTools,
+        limits: &FetchLimits,
+    ) -> Result<Polled, SourceError> {
+        let ClaritySpec {
+            base_url,
+            file,
+            revalidate_every,
+        } = &self.spec;
+        let cursor = &mut self.cursor;
+        self.polls += 1;
+        let revalidate = *revalidate_every > 0 && self.polls.is_multiple_of(*revalidate_every);
+        let host = host_of(base_url);
+        if let Some(d) = tools.gate.blocked_for(&host, Instant::now()) {
+            return Ok(Polled::Wait(d));
+        }
+        let permit = tools.gate.enter(&host).await;
+        let polled = poll_clarity(&tools.http, base_url, file, cursor, limits, revalidate).await;
+        drop(permit);
+        let base = FeedCursor {
+            version: cursor.version.clone(),
+            sha256: cursor.sha256.clone(),
+            ..FeedCursor::default()
+        };
+        match polled {
+            Err(e) => {
+                // Only the host's own trouble backs every feed on it off; a
+                // bad version file is this site's content.
+                if matches!(&e, ClarityError::Fetch(f) if f.is_retryable()) {
+                    tools.gate.failed(&host, &tools.backoff);
+                }
+                Err(e.into())
+            }
+            Ok(ClarityPoll::Wait(PollOutcome::Wait { delay, .. })) => {
+                tools.gate.back_off(&host, delay);
+                Ok(Polled::Wait(delay))
+            }
+            Ok(ClarityPoll::Wait(_)) => Ok(Polled::Unchanged(None)),
+            Ok(ClarityPoll::SameVersion(version) | ClarityPoll::Unchanged { version }) => {
+                tools.gate.succeeded(&host);
+                // A new version with identical bytes: remember it so a
+                // restart doesn't refetch.
+                if base.version.as_deref() == Some(version.as_str()) {
+                    Ok(Polled::Unchanged(None))
+                } else {
+                    cursor.version = Some(version.clone());
+                    Ok(Polled::Unchanged(Some(FeedCursor {
+                        version: Some(version),
+                        ..base
+                    })))
+                }
+            }
+            Ok(ClarityPoll::Changed { version, body }) => {
+                tools.gate.succeeded(&host);
+                Ok(Polled::Payload(Payload {
+                    cursor: FeedCursor {
+                        version: Some(version.clone()),
+                        sha256: Some(body.sha256.clone()),
+                        ..FeedCursor::default()
+                    },
+                    bytes: body.bytes,
+                    sha256: body.sha256,
+                    url: body.url,
+                    content_type: body.content_type,
+                    version: Some(version),
+                }))
+            }
         }
     }
 }

@@ -1,10 +1,14 @@
 //! An HTML page as a source (a Secretary of State's results page): fetched
 //! as [`super::http`] is, and read by the `html-table` family only.
 
+use std::sync::Arc;
+
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::{SourceKind, SourceKindConfig, SourceProblems};
+use super::http::HttpSpec;
+use super::{Source, SourceKind, SourceKindConfig, SourceProblems};
+use crate::http::FetchLimits;
 
 pub const KIND: SourceKind = SourceKind {
     name: "html",
@@ -29,5 +33,9 @@ impl SourceKindConfig for HtmlSource {
         if problems.family != "html-table" {
             problems.add("family", "an html source is read by the html-table family");
         }
+    }
+
+    fn resolve(&self, _limits: &FetchLimits) -> Result<Arc<dyn Source>, String> {
+        Ok(Arc::new(HttpSpec::new(self.url.clone())))
     }
 }

@@ -3,10 +3,15 @@
 //! `votewire_transformers::FAMILIES`.
 //!
 //! A kind owns its `[feed.source]` config struct (a variant of
-//! [`crate::feeds::SourceConfig`], whose `kind` tag is the registry name)
-//! and its checks ([`SourceKindConfig`]). The feed registry, `feeds
-//! validate`, the operator API's feed schema and its path checks read the
-//! kinds from here.
+//! [`crate::feeds::SourceConfig`], whose `kind` tag is the registry name),
+//! its checks and its resolution ([`SourceKindConfig`]), the resolved
+//! source ([`Source`]: secrets read, durations parsed, a `Debug` that
+//! prints no credential; [`Source::resume`] decodes a feed's stored
+//! cursor) and the per-feed position between polls ([`Poller`], which
+//! encodes the cursor when a payload is accepted). The feed registry, `feeds validate`, the operator
+//! API's feed schema and its path checks read the kinds from here; the
+//! commit protocol in [`crate::live_feed`] drives a [`Poller`] without
+//! knowing its kind.
 //!
 //! * [`http`]: a plain HTTP(S) GET with conditional requests.
 //! * [`clarity`]: a Clarity ENR site's version pointer, then the
@@ -24,9 +29,17 @@ pub mod http;
 pub mod secrets;
 pub mod sftp;
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
 
 use secrets::SecretRef;
+
+use crate::feed_tools::FeedTools;
+use crate::http::{FetchError, FetchLimits};
+use crate::state::FeedCursor;
 
 /// One source kind's registry entry.
 #[derive(Debug)]
@@ -62,6 +75,138 @@ pub trait SourceKindConfig {
     /// [`SourceKind::path_fields`]) with `under`, relative to the feed
     /// file's folder.
     fn resolve_paths(&mut self, _under: &dyn Fn(&Path) -> PathBuf) {}
+
+    /// The source to poll: secrets read (environment or file), durations
+    /// parsed, under the feed's fetch `limits`. `Err` says what could not
+    /// be resolved; the entry or the files it names must change.
+    fn resolve(&self, limits: &FetchLimits) -> Result<Arc<dyn Source>, String>;
+}
+
+/// A boxed future, so that [`Source`] and [`Poller`] stay object-safe.
+pub type SourceFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A feed's source, resolved from its config. `Debug` never prints a
+/// credential.
+pub trait Source: Send + Sync + std::fmt::Debug {
+    /// The feed's position between polls, decoded from its stored cursor
+    /// (the default cursor: from scratch).
+    fn resume(&self, cursor: FeedCursor) -> Box<dyn Poller>;
+
+    /// One payload fetched from scratch (no cursor: no conditional
+    /// headers, the current Clarity version, the newest ready SFTP file),
+    /// with nothing stored or moved: `votewire feeds test`.
+    fn fetch_once<'a>(
+        &'a self,
+        tools: &'a FeedTools,
+        limits: &'a FetchLimits,
+    ) -> SourceFuture<'a, Result<Payload, SourceError>>;
+}
+
+/// One feed's position in its source, between polls. The commit protocol
+/// calls [`Poller::poll`], then, for a payload, at most one of
+/// [`Poller::put_back`] (no transform slot now), [`Poller::accepted`]
+/// then [`Poller::committed`] once the cursor is stored, or
+/// [`Poller::rejected`]; none for the same bytes rejected just before.
+/// A step that fails in between (archive, publish, commit) stores no
+/// cursor: the source's stored position is where it was, so a restart
+/// fetches the payload again. In memory a poller may have moved on: an
+/// SFTP file not put back is read again only once the queue is drained
+/// and the folder listed anew, and AP follows the `nextrequest` that
+/// [`Poller::accepted`] took.
+pub trait Poller: Send {
+    /// Polls the source once. HTTP-like sources go through the shared
+    /// [`crate::conditional::HostGate`].
+    fn poll<'a>(
+        &'a mut self,
+        tools: &'a FeedTools,
+        limits: &'a FetchLimits,
+    ) -> SourceFuture<'a, Result<Polled, SourceError>>;
+
+    /// More is ready right now (queued SFTP files): step again at once.
+    fn more(&self) -> bool {
+        false
+    }
+
+    /// The last polled payload could not be processed now (no transform
+    /// slot): the next poll returns it first, so payloads keep their order.
+    fn put_back(&mut self, _payload: &Payload) {}
+
+    /// The cursor to store for the last polled payload, accepted;
+    /// `next_request` is the link the payload named to what follows (AP,
+    /// which follows it from now on, before the cursor is stored).
+    fn accepted(
+        &mut self,
+        feed_id: &str,
+        payload: &Payload,
+        next_request: Option<&str>,
+    ) -> FeedCursor;
+
+    /// The accepted payload's `cursor` is stored: it is the position now
+    /// (an SFTP file is recorded as processed and moved).
+    fn committed<'a>(
+        &'a mut self,
+        feed_id: &'a str,
+        cursor: &'a FeedCursor,
+    ) -> SourceFuture<'a, ()>;
+
+    /// The last polled payload was rejected and dead-lettered: the cursor
+    /// to store now, when the source keeps one for rejected payloads (the
+    /// SFTP processed set), so the same bytes are not read again.
+    fn rejected(&mut self, payload: &Payload) -> Option<FeedCursor>;
+}
+
+/// One fetched payload and the position once it is accepted.
+#[derive(Debug, Clone)]
+pub struct Payload {
+    pub bytes: bytes::Bytes,
+    pub sha256: String,
+    /// Where it was read, as the cells' source URI says.
+    pub url: String,
+    pub content_type: Option<String>,
+    /// The source's version (Clarity).
+    pub version: Option<String>,
+    /// The source position once this payload is accepted.
+    pub cursor: FeedCursor,
+}
+
+/// What one poll found.
+#[derive(Debug)]
+pub enum Polled {
+    Payload(Payload),
+    /// Nothing new; store this cursor when it moved (a new ETag or version
+    /// with identical content).
+    Unchanged(Option<FeedCursor>),
+    /// The source or its host asked for a wait.
+    Wait(Duration),
+}
+
+/// Why a source could not be polled.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error(transparent)]
+    Clarity(#[from] clarity::ClarityError),
+    #[error(transparent)]
+    Http(#[from] FetchError),
+    #[error(transparent)]
+    Sftp(#[from] sftp::SftpError),
+    #[error("the SFTP task failed: {0}")]
+    Task(String),
+    #[error("the source asked to wait {0:?}")]
+    Wait(Duration),
+    #[error("no ready file in the drop directory")]
+    NothingReady,
+}
+
+impl SourceError {
+    /// Whether the next poll may succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            SourceError::Clarity(e) => e.is_retryable(),
+            SourceError::Http(e) => e.is_retryable(),
+            SourceError::Sftp(e) => e.is_retryable(),
+            SourceError::Task(_) | SourceError::Wait(_) | SourceError::NothingReady => true,
+        }
+    }
 }
 
 /// One problem with a feed's source.

@@ -7,9 +7,12 @@
 use std::collections::{BTreeMap, HashMap};
 
 use sha2::Digest;
+use votewire_ingestors::feed_spec::FeedSpec;
+use votewire_ingestors::feed_tools::FeedTools;
 use votewire_ingestors::health::HealthMachine;
 use votewire_ingestors::http::{FetchLimits, client};
-use votewire_ingestors::live_feed::{FeedSpec, FeedTools, LiveFeed, SourceSpec};
+use votewire_ingestors::live_feed::LiveFeed;
+use votewire_ingestors::sources::clarity::ClaritySpec;
 use votewire_ingestors::state::FeedStateStore;
 use votewire_schemas::{FeedMode, codec, schemas};
 use votewire_tests::http::{Canned, FixtureServer};
@@ -42,11 +45,11 @@ async fn the_served_runoff_series_publishes_only_changes_and_dead_letters_the_er
         mode: FeedMode::Live,
         // Content moves under an unchanged version in this series:
         // revalidate every poll.
-        source: SourceSpec::Clarity {
+        source: std::sync::Arc::new(ClaritySpec {
             base_url: server.url("/GA/107556"),
             file: "json/ALL.json".into(),
             revalidate_every: 1,
-        },
+        }),
         mapping: None,
         companion: Some(companion.into()),
         limits: FetchLimits::default(),

@@ -8,11 +8,14 @@
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use votewire_ingestors::feed_tools::FeedTools;
 use votewire_ingestors::health::HealthMachine;
 use votewire_ingestors::http::{FetchLimits, client};
-use votewire_ingestors::live_feed::{FeedTools, LiveFeed, SourceSpec};
+use votewire_ingestors::live_feed::LiveFeed;
+use votewire_ingestors::sources::Source;
 use votewire_ingestors::sources::sftp::SftpEndpoint;
 use votewire_ingestors::sources::sftp::drop::DropConfig;
+use votewire_ingestors::sources::sftp::poller::SftpSpec;
 use votewire_ingestors::state::FeedStateStore;
 use votewire_tests::http::{Canned, FixtureServer};
 use votewire_tests::pipeline::{PA_COUNTY_CSV, TestPipeline, drain, http_source, pa_csv_feed};
@@ -200,8 +203,8 @@ fn unix_now() -> u64 {
 
 /// An SFTP source on the stack's sshd: `*.csv` files in `dir`, stable for
 /// 5 s, no marker, no archive.
-fn sftp_csv_source(target: &votewire_tests::SftpTarget, dir: &str) -> SourceSpec {
-    SourceSpec::Sftp {
+fn sftp_csv_source(target: &votewire_tests::SftpTarget, dir: &str) -> std::sync::Arc<dyn Source> {
+    std::sync::Arc::new(SftpSpec {
         endpoint: SftpEndpoint {
             host: target.host.clone(),
             port: target.port,
@@ -218,7 +221,7 @@ fn sftp_csv_source(target: &votewire_tests::SftpTarget, dir: &str) -> SourceSpec
             archive_dir: None,
             max_bytes: 1 << 20,
         },
-    }
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,19 +1,25 @@
 //! Files dropped on an SFTP server as a source: the session with verified
-//! host keys, timeouts and capped reads ([`session`]), and the drop
-//! directory watcher that reads each stable, old-enough file once
-//! ([`drop`]).
+//! host keys, timeouts and capped reads ([`session`]), the drop directory
+//! watcher that reads each stable, old-enough file once ([`drop`]), and a
+//! feed's polls, one file per step ([`poller`]).
 
 pub mod drop;
+pub mod poller;
 mod session;
 
 pub use session::*;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::{SourceKind, SourceKindConfig, SourceProblems};
+use super::{Source, SourceKind, SourceKindConfig, SourceProblems};
+use crate::durations::parse_duration;
+use crate::http::FetchLimits;
+use drop::DropConfig;
+use poller::SftpSpec;
 
 pub const KIND: SourceKind = SourceKind {
     name: "sftp",
@@ -81,5 +87,35 @@ impl SourceKindConfig for SftpSource {
     fn resolve_paths(&mut self, under: &dyn Fn(&Path) -> PathBuf) {
         self.key_file = under(&self.key_file);
         self.known_hosts = under(&self.known_hosts);
+    }
+
+    fn resolve(&self, limits: &FetchLimits) -> Result<Arc<dyn Source>, String> {
+        let glob = &self.glob;
+        let (dir, pattern) = match glob.rsplit_once('/') {
+            Some((d, p)) if !d.is_empty() => (d.to_string(), p.to_string()),
+            Some((_, p)) => ("/".to_string(), p.to_string()),
+            None => (".".to_string(), glob.clone()),
+        };
+        let min_age = &self.min_age;
+        let min_age = parse_duration(min_age)
+            .ok_or_else(|| format!("min_age {min_age:?} is not a duration"))?;
+        Ok(Arc::new(SftpSpec {
+            endpoint: SftpEndpoint {
+                host: self.host.clone(),
+                port: self.port,
+                user: self.user.clone(),
+                private_key: self.key_file.clone(),
+                known_hosts: self.known_hosts.clone(),
+                timeout: limits.total_timeout,
+            },
+            drop: DropConfig {
+                dir,
+                pattern,
+                min_age_secs: min_age.as_secs(),
+                done_marker: self.done_marker.clone(),
+                archive_dir: self.archive_dir.clone(),
+                max_bytes: limits.max_bytes,
+            },
+        }))
     }
 }

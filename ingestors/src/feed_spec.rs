@@ -1,0 +1,173 @@
+//! A feed's registry entry resolved for polling ([`FeedSpec`]): its
+//! source resolved by its kind ([`crate::sources`]: secrets read,
+//! durations parsed), its companion file read within a limit, its fetch
+//! and transform limits.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use votewire_schemas::FeedMode;
+
+use crate::feeds::{FeedEntry, FeedModeConfig, parse_duration};
+use crate::http::FetchLimits;
+use crate::result_links::ResultLinker;
+use crate::sources::Source;
+use crate::transform_run::DEFAULT_TRANSFORM_TIMEOUT;
+
+/// Why a feed's registry entry cannot be turned into a running feed. Not
+/// retryable: the entry or the files it names must change.
+#[derive(Debug, thiserror::Error)]
+#[error("feed {feed_id}: {what}")]
+pub struct FeedSpecError {
+    pub feed_id: String,
+    pub what: String,
+}
+
+/// Everything a feed needs to be polled.
+#[derive(Debug, Clone)]
+pub struct FeedSpec {
+    pub feed_id: String,
+    pub election_id: String,
+    pub family: String,
+    pub mode: FeedMode,
+    pub source: Arc<dyn Source>,
+    pub mapping: Option<toml::Table>,
+    pub companion: Option<Arc<[u8]>>,
+    pub limits: FetchLimits,
+    /// How long one payload's transform may take (`limits.transform_timeout`).
+    pub transform_timeout: Duration,
+    /// `[feed.results]` with the feed's priority, stamped on every cell.
+    pub result_links: Option<Arc<ResultLinker>>,
+}
+
+/// The most a companion file (names for Clarity JSON and AP interactives,
+/// a few MB at most) may hold.
+const MAX_COMPANION_BYTES: u64 = 32 * 1024 * 1024;
+
+/// A file named in a feed (a companion) or on a command line (a saved
+/// payload), read only if it is a regular file within `max` bytes
+/// (`/dev/zero` or a FIFO must not take the ingestor down).
+pub fn read_regular_file(path: &std::path::Path, max: u64) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    // Opening a FIFO for reading waits for a writer: open without waiting
+    // (O_NONBLOCK, which a regular file's reads ignore), then look.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| e.to_string())?;
+    let meta = file.metadata().map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("not a regular file".into());
+    }
+    let mut bytes = Vec::new();
+    file.take(max.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > max {
+        return Err(format!("larger than the {max}-byte limit"));
+    }
+    Ok(bytes)
+}
+
+impl FeedSpec {
+    /// Resolves a validated registry entry: reads secrets (environment or
+    /// file) and the companion file, parses durations and limits.
+    pub fn from_entry(entry: &FeedEntry) -> Result<FeedSpec, FeedSpecError> {
+        let feed_id = entry.id.get_ref().clone();
+        let err = |what: String| FeedSpecError {
+            feed_id: feed_id.clone(),
+            what,
+        };
+        let limits_cfg = entry.limits();
+        let defaults = FetchLimits::default();
+        let limits = FetchLimits {
+            total_timeout: parse_duration(&limits_cfg.timeout).unwrap_or(defaults.total_timeout),
+            max_bytes: limits_cfg.max_bytes,
+            ..defaults
+        };
+        let source = entry
+            .source
+            .get_ref()
+            .kind_config()
+            .resolve(&limits)
+            .map_err(&err)?;
+        let companion = match &entry.companion {
+            None => None,
+            Some(p) => Some(
+                read_regular_file(p.get_ref(), MAX_COMPANION_BYTES)
+                    .map_err(|e| {
+                        err(format!(
+                            "reading its companion file {}: {e}",
+                            p.get_ref().display()
+                        ))
+                    })?
+                    .into(),
+            ),
+        };
+        let transform_timeout = limits_cfg
+            .transform_timeout
+            .as_deref()
+            .and_then(parse_duration)
+            .unwrap_or(DEFAULT_TRANSFORM_TIMEOUT);
+        Ok(FeedSpec {
+            feed_id: feed_id.clone(),
+            election_id: entry.election_id.clone(),
+            family: entry.family.get_ref().clone(),
+            mode: match entry.mode {
+                FeedModeConfig::Live => FeedMode::Live,
+                FeedModeConfig::Test => FeedMode::Test,
+                FeedModeConfig::Replay => FeedMode::Replay,
+            },
+            source,
+            mapping: entry.mapping.as_ref().map(|m| m.get_ref().clone()),
+            companion,
+            limits,
+            transform_timeout,
+            result_links: entry
+                .results
+                .as_ref()
+                .map(|r| Arc::new(ResultLinker::new(r.get_ref().clone(), entry.priority()))),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_companion_is_a_regular_file_within_its_limit_never_a_device_or_a_fifo() {
+        let dir = tempfile::tempdir().unwrap();
+        let names = dir.path().join("names.json");
+        std::fs::write(&names, b"{}").unwrap();
+        assert_eq!(
+            read_regular_file(&names, MAX_COMPANION_BYTES).unwrap(),
+            b"{}"
+        );
+        // An endless device: refused at once, not read until memory runs out.
+        let e =
+            read_regular_file(std::path::Path::new("/dev/zero"), MAX_COMPANION_BYTES).unwrap_err();
+        assert!(e.contains("not a regular file"), "{e}");
+        // A FIFO with no writer: refused at once, not waited on.
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let started = std::time::Instant::now();
+        let e = read_regular_file(&fifo, MAX_COMPANION_BYTES).unwrap_err();
+        assert!(e.contains("not a regular file"), "{e}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        // A regular file past the limit (sparse: no disk spent).
+        let big = dir.path().join("big.json");
+        std::fs::File::create(&big)
+            .unwrap()
+            .set_len(MAX_COMPANION_BYTES + 1)
+            .unwrap();
+        let e = read_regular_file(&big, MAX_COMPANION_BYTES).unwrap_err();
+        assert!(e.contains("limit"), "{e}");
+    }
+}
