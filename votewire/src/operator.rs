@@ -14,7 +14,8 @@ use votewire_core::config::VotewireConfig;
 use votewire_ingestors::feeds::load_registry;
 use votewire_ingestors::state::{FeedStateStore, OperatorAction, open_feed_state};
 
-use crate::api::{self, ActionDone, FeedDetail, FeedList, HistoryEvent, HistoryPage};
+use crate::api::FeedRegistry;
+use crate::api::feeds::{self, ActionDone, FeedDetail, FeedList, HistoryEvent, HistoryPage};
 
 /// Where the command goes.
 #[derive(clap::Args, Clone)]
@@ -202,7 +203,7 @@ pub async fn list(config: &VotewireConfig, via: Via) -> anyhow::Result<ExitCode>
                 .await?,
         )?,
         Target::Local { state, registry } => {
-            let registry = api::FeedRegistry::new(need_registry(&registry)?.to_path_buf());
+            let registry = FeedRegistry::new(need_registry(&registry)?.to_path_buf());
             let all = registry
                 .feeds()
                 .map_err(|p| anyhow::anyhow!("{}\n{}", p.detail, p.errors.join("\n")))?;
@@ -213,7 +214,7 @@ pub async fn list(config: &VotewireConfig, via: Via) -> anyhow::Result<ExitCode>
                     .load(f.entry.id.get_ref())
                     .await
                     .context("reading feed state")?;
-                out.push(api::summary(f, stored.as_ref(), now));
+                out.push(feeds::summary(f, stored.as_ref(), now));
             }
             FeedList { feeds: out }
         }
@@ -269,11 +270,11 @@ pub async fn show(config: &VotewireConfig, id: &str, via: Via) -> anyhow::Result
             .await?,
         )?,
         Target::Local { state, registry } => {
-            let registry = api::FeedRegistry::new(need_registry(&registry)?.to_path_buf());
+            let registry = FeedRegistry::new(need_registry(&registry)?.to_path_buf());
             let feed = registry
                 .find(id)
                 .map_err(|p| anyhow::anyhow!("{}", p.detail))?;
-            api::detail(state.as_ref(), &registry, feed)
+            feeds::detail(state.as_ref(), &registry, feed)
                 .await
                 .map_err(|p| anyhow::anyhow!("{}", p.detail))?
         }
@@ -369,7 +370,7 @@ pub async fn history(config: &VotewireConfig, id: &str, via: Via) -> anyhow::Res
                     .await
                     .context("reading feed events")?;
                 HistoryPage {
-                    events: page.into_iter().map(api::history_event).collect(),
+                    events: page.into_iter().map(feeds::history_event).collect(),
                     next_page_token: next,
                 }
             }
@@ -431,7 +432,7 @@ pub async fn act(config: &VotewireConfig, which: ActionName) -> anyhow::Result<E
         Target::Local { state, .. } => {
             let stored = state.load(id).await.context("reading feed state")?;
             let health = stored.as_ref().map_or("never run", |s| s.health.as_str());
-            if let Some(why) = api::refusal(action, name, id, health) {
+            if let Some(why) = feeds::refusal(action, name, id, health) {
                 anyhow::bail!("{why}");
             }
             let at_ms = votewire_core::unix_ms();
@@ -440,7 +441,7 @@ pub async fn act(config: &VotewireConfig, which: ActionName) -> anyhow::Result<E
                 .act(id, action, &actor, at_ms)
                 .await
                 .context("storing the operator action")?;
-            api::action_done(id, name, before, after, actor, at_ms)
+            feeds::action_done(id, name, before, after, actor, at_ms)
         }
     };
     if args.via.json {
@@ -612,7 +613,7 @@ pub async fn add(config: &VotewireConfig, args: AddArgs) -> anyhow::Result<ExitC
 
 #[cfg(test)]
 mod tests {
-    use crate::api::{FeedDetail, FeedList, FeedSummary, HistoryEvent};
+    use crate::api::feeds::{FeedDetail, FeedList, FeedSummary, HistoryEvent};
 
     fn summary(owner: Option<&str>, live: bool) -> FeedSummary {
         FeedSummary {

@@ -11,7 +11,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::auth::Caller;
-use super::problem::Problem;
+use super::problem::{BearerProblems, BodyProblems, Problem};
 use super::{Shared, json_body};
 
 /// A feed that passed validation.
@@ -30,16 +30,14 @@ pub struct FeedValidation {
 /// Validates a feed without creating it: the same checks as `POST
 /// /v1/feeds` (and `votewire feeds validate`), every problem listed.
 #[utoipa::path(post, path = "/v1/feeds/validate", tag = "feeds", security(("bearer" = [])),
-    request_body(content = super::FeedConfigBody, content_type = "application/json"),
+    request_body(content = super::feeds::FeedConfigBody, content_type = "application/json"),
     responses(
         (status = 200, description = "The feed is valid", body = FeedValidation),
-        (status = 400, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No or unknown token", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The registry has problems", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The feed fails validation", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "A temporary file could not be written", body = Problem, content_type = "application/problem+json"),
+        BearerProblems,
+        BodyProblems,
     ))]
 pub async fn validate_feed(
     _caller: Caller,
@@ -78,8 +76,7 @@ pub struct FamilyView {
 #[utoipa::path(get, path = "/v1/families", tag = "feeds", security(("bearer" = [])),
     responses(
         (status = 200, description = "Every family", body = [FamilyView]),
-        (status = 401, description = "No or unknown token", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
+        BearerProblems,
     ))]
 pub async fn families(_caller: Caller) -> Json<Vec<FamilyView>> {
     Json(

@@ -29,9 +29,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use votewire_schemas::{ContestResult, UnitType};
 
+use super::Shared;
 use super::problem::Problem;
+use super::results::{etag_of, respond_cacheable};
 use super::results_view::ResultsView;
-use super::{Shared, etag_of, respond_cacheable};
 
 /// The page and its script, served as they are.
 const PAGE: &str = include_str!("live.html");

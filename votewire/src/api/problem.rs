@@ -108,3 +108,67 @@ impl IntoResponse for Problem {
         resp
     }
 }
+
+/// Problem answers as OpenAPI responses: `application/problem+json` with
+/// the [`Problem`] schema, one per `(status, description)`.
+fn problem_responses(
+    answers: &[(u16, &str)],
+) -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>> {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    answers
+        .iter()
+        .map(|(status, description)| {
+            let content = ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("Problem")))
+                .build();
+            let response = ResponseBuilder::new()
+                .description(*description)
+                .content("application/problem+json", content)
+                .build();
+            (status.to_string(), response.into())
+        })
+        .collect()
+}
+
+/// What every `/v1` call may answer besides its own: 401 (no or unknown
+/// token) and 429 (rate limited). For `responses(…)` in a
+/// `#[utoipa::path]`, as the other answer lists here are.
+pub struct BearerProblems;
+
+impl utoipa::IntoResponses for BearerProblems {
+    fn responses()
+    -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>> {
+        problem_responses(&[(401, "No or unknown token"), (429, "Rate limited")])
+    }
+}
+
+/// What a changing call may also answer: 403 for a read token.
+pub struct AdminProblems;
+
+impl utoipa::IntoResponses for AdminProblems {
+    fn responses()
+    -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>> {
+        problem_responses(&[(403, "A read token")])
+    }
+}
+
+/// What a call with a JSON body may also answer: 400 (not JSON) and 413
+/// (past the body cap).
+pub struct BodyProblems;
+
+impl utoipa::IntoResponses for BodyProblems {
+    fn responses()
+    -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>> {
+        problem_responses(&[(400, "Not JSON"), (413, "Body too large")])
+    }
+}
+
+/// What a call that reads the feed-state store may also answer: 503.
+pub struct StoreProblems;
+
+impl utoipa::IntoResponses for StoreProblems {
+    fn responses()
+    -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>> {
+        problem_responses(&[(503, "The state store did not answer")])
+    }
+}
