@@ -13,7 +13,7 @@ schemas/ids.json.
     python3 docs/examples/consume_results.py --bootstrap 127.0.0.1:9092 \\
         --topic votewire.results.v1 [--idle 5]
 
-Tested in CI against the local broker (votewire/tests/cli.rs,
+Tested in CI against the local broker (votewire/tests/cli/subscribers.rs,
 subscribers_read_results_with_the_documented_examples).
 """
 import argparse

@@ -14,7 +14,7 @@
 //! cargo run -p votewire --example consume_results -- 127.0.0.1:9092 votewire.results.v1 5
 //! ```
 //!
-//! Tested in CI against the local broker (`votewire/tests/cli.rs`,
+//! Tested in CI against the local broker (`votewire/tests/cli/subscribers.rs`,
 //! `subscribers_read_results_with_the_documented_examples`).
 
 use std::time::{Duration, Instant};
