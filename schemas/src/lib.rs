@@ -24,6 +24,7 @@
 
 pub mod codec;
 pub mod compat;
+pub mod nist;
 pub mod registry;
 pub mod types;
 pub mod vote_type;

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use votewire_schemas::nist::unit_type_of;
 use votewire_schemas::vote_type::normalize_vote_type;
 use votewire_schemas::*;
 
@@ -83,27 +84,6 @@ pub struct Count {
     pub count: i64,
 }
 
-fn unit_type(t: &str) -> UnitType {
-    match t {
-        "state" => UnitType::State,
-        "county" => UnitType::County,
-        "precinct" => UnitType::Precinct,
-        "split-precinct" => UnitType::SplitPrecinct,
-        "combined-precinct" => UnitType::CombinedPrecinct,
-        "polling-place" => UnitType::PollingPlace,
-        "vote-center" => UnitType::VoteCenter,
-        "city" | "town" | "township" | "village" | "borough" | "municipality" => {
-            UnitType::Municipality
-        }
-        "congressional" | "state-house" | "state-senate" | "judicial" | "school" | "ward"
-        | "water" | "utility" | "transportation" | "drainage" | "fire" | "special"
-        | "county-council" | "city-council" | "borough-council" | "combined-district" => {
-            UnitType::District
-        }
-        _ => UnitType::Other,
-    }
-}
-
 /// How good a parent a composing unit is: administrative containers only.
 fn parent_rank(t: UnitType) -> Option<u8> {
     match t {
@@ -138,7 +118,7 @@ pub fn cells(
     // its composing units.
     let mut parent: HashMap<&str, (&str, u8)> = HashMap::new();
     for (id, g) in &report.gp_units {
-        let Some(rank) = parent_rank(unit_type(&g.unit_type)) else {
+        let Some(rank) = parent_rank(unit_type_of(&g.unit_type)) else {
             continue;
         };
         for child in &g.composing {
@@ -150,7 +130,7 @@ pub fn cells(
     }
     let mut units: HashMap<&str, u32> = HashMap::new();
     for (id, g) in &report.gp_units {
-        let t = unit_type(&g.unit_type);
+        let t = unit_type_of(&g.unit_type);
         let type_raw = if g.unit_type == "other" {
             g.other_type.as_deref().unwrap_or("other")
         } else {

@@ -6,13 +6,13 @@
 //! `BallotSelection`).
 
 use roxmltree::{Document, Node, ParsingOptions};
+use votewire_schemas::nist::NAMESPACE as NS;
 
 use super::model::*;
 use crate::counts::{check_count, count_from_text};
 use crate::error::{Location, Rejector, TransformError};
 use crate::limits::{looks_like_html, utf8};
 
-const NS: &str = "http://itl.nist.gov/ns/voting/1500-100/v2";
 const XSI: &str = "http://www.w3.org/2001/XMLSchema-instance";
 
 /// The most nodes (elements and text runs) a document may have. A node
