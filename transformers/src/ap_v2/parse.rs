@@ -141,52 +141,7 @@ pub(super) fn parse(
         for (ui, u) in race.reporting_units.iter().enumerate() {
             let at =
                 |field: &str| Location::Path(format!("/races/{ri}/reportingUnits/{ui}{field}"));
-            let postal = u.state_postal.as_deref().ok_or_else(|| {
-                r.schema(at("/statePostal"), "reporting unit without statePostal")
-            })?;
-            let state_id = format!("state:{postal}");
-            let unit = match u.level.as_ref() {
-                "state" | "national" => ReportingUnitRef {
-                    source_id: b.text(&state_id),
-                    name: b.text(u.state_name.as_deref().unwrap_or(postal)),
-                    unit_type: UnitType::State,
-                    type_raw: Some(b.text(&u.level)),
-                    parent_source_id: None,
-                    fips: None,
-                },
-                level @ ("subunit" | "district" | "county" | "township") => {
-                    let id = u.reportingunit_id.as_deref().ok_or_else(|| {
-                        r.schema(
-                            at("/reportingunitID"),
-                            format!("{level} unit without an id"),
-                        )
-                    })?;
-                    let name = u.reportingunit_name.as_deref().unwrap_or(id);
-                    let unit_type = if name.to_ascii_lowercase().contains("mail ballots") {
-                        UnitType::Virtual
-                    } else if level == "district" {
-                        UnitType::District
-                    } else if level == "township" || config.is_township_state(postal) {
-                        UnitType::Municipality
-                    } else {
-                        UnitType::County
-                    };
-                    ReportingUnitRef {
-                        source_id: b.text(id),
-                        name: b.text(name),
-                        unit_type,
-                        type_raw: Some(b.text(u.district_type.as_deref().unwrap_or(level))),
-                        parent_source_id: Some(b.text(&state_id)),
-                        fips: u.fips_code.as_deref().map(|f| b.text(f)),
-                    }
-                }
-                other => {
-                    return Err(r.schema(
-                        at("/level"),
-                        format!("unknown reporting-unit level {other:?}"),
-                    ));
-                }
-            };
+            let unit = unit_ref(&mut b, u, config, &at, r)?;
             let unit = match units.get(&*unit.source_id) {
                 Some(id) => *id,
                 None => {
@@ -199,39 +154,8 @@ pub(super) fn parse(
             for (ci, c) in u.candidates.iter().enumerate() {
                 // Initialization files list candidates before any count exists.
                 let Some(votes) = c.vote_count else { continue };
-                let id = c.candidate_id.trim();
-                if id.is_empty() {
-                    return Err(r.schema(
-                        at(&format!("/candidates/{ci}/candidateID")),
-                        "empty candidateID",
-                    ));
-                }
-                let display = [c.first.as_deref(), c.last.as_deref()]
-                    .into_iter()
-                    .flatten()
-                    .filter(|s| !s.is_empty())
-                    .collect::<Vec<_>>()
-                    .join(" ");
-                let display = if display.is_empty() {
-                    id.to_string()
-                } else {
-                    display
-                };
-                let choice = match choices.get(id) {
-                    Some(ch) => *ch,
-                    None => {
-                        let ch = ChoiceRef {
-                            source_id: b.text(id),
-                            name: b.text(&display),
-                            kind: choice_kind(&display),
-                            party: c.party.as_deref().map(|p| b.text(p)),
-                            incumbent: c.incumbent,
-                        };
-                        let ch = b.choice(ch);
-                        choices.insert(id, ch);
-                        ch
-                    }
-                };
+                let at_id = || at(&format!("/candidates/{ci}/candidateID"));
+                let choice = candidate_choice(&mut b, &mut choices, c, &at_id, r)?;
                 let row = b.push(contest, unit, choice, total, votes);
                 row.precincts_reporting = u.precincts_reporting;
                 row.precincts_total = u.precincts_total;
@@ -250,5 +174,104 @@ pub(super) fn parse(
             is_test,
             source_version: ts.map(str::to_string),
         },
+    })
+}
+
+/// The reporting unit `u` names: the state, or a county, township,
+/// district or other subunit under it. `at` names a field of it.
+fn unit_ref(
+    b: &mut CellBuilder,
+    u: &Unit<'_>,
+    config: &ApV2Config,
+    at: &dyn Fn(&str) -> Location,
+    r: &Rejector,
+) -> Result<ReportingUnitRef, TransformError> {
+    let postal = u
+        .state_postal
+        .as_deref()
+        .ok_or_else(|| r.schema(at("/statePostal"), "reporting unit without statePostal"))?;
+    let state_id = format!("state:{postal}");
+    Ok(match u.level.as_ref() {
+        "state" | "national" => ReportingUnitRef {
+            source_id: b.text(&state_id),
+            name: b.text(u.state_name.as_deref().unwrap_or(postal)),
+            unit_type: UnitType::State,
+            type_raw: Some(b.text(&u.level)),
+            parent_source_id: None,
+            fips: None,
+        },
+        level @ ("subunit" | "district" | "county" | "township") => {
+            let id = u.reportingunit_id.as_deref().ok_or_else(|| {
+                r.schema(
+                    at("/reportingunitID"),
+                    format!("{level} unit without an id"),
+                )
+            })?;
+            let name = u.reportingunit_name.as_deref().unwrap_or(id);
+            let unit_type = if name.to_ascii_lowercase().contains("mail ballots") {
+                UnitType::Virtual
+            } else if level == "district" {
+                UnitType::District
+            } else if level == "township" || config.is_township_state(postal) {
+                UnitType::Municipality
+            } else {
+                UnitType::County
+            };
+            ReportingUnitRef {
+                source_id: b.text(id),
+                name: b.text(name),
+                unit_type,
+                type_raw: Some(b.text(u.district_type.as_deref().unwrap_or(level))),
+                parent_source_id: Some(b.text(&state_id)),
+                fips: u.fips_code.as_deref().map(|f| b.text(f)),
+            }
+        }
+        other => {
+            return Err(r.schema(
+                at("/level"),
+                format!("unknown reporting-unit level {other:?}"),
+            ));
+        }
+    })
+}
+
+/// The choice candidate `c` is in its race, made on first sight; `at_id`
+/// names its `candidateID` (in an error only).
+fn candidate_choice<'a>(
+    b: &mut CellBuilder,
+    choices: &mut std::collections::HashMap<&'a str, u32>,
+    c: &'a Candidate<'a>,
+    at_id: &dyn Fn() -> Location,
+    r: &Rejector,
+) -> Result<u32, TransformError> {
+    let id = c.candidate_id.trim();
+    if id.is_empty() {
+        return Err(r.schema(at_id(), "empty candidateID"));
+    }
+    let display = [c.first.as_deref(), c.last.as_deref()]
+        .into_iter()
+        .flatten()
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let display = if display.is_empty() {
+        id.to_string()
+    } else {
+        display
+    };
+    Ok(match choices.get(id) {
+        Some(ch) => *ch,
+        None => {
+            let ch = ChoiceRef {
+                source_id: b.text(id),
+                name: b.text(&display),
+                kind: choice_kind(&display),
+                party: c.party.as_deref().map(|p| b.text(p)),
+                incumbent: c.incumbent,
+            };
+            let ch = b.choice(ch);
+            choices.insert(id, ch);
+            ch
+        }
     })
 }

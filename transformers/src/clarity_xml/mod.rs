@@ -12,6 +12,7 @@
 //! where they disagree. Units have no ids in Clarity, so the unit name is its
 //! id; the site itself is the `<Region>`.
 
+mod attrs;
 mod config;
 mod parse;
 mod scan;

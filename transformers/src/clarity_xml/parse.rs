@@ -3,12 +3,15 @@
 //! predefined entities and character references.
 
 use rustc_hash::FxHashMap;
-use std::borrow::Cow;
 
 use votewire_schemas::*;
 
+use super::attrs::{
+    Attrs, RawAttrs, attrs, int, is, leaf_attrs, opt_text, parse_votes, primary_party_suffix,
+    text_of, trim_bytes,
+};
 use super::config::{ClarityXmlConfig, SiteLevel};
-use super::scan::{ScanError, Scanner, Token, unescape};
+use super::scan::{ScanError, Scanner, Token};
 use crate::cells::{
     CellBuilder, CellTable, choice_kind, incumbent_in_name, is_virtual_unit_name, party_in_name,
 };
@@ -204,114 +207,6 @@ fn check_root(name: &[u8], pos: u64, r: &Rejector) -> Result<(), TransformError>
     }
 }
 
-/// The attributes of one element that this parser reads, as raw bytes: most
-/// are compared or parsed as bytes, and only names that become new units or
-/// choices are decoded.
-#[derive(Default)]
-struct Attrs<'a> {
-    name: Option<&'a [u8]>,
-    key: Option<&'a [u8]>,
-    text: Option<&'a [u8]>,
-    votes: Option<&'a [u8]>,
-    party: Option<&'a [u8]>,
-    vote_for: Option<&'a [u8]>,
-    is_question: Option<&'a [u8]>,
-    precincts_reporting: Option<&'a [u8]>,
-    precincts_reported: Option<&'a [u8]>,
-    precincts_participating: Option<&'a [u8]>,
-}
-
-/// One start tag's attributes as (name, raw value), from the scanner.
-type RawAttrs<'a> = [(&'a [u8], &'a [u8])];
-
-fn attrs<'a>(raw: &RawAttrs<'a>) -> Attrs<'a> {
-    let mut a = Attrs::default();
-    for &(key, value) in raw {
-        let slot = match key {
-            b"name" => &mut a.name,
-            b"key" => &mut a.key,
-            b"text" => &mut a.text,
-            b"votes" => &mut a.votes,
-            b"party" => &mut a.party,
-            b"voteFor" => &mut a.vote_for,
-            b"isQuestion" => &mut a.is_question,
-            b"precinctsReporting" => &mut a.precincts_reporting,
-            b"precinctsReported" => &mut a.precincts_reported,
-            b"precinctsParticipating" => &mut a.precincts_participating,
-            _ => continue,
-        };
-        *slot = Some(value);
-    }
-    a
-}
-
-/// A leaf's raw `name` and `votes`.
-type LeafAttrs<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
-
-/// The `name` and `votes` of a leaf element, the hot path.
-fn leaf_attrs<'a>(raw: &RawAttrs<'a>) -> LeafAttrs<'a> {
-    if let [(k1, name), (k2, votes)] = raw
-        && is(k1, b"name")
-        && is(k2, b"votes")
-    {
-        return (Some(name), Some(votes));
-    }
-    let (mut name, mut votes) = (None, None);
-    for &(key, value) in raw {
-        match key {
-            b"name" => name = Some(value),
-            b"votes" => votes = Some(value),
-            _ => {}
-        }
-    }
-    (name, votes)
-}
-
-/// `key == lit`, compared as a fixed-size array (no memcmp call).
-fn is<const N: usize>(key: &[u8], lit: &[u8; N]) -> bool {
-    <&[u8; N]>::try_from(key).is_ok_and(|k| k == lit)
-}
-
-/// Decodes an attribute value: UTF-8, with the five predefined entities and
-/// character references resolved. Anything else is refused.
-fn text_of<'v>(v: &'v [u8], pos: u64, r: &Rejector) -> Result<Cow<'v, str>, TransformError> {
-    let s = std::str::from_utf8(v)
-        .map_err(|e| r.schema(Location::Byte(pos), format!("not UTF-8: {e}")))?;
-    if memchr::memchr(b'&', v).is_none() {
-        return Ok(Cow::Borrowed(s));
-    }
-    unescape(s)
-        .map(|c| Cow::Owned(c.into_owned()))
-        .map_err(|e| r.schema(Location::Byte(pos), e))
-}
-
-fn opt_text<'v>(
-    v: &Option<&'v [u8]>,
-    pos: u64,
-    r: &Rejector,
-) -> Result<Option<Cow<'v, str>>, TransformError> {
-    v.map(|b| text_of(b, pos, r)).transpose()
-}
-
-/// Trims ASCII whitespace from both ends of a byte string.
-fn trim_bytes(b: &[u8]) -> &[u8] {
-    let start = b
-        .iter()
-        .position(|c| !c.is_ascii_whitespace())
-        .unwrap_or(b.len());
-    let end = b
-        .iter()
-        .rposition(|c| !c.is_ascii_whitespace())
-        .map_or(start, |i| i + 1);
-    &b[start..end]
-}
-
-/// An optional count attribute (`voteFor`, `precinctsReported`, …): absent
-/// or not an integer that fits is `None`.
-fn int(v: &Option<&[u8]>) -> Option<i32> {
-    v.and_then(parse_votes).and_then(|n| i32::try_from(n).ok())
-}
-
 impl<'x> State<'_, 'x> {
     fn text(&mut self, s: &str) {
         if self.in_timestamp {
@@ -406,242 +301,280 @@ impl<'x> State<'_, 'x> {
                 && !self.in_turnout
                 && !self.in_participating =>
             {
-                let is_county = is(leaf, b"County");
-                let element = if is_county { "County" } else { "Precinct" };
-                let (name, votes) = leaf_attrs(e);
-                let name = name
-                    .map(trim_bytes)
-                    .filter(|n| !n.is_empty())
-                    .ok_or_else(|| {
-                        r.schema(
-                            Location::Path(format!("{}/{element}", self.path())),
-                            "leaf without a name",
-                        )
-                    })?;
-                let votes = votes.and_then(parse_votes).ok_or_else(|| {
-                    r.schema(
-                        Location::Path(format!(
-                            "{}/{element}[@name='{}']",
-                            self.path(),
-                            String::from_utf8_lossy(name)
-                        )),
-                        format!(
-                            "votes={:?} is missing or not an integer",
-                            votes.map(String::from_utf8_lossy).unwrap_or_default()
-                        ),
-                    )
-                })?;
-                let (unit, precincts) = self.leaf_unit(name, is_county, pos, r)?;
-                let (Some(contest), Some(vt)) = (self.contest.as_ref(), self.vote_type.as_ref())
-                else {
-                    return Err(
-                        r.schema(Location::Byte(pos), "a count outside a Contest's VoteType")
-                    );
-                };
-                let (contest, choice, label) = (contest.contest, vt.choice, vt.label);
-                let b = self.builder.as_mut().expect("built");
-                let row = b.push(contest, unit, choice, label, votes);
-                row.precincts_reporting = precincts.0;
-                row.precincts_total = precincts.1;
+                self.start_leaf(is(leaf, b"County"), e, pos, r)?
             }
             b"Timestamp" if !empty => self.in_timestamp = true,
             b"Region" if !empty => self.in_region = true,
             b"VoterTurnout" | b"ElectionVoterTurnout" if !empty => self.in_turnout = true,
             b"ParticipatingCounties" if !empty => self.in_participating = true,
-            b"Contest" => {
-                if self.contest.is_some() {
-                    return Err(r.schema(
-                        Location::Path(self.path()),
-                        "a Contest inside another Contest",
-                    ));
-                }
-                let a = attrs(e);
-                let key = opt_text(&a.key, pos, r)?;
-                let key = key
-                    .as_deref()
-                    .map(str::trim)
-                    .filter(|k| !k.is_empty())
-                    .ok_or_else(|| {
-                        r.schema(Location::Byte(pos), "Contest without a key attribute")
-                    })?;
-                let text = opt_text(&a.text, pos, r)?;
-                let text = text.as_deref().unwrap_or(key);
-                let kind = if a.is_question.map(trim_bytes) == Some(b"true") {
-                    ContestKind::BallotMeasure
-                } else {
-                    ContestKind::Candidate
-                };
-                let primary_party = primary_party_suffix(text);
-                let (reported, total) = match self.site_level {
-                    SiteLevel::State => {
-                        (int(&a.precincts_reported), int(&a.precincts_participating))
-                    }
-                    SiteLevel::County => (
-                        int(&a.precincts_reported),
-                        int(&a.precincts_participating).or(int(&a.precincts_reporting)),
-                    ),
-                };
-                let b = self.builder();
-                let key = b.text(key);
-                let contest = ContestRef {
-                    source_id: key.clone(),
-                    name: b.text(text),
-                    kind,
-                    vote_for: int(&a.vote_for),
-                    primary_party: primary_party.map(|p| b.text(p)),
-                };
-                let contest = b.contest(contest);
-                self.contest = Some(OpenContest {
-                    contest,
-                    key,
-                    precincts: (reported, total),
-                    participating: FxHashMap::default(),
-                    has_yes_no: false,
-                });
-                if empty {
-                    self.end_contest();
-                }
-            }
-            b"County" if self.in_turnout || self.in_participating => {
-                let a = attrs(e);
-                if let Some(name) = a.name {
-                    let name = trim_bytes(name);
-                    let p = (int(&a.precincts_reported), int(&a.precincts_participating));
-                    if self.in_participating {
-                        if let Some(c) = self.contest.as_mut() {
-                            if c.participating.is_empty() {
-                                c.participating.reserve(self.turnout_counties.len());
-                            }
-                            c.participating.insert(name, p);
-                        }
-                    } else {
-                        self.turnout_counties.insert(name, p);
-                    }
-                }
-            }
-            b"Choice" => {
-                if self.contest.is_none() {
-                    return Err(r.schema(Location::Byte(pos), "Choice outside a Contest"));
-                }
-                if self.choice.is_some() || self.vote_type.is_some() {
-                    return Err(r.schema(
-                        Location::Path(self.path()),
-                        "a Choice inside a Choice or VoteType",
-                    ));
-                }
-                let a = attrs(e);
-                let key = opt_text(&a.key, pos, r)?;
-                let key = key
-                    .as_deref()
-                    .map(str::trim)
-                    .filter(|k| !k.is_empty())
-                    .ok_or_else(|| {
-                        r.schema(
-                            Location::Path(format!("{}/Choice", self.path())),
-                            "Choice without a key attribute",
-                        )
-                    })?;
-                let text = opt_text(&a.text, pos, r)?;
-                let text = text.as_deref().unwrap_or(key);
-                let party_attr = opt_text(&a.party, pos, r)?;
-                let party_attr = party_attr
-                    .as_deref()
-                    .map(str::trim)
-                    .filter(|p| !p.is_empty());
-                let mut kind = choice_kind(text);
-                if kind == ChoiceKind::Candidate {
-                    kind = match party_attr {
-                        Some("Y") if text.trim().eq_ignore_ascii_case("yes") => ChoiceKind::Yes,
-                        Some("N") if text.trim().eq_ignore_ascii_case("no") => ChoiceKind::No,
-                        _ => kind,
-                    };
-                }
-                let party = match party_attr {
-                    Some("NP") | None => party_in_name(text),
-                    Some("Y") | Some("N") if kind != ChoiceKind::Candidate => None,
-                    Some(p) => Some(p),
-                };
-                let b = self.builder();
-                let key = b.text(key);
-                let choice = ChoiceRef {
-                    source_id: key.clone(),
-                    name: b.text(text),
-                    kind,
-                    party: party.map(|p| b.text(p)),
-                    incumbent: incumbent_in_name(text),
-                };
-                let choice = b.choice(choice);
-                if let Some(c) = self.contest.as_mut() {
-                    c.has_yes_no |= matches!(kind, ChoiceKind::Yes | ChoiceKind::No);
-                }
-                self.choice = Some((choice, key));
-                if empty {
-                    self.choice = None;
-                }
-            }
-            b"VoteType" => {
-                if self.contest.is_none() {
-                    return Err(r.schema(Location::Byte(pos), "VoteType outside a Contest"));
-                }
-                if self.vote_type.is_some() {
-                    return Err(r.schema(
-                        Location::Path(self.path()),
-                        "a VoteType inside another VoteType",
-                    ));
-                }
-                let a = attrs(e);
-                let name = opt_text(&a.name, pos, r)?
-                    .map(|n| n.trim().to_string())
-                    .unwrap_or_default();
-                let votes = self.votes(&a, || format!("VoteType[@name='{name}']"), r)?;
-                let (site, _) = self.site_unit();
-                let open_choice = self.choice.as_ref().map(|(id, _)| *id);
-                let normalized = match self.vote_types.get(&name) {
-                    Some(vt) => *vt,
-                    None => {
-                        let vt = normalize_vote_type(&name);
-                        self.vote_types.insert(name.clone(), vt);
-                        vt
-                    }
-                };
-                let b = self.builder();
-                let raw = b.text(&name);
-                let (choice, vote_type) = match open_choice {
-                    Some(ch) => (ch, normalized),
-                    // Contest-level Undervotes/Overvotes: a pseudo choice,
-                    // counted across every vote type.
-                    None => {
-                        let ch = b.choice(ChoiceRef {
-                            source_id: raw.clone(),
-                            name: raw.clone(),
-                            kind: choice_kind(&name),
-                            party: None,
-                            incumbent: None,
-                        });
-                        (ch, VoteType::Total)
-                    }
-                };
-                let label = b.label(vote_type, &name);
-                let contest = self.contest.as_ref().expect("checked");
-                let (contest_id, precincts) = (contest.contest, contest.precincts);
-                let b = self.builder.as_mut().expect("built");
-                let row = b.push(contest_id, site, choice, label, votes);
-                row.precincts_reporting = precincts.0;
-                row.precincts_total = precincts.1;
-                self.vote_type = Some(OpenVoteType { label, raw, choice });
-                self.leaf_index = 0;
-                if empty {
-                    self.vote_type = None;
-                }
-            }
+            b"Contest" => self.start_contest(e, pos, empty, r)?,
+            b"County" if self.in_turnout || self.in_participating => self.start_reporting_county(e),
+            b"Choice" => self.start_choice(e, pos, empty, r)?,
+            b"VoteType" => self.start_vote_type(e, pos, empty, r)?,
             _ => {}
         }
         Ok(())
     }
 
-    /// The unit for a leaf name (raw attribute bytes) and its site-wide
-    /// turnout reporting. Decoded and built on first sight only; the
-    /// positional cache answers almost every call without hashing.
+    /// A `County` or `Precinct` count under the open VoteType: one cell.
+    #[inline]
+    fn start_leaf(
+        &mut self,
+        is_county: bool,
+        e: &RawAttrs<'x>,
+        pos: u64,
+        r: &Rejector,
+    ) -> Result<(), TransformError> {
+        let element = if is_county { "County" } else { "Precinct" };
+        let (name, votes) = leaf_attrs(e);
+        let name = name
+            .map(trim_bytes)
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| {
+                r.schema(
+                    Location::Path(format!("{}/{element}", self.path())),
+                    "leaf without a name",
+                )
+            })?;
+        let votes = votes.and_then(parse_votes).ok_or_else(|| {
+            r.schema(
+                Location::Path(format!(
+                    "{}/{element}[@name='{}']",
+                    self.path(),
+                    String::from_utf8_lossy(name)
+                )),
+                format!(
+                    "votes={:?} is missing or not an integer",
+                    votes.map(String::from_utf8_lossy).unwrap_or_default()
+                ),
+            )
+        })?;
+        let (unit, precincts) = self.leaf_unit(name, is_county, pos, r)?;
+        let (Some(contest), Some(vt)) = (self.contest.as_ref(), self.vote_type.as_ref()) else {
+            return Err(r.schema(Location::Byte(pos), "a count outside a Contest's VoteType"));
+        };
+        let (contest, choice, label) = (contest.contest, vt.choice, vt.label);
+        let b = self.builder.as_mut().expect("built");
+        let row = b.push(contest, unit, choice, label, votes);
+        row.precincts_reporting = precincts.0;
+        row.precincts_total = precincts.1;
+        Ok(())
+    }
+
+    /// A `Contest` opens: its key, name, kind, primary party and precincts.
+    fn start_contest(
+        &mut self,
+        e: &RawAttrs<'x>,
+        pos: u64,
+        empty: bool,
+        r: &Rejector,
+    ) -> Result<(), TransformError> {
+        if self.contest.is_some() {
+            return Err(r.schema(
+                Location::Path(self.path()),
+                "a Contest inside another Contest",
+            ));
+        }
+        let a = attrs(e);
+        let key = opt_text(&a.key, pos, r)?;
+        let key = key
+            .as_deref()
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .ok_or_else(|| r.schema(Location::Byte(pos), "Contest without a key attribute"))?;
+        let text = opt_text(&a.text, pos, r)?;
+        let text = text.as_deref().unwrap_or(key);
+        let kind = if a.is_question.map(trim_bytes) == Some(b"true") {
+            ContestKind::BallotMeasure
+        } else {
+            ContestKind::Candidate
+        };
+        let primary_party = primary_party_suffix(text);
+        let (reported, total) = match self.site_level {
+            SiteLevel::State => (int(&a.precincts_reported), int(&a.precincts_participating)),
+            SiteLevel::County => (
+                int(&a.precincts_reported),
+                int(&a.precincts_participating).or(int(&a.precincts_reporting)),
+            ),
+        };
+        let b = self.builder();
+        let key = b.text(key);
+        let contest = ContestRef {
+            source_id: key.clone(),
+            name: b.text(text),
+            kind,
+            vote_for: int(&a.vote_for),
+            primary_party: primary_party.map(|p| b.text(p)),
+        };
+        let contest = b.contest(contest);
+        self.contest = Some(OpenContest {
+            contest,
+            key,
+            precincts: (reported, total),
+            participating: FxHashMap::default(),
+            has_yes_no: false,
+        });
+        if empty {
+            self.end_contest();
+        }
+        Ok(())
+    }
+
+    /// A `County` of the turnout table, or of the open contest's
+    /// participating counties: its precincts reported and participating.
+    fn start_reporting_county(&mut self, e: &RawAttrs<'x>) {
+        let a = attrs(e);
+        if let Some(name) = a.name {
+            let name = trim_bytes(name);
+            let p = (int(&a.precincts_reported), int(&a.precincts_participating));
+            if self.in_participating {
+                if let Some(c) = self.contest.as_mut() {
+                    if c.participating.is_empty() {
+                        c.participating.reserve(self.turnout_counties.len());
+                    }
+                    c.participating.insert(name, p);
+                }
+            } else {
+                self.turnout_counties.insert(name, p);
+            }
+        }
+    }
+
+    /// A `Choice` of the open contest: its key, name, kind, party and
+    /// incumbency.
+    fn start_choice(
+        &mut self,
+        e: &RawAttrs<'x>,
+        pos: u64,
+        empty: bool,
+        r: &Rejector,
+    ) -> Result<(), TransformError> {
+        if self.contest.is_none() {
+            return Err(r.schema(Location::Byte(pos), "Choice outside a Contest"));
+        }
+        if self.choice.is_some() || self.vote_type.is_some() {
+            return Err(r.schema(
+                Location::Path(self.path()),
+                "a Choice inside a Choice or VoteType",
+            ));
+        }
+        let a = attrs(e);
+        let key = opt_text(&a.key, pos, r)?;
+        let key = key
+            .as_deref()
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .ok_or_else(|| {
+                r.schema(
+                    Location::Path(format!("{}/Choice", self.path())),
+                    "Choice without a key attribute",
+                )
+            })?;
+        let text = opt_text(&a.text, pos, r)?;
+        let text = text.as_deref().unwrap_or(key);
+        let party_attr = opt_text(&a.party, pos, r)?;
+        let party_attr = party_attr
+            .as_deref()
+            .map(str::trim)
+            .filter(|p| !p.is_empty());
+        let mut kind = choice_kind(text);
+        if kind == ChoiceKind::Candidate {
+            kind = match party_attr {
+                Some("Y") if text.trim().eq_ignore_ascii_case("yes") => ChoiceKind::Yes,
+                Some("N") if text.trim().eq_ignore_ascii_case("no") => ChoiceKind::No,
+                _ => kind,
+            };
+        }
+        let party = match party_attr {
+            Some("NP") | None => party_in_name(text),
+            Some("Y") | Some("N") if kind != ChoiceKind::Candidate => None,
+            Some(p) => Some(p),
+        };
+        let b = self.builder();
+        let key = b.text(key);
+        let choice = ChoiceRef {
+            source_id: key.clone(),
+            name: b.text(text),
+            kind,
+            party: party.map(|p| b.text(p)),
+            incumbent: incumbent_in_name(text),
+        };
+        let choice = b.choice(choice);
+        if let Some(c) = self.contest.as_mut() {
+            c.has_yes_no |= matches!(kind, ChoiceKind::Yes | ChoiceKind::No);
+        }
+        self.choice = Some((choice, key));
+        if empty {
+            self.choice = None;
+        }
+        Ok(())
+    }
+
+    /// A `VoteType` of the open choice (or of the contest: a pseudo
+    /// choice), with its site-wide count.
+    fn start_vote_type(
+        &mut self,
+        e: &RawAttrs<'x>,
+        pos: u64,
+        empty: bool,
+        r: &Rejector,
+    ) -> Result<(), TransformError> {
+        if self.contest.is_none() {
+            return Err(r.schema(Location::Byte(pos), "VoteType outside a Contest"));
+        }
+        if self.vote_type.is_some() {
+            return Err(r.schema(
+                Location::Path(self.path()),
+                "a VoteType inside another VoteType",
+            ));
+        }
+        let a = attrs(e);
+        let name = opt_text(&a.name, pos, r)?
+            .map(|n| n.trim().to_string())
+            .unwrap_or_default();
+        let votes = self.votes(&a, || format!("VoteType[@name='{name}']"), r)?;
+        let (site, _) = self.site_unit();
+        let open_choice = self.choice.as_ref().map(|(id, _)| *id);
+        let normalized = match self.vote_types.get(&name) {
+            Some(vt) => *vt,
+            None => {
+                let vt = normalize_vote_type(&name);
+                self.vote_types.insert(name.clone(), vt);
+                vt
+            }
+        };
+        let b = self.builder();
+        let raw = b.text(&name);
+        let (choice, vote_type) = match open_choice {
+            Some(ch) => (ch, normalized),
+            // Contest-level Undervotes/Overvotes: a pseudo choice,
+            // counted across every vote type.
+            None => {
+                let ch = b.choice(ChoiceRef {
+                    source_id: raw.clone(),
+                    name: raw.clone(),
+                    kind: choice_kind(&name),
+                    party: None,
+                    incumbent: None,
+                });
+                (ch, VoteType::Total)
+            }
+        };
+        let label = b.label(vote_type, &name);
+        let contest = self.contest.as_ref().expect("checked");
+        let (contest_id, precincts) = (contest.contest, contest.precincts);
+        let b = self.builder.as_mut().expect("built");
+        let row = b.push(contest_id, site, choice, label, votes);
+        row.precincts_reporting = precincts.0;
+        row.precincts_total = precincts.1;
+        self.vote_type = Some(OpenVoteType { label, raw, choice });
+        self.leaf_index = 0;
+        if empty {
+            self.vote_type = None;
+        }
+        Ok(())
+    }
+
     /// The unit for a leaf name (raw attribute bytes) and its reporting in
     /// the open contest. Decoded and built on first sight only; the
     /// positional cache answers almost every call without hashing.
@@ -747,46 +680,4 @@ impl<'x> State<'_, 'x> {
             b.replace_contest(open.contest, measure);
         }
     }
-}
-
-/// Primaries put the party after the office: `Governor - REP`.
-fn primary_party_suffix(text: &str) -> Option<&str> {
-    let (_, suffix) = text.rsplit_once(" - ")?;
-    let suffix = suffix.trim();
-    (suffix.len() <= 4 && suffix.chars().all(|c| c.is_ascii_uppercase())).then_some(suffix)
-}
-
-/// A signed decimal count parsed straight from attribute bytes: an optional
-/// sign and digits, surrounding spaces allowed, nothing else, no overflow.
-fn parse_votes(raw: &[u8]) -> Option<i64> {
-    // Almost always plain digits: read them in one pass.
-    if (1..=18).contains(&raw.len()) {
-        let mut n: i64 = 0;
-        let mut plain = true;
-        for &d in raw {
-            let digit = d.wrapping_sub(b'0');
-            plain &= digit <= 9;
-            n = n.wrapping_mul(10).wrapping_add(i64::from(digit));
-        }
-        if plain {
-            return Some(n);
-        }
-    }
-    let s = trim_bytes(raw);
-    let (neg, digits) = match s.split_first()? {
-        (b'-', rest) => (true, rest),
-        (b'+', rest) => (false, rest),
-        _ => (false, s),
-    };
-    if digits.is_empty() || digits.len() > 18 {
-        return None;
-    }
-    let mut n: i64 = 0;
-    for d in digits {
-        if !d.is_ascii_digit() {
-            return None;
-        }
-        n = n * 10 + i64::from(d - b'0');
-    }
-    Some(if neg { -n } else { n })
 }

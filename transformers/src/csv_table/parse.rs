@@ -188,9 +188,57 @@ pub(super) fn parse(
         None if std::str::from_utf8(bytes).is_ok() => encoding_rs::UTF_8,
         None => encoding_rs::WINDOWS_1252,
     };
-    // A line of a results file is a few hundred bytes; one of megabytes is
-    // an attack on the reader's buffers (a 200 MB line once cost 2.1 GB).
-    // Lines end at `\n`, `\r\n` or a lone `\r` (as the CSV reader reads them).
+    check_lines(bytes, m, r)?;
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .delimiter(m.delimiter.map_or(b',', |c| c as u8))
+        .from_reader(bytes);
+    let mut b = CellBuilder::new(ctx, ctx.mode, None, None);
+    let mut rec = csv::ByteRecord::new();
+    let csv_err = |e: csv::Error| {
+        let line = e.position().map_or(0, |p| p.line());
+        r.schema(
+            Location::Line { line, column: None },
+            format!("malformed CSV: {e}"),
+        )
+    };
+    if !reader.read_byte_record(&mut rec).map_err(csv_err)? {
+        return Err(r.truncated(Location::Whole, "no header row"));
+    }
+    let cols = columns(&rec, m, &mut b, r)?;
+    let header_fields = rec.len();
+    // The last non-blank row's line and field count: a short last row is a
+    // cut file, whatever the line end says.
+    let mut last_row: Option<(u64, usize)> = None;
+    let mut seen = Identities::new(cols.precinct.is_some());
+    // One row per vote column; estimate from the byte size.
+    b.reserve(bytes.len() / 85);
+    while reader.read_byte_record(&mut rec).map_err(csv_err)? {
+        let line = rec.position().map_or(0, |p| p.line());
+        if !(rec.len() == 1 && rec[0].trim_ascii().is_empty()) {
+            last_row = Some((line, rec.len()));
+        }
+        let text = FieldText { encoding, r, line };
+        seen.row(&mut b, &cols, &rec, &text)?;
+    }
+    if let Some((line, fields)) = last_row.filter(|&(_, n)| n < header_fields) {
+        return Err(r.truncated(
+            Location::Line { line, column: None },
+            format!(
+                "the last row has {fields} of the header's {header_fields} fields: the file was cut"
+            ),
+        ));
+    }
+    seen.mark_measures(&mut b);
+    Ok(b.finish())
+}
+
+/// A line of a results file is a few hundred bytes; one of megabytes is an
+/// attack on the reader's buffers (a 200 MB line once cost 2.1 GB). Lines
+/// end at `\n`, `\r\n` or a lone `\r` (as the CSV reader reads them). A file
+/// whose last row has no line end is refused when the mapping requires one.
+fn check_lines(bytes: &[u8], m: &CsvMapping, r: &Rejector) -> Result<(), TransformError> {
     let mut line_start = 0usize;
     for end in memchr::memchr2_iter(b'\n', b'\r', bytes).chain(std::iter::once(bytes.len())) {
         if end - line_start > MAX_LINE_BYTES {
@@ -215,185 +263,90 @@ pub(super) fn parse(
              files with a newline, set final_newline = \"optional\" in the feed's [mapping]",
         ));
     }
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .delimiter(m.delimiter.map_or(b',', |c| c as u8))
-        .from_reader(bytes);
-    let mut b = CellBuilder::new(ctx, ctx.mode, None, None);
-    let mut rec = csv::ByteRecord::new();
-    let csv_err = |e: csv::Error| {
-        let line = e.position().map_or(0, |p| p.line());
-        r.schema(
-            Location::Line { line, column: None },
-            format!("malformed CSV: {e}"),
-        )
-    };
-    if !reader.read_byte_record(&mut rec).map_err(csv_err)? {
-        return Err(r.truncated(Location::Whole, "no header row"));
-    }
-    let cols = columns(&rec, m, &mut b, r)?;
-    let header_fields = rec.len();
-    // The last non-blank row's line and field count: a short last row is a
-    // cut file, whatever the line end says.
-    let mut last_row: Option<(u64, usize)> = None;
-    let unit_level_precinct = cols.precinct.is_some();
+    Ok(())
+}
 
-    // contest -> (id, kind, display name); choice -> (id, kind).
-    let mut contests: FxHashMap<Box<[u8]>, (u32, ContestKind, Text)> = FxHashMap::default();
-    let mut units: FxHashMap<Box<[u8]>, u32> = FxHashMap::default();
-    let mut choices: FxHashMap<Box<[u8]>, (u32, ChoiceKind)> = FxHashMap::default();
-    let mut key = Vec::with_capacity(128);
-    // One row per vote column; estimate from the byte size.
-    b.reserve(bytes.len() / 85);
-    // contest id -> (has a Yes/No choice, has no candidate choice)
-    let mut measure_contests: FxHashMap<u32, (bool, bool)> = FxHashMap::default();
-    while reader.read_byte_record(&mut rec).map_err(csv_err)? {
-        let line = rec.position().map_or(0, |p| p.line());
-        if !(rec.len() == 1 && rec[0].trim_ascii().is_empty()) {
-            last_row = Some((line, rec.len()));
+/// Decodes a row's fields, naming the line (and column) of one that is
+/// not in the file's encoding.
+struct FieldText<'a> {
+    encoding: &'static encoding_rs::Encoding,
+    r: &'a Rejector<'a>,
+    line: u64,
+}
+
+impl FieldText<'_> {
+    fn text(&self, b: &[u8], col: Option<usize>) -> Result<String, TransformError> {
+        if self.encoding != encoding_rs::UTF_8 {
+            return Ok(self.encoding.decode_without_bom_handling(b).0.into_owned());
         }
+        std::str::from_utf8(b).map(str::to_string).map_err(|_| {
+            self.r.schema(
+                Location::Line {
+                    line: self.line,
+                    column: col.map(|c| c as u64 + 1),
+                },
+                "field is not UTF-8 (set encoding in the csv mapping if the file is not UTF-8)",
+            )
+        })
+    }
+}
+
+/// The contests, units and choices seen so far, by their raw bytes.
+struct Identities {
+    /// contest -> (id, kind, display name)
+    contests: FxHashMap<Box<[u8]>, (u32, ContestKind, Text)>,
+    units: FxHashMap<Box<[u8]>, u32>,
+    /// choice -> (id, kind)
+    choices: FxHashMap<Box<[u8]>, (u32, ChoiceKind)>,
+    key: Vec<u8>,
+    /// contest id -> (has a Yes/No choice, has no candidate choice)
+    measure_contests: FxHashMap<u32, (bool, bool)>,
+    /// Units are precincts (under their county), not counties.
+    unit_level_precinct: bool,
+}
+
+impl Identities {
+    fn new(unit_level_precinct: bool) -> Identities {
+        Identities {
+            contests: FxHashMap::default(),
+            units: FxHashMap::default(),
+            choices: FxHashMap::default(),
+            key: Vec::with_capacity(128),
+            measure_contests: FxHashMap::default(),
+            unit_level_precinct,
+        }
+    }
+
+    /// One row: its contest, unit and choice (each decoded when first
+    /// seen), then a cell per non-empty vote column.
+    fn row(
+        &mut self,
+        b: &mut CellBuilder,
+        cols: &Columns,
+        rec: &csv::ByteRecord,
+        text: &FieldText<'_>,
+    ) -> Result<(), TransformError> {
         let get = |c: Option<usize>| c.and_then(|c| rec.get(c)).map(trim).unwrap_or(b"");
-        let text = |b: &[u8], col: Option<usize>| -> Result<String, TransformError> {
-            if encoding != encoding_rs::UTF_8 {
-                return Ok(encoding.decode_without_bom_handling(b).0.into_owned());
-            }
-            std::str::from_utf8(b).map(str::to_string).map_err(|_| {
-                r.schema(
-                    Location::Line {
-                        line,
-                        column: col.map(|c| c as u64 + 1),
-                    },
-                    "field is not UTF-8 (set encoding in the csv mapping if the file is not UTF-8)",
-                )
-            })
-        };
         let office = get(Some(cols.contest));
         if office.is_empty() {
-            continue;
+            return Ok(());
         }
-        let district = get(cols.district);
-        let county = get(cols.county);
-        let precinct = get(cols.precinct);
-        let party = get(cols.party);
-        let candidate = get(cols.choice);
-
-        key.clear();
-        key.extend_from_slice(office);
-        if !district.is_empty() {
-            key.push(b'|');
-            key.extend_from_slice(district);
-        }
-        let (contest, contest_kind, contest_name) = match contests.get(&key[..]) {
-            Some(c) => c.clone(),
-            None => {
-                let id = text(&key, Some(cols.contest))?;
-                let office_s = text(office, Some(cols.contest))?;
-                let name = if district.is_empty() {
-                    office_s.clone()
-                } else {
-                    format!("{office_s} {}", text(district, cols.district)?)
-                };
-                let kind = if PSEUDO_OFFICES.contains(&office_s.to_lowercase().as_str()) {
-                    ContestKind::Pseudo
-                } else {
-                    ContestKind::Candidate
-                };
-                let name = b.text(&name);
-                let c = ContestRef {
-                    source_id: b.text(&id),
-                    name: name.clone(),
-                    kind,
-                    vote_for: None,
-                    primary_party: None,
-                };
-                let entry = (b.contest(c), kind, name);
-                contests.insert(key.as_slice().into(), entry.clone());
-                entry
-            }
-        };
-
-        key.clear();
-        key.extend_from_slice(county);
-        if unit_level_precinct {
-            key.push(b'|');
-            key.extend_from_slice(precinct);
-        }
-        let unit = match units.get(&key[..]) {
-            Some(u) => *u,
-            None => {
-                let id = text(&key, cols.county)?;
-                let county_s = text(county, cols.county)?;
-                let u = if unit_level_precinct {
-                    let p = text(precinct, cols.precinct)?;
-                    ReportingUnitRef {
-                        source_id: b.text(&id),
-                        name: b.text(&p),
-                        unit_type: if is_virtual_unit_name(&p) {
-                            UnitType::Virtual
-                        } else {
-                            UnitType::Precinct
-                        },
-                        type_raw: None,
-                        parent_source_id: (!county_s.is_empty()).then(|| b.text(&county_s)),
-                        fips: None,
-                    }
-                } else {
-                    ReportingUnitRef {
-                        source_id: b.text(&id),
-                        name: b.text(&county_s),
-                        unit_type: UnitType::County,
-                        type_raw: None,
-                        parent_source_id: None,
-                        fips: None,
-                    }
-                };
-                let u = b.unit(u);
-                units.insert(key.as_slice().into(), u);
-                u
-            }
-        };
-
-        key.clear();
-        key.extend_from_slice(candidate);
-        key.push(b'|');
-        key.extend_from_slice(party);
-        let (choice, choice_kind_) = match choices.get(&key[..]) {
-            Some(c) => *c,
-            None => {
-                let id = text(&key, cols.choice)?;
-                let cand = text(candidate, cols.choice)?;
-                let (name, kind) = if cand.is_empty() {
-                    // Registered Voters / Ballots Cast rows name no candidate.
-                    let office_s = contest_name.to_string();
-                    let kind = choice_kind(&office_s);
-                    (
-                        office_s,
-                        if kind == ChoiceKind::Candidate {
-                            ChoiceKind::Other
-                        } else {
-                            kind
-                        },
-                    )
-                } else {
-                    let k = choice_kind(&cand);
-                    (cand, k)
-                };
-                let party_s = text(party, cols.party)?;
-                let c = ChoiceRef {
-                    source_id: b.text(&id),
-                    name: b.text(&name),
-                    kind,
-                    party: (!party_s.is_empty()).then(|| b.text(&party_s)),
-                    incumbent: None,
-                };
-                let entry = (b.choice(c), kind);
-                choices.insert(key.as_slice().into(), entry);
-                entry
-            }
-        };
+        let (contest, contest_kind, contest_name) =
+            self.contest(b, cols, text, office, get(cols.district))?;
+        let unit = self.unit(b, cols, text, get(cols.county), get(cols.precinct))?;
+        let (choice, choice_kind_) = self.choice(
+            b,
+            cols,
+            text,
+            &contest_name,
+            get(cols.choice),
+            get(cols.party),
+        )?;
         if contest_kind == ContestKind::Candidate {
-            let e = measure_contests.entry(contest).or_insert((false, true));
+            let e = self
+                .measure_contests
+                .entry(contest)
+                .or_insert((false, true));
             match choice_kind_ {
                 ChoiceKind::Yes | ChoiceKind::No => e.0 = true,
                 ChoiceKind::Candidate => e.1 = false,
@@ -408,9 +361,9 @@ pub(super) fn parse(
             let votes = count_from_text(v)
                 .and_then(|n| check_count(n, false))
                 .map_err(|problem| {
-                    r.schema(
+                    text.r.schema(
                         Location::Line {
-                            line,
+                            line: text.line,
                             column: Some(*col as u64 + 1),
                         },
                         format!(
@@ -421,24 +374,164 @@ pub(super) fn parse(
                 })?;
             b.push(contest, unit, choice, *label, votes);
         }
+        Ok(())
     }
-    if let Some((line, fields)) = last_row.filter(|&(_, n)| n < header_fields) {
-        return Err(r.truncated(
-            Location::Line { line, column: None },
-            format!(
-                "the last row has {fields} of the header's {header_fields} fields: the file was cut"
-            ),
-        ));
+
+    /// The contest `office` (in `district`): `office|district`.
+    fn contest(
+        &mut self,
+        b: &mut CellBuilder,
+        cols: &Columns,
+        text: &FieldText<'_>,
+        office: &[u8],
+        district: &[u8],
+    ) -> Result<(u32, ContestKind, Text), TransformError> {
+        let key = &mut self.key;
+        key.clear();
+        key.extend_from_slice(office);
+        if !district.is_empty() {
+            key.push(b'|');
+            key.extend_from_slice(district);
+        }
+        if let Some(c) = self.contests.get(&key[..]) {
+            return Ok(c.clone());
+        }
+        let id = text.text(key, Some(cols.contest))?;
+        let office_s = text.text(office, Some(cols.contest))?;
+        let name = if district.is_empty() {
+            office_s.clone()
+        } else {
+            format!("{office_s} {}", text.text(district, cols.district)?)
+        };
+        let kind = if PSEUDO_OFFICES.contains(&office_s.to_lowercase().as_str()) {
+            ContestKind::Pseudo
+        } else {
+            ContestKind::Candidate
+        };
+        let name = b.text(&name);
+        let c = ContestRef {
+            source_id: b.text(&id),
+            name: name.clone(),
+            kind,
+            vote_for: None,
+            primary_party: None,
+        };
+        let entry = (b.contest(c), kind, name);
+        self.contests.insert(key.as_slice().into(), entry.clone());
+        Ok(entry)
     }
-    // Contests whose only choices are Yes/No (plus pseudo rows) are measures.
-    for (contest, (yes_no, no_candidate)) in measure_contests {
-        if yes_no && no_candidate {
-            let measure = ContestRef {
-                kind: ContestKind::BallotMeasure,
-                ..(**b.contest_ref(contest)).clone()
-            };
-            b.replace_contest(contest, measure);
+
+    /// The unit: the county, or `county|precinct` at precinct level.
+    fn unit(
+        &mut self,
+        b: &mut CellBuilder,
+        cols: &Columns,
+        text: &FieldText<'_>,
+        county: &[u8],
+        precinct: &[u8],
+    ) -> Result<u32, TransformError> {
+        let key = &mut self.key;
+        key.clear();
+        key.extend_from_slice(county);
+        if self.unit_level_precinct {
+            key.push(b'|');
+            key.extend_from_slice(precinct);
+        }
+        if let Some(u) = self.units.get(&key[..]) {
+            return Ok(*u);
+        }
+        let id = text.text(key, cols.county)?;
+        let county_s = text.text(county, cols.county)?;
+        let u = if self.unit_level_precinct {
+            let p = text.text(precinct, cols.precinct)?;
+            ReportingUnitRef {
+                source_id: b.text(&id),
+                name: b.text(&p),
+                unit_type: if is_virtual_unit_name(&p) {
+                    UnitType::Virtual
+                } else {
+                    UnitType::Precinct
+                },
+                type_raw: None,
+                parent_source_id: (!county_s.is_empty()).then(|| b.text(&county_s)),
+                fips: None,
+            }
+        } else {
+            ReportingUnitRef {
+                source_id: b.text(&id),
+                name: b.text(&county_s),
+                unit_type: UnitType::County,
+                type_raw: None,
+                parent_source_id: None,
+                fips: None,
+            }
+        };
+        let u = b.unit(u);
+        self.units.insert(key.as_slice().into(), u);
+        Ok(u)
+    }
+
+    /// The choice `candidate|party`; a row naming no candidate (Registered
+    /// Voters, Ballots Cast) is a choice named after its contest.
+    fn choice(
+        &mut self,
+        b: &mut CellBuilder,
+        cols: &Columns,
+        text: &FieldText<'_>,
+        contest_name: &Text,
+        candidate: &[u8],
+        party: &[u8],
+    ) -> Result<(u32, ChoiceKind), TransformError> {
+        let key = &mut self.key;
+        key.clear();
+        key.extend_from_slice(candidate);
+        key.push(b'|');
+        key.extend_from_slice(party);
+        if let Some(c) = self.choices.get(&key[..]) {
+            return Ok(*c);
+        }
+        let id = text.text(key, cols.choice)?;
+        let cand = text.text(candidate, cols.choice)?;
+        let (name, kind) = if cand.is_empty() {
+            // Registered Voters / Ballots Cast rows name no candidate.
+            let office_s = contest_name.to_string();
+            let kind = choice_kind(&office_s);
+            (
+                office_s,
+                if kind == ChoiceKind::Candidate {
+                    ChoiceKind::Other
+                } else {
+                    kind
+                },
+            )
+        } else {
+            let k = choice_kind(&cand);
+            (cand, k)
+        };
+        let party_s = text.text(party, cols.party)?;
+        let c = ChoiceRef {
+            source_id: b.text(&id),
+            name: b.text(&name),
+            kind,
+            party: (!party_s.is_empty()).then(|| b.text(&party_s)),
+            incumbent: None,
+        };
+        let entry = (b.choice(c), kind);
+        self.choices.insert(key.as_slice().into(), entry);
+        Ok(entry)
+    }
+
+    /// Contests whose only choices are Yes/No (plus pseudo rows) are
+    /// measures.
+    fn mark_measures(self, b: &mut CellBuilder) {
+        for (contest, (yes_no, no_candidate)) in self.measure_contests {
+            if yes_no && no_candidate {
+                let measure = ContestRef {
+                    kind: ContestKind::BallotMeasure,
+                    ..(**b.contest_ref(contest)).clone()
+                };
+                b.replace_contest(contest, measure);
+            }
         }
     }
-    Ok(b.finish())
 }

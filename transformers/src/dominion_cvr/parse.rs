@@ -153,12 +153,33 @@ fn zip_entries(bytes: &[u8], r: &Rejector) -> Result<Vec<(String, Vec<u8>)>, Tra
     Ok(out)
 }
 
+/// (contest, choice key, precinct portion, counting group) -> count.
+type Tallies = BTreeMap<(i64, String, i64, i64), i64>;
+
 pub(super) fn tally(
     bytes: &[u8],
     ctx: &PayloadContext,
     companion: Option<&[u8]>,
     r: &Rejector,
 ) -> Result<CellTable, TransformError> {
+    let files = read_exports(bytes, companion, r)?;
+    let tallies = count_marks(&files.exports, r)?;
+    Ok(build_cells(ctx, &files.manifests, tallies))
+}
+
+/// A payload's files: the CVR exports, by name, and the manifests.
+struct CvrFiles {
+    exports: Vec<(String, Vec<u8>)>,
+    manifests: Manifests,
+}
+
+/// The CVR exports (the payload, or the `CvrExport` files of its zip) and
+/// the manifests (the zip's other files, and the companion's).
+fn read_exports(
+    bytes: &[u8],
+    companion: Option<&[u8]>,
+    r: &Rejector,
+) -> Result<CvrFiles, TransformError> {
     let mut manifests = Manifests::default();
     let mut exports: Vec<(String, Vec<u8>)> = Vec::new();
     if is_zip(bytes) {
@@ -193,9 +214,15 @@ pub(super) fn tally(
         None => {}
     }
 
-    // (contest, choice key, portion, counting group) -> count
-    let mut tallies: BTreeMap<(i64, String, i64, i64), i64> = BTreeMap::new();
-    for (name, data) in &exports {
+    Ok(CvrFiles { exports, manifests })
+}
+
+/// Every current ballot's votes (marks that are votes, unambiguous and of
+/// rank one) and each contest's under- and overvotes, counted per
+/// contest, choice, precinct portion and counting group.
+fn count_marks(exports: &[(String, Vec<u8>)], r: &Rejector) -> Result<Tallies, TransformError> {
+    let mut tallies = Tallies::new();
+    for (name, data) in exports {
         check_json_start(data, r)?;
         let export: Export = serde_json::from_slice(data).map_err(|e| {
             let mut err = json_error(r, e);
@@ -261,6 +288,12 @@ pub(super) fn tally(
         }
     }
 
+    Ok(tallies)
+}
+
+/// One cell per tally, named from the manifests (ids where they are
+/// silent).
+fn build_cells(ctx: &PayloadContext, manifests: &Manifests, tallies: Tallies) -> CellTable {
     let mut b = CellBuilder::new(ctx, ctx.mode, None, None);
     let mut contests: HashMap<i64, u32> = HashMap::new();
     let mut choices: HashMap<(i64, String), u32> = HashMap::new();
@@ -324,5 +357,5 @@ pub(super) fn tally(
         });
         b.push(contest, unit, choice, label, votes);
     }
-    Ok(b.finish())
+    b.finish()
 }

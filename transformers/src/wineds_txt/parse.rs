@@ -16,35 +16,22 @@ fn count(field: &str) -> Option<i64> {
     t.parse().ok()
 }
 
-pub(super) fn parse(
-    bytes: &[u8],
-    ctx: &PayloadContext,
-    r: &Rejector,
-) -> Result<CellTable, TransformError> {
-    if looks_like_html(bytes) {
-        return Err(r.not_this_format(Location::Byte(0), "an HTML page, not a WinEDS export"));
-    }
-    // The exports are ASCII; anything else is read as windows-1252.
-    let text = match std::str::from_utf8(bytes) {
-        Ok(s) => std::borrow::Cow::Borrowed(s),
-        Err(_) => {
-            encoding_rs::WINDOWS_1252
-                .decode_without_bom_handling(bytes)
-                .0
-        }
-    };
-    let mut b = CellBuilder::new(ctx, ctx.mode, None, None);
-    let mut contests: FxHashMap<String, (u32, ContestKind)> = FxHashMap::default();
-    let mut units: FxHashMap<String, u32> = FxHashMap::default();
-    let mut choices: FxHashMap<(u32, String), (u32, ChoiceKind)> = FxHashMap::default();
-    let mut labels: FxHashMap<String, u32> = FxHashMap::default();
-    let mut measure: FxHashMap<u32, (bool, bool)> = FxHashMap::default();
-    let mut lines = 0;
-    for (i, line) in text.lines().enumerate() {
-        let line_no = i as u64 + 1;
-        if line.trim().is_empty() {
-            continue;
-        }
+/// One count record's fields, decoded from its fixed-width columns.
+struct CountRecord {
+    contest_no: String,
+    choice_no: String,
+    votes: i64,
+    party: String,
+    contest_name: String,
+    choice_name: String,
+    precinct: String,
+    /// The vote type (`reporting` column); `total` when blank.
+    reporting: String,
+}
+
+impl CountRecord {
+    /// Line `line_no`, which is not blank.
+    fn read(line: &str, line_no: u64, r: &Rejector) -> Result<CountRecord, TransformError> {
         let at = |column: u64| Location::Line {
             line: line_no,
             column: Some(column),
@@ -89,101 +76,164 @@ pub(super) fn parse(
         if precinct.is_empty() || contest_name.is_empty() {
             return Err(r.schema(at(27), "a count line without a contest or precinct name"));
         }
-        lines += 1;
+        Ok(CountRecord {
+            contest_no,
+            choice_no,
+            votes,
+            party,
+            contest_name,
+            choice_name,
+            precinct,
+            reporting: if reporting.is_empty() {
+                "total".to_string()
+            } else {
+                reporting
+            },
+        })
+    }
+}
 
-        let contest_key = format!("{contest_no}|{contest_name}");
-        let (contest, contest_kind) = match contests.get(&contest_key) {
-            Some(c) => *c,
-            None => {
-                let upper = contest_name.to_ascii_uppercase();
-                let kind = if upper.starts_with("REGISTERED VOTERS")
-                    || upper.starts_with("BALLOTS CAST")
-                {
-                    ContestKind::Pseudo
-                } else {
-                    ContestKind::Candidate
-                };
-                let c = ContestRef {
-                    source_id: b.text(&contest_key),
-                    name: b.text(&contest_name),
-                    kind,
-                    vote_for: None,
-                    primary_party: None,
-                };
-                let entry = (b.contest(c), kind);
-                contests.insert(contest_key, entry);
-                entry
-            }
+/// The contests, precincts, choices and vote types seen so far.
+#[derive(Default)]
+struct Identities {
+    contests: FxHashMap<String, (u32, ContestKind)>,
+    units: FxHashMap<String, u32>,
+    choices: FxHashMap<(u32, String), (u32, ChoiceKind)>,
+    labels: FxHashMap<String, u32>,
+    /// contest id -> (has a Yes/No choice, has no candidate choice)
+    measure: FxHashMap<u32, (bool, bool)>,
+}
+
+impl Identities {
+    /// The record's contest (`number|name`), a pseudo contest for
+    /// registered voters and ballots cast.
+    fn contest(&mut self, b: &mut CellBuilder, rec: &CountRecord) -> (u32, ContestKind) {
+        let contest_key = format!("{}|{}", rec.contest_no, rec.contest_name);
+        if let Some(c) = self.contests.get(&contest_key) {
+            return *c;
+        }
+        let upper = rec.contest_name.to_ascii_uppercase();
+        let kind = if upper.starts_with("REGISTERED VOTERS") || upper.starts_with("BALLOTS CAST") {
+            ContestKind::Pseudo
+        } else {
+            ContestKind::Candidate
         };
-        let unit = match units.get(&precinct) {
-            Some(u) => *u,
-            None => {
-                let id = b.text(&precinct);
-                let u = b.unit(ReportingUnitRef {
-                    source_id: id.clone(),
-                    name: id,
-                    unit_type: if is_virtual_unit_name(&precinct) {
-                        UnitType::Virtual
-                    } else {
-                        UnitType::Precinct
-                    },
-                    type_raw: None,
-                    parent_source_id: None,
-                    fips: None,
-                });
-                units.insert(precinct.clone(), u);
-                u
-            }
+        let c = ContestRef {
+            source_id: b.text(&contest_key),
+            name: b.text(&rec.contest_name),
+            kind,
+            vote_for: None,
+            primary_party: None,
         };
-        let (choice, kind) = match choices.get(&(contest, choice_no.clone())) {
-            Some(c) => *c,
-            None => {
-                let kind = match (contest_kind, contest_name.to_ascii_uppercase()) {
-                    (ContestKind::Pseudo, n) if n.starts_with("REGISTERED") => {
-                        ChoiceKind::RegisteredVoters
-                    }
-                    (ContestKind::Pseudo, _) => ChoiceKind::BallotsCast,
-                    _ => choice_kind(&choice_name),
-                };
-                let c = ChoiceRef {
-                    source_id: b.text(&choice_no),
-                    name: b.text(&choice_name),
-                    kind,
-                    party: (!party.is_empty()).then(|| b.text(&party)),
-                    incumbent: None,
-                };
-                let entry = (b.choice(c), kind);
-                choices.insert((contest, choice_no.clone()), entry);
-                entry
-            }
+        let entry = (b.contest(c), kind);
+        self.contests.insert(contest_key, entry);
+        entry
+    }
+
+    fn unit(&mut self, b: &mut CellBuilder, precinct: &str) -> u32 {
+        if let Some(u) = self.units.get(precinct) {
+            return *u;
+        }
+        let id = b.text(precinct);
+        let u = b.unit(ReportingUnitRef {
+            source_id: id.clone(),
+            name: id,
+            unit_type: if is_virtual_unit_name(precinct) {
+                UnitType::Virtual
+            } else {
+                UnitType::Precinct
+            },
+            type_raw: None,
+            parent_source_id: None,
+            fips: None,
+        });
+        self.units.insert(precinct.to_string(), u);
+        u
+    }
+
+    /// The record's choice in `contest`, numbered within it.
+    fn choice(
+        &mut self,
+        b: &mut CellBuilder,
+        rec: &CountRecord,
+        contest: u32,
+        contest_kind: ContestKind,
+    ) -> (u32, ChoiceKind) {
+        if let Some(c) = self.choices.get(&(contest, rec.choice_no.clone())) {
+            return *c;
+        }
+        let kind = match (contest_kind, rec.contest_name.to_ascii_uppercase()) {
+            (ContestKind::Pseudo, n) if n.starts_with("REGISTERED") => ChoiceKind::RegisteredVoters,
+            (ContestKind::Pseudo, _) => ChoiceKind::BallotsCast,
+            _ => choice_kind(&rec.choice_name),
         };
+        let c = ChoiceRef {
+            source_id: b.text(&rec.choice_no),
+            name: b.text(&rec.choice_name),
+            kind,
+            party: (!rec.party.is_empty()).then(|| b.text(&rec.party)),
+            incumbent: None,
+        };
+        let entry = (b.choice(c), kind);
+        self.choices.insert((contest, rec.choice_no.clone()), entry);
+        entry
+    }
+
+    fn label(&mut self, b: &mut CellBuilder, raw: &str) -> u32 {
+        if let Some(l) = self.labels.get(raw) {
+            return *l;
+        }
+        let l = b.label(normalize_vote_type(raw), raw);
+        self.labels.insert(raw.to_string(), l);
+        l
+    }
+}
+
+pub(super) fn parse(
+    bytes: &[u8],
+    ctx: &PayloadContext,
+    r: &Rejector,
+) -> Result<CellTable, TransformError> {
+    if looks_like_html(bytes) {
+        return Err(r.not_this_format(Location::Byte(0), "an HTML page, not a WinEDS export"));
+    }
+    // The exports are ASCII; anything else is read as windows-1252.
+    let text = match std::str::from_utf8(bytes) {
+        Ok(s) => std::borrow::Cow::Borrowed(s),
+        Err(_) => {
+            encoding_rs::WINDOWS_1252
+                .decode_without_bom_handling(bytes)
+                .0
+        }
+    };
+    let mut b = CellBuilder::new(ctx, ctx.mode, None, None);
+    let mut seen = Identities::default();
+    let mut lines = 0;
+    for (i, line) in text.lines().enumerate() {
+        let line_no = i as u64 + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let rec = CountRecord::read(line, line_no, r)?;
+        lines += 1;
+        let (contest, contest_kind) = seen.contest(&mut b, &rec);
+        let unit = seen.unit(&mut b, &rec.precinct);
+        let (choice, kind) = seen.choice(&mut b, &rec, contest, contest_kind);
         if contest_kind == ContestKind::Candidate {
-            let m = measure.entry(contest).or_insert((false, true));
+            let m = seen.measure.entry(contest).or_insert((false, true));
             match kind {
                 ChoiceKind::Yes | ChoiceKind::No => m.0 = true,
                 ChoiceKind::Candidate => m.1 = false,
                 _ => {}
             }
         }
-        let raw = if reporting.is_empty() {
-            "total".to_string()
-        } else {
-            reporting
-        };
-        let label = match labels.get(&raw) {
-            Some(l) => *l,
-            None => {
-                let l = b.label(normalize_vote_type(&raw), &raw);
-                labels.insert(raw, l);
-                l
-            }
-        };
-        b.push(contest, unit, choice, label, votes);
+        let label = seen.label(&mut b, &rec.reporting);
+        b.push(contest, unit, choice, label, rec.votes);
     }
     if lines == 0 {
         return Err(r.truncated(Location::Whole, "no count lines"));
     }
-    for (contest, (yes_no, no_candidate)) in measure {
+    for (contest, (yes_no, no_candidate)) in seen.measure {
         if yes_no && no_candidate {
             let m = ContestRef {
                 kind: ContestKind::BallotMeasure,
