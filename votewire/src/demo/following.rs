@@ -237,14 +237,28 @@ pub(super) fn statewide_votes(races: &[Race]) -> BTreeMap<(String, String), i64>
 }
 
 /// What the night's topics hold so far: the cells published (records on
-/// the votes topic, per feed) and the payloads rejected (the ingestors'
-/// dead letters; an aggregator's own, of family `vote-cell` or `rollup`,
-/// are not payloads).
+/// the votes topic, per feed and per ingestor) and the payloads rejected
+/// (the ingestors' dead letters; an aggregator's own, of family
+/// `vote-cell` or `rollup`, are not payloads).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub(super) struct PublishedCounts {
     pub(super) cells: u64,
     pub(super) rejected: u64,
     pub(super) cells_by_feed: BTreeMap<String, u64>,
+    /// One ingestor runs at a time (a killed one is replaced once it has
+    /// exited): a record is the one's that started last before the
+    /// record's timestamp.
+    pub(super) cells_by_ingestor: BTreeMap<String, u64>,
+    /// Each ingestor and when it started (wall ms), in order.
+    pub(super) ingestors: Vec<(i64, String)>,
+}
+
+impl PublishedCounts {
+    /// Notes that `instance` starts now.
+    pub(super) fn ingestor_starts(&mut self, instance: &str) {
+        self.ingestors
+            .push((votewire_core::unix_ms(), instance.to_string()));
+    }
 }
 
 /// Counts the night's votes and dead-letter topics from their beginning,
@@ -279,8 +293,17 @@ pub(super) fn follow_counts(
                         .and_then(|h| h.value)
                         .map(|v| String::from_utf8_lossy(v).into_owned())
                         .unwrap_or_default();
+                    let at = m.timestamp().to_millis().unwrap_or(0);
+                    let by = c
+                        .ingestors
+                        .iter()
+                        .rev()
+                        .find(|(started, _)| *started <= at)
+                        .map(|(_, name)| name.clone())
+                        .unwrap_or_default();
                     c.cells += 1;
                     *c.cells_by_feed.entry(feed).or_default() += 1;
+                    *c.cells_by_ingestor.entry(by).or_default() += 1;
                 } else if let Some(bytes) = m.payload()
                     && let Ok(letter) = codec::decode::<DeadLetter>(&schemas().dead_letter, bytes)
                     && letter.family != "vote-cell"

@@ -13,8 +13,8 @@
 //! separate processes on fresh topics and tables, exactly as deployed. At
 //! the end the demo prints each race's statewide result as every source
 //! reported it, and what the night published, counted on the topics
-//! themselves (records on the votes topic per feed, the ingestors' dead
-//! letters), never from a service's output.
+//! themselves (records on the votes topic per feed and per ingestor, the
+//! ingestors' dead letters), never from a service's output.
 //!
 //! The parts: [`night`] (the series on the compressed clock),
 //! [`replay_server`], [`feed_files`] (the registry the services read),
@@ -278,11 +278,15 @@ pub async fn run(config: &VotewireConfig, args: DemoArgs) -> anyhow::Result<Exit
         ("tx-senate.toml", tx_feed_toml(&base, &plan.tx_mapping)?),
     ];
     let launcher = Launcher::new(&plan.config, &plan.run_id, &feed_files)?;
+    let counts = Arc::new(Mutex::new(PublishedCounts::default()));
+    counts
+        .lock()
+        .expect("counts lock")
+        .ingestor_starts("demo-ingest");
     let mut services = Services::start(launcher, &args).await?;
     let seen = Arc::new(Mutex::new(ResultsSeen::default()));
     let stop = Arc::new(AtomicBool::new(false));
     let follower = follow_results(&plan.config, seen.clone(), stop.clone())?;
-    let counts = Arc::new(Mutex::new(PublishedCounts::default()));
     let counters = follow_counts(&plan.config, counts.clone(), stop.clone())?;
 
     let fault = play_night(&args, &plan, &replay, &mut services, &counts).await?;
@@ -296,8 +300,8 @@ pub async fn run(config: &VotewireConfig, args: DemoArgs) -> anyhow::Result<Exit
         let _ = counter.join();
     }
     let counts = counts.lock().expect("counts lock").clone();
-    for (feed, cells) in &counts.cells_by_feed {
-        eprintln!("votewire demo: {feed} published {cells} cells");
+    for (who, cells) in counts.cells_by_ingestor.iter().chain(&counts.cells_by_feed) {
+        eprintln!("votewire demo: {who} published {cells} cells");
     }
     // The services' logs, kept where asked (the chaos suite reads them).
     if let Some(keep) = &args.keep_logs {
@@ -340,7 +344,7 @@ async fn play_night(
             && at_fraction(CHAOS_AT)
         {
             fault.injected = Some(votewire_core::unix_ms());
-            inject(chaos, replay, services, &mut fault).await?;
+            inject(chaos, replay, services, counts, &mut fault).await?;
             eprintln!("votewire demo: chaos: {chaos:?} injected");
         }
         if args.chaos == Some(Chaos::UpstreamFaults)
@@ -390,6 +394,7 @@ async fn inject(
     chaos: Chaos,
     replay: &Replay,
     services: &mut Services,
+    counts: &Mutex<PublishedCounts>,
     fault: &mut FaultTimes,
 ) -> anyhow::Result<()> {
     match chaos {
@@ -397,6 +402,10 @@ async fn inject(
             services.ingestor.start_kill()?; // SIGKILL
             services.ingestor.wait().await?;
             tokio::time::sleep(Duration::from_secs(1)).await;
+            counts
+                .lock()
+                .expect("counts lock")
+                .ingestor_starts("demo-ingest-2");
             services.ingestor = services.launcher.ingestor("demo-ingest-2")?;
             fault.cleared = Some(votewire_core::unix_ms());
         }
