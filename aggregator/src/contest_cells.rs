@@ -23,7 +23,10 @@ pub enum Applied {
 /// `source_feed_id/contest source id`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ContestKey {
+    /// The election the contest is in.
     pub election_id: String,
+    /// `source_feed_id/contest source id`, or the shared id of a linked
+    /// contest.
     pub contest_id: String,
 }
 
@@ -89,10 +92,12 @@ impl ContestCells {
         }
     }
 
+    /// The cells held.
     pub fn len(&self) -> usize {
         self.cells.len()
     }
 
+    /// Whether no cell is held.
     pub fn is_empty(&self) -> bool {
         self.cells.is_empty()
     }

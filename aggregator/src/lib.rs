@@ -34,6 +34,8 @@
 //! the cooperative-sticky assignor, so a rebalance only stops the
 //! partitions that move.
 
+#![warn(missing_docs)]
+
 pub mod contest_cells;
 pub mod fleet;
 mod high_watermarks;

@@ -13,14 +13,18 @@ use axum::response::Response;
 /// One canned response.
 #[derive(Clone, Debug)]
 pub struct Canned {
+    /// The HTTP status.
     pub status: u16,
+    /// Response headers, as (name, value).
     pub headers: Vec<(String, String)>,
+    /// The body, as served.
     pub body: bytes::Bytes,
     /// How long the server takes before answering.
     pub delay: std::time::Duration,
 }
 
 impl Canned {
+    /// A 200 with `body`.
     pub fn ok(body: impl Into<bytes::Bytes>) -> Canned {
         Canned {
             status: 200,
@@ -30,6 +34,7 @@ impl Canned {
         }
     }
 
+    /// A response of `status` with `body`.
     pub fn status(status: u16, body: impl Into<bytes::Bytes>) -> Canned {
         Canned {
             status,
@@ -39,6 +44,7 @@ impl Canned {
         }
     }
 
+    /// With one more response header.
     pub fn header(mut self, name: &str, value: &str) -> Canned {
         self.headers.push((name.to_string(), value.to_string()));
         self
@@ -63,6 +69,7 @@ struct Routes {
 
 /// A running server; it stops when dropped.
 pub struct FixtureServer {
+    /// Where it listens (127.0.0.1, a free port).
     pub addr: SocketAddr,
     routes: Arc<Mutex<Routes>>,
     task: tokio::task::JoinHandle<()>,

@@ -25,6 +25,7 @@ pub struct ClusterOptions {
 
 /// A private cluster of `nodes` combined broker+controller nodes.
 pub struct KafkaCluster {
+    /// How many combined broker+controller nodes it runs.
     pub nodes: usize,
     /// Node i's client port is `base_port + i - 1`.
     pub base_port: u16,
@@ -40,6 +41,7 @@ impl KafkaCluster {
         KafkaCluster::start_with(nodes, ClusterOptions::default())
     }
 
+    /// [`KafkaCluster::start`] with `options` (the nodes' settings).
     pub fn start_with(nodes: usize, options: ClusterOptions) -> KafkaCluster {
         let dir = tempfile::tempdir().expect("a temporary directory");
         // One run for both listeners, so the two can never overlap.

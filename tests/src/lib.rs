@@ -11,6 +11,8 @@
 //! groups, table prefixes and SFTP directories, so tests run in parallel and
 //! can be re-run on a dirty stack.
 
+#![warn(missing_docs)]
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -283,10 +285,15 @@ impl Stack {
 /// Where the local SFTP server is and how to log in.
 #[derive(Debug, Clone)]
 pub struct SftpTarget {
+    /// The server's host (127.0.0.1).
     pub host: String,
+    /// Its port.
     pub port: u16,
+    /// The user the tests log in as.
     pub user: String,
+    /// That user's private key file.
     pub key: PathBuf,
+    /// known_hosts holding the server's host key.
     pub known_hosts: PathBuf,
     /// The chroot on this machine's filesystem: `/drop/x` over SFTP is
     /// `<local_root>/drop/x` here.

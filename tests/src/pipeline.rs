@@ -25,11 +25,17 @@ use crate::{Stack, unique};
 
 /// Fresh topics, a publisher and feed state on the local stack.
 pub struct TestPipeline {
+    /// The stack's broker.
     pub kafka: KafkaConfig,
+    /// The fresh topics' names.
     pub topics: TopicsConfig,
+    /// The votes topic's partitions.
     pub vote_partitions: i32,
+    /// A publisher on those topics.
     pub publisher: Publisher,
+    /// Feed state in DynamoDB (moto), under a fresh table prefix.
     pub state: DynamoFeedState,
+    /// The state store's settings with that prefix.
     pub store: StateStoreConfig,
 }
 

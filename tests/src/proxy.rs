@@ -33,6 +33,7 @@ impl PausableProxy {
         (proxy, through)
     }
 
+    /// A proxy on a free port of 127.0.0.1 to `target`.
     pub fn start(target: std::net::SocketAddr) -> PausableProxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -57,6 +58,8 @@ impl PausableProxy {
         PausableProxy { port, paused, open }
     }
 
+    /// Cuts every open connection and refuses new ones until
+    /// [`PausableProxy::resume`].
     pub fn pause(&self) {
         self.paused.store(true, Ordering::SeqCst);
         for s in self.open.lock().unwrap().drain(..) {
@@ -64,6 +67,7 @@ impl PausableProxy {
         }
     }
 
+    /// Accepts connections again.
     pub fn resume(&self) {
         self.paused.store(false, Ordering::SeqCst);
     }

@@ -13,14 +13,19 @@ use votewire_transformers::{FamilyInputs, PayloadContext};
 use crate::pipeline::{clarity_all_json_walk, drain};
 use crate::{fixture, fixture_bytes, workspace_root};
 
+/// The GA 2021 runoff's Clarity `ALL.json` series, under the fixtures.
 pub const GA_RUNOFF_SERIES: &str = "clarity_enr/GA_107556_runoff_2021_ALLjson_series";
+/// That night's election id.
 pub const GA_RUNOFF_ELECTION: &str = "2021-01-05-GA-runoff";
 
 /// One accepted snapshot: its `source_seq` and the independent walk of
 /// its JSON ((contest, area, choice position) → votes).
 pub struct AcceptedSnapshot {
+    /// The feed's `source_seq` for it.
     pub source_seq: i64,
+    /// The independent walk of its JSON.
     pub walk: BTreeMap<(String, String, usize), i64>,
+    /// Cells it changed (and published).
     pub cells_changed: usize,
 }
 

@@ -58,14 +58,19 @@ pub enum AggregateError {
     /// helps only if the broker comes back.
     #[error("aggregator {instance}: {what}: {source}")]
     Kafka {
+        /// The member.
         instance: String,
+        /// What was being done (creating the consumer, subscribing, …).
         what: &'static str,
+        /// librdkafka's error.
         #[source]
         source: KafkaError,
     },
 }
 
 impl AggregateError {
+    /// Whether starting the member again may succeed: when the broker
+    /// answers again.
     pub fn is_retryable(&self) -> bool {
         true
     }
@@ -94,6 +99,9 @@ pub struct FleetConfig {
 }
 
 impl FleetConfig {
+    /// A member of `group_id` named `instance`, with the measured
+    /// defaults: 10 ms coalescing, 50,000 cells per batch, stats every
+    /// 5 s, 10,000 results in flight.
     pub fn new(group_id: &str, instance: &str) -> Self {
         Self {
             group_id: group_id.to_string(),

@@ -5,10 +5,15 @@ use std::time::Duration;
 /// What one batch did.
 #[derive(Debug, Default, Clone)]
 pub struct BatchReport {
+    /// Cells received.
     pub cells: usize,
+    /// Of those, cells that could not be decoded or held (dead-lettered).
     pub cells_rejected: usize,
+    /// Contests whose results were computed again.
     pub contests_rolled_up: usize,
+    /// Results produced (and acknowledged).
     pub results_produced: usize,
+    /// Results computed equal to the last produced, so not produced again.
     pub results_unchanged: usize,
     /// Contests whose sums overflowed: dead-lettered, their results left
     /// as last published.
@@ -46,10 +51,12 @@ pub struct AssignmentStat {
 /// One assigned partition's lag and throughput over the last interval.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PartitionStat {
+    /// The votes topic's partition.
     pub partition: i32,
     /// Records between this member's position and the partition's high
     /// watermark (never below 0).
     pub lag: i64,
+    /// Cells consumed per second over the interval.
     pub cells_per_s: f64,
     /// Still rebuilding (nothing published for it yet).
     pub rebuilding: bool,
@@ -58,9 +65,14 @@ pub struct PartitionStat {
 /// Totals over a run.
 #[derive(Debug, Default, Clone)]
 pub struct FleetTotals {
+    /// Batches that did something.
     pub batches: u64,
+    /// Cells received.
     pub cells: u64,
+    /// Cells dead-lettered.
     pub cells_rejected: u64,
+    /// Results produced and acknowledged.
     pub results_produced: u64,
+    /// Partition rebuilds finished (one per assignment of a partition).
     pub rebuilds: u64,
 }

@@ -45,18 +45,24 @@ use xml::to_xml;
 /// The two encodings of the standard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExportFormat {
+    /// The XML encoding, in the v2 namespace.
     Xml,
+    /// The JSON encoding (NIST's `@type`d objects).
     Json,
 }
 
 /// An exported report and what is in it.
 #[derive(Debug, Clone)]
 pub struct ExportedReport {
+    /// The encoded document.
     pub bytes: Vec<u8>,
     /// `unofficial-partial` or `unofficial-complete`.
     pub status: &'static str,
+    /// Contests in the report (pseudo contests left out).
     pub contests: usize,
+    /// `GpUnit`s, the election scope included.
     pub units: usize,
+    /// `VoteCounts` elements: one per cell of a real contest.
     pub vote_counts: usize,
 }
 

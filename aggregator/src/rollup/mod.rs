@@ -122,8 +122,11 @@ pub(super) struct Source {
     "rolling up contest {contest_id}: the votes of choice {choice_id} at unit {unit_id} overflow a 64-bit sum; not retryable"
 )]
 pub struct VoteSumOverflow {
+    /// The contest whose sum overflowed.
     pub contest_id: String,
+    /// The unit where it did.
     pub unit_id: String,
+    /// The choice whose votes overflowed.
     pub choice_id: String,
 }
 
