@@ -66,36 +66,53 @@ impl ConsumerContext for KafkaClientContext {}
 /// What went wrong talking to Kafka, with what we were doing.
 #[derive(Debug, thiserror::Error)]
 pub enum KafkaSetupError {
+    /// librdkafka refused the client's configuration.
     #[error("building the Kafka {role} client: {source}")]
     Build {
+        /// `producer`, `consumer` or `admin`.
         role: &'static str,
+        /// librdkafka's error.
         #[source]
         source: KafkaError,
     },
+    /// The brokers did not answer a metadata request.
     #[error(
         "fetching metadata from {bootstrap}: {source} (is the broker up? try `deploy/local/stack up`)"
     )]
     Metadata {
+        /// The bootstrap servers asked.
         bootstrap: String,
+        /// librdkafka's error.
         #[source]
         source: KafkaError,
     },
+    /// A topic could not be created.
     #[error("creating topic {topic}: {source}")]
     CreateTopic {
+        /// The topic.
         topic: String,
+        /// librdkafka's error.
         #[source]
         source: KafkaError,
     },
+    /// A topic's or broker's configuration could not be read.
     #[error("describing the configuration of {resource}: {source}")]
     DescribeConfigs {
+        /// What was described.
         resource: String,
+        /// librdkafka's error.
         #[source]
         source: KafkaError,
     },
+    /// A topic would be created in a way the cluster refuses or that
+    /// would lose data (too few brokers for its replication factor).
     #[error("not creating topic {topic}: {problem}; change {setting}")]
     TopicRefused {
+        /// The topic.
         topic: String,
+        /// What is wrong.
         problem: String,
+        /// The setting to change.
         setting: &'static str,
         /// Only when the cluster may change under us (brokers restarting).
         retry_may_help: bool,

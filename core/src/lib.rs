@@ -29,6 +29,8 @@
 //! commits only after its own output is acknowledged (at-least-once), which is
 //! safe because every votewire record is an idempotent keyed upsert.
 
+#![warn(missing_docs)]
+
 pub mod config;
 pub mod kafka;
 pub mod metrics;

@@ -122,6 +122,7 @@ pub struct MetricsGuard {
 }
 
 impl MetricsGuard {
+    /// The Prometheus text of this process's metrics, for `/metrics`.
     pub fn prometheus(&self) -> PrometheusText {
         self.prometheus.clone()
     }

@@ -52,14 +52,24 @@ const CREDENTIALS_LOAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// Why no token could be made.
 #[derive(Debug, thiserror::Error)]
 pub enum MskIamError {
+    /// The token could not be signed.
     #[error(
         "signing the MSK IAM token for region {region}: {reason} (a retry cannot help: check the region)"
     )]
-    Sign { region: String, reason: String },
+    Sign {
+        /// The region the token was signed for.
+        region: String,
+        /// Why signing failed.
+        reason: String,
+    },
+    /// The AWS credential chain found no credentials.
     #[error(
         "no AWS credentials for the MSK IAM token: {reason} (a retry can help once they arrive; check the task role or AWS_… variables)"
     )]
-    NoCredentials { reason: String },
+    NoCredentials {
+        /// Why the credential chain found none.
+        reason: String,
+    },
     /// Its value is not kept: a foreign OAUTHBEARER config may hold a
     /// client secret.
     #[error(
@@ -80,6 +90,7 @@ impl MskIamError {
 /// A signed token and when it stops being accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignedToken {
+    /// The token, as OAUTHBEARER sends it.
     pub token: String,
     /// Milliseconds since the Unix epoch.
     pub expires_at_ms: i64,

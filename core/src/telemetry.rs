@@ -25,14 +25,22 @@ use crate::config::{LogConfig, LogFormat, OtlpConfig, OtlpProtocol, redact_url, 
 /// Telemetry could not be set up. A retry does not help; fix the endpoint.
 #[derive(Debug, thiserror::Error)]
 pub enum TelemetryError {
+    /// The OTLP exporter could not be built.
     #[error("building the OTLP {protocol:?} span exporter for {endpoint}: {message}")]
     Exporter {
+        /// gRPC or HTTP.
         protocol: OtlpProtocol,
+        /// The collector's endpoint (credentials redacted).
         endpoint: String,
+        /// The exporter's error.
         message: String,
     },
+    /// The Prometheus exporter could not be built.
     #[error("building the OpenTelemetry Prometheus exporter: {message}")]
-    Prometheus { message: String },
+    Prometheus {
+        /// The exporter's error.
+        message: String,
+    },
 }
 
 /// Flushes and shuts down exporters when dropped.

@@ -33,8 +33,11 @@ use crate::kafka::{KafkaClientContext, KafkaSetupError, admin_client, cluster_me
 /// One topic votewire needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicSpec {
+    /// The topic's name.
     pub name: String,
+    /// Its partition count.
     pub partitions: i32,
+    /// Its replication factor.
     pub replication_factor: i32,
     /// `compact` or `delete`.
     pub cleanup_policy: &'static str,
@@ -82,13 +85,16 @@ pub fn declared_topics(topics: &TopicsConfig) -> Vec<TopicSpec> {
 pub struct TopicDifference {
     /// `partitions`, `replication factor`, or a topic setting's name.
     pub setting: String,
+    /// What the declaration says.
     pub declared: String,
+    /// What the cluster has.
     pub actual: String,
 }
 
 /// What [`ensure_topics`] found or did for one topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TopicOutcome {
+    /// It did not exist and was created as declared.
     Created,
     /// It existed and matches the declaration.
     Matches,
@@ -102,7 +108,9 @@ pub enum TopicOutcome {
 /// One declared topic and its outcome.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicReport {
+    /// The declaration.
     pub spec: TopicSpec,
+    /// What was found or done.
     pub outcome: TopicOutcome,
     /// Why an existing topic's settings (cleanup policy and the declared
     /// ones) could not be compared, when they could not (a principal

@@ -103,7 +103,9 @@ pub fn trace_id_of(cx: &Context) -> String {
 /// vendor state, `tracestate`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct W3cHeaders {
+    /// `00-<trace id>-<span id>-<flags>`.
     pub traceparent: String,
+    /// The vendors' state, when the trace carries any.
     pub tracestate: Option<String>,
 }
 

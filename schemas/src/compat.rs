@@ -12,16 +12,24 @@ use apache_avro::schema_compatibility::SchemaCompatibility;
 /// Why a schema change is not allowed.
 #[derive(Debug, thiserror::Error)]
 pub enum CompatibilityError {
+    /// One of the two schemas is not valid Avro.
     #[error("{name}: {which} schema does not parse: {reason}")]
     Parse {
+        /// The record's name.
         name: String,
+        /// `released` or `current`.
         which: &'static str,
+        /// The parser's error.
         reason: String,
     },
+    /// A reader of one version could not read the other's records.
     #[error("{name} is not {direction} compatible with its released version: {reason}")]
     Incompatible {
+        /// The record's name.
         name: String,
+        /// `BACKWARD` or `FORWARD`.
         direction: &'static str,
+        /// What breaks.
         reason: String,
     },
 }

@@ -22,6 +22,8 @@
 //!
 //! This crate performs no I/O and knows nothing about Kafka.
 
+#![warn(missing_docs)]
+
 pub mod codec;
 pub mod compat;
 pub mod nist;

@@ -17,17 +17,24 @@ pub struct RegisteredSchema {
     pub name: &'static str,
     /// The `.avsc` text as committed.
     pub text: &'static str,
+    /// The parsed schema.
     pub schema: Schema,
+    /// Its id in the Confluent wire format.
     pub id: u32,
 }
 
 /// Every votewire schema.
 #[derive(Debug, Clone)]
 pub struct SchemaSet {
+    /// `VoteCell`, on the votes topic.
     pub vote_cell: RegisteredSchema,
+    /// `SnapshotManifest`, on the snapshots topic.
     pub snapshot_manifest: RegisteredSchema,
+    /// `ContestResult`, on the results topic.
     pub contest_result: RegisteredSchema,
+    /// `FeedStatus`, on the feed-status topic.
     pub feed_status: RegisteredSchema,
+    /// `DeadLetter`, on the dead-letter topic.
     pub dead_letter: RegisteredSchema,
 }
 

@@ -31,17 +31,31 @@ pub use redact::{redact_url, redact_urls_in};
 /// retry: the operator has to fix the file or the environment.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The file could not be read.
     #[error("reading config file {path}: {source}")]
     Read {
+        /// The file.
         path: PathBuf,
+        /// Why.
         source: std::io::Error,
     },
+    /// The file is not a configuration: bad TOML, an unknown field, a
+    /// value of the wrong kind.
     #[error("parsing config file {path}: {message}")]
-    Parse { path: PathBuf, message: String },
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, and where.
+        message: String,
+    },
+    /// A variable's value is not one its field takes.
     #[error("environment variable {var}={value:?} is invalid: {reason}")]
     Env {
+        /// The variable.
         var: String,
+        /// Its value.
         value: String,
+        /// What the field takes.
         reason: String,
     },
     /// A misspelt variable would otherwise be ignored and its setting
@@ -51,7 +65,9 @@ pub enum ConfigError {
         nearest.as_ref().map(|n| format!(" (did you mean {n}?)")).unwrap_or_default()
     )]
     UnknownVariable {
+        /// The variable set.
         var: String,
+        /// The known name nearest to it, when one is near.
         nearest: Option<&'static str>,
     },
     /// Two names for one field (`VOTEWIRE_TOPIC_VOTES` and the
@@ -61,8 +77,11 @@ pub enum ConfigError {
         "environment variables {first} and {second} both set {field}, to different values; unset one (`votewire config env` lists the names of each field)"
     )]
     ConflictingVariables {
+        /// The field both set.
         field: String,
+        /// One of its names.
         first: String,
+        /// The other.
         second: String,
     },
     /// The placeholder `config show` prints in place of a secret, read
@@ -70,7 +89,10 @@ pub enum ConfigError {
     #[error(
         "{field} holds {REDACTED}, the placeholder `votewire config show` prints for a secret; put the secret back (from the environment or a file)"
     )]
-    RedactedPlaceholder { field: String },
+    RedactedPlaceholder {
+        /// The field holding it.
+        field: String,
+    },
 }
 
 /// The whole configuration of a votewire process.
@@ -80,12 +102,19 @@ pub struct VotewireConfig {
     /// Directory for local state: logs, the raw payload archive, the
     /// embedded state store. Git-ignored; default `.votewire`.
     pub state_dir: PathBuf,
+    /// `[kafka]`: the brokers and how to reach them.
     pub kafka: KafkaConfig,
+    /// `[topics]`: the topics' names, partitions and settings.
     pub topics: TopicsConfig,
+    /// `[state_store]`: where feed state lives.
     pub state_store: StateStoreConfig,
+    /// `[archive]`: where raw payloads are kept.
     pub archive: ArchiveConfig,
+    /// `[otlp]`: where spans and metrics go.
     pub otlp: OtlpConfig,
+    /// `[api]`: the operator API.
     pub api: ApiConfig,
+    /// `[log]`: how the services log.
     pub log: LogConfig,
 }
 
@@ -287,6 +316,10 @@ pub struct StateStoreConfig {
     Debug, Clone, Copy, Deserialize, Serialize, schemars::JsonSchema, PartialEq, Eq, Default,
 )]
 #[serde(rename_all = "lowercase")]
+#[allow(
+    missing_docs,
+    reason = "a doc comment on a variant turns the JSON Schema's `enum` into a `oneOf`, which the derived variables read their choices from; the type's doc names the values"
+)]
 pub enum StateStoreKind {
     #[default]
     Dynamodb,
@@ -309,6 +342,7 @@ pub struct OtlpConfig {
     /// Collector endpoint, for example `http://127.0.0.1:4317` (gRPC) or
     /// `http://127.0.0.1:4318` (HTTP). `None` disables export.
     pub endpoint: Option<String>,
+    /// `grpc` or `http` (protobuf over HTTP).
     pub protocol: OtlpProtocol,
     /// Export timeout in milliseconds; export never blocks the hot path.
     pub timeout_ms: u64,
@@ -317,6 +351,10 @@ pub struct OtlpConfig {
 /// The OTLP transport.
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, schemars::JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
+#[allow(
+    missing_docs,
+    reason = "a doc comment on a variant turns the JSON Schema's `enum` into a `oneOf`, which the derived variables read their choices from; the type's doc names the values"
+)]
 pub enum OtlpProtocol {
     Grpc,
     Http,
@@ -337,6 +375,10 @@ pub struct LogConfig {
     Debug, Clone, Copy, Default, Deserialize, Serialize, schemars::JsonSchema, PartialEq, Eq,
 )]
 #[serde(rename_all = "lowercase")]
+#[allow(
+    missing_docs,
+    reason = "a doc comment on a variant turns the JSON Schema's `enum` into a `oneOf`, which the derived variables read their choices from; the type's doc names the values"
+)]
 pub enum LogFormat {
     #[default]
     Text,

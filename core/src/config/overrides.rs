@@ -11,10 +11,12 @@ use super::{OtlpProtocol, StateStoreKind, VotewireConfig};
 
 /// One environment override: the variable and what it sets.
 pub struct EnvOverride {
+    /// The variable's name.
     pub var: &'static str,
     /// The field's path (`topics.votes`); a variable derived from the
     /// same path is another name for it.
     pub field: &'static str,
+    /// What it sets, for `votewire config env`.
     pub describes: &'static str,
     pub(super) apply: fn(&mut VotewireConfig, &str) -> Result<(), String>,
 }

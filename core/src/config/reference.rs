@@ -12,7 +12,9 @@ use super::{
 /// One variable and what it sets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VariableDoc {
+    /// The variable's name.
     pub var: String,
+    /// What it sets or does.
     pub sets: String,
     /// A configuration field's doc comment and default, for the docs.
     pub details: Option<FieldDetails>,
@@ -21,6 +23,7 @@ pub struct VariableDoc {
 /// What the docs say of a configuration field beyond its name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldDetails {
+    /// The first sentence of the field's doc comment.
     pub description: String,
     /// The default, as TOML writes it; `None` when unset by default.
     pub default: Option<String>,
@@ -29,7 +32,9 @@ pub struct FieldDetails {
 /// A group of variables under a heading.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VariableSection {
+    /// The heading.
     pub title: &'static str,
+    /// Its variables, in order.
     pub variables: Vec<VariableDoc>,
 }
 

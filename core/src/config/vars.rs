@@ -22,8 +22,11 @@ pub const PREFIX: &str = "VOTEWIRE_";
 /// What a field holds, as its variable is parsed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FieldKind {
+    /// Text, as written.
     String,
+    /// A whole number (see [`FieldVariable::range`]).
     Integer,
+    /// `true` or `false`.
     Bool,
     /// Comma-separated.
     StringList,
@@ -32,9 +35,11 @@ pub enum FieldKind {
 /// One configuration field and the variable that sets it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldVariable {
+    /// The variable's name (`VOTEWIRE_` and the path, upper case).
     pub var: String,
     /// The field's path, e.g. `["state_store", "operation_timeout_ms"]`.
     pub path: Vec<String>,
+    /// How its value is parsed.
     pub kind: FieldKind,
     /// The values an enumerated field takes (`dynamodb`, `embedded`).
     pub choices: Vec<String>,
@@ -50,7 +55,9 @@ pub struct FieldVariable {
 /// The bounds of an integer field, inclusive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IntegerRange {
+    /// The least value.
     pub min: i128,
+    /// The greatest value.
     pub max: i128,
 }
 

@@ -26,24 +26,37 @@ pub const MAGIC: u8 = 0;
 /// or the value are wrong, not the moment.
 #[derive(Debug, thiserror::Error)]
 pub enum CodecError {
+    /// No magic byte and schema id in front (what is wrong with them).
     #[error("not Confluent wire format: {0}")]
     Framing(String),
+    /// Another schema's record.
     #[error("schema id {found} where {expected} ({name}) was expected")]
     UnexpectedSchemaId {
+        /// The record expected.
         name: &'static str,
+        /// Its schema id.
         expected: u32,
+        /// The record's.
         found: u32,
     },
+    /// The datum does not follow its schema.
     #[error("decoding {name} at byte {offset}: {reason}")]
     Datum {
+        /// The record.
         name: &'static str,
+        /// Where in the datum.
         offset: usize,
+        /// What is wrong.
         reason: String,
     },
+    /// apache-avro refused the value or the bytes.
     #[error("apache-avro {op} of {name}: {reason}")]
     Avro {
+        /// `encode`, `decode` or `deserialize`.
         op: &'static str,
+        /// The record.
         name: &'static str,
+        /// apache-avro's error.
         reason: String,
     },
 }

@@ -284,6 +284,8 @@ impl VoteCellDecoder {
     /// Distinct strings kept before the caches are cleared.
     pub const MAX_SHARED: usize = 500_000;
 
+    /// A decoder of `VoteCell`s framed with `expected_id` (or an earlier
+    /// layout's id).
     pub fn new(expected_id: u32) -> Self {
         Self {
             expected_id,
