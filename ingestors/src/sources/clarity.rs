@@ -133,10 +133,6 @@ impl Poller for ClarityPoller {
         Box::pin(self.poll_site(tools, limits))
     }
 
-    fn accepted(&mut self, _feed_id: &str, payload: &Payload, _next: Option<&str>) -> FeedCursor {
-        payload.cursor.clone()
-    }
-
     fn committed<'a>(
         &'a mut self,
         _feed_id: &'a str,
@@ -147,10 +143,6 @@ impl Poller for ClarityPoller {
             sha256: cursor.sha256.clone(),
         };
         Box::pin(std::future::ready(()))
-    }
-
-    fn rejected(&mut self, _payload: &Payload) -> Option<FeedCursor> {
-        None
     }
 }
 

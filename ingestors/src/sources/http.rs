@@ -189,10 +189,6 @@ impl Poller for HttpPoller {
         ))
     }
 
-    fn accepted(&mut self, _feed_id: &str, payload: &Payload, _next: Option<&str>) -> FeedCursor {
-        payload.cursor.clone()
-    }
-
     fn committed<'a>(
         &'a mut self,
         _feed_id: &'a str,
@@ -200,10 +196,6 @@ impl Poller for HttpPoller {
     ) -> SourceFuture<'a, ()> {
         self.validators = validators_of(cursor);
         Box::pin(std::future::ready(()))
-    }
-
-    fn rejected(&mut self, _payload: &Payload) -> Option<FeedCursor> {
-        None
     }
 }
 

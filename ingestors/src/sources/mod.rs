@@ -133,13 +133,16 @@ pub trait Poller: Send {
 
     /// The cursor to store for the last polled payload, accepted;
     /// `next_request` is the link the payload named to what follows (AP,
-    /// which follows it from now on, before the cursor is stored).
+    /// which follows it from now on, before the cursor is stored). By
+    /// default the one the poll returned with the payload.
     fn accepted(
         &mut self,
-        feed_id: &str,
+        _feed_id: &str,
         payload: &Payload,
-        next_request: Option<&str>,
-    ) -> FeedCursor;
+        _next_request: Option<&str>,
+    ) -> FeedCursor {
+        payload.cursor.clone()
+    }
 
     /// The accepted payload's `cursor` is stored: it is the position now
     /// (an SFTP file is recorded as processed and moved).
@@ -151,8 +154,11 @@ pub trait Poller: Send {
 
     /// The last polled payload was rejected and dead-lettered: the cursor
     /// to store now, when the source keeps one for rejected payloads (the
-    /// SFTP processed set), so the same bytes are not read again.
-    fn rejected(&mut self, payload: &Payload) -> Option<FeedCursor>;
+    /// SFTP processed set), so the same bytes are not read again. By
+    /// default none: the content position stays where it was.
+    fn rejected(&mut self, _payload: &Payload) -> Option<FeedCursor> {
+        None
+    }
 }
 
 /// One fetched payload and the position once it is accepted.
