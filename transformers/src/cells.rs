@@ -14,15 +14,25 @@ use crate::payload::{PayloadContext, PayloadFacts};
 /// One cell of a payload: indices into its [`CellTable`] and the measures.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CellRow {
+    /// Index of the contest in the table's contests ([`CellTable::contest`]).
     pub contest: u32,
+    /// Index of the reporting unit in the table's units ([`CellTable::unit`]).
     pub unit: u32,
+    /// Index of the choice in the table's choices ([`CellTable::choice`]).
     pub choice: u32,
     /// Index of the (vote type, raw label) pair.
     pub label: u32,
+    /// The cumulative count; negative only where the family's format defines signed counts
+    /// (WinEDS's `000-1`).
     pub votes: i64,
+    /// Precincts reporting in this unit, where the source says.
     pub precincts_reporting: Option<i32>,
+    /// Precincts in this unit, where the source says.
     pub precincts_total: Option<i32>,
+    /// Percent of the expected vote counted (AP's eevp; may pass 100 when turnout beats the
+    /// estimate), where the source says.
     pub pct_expected_vote: Option<f64>,
+    /// Set only when the source calls the race (`Some(true)` for the called choice).
     pub winner: Option<bool>,
 }
 
@@ -30,7 +40,10 @@ pub struct CellRow {
 /// [`CellTable`]), and the facts.
 #[derive(Debug, Clone)]
 pub struct Transformed {
+    /// Every cell of the payload, in compact form.
     pub cells: CellTable,
+    /// What the transformer learned besides the cells: AP's `nextrequest` cursor, the test
+    /// flag, the publisher's version.
     pub facts: PayloadFacts,
 }
 
@@ -46,10 +59,12 @@ pub struct CellTable {
 }
 
 impl CellTable {
+    /// The number of cells (rows) in the payload.
     pub fn len(&self) -> usize {
         self.rows.len()
     }
 
+    /// Whether the payload has no cells.
     pub fn is_empty(&self) -> bool {
         self.rows.is_empty()
     }
@@ -59,18 +74,22 @@ impl CellTable {
         &self.header
     }
 
+    /// Every row, in the order the transformer pushed them.
     pub fn rows(&self) -> &[CellRow] {
         &self.rows
     }
 
+    /// The contest at index `id` (a row's `contest`); panics when out of range.
     pub fn contest(&self, id: u32) -> &Arc<ContestRef> {
         &self.contests[id as usize]
     }
 
+    /// The reporting unit at index `id` (a row's `unit`); panics when out of range.
     pub fn unit(&self, id: u32) -> &Arc<ReportingUnitRef> {
         &self.units[id as usize]
     }
 
+    /// The choice at index `id` (a row's `choice`); panics when out of range.
     pub fn choice(&self, id: u32) -> &Arc<ChoiceRef> {
         &self.choices[id as usize]
     }
@@ -215,14 +234,18 @@ impl CellBuilder {
         id
     }
 
+    /// The contest registered as `id`, as last replaced, for reading it back while
+    /// building; panics when out of range.
     pub fn contest_ref(&self, id: u32) -> &Arc<ContestRef> {
         self.table.contest(id)
     }
 
+    /// The reporting unit registered as `id`; panics when out of range.
     pub fn unit_ref(&self, id: u32) -> &Arc<ReportingUnitRef> {
         self.table.unit(id)
     }
 
+    /// The choice registered as `id`; panics when out of range.
     pub fn choice_ref(&self, id: u32) -> &Arc<ChoiceRef> {
         self.table.choice(id)
     }
@@ -268,14 +291,17 @@ impl CellBuilder {
         &mut self.table.rows
     }
 
+    /// The number of rows pushed so far.
     pub fn len(&self) -> usize {
         self.table.rows.len()
     }
 
+    /// Whether no row has been pushed yet.
     pub fn is_empty(&self) -> bool {
         self.table.rows.is_empty()
     }
 
+    /// Ends building and returns the payload's [`CellTable`].
     pub fn finish(self) -> CellTable {
         self.table
     }

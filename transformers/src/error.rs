@@ -11,7 +11,13 @@ pub enum Location {
     /// A byte offset into the payload (after decompression for zips).
     Byte(u64),
     /// A 1-based line (CSV rows, text formats), with a column when known.
-    Line { line: u64, column: Option<u64> },
+    Line {
+        /// The 1-based line.
+        line: u64,
+        /// The 1-based column on that line (a CSV field, a character in fixed-width text);
+        /// `None` when only the line is known.
+        column: Option<u64>,
+    },
     /// An XPath-like path (`/ElectionResult/Contest[@key='10']`) or a JSON
     /// pointer (`/races/3/reportingUnits/0`).
     Path(String),
@@ -39,10 +45,19 @@ impl fmt::Display for Location {
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{family} payload of feed {feed_id} rejected ({class}) at {location}: {message}")]
 pub struct TransformError {
+    /// The family that rejected the payload, by its `FAMILY` name; `registry` or
+    /// `transform` when no family's code did (an unknown family, a transform that failed or
+    /// timed out).
     pub family: &'static str,
+    /// The id of the feed whose payload was rejected.
     pub feed_id: String,
+    /// What kind of problem it is; only [`ErrorClass::Truncated`] is worth fetching again
+    /// ([`TransformError::is_retryable`]).
     pub class: ErrorClass,
+    /// Where in the payload the problem is.
     pub location: Location,
+    /// What is wrong, for an operator; a [`Rejector`] cuts it to [`MAX_QUOTED_BYTES`]
+    /// whatever payload text it quotes.
     pub message: String,
 }
 
@@ -57,7 +72,9 @@ impl TransformError {
 /// Builds errors for one family and feed.
 #[derive(Debug, Clone, Copy)]
 pub struct Rejector<'a> {
+    /// The family named in every error built (its `FAMILY` constant).
     pub family: &'static str,
+    /// The id of the feed whose payload is being read.
     pub feed_id: &'a str,
 }
 
@@ -108,6 +125,8 @@ impl Rejector<'_> {
         }
     }
 
+    /// An [`ErrorClass::NotThisFormat`] error: the payload is not what this family reads
+    /// (an HTML error page, another format); fetching again will not help.
     pub fn not_this_format(
         &self,
         location: Location,
@@ -116,14 +135,20 @@ impl Rejector<'_> {
         self.reject(ErrorClass::NotThisFormat, location, message)
     }
 
+    /// An [`ErrorClass::Truncated`] error: the payload is cut short, the one class a fresh
+    /// fetch may cure.
     pub fn truncated(&self, location: Location, message: impl Into<String>) -> TransformError {
         self.reject(ErrorClass::Truncated, location, message)
     }
 
+    /// An [`ErrorClass::SchemaViolation`] error: the payload is in the format, with
+    /// something wrong in it (a bad count, a missing field).
     pub fn schema(&self, location: Location, message: impl Into<String>) -> TransformError {
         self.reject(ErrorClass::SchemaViolation, location, message)
     }
 
+    /// An [`ErrorClass::LimitExceeded`] error: the payload is past a size, depth or time
+    /// limit.
     pub fn limit(&self, location: Location, message: impl Into<String>) -> TransformError {
         self.reject(ErrorClass::LimitExceeded, location, message)
     }

@@ -15,6 +15,8 @@
 //!
 //! Families are listed once, in [`registry::FAMILIES`].
 
+#![warn(missing_docs)]
+
 pub mod cells;
 pub mod counts;
 pub mod error;

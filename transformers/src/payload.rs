@@ -7,8 +7,13 @@ use votewire_schemas::FeedMode;
 /// A transformer reads no clock: `fetched_at` comes from here.
 #[derive(Debug, Clone)]
 pub struct PayloadContext {
+    /// votewire's election id (the feed's `election_id`, e.g. `2021-01-05-GA-runoff`);
+    /// `local` for `votewire transform`.
     pub election_id: String,
+    /// The id of the feed that fetched the payload; source ids are unique only within it.
     pub feed_id: String,
+    /// The feed's configured mode; a family switches to `test` when the payload marks
+    /// itself test data (AP, NPR `test`, NIST `IsTest`).
     pub mode: FeedMode,
     /// The per-feed sequence number the ingestor assigns to this payload.
     pub source_seq: i64,
@@ -17,9 +22,16 @@ pub struct PayloadContext {
     pub source_version: Option<String>,
     /// Milliseconds since the Unix epoch, UTC.
     pub fetched_at: i64,
+    /// The fetch's id, `<feed>:<source_seq>:<ms>` (`<feed>:dry-run` in a dry run,
+    /// `local-file` for `votewire transform`).
     pub fetch_id: String,
+    /// The URL or SFTP path the payload came from (the file's path for `votewire
+    /// transform`).
     pub source_uri: String,
+    /// Hex sha256 of the payload bytes as fetched: the raw archive's key.
     pub payload_sha256: String,
+    /// The trace of the payload's `feed.fetch` span (32 hex digits); `None` when untraced
+    /// (dry runs, local files).
     pub trace_id: Option<String>,
     /// The HTTP `Content-Type` the payload was served with, when fetched over
     /// HTTP (HTML families read the charset from it).
@@ -55,7 +67,11 @@ impl PayloadContext {
 /// ingestor reads the companion; the transformer only sees its bytes.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct FamilyInputs<'a> {
+    /// The feed's `[mapping]` table (inline or from its `mapping_file`), when it has one;
+    /// read it with [`FamilyInputs::mapping_as`].
     pub mapping: Option<&'a toml::Table>,
+    /// The bytes of the feed's companion file, when it has one: names for Clarity JSON and
+    /// AP interactives, manifests for Dominion CVR.
     pub companion: Option<&'a [u8]>,
 }
 
@@ -85,6 +101,10 @@ impl FamilyInputs<'_> {
 pub struct PayloadFacts {
     /// AP's `nextrequest` cursor, for the ingestor's next incremental poll.
     pub next_request: Option<String>,
+    /// The answer is partial and the rest follows from `next_request` at
+    /// once (AP's `isTruncated`): the ingestor polls again without waiting
+    /// for its cadence.
+    pub truncated: bool,
     /// The publisher marked the data as test data (AP `test:true`, NIST `IsTest`).
     pub is_test: bool,
     /// The publisher's own version, when the payload states one.

@@ -11,9 +11,13 @@ use crate::payload::{FamilyInputs, PayloadContext};
 /// A transformer family: its name (the `family` of a feed entry) and its
 /// entry point.
 pub struct Family {
+    /// The family's name: what a feed entry's `family` says, and the `family` of the
+    /// family's errors.
     pub name: &'static str,
     /// What the family reads, for `votewire transform --help` and docs.
     pub reads: &'static str,
+    /// The family's entry point: all of one payload's cells and facts, or the error
+    /// rejecting it. [`transform`] calls it and checks the rows again.
     pub transform: fn(&[u8], &PayloadContext, &FamilyInputs) -> Result<Transformed, TransformError>,
     /// Checks a feed's `[mapping]` for this family without any payload
     /// (`votewire feeds validate`); the error says what is wrong.

@@ -8,6 +8,8 @@ use crate::json::json_error;
 /// Names for an AP interactives feed.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct ApInteractiveCompanion {
+    /// Contest and candidate names for each race, found by AP `raceID`; a race the
+    /// companion leaves out keeps its ids as names.
     #[serde(default)]
     pub races: Vec<RaceNames>,
     /// Unit names by AP `ruid` (county FIPS).
@@ -36,6 +38,8 @@ pub struct CandidateName {
 }
 
 impl ApInteractiveCompanion {
+    /// Reads a companion file's JSON. JSON that ends early is a truncation, any other bad
+    /// JSON a schema violation; the message starts `companion file:`.
     pub fn parse(bytes: &[u8], r: &Rejector) -> Result<Self, TransformError> {
         serde_json::from_slice(bytes).map_err(|e| {
             let mut err = json_error(r, e);

@@ -20,6 +20,8 @@ use crate::cells::Transformed;
 use crate::error::{Rejector, TransformError};
 use crate::payload::{FamilyInputs, PayloadContext};
 
+/// The name a feed entry's `family` gives for AP public interactives JSON; also the
+/// `family` of this reader's errors.
 pub const FAMILY: &str = "ap-interactive";
 
 /// Transforms one AP interactives snapshot.

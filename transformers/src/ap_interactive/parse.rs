@@ -166,6 +166,7 @@ pub(super) fn parse(
         cells: b.finish(),
         facts: PayloadFacts {
             next_request: None,
+            truncated: false,
             is_test: snap.test,
             source_version: ts.map(str::to_string),
         },

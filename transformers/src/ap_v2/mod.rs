@@ -22,6 +22,8 @@ use crate::cells::Transformed;
 use crate::error::{Rejector, TransformError};
 use crate::payload::{FamilyInputs, PayloadContext};
 
+/// The name a feed entry's `family` gives for AP Elections API v2 JSON; also the `family`
+/// of this reader's errors.
 pub const FAMILY: &str = "ap-v2";
 
 /// Transforms one AP v2 results response.

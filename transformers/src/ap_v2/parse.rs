@@ -12,11 +12,16 @@ use crate::payload::{PayloadContext, PayloadFacts};
 use crate::timefmt::parse_iso8601;
 
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct Response<'a> {
     #[serde(default, borrow)]
     timestamp: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     nextrequest: Option<Cow<'a, str>>,
+    /// AP sends it on a `minDateTime` request: true says the rest of the
+    /// changes follow at once from `nextrequest`.
+    #[serde(default)]
+    is_truncated: bool,
     races: Option<Vec<Race<'a>>>,
 }
 
@@ -41,6 +46,10 @@ struct Race<'a> {
     party: Option<Cow<'a, str>>,
     #[serde(default)]
     num_winners: Option<i32>,
+    /// AP's estimated expected vote percentage for the race (0–100):
+    /// the state-level unit's, when that unit has none of its own.
+    #[serde(default)]
+    eevp: Option<f64>,
     #[serde(default, borrow)]
     reporting_units: Vec<Unit<'a>>,
 }
@@ -66,6 +75,9 @@ struct Unit<'a> {
     precincts_reporting: Option<i32>,
     #[serde(default)]
     precincts_total: Option<i32>,
+    /// AP's estimated expected vote percentage in this unit (0–100).
+    #[serde(default)]
+    eevp: Option<f64>,
     #[serde(default, borrow)]
     candidates: Vec<Candidate<'a>>,
 }
@@ -142,6 +154,17 @@ pub(super) fn parse(
             let at =
                 |field: &str| Location::Path(format!("/races/{ri}/reportingUnits/{ui}{field}"));
             let unit = unit_ref(&mut b, u, config, &at, r)?;
+            let race_level = race.eevp.filter(|_| unit.unit_type == UnitType::State);
+            let eevp = match u.eevp.or(race_level) {
+                Some(p) if !(0.0..=100.0).contains(&p) => {
+                    let field = if u.eevp.is_some() { "/eevp" } else { "" };
+                    return Err(r.schema(
+                        at(field),
+                        format!("eevp {p} is not a percentage from 0 to 100"),
+                    ));
+                }
+                p => p,
+            };
             let unit = match units.get(&*unit.source_id) {
                 Some(id) => *id,
                 None => {
@@ -159,6 +182,7 @@ pub(super) fn parse(
                 let row = b.push(contest, unit, choice, total, votes);
                 row.precincts_reporting = u.precincts_reporting;
                 row.precincts_total = u.precincts_total;
+                row.pct_expected_vote = eevp;
                 row.winner = c
                     .winner
                     .as_deref()
@@ -171,6 +195,7 @@ pub(super) fn parse(
         cells: b.finish(),
         facts: PayloadFacts {
             next_request: resp.nextrequest.map(|n| n.into_owned()),
+            truncated: resp.is_truncated,
             is_test,
             source_version: ts.map(str::to_string),
         },

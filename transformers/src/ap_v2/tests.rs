@@ -210,3 +210,68 @@ fn the_fuzzer_reproducer_with_a_byte_order_mark_in_a_timestamp_does_not_panic() 
         "an unreadable timestamp is no timestamp, not a guess"
     );
 }
+
+/// The national fixture with `isTruncated` and AP's expected-vote
+/// percentages written in: a unit's own `eevp`, and a race-level one that
+/// only the race's state unit takes.
+#[test]
+fn is_truncated_and_eevp_are_read_and_a_bad_eevp_is_refused_where_it_is() {
+    let bytes = fixture(&format!("{DIR}/20151103_national.json"));
+    let plain = transform(&bytes, &ctx("ap:v2"), &FamilyInputs::default()).unwrap();
+    assert!(!plain.facts.truncated, "no isTruncated: a whole answer");
+    assert!(plain.cells.iter().all(|c| c.pct_expected_vote.is_none()));
+
+    let mut v: Value = serde_json::from_slice(&bytes).unwrap();
+    v["isTruncated"] = Value::Bool(true);
+    let races = v["races"].as_array_mut().unwrap();
+    let co = races.iter_mut().find(|r| r["raceID"] == "7582").unwrap();
+    co["eevp"] = serde_json::json!(40.0);
+    for u in co["reportingUnits"].as_array_mut().unwrap() {
+        if u["reportingunitID"] == "6001" {
+            u["eevp"] = serde_json::json!(87.5);
+        }
+    }
+    let edited = serde_json::to_vec(&v).unwrap();
+    let out = transform(&edited, &ctx("ap:v2"), &FamilyInputs::default()).unwrap();
+    assert!(out.facts.truncated);
+    assert!(out.facts.next_request.is_some());
+    let in_race = |unit: &str| {
+        out.cells
+            .iter()
+            .filter(|c| &*c.contest.source_id == "7582" && &*c.unit.source_id == unit)
+            .map(|c| c.pct_expected_vote)
+            .collect::<Vec<_>>()
+    };
+    let state = in_race("state:CO");
+    assert!(
+        !state.is_empty() && state.iter().all(|p| *p == Some(40.0)),
+        "{state:?}"
+    );
+    let adams = in_race("6001");
+    assert!(
+        !adams.is_empty() && adams.iter().all(|p| *p == Some(87.5)),
+        "{adams:?}"
+    );
+    let arapahoe = in_race("6002");
+    assert!(
+        !arapahoe.is_empty() && arapahoe.iter().all(|p| p.is_none()),
+        "{arapahoe:?}"
+    );
+    let others: Vec<_> = out
+        .cells
+        .iter()
+        .filter(|c| &*c.contest.source_id != "7582")
+        .collect();
+    assert!(!others.is_empty() && others.iter().all(|c| c.pct_expected_vote.is_none()));
+
+    let mut bad = v.clone();
+    bad["races"][0]["reportingUnits"][0]["eevp"] = serde_json::json!(100.5);
+    let e = transform(
+        &serde_json::to_vec(&bad).unwrap(),
+        &ctx("ap:v2"),
+        &FamilyInputs::default(),
+    )
+    .unwrap_err();
+    assert_eq!(e.class, ErrorClass::SchemaViolation, "{e}");
+    assert_eq!(e.location.to_string(), "/races/0/reportingUnits/0/eevp");
+}

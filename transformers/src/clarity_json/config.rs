@@ -22,6 +22,8 @@ pub struct ClarityJsonConfig {
 /// Contest and choice names for a Clarity site, keyed by contest key.
 #[derive(Debug, Clone, Default)]
 pub struct Companion {
+    /// Each contest's names, keyed by its Clarity contest key (trimmed); when a key is
+    /// listed twice, the last entry wins.
     pub contests: HashMap<String, CompanionContest>,
 }
 

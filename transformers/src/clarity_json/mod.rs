@@ -25,6 +25,8 @@ use crate::cells::Transformed;
 use crate::error::{Rejector, TransformError};
 use crate::payload::{FamilyInputs, PayloadContext, PayloadFacts};
 
+/// The name a feed entry's `family` gives for Clarity ENR JSON (`summary.json`, `ALL.json`,
+/// vote-type files); also the `family` of this reader's errors.
 pub const FAMILY: &str = "clarity-json";
 
 /// Transforms a Clarity `summary.json`, `ALL.json` or vote-type JSON.

@@ -26,6 +26,8 @@ use crate::error::{Rejector, TransformError};
 use crate::limits;
 use crate::payload::{FamilyInputs, PayloadContext, PayloadFacts};
 
+/// The name a feed entry's `family` gives for Clarity ENR `detail.xml` (or
+/// `detailxml.zip`); also the `family` of this reader's errors.
 pub const FAMILY: &str = "clarity-xml";
 
 /// Transforms a `detail.xml` (or a zip holding it) into cells.

@@ -39,7 +39,11 @@ pub struct CsvMapping {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FinalNewline {
+    /// `required` (the default): a last row without a line end is rejected as truncated, so
+    /// the payload is fetched again.
     #[default]
     Required,
+    /// `optional`: a last row without a line end is accepted, for a publisher that never
+    /// ends its files with a newline.
     Optional,
 }

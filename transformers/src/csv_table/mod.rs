@@ -23,6 +23,8 @@ use crate::cells::Transformed;
 use crate::error::{Rejector, TransformError};
 use crate::payload::{FamilyInputs, PayloadContext, PayloadFacts};
 
+/// The name a feed entry's `family` gives for precinct CSV (OpenElections-style, or through
+/// a column mapping); also the `family` of this reader's errors.
 pub const FAMILY: &str = "csv";
 
 /// Transforms one CSV payload (or a zip holding one).

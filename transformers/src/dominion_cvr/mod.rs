@@ -24,6 +24,8 @@ use crate::cells::Transformed;
 use crate::error::{Rejector, TransformError};
 use crate::payload::{FamilyInputs, PayloadContext, PayloadFacts};
 
+/// The name a feed entry's `family` gives for Dominion cast-vote-record exports; also the
+/// `family` of this reader's errors.
 pub const FAMILY: &str = "dominion-cvr";
 
 /// Tallies a CVR export into cells.

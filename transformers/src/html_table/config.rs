@@ -6,6 +6,8 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HtmlMapping {
+    /// The table shape (required): `unit-rows` (one contest per page, a row per unit) or
+    /// `candidate-rows` (many contests per page, a row per candidate).
     pub layout: HtmlLayout,
     /// Selector for the result table(s) (default `table`).
     #[serde(default = "default_table")]
@@ -60,6 +62,7 @@ pub struct HtmlMapping {
     pub precincts_label: Option<String>,
     /// Id and name of the single unit a summary page reports.
     pub unit_id: Option<String>,
+    /// Display name of that unit (candidate-rows; default: `unit_id`).
     pub unit_name: Option<String>,
 }
 
@@ -71,6 +74,10 @@ fn default_table() -> String {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum HtmlLayout {
+    /// `unit-rows`: one contest per page, candidates in columns, one row per unit, with
+    /// optional labelled sub-rows carrying another vote type.
     UnitRows,
+    /// `candidate-rows`: many contests per page; a row whose first cell has text starts a
+    /// contest, the rows after it are candidates.
     CandidateRows,
 }

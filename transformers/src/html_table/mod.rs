@@ -28,6 +28,8 @@ use crate::cells::Transformed;
 use crate::error::{Location, Rejector, TransformError};
 use crate::payload::{FamilyInputs, PayloadContext, PayloadFacts};
 
+/// The name a feed entry's `family` gives for Secretary of State HTML result tables (read
+/// through a mapping); also the `family` of this reader's errors.
 pub const FAMILY: &str = "html-table";
 
 /// Transforms one HTML page with the feed's mapping (required).

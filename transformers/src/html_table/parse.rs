@@ -218,23 +218,7 @@ fn unit_rows(
     b: &mut CellBuilder,
     r: &Rejector,
 ) -> Result<(), TransformError> {
-    let contest_name = match (&m.contest_name, &m.contest) {
-        (Some(sel), _) => {
-            let sel = selector(sel, "contest_name", r)?;
-            doc.select(&sel)
-                .map(|e| text(&e))
-                .nth(m.contest_name_index)
-                .filter(|t| !t.is_empty())
-                .ok_or_else(|| r.not_this_format(Location::Whole, "no contest name on the page"))?
-        }
-        (None, Some(literal)) => literal.clone(),
-        (None, None) => {
-            return Err(r.schema(
-                Location::Whole,
-                "unit-rows needs contest_name (a selector) or contest",
-            ));
-        }
-    };
+    let contest_name = unit_rows_contest(doc, m, r)?;
     let name = b.text(&contest_name);
     let contest = b.contest(ContestRef {
         source_id: name.clone(),
@@ -362,6 +346,29 @@ fn unit_rows(
         }
     }
     Ok(())
+}
+
+/// The one contest a unit-rows page reports: the `contest_name_index`-th match
+/// of the `contest_name` selector, or the mapping's literal `contest`.
+fn unit_rows_contest(doc: &Html, m: &HtmlMapping, r: &Rejector) -> Result<String, TransformError> {
+    let name = match (&m.contest_name, &m.contest) {
+        (Some(sel), _) => {
+            let sel = selector(sel, "contest_name", r)?;
+            doc.select(&sel)
+                .map(|e| text(&e))
+                .nth(m.contest_name_index)
+                .filter(|t| !t.is_empty())
+                .ok_or_else(|| r.not_this_format(Location::Whole, "no contest name on the page"))?
+        }
+        (None, Some(literal)) => literal.clone(),
+        (None, None) => {
+            return Err(r.schema(
+                Location::Whole,
+                "unit-rows needs contest_name (a selector) or contest",
+            ));
+        }
+    };
+    Ok(name)
 }
 
 fn candidate_rows(

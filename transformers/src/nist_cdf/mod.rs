@@ -23,8 +23,14 @@ use crate::cells::Transformed;
 use crate::error::{Rejector, TransformError};
 use crate::payload::{FamilyInputs, PayloadContext};
 
+/// The name a feed entry's `family` gives for NIST SP 1500-100 v2 reports in XML; also the
+/// `family` of this reader's errors.
 pub const FAMILY_XML: &str = "nist-cdf-xml";
+/// The name a feed entry's `family` gives for NIST SP 1500-100 v2 reports in JSON; also the
+/// `family` of this reader's errors.
 pub const FAMILY_JSON: &str = "nist-cdf-json";
+/// The name a feed entry's `family` gives for v1-style NIST `ElectionReport` XML (the
+/// Google Civics profile); also the `family` of this reader's errors.
 pub const FAMILY_V1_XML: &str = "nist-cdf-v1-xml";
 
 /// Transforms an ERR v2 XML `ElectionReport`.

@@ -149,6 +149,7 @@ pub(super) fn parse(
         cells: b.finish(),
         facts: PayloadFacts {
             next_request: None,
+            truncated: false,
             is_test,
             source_version: as_of_raw,
         },

@@ -14,6 +14,8 @@ use crate::cells::Transformed;
 use crate::error::{Rejector, TransformError};
 use crate::payload::{FamilyInputs, PayloadContext};
 
+/// The name a feed entry's `family` gives for Politico county results JSON; also the
+/// `family` of this reader's errors.
 pub const FAMILY: &str = "politico-json";
 
 /// Transforms one Politico county results document.

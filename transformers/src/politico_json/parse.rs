@@ -105,6 +105,7 @@ pub(super) fn parse(
         cells: b.finish(),
         facts: PayloadFacts {
             next_request: None,
+            truncated: false,
             is_test: false,
             source_version: raw.map(str::to_string),
         },

@@ -28,6 +28,8 @@ use crate::cells::Transformed;
 use crate::error::{Rejector, TransformError};
 use crate::payload::{FamilyInputs, PayloadContext, PayloadFacts};
 
+/// The name a feed entry's `family` gives for the Dominion WinEDS 4.0 text export; also the
+/// `family` of this reader's errors.
 pub const FAMILY: &str = "wineds-txt";
 
 /// Transforms a WinEDS text export.
