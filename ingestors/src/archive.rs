@@ -23,8 +23,11 @@ use sha2::{Digest, Sha256};
 #[derive(Debug, thiserror::Error)]
 #[error("archiving {sha256} in {place}: {message}")]
 pub struct ArchiveError {
+    /// The payload's sha256 (lower-case hex), also its name in the archive.
     pub sha256: String,
+    /// Where it was being stored: the local root folder, or `s3://<bucket>/<prefix>`.
     pub place: String,
+    /// What failed: the file-system error, or the `HeadObject` or `PutObject` error.
     pub message: String,
 }
 
@@ -32,11 +35,17 @@ pub struct ArchiveError {
 #[derive(Debug, Clone)]
 pub enum RawArchive {
     /// `<root>/<aa>/<bb>/<sha256>`.
-    Local { root: PathBuf },
+    Local {
+        /// The folder payloads are stored under (`<state_dir>/archive` by default).
+        root: PathBuf,
+    },
     /// `s3://<bucket>/<prefix><aa>/<bb>/<sha256>`.
     S3 {
+        /// The S3 client the objects are written with.
         client: aws_sdk_s3::Client,
+        /// The bucket the payloads are stored in (`[archive] s3_bucket`).
         bucket: String,
+        /// Prepended to every object key, e.g. `raw/`; may be empty.
         prefix: String,
     },
 }

@@ -21,7 +21,10 @@ use crate::feeds::parse_duration;
 /// A feed's resolved cadence.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FeedCadence {
+    /// The delay between polls outside the window (`cadence.interval`), before jitter.
     pub interval: Duration,
+    /// The most random delay added to each interval: the extra delay is uniform in `[0,
+    /// jitter]`.
     pub jitter: Duration,
     /// `(from_ms, until_ms, interval)`: a tighter cadence inside the window.
     pub window: Option<(i64, i64, Duration)>,
@@ -97,7 +100,10 @@ pub enum StepOutcome {
 /// How a loop ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LoopEnd {
+    /// Steps run, the stopping one included.
     pub steps: u64,
+    /// Whether a step returned [`StepOutcome::Stop`]; false when `stop` turned true or its
+    /// sender was dropped.
     pub stopped_by_step: bool,
 }
 

@@ -13,7 +13,11 @@ use crate::http::{FetchError, FetchLimits, FetchedBody, fetch_capped_with};
 /// What the last accepted fetch of a feed left behind.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HttpValidators {
+    /// The last `ETag` the source sent, sent back as `If-None-Match`; `None` if it sent
+    /// none.
     pub etag: Option<String>,
+    /// The last `Last-Modified` the source sent, sent back as `If-Modified-Since`; `None`
+    /// if it sent none.
     pub last_modified: Option<String>,
     /// sha256 of the last accepted body.
     pub sha256: Option<String>,
@@ -27,14 +31,24 @@ pub enum PollOutcome {
     /// 200, but the body is byte-identical to the last accepted one (the
     /// ETag or version changed without the content).
     Unchanged {
+        /// The response's `ETag`, which may differ from the stored one; `None` if it sent
+        /// none.
         etag: Option<String>,
+        /// The response's `Last-Modified`, which may differ from the stored one; `None` if
+        /// it sent none.
         last_modified: Option<String>,
     },
     /// New content.
     Changed(FetchedBody),
     /// The server asked us to wait (429/503 with `Retry-After`, or AP's
     /// "403 quota exceeded").
-    Wait { delay: Duration, status: u16 },
+    Wait {
+        /// How long to wait: the `Retry-After`, or 60 s when there was none (AP's quota
+        /// answer).
+        delay: Duration,
+        /// The HTTP status that asked for the wait (429, 503, AP's 403).
+        status: u16,
+    },
 }
 
 /// Sends a conditional GET and classifies the answer.
@@ -88,7 +102,11 @@ pub async fn poll_with(
 /// a uniform random time in `[0, min(cap, base * 2^n))`.
 #[derive(Debug, Clone, Copy)]
 pub struct Backoff {
+    /// The first failure's ceiling, doubled with each further consecutive failure (default
+    /// 500 ms).
     pub base: Duration,
+    /// The most any one delay can be (default 15 s; a feed sets its own with
+    /// `cadence.retry_max`).
     pub cap: Duration,
 }
 
@@ -143,6 +161,8 @@ struct HostState {
 }
 
 impl HostGate {
+    /// A gate allowing `per_host` concurrent fetches on each host (at least 1), with no
+    /// host backed off.
     pub fn new(per_host: usize) -> HostGate {
         HostGate {
             per_host: per_host.max(1),

@@ -16,11 +16,20 @@ use crate::transform_run::{TransformJob, run_transform};
 
 /// One payload fetched by [`dry_run`], transformed, nothing committed.
 pub struct DryRun {
+    /// Where the payload was read (the URL requested, or a saved payload's `file://` URI),
+    /// as the cells' source URI says.
     pub url: String,
+    /// The payload's size, in bytes.
     pub bytes: usize,
+    /// Lower-case hex sha256 of the payload.
     pub sha256: String,
+    /// The Clarity version the payload was fetched under; `None` for other sources and for
+    /// saved payloads.
     pub version: Option<String>,
+    /// How long the transform took, including any wait for a transform slot.
     pub transform_time: Duration,
+    /// The cells, or why the payload was rejected; an instance with no free transform slot
+    /// reports a `LimitExceeded` error.
     pub result: Result<votewire_transformers::Transformed, votewire_transformers::TransformError>,
 }
 
@@ -35,6 +44,7 @@ pub async fn dry_run(spec: &FeedSpec, tools: &FeedTools) -> Result<DryRun, Sourc
 /// A payload saved earlier (an archived fetch, a file a source sent), for
 /// a dry run with no source involved.
 pub struct SavedPayload {
+    /// The payload's bytes, exactly as saved.
     pub bytes: bytes::Bytes,
     /// Where it came from, as the cells' source URI says (`file://…`).
     pub uri: String,

@@ -36,6 +36,8 @@ struct FeedStanding {
     health: &'static str,
 }
 
+/// The ingestor's counters and histograms, created once on the global meter; the gauges are
+/// callbacks and live outside it.
 pub struct FeedMetrics {
     fetch_duration: Histogram<f64>,
     fetch_size: Counter<u64>,
@@ -138,11 +140,20 @@ static METRICS: LazyLock<FeedMetrics> = LazyLock::new(|| {
 
 /// What one poll of a feed did, for the metrics.
 pub struct PollFacts<'a> {
+    /// The feed polled, recorded as the `votewire.feed_id` attribute.
     pub feed_id: &'a str,
+    /// How the poll ended: `changed`, `unchanged`, `rejected` or `failed` (the `outcome`
+    /// attribute).
     pub outcome: &'static str,
+    /// How long the whole step took: fetch, transform, publish and commit.
     pub took: Duration,
+    /// Size of the payload fetched, in bytes; `None` when none was fetched or the step
+    /// failed.
     pub payload_bytes: Option<usize>,
+    /// Cells published because their value changed; `None` unless a payload was accepted.
     pub cells_changed: Option<usize>,
+    /// The `error.type` counted: the failed stage (`fetch`, `publish`, `state`, `archive`,
+    /// `transform`) or the rejected payload's class; `None` otherwise.
     pub error_type: Option<&'a str>,
     /// The feed's health after the poll.
     pub health: &'static str,
@@ -190,6 +201,7 @@ pub fn record_produce(topic: &str, took: Duration) {
 /// What one lease round changed, for the metrics.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LeaseRoundFacts {
+    /// How long the lease round took.
     pub took: Duration,
     /// Feeds started under a newly taken lease.
     pub taken: usize,

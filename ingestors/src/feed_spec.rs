@@ -19,20 +19,36 @@ use crate::transform_run::DEFAULT_TRANSFORM_TIMEOUT;
 #[derive(Debug, thiserror::Error)]
 #[error("feed {feed_id}: {what}")]
 pub struct FeedSpecError {
+    /// The id of the feed whose entry could not be resolved.
     pub feed_id: String,
+    /// What could not be resolved (a secret, a header, the companion file), for an
+    /// operator.
     pub what: String,
 }
 
 /// Everything a feed needs to be polled.
 #[derive(Debug, Clone)]
 pub struct FeedSpec {
+    /// The feed's id, unique across the registry (e.g. `clarity:GA:107556`).
     pub feed_id: String,
+    /// votewire's election id the feed reports on (e.g. `2021-01-05-GA-runoff`).
     pub election_id: String,
+    /// The transformer family that reads the feed's payloads (e.g. `clarity-json`).
     pub family: String,
+    /// Whether the feed carries live, publisher-test or replayed data; stamped on every
+    /// cell.
     pub mode: FeedMode,
+    /// The source to poll, resolved from `[feed.source]` (secrets read, durations parsed);
+    /// its `Debug` prints no credential.
     pub source: Arc<dyn Source>,
+    /// The family's mapping, inline or read from `mapping_file`; `None` when the entry has
+    /// none.
     pub mapping: Option<toml::Table>,
+    /// The companion file's bytes (at most 32 MiB), read when the spec is built; `None`
+    /// when the entry names none.
     pub companion: Option<Arc<[u8]>>,
+    /// One fetch's limits: `limits.timeout` and `limits.max_bytes`, the connect timeout at
+    /// its default.
     pub limits: FetchLimits,
     /// How long one payload's transform may take (`limits.transform_timeout`).
     pub transform_timeout: Duration,

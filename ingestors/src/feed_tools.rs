@@ -16,12 +16,21 @@ use crate::transform_run::TransformThreads;
 /// payloads in memory).
 #[derive(Clone)]
 pub struct FeedTools {
+    /// The client for sources that send no credential; it follows redirects to any origin.
     pub http: reqwest::Client,
     /// For sources that send a credential: redirects within the origin only.
     pub http_credentialed: reqwest::Client,
+    /// Per-host concurrency limit and shared backoff for the HTTP-like sources: when one
+    /// feed on a host must wait, every feed on it waits.
     pub gate: HostGate,
+    /// How a host's failures back its feeds off ([`HostGate::failed`]): 500 ms doubling up
+    /// to 15 s by default.
     pub backoff: Backoff,
+    /// Where raw payloads are stored before they are transformed; `None` stores none (a dry
+    /// run).
     pub archive: Option<RawArchive>,
+    /// Bounds the payloads archived, transformed and published at once, across all feeds;
+    /// each holds one permit.
     pub work: std::sync::Arc<tokio::sync::Semaphore>,
     /// Where transforms run: off the async workers, one per core at most.
     pub transforms: TransformThreads,

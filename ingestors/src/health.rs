@@ -15,32 +15,56 @@ use votewire_schemas::FeedHealth;
 /// What happened on one poll, or an operator action.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Observation {
+    /// A new payload was transformed and published: the feed turns `healthy` and both
+    /// failure counts reset.
     Accepted,
+    /// The source had nothing new: the feed is `unchanged`, or `stale` once nothing changed
+    /// for `stale_after_ms`.
     Unchanged,
+    /// Its transform rejected the payload, for the reason held: the feed turns `failing`,
+    /// or `quarantined` after `quarantine_after` in a row.
     Rejected(String),
+    /// The source could not be polled, for the reason held (the error's text): the feed
+    /// turns `failing`.
     FetchFailed(String),
+    /// An operator paused the feed, from any state (quarantine included); only
+    /// [`Observation::Resume`] leaves `paused`.
     Pause,
+    /// An operator resumed a paused feed, which turns `healthy`; ignored in any other
+    /// state.
     Resume,
+    /// An operator released a quarantined feed: it turns `healthy` and the rejection streak
+    /// resets. Ignored otherwise.
     Unquarantine,
 }
 
 /// A change of state, to store and publish.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transition {
+    /// The state before.
     pub from: FeedHealth,
+    /// The state after.
     pub to: FeedHealth,
+    /// Why, in words for an operator (`rejected payload: …`, `paused by an operator`).
     pub reason: String,
 }
 
 /// One feed's health.
 #[derive(Debug, Clone)]
 pub struct HealthMachine {
+    /// The feed's current state.
     pub state: FeedHealth,
+    /// Rejected payloads in a row; reset by an accepted payload or a release from
+    /// quarantine.
     pub consecutive_rejections: u32,
+    /// Fetch failures in a row; reset by an accepted or unchanged poll.
     pub consecutive_failures: u32,
     /// Milliseconds since the epoch of the last accepted change.
     pub last_change_ms: Option<i64>,
+    /// How many rejected payloads in a row quarantine the feed (at least 1).
     pub quarantine_after: u32,
+    /// How long nothing may change, in milliseconds, before an unchanged poll makes the
+    /// feed `stale`.
     pub stale_after_ms: i64,
 }
 
@@ -72,6 +96,7 @@ impl HealthMachine {
         }
     }
 
+    /// A `healthy` machine with no history; `quarantine_after` is raised to at least 1.
     pub fn new(quarantine_after: u32, stale_after_ms: i64) -> HealthMachine {
         HealthMachine {
             state: FeedHealth::Healthy,

@@ -12,8 +12,14 @@ use sha2::{Digest, Sha256};
 /// Limits applied to one fetch.
 #[derive(Debug, Clone, Copy)]
 pub struct FetchLimits {
+    /// How long connecting may take (default 3 s); applied when a client is built from
+    /// these limits, not per request.
     pub connect_timeout: Duration,
+    /// The most one request may take, headers and body (default 20 s; a feed's
+    /// `limits.timeout`).
     pub total_timeout: Duration,
+    /// The largest body accepted, in bytes (default 64 MiB; a feed's `limits.max_bytes`); a
+    /// larger one fails as `TooLarge`.
     pub max_bytes: u64,
 }
 
@@ -30,44 +36,73 @@ impl Default for FetchLimits {
 /// A fetched body with what we learned about it.
 #[derive(Debug, Clone)]
 pub struct FetchedBody {
+    /// The URL requested (not where a redirect led).
     pub url: String,
+    /// The HTTP status: a 2xx, or 304 with no body.
     pub status: u16,
+    /// The body; empty for a 304.
     pub bytes: bytes::Bytes,
     /// Lower-case hex sha256 of `bytes`.
     pub sha256: String,
+    /// The response's `ETag`; `None` if absent, not visible ASCII, or a 304.
     pub etag: Option<String>,
+    /// The response's `Last-Modified`; `None` if absent, not visible ASCII, or a 304.
     pub last_modified: Option<String>,
+    /// The response's `Content-Type`; `None` if absent, not visible ASCII, or a 304.
     pub content_type: Option<String>,
 }
 
 /// Why a fetch failed, and whether trying again can help.
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
+    /// The HTTP client could not be built; not retryable.
     #[error("building the HTTP client: {0}")]
     Client(#[source] reqwest::Error),
+    /// The request failed on the wire (connect, TLS, timeout, too many redirects, a broken
+    /// body). Retryable.
     #[error("fetching {url}: {}", transport_reason(.source))]
     Transport {
+        /// The URL requested.
         url: String,
+        /// The underlying reqwest error.
         #[source]
         source: reqwest::Error,
     },
+    /// The server answered with an error status. Retryable for 5xx, 429 and AP's quota 403;
+    /// any other 4xx is not.
     #[error("fetching {url}: HTTP status {status}")]
     Status {
+        /// The URL requested.
         url: String,
+        /// The HTTP status code.
         status: u16,
         /// A `Retry-After` the server sent (seconds or an HTTP date).
         retry_after: Option<Duration>,
         /// AP's "403 quota exceeded": wait, don't hammer.
         quota_exceeded: bool,
     },
+    /// The body exceeded `max_bytes` (by `Content-Length` or while streaming); not
+    /// retryable.
     #[error("fetching {url}: body exceeds the {max_bytes}-byte limit")]
-    TooLarge { url: String, max_bytes: u64 },
+    TooLarge {
+        /// The URL requested.
+        url: String,
+        /// The limit crossed, in bytes.
+        max_bytes: u64,
+    },
+    /// A credentialed request was redirected to another origin, so not followed; not
+    /// retryable until the feed's URL changes.
     #[error(
         "fetching {url}: redirected to {location}, another origin; a source that sends a \
          credential follows redirects only within its origin, so set the feed's URL to the \
          final one if it is trusted"
     )]
-    RedirectRefused { url: String, location: String },
+    RedirectRefused {
+        /// The URL requested.
+        url: String,
+        /// The redirect's `Location`, cut to 240 bytes (`(no Location)` if it had none).
+        location: String,
+    },
 }
 
 /// What went wrong on the wire, in words an operator acts on: a timeout

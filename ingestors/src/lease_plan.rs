@@ -35,9 +35,16 @@ use crate::state::{FeedStateStore, Lease, LeaseRow, StateError};
 /// One row of the `feeds` table, as far as leasing cares.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeaseView {
+    /// The feed's id.
     pub feed_id: String,
+    /// The instance that holds (or last held) the lease; `None` when the feed was never
+    /// leased. It is live only while `expires_ms` is ahead.
     pub owner: Option<String>,
+    /// When the lease expires (ms since the epoch); 0 when never leased, released, or the
+    /// feed has no row yet.
     pub expires_ms: i64,
+    /// The feed's `priority` from the registry: free leases are taken highest first, and
+    /// handovers asked for lowest first.
     pub priority: i32,
     /// An instance asked for this lease.
     pub handover_to: Option<String>,
@@ -170,7 +177,9 @@ pub struct LeaseRound {
     /// Leases a live instance asked for: stop these feeds, then
     /// [`FeedStateStore::release_lease`] each one.
     pub hand_over: Vec<Lease>,
+    /// The target share this round: `ceil(feeds / instances)` leases.
     pub target: usize,
+    /// Live instances counted this round, this one included.
     pub instances: usize,
     /// Every configured feed's operator generation, from the same scan.
     pub operator_gens: HashMap<String, i64>,
@@ -190,6 +199,7 @@ pub struct LeaseClock {
     /// The round's start, in ms since the epoch; every lease written in the
     /// round expires `ttl_ms` after it.
     pub now_ms: i64,
+    /// How long every lease written this round lasts, in ms (the instance's lease TTL).
     pub ttl_ms: i64,
     /// How long this instance's previous round took (0 for the first).
     pub last_round_ms: i64,

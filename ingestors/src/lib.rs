@@ -41,6 +41,8 @@
 //!   sha256, in local files or S3.
 //! * [`smoke`]: the spine's smoke pipeline.
 
+#![warn(missing_docs)]
+
 pub mod archive;
 pub mod cadence;
 pub mod conditional;

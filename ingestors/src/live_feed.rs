@@ -34,33 +34,51 @@ use crate::transform_run::{NoTransformSlot, TransformJob, run_transform};
 /// A step that could not finish. The cursor did not move.
 #[derive(Debug, thiserror::Error)]
 pub enum FeedStepError {
+    /// Polling the source failed; retryable as its [`SourceError`] says.
     #[error("feed {feed_id}: polling the source: {source}")]
     Fetch {
+        /// The feed whose step failed.
         feed_id: String,
+        /// Why the poll failed.
         #[source]
         source: SourceError,
     },
+    /// Producing records or a status to Kafka failed; retryable as its [`PublishError`]
+    /// says.
     #[error("feed {feed_id}: publishing: {source}")]
     Publish {
+        /// The feed whose step failed.
         feed_id: String,
+        /// Why publishing failed.
         #[source]
         source: PublishError,
     },
+    /// The state store failed or the lease was lost; retryable as its [`StateError`] says
+    /// (a lost lease is not: the feed must stop).
     #[error("feed {feed_id}: state store: {source}")]
     State {
+        /// The feed whose step failed.
         feed_id: String,
+        /// What the state store reported.
         #[source]
         source: StateError,
     },
+    /// Storing the raw payload in the archive (local disk or S3) failed; retryable.
     #[error("feed {feed_id}: {source}")]
     Archive {
+        /// The feed whose step failed.
         feed_id: String,
+        /// Why archiving failed.
         #[source]
         source: ArchiveError,
     },
+    /// No transform slot came free in time; retryable, and an SFTP file goes back to the
+    /// front of its queue.
     #[error("feed {feed_id}: {source}")]
     Transform {
+        /// The feed whose step failed.
         feed_id: String,
+        /// How long the step waited for a slot.
         #[source]
         source: NoTransformSlot,
     },
@@ -129,11 +147,18 @@ impl StepReport {
 
 /// One running feed: its spec and in-memory state.
 pub struct LiveFeed {
+    /// Everything the feed needs to be polled: its source, mapping, limits and transform
+    /// timeout.
     pub spec: FeedSpec,
     /// This ingestor instance, for health records.
     pub instance: String,
+    /// The number of the last committed payload (0 for a feed never committed); the next
+    /// payload is `source_seq + 1`.
     pub source_seq: i64,
+    /// What this process last published per cell, so only changed cells are produced; empty
+    /// after a resume.
     pub memory: PublishedCells,
+    /// The feed's health; a stored pause or quarantine is restored on resume.
     pub health: HealthMachine,
     poller: Box<dyn Poller>,
     last_rejected_sha: Option<String>,
@@ -181,6 +206,7 @@ impl LiveFeed {
         })
     }
 
+    /// The feed's id, from its spec.
     pub fn feed_id(&self) -> &str {
         &self.spec.feed_id
     }

@@ -106,10 +106,12 @@ pub struct PublishedCells {
 }
 
 impl PublishedCells {
+    /// How many cell keys are remembered as published.
     pub fn len(&self) -> usize {
         self.values.len()
     }
 
+    /// Whether nothing is remembered yet (a feed's first payload, or after a restart).
     pub fn is_empty(&self) -> bool {
         self.values.is_empty()
     }
@@ -130,19 +132,33 @@ impl PublishedCells {
 /// Facts about one fetch, for the manifest and the headers.
 #[derive(Debug, Clone)]
 pub struct FetchFacts {
+    /// The feed fetched.
     pub feed_id: String,
+    /// The feed's election.
     pub election_id: String,
+    /// This fetch's id (`<feed_id>:<source_seq>:<ms>` on a live feed), sent as every
+    /// record's `fetch_id` header.
     pub fetch_id: String,
+    /// The transformer family that read the payload, e.g. `clarity-xml`.
     pub family: String,
+    /// The URL or SFTP path (`sftp://user@host:port/path`) fetched.
     pub source_uri: String,
+    /// The publisher's version (Clarity `current_ver.txt`), when known; sent as the
+    /// `source_version` header.
     pub source_version: Option<String>,
+    /// Hex sha256 of the payload bytes, sent as the `payload_sha256` header.
     pub payload_sha256: String,
+    /// The payload's size in bytes.
     pub payload_bytes: i64,
+    /// Where the raw payload is archived (`file://` or `s3://`); `None` when it is not
+    /// archived.
     pub archive_ref: Option<String>,
+    /// When the bytes were in hand (ms since the epoch, UTC).
     pub fetched_at: i64,
     /// The payload's `feed.fetch` span: the diff and produce spans open
     /// under it, and every record's `traceparent` names its produce span.
     pub trace: opentelemetry::Context,
+    /// Live, publisher-test or replayed data, as the feed declares.
     pub mode: votewire_schemas::FeedMode,
     /// The feed's `[feed.results]`: stamped on every cell, and a linked
     /// contest is partitioned by its shared id.
@@ -189,26 +205,37 @@ impl FetchFacts {
 /// What publishing an accepted payload did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Published {
+    /// Cells in the payload.
     pub cells_total: usize,
+    /// Of those, cells that differed from what was last published and were produced.
     pub cells_changed: usize,
 }
 
 /// Publishing failed; the cursor must not advance.
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
+    /// A record did not encode against its schema: a bug, not retryable.
     #[error("encoding {what}: {source}")]
     Encode {
+        /// The record being encoded (`SnapshotManifest`, `DeadLetter` or `FeedStatus`).
         what: &'static str,
+        /// The codec's error.
         #[source]
         source: CodecError,
     },
+    /// Kafka did not acknowledge some records sent to one topic; retryable (the next fetch
+    /// republishes).
     #[error(
         "delivery to {topic} failed for {failed} of {total} records (first: {first}); the cursor must not advance"
     )]
     Delivery {
+        /// The topic written.
         topic: String,
+        /// Records whose delivery failed.
         failed: usize,
+        /// Records sent to the topic.
         total: usize,
+        /// The first delivery error, as rdkafka words it.
         first: String,
     },
 }
@@ -223,11 +250,18 @@ impl PublishError {
 
 /// Produces a feed's records.
 pub struct Publisher {
+    /// The Kafka producer records are sent with, until `renewal` replaces it.
     pub producer: FutureProducer<KafkaClientContext>,
+    /// The topics written: votes, snapshots, feed status and dead letters.
     pub topics: TopicsConfig,
+    /// The Avro schemas (with their registry ids) records are encoded with and stamped
+    /// with.
     pub schemas: SchemaSet,
     /// Partitions of the votes topic (the declared count).
     pub vote_partitions: i32,
+    /// How long a send retries while librdkafka's queue is full (rdkafka's
+    /// `queue_timeout`); once queued, delivery is bounded by the producer's
+    /// `delivery.timeout.ms`.
     pub delivery_timeout: Duration,
     /// How to replace a stuck producer (module doc); `None` keeps
     /// `producer` for good.
@@ -247,6 +281,8 @@ impl ProducerRenewal {
     /// Payloads failed in full, one after another, before a new producer.
     pub const AFTER_FAILED_PAYLOADS: u32 = 3;
 
+    /// A renewal that builds replacement producers from `config`, the first producer's
+    /// settings; nothing is built until payloads fail in full.
     pub fn new(config: rdkafka::ClientConfig) -> ProducerRenewal {
         ProducerRenewal {
             config,

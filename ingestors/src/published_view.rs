@@ -21,14 +21,20 @@ use votewire_schemas::{CellKey, VoteCell, codec, schemas};
 #[derive(Debug, thiserror::Error)]
 #[error("reading {topic} for feed {feed_id}: {what}")]
 pub struct ViewError {
+    /// The topic read.
     pub topic: String,
+    /// The feed whose cells were being read.
     pub feed_id: String,
+    /// What failed (creating the consumer, metadata, a read, partitions not read within the
+    /// deadline).
     pub what: String,
 }
 
 /// The last published cell of every key of one feed.
 #[derive(Debug, Default)]
 pub struct PublishedView {
+    /// The latest cell of each of the feed's keys: highest `source_seq`, then the later
+    /// record.
     pub cells: HashMap<CellKey, VoteCell>,
     /// Records read (all feeds) and kept (this feed).
     pub records_read: u64,

@@ -81,6 +81,8 @@ fn text(s: &str) -> Text {
 }
 
 impl ResultLinker {
+    /// A linker for one feed's `[feed.results]` and its `priority` (0 when the entry sets
+    /// none).
     pub fn new(config: ResultsConfig, priority: i32) -> Self {
         Self { config, priority }
     }

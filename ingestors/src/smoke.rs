@@ -20,32 +20,52 @@ use crate::http::{self, FetchError, FetchLimits};
 /// What one smoke run did.
 #[derive(Debug, Clone)]
 pub struct SmokeReport {
+    /// The URL fetched.
     pub url: String,
+    /// The topic the record was published to and read back from.
     pub topic: String,
+    /// Size of the fetched payload, in bytes.
     pub bytes: usize,
+    /// Lower-case hex sha256 of the payload.
     pub sha256: String,
+    /// The partition the record was delivered to.
     pub partition: i32,
+    /// The record's offset in that partition.
     pub offset: i64,
+    /// Milliseconds to build the HTTP client and fetch the payload.
     pub fetch_ms: u128,
+    /// Milliseconds to build the producer and have the record acknowledged.
     pub produce_ms: u128,
+    /// Milliseconds to build the consumer, read the record back, check it and commit its
+    /// offset.
     pub consume_ms: u128,
 }
 
 /// The smoke pipeline failed, naming the step.
 #[derive(Debug, thiserror::Error)]
 pub enum SmokeError {
+    /// Building the HTTP client or fetching the URL failed.
     #[error("fetch step: {0}")]
     Fetch(#[from] FetchError),
+    /// A Kafka client step failed: building a producer or consumer, producing, subscribing,
+    /// consuming or committing.
     #[error("kafka {step} step: {source}")]
     Kafka {
+        /// Which step: `producer build`, `produce`, `consumer build`, `subscribe`,
+        /// `consume` or `commit`.
         step: &'static str,
+        /// The rdkafka error.
         #[source]
         source: rdkafka::error::KafkaError,
     },
+    /// Declaring the smoke topic failed.
     #[error("topic step: {0}")]
     Topic(#[source] kafka::KafkaSetupError),
+    /// The record read back differs from the one sent; says how (payload bytes, or a header
+    /// missing or changed).
     #[error("read-back step: {0}")]
     Mismatch(String),
+    /// The record was not read back within the deadline (30 s), which it holds.
     #[error("read-back step: no record within {0:?}")]
     Timeout(Duration),
 }

@@ -72,10 +72,16 @@ impl TransformThreads {
 /// One payload to transform, owned so that it can move to another thread.
 #[derive(Debug, Clone)]
 pub struct TransformJob {
+    /// The transformer family to run, as the feed's `family` names it.
     pub family: String,
+    /// The payload's raw bytes.
     pub bytes: Bytes,
+    /// Where the payload came from (feed, election, mode, source URI, sha256, fetch time),
+    /// stamped on its cells.
     pub ctx: PayloadContext,
+    /// The feed's mapping; `None` when it has none.
     pub mapping: Option<toml::Table>,
+    /// The companion file's bytes; `None` when the feed names none.
     pub companion: Option<Arc<[u8]>>,
 }
 
@@ -89,6 +95,7 @@ pub struct TransformJob {
      another payload); retryable, the next poll tries again"
 )]
 pub struct NoTransformSlot {
+    /// How long the feed waited for a slot before giving up.
     pub waited: Duration,
 }
 

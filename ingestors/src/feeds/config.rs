@@ -21,6 +21,7 @@ use crate::sources::sftp::SftpSource;
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FeedFile {
+    /// The file's feeds, one `[[feed]]` table each; a file may hold none.
     #[serde(default)]
     #[schemars(with = "Vec<FeedEntry>")]
     pub feed: Vec<Spanned<FeedEntry>>,
@@ -53,9 +54,13 @@ pub struct FeedEntry {
     /// Where the payload comes from.
     #[schemars(with = "SourceConfig")]
     pub source: Spanned<SourceConfig>,
+    /// How often the feed is polled (`[feed.cadence]`); when set, `interval` and
+    /// `stale_after` are required. Default: every 30s, stale after 30m.
     #[serde(default)]
     #[schemars(with = "Option<CadenceConfig>")]
     pub cadence: Option<Spanned<CadenceConfig>>,
+    /// Limits on one fetch and its transform (`[feed.limits]`). Default: timeout 20s,
+    /// max_bytes 64 MiB, transform_timeout 10s.
     #[serde(default)]
     #[schemars(with = "Option<LimitsConfig>")]
     pub limits: Option<Spanned<LimitsConfig>>,
@@ -89,10 +94,13 @@ fn yes() -> bool {
 }
 
 impl FeedEntry {
+    /// The feed's `priority`, or 0 when it sets none.
     pub fn priority(&self) -> i32 {
         self.priority.as_ref().map_or(0, |p| *p.get_ref())
     }
 
+    /// The feed's `[feed.cadence]`, or the defaults (every 30 s, `stale` after 30 min) when
+    /// it has none.
     pub fn cadence(&self) -> CadenceConfig {
         self.cadence
             .as_ref()
@@ -100,6 +108,7 @@ impl FeedEntry {
             .unwrap_or_default()
     }
 
+    /// The feed's `[feed.limits]`, or the defaults (20 s, 64 MiB) when it has none.
     pub fn limits(&self) -> LimitsConfig {
         self.limits
             .as_ref()
@@ -112,9 +121,13 @@ impl FeedEntry {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum FeedModeConfig {
+    /// `live` (the default): election-night data.
     #[default]
     Live,
+    /// `test`: the publisher's test data (zeros, made-up counts); its cells are marked
+    /// `test`.
     Test,
+    /// `replay`: a recorded night played back; its cells are marked `replay`.
     Replay,
 }
 
@@ -150,6 +163,8 @@ impl SourceConfig {
         }
     }
 
+    /// The kind's own config, mutably: how the registry resolves its local paths against
+    /// the feed file's folder.
     pub fn kind_config_mut(&mut self) -> &mut dyn SourceKindConfig {
         match self {
             SourceConfig::Http(c) => c,
@@ -210,6 +225,8 @@ pub struct CadenceWindow {
     pub from: String,
     /// RFC 3339 end, or a duration after `from` such as `+6h`.
     pub until: String,
+    /// Time between the end of one fetch and the start of the next inside the window (e.g.
+    /// `10s`), instead of the feed's `interval`.
     pub interval: String,
 }
 

@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 pub struct PublishedSchema {
     /// The file name under `docs/schemas/`.
     pub file_name: &'static str,
+    /// The schema document, as written to that file.
     pub schema: Value,
 }
 

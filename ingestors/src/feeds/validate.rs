@@ -15,11 +15,14 @@ use crate::sources::SourceProblems;
 /// One problem in a feed file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FeedConfigError {
+    /// The feed file the problem is in (the registry path itself when it could not be
+    /// listed).
     pub file: PathBuf,
     /// 1-based.
     pub line: usize,
     /// The feed and field, e.g. `clarity:GA:107556 family`.
     pub field: String,
+    /// What is wrong, for an operator.
     pub message: String,
 }
 
@@ -39,8 +42,12 @@ impl fmt::Display for FeedConfigError {
 /// A feed that passed validation, with where it was defined.
 #[derive(Debug, Clone)]
 pub struct ValidFeed {
+    /// The entry as validated: its relative paths resolved against its file's folder and
+    /// any `mapping_file` read into `mapping`.
     pub entry: FeedEntry,
+    /// The feed file the entry is in.
     pub file: PathBuf,
+    /// The 1-based line where the entry starts in that file.
     pub line: usize,
 }
 

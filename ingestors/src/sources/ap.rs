@@ -19,6 +19,8 @@ use crate::feed_tools::FeedTools;
 use crate::http::FetchLimits;
 use crate::state::FeedCursor;
 
+/// The `ap` kind's entry in [`super::SOURCES`]: the AP Elections API, following
+/// `nextrequest`.
 pub const KIND: SourceKind = SourceKind {
     name: "ap",
     summary: "the AP Elections API; follows nextrequest",
@@ -29,6 +31,9 @@ pub const KIND: SourceKind = SourceKind {
 #[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApSource {
+    /// The AP Elections API request, e.g.
+    /// `https://api.ap.org/v2/elections/2021-01-05?statepostal=GA`; https (plain http only
+    /// on loopback), since it sends the key.
     pub url: String,
     /// The API key, by reference; sent in the `x-api-key` header.
     pub api_key: SecretRef,
@@ -62,6 +67,7 @@ impl SourceKindConfig for ApSource {
 /// The AP base URL with the key header.
 #[derive(Clone)]
 pub struct ApSpec {
+    /// The feed's URL, with the API key in an `x-api-key` header marked sensitive.
     pub request: HttpSpec,
 }
 
@@ -157,12 +163,16 @@ impl Poller for ApPoller {
 /// fall back to the feed's base URL after a rejected payload.
 #[derive(Debug, Clone)]
 pub struct ApCursor {
+    /// The feed's configured URL, fetched whenever there is no `nextrequest` link to
+    /// follow.
     pub base_url: String,
+    /// The `nextrequest` link to fetch next; `None` fetches the base URL.
     pub next: Option<String>,
     followed: Vec<String>,
 }
 
 impl ApCursor {
+    /// A cursor at `base_url`, with no link to follow yet.
     pub fn new(base_url: &str) -> ApCursor {
         ApCursor {
             base_url: base_url.to_string(),

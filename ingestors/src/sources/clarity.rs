@@ -18,6 +18,8 @@ use crate::feed_tools::FeedTools;
 use crate::http::{FetchError, FetchLimits, FetchedBody, fetch_capped};
 use crate::state::FeedCursor;
 
+/// The `clarity` kind's entry in [`super::SOURCES`]: `current_ver.txt`, then the versioned
+/// file.
 pub const KIND: SourceKind = SourceKind {
     name: "clarity",
     summary: "a Clarity ENR site: current_ver.txt, then the versioned file",
@@ -29,7 +31,12 @@ pub const KIND: SourceKind = SourceKind {
 #[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClaritySource {
+    /// The site's address up to the election id, e.g.
+    /// `https://results.enr.clarityelections.com/GA/107556`; `current_ver.txt` is read
+    /// under it.
     pub base_url: String,
+    /// The file to fetch under the version's folder, e.g. `json/ALL.json` or
+    /// `reports/detailxml.zip`; must not start with `/`.
     pub file: String,
 }
 
@@ -60,7 +67,9 @@ impl SourceKindConfig for ClaritySource {
 /// A Clarity site to poll.
 #[derive(Clone)]
 pub struct ClaritySpec {
+    /// The site's address up to the election id, as configured (a trailing `/` is ignored).
     pub base_url: String,
+    /// The file fetched under the version's folder, e.g. `json/ALL.json`.
     pub file: String,
     /// Fetch the versioned file even under an unchanged version every
     /// this many polls (0: never).
@@ -227,9 +236,17 @@ pub enum ClarityPoll {
     /// `current_ver.txt` still names the version we have: nothing fetched.
     SameVersion(String),
     /// A new version whose file is byte-identical to the last accepted one.
-    Unchanged { version: String },
+    Unchanged {
+        /// The version `current_ver.txt` names now.
+        version: String,
+    },
     /// A new version with new content.
-    Changed { version: String, body: FetchedBody },
+    Changed {
+        /// The version `current_ver.txt` names now.
+        version: String,
+        /// The versioned file, as fetched.
+        body: FetchedBody,
+    },
     /// The site asked us to wait.
     Wait(PollOutcome),
 }
@@ -237,20 +254,34 @@ pub enum ClarityPoll {
 /// What we know of the site from the cursor.
 #[derive(Debug, Clone, Default)]
 pub struct ClarityCursor {
+    /// The version of the last accepted payload; `None` before any.
     pub version: Option<String>,
+    /// Lower-case hex sha256 of the last accepted versioned file; a refetch with the same
+    /// hash is unchanged.
     pub sha256: Option<String>,
 }
 
 /// Why the version pointer could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ClarityError {
+    /// Fetching `current_ver.txt` or the versioned file failed; retryable as its
+    /// [`FetchError`] says.
     #[error(transparent)]
     Fetch(#[from] FetchError),
+    /// `current_ver.txt` did not hold a version number (empty, not all digits, or over 64
+    /// bytes); retryable, as it is usually an error page.
     #[error("{url} is not a version number: {body:?}")]
-    BadVersion { url: String, body: String },
+    BadVersion {
+        /// The `current_ver.txt` URL read.
+        url: String,
+        /// What it held, trimmed and cut to 40 characters, or `(more than 64 bytes)`.
+        body: String,
+    },
 }
 
 impl ClarityError {
+    /// Whether the next poll may succeed: always for a bad version, as
+    /// [`FetchError::is_retryable`] says for a fetch.
     pub fn is_retryable(&self) -> bool {
         match self {
             ClarityError::Fetch(e) => e.is_retryable(),

@@ -10,6 +10,8 @@ use super::http::HttpSpec;
 use super::{Source, SourceKind, SourceKindConfig, SourceProblems};
 use crate::http::FetchLimits;
 
+/// The `html` kind's entry in [`super::SOURCES`]: an HTML page read with the `html-table`
+/// mapping.
 pub const KIND: SourceKind = SourceKind {
     name: "html",
     summary: "an HTML page, read with the html-table mapping",
@@ -20,6 +22,9 @@ pub const KIND: SourceKind = SourceKind {
 #[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HtmlSource {
+    /// The results page, an http(s) URL, e.g.
+    /// `https://elections.sos.state.tx.us/elchist175_race1.htm`; read by the `html-table`
+    /// family only.
     pub url: String,
 }
 

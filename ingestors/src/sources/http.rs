@@ -22,6 +22,8 @@ use crate::feed_tools::FeedTools;
 use crate::http::FetchLimits;
 use crate::state::FeedCursor;
 
+/// The `http` kind's entry in [`super::SOURCES`]: a plain HTTP(S) GET with conditional
+/// requests.
 pub const KIND: SourceKind = SourceKind {
     name: "http",
     summary: "a plain HTTP(S) GET with conditional requests",
@@ -43,6 +45,8 @@ const SECRET_HEADER_WORDS: [&str; 6] = [
 #[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HttpSource {
+    /// The http(s) URL to GET; must be https when `secret_headers` are set (plain http only
+    /// on loopback).
     pub url: String,
     /// Non-secret headers.
     #[serde(default)]
@@ -115,7 +119,10 @@ pub(crate) fn header(
 /// among them, marked sensitive).
 #[derive(Clone)]
 pub struct HttpSpec {
+    /// The URL to GET, as configured.
     pub url: String,
+    /// Extra request headers; credential values are marked sensitive, so they are never
+    /// printed nor sent across origins.
     pub headers: HeaderMap,
 }
 

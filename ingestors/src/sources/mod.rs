@@ -164,10 +164,13 @@ pub trait Poller: Send {
 /// One fetched payload and the position once it is accepted.
 #[derive(Debug, Clone)]
 pub struct Payload {
+    /// The payload's bytes, as read (within the feed's `limits.max_bytes`).
     pub bytes: bytes::Bytes,
+    /// Lower-case hex sha256 of `bytes`.
     pub sha256: String,
     /// Where it was read, as the cells' source URI says.
     pub url: String,
+    /// The `Content-Type` it was served with; `None` when absent, or for an SFTP file.
     pub content_type: Option<String>,
     /// The source's version (Clarity).
     pub version: Option<String>,
@@ -178,6 +181,7 @@ pub struct Payload {
 /// What one poll found.
 #[derive(Debug)]
 pub enum Polled {
+    /// A new payload to archive, transform and publish.
     Payload(Payload),
     /// Nothing new; store this cursor when it moved (a new ETag or version
     /// with identical content).
@@ -189,16 +193,27 @@ pub enum Polled {
 /// Why a source could not be polled.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
+    /// The Clarity version pointer or versioned file could not be fetched or read;
+    /// retryable as its [`clarity::ClarityError`] says.
     #[error(transparent)]
     Clarity(#[from] clarity::ClarityError),
+    /// An HTTP fetch failed; retryable as its [`FetchError`] says.
     #[error(transparent)]
     Http(#[from] FetchError),
+    /// Connecting, listing or reading on the SFTP server failed; retryable as its
+    /// [`sftp::SftpError`] says.
     #[error(transparent)]
     Sftp(#[from] sftp::SftpError),
+    /// The blocking SFTP task panicked or was cancelled (or an earlier such failure lost
+    /// the drop watcher); counted retryable.
     #[error("the SFTP task failed: {0}")]
     Task(String),
+    /// A dry run's fetch was told to wait this long (`Retry-After`, a quota answer);
+    /// retryable after it.
     #[error("the source asked to wait {0:?}")]
     Wait(Duration),
+    /// A dry run found nothing to read (no ready file in the SFTP drop, no new body);
+    /// retryable.
     #[error("no ready file in the drop directory")]
     NothingReady,
 }
@@ -221,6 +236,7 @@ pub struct SourceProblem {
     /// The field, e.g. `source.url`; `family` when the kind is read by
     /// one family only and the feed names another.
     pub field: String,
+    /// What is wrong with that field, for an operator.
     pub message: String,
 }
 
@@ -230,10 +246,12 @@ pub struct SourceProblem {
 pub struct SourceProblems<'a> {
     /// The feed's transformer family.
     pub family: &'a str,
+    /// Every problem found so far, in the order found.
     pub found: Vec<SourceProblem>,
 }
 
 impl<'a> SourceProblems<'a> {
+    /// An empty list of problems, for a feed whose transformer family is `family`.
     pub fn new(family: &'a str) -> SourceProblems<'a> {
         SourceProblems {
             family,
@@ -241,6 +259,7 @@ impl<'a> SourceProblems<'a> {
         }
     }
 
+    /// Records a problem with `field` (e.g. `source.url`).
     pub fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
         self.found.push(SourceProblem {
             field: field.into(),

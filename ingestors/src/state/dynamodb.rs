@@ -99,6 +99,9 @@ pub struct DynamoFeedState {
 }
 
 impl DynamoFeedState {
+    /// A store on `client` using tables `feeds`, `feed_events` and `instances` behind
+    /// `cfg`'s `table_prefix`; health events kept 30 days. Creates no table (see
+    /// `ensure_tables`).
     pub fn new(client: Client, cfg: &StateStoreConfig) -> Self {
         Self {
             client,

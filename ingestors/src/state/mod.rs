@@ -25,7 +25,11 @@ use votewire_core::config::StateStoreKind;
 /// What a feed's next fetch starts from.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FeedCursor {
+    /// The HTTP `ETag` last served for this content, sent back as `If-None-Match`; `None`
+    /// when the server sends none or the source is not HTTP.
     pub etag: Option<String>,
+    /// The HTTP `Last-Modified` last served for this content, sent back as
+    /// `If-Modified-Since`; `None` when the server sends none or the source is not HTTP.
     pub last_modified: Option<String>,
     /// The publisher's version (Clarity `current_ver.txt`).
     pub version: Option<String>,
@@ -40,18 +44,28 @@ pub struct FeedCursor {
 /// A held lease.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {
+    /// The feed leased.
     pub feed_id: String,
+    /// The ingestor instance holding the lease.
     pub owner: String,
+    /// When the lease expires unless renewed (ms since the epoch).
     pub expires_ms: i64,
+    /// The fencing counter: kept by a renewal, incremented by a takeover; a commit must
+    /// match it.
     pub fencing: i64,
 }
 
 /// A feed row's lease, as seen by a scan.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeaseRow {
+    /// The feed.
     pub feed_id: String,
+    /// The instance that holds (or last held) the lease; `None` when the feed was never
+    /// leased.
     pub owner: Option<String>,
+    /// When the lease expires (ms since the epoch); 0 when never leased or released.
     pub expires_ms: i64,
+    /// The fencing counter (0 when never leased).
     pub fencing: i64,
     /// An instance asked the owner to hand this feed over.
     pub handover_to: Option<String>,
@@ -62,11 +76,20 @@ pub struct LeaseRow {
 /// A feed's stored state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FeedState {
+    /// The feed.
     pub feed_id: String,
+    /// Where the next fetch starts from.
     pub cursor: FeedCursor,
+    /// The sequence number of the last accepted payload (0 before any); never moves
+    /// backwards.
     pub source_seq: i64,
+    /// The stored health (`healthy`, `unchanged`, `stale`, `failing`, `quarantined` or
+    /// `paused`); `healthy` when none was recorded.
     pub health: String,
+    /// Failed or rejected polls in a row: set by each health record, reset to 0 by every
+    /// cursor commit and by pause or resume.
     pub consecutive_failures: i64,
+    /// The feed's lease as stored, possibly expired; `None` when the feed was never leased.
     pub lease: Option<Lease>,
     /// Paused by an operator (`votewire feeds pause`).
     pub paused: bool,
@@ -76,6 +99,8 @@ pub struct FeedState {
     /// When the last accepted payload was fetched, and when the feed last
     /// went into `failing` or `quarantined` (milliseconds since the epoch).
     pub last_change_ms: Option<i64>,
+    /// When the feed last went into `failing` or `quarantined` (ms since the epoch); `None`
+    /// if it never has.
     pub last_error_ms: Option<i64>,
     /// When the owner last fetched the feed, stored with its lease
     /// renewals: up to half a lease TTL old.
@@ -85,10 +110,15 @@ pub struct FeedState {
 /// One stored health transition.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HealthEvent {
+    /// When it happened (ms since the epoch, UTC).
     pub at_ms: i64,
+    /// The health before; `None` when unknown.
     pub from: Option<String>,
+    /// The health after (`healthy`, `failing`, `paused`...).
     pub to: String,
+    /// Why it changed: the health machine's reason or the operator action's.
     pub reason: String,
+    /// Who caused it: an ingestor instance id, `api:<token name>` or `operator:<name>`.
     pub actor: String,
 }
 
@@ -99,23 +129,32 @@ pub enum StateError {
     /// someone else): it must stop working on the feed. Not retryable.
     #[error("feed {feed_id}: lease lost (owner {owner}, fencing {fencing}); not committing")]
     Fenced {
+        /// The feed.
         feed_id: String,
+        /// The owner named by the caller's (lost) lease.
         owner: String,
+        /// The fencing counter of the caller's lease.
         fencing: i64,
     },
     /// A commit would move `source_seq` backwards: a bug or a replayed
     /// commit. Not retryable.
     #[error("feed {feed_id}: source_seq {attempted} is below the committed {committed}")]
     SeqRegressed {
+        /// The feed.
         feed_id: String,
+        /// The `source_seq` the commit carried.
         attempted: i64,
+        /// The `source_seq` already stored.
         committed: i64,
     },
     /// The store could not be reached or refused the call.
     #[error("state store {op} on {table}: {message}")]
     Store {
+        /// The store operation that failed (`get_item`, `update_item`, `scan`...).
         op: &'static str,
+        /// The table it ran on (`embedded <name>` for the redb store).
         table: String,
+        /// The store's error, as the AWS SDK or redb words it.
         message: String,
     },
 }

@@ -68,8 +68,13 @@ pub struct InstanceSettings {
 /// What an instance's feeds share: where state and cells go, and the
 /// fetch and transform tools.
 pub struct InstanceParts {
+    /// The feed-state store: leases, cursors and health (DynamoDB or the embedded file).
     pub state: Arc<dyn FeedStateStore>,
+    /// Produces the feeds' records to Kafka: cells, snapshots, feed statuses and dead
+    /// letters.
     pub publisher: Publisher,
+    /// What feeds share for fetching and transforming: HTTP clients, host gate, raw
+    /// archive, transform slots.
     pub tools: FeedTools,
 }
 

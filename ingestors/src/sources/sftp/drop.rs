@@ -40,22 +40,30 @@ pub struct DropConfig {
     pub done_marker: Option<String>,
     /// Move processed files here (after the Kafka ack).
     pub archive_dir: Option<String>,
+    /// The largest file read, in bytes (the feed's `limits.max_bytes`); a larger file is
+    /// refused, not read.
     pub max_bytes: u64,
 }
 
 /// A processed file's identity.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FileIdentity {
+    /// The file's remote path: the drop directory joined with its name.
     pub path: String,
+    /// Its size in bytes, as listed.
     pub size: u64,
+    /// Its modification time as listed, in seconds since the Unix epoch.
     pub mtime: u64,
+    /// Lower-case hex sha256 of its bytes.
     pub sha256: String,
 }
 
 /// A ready file and its bytes.
 #[derive(Debug, Clone)]
 pub struct ReadyFile {
+    /// The file's path, size, mtime and sha256.
     pub identity: FileIdentity,
+    /// The file's whole content, read once it was ready.
     pub bytes: Vec<u8>,
 }
 
@@ -100,6 +108,7 @@ pub const MAX_REMEMBERED_BYTES: usize = 4 << 20;
 pub struct ProcessedFiles {
     /// Files with an mtime below this count as processed.
     pub floor_mtime: u64,
+    /// The processed files remembered by identity; older ones are covered by `floor_mtime`.
     pub files: Vec<FileIdentity>,
 }
 
@@ -153,6 +162,7 @@ impl ProcessedFiles {
 
 /// Watches one drop directory.
 pub struct DropWatcher {
+    /// The drop directory, file pattern and readiness rules watched.
     pub config: DropConfig,
     /// The previous listing: path -> (size, mtime).
     last_listing: HashMap<String, (u64, u64)>,

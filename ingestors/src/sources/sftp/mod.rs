@@ -21,6 +21,8 @@ use crate::http::FetchLimits;
 use drop::DropConfig;
 use poller::SftpSpec;
 
+/// The `sftp` kind's entry in [`super::SOURCES`]: files dropped on an SFTP server; its
+/// `key_file` and `known_hosts` are relative to the feed file.
 pub const KIND: SourceKind = SourceKind {
     name: "sftp",
     summary: "files dropped on an SFTP server",
@@ -32,9 +34,12 @@ pub const KIND: SourceKind = SourceKind {
 #[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SftpSource {
+    /// The SFTP server's host name or IP address; its host key must be in `known_hosts`.
     pub host: String,
+    /// The SSH port (default 22).
     #[serde(default = "default_port")]
     pub port: u16,
+    /// The user to log in as, with the key in `key_file`.
     pub user: String,
     /// The private key file (never the key itself), relative to the feed
     /// file.

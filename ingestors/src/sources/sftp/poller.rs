@@ -15,7 +15,11 @@ use crate::state::FeedCursor;
 /// A drop directory on an SFTP server.
 #[derive(Clone)]
 pub struct SftpSpec {
+    /// The server, the user, key and known_hosts files, and the timeout (the feed's
+    /// `limits.timeout`).
     pub endpoint: SftpEndpoint,
+    /// The drop directory and file pattern (split from `glob`), readiness rules and read
+    /// cap.
     pub drop: DropConfig,
 }
 

@@ -15,8 +15,11 @@ use ssh2::{CheckResult, KnownHostFileKind, Session, Sftp};
 /// Where to connect and how to prove who we are.
 #[derive(Debug, Clone)]
 pub struct SftpEndpoint {
+    /// The server's host name or IP address.
     pub host: String,
+    /// The SSH port (the feed's `port`, 22 by default).
     pub port: u16,
+    /// The account to log in as.
     pub user: String,
     /// Private key file (ed25519 or RSA); the credential is referenced by
     /// path, never stored in config.
@@ -30,55 +33,90 @@ pub struct SftpEndpoint {
 /// Why an SFTP operation failed, and whether a retry can help.
 #[derive(Debug, thiserror::Error)]
 pub enum SftpError {
+    /// The TCP connection could not be made (name resolution, connect or socket setup
+    /// failed); retryable.
     #[error("connecting to {endpoint}: {source}")]
     Connect {
+        /// The server, as `user@host:port`.
         endpoint: String,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
+    /// An SSH or SFTP step failed (handshake, authentication, a remote file operation);
+    /// retryable, though a rejected key will fail again.
     #[error("SSH {step} with {endpoint}: {source}")]
     Ssh {
+        /// The step that failed (`handshake`, `public-key authentication`, `readdir`,
+        /// `open`...).
         step: &'static str,
+        /// The server, as `user@host:port`.
         endpoint: String,
+        /// The libssh2 error.
         #[source]
         source: ssh2::Error,
     },
+    /// The server's host key is not in the known_hosts file (or it offered none): refused,
+    /// not retryable.
     #[error("host key of {endpoint} is not in {known_hosts}: refusing to connect")]
     UnknownHostKey {
+        /// The server, as `user@host:port`.
         endpoint: String,
+        /// The known_hosts file checked.
         known_hosts: PathBuf,
     },
+    /// The server's host key differs from the one in the known_hosts file: refused, not
+    /// retryable.
     #[error(
         "host key of {endpoint} does not match {known_hosts}: refusing to connect (possible man-in-the-middle)"
     )]
     ChangedHostKey {
+        /// The server, as `user@host:port`.
         endpoint: String,
+        /// The known_hosts file checked.
         known_hosts: PathBuf,
     },
+    /// The file holds more than the read cap allows: not read, not retryable.
     #[error("reading {path} on {endpoint}: file exceeds the {max_bytes}-byte limit")]
     TooLarge {
+        /// The server, as `user@host:port`.
         endpoint: String,
+        /// The remote file's path.
         path: String,
+        /// The cap the file exceeds, in bytes.
         max_bytes: u64,
     },
+    /// Reading an opened remote file failed midway; retryable.
     #[error("reading {path} on {endpoint}: {source}")]
     Read {
+        /// The server, as `user@host:port`.
         endpoint: String,
+        /// The remote file's path.
         path: String,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
     /// The entry is a symlink, a FIFO, a device or a directory: never read
     /// (a FIFO blocks, a symlink can point anywhere the account can read).
     #[error("{path} on {endpoint} is not a regular file: not read")]
-    NotARegularFile { endpoint: String, path: String },
+    NotARegularFile {
+        /// The server, as `user@host:port`.
+        endpoint: String,
+        /// The remote path refused.
+        path: String,
+    },
     /// What was read is not the size the listing gave: the file changed
     /// (or was cut) while it was read. Retried on the next poll.
     #[error("{path} on {endpoint}: listed at {listed} bytes, {read} read: it changed while read")]
     ChangedWhileRead {
+        /// The server, as `user@host:port`.
         endpoint: String,
+        /// The remote file's path.
         path: String,
+        /// The size the listing gave, in bytes.
         listed: u64,
+        /// The bytes actually read.
         read: u64,
     },
 }
@@ -100,10 +138,14 @@ impl SftpError {
 /// One directory entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteFile {
+    /// The remote path: the listed directory joined with the entry's name (or the path
+    /// given to `stat`).
     pub path: String,
+    /// Size in bytes; 0 when the server does not say.
     pub size: u64,
     /// Modification time, seconds since the Unix epoch.
     pub mtime: u64,
+    /// A directory, as the server's attributes say.
     pub is_dir: bool,
     /// A regular file (not a symlink, FIFO, device or directory), as the
     /// listing (an lstat) says.
