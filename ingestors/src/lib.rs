@@ -58,6 +58,7 @@ pub mod lease_plan;
 pub mod live_feed;
 pub mod publish;
 pub mod published_view;
+pub mod recorded;
 pub mod result_links;
 pub mod smoke;
 pub mod sources;

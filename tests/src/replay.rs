@@ -11,7 +11,7 @@ use votewire_schemas::{ContestResult, FeedMode, UnitType, codec, schemas};
 use votewire_transformers::{FamilyInputs, PayloadContext};
 
 use crate::pipeline::{clarity_all_json_walk, drain};
-use crate::{fixture, fixture_bytes, workspace_root};
+use crate::{fixture, workspace_root};
 
 /// The GA 2021 runoff's Clarity `ALL.json` series, under the fixtures.
 pub const GA_RUNOFF_SERIES: &str = "clarity_enr/GA_107556_runoff_2021_ALLjson_series";
@@ -59,16 +59,17 @@ pub async fn publish_ga_runoff_range(
         companion: Some(&companion),
         ..FamilyInputs::default()
     };
-    let index = String::from_utf8(fixture_bytes(&format!("{GA_RUNOFF_SERIES}/index.csv")))
-        .expect("index.csv is text");
+    let index = fixture(&format!("{GA_RUNOFF_SERIES}/index.csv"));
+    let series = votewire_ingestors::recorded::read_series(index.parent().unwrap())
+        .expect("the GA runoff series");
     let mut accepted = Vec::new();
-    let lines: Vec<&str> = index.lines().skip(1).collect();
     for n in range {
-        let Some(line) = lines.get(n) else { break };
-        let fields: Vec<&str> = line.split(',').collect();
-        let (recorded, version, path) = (fields[1], fields[3], fields[6]);
-        let bytes = std::fs::read(fixture(&format!("{GA_RUNOFF_SERIES}/{path}")))
-            .expect("a series snapshot");
+        let Some(snapshot) = series.get(n) else { break };
+        let (recorded_ms, bytes) = (snapshot.recorded_ms, &snapshot.bytes[..]);
+        let version = snapshot
+            .version
+            .as_deref()
+            .expect("a Clarity series has versions");
         let seq = first_seq + accepted.len() as i64;
         let ctx = PayloadContext {
             election_id: GA_RUNOFF_ELECTION.into(),
@@ -78,7 +79,7 @@ pub async fn publish_ga_runoff_range(
             source_version: Some(version.into()),
             fetched_at: match clock {
                 ReplayClock::Wall => wall_ms(),
-                ReplayClock::Recorded => utc_ms(recorded),
+                ReplayClock::Recorded => recorded_ms,
             },
             fetch_id: format!("fetch-{n}"),
             source_uri: format!(
@@ -88,8 +89,7 @@ pub async fn publish_ga_runoff_range(
             trace_id: Some(format!("{:032x}", n + 1)),
             content_type: None,
         };
-        let Ok(out) = votewire_transformers::transform("clarity-json", &bytes, &ctx, &inputs)
-        else {
+        let Ok(out) = votewire_transformers::transform("clarity-json", bytes, &ctx, &inputs) else {
             continue; // an HTML error page served as ALL.json
         };
         let facts = FetchFacts::for_payload(&ctx, "clarity-json", bytes.len());
@@ -99,7 +99,7 @@ pub async fn publish_ga_runoff_range(
             .expect("publishing a snapshot");
         accepted.push(AcceptedSnapshot {
             source_seq: seq,
-            walk: clarity_all_json_walk(&bytes),
+            walk: clarity_all_json_walk(bytes),
             cells_changed: result.cells_changed,
         });
         if !pause.is_zero() {
@@ -126,13 +126,6 @@ pub async fn publish_ga_runoff(
         ReplayClock::Wall,
     )
     .await
-}
-
-/// `YYYY-MM-DDTHH:MM:SSZ` → milliseconds since the epoch.
-fn utc_ms(t: &str) -> i64 {
-    t.parse::<jiff::Timestamp>()
-        .unwrap_or_else(|e| panic!("{t:?} is not a UTC time: {e}"))
-        .as_millisecond()
 }
 
 fn wall_ms() -> i64 {
@@ -228,16 +221,5 @@ pub fn assert_no_regression(records: &[(String, ContestResult)]) {
         let seq = r.contributors.iter().map(|c| c.source_seq).max().unwrap();
         let before = seen.insert(key, seq).unwrap_or(0);
         assert!(seq >= before, "{key} regressed from seq {before} to {seq}");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn recorded_times_convert_to_epoch_milliseconds() {
-        // `date -u -d 2021-01-05T22:47:41Z +%s` = 1609886861
-        assert_eq!(super::utc_ms("2021-01-05T22:47:41Z"), 1_609_886_861_000);
-        assert_eq!(super::utc_ms("1970-01-01T00:00:00Z"), 0);
-        assert_eq!(super::utc_ms("2000-03-01T00:00:01Z"), 951_868_801_000);
     }
 }

@@ -506,19 +506,4 @@ mod tests {
         assert_eq!(first_result_after(&events, 20_000, "csv"), Some(6_000));
         assert_eq!(first_result_after(&events, 30_000, ""), None);
     }
-
-    #[test]
-    fn capture_times_parse_to_epoch_milliseconds() {
-        // Expected values from Python's datetime(..., tzinfo=utc).timestamp().
-        assert_eq!(super::night::parse_utc("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(
-            super::night::parse_utc("2021-01-05T22:47:41Z"),
-            Some(1_609_886_861_000)
-        );
-        assert_eq!(
-            super::night::parse_utc("2000-02-29T12:00:00Z"),
-            Some(951_825_600_000)
-        );
-        assert_eq!(super::night::parse_utc("2021-01-05 22:47:41"), None);
-    }
 }

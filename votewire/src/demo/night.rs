@@ -7,6 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
+use votewire_ingestors::recorded::read_series;
 
 use super::{AP_SERIES, CLARITY_SERIES, CSV_FILE, TX_PAGE};
 
@@ -25,55 +26,26 @@ pub(super) struct Snapshot {
 }
 
 /// Reads a series directory through its `index.csv`.
-pub(super) fn load_series(dir: &Path, has_version: bool) -> anyhow::Result<Vec<(i64, Snapshot)>> {
-    let index = std::fs::read_to_string(dir.join("index.csv")).with_context(|| {
+pub(super) fn load_series(dir: &Path) -> anyhow::Result<Vec<(i64, Snapshot)>> {
+    let series = read_series(dir).with_context(|| {
         format!(
-            "reading {}/index.csv (are the fixtures at --fixtures?)",
+            "reading the series {} (are the fixtures at --fixtures?)",
             dir.display()
         )
     })?;
-    let mut out = Vec::new();
-    for line in index.lines().skip(1) {
-        let f: Vec<&str> = line.split(',').collect();
-        anyhow::ensure!(
-            f.len() >= 6,
-            "{}: a short index line: {line}",
-            dir.display()
-        );
-        let recorded = f[1].to_string();
-        let (version, payload, path) = if has_version {
-            (Some(f[3].to_string()), f[5], f[6])
-        } else {
-            (None, f[4], f[5])
-        };
-        let epoch = parse_utc(&recorded)
-            .with_context(|| format!("{}: time {recorded:?}", dir.display()))?;
-        let bytes = std::fs::read(dir.join(path))
-            .with_context(|| format!("reading {}", dir.join(path).display()))?;
-        out.push((
-            epoch,
-            Snapshot {
+    Ok(series
+        .into_iter()
+        .map(|p| {
+            let snapshot = Snapshot {
                 at_ms: 0,
-                recorded,
-                bytes: bytes.into(),
-                version,
-                is_json: payload == "json",
-            },
-        ));
-    }
-    Ok(out)
-}
-
-/// `2021-01-05T22:47:41Z` as milliseconds since the epoch (that shape
-/// only: the fixtures' index times are whole UTC seconds).
-pub(super) fn parse_utc(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    if b.len() != 20 || b[4] != b'-' || b[10] != b'T' || b[19] != b'Z' {
-        return None;
-    }
-    s.parse::<jiff::Timestamp>()
-        .ok()
-        .map(|t| t.as_millisecond())
+                recorded: p.recorded,
+                bytes: p.bytes,
+                version: p.version,
+                is_json: p.is_json,
+            };
+            (p.recorded_ms, snapshot)
+        })
+        .collect())
 }
 
 /// Both series on one compressed clock (gaps cut to [`GAP_CAP_MS`]), and
@@ -89,8 +61,8 @@ pub(super) struct Night {
 }
 
 pub(super) fn night(fixtures: &Path) -> anyhow::Result<Night> {
-    let clarity = load_series(&fixtures.join(CLARITY_SERIES), true)?;
-    let ap = load_series(&fixtures.join(AP_SERIES), false)?;
+    let clarity = load_series(&fixtures.join(CLARITY_SERIES))?;
+    let ap = load_series(&fixtures.join(AP_SERIES))?;
     let mut times: Vec<i64> = clarity.iter().chain(&ap).map(|(t, _)| *t).collect();
     times.sort_unstable();
     times.dedup();
