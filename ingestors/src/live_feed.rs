@@ -126,7 +126,8 @@ pub struct StepReport {
     pub transition: Option<Transition>,
     /// The source asked for a wait.
     pub wait: Option<Duration>,
-    /// More is ready right now (queued SFTP files): step again at once.
+    /// More is ready right now (queued SFTP files, or the rest of a
+    /// truncated AP answer): step again at once.
     pub more: bool,
     /// The size of the payload fetched, when one was.
     pub payload_bytes: Option<usize>,
@@ -162,7 +163,40 @@ pub struct LiveFeed {
     pub health: HealthMachine,
     poller: Box<dyn Poller>,
     last_rejected_sha: Option<String>,
+    truncated_follows: TruncatedFollows,
 }
+
+/// Truncated answers followed at once in a row (AP's `isTruncated`),
+/// capped at [`MAX_TRUNCATED_FOLLOWS`].
+#[derive(Debug, Default)]
+struct TruncatedFollows {
+    in_a_row: u32,
+}
+
+impl TruncatedFollows {
+    /// Whether to poll again at once after an answer that was (or was not)
+    /// truncated: yes for a truncated one, until [`MAX_TRUNCATED_FOLLOWS`]
+    /// in a row, then once no (the count starts again).
+    fn follow(&mut self, feed_id: &str, truncated: bool) -> bool {
+        if truncated && self.in_a_row < MAX_TRUNCATED_FOLLOWS {
+            self.in_a_row += 1;
+            return true;
+        }
+        let capped = truncated.then_some(self.in_a_row);
+        self.in_a_row = 0;
+        if let Some(n) = capped {
+            tracing::warn!(
+                "feed {feed_id}: {n} truncated answers in a row; the rest waits for the feed's cadence"
+            );
+        }
+        false
+    }
+}
+
+/// How many truncated answers in a row a feed follows at once before it
+/// waits for its cadence again: a source that always says "more" must not
+/// hold the feed's task in a tight loop.
+pub const MAX_TRUNCATED_FOLLOWS: u32 = 100;
 
 impl LiveFeed {
     /// A feed resuming from its stored cursor (or from scratch). The change
@@ -202,6 +236,7 @@ impl LiveFeed {
             health,
             poller,
             last_rejected_sha: None,
+            truncated_follows: TruncatedFollows::default(),
             spec,
         })
     }
@@ -570,6 +605,11 @@ impl LiveFeed {
             &payload,
             out.facts.next_request.as_deref(),
         );
+        // The rest of a truncated answer is fetched at once only from the
+        // link the cursor took (not from the base URL after a bad link).
+        let truncated_rest = out.facts.truncated
+            && cursor.next_request.is_some()
+            && cursor.next_request == out.facts.next_request;
         let commit_span = child_span(
             &fetch_span,
             "state.commit",
@@ -597,6 +637,9 @@ impl LiveFeed {
         ));
         end_span(&fetch_span, None);
         report.published = Some(published);
+        report.more |= self
+            .truncated_follows
+            .follow(&self.spec.feed_id, truncated_rest);
         report.transition = self
             .observe(Observation::Accepted, now_ms, Some(&fetch_id), sinks)
             .await?;
@@ -642,5 +685,27 @@ impl LiveFeed {
             )
             .await?;
         Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncated_answers_are_followed_at_once_up_to_the_cap_then_wait_once() {
+        let mut follows = TruncatedFollows::default();
+        assert!(!follows.follow("f", false), "a whole answer waits");
+        for n in 1..=MAX_TRUNCATED_FOLLOWS {
+            assert!(follows.follow("f", true), "truncated answer {n}");
+        }
+        assert!(
+            !follows.follow("f", true),
+            "answer {} in a row waits for the cadence",
+            MAX_TRUNCATED_FOLLOWS + 1
+        );
+        assert!(follows.follow("f", true), "then the count starts again");
+        assert!(!follows.follow("f", false));
+        assert!(follows.follow("f", true), "a whole answer resets the count");
     }
 }

@@ -3,6 +3,7 @@
 //! area; nextest still runs every test in its own process.
 
 mod aggregate;
+mod ap_feed;
 mod architecture;
 mod archive_s3;
 mod cadence;
