@@ -163,6 +163,9 @@ impl SftpPoller {
                     "the drop watcher was lost by an earlier failure".into(),
                 ));
             };
+            // What the watcher knew, to rebuild it from if the listing's
+            // thread dies with it.
+            let before = w.processed_files();
             let ep = self.spec.endpoint.clone();
             let joined = tokio::task::spawn_blocking(move || {
                 let result = match s {
@@ -175,7 +178,10 @@ impl SftpPoller {
             .await;
             let (w, result) = match joined {
                 Ok(v) => v,
-                Err(e) => return Err(SourceError::Task(e.to_string())),
+                Err(e) => {
+                    self.watcher = Some(DropWatcher::resume(self.spec.drop.clone(), before));
+                    return Err(SourceError::Task(e.to_string()));
+                }
             };
             self.watcher = Some(w);
             match result {
@@ -220,18 +226,29 @@ impl SftpPoller {
         let (Some(mut w), Some(s)) = (self.watcher.take(), self.session.take()) else {
             return;
         };
+        // The stored cursor already holds the file: a watcher rebuilt after
+        // a dead thread holds it too.
+        let mut after = w.processed_files();
+        after.files.retain(|i| i.path != file.path);
+        after.files.push(file.clone());
         let joined = tokio::task::spawn_blocking(move || {
             let moved = w.mark_processed(&s, file);
             (w, s, moved)
         })
         .await;
-        if let Ok((w, s, moved)) = joined {
-            self.watcher = Some(w);
-            self.session = Some(s);
-            if let Err(e) = moved {
-                tracing::warn!(
-                    "feed {feed_id}: processed, but moving it to the archive directory failed: {e}",
-                );
+        match joined {
+            Ok((w, s, moved)) => {
+                self.watcher = Some(w);
+                self.session = Some(s);
+                if let Err(e) = moved {
+                    tracing::warn!(
+                        "feed {feed_id}: processed, but moving it to the archive directory failed: {e}",
+                    );
+                }
+            }
+            Err(e) => {
+                tracing::warn!("feed {feed_id}: recording the processed file failed: {e}");
+                self.watcher = Some(DropWatcher::resume(self.spec.drop.clone(), after));
             }
         }
     }
