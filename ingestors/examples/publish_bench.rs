@@ -61,12 +61,17 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-#[tokio::main]
-async fn main() {
-    let runs: usize = std::env::args()
-        .nth(1)
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(5);
+/// What every measurement shares: the configuration, the bench's topics,
+/// one producer and the publisher built on it.
+struct Bench {
+    config: VotewireConfig,
+    raw_topic: String,
+    producer: FutureProducer<votewire_core::kafka::KafkaClientContext>,
+    publisher: Publisher,
+}
+
+/// Creates the bench's topics and its producer and publisher.
+async fn setup() -> Bench {
     let config = VotewireConfig::load(None).expect("configuration from VOTEWIRE_… variables");
     let run = format!("pubbench{}", std::process::id());
     let topics = TopicsConfig {
@@ -101,12 +106,34 @@ async fn main() {
         delivery_timeout: Duration::from_secs(60),
         renewal: None,
     };
+    Bench {
+        config,
+        raw_topic,
+        producer,
+        publisher,
+    }
+}
 
-    // 1. Throughput on the GA 2018 primary (51,444 cells).
-    let xml = fixture("clarity_enr/openelections-data-ga_raw_xml/20180522__ga__primary.xml");
+/// The raw records of the GA 2018 primary (51,444 cells) and the headers
+/// each votewire record carries: the baselines' inputs.
+struct RawRecords {
+    raw: Vec<(i32, String, Vec<u8>)>,
+    same_headers: OwnedHeaders,
+}
+
+/// Throughput (the first measurement): votewire's publish against raw
+/// rdkafka sends of the same records, with and without the same headers,
+/// alternating.
+async fn throughput(bench: &Bench, xml: &[u8], runs: usize) -> RawRecords {
+    let Bench {
+        raw_topic,
+        producer,
+        publisher,
+        ..
+    } = bench;
     let out = transform(
         "clarity-xml",
-        &xml,
+        xml,
         &ctx("bench:ga", 1, "00"),
         &FamilyInputs::default(),
     )
@@ -154,7 +181,7 @@ async fn main() {
         for (with_headers, times) in [(false, &mut bare), (true, &mut theirs)] {
             let t = Instant::now();
             let futures = raw.iter().map(|(p, k, v)| {
-                let mut rec = FutureRecord::to(&raw_topic)
+                let mut rec = FutureRecord::to(raw_topic)
                     .partition(*p)
                     .key(k.as_str())
                     .payload(v.as_slice());
@@ -210,8 +237,12 @@ async fn main() {
         percentile(&theirs, 0.5) / percentile(&ours, 0.5),
         percentile(&bare, 0.5) / percentile(&ours, 0.5)
     );
+    RawRecords { raw, same_headers }
+}
 
-    // 2. Fetch-complete -> all cells acked, per payload size.
+/// Fetch-complete -> all cells acked, per payload size (the second
+/// measurement).
+async fn latency_by_size(publisher: &Publisher, xml: &[u8], runs: usize) {
     let payloads = [
         (
             "csv",
@@ -225,7 +256,7 @@ async fn main() {
                 "clarity_enr/GA_107556_runoff_2021_ALLjson_series/135_20210116T000509Z_v275235/ALL.json",
             ),
         ),
-        ("clarity-xml", "GA 2018 detail.xml (3.95 MB)", xml.clone()),
+        ("clarity-xml", "GA 2018 detail.xml (3.95 MB)", xml.to_vec()),
     ];
     println!("fetch-complete -> all cells acked ({runs} runs each, every cell new):");
     // The PA county file ends without a newline.
@@ -266,7 +297,18 @@ async fn main() {
             percentile(&times, 0.99)
         );
     }
+}
 
+#[tokio::main]
+async fn main() {
+    let runs: usize = std::env::args()
+        .nth(1)
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(5);
+    let bench = setup().await;
+    let xml = fixture("clarity_enr/openelections-data-ga_raw_xml/20180522__ga__primary.xml");
+    let RawRecords { raw, same_headers } = throughput(&bench, &xml, runs).await;
+    latency_by_size(&bench.publisher, &xml, runs).await;
     // 3. Transactions against idempotent sends.
     let records: Vec<Record> = raw
         .iter()
@@ -276,7 +318,14 @@ async fn main() {
             value: v.clone(),
         })
         .collect();
-    transactions(&config, &raw_topic, &records, &same_headers, runs).await;
+    transactions(
+        &bench.config,
+        &bench.raw_topic,
+        &records,
+        &same_headers,
+        runs,
+    )
+    .await;
 }
 
 /// One record of the throughput table.
