@@ -19,8 +19,9 @@ struct Response<'a> {
     #[serde(default, borrow)]
     nextrequest: Option<Cow<'a, str>>,
     /// AP sends it on a `minDateTime` request: true says the rest of the
-    /// changes follow at once from `nextrequest`.
-    #[serde(default)]
+    /// changes follow at once from `nextrequest`. Anything but `true` is
+    /// a whole answer.
+    #[serde(default, deserialize_with = "lenient_flag")]
     is_truncated: bool,
     races: Option<Vec<Race<'a>>>,
 }
@@ -46,9 +47,9 @@ struct Race<'a> {
     party: Option<Cow<'a, str>>,
     #[serde(default)]
     num_winners: Option<i32>,
-    /// AP's estimated expected vote percentage for the race (0–100):
-    /// the state-level unit's, when that unit has none of its own.
-    #[serde(default)]
+    /// AP's estimated expected vote percentage for the race: the
+    /// state-level unit's, when that unit has none of its own.
+    #[serde(default, deserialize_with = "lenient_percent")]
     eevp: Option<f64>,
     #[serde(default, borrow)]
     reporting_units: Vec<Unit<'a>>,
@@ -75,8 +76,8 @@ struct Unit<'a> {
     precincts_reporting: Option<i32>,
     #[serde(default)]
     precincts_total: Option<i32>,
-    /// AP's estimated expected vote percentage in this unit (0–100).
-    #[serde(default)]
+    /// AP's estimated expected vote percentage in this unit.
+    #[serde(default, deserialize_with = "lenient_percent")]
     eevp: Option<f64>,
     #[serde(default, borrow)]
     candidates: Vec<Candidate<'a>>,
@@ -154,17 +155,10 @@ pub(super) fn parse(
             let at =
                 |field: &str| Location::Path(format!("/races/{ri}/reportingUnits/{ui}{field}"));
             let unit = unit_ref(&mut b, u, config, &at, r)?;
+            // Past 100 is possible (turnout beat AP's estimate); the
+            // registry's row check refuses the absurd.
             let race_level = race.eevp.filter(|_| unit.unit_type == UnitType::State);
-            let eevp = match u.eevp.or(race_level) {
-                Some(p) if !(0.0..=100.0).contains(&p) => {
-                    let field = if u.eevp.is_some() { "/eevp" } else { "" };
-                    return Err(r.schema(
-                        at(field),
-                        format!("eevp {p} is not a percentage from 0 to 100"),
-                    ));
-                }
-                p => p,
-            };
+            let eevp = u.eevp.or(race_level);
             let unit = match units.get(&*unit.source_id) {
                 Some(id) => *id,
                 None => {
@@ -200,6 +194,22 @@ pub(super) fn parse(
             source_version: ts.map(str::to_string),
         },
     })
+}
+
+/// An informational percentage: a number, or a number written as text;
+/// anything else (null, an object of AP's per-vote-type figures) is no
+/// value rather than a reason to refuse the whole answer.
+fn lenient_percent<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Number(n) => n.as_f64(),
+        serde_json::Value::String(s) => s.trim().parse().ok().filter(|p: &f64| p.is_finite()),
+        _ => None,
+    })
+}
+
+/// A flag that is true only when it is `true`.
+fn lenient_flag<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    Ok(serde_json::Value::deserialize(d)? == serde_json::Value::Bool(true))
 }
 
 /// The reporting unit `u` names: the state, or a county, township,
