@@ -89,7 +89,8 @@ pub enum StepOutcome {
     /// The source asked for a wait (Retry-After, AP quota): wait at least
     /// that, and never less than the cadence.
     Wait(Duration),
-    /// More work is ready now (queued SFTP files): step again at once.
+    /// More work is ready now (queued SFTP files, the rest of a truncated AP
+    /// answer): step again at once.
     Again,
     /// The step failed and a retry may help: back off with full jitter.
     Failed,

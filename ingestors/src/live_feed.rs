@@ -54,7 +54,8 @@ pub enum FeedStepError {
         source: PublishError,
     },
     /// The state store failed or the lease was lost; retryable as its [`StateError`] says
-    /// (a lost lease is not: the feed must stop).
+    /// (the feed task backs off either way, and a lost lease is settled by the next lease
+    /// round).
     #[error("feed {feed_id}: state store: {source}")]
     State {
         /// The feed whose step failed.
@@ -167,28 +168,37 @@ pub struct LiveFeed {
 }
 
 /// Truncated answers followed at once in a row (AP's `isTruncated`),
-/// capped at [`MAX_TRUNCATED_FOLLOWS`].
+/// capped at [`MAX_TRUNCATED_FOLLOWS`]; once capped, none is followed
+/// until a whole answer comes.
 #[derive(Debug, Default)]
 struct TruncatedFollows {
     in_a_row: u32,
+    capped: bool,
 }
 
 impl TruncatedFollows {
-    /// Whether to poll again at once after an answer that was (or was not)
-    /// truncated: yes for a truncated one, until [`MAX_TRUNCATED_FOLLOWS`]
-    /// in a row, then once no (the count starts again).
+    /// Whether to poll again at once after an accepted answer that was (or
+    /// was not) truncated: yes for a truncated one, up to
+    /// [`MAX_TRUNCATED_FOLLOWS`] in a row; after that, no until an answer
+    /// is whole, so a source that always says "more" is polled at the
+    /// feed's cadence.
     fn follow(&mut self, feed_id: &str, truncated: bool) -> bool {
-        if truncated && self.in_a_row < MAX_TRUNCATED_FOLLOWS {
+        if !truncated {
+            *self = TruncatedFollows::default();
+            return false;
+        }
+        if self.capped {
+            return false;
+        }
+        if self.in_a_row < MAX_TRUNCATED_FOLLOWS {
             self.in_a_row += 1;
             return true;
         }
-        let capped = truncated.then_some(self.in_a_row);
-        self.in_a_row = 0;
-        if let Some(n) = capped {
-            tracing::warn!(
-                "feed {feed_id}: {n} truncated answers in a row; the rest waits for the feed's cadence"
-            );
-        }
+        self.capped = true;
+        tracing::warn!(
+            "feed {feed_id}: {} truncated answers in a row; the rest waits for the feed's cadence until an answer is whole",
+            self.in_a_row
+        );
         false
     }
 }
@@ -693,19 +703,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn truncated_answers_are_followed_at_once_up_to_the_cap_then_wait_once() {
+    fn truncated_answers_are_followed_at_once_up_to_the_cap_then_wait_until_one_is_whole() {
         let mut follows = TruncatedFollows::default();
         assert!(!follows.follow("f", false), "a whole answer waits");
         for n in 1..=MAX_TRUNCATED_FOLLOWS {
             assert!(follows.follow("f", true), "truncated answer {n}");
         }
-        assert!(
-            !follows.follow("f", true),
-            "answer {} in a row waits for the cadence",
-            MAX_TRUNCATED_FOLLOWS + 1
-        );
-        assert!(follows.follow("f", true), "then the count starts again");
-        assert!(!follows.follow("f", false));
-        assert!(follows.follow("f", true), "a whole answer resets the count");
+        for n in 0..3 {
+            assert!(
+                !follows.follow("f", true),
+                "past the cap, truncated answers wait for the cadence ({n})"
+            );
+        }
+        assert!(!follows.follow("f", false), "a whole answer");
+        for n in 1..=MAX_TRUNCATED_FOLLOWS {
+            assert!(
+                follows.follow("f", true),
+                "after it, the full count again: {n}"
+            );
+        }
+        assert!(!follows.follow("f", true));
     }
 }
