@@ -223,7 +223,18 @@ impl SftpPoller {
     /// configured. A failed move is reported, not retried: the file is
     /// already in the processed set.
     async fn finish_file(&mut self, feed_id: &str, file: FileIdentity) {
-        let (Some(mut w), Some(s)) = (self.watcher.take(), self.session.take()) else {
+        let Some(mut w) = self.watcher.take() else {
+            return;
+        };
+        let Some(s) = self.session.take() else {
+            // No session (a dead thread took it): recorded, not moved; the
+            // next listing reconnects.
+            tracing::warn!(
+                "feed {feed_id}: {} processed; not moved to the archive directory (no SFTP session)",
+                file.path
+            );
+            w.remember(file);
+            self.watcher = Some(w);
             return;
         };
         // The stored cursor already holds the file: a watcher rebuilt after
