@@ -71,10 +71,16 @@ pub fn read_series(dir: &Path) -> Result<Vec<RecordedPayload>, RecordedError> {
     let (time, payload, path) = (need("commit_time_utc")?, need("payload")?, need("path")?);
     let version = column("current_ver_txt_at_commit");
     let mut out = Vec::new();
-    for (n, row) in reader.records().enumerate() {
-        let line = n as u64 + 2;
-        let row = row.map_err(|e| bad(line, e.to_string()))?;
+    for row in reader.records() {
+        let row = row.map_err(|e| {
+            let line = e.position().map_or(0, csv::Position::line);
+            bad(line, e.to_string())
+        })?;
+        let line = row.position().map_or(0, csv::Position::line);
         let field = |i: usize| row.get(i).unwrap_or_default();
+        if field(path).is_empty() {
+            return Err(bad(line, "an empty `path`".into()));
+        }
         let recorded = field(time).to_string();
         let recorded_ms = parse_utc(&recorded).ok_or_else(|| {
             bad(
@@ -148,5 +154,13 @@ mod tests {
             e.ends_with("line 3: \"yesterday\" is not a UTC time like 2021-01-05T22:47:41Z"),
             "{e}"
         );
+
+        std::fs::write(
+            dir.path().join("index.csv"),
+            "commit_time_utc,payload,path\n2021-01-05T22:47:41Z,json,\n",
+        )
+        .unwrap();
+        let e = read_series(dir.path()).unwrap_err().to_string();
+        assert!(e.ends_with("line 2: an empty `path`"), "{e}");
     }
 }

@@ -62,6 +62,11 @@ pub(super) struct Night {
 
 pub(super) fn night(fixtures: &Path) -> anyhow::Result<Night> {
     let clarity = load_series(&fixtures.join(CLARITY_SERIES))?;
+    anyhow::ensure!(
+        clarity.iter().all(|(_, s)| s.version.is_some()),
+        "{}/index.csv: a Clarity series needs its current_ver_txt_at_commit column",
+        fixtures.join(CLARITY_SERIES).display()
+    );
     let ap = load_series(&fixtures.join(AP_SERIES))?;
     let mut times: Vec<i64> = clarity.iter().chain(&ap).map(|(t, _)| *t).collect();
     times.sort_unstable();
