@@ -10,6 +10,7 @@
 //! | `votewire.aggregator.batch.duration` (s) | histogram | |
 //! | `votewire.aggregator.lag` | gauge | `messaging.destination.partition.id`: records behind the high watermark |
 //! | `votewire.aggregator.rebuilds` | counter | partitions rebuilt after an assignment |
+//! | `votewire.aggregator.consumer_restarts` | counter | new consumers started after `rejoin_after` without an assignment |
 
 use std::collections::HashMap;
 use std::sync::{LazyLock, Mutex};
@@ -29,6 +30,7 @@ struct FleetMetrics {
     results: Counter<u64>,
     overflows: Counter<u64>,
     rebuilds: Counter<u64>,
+    consumer_restarts: Counter<u64>,
     fetch_to_result: Histogram<f64>,
     cell_to_result: Histogram<f64>,
     batch_duration: Histogram<f64>,
@@ -91,6 +93,12 @@ static METRICS: LazyLock<FleetMetrics> = LazyLock::new(|| {
             .u64_counter("votewire.aggregator.rebuilds")
             .with_description("Partitions rebuilt from the beginning after an assignment")
             .build(),
+        consumer_restarts: meter
+            .u64_counter("votewire.aggregator.consumer_restarts")
+            .with_description(
+                "New consumers started because the member had no assignment for rejoin_after",
+            )
+            .build(),
         fetch_to_result: latency(
             "votewire.aggregator.fetch_to_result",
             "From a result's newest source fetch to its acknowledgement",
@@ -122,6 +130,9 @@ pub fn record_batch(r: &BatchReport) {
         m.overflows.add(r.contests_overflowed as u64, &[]);
     }
     m.rebuilds.add(r.caught_up.len() as u64, &[]);
+    if r.consumer_restarted {
+        m.consumer_restarts.add(1, &[]);
+    }
     for ms in &r.fetch_to_result_ms {
         m.fetch_to_result.record(*ms as f64 / 1000.0, &[]);
     }

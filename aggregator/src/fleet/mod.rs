@@ -21,6 +21,23 @@
 //! no quiet period is waited for. A partition whose watermark cannot be
 //! read stays in rebuild, and the read is tried again each batch: a
 //! partition assumed empty would publish partial results.
+//!
+//! # A member left outside its group
+//!
+//! A member with no assignment for longer than
+//! [`FleetConfig::rejoin_after`] (since it started, or since its last
+//! assignment was revoked whole or lost) drops its consumer and starts a
+//! new one, which joins the group afresh and rebuilds what it is given.
+//! librdkafka's consumer can stay outside its group for good after the
+//! group coordinator went away and came back: in CI of ac3ab0a, after the
+//! whole three-node cluster was stopped for 10 s, the member's session
+//! timed out (`SESSTMOUT ... revoking assignment and rejoining group`) and
+//! it was given nothing for the remaining 3.5 minutes while the cluster
+//! was back and the ingestor kept publishing (the class of
+//! confluentinc/librdkafka#2944 and #3082, both worked around there by a
+//! restart). Nothing is lost by the restart: offsets were committed only
+//! for results that landed, and an assignment is rebuilt from the
+//! beginning of the compacted votes topic anyway.
 
 mod dead_letters;
 pub mod metrics;
@@ -96,12 +113,18 @@ pub struct FleetConfig {
     pub stats_every: Duration,
     /// Results produced and not yet acknowledged, at most.
     pub max_in_flight: usize,
+    /// How long the member may be without an assignment before it drops
+    /// its consumer and starts a new one (see the module docs); never less
+    /// than twice the consumer's `session.timeout.ms` and 3 s more
+    /// ([`rejoin_bound`]).
+    pub rejoin_after: Duration,
 }
 
 impl FleetConfig {
     /// A member of `group_id` named `instance`, with the measured
     /// defaults: 10 ms coalescing, 50,000 cells per batch, stats every
-    /// 5 s, 10,000 results in flight.
+    /// 5 s, 10,000 results in flight, a new consumer after 30 s outside
+    /// the group.
     pub fn new(group_id: &str, instance: &str) -> Self {
         Self {
             group_id: group_id.to_string(),
@@ -110,6 +133,7 @@ impl FleetConfig {
             max_batch: 50_000,
             stats_every: Duration::from_secs(5),
             max_in_flight: 10_000,
+            rejoin_after: Duration::from_secs(30),
         }
     }
 }
@@ -144,7 +168,11 @@ pub async fn run_member(
     mut stop: watch::Receiver<bool>,
     mut on_batch: impl FnMut(&BatchReport),
 ) -> Result<FleetTotals, AggregateError> {
-    let clients = connect(kafka, topics, cfg)?;
+    let mut clients = MemberClients {
+        consumer: connect_consumer(kafka, topics, cfg)?,
+        producer: connect_producer(kafka, cfg)?,
+    };
+    let mut outside = OutsideGroup::new(rejoin_bound(kafka, cfg), Instant::now());
     let ctx = MemberContext {
         topics,
         cfg,
@@ -188,6 +216,13 @@ pub async fn run_member(
                 rebuilding: report.partitions.iter().filter(|s| s.rebuilding).count(),
             });
         }
+        let joined = clients.consumer.context().joined.load(Ordering::Acquire);
+        if outside.too_long(joined, Instant::now()) {
+            restart_consumer(&mut clients, kafka, topics, cfg).await?;
+            parts.clear();
+            report.consumer_restarted = true;
+            totals.consumer_restarts += 1;
+        }
         report.elapsed = batch.started.elapsed();
         totals.batches += 1;
         totals.cells += report.cells as u64;
@@ -197,6 +232,7 @@ pub async fn run_member(
             || report.results_produced > 0
             || !report.caught_up.is_empty()
             || report.assignment.is_some()
+            || report.consumer_restarted
         {
             metrics::record_batch(&report);
             on_batch(&report);
@@ -205,21 +241,111 @@ pub async fn run_member(
     Ok(totals)
 }
 
-/// Creates the member's consumer and producer and subscribes to the votes
-/// topic.
-fn connect(
+/// How long a member has been without an assignment, and whether that is
+/// past the bound after which it starts a new consumer.
+#[derive(Debug)]
+struct OutsideGroup {
+    bound: Duration,
+    /// Since when the member has had no assignment (`None` while it has
+    /// one).
+    since: Option<Instant>,
+}
+
+impl OutsideGroup {
+    /// A member that starts outside its group at `now`.
+    fn new(bound: Duration, now: Instant) -> Self {
+        Self {
+            bound,
+            since: Some(now),
+        }
+    }
+
+    /// Records whether the member is `joined` at `now`; true when it has
+    /// been outside for the bound, and the count starts again from `now`
+    /// (the new consumer gets its own bound to join).
+    fn too_long(&mut self, joined: bool, now: Instant) -> bool {
+        if joined {
+            self.since = None;
+            return false;
+        }
+        let since = *self.since.get_or_insert(now);
+        if now.duration_since(since) < self.bound {
+            return false;
+        }
+        self.since = Some(now);
+        true
+    }
+}
+
+/// How long a member may be without an assignment before it starts a new
+/// consumer: [`FleetConfig::rejoin_after`], but at least twice the session
+/// timeout and 3 s more. A join waits a broker's initial rebalance delay
+/// (3 s) in an empty group, and up to a session timeout for a member that
+/// died without leaving, which a restarted consumer (dropped mid-join) may
+/// itself be: a shorter bound would restart each new consumer before the
+/// group let it in. Measured on the mock cluster with a 3 s session
+/// timeout: at a 5 s bound the member never got in (26 restarts in 2
+/// minutes); at 10 s it was in 4 s after the group opened.
+fn rejoin_bound(kafka: &KafkaConfig, cfg: &FleetConfig) -> Duration {
+    let session_ms: u64 = consumer_config(kafka, "aggregate", &cfg.group_id)
+        .get("session.timeout.ms")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(45_000);
+    cfg.rejoin_after
+        .max(Duration::from_millis(2 * session_ms) + Duration::from_secs(3))
+}
+
+/// How long dropping a consumer may take before the member goes on
+/// without waiting for it: closing it leaves the group, which waits on a
+/// coordinator that may not answer.
+const CONSUMER_CLOSE_WAIT: Duration = Duration::from_secs(10);
+
+/// Replaces the member's consumer with a new one, subscribed afresh. The
+/// old one is closed on a blocking thread, waited for at most
+/// [`CONSUMER_CLOSE_WAIT`].
+async fn restart_consumer(
+    clients: &mut MemberClients,
     kafka: &KafkaConfig,
     topics: &TopicsConfig,
     cfg: &FleetConfig,
-) -> Result<MemberClients, AggregateError> {
-    let kafka_err = |what: &'static str| {
-        let instance = cfg.instance.clone();
-        move |source| AggregateError::Kafka {
-            instance,
-            what,
-            source,
-        }
-    };
+) -> Result<(), AggregateError> {
+    tracing::warn!(
+        "aggregator {}: no assignment from group {} for {:?}; starting a new consumer",
+        cfg.instance,
+        cfg.group_id,
+        rejoin_bound(kafka, cfg)
+    );
+    let fresh = connect_consumer(kafka, topics, cfg)?;
+    let old = std::mem::replace(&mut clients.consumer, fresh);
+    let closing = tokio::task::spawn_blocking(move || drop(old));
+    if tokio::time::timeout(CONSUMER_CLOSE_WAIT, closing)
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "aggregator {}: the old consumer did not close within {CONSUMER_CLOSE_WAIT:?}; going on without it",
+            cfg.instance
+        );
+    }
+    Ok(())
+}
+
+/// The error of `what` failing for the member `cfg`.
+fn kafka_err(cfg: &FleetConfig, what: &'static str) -> impl FnOnce(KafkaError) -> AggregateError {
+    let instance = cfg.instance.clone();
+    move |source| AggregateError::Kafka {
+        instance,
+        what,
+        source,
+    }
+}
+
+/// Creates the member's consumer and subscribes it to the votes topic.
+fn connect_consumer(
+    kafka: &KafkaConfig,
+    topics: &TopicsConfig,
+    cfg: &FleetConfig,
+) -> Result<StreamConsumer<RebuildContext>, AggregateError> {
     let context = RebuildContext {
         topic: topics.votes.clone(),
         events: Mutex::new(Vec::new()),
@@ -245,18 +371,24 @@ fn connect(
     );
     let consumer: StreamConsumer<RebuildContext> = consumer_cfg
         .create_with_context(context)
-        .map_err(kafka_err("creating the consumer"))?;
+        .map_err(kafka_err(cfg, "creating the consumer"))?;
     consumer
         .subscribe(&[topics.votes.as_str()])
-        .map_err(kafka_err("subscribing to the votes topic"))?;
+        .map_err(kafka_err(cfg, "subscribing to the votes topic"))?;
+    Ok(consumer)
+}
+
+/// Creates the member's producer (results and dead letters).
+fn connect_producer(
+    kafka: &KafkaConfig,
+    cfg: &FleetConfig,
+) -> Result<FutureProducer<KafkaClientContext>, AggregateError> {
     // A batch's results are all produced before any is awaited, so they
     // batch by themselves; lingering would only add latency.
-    let producer: FutureProducer<KafkaClientContext> =
-        producer_config(kafka, &format!("aggregate-{}", cfg.instance))
-            .set("linger.ms", "1")
-            .create_with_context(KafkaClientContext::default())
-            .map_err(kafka_err("creating the producer"))?;
-    Ok(MemberClients { consumer, producer })
+    producer_config(kafka, &format!("aggregate-{}", cfg.instance))
+        .set("linger.ms", "1")
+        .create_with_context(KafkaClientContext::default())
+        .map_err(kafka_err(cfg, "creating the producer"))
 }
 
 /// Counts what landed and remembers it as published (the next roll-up
@@ -357,4 +489,30 @@ pub(super) fn header_bytes<'a>(
         .map(|i| h.get(i))
         .find(|h| h.key == name)
         .and_then(|h| h.value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_member_outside_its_group_past_the_bound_restarts_once_per_bound() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut outside = OutsideGroup::new(s(30), t0);
+        // Starting outside: the first join may take up to the bound.
+        assert!(!outside.too_long(false, t0 + s(29)));
+        assert!(outside.too_long(false, t0 + s(30)));
+        // The new consumer gets a whole bound of its own.
+        assert!(!outside.too_long(false, t0 + s(59)));
+        assert!(outside.too_long(false, t0 + s(60)));
+        // Joined: never, however long.
+        assert!(!outside.too_long(true, t0 + s(61)));
+        assert!(!outside.too_long(true, t0 + s(500)));
+        // Outside again (revoked or lost): the bound counts from the first
+        // batch that saw it.
+        assert!(!outside.too_long(false, t0 + s(501)));
+        assert!(!outside.too_long(false, t0 + s(530)));
+        assert!(outside.too_long(false, t0 + s(531)));
+    }
 }

@@ -34,6 +34,10 @@ pub struct BatchReport {
     /// Every `stats_every` (also when no partition is assigned): where
     /// this member stands in its group.
     pub assignment: Option<AssignmentStat>,
+    /// The member had been without an assignment for
+    /// `FleetConfig::rejoin_after` and started a new consumer after this
+    /// batch.
+    pub consumer_restarted: bool,
 }
 
 /// Where a member stands in its group: what readiness probes report.
@@ -75,4 +79,7 @@ pub struct FleetTotals {
     pub results_produced: u64,
     /// Partition rebuilds finished (one per assignment of a partition).
     pub rebuilds: u64,
+    /// New consumers started because the member was left outside its
+    /// group.
+    pub consumer_restarts: u64,
 }

@@ -14,6 +14,7 @@ mod compose;
 mod dynamodb;
 mod feed_state;
 mod feed_status;
+mod group_restart;
 mod harness;
 mod http_source;
 mod leases;
