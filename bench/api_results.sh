@@ -24,6 +24,7 @@ set +a
 cargo build --release -q -p votewire
 RUN="bench-api-$(date +%s)"
 export VOTEWIRE_TOPIC_RESULTS="$RUN.results"
+export VOTEWIRE_TOPIC_RESULTS_TEST="$RUN.results-test"
 "$VOTEWIRE_PYTHON" - "$VOTEWIRE_KAFKA_BOOTSTRAP_SERVERS" "$VOTEWIRE_TOPIC_RESULTS" <<'PY'
 import io, json, struct, sys
 import fastavro

@@ -7,6 +7,7 @@
 //! twice changes nothing, which is what makes at-least-once delivery safe.
 
 use rustc_hash::FxHashMap;
+use votewire_schemas::FeedMode;
 use votewire_schemas::types::VoteCell;
 
 /// What applying one cell did.
@@ -20,7 +21,8 @@ pub enum Applied {
 }
 
 /// A contest's identity on the results topic: the election and
-/// `source_feed_id/contest source id`.
+/// `source_feed_id/contest source id`, and whether it is publisher test
+/// data.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ContestKey {
     /// The election the contest is in.
@@ -28,6 +30,15 @@ pub struct ContestKey {
     /// `source_feed_id/contest source id`, or the shared id of a linked
     /// contest.
     pub contest_id: String,
+    /// Cells marked `test` (a publisher's test data): a contest of their
+    /// own, never merged with the live or replayed cells of the same id,
+    /// and published to the test results topic.
+    pub test: bool,
+}
+
+/// Whether `cell` is publisher test data.
+fn is_test(cell: &VoteCell) -> bool {
+    cell.header.mode == FeedMode::Test
 }
 
 /// The shared contest id a cell's source linked its contest to
@@ -36,8 +47,9 @@ fn linked_contest(cell: &VoteCell) -> Option<&str> {
     cell.links.as_ref().and_then(|l| l.contest_id.as_deref())
 }
 
-/// A contest's 128-bit fingerprint (xxh3 of the election and either the
-/// shared contest id or the feed and source contest ids): the
+/// A contest's 128-bit fingerprint (xxh3 of the election, either the
+/// shared contest id or the feed and source contest ids, and a test
+/// cell's mark): the
 /// aggregator's map key, computed per cell without allocating.
 pub fn contest_fingerprint(cell: &VoteCell) -> u128 {
     let mut h = xxhash_rust::xxh3::Xxh3::new();
@@ -53,6 +65,9 @@ pub fn contest_fingerprint(cell: &VoteCell) -> u128 {
         h.update(part.as_bytes());
         h.update(&[0x1f]);
     }
+    if is_test(cell) {
+        h.update(b"\x02test");
+    }
     h.digest128()
 }
 
@@ -66,6 +81,7 @@ impl ContestKey {
                 Some(shared) => shared.to_string(),
                 None => format!("{}/{}", cell.header.source_feed_id, cell.contest.source_id),
             },
+            test: is_test(cell),
         }
     }
 }

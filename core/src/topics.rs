@@ -64,7 +64,8 @@ impl TopicSpec {
     }
 }
 
-/// The declared topic set: compacted votes, results and feed status;
+/// The declared topic set: compacted votes, results (live and test) and
+/// feed status;
 /// time-retained snapshots and dead letters.
 pub fn declared_topics(topics: &TopicsConfig) -> Vec<TopicSpec> {
     let spec = |name: &str, partitions, cleanup_policy| TopicSpec {
@@ -75,6 +76,7 @@ pub fn declared_topics(topics: &TopicsConfig) -> Vec<TopicSpec> {
         spec(&topics.votes, topics.contest_partitions, "compact"),
         spec(&topics.snapshots, topics.other_partitions, "delete"),
         spec(&topics.results, topics.contest_partitions, "compact"),
+        spec(&topics.results_test, topics.contest_partitions, "compact"),
         spec(&topics.feed_status, topics.other_partitions, "compact"),
         spec(&topics.dlq, topics.other_partitions, "delete"),
     ]
@@ -499,6 +501,7 @@ mod tests {
         let policy = |n: &str| specs.iter().find(|s| s.name == n).unwrap().cleanup_policy;
         assert_eq!(policy("votewire.votes.v1"), "compact");
         assert_eq!(policy("votewire.results.v1"), "compact");
+        assert_eq!(policy("votewire.results-test.v1"), "compact");
         assert_eq!(policy("votewire.feed-status.v1"), "compact");
         assert_eq!(policy("votewire.snapshots.v1"), "delete");
         assert_eq!(policy("votewire.dlq.v1"), "delete");

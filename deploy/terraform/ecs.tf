@@ -34,6 +34,7 @@ locals {
       { name = "VOTEWIRE_TOPIC_VOTES", value = var.topics["votes"] },
       { name = "VOTEWIRE_TOPIC_SNAPSHOTS", value = var.topics["snapshots"] },
       { name = "VOTEWIRE_TOPIC_RESULTS", value = var.topics["results"] },
+      { name = "VOTEWIRE_TOPIC_RESULTS_TEST", value = var.topics["results_test"] },
       { name = "VOTEWIRE_TOPIC_FEED_STATUS", value = var.topics["feed_status"] },
       { name = "VOTEWIRE_TOPIC_DLQ", value = var.topics["dlq"] },
       # The topics' shapes: `topics ensure` creates them so, and every service

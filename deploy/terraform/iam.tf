@@ -167,7 +167,7 @@ data "aws_iam_policy_document" "aggregator" {
   dynamic "statement" {
     for_each = local.msk_iam ? {
       KafkaReadVotes    = { actions = ["kafka-cluster:DescribeTopic", "kafka-cluster:ReadData"], resources = [local.msk_topic_arns["votes"]] }
-      KafkaWriteResults = { actions = ["kafka-cluster:DescribeTopic", "kafka-cluster:WriteData"], resources = [local.msk_topic_arns["results"], local.msk_topic_arns["dlq"]] }
+      KafkaWriteResults = { actions = ["kafka-cluster:DescribeTopic", "kafka-cluster:WriteData"], resources = [local.msk_topic_arns["results"], local.msk_topic_arns["results_test"], local.msk_topic_arns["dlq"]] }
       KafkaGroup        = { actions = ["kafka-cluster:DescribeGroup", "kafka-cluster:AlterGroup"], resources = [local.msk_aggregator_group_arn] }
     } : {}
     content {

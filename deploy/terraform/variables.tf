@@ -98,11 +98,12 @@ variable "topics" {
   description = "Topic names, as the services' VOTEWIRE_TOPIC_* variables."
   type        = map(string)
   default = {
-    votes       = "votewire.votes.v1"
-    snapshots   = "votewire.snapshots.v1"
-    results     = "votewire.results.v1"
-    feed_status = "votewire.feed-status.v1"
-    dlq         = "votewire.dlq.v1"
+    votes        = "votewire.votes.v1"
+    snapshots    = "votewire.snapshots.v1"
+    results      = "votewire.results.v1"
+    results_test = "votewire.results-test.v1"
+    feed_status  = "votewire.feed-status.v1"
+    dlq          = "votewire.dlq.v1"
   }
 }
 

@@ -8,6 +8,7 @@
 //! | `VoteCell` | `votewire.votes.v1` | one cumulative count cell, an upsert |
 //! | `SnapshotManifest` | `votewire.snapshots.v1` | one per accepted or rejected payload |
 //! | `ContestResult` | `votewire.results.v1` | the aggregator's published result |
+//! | `ContestResult` | `votewire.results-test.v1` | the same, of publisher test data only |
 //! | `FeedStatus` | `votewire.feed-status.v1` | a feed health transition |
 //! | `DeadLetter` | `votewire.dlq.v1` | a rejected payload |
 //!

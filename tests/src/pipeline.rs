@@ -103,6 +103,7 @@ impl TestPipeline {
             dlq: format!("{base}.dlq"),
             feed_status: format!("{base}.status"),
             results: format!("{base}.results"),
+            results_test: format!("{base}.results-test"),
             ..TopicsConfig::default()
         };
         let rf = stack.replication_factor();
@@ -118,6 +119,7 @@ impl TestPipeline {
             &[
                 compacted(&topics.votes),
                 compacted(&topics.results),
+                compacted(&topics.results_test),
                 spec(&topics.snapshots, 1, "delete"),
                 spec(&topics.dlq, 1, "delete"),
                 spec(&topics.feed_status, 1, "compact"),

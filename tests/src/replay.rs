@@ -39,6 +39,27 @@ pub enum ReplayClock {
     Recorded,
 }
 
+/// How a replayed snapshot is stamped: its `fetched_at` and its cells'
+/// mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplayAs {
+    /// What `fetched_at` is.
+    pub clock: ReplayClock,
+    /// The cells' mode (`replay` for a night played back, `test` for a
+    /// publisher's test data).
+    pub mode: FeedMode,
+}
+
+impl ReplayAs {
+    /// A night played back (`mode = replay`) stamped with `clock`.
+    pub fn replay(clock: ReplayClock) -> Self {
+        Self {
+            clock,
+            mode: FeedMode::Replay,
+        }
+    }
+}
+
 /// Publishes the snapshots `range` of the series as feed `feed_id` (each
 /// accepted one gets the next `source_seq` after `first_seq - 1`; only
 /// changed cells are produced, against `published`), sleeping `pause`
@@ -50,7 +71,7 @@ pub async fn publish_ga_runoff_range(
     range: std::ops::Range<usize>,
     first_seq: i64,
     pause: Duration,
-    clock: ReplayClock,
+    how: ReplayAs,
 ) -> Vec<AcceptedSnapshot> {
     let companion =
         std::fs::read(workspace_root().join("deploy/demo/clarity-GA-107556-companion.json"))
@@ -74,10 +95,10 @@ pub async fn publish_ga_runoff_range(
         let ctx = PayloadContext {
             election_id: GA_RUNOFF_ELECTION.into(),
             feed_id: feed_id.to_string(),
-            mode: FeedMode::Replay,
+            mode: how.mode,
             source_seq: seq,
             source_version: Some(version.into()),
-            fetched_at: match clock {
+            fetched_at: match how.clock {
                 ReplayClock::Wall => wall_ms(),
                 ReplayClock::Recorded => recorded_ms,
             },
@@ -123,7 +144,7 @@ pub async fn publish_ga_runoff(
         0..limit,
         1,
         pause,
-        ReplayClock::Wall,
+        ReplayAs::replay(ReplayClock::Wall),
     )
     .await
 }

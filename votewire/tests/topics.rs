@@ -14,13 +14,18 @@ use votewire_core::config::KafkaConfig;
 use votewire_core::topics::{TopicSpec, ensure_topics};
 use votewire_tests::{Stack, unique};
 
-/// Five fresh topic names (votes, snapshots, results, feed status, DLQ).
+/// Six fresh topic names (votes, snapshots, results, test results, feed
+/// status, DLQ).
 fn fresh_topics() -> Vec<(&'static str, String)> {
     let base = unique("topics");
     vec![
         ("VOTEWIRE_TOPIC_VOTES", format!("{base}.votes")),
         ("VOTEWIRE_TOPIC_SNAPSHOTS", format!("{base}.snapshots")),
         ("VOTEWIRE_TOPIC_RESULTS", format!("{base}.results")),
+        (
+            "VOTEWIRE_TOPIC_RESULTS_TEST",
+            format!("{base}.results-test"),
+        ),
         ("VOTEWIRE_TOPIC_FEED_STATUS", format!("{base}.status")),
         ("VOTEWIRE_TOPIC_DLQ", format!("{base}.dlq")),
     ]
@@ -88,7 +93,7 @@ async fn a_default_config_creates_topics_that_acks_all_writes_succeed_on() {
     let first = ensure(&topics, &[]);
     let out = text(&first);
     assert!(first.status.success(), "{out}");
-    assert_eq!(out.matches("created ").count(), 5, "{out}");
+    assert_eq!(out.matches("created ").count(), 6, "{out}");
     assert!(out.contains("replication=3"), "{out}");
     let votes = &topics[0].1;
     assert_eq!(shape(&kafka, votes), Some((12, 3)), "{out}");
@@ -114,7 +119,7 @@ async fn a_default_config_creates_topics_that_acks_all_writes_succeed_on() {
     let again = ensure(&topics, &[]);
     let out = text(&again);
     assert!(again.status.success(), "{out}");
-    assert_eq!(out.matches("exists ").count(), 5, "{out}");
+    assert_eq!(out.matches("exists ").count(), 6, "{out}");
 }
 
 #[test]

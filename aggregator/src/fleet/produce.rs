@@ -18,7 +18,7 @@ use votewire_schemas::{ContestResult, codec, schemas};
 
 use super::MemberContext;
 use super::dead_letters::overflowed_contest;
-use super::rebuild::PartitionState;
+use super::rebuild::{PartitionState, PublishedKey};
 use super::receive::{PartitionDeadLetter, Received};
 use crate::contest_cells::{ContestCells, ContestKey};
 use crate::rollup::{result_key, roll_up};
@@ -29,8 +29,8 @@ const MAX_CONTEST_IDS_ON_SPAN: usize = 32;
 /// A result produced in this batch.
 pub(super) struct SentResult {
     pub partition: i32,
-    /// Its key on the results topic.
-    pub key: String,
+    /// Its topic (test or not) and key.
+    pub key: PublishedKey,
     pub result: ContestResult,
     /// Its newest cell's fetch time (ms since the epoch).
     pub newest_fetch_ms: i64,
@@ -98,7 +98,10 @@ pub(super) fn changed_results(
                 }
             };
             for result in results {
-                let rk = result_key(&result);
+                let rk = PublishedKey {
+                    test: key.test,
+                    key: result_key(&result),
+                };
                 if state.published.get(&rk) == Some(&result) {
                     report.results_unchanged += 1;
                     continue;
@@ -115,8 +118,9 @@ pub(super) fn changed_results(
                     }),
                     Err(e) => {
                         tracing::error!(
-                            "aggregator {}: encoding result {rk}: {e}",
-                            ctx.cfg.instance
+                            "aggregator {}: encoding result {}: {e}",
+                            ctx.cfg.instance,
+                            rk.key
                         );
                     }
                 }
@@ -231,8 +235,13 @@ async fn send_result(
     sent: &SentResult,
     bytes: &[u8],
 ) -> Option<DeliveryFuture> {
-    let rk = &sent.key;
-    let mut record = FutureRecord::to(&ctx.topics.results).key(rk).payload(bytes);
+    let rk = &sent.key.key;
+    let topic = if sent.key.test {
+        &ctx.topics.results_test
+    } else {
+        &ctx.topics.results
+    };
+    let mut record = FutureRecord::to(topic).key(rk).payload(bytes);
     if let Some(t) = sent.result.trace_id.as_deref() {
         record = record.headers(OwnedHeaders::new().insert(Header {
             key: "trace_id",
@@ -272,7 +281,7 @@ async fn settle(
     match outcome {
         Ok(Ok(_)) => delivered.landed.push(sent),
         Ok(Err((e, _))) => {
-            tracing::warn!("aggregator {instance}: delivering {}: {e}", sent.key);
+            tracing::warn!("aggregator {instance}: delivering {}: {e}", sent.key.key);
             delivered.failed_partitions.insert(sent.partition);
         }
         Err(_) => {

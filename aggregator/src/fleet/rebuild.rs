@@ -129,6 +129,16 @@ impl RebuildContext {
     }
 }
 
+/// A result's place: its key, on the results topic or (for publisher test
+/// data) the test results topic.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(super) struct PublishedKey {
+    /// Published to the test results topic.
+    pub(super) test: bool,
+    /// The record key.
+    pub(super) key: String,
+}
+
 /// Where a rebuilding partition is in its catch-up.
 #[derive(Debug)]
 pub(super) struct Rebuild {
@@ -161,9 +171,10 @@ pub(super) struct PartitionState {
     pub(super) next_offset: Option<i64>,
     /// Cells consumed since the last stats report.
     pub(super) cells_since_stats: u64,
-    /// What each result key was last published as: a result equal to it
-    /// is not encoded or produced again.
-    pub(super) published: HashMap<String, ContestResult>,
+    /// What each result was last published as, by its topic (test or
+    /// not) and key: a result equal to it is not encoded or produced
+    /// again.
+    pub(super) published: HashMap<PublishedKey, ContestResult>,
     pub(super) dirty: HashSet<u128>,
 }
 

@@ -267,7 +267,13 @@ pub struct TopicsConfig {
     /// One `SnapshotManifest` per accepted or rejected payload.
     pub snapshots: String,
     /// `ContestResult` upserts published by the aggregator; compacted.
+    /// Live (and replayed) data only: what newsrooms read.
     pub results: String,
+    /// The `ContestResult`s of publisher test data (cells marked `test`,
+    /// as AP's and Clarity's test feeds are, or a feed with
+    /// `mode = "test"`); compacted. Test cells are never merged with live
+    /// ones, and their results never reach `results`.
+    pub results_test: String,
     /// `FeedStatus` health transitions; compacted by feed.
     pub feed_status: String,
     /// `DeadLetter` records for rejected payloads.
@@ -430,6 +436,7 @@ impl Default for TopicsConfig {
             votes: "votewire.votes.v1".into(),
             snapshots: "votewire.snapshots.v1".into(),
             results: "votewire.results.v1".into(),
+            results_test: "votewire.results-test.v1".into(),
             feed_status: "votewire.feed-status.v1".into(),
             dlq: "votewire.dlq.v1".into(),
             contest_partitions: 12,

@@ -195,6 +195,15 @@ pub const ENV_OVERRIDES: &[EnvOverride] = &[
         },
     },
     EnvOverride {
+        var: "VOTEWIRE_TOPIC_RESULTS_TEST",
+        field: "topics.results_test",
+        describes: "topics.results_test",
+        apply: |c, v| {
+            c.topics.results_test = v.to_string();
+            Ok(())
+        },
+    },
+    EnvOverride {
         var: "VOTEWIRE_TOPIC_FEED_STATUS",
         field: "topics.feed_status",
         describes: "topics.feed_status",

@@ -125,7 +125,8 @@ pub enum FeedModeConfig {
     #[default]
     Live,
     /// `test`: the publisher's test data (zeros, made-up counts); its cells are marked
-    /// `test`.
+    /// `test`, kept apart from live cells by the aggregator, and their results go to the
+    /// test results topic (`topics.results_test`), never to the live one.
     Test,
     /// `replay`: a recorded night played back; its cells are marked `replay`.
     Replay,

@@ -188,6 +188,7 @@ async fn compacted_votes_and_results_keep_the_latest_value_and_a_rebuild_publish
     // results topic of its own, ends on the same results.
     let rebuilt_topics = TopicsConfig {
         results: format!("{}.rebuilt", pipeline.topics.results),
+        results_test: format!("{}.rebuilt", pipeline.topics.results_test),
         ..pipeline.topics.clone()
     };
     ensure_topics(

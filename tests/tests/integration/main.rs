@@ -26,3 +26,4 @@ mod sftp;
 mod sftp_drop;
 mod smoke_pipeline;
 mod stack_script;
+mod test_mode;

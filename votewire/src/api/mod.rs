@@ -91,13 +91,15 @@ pub struct ApiArgs {
 pub struct ApiState {
     /// Rendered contest answers (version, JSON, ETag), reused until the
     /// contest changes: a CDN's revalidations cost a lookup, not a render.
-    rendered: Mutex<HashMap<(String, String), RenderedContest>>,
+    rendered: Mutex<HashMap<(String, String, results::ResultsMode), RenderedContest>>,
     config: VotewireConfig,
     prometheus: votewire_core::metrics::PrometheusText,
     tokens: ApiTokens,
     registry: FeedRegistry,
     state: Arc<dyn FeedStateStore>,
     results: Arc<ResultsView>,
+    /// Publisher test data's results (`?mode=test`), from their own topic.
+    results_test: Arc<ResultsView>,
     limiter: RateLimiter,
     /// Whose `X-Forwarded-For` names the client.
     proxies: TrustedProxies,
@@ -383,6 +385,13 @@ pub async fn run(config: &VotewireConfig, args: ApiArgs) -> anyhow::Result<ExitC
     let results = Arc::new(ResultsView::default());
     results_view::follow(&config.kafka, &config.topics.results, results.clone())
         .context("reading the results topic")?;
+    let results_test = Arc::new(ResultsView::default());
+    results_view::follow(
+        &config.kafka,
+        &config.topics.results_test,
+        results_test.clone(),
+    )
+    .context("reading the test results topic")?;
     let state = Arc::new(ApiState {
         rendered: Mutex::new(HashMap::new()),
         config: config.clone(),
@@ -391,6 +400,7 @@ pub async fn run(config: &VotewireConfig, args: ApiArgs) -> anyhow::Result<ExitC
         registry: FeedRegistry::new(args.feeds.clone()),
         state: state_store,
         results,
+        results_test,
         live_streams: Arc::new(tokio::sync::Semaphore::new(live::MAX_STREAMS)),
         live_rendered: Mutex::new(HashMap::new()),
         stopping: tokio::sync::watch::channel(false).0,

@@ -1,21 +1,60 @@
 //! The results resource: `/v1/results/{election}` and
 //! `/v1/results/{election}/{contest}`, read from the results topic's view,
 //! with strong ETags and the caching headers a CDN honours (shared with the
-//! live page).
+//! live page). Publisher test data's results are on a topic of their own
+//! and are served only to a reader who asks for them (`?mode=test`).
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
-use utoipa::ToSchema;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::Shared;
 use super::auth::Caller;
 use super::problem::{BearerProblems, Problem};
+use super::results_view::ResultsView;
+
+/// Which results a reader asks for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ResultsMode {
+    /// Live (and replayed) data: what newsrooms publish. The default.
+    #[default]
+    Live,
+    /// Publisher test data (cells marked `test`), from the test results
+    /// topic; never mixed into `live`.
+    Test,
+}
+
+/// `?mode=`: live results (the default) or publisher test data's.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ModeQuery {
+    /// `live` (default) or `test`.
+    pub mode: Option<ResultsMode>,
+}
+
+/// The mode a query asks for; a malformed query is a 400 problem.
+fn mode_of(
+    query: Result<Query<ModeQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<ResultsMode, Problem> {
+    let Query(q) =
+        query.map_err(|e| Problem::typed(StatusCode::BAD_REQUEST, "bad-query", e.body_text()))?;
+    Ok(q.mode.unwrap_or_default())
+}
+
+/// The view that serves `mode`.
+fn view_of(state: &Shared, mode: ResultsMode) -> &Arc<ResultsView> {
+    match mode {
+        ResultsMode::Live => &state.results,
+        ResultsMode::Test => &state.results_test,
+    }
+}
 
 /// Every unit's current result of one contest (the results topic's
 /// latest record per key).
@@ -37,10 +76,12 @@ pub struct ElectionContests {
 /// Every unit's current result of one contest.
 #[utoipa::path(get, path = "/v1/results/{election}/{contest}", tag = "results", security(("bearer" = [])),
     params(("election" = String, Path, description = "The election id"),
-           ("contest" = String, Path, description = "The contest id (shared id for merged contests, else `<feed>/<source contest id>`; percent-encode `/`)")),
+           ("contest" = String, Path, description = "The contest id (shared id for merged contests, else `<feed>/<source contest id>`; percent-encode `/`)"),
+           ModeQuery),
     responses(
         (status = 200, description = "The contest's results, with an ETag", body = ContestResults),
         (status = 304, description = "Unchanged since the ETag sent in If-None-Match"),
+        (status = 400, description = "A malformed query (an unknown mode)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No results for this contest (yet)", body = Problem, content_type = "application/problem+json"),
         BearerProblems,
     ))]
@@ -48,18 +89,18 @@ pub(super) async fn contest_results(
     _caller: Caller,
     State(state): State<Shared>,
     Path((election, contest)): Path<(String, String)>,
+    query: Result<Query<ModeQuery>, axum::extract::rejection::QueryRejection>,
     headers: axum::http::HeaderMap,
 ) -> Result<Response, Problem> {
+    let mode = mode_of(query)?;
+    let view = view_of(&state, mode);
     let not_found = || {
         Problem::not_found(format!(
             "no results for contest {contest:?} of {election:?}; GET /v1/results/{{election}} lists the contests"
         ))
     };
-    let version = state
-        .results
-        .version(&election, &contest)
-        .ok_or_else(not_found)?;
-    let key = (election.clone(), contest.clone());
+    let version = view.version(&election, &contest).ok_or_else(not_found)?;
+    let key = (election.clone(), contest.clone(), mode);
     let cached = state
         .rendered
         .lock()
@@ -70,10 +111,7 @@ pub(super) async fn contest_results(
     let (bytes, etag) = match cached {
         Some(hit) => hit,
         None => {
-            let results = state
-                .results
-                .contest(&election, &contest)
-                .ok_or_else(not_found)?;
+            let results = view.contest(&election, &contest).ok_or_else(not_found)?;
             let body = ContestResults {
                 election_id: election,
                 contest_id: contest,
@@ -142,32 +180,34 @@ pub(super) fn respond_cacheable(
 
 /// The contests of one election that have results.
 #[utoipa::path(get, path = "/v1/results/{election}", tag = "results", security(("bearer" = [])),
-    params(("election" = String, Path, description = "The election id")),
+    params(("election" = String, Path, description = "The election id"), ModeQuery),
     responses(
         (status = 200, description = "The election's contests, with an ETag", body = ElectionContests),
         (status = 304, description = "Unchanged since the ETag sent in If-None-Match"),
+        (status = 400, description = "A malformed query (an unknown mode)", body = Problem, content_type = "application/problem+json"),
         BearerProblems,
     ))]
 pub(super) async fn election_contests(
     _caller: Caller,
     State(state): State<Shared>,
     Path(election): Path<String>,
+    query: Result<Query<ModeQuery>, axum::extract::rejection::QueryRejection>,
     headers: axum::http::HeaderMap,
-) -> Response {
-    let contest_ids = state
-        .results
+) -> Result<Response, Problem> {
+    let mode = mode_of(query)?;
+    let contest_ids = view_of(&state, mode)
         .contest_ids()
         .into_iter()
         .filter(|(e, _)| *e == election)
         .map(|(_, c)| c)
         .collect();
-    cacheable(
+    Ok(cacheable(
         &headers,
         &ElectionContests {
             election_id: election,
             contest_ids,
         },
-    )
+    ))
 }
 
 /// The results routes.

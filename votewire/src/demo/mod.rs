@@ -219,6 +219,7 @@ impl NightPlan {
         config.topics.votes = format!("{run_id}.votes");
         config.topics.snapshots = format!("{run_id}.snapshots");
         config.topics.results = format!("{run_id}.results");
+        config.topics.results_test = format!("{run_id}.results-test");
         config.topics.feed_status = format!("{run_id}.status");
         config.topics.dlq = format!("{run_id}.dlq");
         config.state_store.table_prefix = format!("{}_", run_id.replace('-', "_"));

@@ -5,7 +5,7 @@ use votewire_tests::Stack;
 
 use crate::support::{
     ADMIN_TOKEN, READ_TOKEN, a_contest_result, assert_problem, one_http_feed, produce_results,
-    scrape_until, start_api, votewire,
+    produce_results_to, scrape_until, start_api, votewire,
 };
 
 /// The `errors` a problem detail lists (every validation problem).
@@ -36,6 +36,16 @@ async fn the_operator_api_edits_feeds_records_actions_and_serves_results() {
         a_contest_result("Bacon", [3_800, 900]),
     ];
     produce_results(&pipeline, &results).await;
+    // And a publisher's test data's result for one of the same units, on
+    // the test results topic (as the aggregator writes cells marked test).
+    let mut test_result = a_contest_result("Appling", [11, 7]);
+    test_result.mode = votewire_schemas::FeedMode::Test;
+    produce_results_to(
+        &pipeline,
+        &pipeline.topics.results_test,
+        std::slice::from_ref(&test_result),
+    )
+    .await;
     let registry = tempfile::tempdir().unwrap();
     let api = start_api(&stack, &pipeline, registry.path(), &[]).await;
     let (read, admin) = (Some(READ_TOKEN), Some(ADMIN_TOKEN));
@@ -500,6 +510,62 @@ async fn the_operator_api_edits_feeds_records_actions_and_serves_results() {
         .call(Method::GET, "/v1/results/2021-01-05-GA-runoff", read, None)
         .await;
     assert_eq!(r.2["contest_ids"], json!(["us-senate-ga/special"]));
+    // Test data only for a reader who asks for it, and then alone.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    let r = loop {
+        let r = api
+            .call(
+                Method::GET,
+                "/v1/results/2021-01-05-GA-runoff/us-senate-ga%2Fspecial?mode=test",
+                read,
+                None,
+            )
+            .await;
+        if r.0 == 200 || tokio::time::Instant::now() > deadline {
+            break r;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert_eq!(r.0, 200, "{}", r.2);
+    assert_eq!(
+        r.2["results"],
+        json!([serde_json::to_value(&test_result).unwrap()])
+    );
+    let r = api
+        .call(
+            Method::GET,
+            "/v1/results/2021-01-05-GA-runoff?mode=test",
+            read,
+            None,
+        )
+        .await;
+    assert_eq!(r.2["contest_ids"], json!(["us-senate-ga/special"]));
+    let r = api
+        .call(
+            Method::GET,
+            "/v1/results/2021-01-05-GA-runoff/us-senate-ga%2Fspecial?mode=live",
+            read,
+            None,
+        )
+        .await;
+    assert_eq!(
+        r.2["results"],
+        json!([
+            serde_json::to_value(&results[0]).unwrap(),
+            serde_json::to_value(&later).unwrap()
+        ]),
+        "live: the results topic's, as without a mode"
+    );
+    assert_problem(
+        &api.call(
+            Method::GET,
+            "/v1/results/2021-01-05-GA-runoff?mode=rehearsal",
+            read,
+            None,
+        )
+        .await,
+        400,
+    );
     assert_problem(
         &api.call(
             Method::GET,

@@ -376,7 +376,7 @@ async fn replay_runoff(
         range,
         first_seq,
         std::time::Duration::from_millis(20),
-        votewire_tests::replay::ReplayClock::Recorded,
+        votewire_tests::replay::ReplayAs::replay(votewire_tests::replay::ReplayClock::Recorded),
     )
     .await
 }

@@ -85,6 +85,10 @@ stale_after = "10m"
         .env("VOTEWIRE_TOPIC_VOTES", &votes)
         .env("VOTEWIRE_TOPIC_SNAPSHOTS", format!("{base}.snapshots"))
         .env("VOTEWIRE_TOPIC_RESULTS", format!("{base}.results"))
+        .env(
+            "VOTEWIRE_TOPIC_RESULTS_TEST",
+            format!("{base}.results-test"),
+        )
         .env("VOTEWIRE_TOPIC_FEED_STATUS", format!("{base}.status"))
         .env("VOTEWIRE_TOPIC_DLQ", format!("{base}.dlq"))
         .stdout(std::process::Stdio::piped())

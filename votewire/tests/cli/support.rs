@@ -28,7 +28,8 @@ pub fn votewire_on(stack: &Stack, pipeline: &votewire_tests::pipeline::TestPipel
     .env("VOTEWIRE_TOPIC_SNAPSHOTS", &pipeline.topics.snapshots)
     .env("VOTEWIRE_TOPIC_FEED_STATUS", &pipeline.topics.feed_status)
     .env("VOTEWIRE_TOPIC_DLQ", &pipeline.topics.dlq)
-    .env("VOTEWIRE_TOPIC_RESULTS", &pipeline.topics.results);
+    .env("VOTEWIRE_TOPIC_RESULTS", &pipeline.topics.results)
+    .env("VOTEWIRE_TOPIC_RESULTS_TEST", &pipeline.topics.results_test);
     c
 }
 
@@ -225,6 +226,15 @@ pub async fn produce_results(
     pipeline: &votewire_tests::pipeline::TestPipeline,
     results: &[votewire_schemas::ContestResult],
 ) {
+    produce_results_to(pipeline, &pipeline.topics.results, results).await;
+}
+
+/// [`produce_results`] onto `topic` (the test results topic, say).
+pub async fn produce_results_to(
+    pipeline: &votewire_tests::pipeline::TestPipeline,
+    topic: &str,
+    results: &[votewire_schemas::ContestResult],
+) {
     use rdkafka::producer::{FutureProducer, FutureRecord};
     let producer: FutureProducer =
         votewire_core::kafka::producer_config(&pipeline.kafka, "results-test")
@@ -235,9 +245,7 @@ pub async fn produce_results(
         let bytes = votewire_schemas::codec::encode(schema, r).unwrap();
         producer
             .send(
-                FutureRecord::to(&pipeline.topics.results)
-                    .key(&result_key(r))
-                    .payload(&bytes),
+                FutureRecord::to(topic).key(&result_key(r)).payload(&bytes),
                 std::time::Duration::from_secs(10),
             )
             .await
