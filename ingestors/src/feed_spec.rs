@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use votewire_schemas::FeedMode;
 
-use crate::feeds::{FeedEntry, FeedModeConfig, parse_duration};
+use crate::feeds::{ElectionMode, FeedEntry, FeedModeConfig, parse_duration};
 use crate::http::FetchLimits;
 use crate::result_links::ResultLinker;
 use crate::sources::Source;
@@ -36,8 +36,11 @@ pub struct FeedSpec {
     /// The transformer family that reads the feed's payloads (e.g. `clarity-json`).
     pub family: String,
     /// Whether the feed carries live, publisher-test or replayed data; stamped on every
-    /// cell.
+    /// cell. `test` whenever its election is `test` or `rehearsal`.
     pub mode: FeedMode,
+    /// Its election publishes zero counts (`[[election]] zero_counts`): every
+    /// accepted payload's counts are published as zeros.
+    pub zero_counts: bool,
     /// The source to poll, resolved from `[feed.source]` (secrets read, durations parsed);
     /// its `Debug` prints no credential.
     pub source: Arc<dyn Source>,
@@ -131,11 +134,13 @@ impl FeedSpec {
             feed_id: feed_id.clone(),
             election_id: entry.election_id.clone(),
             family: entry.family.get_ref().clone(),
-            mode: match entry.mode {
-                FeedModeConfig::Live => FeedMode::Live,
-                FeedModeConfig::Test => FeedMode::Test,
-                FeedModeConfig::Replay => FeedMode::Replay,
+            mode: match (entry.election.mode, entry.mode) {
+                (ElectionMode::Test | ElectionMode::Rehearsal, _) => FeedMode::Test,
+                (ElectionMode::Live, FeedModeConfig::Live) => FeedMode::Live,
+                (ElectionMode::Live, FeedModeConfig::Test) => FeedMode::Test,
+                (ElectionMode::Live, FeedModeConfig::Replay) => FeedMode::Replay,
             },
+            zero_counts: entry.election.zero_counts,
             source,
             mapping: entry.mapping.as_ref().map(|m| m.get_ref().clone()),
             companion,
@@ -152,6 +157,36 @@ impl FeedSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_test_or_rehearsal_election_makes_its_feeds_test_data_and_zero_counts_carry_over() {
+        use crate::feeds::{ElectionSettings, FeedFile};
+        let file: FeedFile = toml::from_str(
+            "[[feed]]\nid = \"a\"\nfamily = \"clarity-xml\"\nelection_id = \"e\"\nmode = \"replay\"\n\
+             [feed.source]\nkind = \"http\"\nurl = \"https://x/a.xml\"\n",
+        )
+        .unwrap();
+        let mut entry = file.feed[0].get_ref().clone();
+        let spec_with = |entry: &FeedEntry| FeedSpec::from_entry(entry).unwrap();
+        assert_eq!(
+            spec_with(&entry).mode,
+            FeedMode::Replay,
+            "no election table"
+        );
+        for (mode, want) in [
+            (ElectionMode::Live, FeedMode::Replay),
+            (ElectionMode::Test, FeedMode::Test),
+            (ElectionMode::Rehearsal, FeedMode::Test),
+        ] {
+            entry.election = ElectionSettings {
+                mode,
+                zero_counts: true,
+            };
+            let spec = spec_with(&entry);
+            assert_eq!(spec.mode, want, "{mode:?}");
+            assert!(spec.zero_counts);
+        }
+    }
 
     #[test]
     fn a_companion_is_a_regular_file_within_its_limit_never_a_device_or_a_fifo() {

@@ -31,6 +31,11 @@ use crate::sources::{Payload, Polled, Poller, SourceError};
 use crate::state::{FeedCursor, FeedStateStore, HealthEvent, Lease, StateError};
 use crate::transform_run::{NoTransformSlot, TransformJob, run_transform};
 
+mod truncated;
+
+pub use truncated::MAX_TRUNCATED_FOLLOWS;
+use truncated::TruncatedFollows;
+
 /// A step that could not finish. The cursor did not move.
 #[derive(Debug, thiserror::Error)]
 pub enum FeedStepError {
@@ -167,47 +172,6 @@ pub struct LiveFeed {
     truncated_follows: TruncatedFollows,
 }
 
-/// Truncated answers followed at once in a row (AP's `isTruncated`),
-/// capped at [`MAX_TRUNCATED_FOLLOWS`]; once capped, none is followed
-/// until a whole answer comes.
-#[derive(Debug, Default)]
-struct TruncatedFollows {
-    in_a_row: u32,
-    capped: bool,
-}
-
-impl TruncatedFollows {
-    /// Whether to poll again at once after an accepted answer that was (or
-    /// was not) truncated: yes for a truncated one, up to
-    /// [`MAX_TRUNCATED_FOLLOWS`] in a row; after that, no until an answer
-    /// is whole, so a source that always says "more" is polled at the
-    /// feed's cadence.
-    fn follow(&mut self, feed_id: &str, truncated: bool) -> bool {
-        if !truncated {
-            *self = TruncatedFollows::default();
-            return false;
-        }
-        if self.capped {
-            return false;
-        }
-        if self.in_a_row < MAX_TRUNCATED_FOLLOWS {
-            self.in_a_row += 1;
-            return true;
-        }
-        self.capped = true;
-        tracing::warn!(
-            "feed {feed_id}: {} truncated answers in a row; the rest waits for the feed's cadence until an answer is whole",
-            self.in_a_row
-        );
-        false
-    }
-}
-
-/// How many truncated answers in a row a feed follows at once before it
-/// waits for its cadence again: a source that always says "more" must not
-/// hold the feed's task in a tight loop.
-pub const MAX_TRUNCATED_FOLLOWS: u32 = 100;
-
 impl LiveFeed {
     /// A feed resuming from its stored cursor (or from scratch). The change
     /// memory starts empty, so the first accepted payload republishes every
@@ -237,6 +201,20 @@ impl LiveFeed {
                 (s.cursor, s.source_seq)
             }
             None => (FeedCursor::default(), 0),
+        };
+        // Zero counts turned on or off since the last accepted payload
+        // (going live): the source is read afresh, so that the next payload
+        // publishes every cell as it now is, not only what changed at the
+        // source since the zeros.
+        let cursor = if cursor.counts_zeroed == spec.zero_counts {
+            cursor
+        } else {
+            tracing::info!(
+                "feed {}: zero counts turned {}; fetching the source afresh",
+                spec.feed_id,
+                if spec.zero_counts { "on" } else { "off" }
+            );
+            FeedCursor::default()
         };
         let poller = spec.source.resume(cursor);
         Ok(LiveFeed {
@@ -597,6 +575,10 @@ impl LiveFeed {
             fetch_span,
             facts,
         } = flight;
+        let mut out = out;
+        if self.spec.zero_counts {
+            out.cells.zero_counts();
+        }
         let published = sinks
             .publisher
             .publish_accepted(&out.cells, &mut self.memory, &facts)
@@ -610,11 +592,12 @@ impl LiveFeed {
             );
             std::process::abort();
         }
-        let cursor = self.poller.accepted(
+        let mut cursor = self.poller.accepted(
             &self.spec.feed_id,
             &payload,
             out.facts.next_request.as_deref(),
         );
+        cursor.counts_zeroed = self.spec.zero_counts;
         // The rest of a truncated answer is fetched at once only from the
         // link the cursor took (not from the base URL after a bad link).
         let truncated_rest = out.facts.truncated
@@ -695,33 +678,5 @@ impl LiveFeed {
             )
             .await?;
         Ok(report)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn truncated_answers_are_followed_at_once_up_to_the_cap_then_wait_until_one_is_whole() {
-        let mut follows = TruncatedFollows::default();
-        assert!(!follows.follow("f", false), "a whole answer waits");
-        for n in 1..=MAX_TRUNCATED_FOLLOWS {
-            assert!(follows.follow("f", true), "truncated answer {n}");
-        }
-        for n in 0..3 {
-            assert!(
-                !follows.follow("f", true),
-                "past the cap, truncated answers wait for the cadence ({n})"
-            );
-        }
-        assert!(!follows.follow("f", false), "a whole answer");
-        for n in 1..=MAX_TRUNCATED_FOLLOWS {
-            assert!(
-                follows.follow("f", true),
-                "after it, the full count again: {n}"
-            );
-        }
-        assert!(!follows.follow("f", true));
     }
 }

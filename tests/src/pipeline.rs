@@ -51,6 +51,7 @@ pub fn pa_csv_feed(feed_id: &str, source: Arc<dyn Source>) -> FeedSpec {
         election_id: "2020-11-03-PA".into(),
         family: "csv".into(),
         mode: votewire_schemas::FeedMode::Live,
+        zero_counts: false,
         source,
         // This OpenElections file does not end with a newline.
         mapping: Some(toml::toml! { final_newline = "optional" }),

@@ -79,6 +79,19 @@ impl CellTable {
         &self.rows
     }
 
+    /// Sets every count to zero (an election's zero counts before polls
+    /// close): votes, precincts reporting and expected vote at 0 where the
+    /// source gives them, and no source call. The races, units, choices,
+    /// vote types and precinct totals stay as the source lists them.
+    pub fn zero_counts(&mut self) {
+        for r in &mut self.rows {
+            r.votes = 0;
+            r.precincts_reporting = r.precincts_reporting.map(|_| 0);
+            r.pct_expected_vote = r.pct_expected_vote.map(|_| 0.0);
+            r.winner = None;
+        }
+    }
+
     /// The contest at index `id` (a row's `contest`); panics when out of range.
     pub fn contest(&self, id: u32) -> &Arc<ContestRef> {
         &self.contests[id as usize]

@@ -25,6 +25,52 @@ pub struct FeedFile {
     #[serde(default)]
     #[schemars(with = "Vec<FeedEntry>")]
     pub feed: Vec<Spanned<FeedEntry>>,
+    /// How elections run, one `[[election]]` table each: at most one per
+    /// election id across the registry. An election without one is `live`.
+    #[serde(default)]
+    #[schemars(with = "Vec<ElectionEntry>")]
+    pub election: Vec<Spanned<ElectionEntry>>,
+}
+
+/// How one election runs tonight: every feed with its `election_id` follows it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ElectionEntry {
+    /// The election's id, as the feeds' `election_id`.
+    pub id: String,
+    /// `live` (default), `test` or `rehearsal`.
+    #[serde(default)]
+    pub mode: ElectionMode,
+    /// Before polls close: every race the sources list is published with zero
+    /// counts (votes, precincts reporting and expected vote at 0, no source calls),
+    /// so that pages show every race from the start, as elex's `--set-zero-counts`
+    /// does. Turning it off (going live) makes each feed fetch its source afresh and
+    /// publish the real counts over the zeros. Default false.
+    #[serde(default)]
+    pub zero_counts: bool,
+}
+
+/// What an election's data is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ElectionMode {
+    /// `live` (the default): each feed's own `mode` stands.
+    #[default]
+    Live,
+    /// `test`: every feed of the election is test data, whatever its own `mode`: its
+    /// cells are marked `test` and never reach live results.
+    Test,
+    /// `rehearsal`: the pool's dress rehearsal; its data is test data, as in `test`.
+    Rehearsal,
+}
+
+/// An election's settings as a feed runs with them ([`FeedEntry::election`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ElectionSettings {
+    /// The election's mode.
+    pub mode: ElectionMode,
+    /// Whether its counts are published as zeros.
+    pub zero_counts: bool,
 }
 
 /// One feed.
@@ -87,6 +133,12 @@ pub struct FeedEntry {
     #[serde(default)]
     #[schemars(with = "Option<crate::result_links::ResultsConfig>")]
     pub results: Option<Spanned<crate::result_links::ResultsConfig>>,
+    /// The settings of the feed's election (`[[election]]`), filled in by
+    /// [`crate::feeds::load_registry`]; never written in a feed. Part of the
+    /// entry, so that editing an election restarts its feeds.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub election: ElectionSettings,
 }
 
 fn yes() -> bool {

@@ -465,3 +465,60 @@ fn paths_resolve_against_the_feed_file_and_sub_folders_are_read() {
     has("t mapping_file: cannot read");
     has("t companion: cannot read");
 }
+
+#[test]
+fn an_election_table_sets_its_feeds_mode_and_zero_counts_and_is_defined_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed = |id: &str, election: &str| {
+        format!(
+            "[[feed]]\nid = \"{id}\"\nfamily = \"clarity-xml\"\nelection_id = \"{election}\"\n\
+             [feed.source]\nkind = \"http\"\nurl = \"https://x/{id}.xml\"\n"
+        )
+    };
+    write(
+        dir.path(),
+        "a.toml",
+        &(feed("a", "e1") + &feed("b", "e2") + &feed("c", "e3")),
+    );
+    write(
+        dir.path(),
+        "b.toml",
+        "[[election]]\nid = \"e1\"\nzero_counts = true\n\n[[election]]\nid = \"e2\"\nmode = \"rehearsal\"\n",
+    );
+    let feeds = load_registry(dir.path()).expect("a valid registry");
+    let settings: Vec<ElectionSettings> = feeds.iter().map(|f| f.entry.election).collect();
+    assert_eq!(
+        settings,
+        [
+            ElectionSettings {
+                mode: ElectionMode::Live,
+                zero_counts: true
+            },
+            ElectionSettings {
+                mode: ElectionMode::Rehearsal,
+                zero_counts: false
+            },
+            // No table: live, real counts.
+            ElectionSettings::default(),
+        ]
+    );
+
+    write(
+        dir.path(),
+        "c.toml",
+        "[[election]]\nid = \"e1\"\nmode = \"test\"\n",
+    );
+    let errs = load_registry(dir.path()).unwrap_err();
+    let e = errs[0].to_string();
+    assert!(
+        e.contains("c.toml:1") && e.contains("duplicate election") && e.contains("b.toml:1"),
+        "{e}"
+    );
+    write(
+        dir.path(),
+        "c.toml",
+        "[[election]]\nid = \"e4\"\nmode = \"dress\"\n",
+    );
+    let errs = load_registry(dir.path()).unwrap_err();
+    assert!(errs[0].to_string().contains("c.toml"), "{}", errs[0]);
+}

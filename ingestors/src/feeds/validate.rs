@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::config::{FeedEntry, FeedFile};
+use super::config::{ElectionEntry, ElectionSettings, FeedEntry, FeedFile};
 use crate::durations::parse_duration;
 use crate::sources::SourceProblems;
 
@@ -195,6 +195,7 @@ pub fn load_registry(path: &Path) -> Result<Vec<ValidFeed>, Vec<FeedConfigError>
     let mut errors = Vec::new();
     let mut feeds = Vec::new();
     let mut seen: BTreeMap<String, (PathBuf, usize)> = BTreeMap::new();
+    let mut elections = Elections::default();
     for file in files {
         let dir = file.parent().unwrap_or(Path::new("")).to_path_buf();
         let text = match std::fs::read_to_string(&file) {
@@ -222,6 +223,9 @@ pub fn load_registry(path: &Path) -> Result<Vec<ValidFeed>, Vec<FeedConfigError>
                 continue;
             }
         };
+        for spanned in parsed.election {
+            elections.add(spanned, &file, &text, &mut errors);
+        }
         for spanned in parsed.feed {
             let line = line_of(&text, spanned.span().start);
             let mut entry = spanned.into_inner();
@@ -260,9 +264,62 @@ pub fn load_registry(path: &Path) -> Result<Vec<ValidFeed>, Vec<FeedConfigError>
         }
     }
     if errors.is_empty() {
+        for feed in &mut feeds {
+            feed.entry.election = elections.settings(&feed.entry.election_id);
+        }
         Ok(feeds)
     } else {
         Err(errors)
+    }
+}
+
+/// The registry's `[[election]]` tables by id, with where each was first
+/// defined.
+#[derive(Default)]
+struct Elections {
+    by_id: BTreeMap<String, (ElectionSettings, PathBuf, usize)>,
+}
+
+impl Elections {
+    /// Adds one `[[election]]` table; an empty or repeated id is an error.
+    fn add(
+        &mut self,
+        spanned: Spanned<ElectionEntry>,
+        file: &Path,
+        text: &str,
+        errors: &mut Vec<FeedConfigError>,
+    ) {
+        let line = line_of(text, spanned.span().start);
+        let e = spanned.into_inner();
+        let mut err = |message: String| {
+            errors.push(FeedConfigError {
+                file: file.to_path_buf(),
+                line,
+                field: format!("election {:?} id", e.id),
+                message,
+            })
+        };
+        if e.id.trim().is_empty() {
+            err("must not be empty".into());
+        } else if let Some((_, first_file, first_line)) = self.by_id.get(&e.id) {
+            err(format!(
+                "duplicate election; first defined at {}:{first_line}",
+                first_file.display()
+            ));
+        } else {
+            let settings = ElectionSettings {
+                mode: e.mode,
+                zero_counts: e.zero_counts,
+            };
+            self.by_id
+                .insert(e.id.clone(), (settings, file.to_path_buf(), line));
+        }
+    }
+
+    /// The settings of election `id`: its table's, or `live` without zero
+    /// counts when it has none.
+    fn settings(&self, id: &str) -> ElectionSettings {
+        self.by_id.get(id).map(|(s, _, _)| *s).unwrap_or_default()
     }
 }
 

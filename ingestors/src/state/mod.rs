@@ -39,6 +39,11 @@ pub struct FeedCursor {
     pub next_request: Option<String>,
     /// SFTP: the processed files, one `sha256 size mtime path` per line.
     pub sftp_seen: Option<String>,
+    /// The last accepted payload was published with zero counts (its
+    /// election's `zero_counts`); a feed whose setting differs at start
+    /// reads its source afresh.
+    #[serde(default)]
+    pub counts_zeroed: bool,
 }
 
 /// A held lease.

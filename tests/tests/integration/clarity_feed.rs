@@ -43,6 +43,7 @@ async fn the_served_runoff_series_publishes_only_changes_and_dead_letters_the_er
         election_id: "2021-01-05-GA-runoff".into(),
         family: "clarity-json".into(),
         mode: FeedMode::Live,
+        zero_counts: false,
         // Content moves under an unchanged version in this series:
         // revalidate every poll.
         source: std::sync::Arc::new(ClaritySpec {

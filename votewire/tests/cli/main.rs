@@ -8,6 +8,7 @@ mod api;
 mod config;
 mod crash_safety;
 mod demo;
+mod elections;
 mod export;
 mod feeds;
 mod fleet;
