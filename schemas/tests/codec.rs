@@ -277,6 +277,18 @@ fn cell_keys_are_stable_and_separate_every_identity_part() {
         cell_key("f", "c", "u", "x", VoteType::Early, "advance_in_person_2"),
     );
     assert_eq!(k("a", "b", "c", "d").len(), 32);
+    // Test data is another cell than the live one of the same identity
+    // (two records on the compacted topic); replayed data is the same.
+    let live = c.cell_key();
+    let mut test = cell(false);
+    test.header = Arc::new(PayloadHeader {
+        mode: FeedMode::Test,
+        ..(*test.header).clone()
+    });
+    assert_ne!(test.cell_key(), live);
+    assert_eq!(test.cell_key(), live.in_mode(FeedMode::Test));
+    assert_eq!(live.in_mode(FeedMode::Replay), live);
+    assert_eq!(live.in_mode(FeedMode::Live), live);
 }
 
 #[test]
@@ -480,4 +492,32 @@ fn records_of_the_earlier_layout_without_links_still_decode() {
     let mut short = legacy.clone();
     short[1..5].copy_from_slice(&s.id.to_be_bytes());
     assert!(codec::decode_vote_cell(&short, s.id).is_err());
+}
+
+#[test]
+fn a_test_cell_written_under_its_live_key_still_reads_and_a_wrong_key_does_not() {
+    let s = &schemas().vote_cell;
+    let mut test = cell(false);
+    test.header = Arc::new(PayloadHeader {
+        mode: FeedMode::Test,
+        ..(*test.header).clone()
+    });
+    let live_key = cell(false).cell_key();
+    let mut legacy = Vec::new();
+    codec::encode_vote_cell_keyed(&test, &live_key.to_hex(), s.id, &mut legacy);
+    let mut decoder = codec::VoteCellDecoder::new(s.id);
+    let (key, read) = decoder.decode(&legacy).expect("a legacy test cell reads");
+    assert_eq!(
+        (key, &read),
+        (live_key, &test),
+        "under the key it was written with"
+    );
+    let mut current = Vec::new();
+    codec::encode_vote_cell(&test, s.id, &mut current);
+    let (key, _) = decoder.decode(&current).unwrap();
+    assert_eq!(key, test.cell_key());
+    // A live cell under the test key is not its identity.
+    let mut wrong = Vec::new();
+    codec::encode_vote_cell_keyed(&cell(false), &test.cell_key().to_hex(), s.id, &mut wrong);
+    assert!(decoder.decode(&wrong).is_err());
 }

@@ -125,6 +125,7 @@ impl CellTable {
             vt,
             raw,
         )
+        .in_mode(self.header.mode)
     }
 
     /// Row `i` as a full [`VoteCell`].
