@@ -25,6 +25,7 @@ cargo build --release -q -p votewire
 RUN="bench-api-$(date +%s)"
 export VOTEWIRE_TOPIC_RESULTS="$RUN.results"
 export VOTEWIRE_TOPIC_RESULTS_TEST="$RUN.results-test"
+export VOTEWIRE_TOPIC_ALERTS="$RUN.alerts"
 "$VOTEWIRE_PYTHON" - "$VOTEWIRE_KAFKA_BOOTSTRAP_SERVERS" "$VOTEWIRE_TOPIC_RESULTS" <<'PY'
 import io, json, struct, sys
 import fastavro
@@ -32,8 +33,12 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 bootstrap, topic = sys.argv[1], sys.argv[2]
 admin = AdminClient({"bootstrap.servers": bootstrap})
-admin.create_topics(
-    [NewTopic(topic, num_partitions=1, replication_factor=1, config={"cleanup.policy": "compact"})])[topic].result()
+# The API follows the test results topic too (?mode=test): it must exist.
+made = admin.create_topics(
+    [NewTopic(t, num_partitions=1, replication_factor=1, config={"cleanup.policy": "compact"})
+     for t in (topic, topic.removesuffix(".results") + ".results-test")])
+for f in made.values():
+    f.result()
 schema = fastavro.parse_schema(json.load(open("schemas/avro/ContestResult.avsc")))
 schema_id = json.load(open("schemas/ids.json"))["votewire.v1.ContestResult"]
 p = Producer({"bootstrap.servers": bootstrap})

@@ -61,6 +61,7 @@ export VOTEWIRE_TOPIC_VOTES="$run_id.votes" VOTEWIRE_TOPIC_SNAPSHOTS="$run_id.sn
 export VOTEWIRE_TOPIC_FEED_STATUS="$run_id.status" VOTEWIRE_TOPIC_DLQ="$run_id.dlq"
 export VOTEWIRE_TOPIC_RESULTS="$run_id.results"
 export VOTEWIRE_TOPIC_RESULTS_TEST="$run_id.results-test"
+export VOTEWIRE_TOPIC_ALERTS="$run_id.alerts"
 export VOTEWIRE_STATE_DIR="$work/state"
 
 target/release/votewire ingest --feeds "$work/feeds.toml" --instance bench-1 \

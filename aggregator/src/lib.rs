@@ -37,6 +37,7 @@
 #![warn(missing_docs)]
 
 pub mod contest_cells;
+pub mod disagreement;
 pub mod fleet;
 mod high_watermarks;
 pub mod nist_export;

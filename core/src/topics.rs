@@ -64,8 +64,8 @@ impl TopicSpec {
     }
 }
 
-/// The declared topic set: compacted votes, results (live and test) and
-/// feed status;
+/// The declared topic set: compacted votes, results (live and test), feed
+/// status and alerts;
 /// time-retained snapshots and dead letters.
 pub fn declared_topics(topics: &TopicsConfig) -> Vec<TopicSpec> {
     let spec = |name: &str, partitions, cleanup_policy| TopicSpec {
@@ -78,6 +78,7 @@ pub fn declared_topics(topics: &TopicsConfig) -> Vec<TopicSpec> {
         spec(&topics.results, topics.contest_partitions, "compact"),
         spec(&topics.results_test, topics.contest_partitions, "compact"),
         spec(&topics.feed_status, topics.other_partitions, "compact"),
+        spec(&topics.alerts, topics.other_partitions, "compact"),
         spec(&topics.dlq, topics.other_partitions, "delete"),
     ]
 }
@@ -503,6 +504,7 @@ mod tests {
         assert_eq!(policy("votewire.results.v1"), "compact");
         assert_eq!(policy("votewire.results-test.v1"), "compact");
         assert_eq!(policy("votewire.feed-status.v1"), "compact");
+        assert_eq!(policy("votewire.alerts.v1"), "compact");
         assert_eq!(policy("votewire.snapshots.v1"), "delete");
         assert_eq!(policy("votewire.dlq.v1"), "delete");
     }

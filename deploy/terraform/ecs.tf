@@ -37,6 +37,7 @@ locals {
       { name = "VOTEWIRE_TOPIC_RESULTS_TEST", value = var.topics["results_test"] },
       { name = "VOTEWIRE_TOPIC_FEED_STATUS", value = var.topics["feed_status"] },
       { name = "VOTEWIRE_TOPIC_DLQ", value = var.topics["dlq"] },
+      { name = "VOTEWIRE_TOPIC_ALERTS", value = var.topics["alerts"] },
       # The topics' shapes: `topics ensure` creates them so, and every service
       # at start checks the topics against them.
       { name = "VOTEWIRE_TOPICS_CONTEST_PARTITIONS", value = tostring(var.contest_partitions) },

@@ -89,7 +89,7 @@ data "aws_iam_policy_document" "service_common" {
       resources = [local.msk_cluster_arn]
     }
   }
-  # Every service checks all five declared topics at start (partitions,
+  # Every service checks all seven declared topics at start (partitions,
   # replication, cleanup policy: votewire_core::topics); reading their
   # metadata and settings is all it may do to the ones it does not use.
   dynamic "statement" {
@@ -167,7 +167,7 @@ data "aws_iam_policy_document" "aggregator" {
   dynamic "statement" {
     for_each = local.msk_iam ? {
       KafkaReadVotes    = { actions = ["kafka-cluster:DescribeTopic", "kafka-cluster:ReadData"], resources = [local.msk_topic_arns["votes"]] }
-      KafkaWriteResults = { actions = ["kafka-cluster:DescribeTopic", "kafka-cluster:WriteData"], resources = [local.msk_topic_arns["results"], local.msk_topic_arns["results_test"], local.msk_topic_arns["dlq"]] }
+      KafkaWriteResults = { actions = ["kafka-cluster:DescribeTopic", "kafka-cluster:WriteData"], resources = [local.msk_topic_arns["results"], local.msk_topic_arns["results_test"], local.msk_topic_arns["dlq"], local.msk_topic_arns["alerts"]] }
       KafkaGroup        = { actions = ["kafka-cluster:DescribeGroup", "kafka-cluster:AlterGroup"], resources = [local.msk_aggregator_group_arn] }
     } : {}
     content {

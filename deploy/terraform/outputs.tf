@@ -41,7 +41,7 @@ output "kafka_acls" {
     [
       "kafka-acls.sh --bootstrap-server $BOOTSTRAP --command-config admin.properties --add --allow-principal User:${var.name}-ingestor --operation IdempotentWrite --cluster",
       "kafka-acls.sh --bootstrap-server $BOOTSTRAP --command-config admin.properties --add --allow-principal User:${var.name}-aggregator --operation Read --operation Describe --topic ${var.topics["votes"]}",
-      "kafka-acls.sh --bootstrap-server $BOOTSTRAP --command-config admin.properties --add --allow-principal User:${var.name}-aggregator --operation Write --operation Describe --topic ${var.topics["results"]} --topic ${var.topics["results_test"]} --topic ${var.topics["dlq"]}",
+      "kafka-acls.sh --bootstrap-server $BOOTSTRAP --command-config admin.properties --add --allow-principal User:${var.name}-aggregator --operation Write --operation Describe --topic ${var.topics["results"]} --topic ${var.topics["results_test"]} --topic ${var.topics["dlq"]} --topic ${var.topics["alerts"]}",
       "kafka-acls.sh --bootstrap-server $BOOTSTRAP --command-config admin.properties --add --allow-principal User:${var.name}-aggregator --operation Read --operation Describe --group ${var.name}-aggregator",
       "kafka-acls.sh --bootstrap-server $BOOTSTRAP --command-config admin.properties --add --allow-principal User:${var.name}-aggregator --operation IdempotentWrite --cluster",
     ],

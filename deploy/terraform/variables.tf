@@ -104,6 +104,7 @@ variable "topics" {
     results_test = "votewire.results-test.v1"
     feed_status  = "votewire.feed-status.v1"
     dlq          = "votewire.dlq.v1"
+    alerts       = "votewire.alerts.v1"
   }
 }
 

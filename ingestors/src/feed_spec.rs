@@ -91,6 +91,16 @@ pub fn read_regular_file(path: &std::path::Path, max: u64) -> Result<Vec<u8>, St
 }
 
 impl FeedSpec {
+    /// How the feed publishes: its mode (`live`, `test`, `replay`), with
+    /// `+zero` when its election publishes zero counts. Stamped on every
+    /// committed cursor; a feed that starts with another reads its source
+    /// afresh, since its cells' values (zeros) or keys (test keys) change
+    /// while the source may not.
+    pub fn published_as(&self) -> String {
+        let zero = if self.zero_counts { "+zero" } else { "" };
+        format!("{}{zero}", self.mode.as_str())
+    }
+
     /// Resolves a validated registry entry: reads secrets (environment or
     /// file) and the companion file, parses durations and limits.
     pub fn from_entry(entry: &FeedEntry) -> Result<FeedSpec, FeedSpecError> {

@@ -202,17 +202,21 @@ impl LiveFeed {
             }
             None => (FeedCursor::default(), 0),
         };
-        // Zero counts turned on or off since the last accepted payload
-        // (going live): the source is read afresh, so that the next payload
-        // publishes every cell as it now is, not only what changed at the
-        // source since the zeros.
-        let cursor = if cursor.counts_zeroed == spec.zero_counts {
+        // Published otherwise before (zero counts turned off when the
+        // election goes live, a rehearsal made live): the source is read
+        // afresh, so that the next payload publishes every cell as it now
+        // is, not only what changed at the source since.
+        let now_as = spec.published_as();
+        let was_as = cursor
+            .published_as
+            .clone()
+            .unwrap_or_else(|| spec.mode.as_str().to_string());
+        let cursor = if was_as == now_as {
             cursor
         } else {
             tracing::info!(
-                "feed {}: zero counts turned {}; fetching the source afresh",
-                spec.feed_id,
-                if spec.zero_counts { "on" } else { "off" }
+                "feed {}: published as {was_as}, now as {now_as}; fetching the source afresh",
+                spec.feed_id
             );
             FeedCursor::default()
         };
@@ -384,7 +388,8 @@ impl LiveFeed {
             }
             Ok(Polled::Unchanged(moved)) => {
                 self.last_rejected_sha = None;
-                if let Some(cursor) = moved {
+                if let Some(mut cursor) = moved {
+                    cursor.published_as = Some(self.spec.published_as());
                     state
                         .commit_cursor(lease, &cursor, self.source_seq)
                         .await
@@ -597,7 +602,7 @@ impl LiveFeed {
             &payload,
             out.facts.next_request.as_deref(),
         );
-        cursor.counts_zeroed = self.spec.zero_counts;
+        cursor.published_as = Some(self.spec.published_as());
         // The rest of a truncated answer is fetched at once only from the
         // link the cursor took (not from the base URL after a bad link).
         let truncated_rest = out.facts.truncated
@@ -654,7 +659,8 @@ impl LiveFeed {
             .publish_rejected(&err, &flight.facts)
             .await
             .map_err(self.publish_err())?;
-        if let Some(cursor) = self.poller.rejected(&flight.payload) {
+        if let Some(mut cursor) = self.poller.rejected(&flight.payload) {
+            cursor.published_as = Some(self.spec.published_as());
             sinks
                 .state
                 .commit_cursor(sinks.lease, &cursor, self.source_seq)

@@ -36,10 +36,12 @@ pub struct SchemaSet {
     pub feed_status: RegisteredSchema,
     /// `DeadLetter`, on the dead-letter topic.
     pub dead_letter: RegisteredSchema,
+    /// `SourceDisagreement`, on the alerts topic.
+    pub source_disagreement: RegisteredSchema,
 }
 
 /// (full name, file name, text) of every schema, in one list.
-pub const SCHEMA_SOURCES: [(&str, &str, &str); 5] = [
+pub const SCHEMA_SOURCES: [(&str, &str, &str); 6] = [
     (
         "votewire.v1.VoteCell",
         "VoteCell.avsc",
@@ -64,6 +66,11 @@ pub const SCHEMA_SOURCES: [(&str, &str, &str); 5] = [
         "votewire.v1.DeadLetter",
         "DeadLetter.avsc",
         include_str!("../avro/DeadLetter.avsc"),
+    ),
+    (
+        "votewire.v1.SourceDisagreement",
+        "SourceDisagreement.avsc",
+        include_str!("../avro/SourceDisagreement.avsc"),
     ),
 ];
 
@@ -98,17 +105,19 @@ impl SchemaSet {
             contest_result: load(2),
             feed_status: load(3),
             dead_letter: load(4),
+            source_disagreement: load(5),
         }
     }
 
     /// Every schema, in [`SCHEMA_SOURCES`] order.
-    pub fn all(&self) -> [&RegisteredSchema; 5] {
+    pub fn all(&self) -> [&RegisteredSchema; 6] {
         [
             &self.vote_cell,
             &self.snapshot_manifest,
             &self.contest_result,
             &self.feed_status,
             &self.dead_letter,
+            &self.source_disagreement,
         ]
     }
 }

@@ -608,3 +608,42 @@ pub struct DeadLetter {
     /// The payload's trace.
     pub trace_id: Option<String>,
 }
+
+/// Two linked sources disagreeing at a unit of a merged contest beyond the
+/// aggregator's threshold (schemas/avro/SourceDisagreement.avsc).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceDisagreement {
+    /// The election.
+    pub election_id: String,
+    /// The merged contest's shared id.
+    pub contest_id: String,
+    /// The unit.
+    pub unit_id: String,
+    /// Its display name.
+    pub unit_name: String,
+    /// The source whose values the result publishes at the unit.
+    pub official_feed_id: String,
+    /// The linked source that disagrees with it.
+    pub other_feed_id: String,
+    /// The choice where they differ most.
+    pub choice_id: String,
+    /// The official source's value for that choice.
+    pub official_votes: i64,
+    /// The other source's value for that choice.
+    pub other_votes: i64,
+    /// `|official_votes - other_votes|`.
+    pub difference: i64,
+    /// The difference as a percentage of the unit's total votes (of 1 when
+    /// the total is 0).
+    pub difference_pct: f64,
+    /// Choices both sources report with different values.
+    pub choices_disagreeing: i32,
+    /// The official value's payload.
+    pub official_source_seq: i64,
+    /// The other value's payload.
+    pub other_source_seq: i64,
+    /// The result's `last_updated` when the disagreement was seen.
+    pub last_updated: i64,
+    /// The trace of the result's newest payload.
+    pub trace_id: Option<String>,
+}

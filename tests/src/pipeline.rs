@@ -105,6 +105,7 @@ impl TestPipeline {
             feed_status: format!("{base}.status"),
             results: format!("{base}.results"),
             results_test: format!("{base}.results-test"),
+            alerts: format!("{base}.alerts"),
             ..TopicsConfig::default()
         };
         let rf = stack.replication_factor();
@@ -124,6 +125,7 @@ impl TestPipeline {
                 spec(&topics.snapshots, 1, "delete"),
                 spec(&topics.dlq, 1, "delete"),
                 spec(&topics.feed_status, 1, "compact"),
+                spec(&topics.alerts, 1, "compact"),
             ],
         )
         .await

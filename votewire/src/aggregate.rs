@@ -46,6 +46,14 @@ pub struct AggregateArgs {
     /// Print one line per batch on stdout.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     print_batches: bool,
+    /// Linked sources disagree at a unit (an alert on the alerts topic)
+    /// when their largest difference over the choices is more than this
+    /// many votes ...
+    #[arg(long, env = "VOTEWIRE_DISAGREEMENT_VOTES", default_value_t = 0)]
+    disagreement_votes: i64,
+    /// ... and more than this percentage of the unit's total votes.
+    #[arg(long, env = "VOTEWIRE_DISAGREEMENT_PCT", default_value_t = 1.0)]
+    disagreement_pct: f64,
 }
 
 pub async fn run(config: &VotewireConfig, args: AggregateArgs) -> anyhow::Result<ExitCode> {
@@ -64,6 +72,10 @@ pub async fn run(config: &VotewireConfig, args: AggregateArgs) -> anyhow::Result
     let (run_for, exit_when_idle) = (args.run_for, args.exit_when_idle);
     let mut fleet = FleetConfig::new(&args.group, &instance);
     fleet.coalesce = args.coalesce;
+    fleet.disagreement = votewire_aggregator::disagreement::DisagreementThreshold {
+        votes: args.disagreement_votes,
+        pct: args.disagreement_pct,
+    };
     for report in ensure_declared_topics(&config.kafka, &config.topics)
         .await
         .context("ensuring topics")?

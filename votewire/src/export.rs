@@ -116,6 +116,9 @@ pub fn current_cells(
                     }
                     continue;
                 }
+                if cell.header.mode == votewire_schemas::FeedMode::Test {
+                    continue; // publisher test data never reaches a live export
+                }
                 match cells.get(&key) {
                     Some(old) if old.header.source_seq > cell.header.source_seq => {}
                     _ => {

@@ -175,6 +175,19 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli, config: VotewireConfig) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("starting the Tokio runtime")?;
+    let outcome = run_on(&runtime, cli, config);
+    // A blocking task that never ends (a Kafka client whose close waits on
+    // a broker that does not answer) must not hold the exit: a dropped
+    // runtime waits for its blocking tasks without a bound.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(10));
+    outcome
+}
+
+fn run_on(
+    runtime: &tokio::runtime::Runtime,
+    cli: Cli,
+    config: VotewireConfig,
+) -> anyhow::Result<ExitCode> {
     // The services install their own subscriber (with export); the other
     // subcommands still show the libraries' warnings.
     if !matches!(

@@ -549,6 +549,12 @@ pub async fn add(config: &VotewireConfig, args: AddArgs) -> anyhow::Result<ExitC
     match target(config, &args.via).await? {
         Target::Api(c) => {
             let file = anchored(&text, &args.file, MappingFile::Inline)?;
+            anyhow::ensure!(
+                !file.contains_key("election"),
+                "{} has [[election]] tables, which the API does not take (it adds feeds \
+                 only); put them in a registry file by hand. Nothing was added",
+                args.file.display()
+            );
             let entries = file
                 .get("feed")
                 .and_then(|f| f.as_array())

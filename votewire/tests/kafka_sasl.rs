@@ -120,7 +120,7 @@ fn scram_over_tls_creates_topics_and_carries_a_payload_through_a_group() {
     let ensure = votewire_on(&broker, &broker.password, ca, &["topics", "ensure"]);
     let out = text(&ensure);
     assert!(ensure.status.success(), "{out}");
-    assert_eq!(out.matches("created ").count(), 6, "{out}");
+    assert_eq!(out.matches("created ").count(), 7, "{out}");
 
     let path = fixture(
         "clarity_enr/GA_107556_runoff_2021_ALLjson_series/135_20210116T000509Z_v275235/ALL.json",

@@ -14,8 +14,8 @@ use votewire_core::config::KafkaConfig;
 use votewire_core::topics::{TopicSpec, ensure_topics};
 use votewire_tests::{Stack, unique};
 
-/// Six fresh topic names (votes, snapshots, results, test results, feed
-/// status, DLQ).
+/// Seven fresh topic names (votes, snapshots, results, test results, feed
+/// status, DLQ, alerts).
 fn fresh_topics() -> Vec<(&'static str, String)> {
     let base = unique("topics");
     vec![
@@ -28,6 +28,7 @@ fn fresh_topics() -> Vec<(&'static str, String)> {
         ),
         ("VOTEWIRE_TOPIC_FEED_STATUS", format!("{base}.status")),
         ("VOTEWIRE_TOPIC_DLQ", format!("{base}.dlq")),
+        ("VOTEWIRE_TOPIC_ALERTS", format!("{base}.alerts")),
     ]
 }
 
@@ -93,7 +94,7 @@ async fn a_default_config_creates_topics_that_acks_all_writes_succeed_on() {
     let first = ensure(&topics, &[]);
     let out = text(&first);
     assert!(first.status.success(), "{out}");
-    assert_eq!(out.matches("created ").count(), 6, "{out}");
+    assert_eq!(out.matches("created ").count(), 7, "{out}");
     assert!(out.contains("replication=3"), "{out}");
     let votes = &topics[0].1;
     assert_eq!(shape(&kafka, votes), Some((12, 3)), "{out}");
@@ -119,7 +120,7 @@ async fn a_default_config_creates_topics_that_acks_all_writes_succeed_on() {
     let again = ensure(&topics, &[]);
     let out = text(&again);
     assert!(again.status.success(), "{out}");
-    assert_eq!(out.matches("exists ").count(), 6, "{out}");
+    assert_eq!(out.matches("exists ").count(), 7, "{out}");
 }
 
 #[test]

@@ -10,6 +10,7 @@
 //! | `votewire.aggregator.batch.duration` (s) | histogram | |
 //! | `votewire.aggregator.lag` | gauge | `messaging.destination.partition.id`: records behind the high watermark |
 //! | `votewire.aggregator.rebuilds` | counter | partitions rebuilt after an assignment |
+//! | `votewire.aggregator.source_disagreements` | counter | `change` (`raised`: an alert upserted, `cleared`: tombstoned) |
 //! | `votewire.aggregator.consumer_restarts` | counter | new consumers started after `rejoin_after` without an assignment |
 
 use std::collections::HashMap;
@@ -31,6 +32,7 @@ struct FleetMetrics {
     overflows: Counter<u64>,
     rebuilds: Counter<u64>,
     consumer_restarts: Counter<u64>,
+    disagreements: Counter<u64>,
     fetch_to_result: Histogram<f64>,
     cell_to_result: Histogram<f64>,
     batch_duration: Histogram<f64>,
@@ -99,6 +101,12 @@ static METRICS: LazyLock<FleetMetrics> = LazyLock::new(|| {
                 "New consumers started because the member had no assignment for rejoin_after",
             )
             .build(),
+        disagreements: meter
+            .u64_counter("votewire.aggregator.source_disagreements")
+            .with_description(
+                "Alerts of linked sources disagreeing at a unit: raised (or updated) and cleared",
+            )
+            .build(),
         fetch_to_result: latency(
             "votewire.aggregator.fetch_to_result",
             "From a result's newest source fetch to its acknowledgement",
@@ -130,6 +138,16 @@ pub fn record_batch(r: &BatchReport) {
         m.overflows.add(r.contests_overflowed as u64, &[]);
     }
     m.rebuilds.add(r.caught_up.len() as u64, &[]);
+    if r.alerts_raised > 0 {
+        m.disagreements
+            .add(r.alerts_raised as u64, &[KeyValue::new("change", "raised")]);
+    }
+    if r.alerts_cleared > 0 {
+        m.disagreements.add(
+            r.alerts_cleared as u64,
+            &[KeyValue::new("change", "cleared")],
+        );
+    }
     if r.consumer_restarted {
         m.consumer_restarts.add(1, &[]);
     }

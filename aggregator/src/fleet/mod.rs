@@ -39,6 +39,7 @@
 //! for results that landed, and an assignment is rebuilt from the
 //! beginning of the compacted votes topic anyway.
 
+mod alerts;
 mod dead_letters;
 pub mod metrics;
 mod produce;
@@ -65,7 +66,7 @@ use votewire_schemas::{codec, schemas};
 
 use crate::high_watermarks::HighWatermarks;
 use produce::{SentResult, changed_results, produce};
-use rebuild::{PartitionState, RebuildContext, finish_rebuilds};
+use rebuild::{PartitionState, RebuildContext, apply_events, finish_rebuilds};
 use receive::{Received, batch_span, receive};
 
 /// The aggregator could not run (or stopped).
@@ -113,6 +114,9 @@ pub struct FleetConfig {
     pub stats_every: Duration,
     /// Results produced and not yet acknowledged, at most.
     pub max_in_flight: usize,
+    /// When linked sources' values at a unit count as disagreeing (an alert
+    /// on the alerts topic).
+    pub disagreement: crate::disagreement::DisagreementThreshold,
     /// How long the member may be without an assignment before it drops
     /// its consumer and starts a new one (see the module docs); never less
     /// than twice the consumer's `session.timeout.ms` and 3 s more
@@ -134,6 +138,7 @@ impl FleetConfig {
             stats_every: Duration::from_secs(5),
             max_in_flight: 10_000,
             rejoin_after: Duration::from_secs(30),
+            disagreement: Default::default(),
         }
     }
 }
@@ -152,6 +157,8 @@ pub(super) struct MemberContext<'a> {
 struct MemberClients {
     consumer: StreamConsumer<RebuildContext>,
     producer: FutureProducer<KafkaClientContext>,
+    /// A replaced consumer's close, still running or done.
+    closing: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// Runs one fleet member until `stop` turns true. `on_batch` sees every
@@ -171,8 +178,10 @@ pub async fn run_member(
     let mut clients = MemberClients {
         consumer: connect_consumer(kafka, topics, cfg)?,
         producer: connect_producer(kafka, cfg)?,
+        closing: None,
     };
-    let mut outside = OutsideGroup::new(rejoin_bound(kafka, cfg), Instant::now());
+    let bound = rejoin_bound(kafka, cfg);
+    let mut outside = OutsideGroup::new(bound, jitter_of(&cfg.instance, bound), Instant::now());
     let ctx = MemberContext {
         topics,
         cfg,
@@ -194,16 +203,19 @@ pub async fn run_member(
         let span = batch_span(&ctx, &mut batch);
         let changed = changed_results(&mut parts, &ctx, &mut batch, span.as_ref());
         let dead_letters = std::mem::take(&mut batch.dead_letters);
+        let alert_changes = std::mem::take(&mut batch.alert_changes);
         let delivered = produce(
             &clients.producer,
             &ctx,
             changed,
             dead_letters,
+            alert_changes,
             span.as_ref(),
         )
         .await;
         let failed = delivered.failed_partitions;
         record_landed(delivered.landed, failed.is_empty(), &mut parts, &mut batch);
+        record_alerts(delivered.alerts_landed, &mut parts, &mut batch.report);
         let mut report = batch.report;
         commit(&clients.consumer, &ctx, &mut parts, &failed, &report);
         if last_stats.elapsed() >= cfg.stats_every {
@@ -216,9 +228,13 @@ pub async fn run_member(
                 rebuilding: report.partitions.iter().filter(|s| s.rebuilding).count(),
             });
         }
+        // An assignment that came during the batch's last receive counts.
+        apply_events(&clients.consumer, &topics.votes, &mut parts);
         let joined = clients.consumer.context().joined.load(Ordering::Acquire);
-        if outside.too_long(joined, Instant::now()) {
-            restart_consumer(&mut clients, kafka, topics, cfg).await?;
+        let outside_for = outside.wait();
+        if outside.too_long(joined, Instant::now())
+            && restart_consumer(&mut clients, kafka, topics, cfg, outside_for)?
+        {
             parts.clear();
             report.consumer_restarted = true;
             totals.consumer_restarts += 1;
@@ -233,6 +249,7 @@ pub async fn run_member(
             || !report.caught_up.is_empty()
             || report.assignment.is_some()
             || report.consumer_restarted
+            || report.alerts_raised + report.alerts_cleared > 0
         {
             metrics::record_batch(&report);
             on_batch(&report);
@@ -242,39 +259,63 @@ pub async fn run_member(
 }
 
 /// How long a member has been without an assignment, and whether that is
-/// past the bound after which it starts a new consumer.
+/// past its bound: the bound, doubled for each restart in a row (at most
+/// 8 times it), plus a jitter of the member's own, so that the members of
+/// a fleet left outside by one outage do not all restart together and
+/// each restart (itself a rebalance) has time to settle.
 #[derive(Debug)]
 struct OutsideGroup {
     bound: Duration,
+    jitter: Duration,
     /// Since when the member has had no assignment (`None` while it has
     /// one).
     since: Option<Instant>,
+    /// Restarts since the member last had an assignment.
+    restarts: u32,
 }
 
 impl OutsideGroup {
     /// A member that starts outside its group at `now`.
-    fn new(bound: Duration, now: Instant) -> Self {
+    fn new(bound: Duration, jitter: Duration, now: Instant) -> Self {
         Self {
             bound,
+            jitter,
             since: Some(now),
+            restarts: 0,
         }
     }
 
+    /// How long the member may stay outside before its next restart.
+    fn wait(&self) -> Duration {
+        self.bound * 2u32.pow(self.restarts.min(3)) + self.jitter
+    }
+
     /// Records whether the member is `joined` at `now`; true when it has
-    /// been outside for the bound, and the count starts again from `now`
-    /// (the new consumer gets its own bound to join).
+    /// been outside for its wait, and the count starts again from `now`
+    /// (the new consumer gets its own, longer, wait to join).
     fn too_long(&mut self, joined: bool, now: Instant) -> bool {
         if joined {
             self.since = None;
+            self.restarts = 0;
             return false;
         }
         let since = *self.since.get_or_insert(now);
-        if now.duration_since(since) < self.bound {
+        if now.duration_since(since) < self.wait() {
             return false;
         }
         self.since = Some(now);
+        self.restarts += 1;
         true
     }
+}
+
+/// A member's own share of a quarter of `bound`, from its name.
+fn jitter_of(instance: &str, bound: Duration) -> Duration {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    instance.hash(&mut h);
+    let quarter = (bound.as_millis() / 4).max(1) as u64;
+    Duration::from_millis(h.finish() % quarter)
 }
 
 /// How long a member may be without an assignment before it starts a new
@@ -295,39 +336,35 @@ fn rejoin_bound(kafka: &KafkaConfig, cfg: &FleetConfig) -> Duration {
         .max(Duration::from_millis(2 * session_ms) + Duration::from_secs(3))
 }
 
-/// How long dropping a consumer may take before the member goes on
-/// without waiting for it: closing it leaves the group, which waits on a
-/// coordinator that may not answer.
-const CONSUMER_CLOSE_WAIT: Duration = Duration::from_secs(10);
-
-/// Replaces the member's consumer with a new one, subscribed afresh. The
-/// old one is closed on a blocking thread, waited for at most
-/// [`CONSUMER_CLOSE_WAIT`].
-async fn restart_consumer(
+/// Replaces the member's consumer with a new one, subscribed afresh, and
+/// says whether it did. The old one is closed on a blocking thread, not
+/// waited for (closing leaves the group, which waits on a coordinator that
+/// may not answer); while that close is still going on, no other consumer
+/// is started, so a long outage cannot pile up closing clients.
+fn restart_consumer(
     clients: &mut MemberClients,
     kafka: &KafkaConfig,
     topics: &TopicsConfig,
     cfg: &FleetConfig,
-) -> Result<(), AggregateError> {
+    outside_for: Duration,
+) -> Result<bool, AggregateError> {
+    if clients.closing.as_ref().is_some_and(|c| !c.is_finished()) {
+        tracing::warn!(
+            "aggregator {}: no assignment from group {} for {outside_for:?}, but the previous consumer is still closing; not starting another yet",
+            cfg.instance,
+            cfg.group_id
+        );
+        return Ok(false);
+    }
     tracing::warn!(
-        "aggregator {}: no assignment from group {} for {:?}; starting a new consumer",
+        "aggregator {}: no assignment from group {} for {outside_for:?}; starting a new consumer",
         cfg.instance,
-        cfg.group_id,
-        rejoin_bound(kafka, cfg)
+        cfg.group_id
     );
     let fresh = connect_consumer(kafka, topics, cfg)?;
     let old = std::mem::replace(&mut clients.consumer, fresh);
-    let closing = tokio::task::spawn_blocking(move || drop(old));
-    if tokio::time::timeout(CONSUMER_CLOSE_WAIT, closing)
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            "aggregator {}: the old consumer did not close within {CONSUMER_CLOSE_WAIT:?}; going on without it",
-            cfg.instance
-        );
-    }
-    Ok(())
+    clients.closing = Some(tokio::task::spawn_blocking(move || drop(old)));
+    Ok(true)
 }
 
 /// The error of `what` failing for the member `cfg`.
@@ -416,6 +453,24 @@ fn record_landed(
     }
 }
 
+/// Remembers the alert records that landed and counts them.
+fn record_alerts(
+    landed: Vec<alerts::AlertChange>,
+    parts: &mut FxHashMap<i32, PartitionState>,
+    report: &mut BatchReport,
+) {
+    for change in landed {
+        if change.alert.is_some() {
+            report.alerts_raised += 1;
+        } else {
+            report.alerts_cleared += 1;
+        }
+        if let Some(state) = parts.get_mut(&change.partition) {
+            alerts::remember(&mut state.alerts, change);
+        }
+    }
+}
+
 /// Commits what was consumed, except partitions whose results did not all
 /// land: those are re-consumed after a restart or rebalance, and their
 /// contests are rolled up again next batch.
@@ -496,23 +551,41 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_member_outside_its_group_past_the_bound_restarts_once_per_bound() {
+    fn a_member_outside_its_group_restarts_after_a_bound_that_doubles_in_a_row() {
         let t0 = Instant::now();
         let s = Duration::from_secs;
-        let mut outside = OutsideGroup::new(s(30), t0);
-        // Starting outside: the first join may take up to the bound.
-        assert!(!outside.too_long(false, t0 + s(29)));
-        assert!(outside.too_long(false, t0 + s(30)));
-        // The new consumer gets a whole bound of its own.
-        assert!(!outside.too_long(false, t0 + s(59)));
-        assert!(outside.too_long(false, t0 + s(60)));
-        // Joined: never, however long.
-        assert!(!outside.too_long(true, t0 + s(61)));
-        assert!(!outside.too_long(true, t0 + s(500)));
-        // Outside again (revoked or lost): the bound counts from the first
-        // batch that saw it.
-        assert!(!outside.too_long(false, t0 + s(501)));
-        assert!(!outside.too_long(false, t0 + s(530)));
-        assert!(outside.too_long(false, t0 + s(531)));
+        let mut outside = OutsideGroup::new(s(30), s(2), t0);
+        // Starting outside: the first join may take the bound and the jitter.
+        assert!(!outside.too_long(false, t0 + s(31)));
+        assert!(outside.too_long(false, t0 + s(32)));
+        // The new consumer gets twice the bound, then four times.
+        assert!(!outside.too_long(false, t0 + s(32 + 61)));
+        assert!(outside.too_long(false, t0 + s(32 + 62)));
+        assert!(!outside.too_long(false, t0 + s(94 + 121)));
+        assert!(outside.too_long(false, t0 + s(94 + 122)));
+        // Joined: never, however long; and the doubling starts over.
+        assert!(!outside.too_long(true, t0 + s(300)));
+        assert!(!outside.too_long(true, t0 + s(900)));
+        // Outside again (revoked or lost): counted from the first batch
+        // that saw it, at the plain bound.
+        assert!(!outside.too_long(false, t0 + s(901)));
+        assert!(!outside.too_long(false, t0 + s(932)));
+        assert!(outside.too_long(false, t0 + s(933)));
+    }
+
+    #[test]
+    fn members_of_a_fleet_have_their_own_jitter_within_a_quarter_of_the_bound() {
+        let bound = Duration::from_secs(30);
+        let jitters: Vec<Duration> = (0..8)
+            .map(|i| jitter_of(&format!("aggregate-{i}"), bound))
+            .collect();
+        assert!(jitters.iter().all(|j| *j < bound / 4));
+        assert_eq!(
+            jitter_of("aggregate-0", bound),
+            jitters[0],
+            "stable per member"
+        );
+        let distinct: std::collections::HashSet<_> = jitters.iter().collect();
+        assert!(distinct.len() > 4, "{jitters:?}");
     }
 }

@@ -17,6 +17,7 @@ use votewire_core::trace_context::{child_span, end_span};
 use votewire_schemas::{ContestResult, codec, schemas};
 
 use super::MemberContext;
+use super::alerts::{self, AlertChange};
 use super::dead_letters::overflowed_contest;
 use super::rebuild::{PartitionState, PublishedKey};
 use super::receive::{PartitionDeadLetter, Received};
@@ -46,9 +47,11 @@ pub(super) struct EncodedResult {
 pub(super) struct Delivered {
     /// The results whose delivery was acknowledged.
     pub landed: Vec<SentResult>,
-    /// Partitions with a result or a dead letter that did not land: not
-    /// committed this batch, and rolled up again.
+    /// Partitions with a result, a dead letter or an alert that did not
+    /// land: not committed this batch, and rolled up again.
     pub failed_partitions: HashSet<i32>,
+    /// The alert records that landed.
+    pub alerts_landed: Vec<AlertChange>,
 }
 
 /// Rolls up every dirty contest of every caught-up partition (in contest
@@ -102,6 +105,15 @@ pub(super) fn changed_results(
                     test: key.test,
                     key: result_key(&result),
                 };
+                if !key.test {
+                    batch.alert_changes.extend(alerts::changes(
+                        *p,
+                        &rk.key,
+                        &result,
+                        state.alerts.get(&rk.key),
+                        ctx.cfg.disagreement,
+                    ));
+                }
                 if state.published.get(&rk) == Some(&result) {
                     report.results_unchanged += 1;
                     continue;
@@ -158,6 +170,7 @@ pub(super) async fn produce(
     ctx: &MemberContext<'_>,
     changed: Vec<EncodedResult>,
     dead_letters: Vec<PartitionDeadLetter>,
+    alert_changes: Vec<AlertChange>,
     batch_span: Option<&Context>,
 ) -> Delivered {
     let topics = ctx.topics;
@@ -179,6 +192,7 @@ pub(super) async fn produce(
     let mut delivered = Delivered {
         landed: Vec::new(),
         failed_partitions: HashSet::new(),
+        alerts_landed: Vec::new(),
     };
     for EncodedResult { sent, bytes } in changed {
         let delivery = send_result(producer, ctx, &sent, &bytes).await;
@@ -214,6 +228,7 @@ pub(super) async fn produce(
             delivered.failed_partitions.insert(p);
         }
     }
+    send_alerts(producer, ctx, alert_changes, &mut delivered).await;
     while let Some((d, sent)) = in_flight.pop_front() {
         settle(d, sent, &mut delivered, &ctx.cfg.instance).await;
     }
@@ -259,6 +274,55 @@ async fn send_result(
                 tracing::warn!("aggregator {}: producing {rk}: {e}", ctx.cfg.instance);
                 return None;
             }
+        }
+    }
+}
+
+/// Produces the alert upserts and tombstones and waits for their acks; a
+/// partition with one that did not land is not committed this batch.
+async fn send_alerts(
+    producer: &FutureProducer<KafkaClientContext>,
+    ctx: &MemberContext<'_>,
+    changes: Vec<AlertChange>,
+    delivered: &mut Delivered,
+) {
+    let mut sends = Vec::new();
+    for change in changes {
+        let bytes = match &change.alert {
+            Some(a) => match codec::encode(&schemas().source_disagreement, a) {
+                Ok(b) => Some(b),
+                Err(e) => {
+                    tracing::error!(
+                        "aggregator {}: encoding alert {}: {e}",
+                        ctx.cfg.instance,
+                        change.key
+                    );
+                    continue;
+                }
+            },
+            None => None,
+        };
+        let mut record = FutureRecord::<str, [u8]>::to(&ctx.topics.alerts).key(&change.key);
+        if let Some(b) = &bytes {
+            record = record.payload(b);
+        }
+        let sent = producer.send_result(record).ok();
+        sends.push((change, sent));
+    }
+    for (change, sent) in sends {
+        let landed = match sent {
+            Some(d) => matches!(d.await, Ok(Ok(_))),
+            None => false,
+        };
+        if landed {
+            delivered.alerts_landed.push(change);
+        } else {
+            tracing::warn!(
+                "aggregator {}: alert {} did not land",
+                ctx.cfg.instance,
+                change.key
+            );
+            delivered.failed_partitions.insert(change.partition);
         }
     }
 }

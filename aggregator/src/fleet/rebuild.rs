@@ -176,6 +176,9 @@ pub(super) struct PartitionState {
     /// again.
     pub(super) published: HashMap<PublishedKey, ContestResult>,
     pub(super) dirty: HashSet<u128>,
+    /// Per live result key: the source-disagreement alerts that landed and
+    /// are open.
+    pub(super) alerts: HashMap<String, super::alerts::OpenAlerts>,
 }
 
 impl PartitionState {
@@ -189,6 +192,7 @@ impl PartitionState {
             next_offset: None,
             published: HashMap::new(),
             dirty: HashSet::new(),
+            alerts: HashMap::new(),
             cells_since_stats: 0,
         }
     }

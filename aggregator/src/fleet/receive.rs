@@ -47,6 +47,8 @@ pub(super) struct Received {
     pub cell_stamps: Vec<i64>,
     /// Records and contests bound for the dead-letter topic.
     pub dead_letters: Vec<PartitionDeadLetter>,
+    /// Source-disagreement alerts to upsert or tombstone.
+    pub alert_changes: Vec<super::alerts::AlertChange>,
 }
 
 impl Received {
@@ -61,6 +63,7 @@ impl Received {
             per_partition: FxHashMap::default(),
             cell_stamps: Vec::new(),
             dead_letters: Vec::new(),
+            alert_changes: Vec::new(),
         }
     }
 

@@ -34,6 +34,10 @@ pub struct BatchReport {
     /// Every `stats_every` (also when no partition is assigned): where
     /// this member stands in its group.
     pub assignment: Option<AssignmentStat>,
+    /// Source-disagreement alerts upserted (raised or updated) and landed.
+    pub alerts_raised: usize,
+    /// Alerts tombstoned (the sources agree again) and landed.
+    pub alerts_cleared: usize,
     /// The member had been without an assignment for
     /// `FleetConfig::rejoin_after` and started a new consumer after this
     /// batch.

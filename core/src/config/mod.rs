@@ -276,6 +276,10 @@ pub struct TopicsConfig {
     pub results_test: String,
     /// `FeedStatus` health transitions; compacted by feed.
     pub feed_status: String,
+    /// `SourceDisagreement` alerts: linked sources disagreeing at a unit
+    /// beyond the aggregator's threshold; compacted, a tombstone once they
+    /// agree again.
+    pub alerts: String,
     /// `DeadLetter` records for rejected payloads.
     pub dlq: String,
     /// Partition count for the votes and results topics. A contest's
@@ -438,6 +442,7 @@ impl Default for TopicsConfig {
             results: "votewire.results.v1".into(),
             results_test: "votewire.results-test.v1".into(),
             feed_status: "votewire.feed-status.v1".into(),
+            alerts: "votewire.alerts.v1".into(),
             dlq: "votewire.dlq.v1".into(),
             contest_partitions: 12,
             other_partitions: 3,

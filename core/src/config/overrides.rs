@@ -43,6 +43,14 @@ pub const SERVICE_VARIABLES: &[(&str, &str)] = &[
         "aggregate: the fleet's consumer group",
     ),
     (
+        "VOTEWIRE_DISAGREEMENT_VOTES",
+        "aggregate: linked sources disagree past this many votes (default 0) ...",
+    ),
+    (
+        "VOTEWIRE_DISAGREEMENT_PCT",
+        "aggregate: ... and past this percentage of the unit's total (default 1.0)",
+    ),
+    (
         "VOTEWIRE_API_TOKENS_FILE",
         "api: lines of `<name> <read|admin> <token>`",
     ),
@@ -200,6 +208,15 @@ pub const ENV_OVERRIDES: &[EnvOverride] = &[
         describes: "topics.results_test",
         apply: |c, v| {
             c.topics.results_test = v.to_string();
+            Ok(())
+        },
+    },
+    EnvOverride {
+        var: "VOTEWIRE_TOPIC_ALERTS",
+        field: "topics.alerts",
+        describes: "topics.alerts",
+        apply: |c, v| {
+            c.topics.alerts = v.to_string();
             Ok(())
         },
     },

@@ -236,11 +236,7 @@ impl FeedStateStore for DynamoFeedState {
                 sha256: get_s(&i, "sha256"),
                 next_request: get_s(&i, "next_request"),
                 sftp_seen: get_s(&i, "sftp_seen"),
-                counts_zeroed: i
-                    .get("counts_zeroed")
-                    .and_then(|v| v.as_bool().ok())
-                    .copied()
-                    == Some(true),
+                published_as: get_s(&i, "published_as"),
             },
             source_seq: get_n(&i, "source_seq").unwrap_or(0),
             health: get_s(&i, "health").unwrap_or_else(|| "healthy".into()),
@@ -437,11 +433,7 @@ impl FeedStateStore for DynamoFeedState {
         source_seq: i64,
         changed_at_ms: Option<i64>,
     ) -> Result<(), StateError> {
-        let mut set = vec![
-            "source_seq = :seq",
-            "consecutive_failures = :zero",
-            "counts_zeroed = :zeroed",
-        ];
+        let mut set = vec!["source_seq = :seq", "consecutive_failures = :zero"];
         let mut req = self
             .client
             .update_item()
@@ -451,8 +443,7 @@ impl FeedStateStore for DynamoFeedState {
             .expression_attribute_values(":me", string_attr(&lease.owner))
             .expression_attribute_values(":fence", number_attr(lease.fencing))
             .expression_attribute_values(":seq", number_attr(source_seq))
-            .expression_attribute_values(":zero", number_attr(0))
-            .expression_attribute_values(":zeroed", AttributeValue::Bool(cursor.counts_zeroed));
+            .expression_attribute_values(":zero", number_attr(0));
         let mut remove = Vec::new();
         for (field, value) in [
             ("etag", &cursor.etag),
@@ -461,6 +452,7 @@ impl FeedStateStore for DynamoFeedState {
             ("sha256", &cursor.sha256),
             ("next_request", &cursor.next_request),
             ("sftp_seen", &cursor.sftp_seen),
+            ("published_as", &cursor.published_as),
         ] {
             match value {
                 Some(v) => {
@@ -470,6 +462,7 @@ impl FeedStateStore for DynamoFeedState {
                         "version" => "version = :version",
                         "sha256" => "sha256 = :sha256",
                         "next_request" => "next_request = :next_request",
+                        "published_as" => "published_as = :published_as",
                         _ => "sftp_seen = :sftp_seen",
                     });
                     req = req.expression_attribute_values(format!(":{field}"), string_attr(v));
@@ -584,7 +577,7 @@ impl FeedStateStore for DynamoFeedState {
                 ),
             OperatorAction::PollNow => req.update_expression(format!("SET {bump}")),
             OperatorAction::ResetCursor => req.update_expression(format!(
-                "SET {bump} REMOVE etag, last_modified, version, sha256, next_request, sftp_seen, counts_zeroed"
+                "SET {bump} REMOVE etag, last_modified, version, sha256, next_request, sftp_seen, published_as"
             )),
         };
         let out = req

@@ -39,11 +39,14 @@ pub struct FeedCursor {
     pub next_request: Option<String>,
     /// SFTP: the processed files, one `sha256 size mtime path` per line.
     pub sftp_seen: Option<String>,
-    /// The last accepted payload was published with zero counts (its
-    /// election's `zero_counts`); a feed whose setting differs at start
-    /// reads its source afresh.
+    /// How the feed published when this cursor was committed
+    /// ([`crate::feed_spec::FeedSpec::published_as`]: its mode, and
+    /// `+zero` under its election's zero counts). A feed that starts with
+    /// another (an election going live, a rehearsal becoming live) reads
+    /// its source afresh; `None` (a row from before this field) counts as
+    /// the feed's own mode without zeros.
     #[serde(default)]
-    pub counts_zeroed: bool,
+    pub published_as: Option<String>,
 }
 
 /// A held lease.

@@ -189,6 +189,7 @@ async fn compacted_votes_and_results_keep_the_latest_value_and_a_rebuild_publish
     let rebuilt_topics = TopicsConfig {
         results: format!("{}.rebuilt", pipeline.topics.results),
         results_test: format!("{}.rebuilt", pipeline.topics.results_test),
+        alerts: format!("{}.rebuilt", pipeline.topics.alerts),
         ..pipeline.topics.clone()
     };
     ensure_topics(

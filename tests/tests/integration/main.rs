@@ -11,6 +11,7 @@ mod clarity_feed;
 mod clarity_source;
 mod compaction;
 mod compose;
+mod disagreement;
 mod dynamodb;
 mod feed_state;
 mod feed_status;

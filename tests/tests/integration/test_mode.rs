@@ -39,7 +39,7 @@ async fn test_data_of_a_feed_never_reaches_its_live_results_and_has_its_own() {
         },
     )
     .await;
-    // Then the night itself, with later sequence numbers.
+    // Then the night itself, live, with later sequence numbers.
     let live = publish_ga_runoff_range(
         &pipeline.publisher,
         &mut PublishedCells::default(),
@@ -47,7 +47,10 @@ async fn test_data_of_a_feed_never_reaches_its_live_results_and_has_its_own() {
         0..137,
         100,
         Duration::ZERO,
-        ReplayAs::replay(ReplayClock::Wall),
+        ReplayAs {
+            clock: ReplayClock::Wall,
+            mode: FeedMode::Live,
+        },
     )
     .await;
     let (test_last, live_last) = (test.last().unwrap(), live.last().unwrap());
@@ -70,7 +73,7 @@ async fn test_data_of_a_feed_never_reaches_its_live_results_and_has_its_own() {
 
     let live_records = results_of(&pipeline.kafka, &pipeline.topics.results, PARTITIONS);
     assert!(
-        live_records.iter().all(|(_, r)| r.mode == FeedMode::Replay),
+        live_records.iter().all(|(_, r)| r.mode == FeedMode::Live),
         "only the night's results on the live topic"
     );
     assert_results_equal_walk(&compacted(&live_records), &feed_id, live_last);

@@ -310,3 +310,34 @@ fn is_truncated_and_eevp_are_read_and_odd_values_do_not_refuse_the_answer() {
         assert_eq!(out.facts.truncated, read, "isTruncated {truncated}");
     }
 }
+
+/// An election's zero counts: every count of a real answer at zero, its
+/// calls gone, its races, units and choices all kept.
+#[test]
+fn zero_counts_keep_every_cell_and_zero_votes_precincts_expected_vote_and_calls() {
+    let bytes = fixture(&format!("{DIR}/20151103_national.json"));
+    let ctx = ctx("ap:zero");
+    let mut out = super::transform(&bytes, &ctx, &FamilyInputs::default()).unwrap();
+    let before = out.cells.rows().to_vec();
+    assert!(before.iter().any(|r| r.votes > 0));
+    assert!(before.iter().any(|r| r.winner == Some(true)));
+    assert!(
+        before
+            .iter()
+            .any(|r| r.precincts_reporting.is_some_and(|p| p > 0))
+    );
+    out.cells.zero_counts();
+    let after = out.cells.rows();
+    assert_eq!(after.len(), before.len());
+    for (a, b) in after.iter().zip(&before) {
+        assert_eq!(
+            (a.contest, a.unit, a.choice, a.label),
+            (b.contest, b.unit, b.choice, b.label)
+        );
+        assert_eq!(a.votes, 0);
+        assert_eq!(a.winner, None);
+        assert_eq!(a.precincts_reporting, b.precincts_reporting.map(|_| 0));
+        assert_eq!(a.pct_expected_vote, b.pct_expected_vote.map(|_| 0.0));
+        assert_eq!(a.precincts_total, b.precincts_total, "totals stay");
+    }
+}

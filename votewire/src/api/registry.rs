@@ -286,6 +286,17 @@ impl FeedRegistry {
         }
         let before = std::fs::read_to_string(&feed.file)
             .map_err(|e| Problem::unavailable(format!("reading {}: {e}", feed.file.display())))?;
+        // Rewriting or deleting the file would drop its `[[election]]`
+        // tables with it (a rehearsal gone live without a word).
+        let holds_elections = toml::from_str::<toml::Table>(&before)
+            .ok()
+            .is_some_and(|t| t.contains_key("election"));
+        if holds_elections {
+            return Err(Problem::conflict(format!(
+                "feed {id:?} shares {} with [[election]] tables; edit that file by hand",
+                feed.file.display()
+            )));
+        }
         Ok((feed, before))
     }
 

@@ -20,7 +20,7 @@ use super::problem::{BearerProblems, Problem};
 use super::results_view::ResultsView;
 
 /// Which results a reader asks for.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ResultsMode {
     /// Live (and replayed) data: what newsrooms publish. The default.
@@ -62,6 +62,9 @@ fn view_of(state: &Shared, mode: ResultsMode) -> &Arc<ResultsView> {
 pub struct ContestResults {
     pub election_id: String,
     pub contest_id: String,
+    /// Which results these are: `live` or `test` (in the body, so that the
+    /// two never share an ETag, even behind a cache that ignores the query).
+    pub mode: ResultsMode,
     /// `ContestResult` records (schemas/avro/contest_result.avsc) as JSON.
     #[schema(value_type = Vec<Object>)]
     pub results: Vec<serde_json::Value>,
@@ -70,6 +73,8 @@ pub struct ContestResults {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ElectionContests {
     pub election_id: String,
+    /// Which results these are: `live` or `test`.
+    pub mode: ResultsMode,
     pub contest_ids: Vec<String>,
 }
 
@@ -115,6 +120,7 @@ pub(super) async fn contest_results(
             let body = ContestResults {
                 election_id: election,
                 contest_id: contest,
+                mode,
                 results: results
                     .iter()
                     .filter_map(|r| serde_json::to_value(r).ok())
@@ -205,6 +211,7 @@ pub(super) async fn election_contests(
         &headers,
         &ElectionContests {
             election_id: election,
+            mode,
             contest_ids,
         },
     ))

@@ -221,6 +221,7 @@ impl NightPlan {
         config.topics.results = format!("{run_id}.results");
         config.topics.results_test = format!("{run_id}.results-test");
         config.topics.feed_status = format!("{run_id}.status");
+        config.topics.alerts = format!("{run_id}.alerts");
         config.topics.dlq = format!("{run_id}.dlq");
         config.state_store.table_prefix = format!("{}_", run_id.replace('-', "_"));
         votewire_core::topics::ensure_declared_topics(&config.kafka, &config.topics)

@@ -154,6 +154,7 @@ fn print_where_the_results_are(config: &VotewireConfig) {
         ("VOTEWIRE_TOPIC_RESULTS", &topics.results),
         ("VOTEWIRE_TOPIC_RESULTS_TEST", &topics.results_test),
         ("VOTEWIRE_TOPIC_FEED_STATUS", &topics.feed_status),
+        ("VOTEWIRE_TOPIC_ALERTS", &topics.alerts),
         ("VOTEWIRE_TOPIC_DLQ", &topics.dlq),
     ]
     .iter()

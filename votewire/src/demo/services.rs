@@ -63,6 +63,7 @@ impl Launcher {
             .env("VOTEWIRE_TOPIC_RESULTS", &config.topics.results)
             .env("VOTEWIRE_TOPIC_RESULTS_TEST", &config.topics.results_test)
             .env("VOTEWIRE_TOPIC_FEED_STATUS", &config.topics.feed_status)
+            .env("VOTEWIRE_TOPIC_ALERTS", &config.topics.alerts)
             .env("VOTEWIRE_TOPIC_DLQ", &config.topics.dlq)
             .env("VOTEWIRE_TABLE_PREFIX", &config.state_store.table_prefix)
             .stdout(std::process::Stdio::null())

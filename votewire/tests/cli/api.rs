@@ -531,6 +531,7 @@ async fn the_operator_api_edits_feeds_records_actions_and_serves_results() {
         r.2["results"],
         json!([serde_json::to_value(&test_result).unwrap()])
     );
+    assert_eq!(r.2["mode"], "test", "the answer names its mode");
     let r = api
         .call(
             Method::GET,

@@ -130,7 +130,26 @@ async fn a_rehearsal_is_test_data_and_zero_counts_give_way_to_real_ones_going_li
         assert!(tokio::time::Instant::now() < deadline, "no first payloads");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    // Polls close: the election goes live. The source has not changed.
+    // The source rotates its ETag over the same bytes while the zeros are
+    // up: an unchanged payload, whose cursor is committed (and must still
+    // say the feed publishes zeros).
+    server.set("/z.csv", Canned::ok(csv.clone()).header("etag", "\"z2\""));
+    let z2_seen = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let row = pipeline.state.load(&zero_feed).await.unwrap().unwrap();
+        if row.cursor.etag.as_deref() == Some("\"z2\"") {
+            assert_eq!(row.source_seq, 1, "the same bytes are not a new payload");
+            assert_eq!(row.cursor.published_as.as_deref(), Some("live+zero"));
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < z2_seen,
+            "the new ETag was never taken"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Polls close: the election goes live. The source has not changed
+    // (it answers 304 to the cursor's ETag).
     std::fs::write(dir.path().join("elections.toml"), elections(false)).unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
     while seq_of(&zero_feed).await < 2 {
@@ -145,7 +164,7 @@ async fn a_rehearsal_is_test_data_and_zero_counts_give_way_to_real_ones_going_li
     assert!(status.success(), "{stdout}\n{stderr}");
     assert!(
         stderr.contains(&format!(
-            "feed {zero_feed}: zero counts turned off; fetching the source afresh"
+            "feed {zero_feed}: published as live+zero, now as live; fetching the source afresh"
         )),
         "{stderr}"
     );

@@ -91,6 +91,7 @@ stale_after = "10m"
         )
         .env("VOTEWIRE_TOPIC_FEED_STATUS", format!("{base}.status"))
         .env("VOTEWIRE_TOPIC_DLQ", format!("{base}.dlq"))
+        .env("VOTEWIRE_TOPIC_ALERTS", format!("{base}.alerts"))
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

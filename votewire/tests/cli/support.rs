@@ -28,6 +28,7 @@ pub fn votewire_on(stack: &Stack, pipeline: &votewire_tests::pipeline::TestPipel
     .env("VOTEWIRE_TOPIC_SNAPSHOTS", &pipeline.topics.snapshots)
     .env("VOTEWIRE_TOPIC_FEED_STATUS", &pipeline.topics.feed_status)
     .env("VOTEWIRE_TOPIC_DLQ", &pipeline.topics.dlq)
+    .env("VOTEWIRE_TOPIC_ALERTS", &pipeline.topics.alerts)
     .env("VOTEWIRE_TOPIC_RESULTS", &pipeline.topics.results)
     .env("VOTEWIRE_TOPIC_RESULTS_TEST", &pipeline.topics.results_test);
     c
