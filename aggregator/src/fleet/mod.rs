@@ -176,7 +176,7 @@ pub async fn run_member(
     mut on_batch: impl FnMut(&BatchReport),
 ) -> Result<FleetTotals, AggregateError> {
     let mut clients = MemberClients {
-        consumer: connect_consumer(kafka, topics, cfg)?,
+        consumer: connect_consumer(kafka, topics, cfg, 0)?,
         producer: connect_producer(kafka, cfg)?,
         closing: None,
     };
@@ -226,6 +226,7 @@ pub async fn run_member(
                 joined: clients.consumer.context().joined.load(Ordering::Acquire),
                 partitions: report.partitions.len(),
                 rebuilding: report.partitions.iter().filter(|s| s.rebuilding).count(),
+                consumer_generation: clients.consumer.context().generation,
             });
         }
         // An assignment that came during the batch's last receive counts.
@@ -361,7 +362,8 @@ fn restart_consumer(
         cfg.instance,
         cfg.group_id
     );
-    let fresh = connect_consumer(kafka, topics, cfg)?;
+    let generation = clients.consumer.context().generation + 1;
+    let fresh = connect_consumer(kafka, topics, cfg, generation)?;
     let old = std::mem::replace(&mut clients.consumer, fresh);
     clients.closing = Some(tokio::task::spawn_blocking(move || drop(old)));
     Ok(true)
@@ -382,6 +384,7 @@ fn connect_consumer(
     kafka: &KafkaConfig,
     topics: &TopicsConfig,
     cfg: &FleetConfig,
+    generation: u32,
 ) -> Result<StreamConsumer<RebuildContext>, AggregateError> {
     let context = RebuildContext {
         topic: topics.votes.clone(),
@@ -390,6 +393,7 @@ fn connect_consumer(
         joined: AtomicBool::new(false),
         msk_iam: Default::default(),
         high_watermarks: HighWatermarks::default(),
+        generation,
     };
     let mut consumer_cfg =
         consumer_config(kafka, &format!("aggregate-{}", cfg.instance), &cfg.group_id);

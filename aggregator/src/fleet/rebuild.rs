@@ -38,6 +38,8 @@ pub(super) struct RebuildContext {
     pub(super) msk_iam: votewire_core::msk_iam::MskIamTokens,
     /// The votes partitions' watermarks from librdkafka's statistics.
     pub(super) high_watermarks: HighWatermarks,
+    /// Which of the member's consumers this is (0 for the first).
+    pub(super) generation: u32,
 }
 
 impl ClientContext for RebuildContext {

@@ -54,6 +54,10 @@ pub struct AssignmentStat {
     pub partitions: usize,
     /// Of those, still rebuilding (publishing nothing yet).
     pub rebuilding: usize,
+    /// Which of the member's consumers holds them: 0 for the first, one
+    /// more for each new consumer started after `rejoin_after` outside
+    /// the group.
+    pub consumer_generation: u32,
 }
 
 /// One assigned partition's lag and throughput over the last interval.

@@ -2,10 +2,10 @@
 //! cluster (a real broker cannot be made to refuse every JoinGroup on
 //! demand), every JoinGroup is answered `COORDINATOR_NOT_AVAILABLE` for
 //! longer than the member's `rejoin_after`. The member must start a new
-//! consumer, the old one must
-//! close without hanging the member, and once JoinGroup answers again the
-//! new consumer must be given the partitions, rebuild them and publish the
-//! night's results, each once.
+//! consumer without the old one holding it up, and once JoinGroup answers
+//! again the partitions must be held by a consumer it started (its
+//! generation, in the stats), rebuilt, and the night's results published,
+//! each once.
 //!
 //! What this stands in for: in CI of ac3ab0a a member stayed outside its
 //! group on the real three-node cluster for 3.5 minutes after the whole
@@ -74,11 +74,15 @@ async fn a_member_its_group_will_not_take_in_starts_a_new_consumer_and_publishes
         &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE; 100_000],
     );
     let mut cfg = FleetConfig::new(&unique("agg-rejoin-group"), "it-agg-rejoin");
-    // The group opens 2 s after the first restart; the consumer started then
-    // is let in after the mock's 3 s initial rebalance delay, well within
-    // its own bound.
+    // The first restart comes after 10 s and the member's jitter (under a
+    // quarter of the bound); the group opens after that, and the consumer
+    // started then is let in after the mock's 3 s initial rebalance delay,
+    // well within its own (doubled) bound.
     cfg.rejoin_after = Duration::from_secs(10);
-    let closed_for = Duration::from_secs(12);
+    // Stats (which name the consumer holding the partitions) more often
+    // than the 2 s of quiet the run ends on would allow at 1 s.
+    cfg.stats_every = Duration::from_secs(3);
+    let closed_for = Duration::from_secs(14);
     let (totals, reports, ()) = member_with(&kafka, &topics, cfg, Duration::from_secs(2), async {
         tokio::time::sleep(closed_for).await;
         mock.clear_request_errors(RDKafkaApiKey::JoinGroup);
@@ -93,7 +97,7 @@ async fn a_member_its_group_will_not_take_in_starts_a_new_consumer_and_publishes
         .collect();
     assert!(
         totals.consumer_restarts >= 1,
-        "12 s outside the group at a 10 s bound: {} restarts",
+        "14 s outside the group at a 10 s bound: {} restarts",
         totals.consumer_restarts
     );
     assert_eq!(restarts.len() as u64, totals.consumer_restarts);
@@ -111,6 +115,18 @@ async fn a_member_its_group_will_not_take_in_starts_a_new_consumer_and_publishes
         "every cell consumed once, by the consumer that was let in"
     );
     assert_eq!(totals.rebuilds, PARTITIONS as u64);
+    // The partitions are held by a consumer the member started, not by the
+    // first one (which the group never let in).
+    let held: Vec<u32> = reports
+        .iter()
+        .filter_map(|r| r.assignment)
+        .filter(|a| a.joined && a.partitions > 0)
+        .map(|a| a.consumer_generation)
+        .collect();
+    assert!(
+        !held.is_empty() && held.iter().all(|g| *g >= 1),
+        "generations holding partitions: {held:?}"
+    );
     let records = results_of(&kafka, &topics.results, PARTITIONS);
     let final_state = compacted(&records);
     assert_results_equal_walk(&final_state, &feed_id, accepted.last().unwrap());
