@@ -509,8 +509,8 @@ fn a_test_cell_written_under_its_live_key_still_reads_and_a_wrong_key_does_not()
     let (key, read) = decoder.decode(&legacy).expect("a legacy test cell reads");
     assert_eq!(
         (key, &read),
-        (live_key, &test),
-        "under the key it was written with"
+        (test.cell_key(), &test),
+        "under its identity's key, as a current record of it"
     );
     let mut current = Vec::new();
     codec::encode_vote_cell(&test, s.id, &mut current);

@@ -7,7 +7,9 @@
 //! partition's state), so only changes are produced. A member that
 //! rebuilds a partition starts with none remembered: it publishes every
 //! open alert again (harmless upserts), but cannot tombstone one that was
-//! open on the topic and resolved while no member held the partition.
+//! open on the topic and resolved while no member held the partition. A
+//! contest whose sums overflow (dead-lettered, its results left as they
+//! were) keeps its alerts as they were too.
 
 use std::collections::BTreeMap;
 
@@ -45,7 +47,10 @@ pub(super) fn changes(
     let now = disagreements(result, threshold);
     let mut out = Vec::new();
     for (other, alert) in &now {
-        if open.and_then(|o| o.get(other)) != Some(alert) {
+        if !open
+            .and_then(|o| o.get(other))
+            .is_some_and(|was| same_figures(was, alert))
+        {
             out.push(AlertChange {
                 partition,
                 result_key: result_key.to_string(),
@@ -67,6 +72,21 @@ pub(super) fn changes(
         }
     }
     out
+}
+
+/// Whether two alerts say the same: everything but when the result was
+/// last updated and its trace (a new cell elsewhere at the unit is not a
+/// new disagreement).
+fn same_figures(a: &SourceDisagreement, b: &SourceDisagreement) -> bool {
+    SourceDisagreement {
+        last_updated: 0,
+        trace_id: None,
+        ..a.clone()
+    } == SourceDisagreement {
+        last_updated: 0,
+        trace_id: None,
+        ..b.clone()
+    }
 }
 
 /// Remembers a change that landed.

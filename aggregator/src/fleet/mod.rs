@@ -157,8 +157,9 @@ pub(super) struct MemberContext<'a> {
 struct MemberClients {
     consumer: StreamConsumer<RebuildContext>,
     producer: FutureProducer<KafkaClientContext>,
-    /// A replaced consumer's close, still running or done.
-    closing: Option<tokio::task::JoinHandle<()>>,
+    /// A replaced consumer's close (still running or done) and when it
+    /// began.
+    closing: Option<(tokio::task::JoinHandle<()>, Instant)>,
 }
 
 /// Runs one fleet member until `stop` turns true. `on_batch` sees every
@@ -256,6 +257,20 @@ pub async fn run_member(
             on_batch(&report);
         }
     }
+    // Closing the consumer leaves the group (its partitions move at once,
+    // not after a session timeout), and blocks until the coordinator
+    // answers: on a blocking thread, waited for a bounded time.
+    let MemberClients { consumer, .. } = clients;
+    let close = tokio::task::spawn_blocking(move || drop(consumer));
+    if tokio::time::timeout(Duration::from_secs(10), close)
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "aggregator {}: the consumer did not close within 10 s; stopping without it",
+            cfg.instance
+        );
+    }
     Ok(totals)
 }
 
@@ -349,7 +364,12 @@ fn restart_consumer(
     cfg: &FleetConfig,
     outside_for: Duration,
 ) -> Result<bool, AggregateError> {
-    if clients.closing.as_ref().is_some_and(|c| !c.is_finished()) {
+    // A close that hangs for good (a coordinator that never answers) is
+    // left behind after twice the wait, so the member is never locked out.
+    if let Some((close, since)) = &clients.closing
+        && !close.is_finished()
+        && since.elapsed() < 2 * outside_for
+    {
         tracing::warn!(
             "aggregator {}: no assignment from group {} for {outside_for:?}, but the previous consumer is still closing; not starting another yet",
             cfg.instance,
@@ -365,7 +385,10 @@ fn restart_consumer(
     let generation = clients.consumer.context().generation + 1;
     let fresh = connect_consumer(kafka, topics, cfg, generation)?;
     let old = std::mem::replace(&mut clients.consumer, fresh);
-    clients.closing = Some(tokio::task::spawn_blocking(move || drop(old)));
+    clients.closing = Some((
+        tokio::task::spawn_blocking(move || drop(old)),
+        Instant::now(),
+    ));
     Ok(true)
 }
 

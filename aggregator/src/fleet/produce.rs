@@ -278,15 +278,17 @@ async fn send_result(
     }
 }
 
-/// Produces the alert upserts and tombstones and waits for their acks; a
-/// partition with one that did not land is not committed this batch.
+/// Produces the alert upserts and tombstones and waits for their acks, at
+/// most `max_in_flight` at a time, waiting while the producer's queue is
+/// full; a partition with one that did not land is not committed this
+/// batch.
 async fn send_alerts(
     producer: &FutureProducer<KafkaClientContext>,
     ctx: &MemberContext<'_>,
     changes: Vec<AlertChange>,
     delivered: &mut Delivered,
 ) {
-    let mut sends = Vec::new();
+    let mut in_flight: VecDeque<(AlertChange, Option<DeliveryFuture>)> = VecDeque::new();
     for change in changes {
         let bytes = match &change.alert {
             Some(a) => match codec::encode(&schemas().source_disagreement, a) {
@@ -302,28 +304,65 @@ async fn send_alerts(
             },
             None => None,
         };
-        let mut record = FutureRecord::<str, [u8]>::to(&ctx.topics.alerts).key(&change.key);
-        if let Some(b) = &bytes {
-            record = record.payload(b);
+        let sent = send_alert(producer, ctx, &change.key, bytes.as_deref()).await;
+        in_flight.push_back((change, sent));
+        if in_flight.len() >= ctx.cfg.max_in_flight
+            && let Some((change, sent)) = in_flight.pop_front()
+        {
+            settle_alert(change, sent, delivered, &ctx.cfg.instance).await;
         }
-        let sent = producer.send_result(record).ok();
-        sends.push((change, sent));
     }
-    for (change, sent) in sends {
-        let landed = match sent {
-            Some(d) => matches!(d.await, Ok(Ok(_))),
-            None => false,
-        };
-        if landed {
-            delivered.alerts_landed.push(change);
-        } else {
-            tracing::warn!(
-                "aggregator {}: alert {} did not land",
-                ctx.cfg.instance,
-                change.key
-            );
-            delivered.failed_partitions.insert(change.partition);
+    while let Some((change, sent)) = in_flight.pop_front() {
+        settle_alert(change, sent, delivered, &ctx.cfg.instance).await;
+    }
+}
+
+/// Sends one alert record (`None`: a tombstone), waiting while the
+/// producer's queue is full; `None` when the send itself failed.
+async fn send_alert(
+    producer: &FutureProducer<KafkaClientContext>,
+    ctx: &MemberContext<'_>,
+    key: &str,
+    bytes: Option<&[u8]>,
+) -> Option<DeliveryFuture> {
+    let mut record = FutureRecord::<str, [u8]>::to(&ctx.topics.alerts).key(key);
+    if let Some(b) = bytes {
+        record = record.payload(b);
+    }
+    loop {
+        match producer.send_result(record) {
+            Ok(d) => return Some(d),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                record = back;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            Err((e, _)) => {
+                tracing::warn!(
+                    "aggregator {}: producing alert {key}: {e}",
+                    ctx.cfg.instance
+                );
+                return None;
+            }
         }
+    }
+}
+
+/// Waits for one alert's delivery report.
+async fn settle_alert(
+    change: AlertChange,
+    sent: Option<DeliveryFuture>,
+    delivered: &mut Delivered,
+    instance: &str,
+) {
+    let landed = match sent {
+        Some(d) => matches!(d.await, Ok(Ok(_))),
+        None => false,
+    };
+    if landed {
+        delivered.alerts_landed.push(change);
+    } else {
+        tracing::warn!("aggregator {instance}: alert {} did not land", change.key);
+        delivered.failed_partitions.insert(change.partition);
     }
 }
 

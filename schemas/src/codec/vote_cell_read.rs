@@ -642,28 +642,31 @@ impl VoteCellDecoder {
             return Err(r.err(format!("{} trailing bytes", datum.len() - r.pos)));
         }
         let computed = cell.cell_key();
-        // A test cell written before test keys were their own
-        // (`CellKey::in_mode`) carries its identity's live key: still read,
-        // under the key it was written with.
-        let legacy_test = || {
-            cell.header.mode == FeedMode::Test
-                && cell_key(
-                    &cell.header.source_feed_id,
-                    &cell.contest.source_id,
-                    &cell.unit.source_id,
-                    &cell.choice.source_id,
-                    cell.vote_type,
-                    &cell.vote_type_raw,
-                )
-                .0 == key
-        };
-        if computed.0 != key && !legacy_test() {
+        if computed.0 != key && !is_legacy_test_key(&cell, key) {
             return Err(r.err(format!(
                 "cell_key {key_hex} does not match the cell's identity"
             )));
         }
-        Ok((CellKey(key), cell))
+        // Under its identity's key, whichever it was written with: a legacy
+        // test record and a current one of the same cell are one cell.
+        Ok((computed, cell))
     }
+}
+
+/// Whether `key` is the live key of test cell `cell`: how test cells were
+/// keyed before they had keys of their own (`CellKey::in_mode`), and how
+/// an ingestor of that version still writes them during a rolling upgrade.
+fn is_legacy_test_key(cell: &VoteCell, key: u128) -> bool {
+    cell.header.mode == FeedMode::Test
+        && cell_key(
+            &cell.header.source_feed_id,
+            &cell.contest.source_id,
+            &cell.unit.source_id,
+            &cell.choice.source_id,
+            cell.vote_type,
+            &cell.vote_type_raw,
+        )
+        .0 == key
 }
 
 // ------------------------------------------------------------ generic path

@@ -288,9 +288,9 @@ impl FeedRegistry {
             .map_err(|e| Problem::unavailable(format!("reading {}: {e}", feed.file.display())))?;
         // Rewriting or deleting the file would drop its `[[election]]`
         // tables with it (a rehearsal gone live without a word).
-        let holds_elections = toml::from_str::<toml::Table>(&before)
-            .ok()
-            .is_some_and(|t| t.contains_key("election"));
+        // (A file that no longer parses is not rewritten either.)
+        let holds_elections =
+            toml::from_str::<toml::Table>(&before).map_or(true, |t| t.contains_key("election"));
         if holds_elections {
             return Err(Problem::conflict(format!(
                 "feed {id:?} shares {} with [[election]] tables; edit that file by hand",
