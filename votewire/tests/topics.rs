@@ -169,6 +169,6 @@ async fn an_existing_topic_that_differs_is_reported_and_left_as_it_is() {
         "{out}"
     );
     assert!(out.contains("nothing was changed"), "{out}");
-    assert_eq!(out.matches("created ").count(), 4, "the others: {out}");
+    assert_eq!(out.matches("created ").count(), 6, "the others: {out}");
     assert_eq!(shape(&kafka, &topics[0].1), Some((4, 3)), "left as it was");
 }
