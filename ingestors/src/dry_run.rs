@@ -101,6 +101,7 @@ async fn transform(spec: &FeedSpec, tools: &FeedTools, payload: Payload) -> DryR
     // result, and nothing is recorded either way.
     let result = run_transform(&tools.transforms, job, spec.transform_timeout)
         .await
+        .map(|run| run.result)
         .unwrap_or_else(|busy| {
             Err(votewire_transformers::TransformError {
                 family: "transform",

@@ -31,8 +31,11 @@ use crate::sources::{Payload, Polled, Poller, SourceError};
 use crate::state::{FeedCursor, FeedStateStore, HealthEvent, Lease, StateError};
 use crate::transform_run::{NoTransformSlot, TransformJob, run_transform};
 
+mod overruns;
 mod truncated;
 
+pub use overruns::MAX_OVERRUNS;
+use overruns::Overruns;
 pub use truncated::MAX_TRUNCATED_FOLLOWS;
 use truncated::TruncatedFollows;
 
@@ -88,6 +91,22 @@ pub enum FeedStepError {
         #[source]
         source: NoTransformSlot,
     },
+    /// The payload's transform ran past its time limit, fewer than
+    /// [`MAX_OVERRUNS`] times in a row: a busy machine can do that to a sound
+    /// payload, so it is not judged yet. Retryable: the next poll tries it
+    /// again (an SFTP file first).
+    #[error(
+        "feed {feed_id}: try {tries} of {MAX_OVERRUNS} ran past the time limit, tried again before it is rejected: {source}"
+    )]
+    Overran {
+        /// The feed whose step failed.
+        feed_id: String,
+        /// Overruns of this payload in a row, this one included.
+        tries: u32,
+        /// The limit's error.
+        #[source]
+        source: votewire_transformers::TransformError,
+    },
 }
 
 impl FeedStepError {
@@ -98,7 +117,9 @@ impl FeedStepError {
             FeedStepError::Fetch { source, .. } => source.is_retryable(),
             FeedStepError::Publish { source, .. } => source.is_retryable(),
             FeedStepError::State { source, .. } => source.is_retryable(),
-            FeedStepError::Archive { .. } | FeedStepError::Transform { .. } => true,
+            FeedStepError::Archive { .. }
+            | FeedStepError::Transform { .. }
+            | FeedStepError::Overran { .. } => true,
         }
     }
 }
@@ -170,6 +191,7 @@ pub struct LiveFeed {
     poller: Box<dyn Poller>,
     last_rejected_sha: Option<String>,
     truncated_follows: TruncatedFollows,
+    overruns: Overruns,
 }
 
 impl LiveFeed {
@@ -229,6 +251,7 @@ impl LiveFeed {
             poller,
             last_rejected_sha: None,
             truncated_follows: TruncatedFollows::default(),
+            overruns: Overruns::default(),
             spec,
         })
     }
@@ -320,7 +343,7 @@ impl LiveFeed {
                     FeedStepError::Publish { .. } => "publish",
                     FeedStepError::State { .. } => "state",
                     FeedStepError::Archive { .. } => "archive",
-                    FeedStepError::Transform { .. } => "transform",
+                    FeedStepError::Transform { .. } | FeedStepError::Overran { .. } => "transform",
                 }),
             ),
         };
@@ -466,7 +489,25 @@ impl LiveFeed {
         );
         let transformed =
             match run_transform(&tools.transforms, job, self.spec.transform_timeout).await {
-                Ok(transformed) => transformed,
+                Ok(run) if run.overran => {
+                    let tries = self.overruns.count(&flight.payload.sha256);
+                    match run.result {
+                        Err(source) if tries < MAX_OVERRUNS => {
+                            end_span(&transform_span, Some(&source.to_string()));
+                            self.poller.put_back(&flight.payload);
+                            return Err(FeedStepError::Overran {
+                                feed_id: self.spec.feed_id.clone(),
+                                tries,
+                                source,
+                            });
+                        }
+                        judged => judged,
+                    }
+                }
+                Ok(run) => {
+                    self.overruns = Overruns::default();
+                    run.result
+                }
                 Err(busy) => {
                     end_span(&transform_span, Some(&busy.to_string()));
                     // An SFTP file goes back to the front of the queue: the
@@ -654,6 +695,13 @@ impl LiveFeed {
         sinks: Sinks<'_>,
         mut report: StepReport,
     ) -> Result<StepReport, FeedStepError> {
+        tracing::warn!(
+            feed = %self.spec.feed_id,
+            "feed {}: payload {} ({}) rejected and dead-lettered: {err}",
+            self.spec.feed_id,
+            flight.facts.source_uri,
+            err.class.as_str()
+        );
         sinks
             .publisher
             .publish_rejected(&err, &flight.facts)

@@ -8,8 +8,10 @@
 //! transform runs on tokio's blocking pool, holding one of a fixed number of
 //! [`TransformThreads`] slots, and the feed waits at most its
 //! `limits.transform_timeout`. A transform past its limit becomes a typed
-//! `LimitExceeded` error (dead letter, health change, last good results
-//! untouched). Slots are handed out in arrival order; a feed that waits
+//! `LimitExceeded` error, marked as an overrun ([`TransformRun::overran`]):
+//! a busy machine can push a sound payload past its limit, so the feed
+//! tries it again before it rejects it ([`crate::live_feed`]; then dead
+//! letter, health change, last good results untouched). Slots are handed out in arrival order; a feed that waits
 //! a minute for one gets [`NoTransformSlot`]
 //! instead: its payload is not judged, and the next poll tries again (an
 //! SFTP file first, so files still publish in order). Its thread cannot be stopped from outside; it keeps its slot
@@ -99,13 +101,24 @@ pub struct NoTransformSlot {
     pub waited: Duration,
 }
 
+/// A transform that ran: its verdict, and whether that verdict is only
+/// that it ran past its time limit (which a busy machine, not the payload,
+/// may be the cause of).
+#[derive(Debug)]
+pub struct TransformRun {
+    /// The cells, or why the payload was refused.
+    pub result: Result<Transformed, TransformError>,
+    /// The error is the time limit's (`LimitExceeded`, nothing read wrong).
+    pub overran: bool,
+}
+
 /// Runs `job` on the blocking pool within `limit`, after waiting for a
 /// slot at most the threads' slot wait.
 pub async fn run_transform(
     threads: &TransformThreads,
     job: TransformJob,
     limit: Duration,
-) -> Result<Result<Transformed, TransformError>, NoTransformSlot> {
+) -> Result<TransformRun, NoTransformSlot> {
     run_transform_waiting(threads, job, limit, threads.slot_wait).await
 }
 
@@ -115,42 +128,82 @@ pub async fn run_transform_waiting(
     job: TransformJob,
     limit: Duration,
     wait: Duration,
-) -> Result<Result<Transformed, TransformError>, NoTransformSlot> {
-    // What the payload's error names when the transform itself fails; the
-    // job moves to the blocking thread.
+) -> Result<TransformRun, NoTransformSlot> {
     let family = votewire_transformers::family(&job.family).map_or("transform", |f| f.name);
     let feed_id = job.ctx.feed_id.clone();
-    let failed = |message: String| TransformError {
-        family,
-        feed_id: feed_id.clone(),
-        class: ErrorClass::LimitExceeded,
-        location: Location::Whole,
-        message,
-    };
     let slot = match tokio::time::timeout(wait, threads.slots.clone().acquire_owned()).await {
         Ok(slot) => slot.expect("the transform slots are never closed"),
         Err(_) => return Err(NoTransformSlot { waited: wait }),
     };
-    let task = tokio::task::spawn_blocking(move || {
+    let task = spawn_transform(slot, job);
+    match tokio::time::timeout(limit, task).await {
+        Ok(joined) => Ok(TransformRun {
+            result: joined_result(joined, family, &feed_id),
+            overran: false,
+        }),
+        Err(_) => Ok(TransformRun {
+            result: Err(limit_error(
+                family,
+                &feed_id,
+                format!(
+                    "the {family} transform ran past its {limit:?} limit (limits.transform_timeout); its \
+                     thread finishes in the background and its result is dropped"
+                ),
+            )),
+            overran: true,
+        }),
+    }
+}
+
+/// The transform of `job` on the blocking pool, holding `slot`.
+fn spawn_transform(
+    slot: tokio::sync::OwnedSemaphorePermit,
+    job: TransformJob,
+) -> tokio::task::JoinHandle<Result<Transformed, TransformError>> {
+    tokio::task::spawn_blocking(move || {
         let _slot = slot;
         let inputs = FamilyInputs {
             mapping: job.mapping.as_ref(),
             companion: job.companion.as_deref(),
         };
         votewire_transformers::transform(&job.family, &job.bytes, &job.ctx, &inputs)
-    });
-    Ok(match tokio::time::timeout(limit, task).await {
-        Ok(Ok(result)) => result,
-        Ok(Err(join)) if join.is_panic() => Err(failed(format!(
-            "the {family} transformer panicked on this payload (a bug: the payload is kept for the report): {}",
-            panic_text(join.into_panic())
-        ))),
-        Ok(Err(join)) => Err(failed(format!("the transform was cancelled: {join}"))),
-        Err(_) => Err(failed(format!(
-            "the {family} transform ran past its {limit:?} limit (limits.transform_timeout); its \
-             thread finishes in the background and its result is dropped"
-        ))),
     })
+}
+
+/// A finished transform task's verdict: its own, or a typed error when it
+/// panicked or was cancelled.
+fn joined_result(
+    joined: Result<Result<Transformed, TransformError>, tokio::task::JoinError>,
+    family: &'static str,
+    feed_id: &str,
+) -> Result<Transformed, TransformError> {
+    match joined {
+        Ok(result) => result,
+        Err(join) if join.is_panic() => Err(limit_error(
+            family,
+            feed_id,
+            format!(
+                "the {family} transformer panicked on this payload (a bug: the payload is kept for the report): {}",
+                panic_text(join.into_panic())
+            ),
+        )),
+        Err(join) => Err(limit_error(
+            family,
+            feed_id,
+            format!("the transform was cancelled: {join}"),
+        )),
+    }
+}
+
+/// A `LimitExceeded` error about the whole payload.
+fn limit_error(family: &'static str, feed_id: &str, message: String) -> TransformError {
+    TransformError {
+        family,
+        feed_id: feed_id.to_string(),
+        class: ErrorClass::LimitExceeded,
+        location: Location::Whole,
+        message,
+    }
 }
 
 fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
@@ -188,22 +241,30 @@ mod tests {
     #[tokio::test]
     async fn a_transform_runs_off_the_async_workers_and_past_its_limit_is_a_typed_error() {
         let threads = TransformThreads::new(1);
-        let out = run_transform(&threads, job(csv(1)), DEFAULT_TRANSFORM_TIMEOUT)
+        let run = run_transform(&threads, job(csv(1)), DEFAULT_TRANSFORM_TIMEOUT)
             .await
-            .unwrap()
             .unwrap();
-        assert_eq!(out.cells.rows()[0].votes, 35);
-        // 200,000 rows take far longer than a millisecond: the limit answers.
-        let e = run_transform(&threads, job(csv(200_000)), Duration::from_millis(1))
+        assert!(!run.overran);
+        assert_eq!(run.result.unwrap().cells.rows()[0].votes, 35);
+        // 200,000 rows take far longer than a millisecond: the limit
+        // answers, marked as an overrun.
+        let run = run_transform(&threads, job(csv(200_000)), Duration::from_millis(1))
             .await
-            .unwrap()
-            .unwrap_err();
+            .unwrap();
+        assert!(run.overran);
+        let e = run.result.unwrap_err();
         assert_eq!(e.class, ErrorClass::LimitExceeded);
         assert_eq!((e.family, e.feed_id.as_str()), ("csv", "csv:job"));
         assert!(e.message.contains("limits.transform_timeout"), "{e}");
         // The slot comes back once the late transform returns.
         let again = run_transform(&threads, job(csv(1)), DEFAULT_TRANSFORM_TIMEOUT).await;
-        assert!(matches!(again, Ok(Ok(_))));
+        assert!(matches!(
+            again,
+            Ok(TransformRun {
+                result: Ok(_),
+                overran: false
+            })
+        ));
     }
 
     #[tokio::test]
@@ -231,6 +292,9 @@ mod tests {
         let e = waited.expect_err("no slot");
         assert_eq!(e.waited, Duration::from_millis(5));
         assert!(e.to_string().contains("retryable"), "{e}");
-        assert!(matches!(slow.await.unwrap(), Ok(Ok(_))));
+        assert!(matches!(
+            slow.await.unwrap(),
+            Ok(TransformRun { result: Ok(_), .. })
+        ));
     }
 }

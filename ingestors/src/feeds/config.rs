@@ -293,7 +293,8 @@ pub struct LimitsConfig {
     /// Largest accepted payload, in bytes.
     pub max_bytes: u64,
     /// Most time one payload's transform may take (default `10s`); a
-    /// payload past it is rejected as `LimitExceeded`.
+    /// payload past it 3 times in a row is rejected as `LimitExceeded`
+    /// (until then, the next poll tries it again).
     pub transform_timeout: Option<String>,
 }
 

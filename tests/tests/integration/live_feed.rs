@@ -363,3 +363,69 @@ async fn an_sftp_file_that_waited_in_vain_for_a_transform_slot_still_publishes_f
     assert!(!r.more);
     assert_eq!(r.published.expect("b.csv publishes").cells_changed, 1);
 }
+
+/// A payload whose transform runs past its time limit is tried again
+/// (a busy machine can do that to a sound payload) and rejected only after
+/// `MAX_OVERRUNS` in a row: the first tries are retryable step errors that
+/// publish nothing and dead-letter nothing, the last is a dead letter. The
+/// limit here (zero: the transform, on another thread, is never done when
+/// the limit is first checked) is one no transform meets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transform_past_its_limit_is_tried_again_before_the_payload_is_rejected() {
+    use votewire_ingestors::live_feed::{FeedStepError, MAX_OVERRUNS};
+    let pipeline = TestPipeline::start("overrun", 2).await;
+    let (publisher, state) = (&pipeline.publisher, &pipeline.state);
+    let tools = tools(None);
+    let server = FixtureServer::start().await;
+    server.set(
+        "/pa/county.csv",
+        Canned::ok(fixture_bytes(PA_COUNTY_CSV)).header("etag", "\"v1\""),
+    );
+    let feed_id = unique("csv:PA");
+    let lease = pipeline.lease(&feed_id).await;
+    let mut spec = pa_csv_feed(&feed_id, http_source(server.url("/pa/county.csv")));
+    spec.transform_timeout = Duration::ZERO;
+    let mut feed = LiveFeed::resume(state, spec, "ingestor-a", HealthMachine::new(5, 3_600_000))
+        .await
+        .unwrap();
+    for n in 1..MAX_OVERRUNS {
+        let e = feed
+            .step(&tools, publisher, state, &lease, 1_000 * i64::from(n))
+            .await
+            .expect_err("an overrun is not a verdict yet");
+        assert!(
+            matches!(e, FeedStepError::Overran { tries, .. } if tries == n),
+            "{e}"
+        );
+        assert!(e.is_retryable());
+        assert!(drain(&pipeline.kafka, &pipeline.topics.dlq, 1).is_empty());
+    }
+    let last = feed
+        .step(&tools, publisher, state, &lease, 9_000)
+        .await
+        .expect("the last overrun is a verdict");
+    assert!(
+        last.rejected && last.published.is_none(),
+        "{:?}",
+        last.published
+    );
+    let letters = drain(&pipeline.kafka, &pipeline.topics.dlq, 1);
+    assert_eq!(
+        letters.len(),
+        1,
+        "one dead letter, after {MAX_OVERRUNS} tries"
+    );
+    let letter: votewire_schemas::DeadLetter =
+        votewire_schemas::codec::decode(&votewire_schemas::schemas().dead_letter, &letters[0].2)
+            .unwrap();
+    assert_eq!(
+        letter.error_class,
+        votewire_schemas::ErrorClass::LimitExceeded
+    );
+    assert!(
+        letter.error_message.contains("limits.transform_timeout"),
+        "{}",
+        letter.error_message
+    );
+    assert!(drain(&pipeline.kafka, &pipeline.topics.votes, 2).is_empty());
+}
